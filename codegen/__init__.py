@@ -1,0 +1,1 @@
+"""backprop code generation: NumPy modules from derivations, and gradient checks."""

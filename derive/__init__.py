@@ -1,0 +1,13 @@
+"""backprop's derivation side: spec language, symbolic model, chain rule, renderers."""
+
+from __future__ import annotations
+
+from . import ops  # noqa: F401  (registers every operation)
+from .errors import ShapeError, SpecError, UnsupportedError
+from .model import Assign, Decl, Model, NetworkBuilder
+from .parse import example_names, load, parse_spec
+
+__all__ = [
+    "Assign", "Decl", "Model", "NetworkBuilder", "ShapeError", "SpecError", "UnsupportedError",
+    "example_names", "load", "parse_spec",
+]

@@ -1,0 +1,188 @@
+"""Reverse-mode chain rule over a model.
+
+Variables are visited from the loss backwards. ∂L/∂v is the sum, over every
+use of v, of that use's vector-Jacobian product (taken from the operation
+registry); each δ is computed once and referred to by name downstream, so the
+derived expressions grow linearly with the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy
+from sympy import Basic, MatrixSymbol
+
+from . import ir, naming
+from .derivation import Derivation, Equation, Path, Step
+from .ir import OpNode, shape_of
+from .model import Model
+from .printing import GradSymbol, grad_symbol
+from .simplify import simplify
+
+#: Operations whose argument gets its own name (Z = W X + b) when compound.
+ACTIVATIONS = frozenset({"sigmoid", "tanh", "relu", "leaky_relu", "softplus", "softmax", "log_softmax"})
+_INLINE_MAX = 40
+
+
+# ---------------------------------------------------------------------------
+# Forward equations: name each compound pre-activation, as course notes do
+# ---------------------------------------------------------------------------
+
+
+def forward_equations(model: Model) -> list[Equation]:
+    taken = set(model.names()) | set(model.dims)
+    eqs: list[Equation] = []
+    layer = max((int(d) for a in model.assigns for d in [naming._digits(a.name)] if d), default=0)
+    for a in model.assigns:
+        lifted: list[Equation] = []
+
+        def lift(e: Basic, root: bool, owner: str = a.name) -> Basic:
+            nonlocal layer
+            if not isinstance(e, OpNode):
+                return e
+            e = e.func(*(lift(c, False) for c in e.children), *e.attrs)
+            x = e.children[0] if e.children else None
+            if e.op.name in ACTIVATIONS and isinstance(x, OpNode):
+                if not root:
+                    layer += 1
+                name = naming.pre_activation(owner if root else None, layer, taken)
+                taken.add(name)
+                sym = MatrixSymbol(name, *shape_of(x))
+                lifted.append(Equation(name, x, sym, lifted=True, line=a.line))
+                e = e.func(sym, *e.children[1:], *e.attrs)
+            return e
+
+        expr = lift(a.expr, True)
+        eqs.extend(lifted)
+        eqs.append(Equation(a.name, expr, a.symbol, line=a.line))
+    return eqs
+
+
+# ---------------------------------------------------------------------------
+# Vector-Jacobian products through one equation
+# ---------------------------------------------------------------------------
+
+
+def _fit(g: Basic, shape: ir.Shape) -> Basic:
+    gs = shape_of(g)
+    if gs == shape:
+        return g
+    if all(gs[i] == shape[i] or gs[i] == 1 for i in (0, 1)):
+        return ir.broadcast_to(g, shape)
+    return ir.unbroadcast(g, shape)
+
+
+class _Pullback:
+    """Walk one equation's expression top-down, pulling ``g`` back to leaves."""
+
+    def __init__(self, eq: Equation, needs: set[str]) -> None:
+        self.eq, self.needs = eq, needs
+        self.found: list[tuple[str, Basic, tuple[str, ...]]] = []
+
+    def depends(self, e: Basic) -> bool:
+        return any(s.name in self.needs for s in e.atoms(MatrixSymbol))
+
+    def run(self, g: Basic) -> list[tuple[str, Basic, tuple[str, ...]]]:
+        self.walk(self.eq.expr, g, (), root=True)
+        return self.found
+
+    def walk(self, e: Basic, g: Basic, rules: tuple[str, ...], root: bool = False) -> None:
+        if isinstance(e, MatrixSymbol):
+            if e.name in self.needs:
+                self.found.append((e.name, _fit(g, shape_of(e)), rules))
+            return
+        if not isinstance(e, OpNode):
+            return
+        if not e.op.elementwise and shape_of(g) != e.shape:
+            g = ir.broadcast_to(g, e.shape)
+        out = self.eq.symbol if root else e
+        for i, child in enumerate(e.children):
+            vjp = e.op.vjps[i]
+            if vjp is None or not self.depends(child):
+                continue
+            gc = vjp(g, out, e)
+            cs = shape_of(child)
+            if shape_of(gc) != cs and not (isinstance(child, OpNode) and child.op.elementwise):
+                gc = _fit(gc, cs)
+            elif shape_of(gc) != cs and any(shape_of(gc)[k] != cs[k] and cs[k] == 1 for k in (0, 1)):
+                gc = ir.unbroadcast(gc, cs)
+            self.walk(child, gc, rules + (e.op.rules[i],))
+
+
+# ---------------------------------------------------------------------------
+# The whole backward pass
+# ---------------------------------------------------------------------------
+
+
+def _needs_grad(model: Model, eqs: list[Equation]) -> set[str]:
+    needs = {p.name for p in model.params}
+    for eq in eqs:
+        if any(s.name in needs for s in eq.expr.atoms(MatrixSymbol)):
+            needs.add(eq.name)
+    return needs
+
+
+def _users(eqs: list[Equation], needs: set[str]) -> dict[str, list[str]]:
+    users: dict[str, list[str]] = {n: [] for n in needs}
+    for eq in eqs:
+        if eq.name not in needs:
+            continue
+        for s in sorted(eq.expr.atoms(MatrixSymbol), key=lambda s: s.name):
+            if s.name in needs and eq.name not in users[s.name]:
+                users[s.name].append(eq.name)
+    return users
+
+
+def _inline(result: Basic, done: Mapping[str, Step], domains: Mapping[str, str | None]) -> Basic:
+    """Substitute a user's δ when that gives a smaller expression: (p − y)/m."""
+    best = result
+    for g in sorted(result.atoms(GradSymbol), key=lambda s: s.name):
+        user = done.get(g.of)
+        if user is None or ir.count_nodes(user.result) > _INLINE_MAX:
+            continue
+        candidate = simplify(best.xreplace({g: user.result}), domains)
+        if ir.count_nodes(candidate) < ir.count_nodes(best):
+            best = candidate
+    return best
+
+
+def derive(model: Model) -> Derivation:
+    """Backpropagate through ``model``: one :class:`Step` per needed gradient."""
+    eqs = forward_equations(model)
+    needs = _needs_grad(model, eqs)
+    users = _users(eqs, needs)
+    domains = {d.name: d.domain for d in model.decls.values()}
+    params = [p.name for p in model.params]
+    paths: dict[str, list[Path]] = {n: [] for n in needs}
+    pending = {n: len(u) for n, u in users.items()}
+    steps: list[Step] = []
+    done: dict[str, Step] = {}
+
+    def emit(name: str, kind: str) -> None:
+        ps = tuple(paths[name])
+        total: Basic = sympy.Integer(0)
+        for p in ps:
+            total = ir.add(total, p.expr)
+        shape = model.shape(name) if name in model.decls else next(e.shape for e in eqs if e.name == name)
+        recursive = simplify(_fit(total, shape), domains)
+        result = _inline(recursive, done, domains)
+        step = Step(name, shape, kind, ps, recursive, result)
+        steps.append(step)
+        done[name] = step
+
+    loss = eqs[-1]
+    for eq in reversed(eqs):
+        if eq.name not in needs:
+            continue
+        if eq is not loss:
+            emit(eq.name, "intermediate")
+        g = sympy.Integer(1) if eq is loss else grad_symbol(eq.name, eq.shape)
+        for target, contrib, rules in _Pullback(eq, needs).run(g):
+            paths[target].append(Path(eq.name, contrib, rules))
+        touched = {t for t, _, _ in _Pullback(eq, needs).run(g)}
+        for t in sorted(touched, key=lambda n: params.index(n) if n in params else -1):
+            pending[t] -= 1
+            if pending[t] == 0 and t in params:
+                emit(t, "param")
+    return Derivation(model, eqs, steps)

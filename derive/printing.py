@@ -1,0 +1,115 @@
+"""Printers for model expressions: LaTeX and Unicode text.
+
+They subclass SymPy's printers and dispatch on type: ``_print_OpNode`` hands
+every operation to the form its registry row defines, variables go through
+:mod:`derive.notation`, and constants (numbers, dimensions) through SymPy's own
+rules. Anything else raises :class:`~derive.errors.UnsupportedError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sympy
+from sympy import Basic, MatrixSymbol
+from sympy.printing.latex import LatexPrinter as _SympyLatex
+from sympy.printing.precedence import precedence
+from sympy.printing.str import StrPrinter
+
+from .errors import UnsupportedError
+from .ir import OpNode, is_const
+from .notation import latex_name, text_name
+from .ops import ADD, ATOM, MUL, UNARY
+
+
+class GradSymbol(MatrixSymbol):
+    """∂L/∂NAME as a leaf: the named gradient (δ) of a model variable."""
+
+    @property
+    def of(self) -> str:
+        return self.name[1:]
+
+
+def grad_symbol(name: str, shape: tuple[Any, Any]) -> GradSymbol:
+    return GradSymbol("d" + name, shape[0], shape[1])
+
+
+def _const_prec(e: Basic) -> int:
+    """Map SymPy's precedence of a constant onto the registry's scale."""
+    if isinstance(e, sympy.Integer) or isinstance(e, sympy.Symbol):
+        return ATOM if e >= 0 else UNARY
+    if isinstance(e, sympy.Rational):
+        return MUL if e > 0 else UNARY
+    if e.could_extract_minus_sign():
+        return UNARY
+    p = precedence(e)
+    return ADD if p <= 40 else (MUL if p <= 50 else ATOM)
+
+
+class _Operands:
+    """Mixin: print a child, parenthesized when it binds looser than ``prec``."""
+
+    open_paren = "("
+    close_paren = ")"
+
+    def operand(self, e: Basic, prec: int) -> str:
+        s = self.doprint(e)
+        if self.prec_of(e) < prec:
+            return f"{self.open_paren}{s}{self.close_paren}"
+        return s
+
+    def prec_of(self, e: Basic) -> int:
+        if isinstance(e, OpNode):
+            return e.op.prec
+        if is_const(e):
+            return _const_prec(e)
+        return ATOM
+
+    def _print_Basic(self, e: Basic) -> str:  # noqa: N802 - SymPy dispatch name
+        raise UnsupportedError(f"{type(self).__name__} cannot print {type(e).__name__}: {e!r}")
+
+
+class LatexPrinter(_Operands, _SympyLatex):
+    """Model expressions in LaTeX, as course notes write them."""
+
+    open_paren = r"\left("
+    close_paren = r"\right)"
+
+    def __init__(self, settings: dict | None = None) -> None:
+        super().__init__({"mul_symbol": None, "fold_short_frac": False, **(settings or {})})
+
+    def _print_OpNode(self, e: OpNode) -> str:  # noqa: N802
+        return e.op.latex(self, e)
+
+    def _print_MatrixSymbol(self, e: MatrixSymbol) -> str:  # noqa: N802
+        return latex_name(e.name)
+
+    def _print_GradSymbol(self, e: GradSymbol) -> str:  # noqa: N802
+        return r"\frac{\partial \mathcal{L}}{\partial " + latex_name(e.of) + "}"
+
+    def _print_Symbol(self, e: sympy.Symbol, style: str = "plain") -> str:  # noqa: N802
+        return latex_name(e.name)
+
+
+class TextPrinter(_Operands, StrPrinter):
+    """Model expressions in plain Unicode for the terminal."""
+
+    def _print_OpNode(self, e: OpNode) -> str:  # noqa: N802
+        return e.op.text(self, e)
+
+    def _print_MatrixSymbol(self, e: MatrixSymbol) -> str:  # noqa: N802
+        return text_name(e.name)
+
+    def _print_GradSymbol(self, e: GradSymbol) -> str:  # noqa: N802
+        return "∂L/∂" + text_name(e.of)
+
+    def _print_Symbol(self, e: sympy.Symbol) -> str:  # noqa: N802
+        return text_name(e.name)
+
+
+def latex(e: Basic) -> str:
+    return LatexPrinter().doprint(e)
+
+
+def text(e: Basic) -> str:
+    return TextPrinter().doprint(e)

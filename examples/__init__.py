@@ -1,0 +1,1 @@
+"""Bundled example specs (shipped in the wheel as package data)."""
