@@ -16,7 +16,7 @@ from sympy import Basic, MatrixSymbol
 from . import ir, naming
 from .derivation import Derivation, Equation, Path, Step
 from .ir import OpNode, shape_of
-from .model import Model
+from .model import Assign, Model
 from .printing import GradSymbol, grad_symbol
 from .simplify import simplify
 
@@ -37,11 +37,12 @@ def forward_equations(model: Model) -> list[Equation]:
     for a in model.assigns:
         lifted: list[Equation] = []
 
-        def lift(e: Basic, root: bool, owner: str = a.name) -> Basic:
+        def lift(e: Basic, root: bool, a: Assign = a, lifted: list[Equation] = lifted) -> Basic:
             nonlocal layer
             if not isinstance(e, OpNode):
                 return e
-            e = e.func(*(lift(c, False) for c in e.children), *e.attrs)
+            owner = a.name
+            e = e.func(*(lift(c, False, a, lifted) for c in e.children), *e.attrs)
             x = e.children[0] if e.children else None
             if e.op.name in ACTIVATIONS and isinstance(x, OpNode):
                 if not root:

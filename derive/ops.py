@@ -491,7 +491,9 @@ defop(Op(
     "broadcast", 1, _broadcast_shape,
     vjps=(lambda g, out, e: g,),  # the engine sums g back over the broadcast axes
     rules=("broadcast: ∂L/∂A sums ∂L/∂(broadcast A) over the copies",),
-    latex=lambda p, e: rf"{p.operand(e.children[0], MUL)} \mathbf{{1}}_{{{p.doprint(e.args[1][0])} \times {p.doprint(e.args[1][1])}}}",
+    latex=lambda p, e: (
+        rf"{p.operand(e.children[0], MUL)} \mathbf{{1}}_{{{p.doprint(e.args[1][0])} \times {p.doprint(e.args[1][1])}}}"
+    ),
     text=lambda p, e: f"{p.operand(e.children[0], MUL)}·𝟏[{fmt_shape(tuple(e.args[1]))}]",
     numpy=_broadcast_numpy, np_eval=lambda x, e: np.broadcast_to(x, tuple(int(d) for d in e.args[1])),
     sym_eval=_sym_broadcast, prec=MUL, attrs=("shape",),

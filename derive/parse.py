@@ -220,7 +220,9 @@ class ExprBuilder:
             v = kw.value
             if not (isinstance(v, ast.Constant) and type(v.value) is int and v.value in (0, 1)):
                 shown = ast.get_source_segment(self.text, v) or "?"
-                raise self.fail(v, f"axis must be 0 (down each column, giving 1×c) or 1 (along each row, giving r×1), got {shown}")
+                raise self.fail(
+                    v, f"axis must be 0 (down each column, giving 1×c) or 1 (along each row, giving r×1), got {shown}"
+                )
             axis = v.value
         if axis is None and fname in AXIS_REQUIRED:
             raise self.fail(node, f"{fname} needs axis=0 (each column) or axis=1 (each row)")
