@@ -1,0 +1,243 @@
+"""Shared machinery for checking derived gradients against the loss itself.
+
+Everything here evaluates a :class:`~derive.Derivation` through the reference
+evaluators of :mod:`derive.evaluate` -- forward equations in order, then every
+backward ``Step.result`` in order with ``dNAME`` bound to the value of the step
+that computed it -- and compares against central finite differences (float64)
+or against SymPy's own differentiation of the fully expanded loss (exact).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import sympy
+from sympy import Basic
+
+from derive import Derivation, Model, NetworkBuilder
+from derive.evaluate import evaluate, evaluate_exact
+from derive.ir import OpNode, shape_of
+from derive.naming import grad_name
+
+#: Operations whose derivative jumps at 0: random points must stay clear of it.
+KINKED = frozenset({"relu", "leaky_relu", "abs", "step", "sign", "leaky_step"})
+KINK_MARGIN = 1e-3
+
+
+# ---------------------------------------------------------------------------
+# Sizes and random points
+# ---------------------------------------------------------------------------
+
+
+def dim_env(model: Model, sizes: Mapping[str, int]) -> dict[sympy.Symbol, int]:
+    """Dimension symbol -> size, as the evaluators expect."""
+    return {sym: int(sizes[name]) for name, sym in model.dims.items()}
+
+
+def random_sizes(model: Model, rng: np.random.Generator, lo: int = 1, hi: int = 4) -> dict[str, int]:
+    return {name: int(rng.integers(lo, hi + 1)) for name in model.dims}
+
+
+def concrete_shape(model: Model, name: str, sizes: Mapping[str, int]) -> tuple[int, int]:
+    env = dim_env(model, sizes)
+    r, c = model.shape(name)
+    return int(sympy.sympify(r).subs(env)), int(sympy.sympify(c).subs(env))
+
+
+def sample(domain: str | None, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random value from a declared input domain (params: domain None)."""
+    r, c = shape
+    if domain == "onehot":
+        out = np.zeros(shape)
+        out[rng.integers(0, r, size=c), np.arange(c)] = 1.0
+        return out
+    if domain == "binary":
+        return rng.integers(0, 2, size=shape).astype(float)
+    if domain == "positive":
+        return rng.uniform(0.5, 2.0, size=shape)
+    if domain == "prob":
+        return rng.uniform(0.05, 0.95, size=shape)
+    return rng.normal(size=shape)
+
+
+def random_point(model: Model, sizes: Mapping[str, int], rng: np.random.Generator) -> dict[Any, Any]:
+    """An evaluator environment: every input and param drawn from its domain, plus the dims."""
+    env: dict[Any, Any] = dict(dim_env(model, sizes))
+    for d in model.decls.values():
+        env[d.name] = sample(d.domain, concrete_shape(model, d.name, sizes), rng)
+    return env
+
+
+# ---------------------------------------------------------------------------
+# Forward and backward through the reference evaluator
+# ---------------------------------------------------------------------------
+
+
+def forward(deriv: Derivation, env: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``env`` plus the value of every forward equation, in order."""
+    out = dict(env)
+    for eq in deriv.equations:
+        out[eq.name] = evaluate(eq.expr, out)
+    return out
+
+
+def loss_value(deriv: Derivation, env: Mapping[Any, Any]) -> float:
+    return float(forward(deriv, env)[deriv.loss.name].reshape(()))
+
+
+def backward(deriv: Derivation, env: Mapping[Any, Any]) -> dict[str, np.ndarray]:
+    """Every step's value (target -> array), each ``dNAME`` bound as it is computed."""
+    vals = forward(deriv, env)
+    grads: dict[str, np.ndarray] = {}
+    for s in deriv.steps:
+        g = evaluate(s.result, vals)
+        want = concrete(s.shape, env)
+        assert g.shape == want, f"∂L/∂{s.target} evaluates to {g.shape}, its step says {want}"
+        vals[grad_name(s.target)] = g
+        grads[s.target] = g
+    return grads
+
+
+def concrete(shape: tuple[Basic, Basic], env: Mapping[Any, Any]) -> tuple[int, int]:
+    dims = {k: v for k, v in env.items() if isinstance(k, sympy.Symbol)}
+    return tuple(int(sympy.sympify(d).subs(dims)) for d in shape)  # type: ignore[return-value]
+
+
+def kink_distance(deriv: Derivation, env: Mapping[Any, Any]) -> float:
+    """Smallest |argument| of any kinked operation in the forward pass (inf if none)."""
+    vals = forward(deriv, env)
+    best = np.inf
+    for eq in deriv.equations:
+        for e in sympy.preorder_traversal(eq.expr):
+            if isinstance(e, OpNode) and e.op.name in KINKED:
+                x = evaluate(e.children[0], vals)
+                best = min(best, float(np.min(np.abs(x))))
+    return best
+
+
+def clear_point(deriv: Derivation, sizes: Mapping[str, int], rng: np.random.Generator) -> dict[Any, Any]:
+    """A random point whose kinked operations are all at least KINK_MARGIN from 0."""
+    for _ in range(200):
+        env = random_point(deriv.model, sizes, rng)
+        if kink_distance(deriv, env) > KINK_MARGIN:
+            return env
+    raise AssertionError(f"no random point clear of kinks for {deriv.model.name} at {dict(sizes)}")
+
+
+# ---------------------------------------------------------------------------
+# Finite differences
+# ---------------------------------------------------------------------------
+
+
+def fd_entry(deriv: Derivation, env: Mapping[Any, Any], name: str, idx: tuple[int, int], h: float = 1e-5) -> float:
+    """Central difference of the loss in one entry of ``name``."""
+    base = np.array(env[name], dtype=float)
+    vals = []
+    for sgn in (1.0, -1.0):
+        x = base.copy()
+        x[idx] += sgn * h
+        vals.append(loss_value(deriv, {**env, name: x}))
+    return (vals[0] - vals[1]) / (2 * h)
+
+
+def fd_gradient(
+    deriv: Derivation, env: Mapping[Any, Any], name: str, entries: Iterable[tuple[int, int]] | None = None
+) -> dict[tuple[int, int], float]:
+    """Finite-difference gradient of the loss in ``name`` (all entries, or the given ones)."""
+    shape = concrete_shape(deriv.model, name, sizes_of(deriv.model, env))
+    idxs = list(entries) if entries is not None else list(np.ndindex(*shape))
+    return {tuple(int(i) for i in idx): fd_entry(deriv, env, name, idx) for idx in idxs}
+
+
+def sizes_of(model: Model, env: Mapping[Any, Any]) -> dict[str, int]:
+    return {name: int(env[sym]) for name, sym in model.dims.items()}
+
+
+def assert_close(name: str, derived: np.ndarray, fd: Mapping[tuple[int, int], float], rtol: float = 1e-6) -> None:
+    """Relative error, against the gradient's scale, below ``rtol`` at every checked entry."""
+    idxs = list(fd)
+    got = np.array([derived[i] for i in idxs])
+    want = np.array([fd[i] for i in idxs])
+    scale = max(np.max(np.abs(want)), np.max(np.abs(got)), 1e-8)
+    err = np.max(np.abs(got - want)) / scale
+    assert err < rtol, f"∂L/∂{name}: relative error {err:.3g} (derived {got}, finite differences {want})"
+
+
+# ---------------------------------------------------------------------------
+# Exact evaluation
+# ---------------------------------------------------------------------------
+
+
+def rational(x: float, den: int = 8) -> sympy.Rational:
+    return sympy.Rational(Fraction(round(float(x) * den), den))
+
+
+def exact_point(model: Model, sizes: Mapping[str, int], rng: np.random.Generator, den: int = 4) -> dict[Any, Any]:
+    """Like :func:`random_point`, with every value a SymPy rational (domains respected)."""
+    env: dict[Any, Any] = dict(dim_env(model, sizes))
+    for d in model.decls.values():
+        x = sample(d.domain, concrete_shape(model, d.name, sizes), rng)
+        if d.domain == "positive":
+            x = np.maximum(x, 1 / den)
+        if d.domain == "prob":
+            x = np.clip(x, 1 / den, 1 - 1 / den)
+        env[d.name] = sympy.Matrix(x.shape[0], x.shape[1], lambda i, j, x=x: rational(x[i, j], den))
+    return env
+
+
+def exact_forward(deriv: Derivation, env: Mapping[Any, Any]) -> dict[Any, Any]:
+    out = dict(env)
+    for eq in deriv.equations:
+        out[eq.name] = evaluate_exact(eq.expr, out)
+    return out
+
+
+def exact_backward(deriv: Derivation, env: Mapping[Any, Any]) -> dict[str, sympy.Matrix]:
+    vals = exact_forward(deriv, env)
+    grads: dict[str, sympy.Matrix] = {}
+    for s in deriv.steps:
+        g = evaluate_exact(s.result, vals)
+        want = concrete(s.shape, env)
+        assert g.shape == want, f"∂L/∂{s.target} evaluates to {g.shape}, its step says {want}"
+        vals[grad_name(s.target)] = g
+        grads[s.target] = g
+    return grads
+
+
+def is_exact_zero(x: sympy.Expr) -> bool:
+    """Prove ``x == 0`` exactly: cancellation first (fast), SymPy's simplify if needed."""
+    x = sympy.sympify(x)
+    if x == 0 or sympy.cancel(sympy.expand(x)) == 0:
+        return True
+    return sympy.simplify(x) == 0
+
+
+# ---------------------------------------------------------------------------
+# Small specs
+# ---------------------------------------------------------------------------
+
+
+def build(name: str, decls: Iterable[tuple[str, str, tuple, str | None]], assigns: Iterable[tuple[str, str]]) -> Model:
+    """A model from (kind, name, dims, domain) declarations and (name, expr) lines."""
+    net = NetworkBuilder(name)
+    for kind, var, dims, domain in decls:
+        if kind == "input":
+            net.input(var, *dims, domain=domain)
+        else:
+            net.param(var, *dims)
+    for var, expr in assigns:
+        net.assign(var, expr)
+    return net.build()
+
+
+def count_result_nodes(deriv: Derivation) -> int:
+    from derive.ir import count_nodes
+
+    return sum(count_nodes(s.result) for s in deriv.steps)
+
+
+def shape_is(e: Basic, shape: tuple[Basic, Basic]) -> bool:
+    return tuple(shape_of(e)) == tuple(shape)

@@ -1,0 +1,279 @@
+"""Every row of the operation registry, checked against finite differences.
+
+``CASES`` holds one case generator per registered operation. The test cases
+are generated from it, so an operation added to ``derive.ops.REGISTRY``
+without a generator here fails ``test_every_registered_op_has_cases``. For each
+case and each differentiable operand, the engine's own pullback (the registry's
+VJP plus the engine's broadcasting/unbroadcasting) must match the central
+finite differences of ``sum(G ⊙ f(x))`` for a random cotangent ``G``; and the
+operation's NumPy evaluation must agree with its exact SymPy form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import product
+from typing import Any
+
+import numpy as np
+import pytest
+import sympy
+from helpers import rational
+from sympy import Basic, MatrixSymbol
+
+from derive import ir
+from derive.chain import _Pullback
+from derive.derivation import Equation
+from derive.evaluate import evaluate, evaluate_exact
+from derive.ops import REGISTRY
+
+R, C, K = 2, 3, 4  # distinct sizes, so a transposed gradient cannot pass
+SCALAR, COLUMN, ROW, FULL = (1, 1), (R, 1), (1, C), (R, C)
+SHAPES = {"scalar": SCALAR, "column": COLUMN, "row": ROW, "full": FULL}
+NAMES = ("A", "B")
+
+
+@dataclass(frozen=True)
+class Var:
+    """A variable operand: its shape and the domain its random values come from."""
+
+    shape: tuple[int, int]
+    domain: str = "real"  # real | positive | away (|x| >= 0.5: clear of kinks and poles)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One application of an operation to concrete operands."""
+
+    op: str
+    operands: tuple[Var | Basic, ...]  # Var, or a SymPy constant
+    attrs: tuple[Basic, ...] = ()
+    label: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}-{self.label}"
+
+    def build(self) -> tuple[Basic, dict[str, Var]]:
+        """The node, and its variable operands by name."""
+        children: list[Basic] = []
+        vars_: dict[str, Var] = {}
+        for name, o in zip(NAMES, self.operands):
+            if isinstance(o, Var):
+                children.append(MatrixSymbol(name, *o.shape))
+                vars_[name] = o
+            else:
+                children.append(o)
+        return ir.node(self.op, *children, *self.attrs), vars_
+
+
+def draw(v: Var, rng: np.random.Generator) -> np.ndarray:
+    if v.domain == "positive":
+        return rng.uniform(0.5, 2.0, size=v.shape)
+    if v.domain == "away":
+        return rng.choice([-1.0, 1.0], size=v.shape) * rng.uniform(0.5, 2.0, size=v.shape)
+    return rng.normal(size=v.shape)
+
+
+# ---------------------------------------------------------------------------
+# Case generators: one per operation
+# ---------------------------------------------------------------------------
+
+Gen = Callable[[str], Iterator[Case]]
+
+
+def unary(domain: str = "real") -> Gen:
+    """Every operand shape: scalar, column, row, full."""
+
+    def gen(op: str) -> Iterator[Case]:
+        for label, s in SHAPES.items():
+            yield Case(op, (Var(s, domain),), label=label)
+
+    return gen
+
+
+def binary(left: str = "real", right: str = "real", constants: tuple[Basic, ...] = (sympy.Integer(3),)) -> Gen:
+    """Both operands in every shape (all broadcasting combinations), plus constant operands."""
+
+    def gen(op: str) -> Iterator[Case]:
+        for (la, sa), (lb, sb) in product(SHAPES.items(), repeat=2):
+            yield Case(op, (Var(sa, left), Var(sb, right)), label=f"{la}-{lb}")
+        for k in constants:
+            yield Case(op, (k, Var(FULL, right)), label=f"const{k}-full")
+            yield Case(op, (Var(FULL, left), k), label=f"full-const{k}")
+
+    return gen
+
+
+def power_cases(op: str) -> Iterator[Case]:
+    """Constant exponents on any base; a variable exponent on a positive base."""
+    for label, s in SHAPES.items():
+        yield Case(op, (Var(s), sympy.Integer(3)), label=f"{label}-cube")
+        yield Case(op, (Var(s, "away"), sympy.Integer(-2)), label=f"{label}-inverse-square")
+        yield Case(op, (Var(s, "positive"), sympy.Rational(1, 2)), label=f"{label}-half")
+        yield Case(op, (sympy.Integer(2), Var(s)), label=f"two-to-{label}")
+    for (la, sa), (lb, sb) in product(SHAPES.items(), repeat=2):
+        yield Case(op, (Var(sa, "positive"), Var(sb)), label=f"{la}-{lb}")
+
+
+def leaky_cases(op: str) -> Iterator[Case]:
+    """A scalar slope, learnable (a variable) or fixed (a constant)."""
+    for label, s in SHAPES.items():
+        yield Case(op, (Var(s, "away"), Var(SCALAR)), label=f"{label}-slope-var")
+        yield Case(op, (Var(s, "away"), sympy.Rational(1, 10)), label=f"{label}-slope-const")
+
+
+def matmul_cases(op: str) -> Iterator[Case]:
+    pairs = {
+        "full": ((R, C), (C, K)),
+        "row-left": ((1, C), (C, K)),
+        "column-right": ((R, C), (C, 1)),
+        "inner-product": ((1, C), (C, 1)),
+        "outer-product": ((R, 1), (1, K)),
+        "scalar-left": ((1, 1), (1, K)),
+        "square": ((C, C), (C, C)),
+    }
+    for label, (sa, sb) in pairs.items():
+        yield Case(op, (Var(sa), Var(sb)), label=label)
+
+
+def reduce_cases(op: str) -> Iterator[Case]:
+    """Each axis (and both) over full, column and row operands."""
+    for (label, s), axis in product([("full", FULL), ("column", COLUMN), ("row", ROW)], (None, 0, 1)):
+        yield Case(op, (Var(s),), (ir.axes_attr(axis),), label=f"{label}-axis{axis}")
+
+
+def softmax_cases(op: str) -> Iterator[Case]:
+    for (label, s), axis in product([("full", FULL), ("column", COLUMN), ("row", ROW), ("square", (C, C))], (0, 1)):
+        yield Case(op, (Var(s),), (ir.axes_attr(axis),), label=f"{label}-axis{axis}")
+
+
+def broadcast_cases(op: str) -> Iterator[Case]:
+    targets = {"scalar-full": (SCALAR, FULL), "column-full": (COLUMN, FULL), "row-full": (ROW, FULL),
+               "scalar-column": (SCALAR, COLUMN), "scalar-row": (SCALAR, ROW)}
+    for label, (src, dst) in targets.items():
+        yield Case(op, (Var(src),), (sympy.Tuple(*dst),), label=label)
+
+
+CASES: dict[str, Gen] = {
+    "add": binary(),
+    "sub": binary(),
+    "mul": binary(),
+    "div": binary(right="away"),
+    "pow": power_cases,
+    "neg": unary(),
+    "sigmoid": unary(),
+    "tanh": unary(),
+    "step": unary("away"),
+    "relu": unary("away"),
+    "leaky_step": binary(left="away", constants=(sympy.Rational(1, 10),)),
+    "leaky_relu": leaky_cases,
+    "softplus": unary(),
+    "exp": unary(),
+    "log": unary("positive"),
+    "sqrt": unary("positive"),
+    "sign": unary("away"),
+    "abs": unary("away"),
+    "matmul": matmul_cases,
+    "transpose": unary(),
+    "sum": reduce_cases,
+    "mean": reduce_cases,
+    "broadcast": broadcast_cases,
+    "softmax": softmax_cases,
+    "log_softmax": softmax_cases,
+}
+
+ALL_CASES = [c for name in sorted(CASES) for c in CASES[name](name)]
+GRAD_CASES = [
+    (c, i) for c in ALL_CASES for i, o in enumerate(c.operands)
+    if isinstance(o, Var) and REGISTRY[c.op].vjps[i] is not None
+]
+
+
+def test_every_registered_op_has_cases() -> None:
+    """Adding an operation to the registry means adding its row here."""
+    assert set(CASES) == set(REGISTRY), (
+        f"missing: {sorted(set(REGISTRY) - set(CASES))}, unknown: {sorted(set(CASES) - set(REGISTRY))}"
+    )
+
+
+def test_every_differentiable_operand_is_exercised() -> None:
+    """Each op with a VJP for operand i has at least one case that differentiates operand i."""
+    covered = {(c.op, i) for c, i in GRAD_CASES}
+    wanted = {(name, i) for name, op in REGISTRY.items() for i, v in enumerate(op.vjps) if v is not None}
+    assert wanted <= covered, f"operands without a gradient case: {sorted(wanted - covered)}"
+
+
+# ---------------------------------------------------------------------------
+# VJP against finite differences
+# ---------------------------------------------------------------------------
+
+
+def _seed(case: Case, extra: int = 0) -> np.random.Generator:
+    return np.random.default_rng([sum(map(ord, case.id)), len(case.id), extra])
+
+
+def _pullbacks(node: Basic, g: Basic) -> dict[str, Basic]:
+    """What the engine sends back to each operand, through its own pullback of one equation."""
+    out = MatrixSymbol("OUT", *ir.shape_of(node))
+    found = _Pullback(Equation("OUT", node, out), set(NAMES)).run(g)
+    names = [name for name, _, _ in found]
+    assert len(names) == len(set(names)), f"one contribution per operand expected, got {names}"
+    return {name: contrib for name, contrib, _ in found}
+
+
+@pytest.mark.parametrize("case,index", GRAD_CASES, ids=[f"{c.id}-d{NAMES[i]}" for c, i in GRAD_CASES])
+def test_vjp_matches_finite_differences(case: Case, index: int) -> None:
+    rng = _seed(case, index)
+    node, vars_ = case.build()
+    name = NAMES[index]
+    env: dict[str, Any] = {n: draw(v, rng) for n, v in vars_.items()}
+    out_shape = tuple(int(d) for d in ir.shape_of(node))
+    g = rng.normal(size=out_shape)
+    gsym = MatrixSymbol("G", *out_shape)
+
+    contrib = _pullbacks(node, gsym)[name]
+    assert ir.shape_of(contrib) == tuple(sympy.Integer(d) for d in vars_[name].shape), (
+        f"the gradient of {name} has shape {ir.fmt_shape(ir.shape_of(contrib))}, its operand {vars_[name].shape}"
+    )
+    derived = evaluate(contrib, {**env, "G": g, "OUT": evaluate(node, env)})
+    assert derived.shape == vars_[name].shape
+
+    def objective(x: np.ndarray) -> float:
+        return float(np.sum(g * evaluate(node, {**env, name: x})))
+
+    h = 1e-6
+    fd = np.zeros(vars_[name].shape)
+    for idx in np.ndindex(*fd.shape):
+        plus, minus = env[name].copy(), env[name].copy()
+        plus[idx] += h
+        minus[idx] -= h
+        fd[idx] = (objective(plus) - objective(minus)) / (2 * h)
+    scale = max(np.max(np.abs(fd)), 1e-6)
+    err = np.max(np.abs(derived - fd)) / scale
+    assert err < 1e-6, f"{case.id}: ∂/∂{name} relative error {err:.3g}\nderived\n{derived}\nfinite differences\n{fd}"
+
+
+# ---------------------------------------------------------------------------
+# The two forms of one definition: np_eval and exact / sym_eval
+# ---------------------------------------------------------------------------
+
+
+def _exact_value(x: np.ndarray) -> sympy.Matrix:
+    return sympy.Matrix(x.shape[0], x.shape[1], lambda i, j: rational(x[i, j], 16))
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
+def test_numpy_and_exact_forms_agree(case: Case) -> None:
+    rng = _seed(case, 99)
+    node, vars_ = case.build()
+    exact_env = {n: _exact_value(draw(v, rng)) for n, v in vars_.items()}
+    float_env = {n: np.array(m.tolist(), dtype=float) for n, m in exact_env.items()}
+    op = REGISTRY[case.op]
+    assert (op.exact is not None) if op.elementwise else (op.sym_eval is not None or case.op == "broadcast")
+    numeric = evaluate(node, float_env)
+    exact = evaluate_exact(node, exact_env)
+    assert numeric.shape == exact.shape == tuple(int(d) for d in ir.shape_of(node))
+    want = np.array(exact.evalf(30).tolist(), dtype=float)
+    np.testing.assert_allclose(numeric, want, rtol=1e-12, atol=1e-12, err_msg=case.id)
