@@ -199,8 +199,11 @@ def div(a: Basic, b: Basic) -> Basic:
     return node("div", a, b)
 
 
+_MAX_FOLDED_EXPONENT = 1024
+
+
 def power(a: Basic, b: Basic) -> Basic:
-    if is_const(a) and is_const(b):
+    if is_const(a) and is_const(b) and not (b.is_number and abs(b) > _MAX_FOLDED_EXPONENT):
         return a**b
     if _one(b):
         return a

@@ -65,8 +65,9 @@ def dim_symbol(name: str) -> sympy.Symbol:
 
 def suggest(name: str, candidates: list[str]) -> str:
     """`` (did you mean 'X'?)`` for the closest candidate, or nothing."""
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    by_lower = {c.lower(): c for c in sorted(candidates, reverse=True)}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
 def _byte_to_char(text: str, offset: int) -> int:
@@ -106,7 +107,12 @@ class ExprBuilder:
             elif msg.startswith("invalid syntax"):
                 msg = "invalid syntax"
             raise SpecError(f"syntax error: {msg}", 0, col) from None
-        return self.visit(tree.body)
+        except (RecursionError, MemoryError):
+            raise SpecError("expression too deeply nested", 0, self.col0 + 1) from None
+        try:
+            return self.visit(tree.body)
+        except RecursionError:
+            raise SpecError("expression too deeply nested", 0, self.col0 + 1) from None
 
     def col(self, node: ast.AST) -> int:
         return self.col0 + _byte_to_char(self.text, node.col_offset) + 1

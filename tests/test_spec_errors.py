@@ -1,0 +1,150 @@
+"""Every class of spec error: exit status 2, the line and column, a message that says what to fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from derive.cli import main
+
+HEAD = "input X[n, m]\ninput y[1, m]\nparam W1[k, n]\nparam b1[k, 1]\nparam w2[1, k]\n"
+
+# (id, spec text, line, col, fragments the message must contain)
+CASES = [
+    ("syntax", HEAD + "A = sigmoid(W1 @ X +)\nloss = sum(A)\n", 6, 21, ["syntax error"]),
+    ("unbalanced", HEAD + "A = sigmoid(W1 @ X + b1\nloss = sum(A)\n", 6, 12, ["unbalanced parentheses", "never closed"]),
+    ("unmatched-close", HEAD + "A = sigmoid(W1 @ X + b1))\nloss = sum(A)\n", 6, 25, ["unbalanced parentheses"]),
+    ("undefined", HEAD + "A = sigmoid(W2 @ X + b1)\nloss = sum(w2 @ A)\n", 6, 13, ["undefined name 'W2'", "did you mean 'w2'"]),
+    ("unknown-function", HEAD + "A = sigmod(W1 @ X + b1)\nloss = sum(w2 @ A)\n", 6, 5,
+     ["unknown function 'sigmod'", "did you mean 'sigmoid'", "known functions", "log_softmax"]),
+    ("subscript", HEAD + "A = W1[0]\nloss = sum(A)\n", 6, 5, ["subscripts are not supported"]),
+    ("attribute", HEAD + "A = W1.shape\nloss = sum(A)\n", 6, 5, ["'.shape'", "only .T"]),
+    ("lambda", HEAD + "A = lambda: W1\nloss = sum(A)\n", 6, 5, ["lambda"]),
+    ("comprehension", HEAD + "A = [W1 for W1 in X]\nloss = sum(A)\n", 6, 5, ["comprehensions"]),
+    ("conditional", HEAD + "A = W1 if X else W1\nloss = sum(A)\n", 6, 5, ["conditional expressions"]),
+    ("comparison", HEAD + "A = W1 > 0\nloss = sum(A)\n", 6, 5, ["comparisons"]),
+    ("string", HEAD + "A = 'W1'\nloss = sum(A)\n", 6, 5, ["strings are not supported"]),
+    ("call-non-function", HEAD + "A = np.exp(W1)\nloss = sum(A)\n", 6, 5, ["only the known functions can be called"]),
+    ("call-variable", HEAD + "A = W1(X)\nloss = sum(A)\n", 6, 5, ["'W1' is not a function"]),
+    ("matmul-shapes", HEAD + "A = sigmoid(W1 @ X.T + b1)\nloss = sum(w2 @ A)\n", 6, 16,
+     ["shape mismatch", "k×n @ m×n", "inner dimensions n and m differ"]),
+    ("broadcast-shapes", HEAD + "A = sigmoid(W1 @ X + w2)\nloss = sum(A)\n", 6, 20,
+     ["cannot broadcast k×m and 1×k", "columns m and k differ"]),
+    ("non-scalar-loss", HEAD + "A = sigmoid(W1 @ X + b1)\nloss = w2 @ A\n", 7, 1,
+     ["must be a scalar", "1×m", "sum(...) or mean(...)"]),
+    ("duplicate-declaration", HEAD + "param W1[k, n]\nloss = sum(W1)\n", 6, 7, ["duplicate declaration of 'W1'", "line 3"]),
+    ("assigned-twice", HEAD + "A = W1 @ X\nA = A + b1\nloss = sum(w2 @ A)\n", 7, 1, ["'A' is assigned twice", "line 6"]),
+    ("assign-declared", HEAD + "X = W1\nloss = sum(X)\n", 6, 1, ["cannot assign 'X'", "input"]),
+    ("unknown-statement", HEAD + "parm W3[k, k]\nloss = sum(W1)\n", 6, 1, ["unknown statement 'parm'", "did you mean 'param'"]),
+    ("dim-zero", "input X[n, 0]\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 12, ["positive integer, got 0"]),
+    ("dim-negative", "input X[n, -3]\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 12, ["positive integer, got -3"]),
+    ("dim-fraction", "input X[n, 2.5]\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 12, ["name or a positive integer, got '2.5'"]),
+    ("dim-count", "input X[n, m, p]\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 9, ["two dimensions"]),
+    ("bad-axis", HEAD + "loss = sum(sum(W1, axis=2))\n", 6, 25, ["axis must be 0", "got 2"]),
+    ("axis-missing", HEAD + "loss = sum(softmax(W1))\n", 6, 12, ["softmax needs axis=0"]),
+    ("no-params", "input X[n, m]\nloss = sum(X)\n", 2, 1, ["no params"]),
+    ("unused-param", "param W1[k, n]\nparam W9[k, k]\nloss = sum(W1)\n", 2, 7, ["'W9' is declared but the loss does not depend on it"]),
+    ("empty", "# nothing here\n\n", 1, 1, ["empty spec"]),
+    ("used-before-assigned", HEAD + "A = B + W1\nB = W1\nloss = sum(A)\n", 6, 5, ["'B' is used before it is assigned (line 7)"]),
+    ("function-as-name", HEAD + "sum = W1\nloss = W1\n", 6, 1, ["'sum' is a function name"]),
+    ("dim-as-name", HEAD + "n = W1\nloss = sum(W1)\n", 1, 9, ["'n' names a variable and cannot also name a dimension"]),
+    ("dim-as-declared-name", "param n[1, 1]\ninput X[n, m]\nloss = sum(X) * n\n", 2, 9, ["'n' names a variable"]),
+    ("keyword-name", "param lambda[1, 1]\nloss = sum(lambda)\n", 1, 7, ["Python keyword"]),
+    ("reserved-gradient", HEAD + "dW1 = W1\nloss = sum(W1)\n", 6, 1, ["'dW1' is reserved", "gradient of W1"]),
+    ("gradient-in-spec", HEAD + "loss = sum(dW1)\n", 6, 12, ["'dW1' means the gradient of W1"]),
+    ("unknown-domain", "input Y[c, m] onehto\nparam w[1, c]\nloss = sum(w @ Y)\n", 1, 15, ["unknown domain 'onehto'", "onehot"]),
+    ("param-domain", "param w[1, c] onehot\nloss = sum(w)\n", 1, 15, ["a param takes no domain"]),
+    ("operator", HEAD + "A = W1 % 2\nloss = sum(A)\n", 6, 5, ["operator '%' is not supported"]),
+    ("caret-power", HEAD + "A = W1 ^ 2\nloss = sum(A)\n", 6, 5, ["for powers write **"]),
+    ("leaky-slope-shape", HEAD + "A = leaky_relu(W1 @ X, b1)\nloss = sum(A)\n", 6, 24, ["slope of leaky_relu must be a scalar"]),
+    ("arity", HEAD + "A = sigmoid(W1, X)\nloss = sum(A)\n", 6, 5, ["sigmoid takes 1 argument"]),
+    ("keyword-argument", HEAD + "A = sigmoid(W1, slope=2)\nloss = sum(A)\n", 6, 23, ["no keyword argument 'slope='"]),
+    ("missing-bracket", "input X[n, m\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 8, ["unbalanced '['"]),
+    ("trailing-junk", "input X[n, m] onehot extra\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 22, ["unexpected 'extra'"]),
+    ("complex", HEAD + "A = W1 * 2j\nloss = sum(A)\n", 6, 10, ["complex literals are not supported"]),
+]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(("text", "line", "col", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_error_class(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, line: int, col: int,
+                     fragments: list[str]) -> None:
+    spec = tmp_path / "net.spec"
+    spec.write_text(text, encoding="utf-8")
+    code, out, err = run_cli(capsys, "show", str(spec))
+    assert code == 2
+    assert out == ""
+    first = err.splitlines()[0]
+    assert first.startswith(f"{spec}:{line}:{col}: error: "), first
+    for frag in fragments:
+        assert frag in first, (frag, first)
+    assert "Traceback" not in err
+    # at most the source line and a caret follow
+    assert len(err.splitlines()) <= 3
+
+
+def test_caret_points_at_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "net.spec"
+    spec.write_text(HEAD + "Z = W1 @ X.T + b1\nloss = sum(Z)\n", encoding="utf-8")
+    _, _, err = run_cli(capsys, "show", str(spec))
+    _, src, caret = err.splitlines()
+    assert src.strip() == "Z = W1 @ X.T + b1"
+    assert src.index("@") == caret.index("^")
+
+
+def test_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "net.spec"
+    spec.write_bytes(b"input X[n, m]\nparam w[1, n]\nloss = sum(w @ X) # caf\xe9\n")
+    code, _, err = run_cli(capsys, "show", str(spec))
+    assert code == 2
+    assert err.startswith(f"{spec}:3:24: error: not UTF-8 text")
+
+
+def test_binary_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "net.spec"
+    spec.write_bytes(b"input X[n, m]\x00\x01")
+    code, _, err = run_cli(capsys, "show", str(spec))
+    assert code == 2 and "NUL byte" in err
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "show", str(tmp_path / "nope.spec"))
+    assert code == 2
+    assert err.startswith(f"{tmp_path / 'nope.spec'}: error: no such file or bundled example")
+    assert "two_layer_sigmoid" in err  # lists what is bundled
+
+
+def test_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "show", str(tmp_path))
+    assert code == 2 and "directory" in err
+
+
+def test_real_process_exit_status_and_no_traceback(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.spec"
+    spec.write_text(HEAD + "A = sigmoid(W1 @ X + b1\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "derive.cli", "show", str(spec)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.startswith(f"{spec}:6:12: error: syntax error: unbalanced parentheses")
+    assert "Traceback" not in proc.stderr
+
+
+def test_every_case_is_distinct() -> None:
+    ids = [c[0] for c in CASES]
+    assert len(ids) == len(set(ids))
+
+
+def test_python_clashing_names_work() -> None:
+    """Names that would clash in generated Python (np, max, ...) are accepted here; codegen renames them."""
+    from derive import parse_spec
+
+    m = parse_spec("input np[n, m]\nparam max[1, n]\nloss = sum(max @ np)\n")
+    assert [d.name for d in m.decls.values()] == ["np", "max"]
