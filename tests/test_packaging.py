@@ -28,8 +28,8 @@ def test_wheel_ships_examples_and_templates_and_runs_outside_checkout(tmp_path: 
     env = {**os.environ, "PYTHONPATH": str(site)}
     code = (
         "import derive, derive.parse as p; "
-        "assert str(p.examples_dir()).startswith(%r), p.examples_dir(); "
-        "print(derive.load('two_layer_sigmoid').describe())" % str(site)
+        f"assert str(p.examples_dir()).startswith({str(site)!r}), p.examples_dir(); "
+        "print(derive.load('two_layer_sigmoid').describe())"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert "σ(Z)" in out.stdout
