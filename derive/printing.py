@@ -36,7 +36,9 @@ def grad_symbol(name: str, shape: tuple[Any, Any]) -> GradSymbol:
 
 def _const_prec(e: Basic) -> int:
     """Map SymPy's precedence of a constant onto the registry's scale."""
-    if isinstance(e, sympy.Integer) or isinstance(e, sympy.Symbol):
+    if isinstance(e, sympy.Symbol):  # a dimension or the learning rate: sign unknown
+        return ATOM
+    if isinstance(e, sympy.Integer):
         return ATOM if e >= 0 else UNARY
     if isinstance(e, sympy.Rational):
         return MUL if e > 0 else UNARY
