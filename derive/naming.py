@@ -59,3 +59,21 @@ def grad_name(name: str) -> str:
 def py_name(name: str) -> str:
     """A spec name as a Python identifier that shadows nothing."""
     return name + "_" if name in PY_RESERVED or keyword.iskeyword(name) else name
+
+
+#: Index letters for index notation: free (output) indices, then summed ones.
+#: All have Unicode subscripts, so the terminal can write Σₜ.
+OUTPUT_INDICES = "ijkl"
+SUMMED_INDICES = "tsuvrpqaeho"
+
+
+def index_letter(taken: Container[str], summed: bool) -> str:
+    """A fresh index letter (``i, j`` for entries, ``t, s, u ...`` for sums) not in ``taken``.
+
+    ``taken`` holds dimension names and one-letter variable names, so ``Σₜ``
+    never reads as a sum over a dimension or a variable.
+    """
+    for ch in SUMMED_INDICES if summed else OUTPUT_INDICES + SUMMED_INDICES:
+        if ch not in taken:
+            return ch
+    return fresh("t" if summed else "i", taken)

@@ -60,3 +60,141 @@ def text_name(name: str) -> str:
     if sub is not None:
         body += sub.translate(_SUB) if sub.isdigit() else "_" + sub
     return body
+
+
+# ---------------------------------------------------------------------------
+# Rule text (Unicode, from the registry) as LaTeX math; LaTeX-safe prose
+# ---------------------------------------------------------------------------
+
+#: Unicode in registry rule text -> LaTeX math.
+MATH_CHARS: dict[str, str] = {
+    "∂": r"\partial ", "⊙": r"\odot ", "−": "-", "ᵀ": r"^{\top}", "ᵖ": "^{p}", "²": "^{2}",
+    "³": "^{3}", "′": "'", "Σ": r"\Sigma ", "≤": r"\le ", "≥": r"\ge ", "·": r"\cdot ",
+    "×": r"\times ", "→": r"\to ", "←": r"\leftarrow ", "≠": r"\ne ", "∈": r"\in ",
+    **{g: _GREEK_TEX[k] + " " for k, g in reversed(list(GREEK.items()))},
+}
+#: Words that are operators, not prose, when they occur in a rule's formula.
+MATH_WORDS: dict[str, str] = {
+    "L": r"\mathcal{L}", "log": r"\log", "exp": r"\exp", "tanh": r"\tanh",
+    **{w: rf"\operatorname{{{w}}}" for w in (
+        "ReLU", "LeakyReLU", "softplus", "softmax", "sign", "mean", "rowsum", "colsum")},
+}
+_TOKEN = re.compile(r"[A-Za-z]+|\d+|\s+|.")
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+    "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+
+
+class NotationError(ValueError):
+    """Text holds a character the LaTeX output has no form for."""
+
+
+def tex_escape(text: str) -> str:
+    """Plain ASCII text, safe in LaTeX text mode (``\\text{...}`` or a paragraph)."""
+    out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)
+    bad = sorted({ch for ch in out if ord(ch) > 127})
+    if bad:
+        raise NotationError(f"no LaTeX form for {''.join(bad)!r} in {text!r}")
+    return out
+
+
+def _is_prose(tok: str) -> bool:
+    return tok.isalpha() and len(tok) > 1 and tok not in MATH_WORDS
+
+
+def math_to_latex(formula: str) -> str:
+    """A registry formula (``∂L/∂W = ∂L/∂Z Xᵀ for Z = W X``) as LaTeX math.
+
+    Operator words become ``\\log``/``\\operatorname``, other words of two or
+    more letters are prose (``\\text{ for }``), and every Unicode symbol goes
+    through :data:`MATH_CHARS`; anything else raises :class:`NotationError`.
+    """
+    toks = _TOKEN.findall(formula)
+    kinds = ["prose" if _is_prose(t) else "space" if t.isspace() else "math" for t in toks]
+    for i, k in enumerate(kinds):  # a space next to prose is part of the prose
+        if k == "space" and ("prose" in kinds[max(i - 1, 0) : i] or "prose" in kinds[i + 1 : i + 2]):
+            kinds[i] = "prose-space"
+    out: list[str] = []
+    text_run: list[str] = []
+    closers: list[int] = []  # paren depths at which a ^( group closes
+    depth = 0
+    i = 0
+    while i < len(toks):
+        tok, kind = toks[i], kinds[i]
+        if kind.startswith("prose"):
+            text_run.append(tok if kind == "prose" else " ")
+            i += 1
+            continue
+        if text_run:
+            out.append(r"\text{" + "".join(text_run) + "}")
+            text_run = []
+        nxt = toks[i + 1] if i + 1 < len(toks) else ""
+        if kind == "space":
+            out.append(" ")
+        elif tok == "^" and nxt == "(":
+            out.append("^{(")
+            depth += 1
+            closers.append(depth)
+            i += 1
+        elif tok == "(":
+            depth += 1
+            out.append("(")
+        elif tok == ")":
+            out.append(")")
+            if closers and closers[-1] == depth:
+                closers.pop()
+                out.append("}")
+            depth -= 1
+        elif tok == "√" and nxt == "′":
+            out.append(r"\left(\sqrt{\cdot}\right)'")
+            i += 1
+        elif tok == "√" and nxt[:1].isalnum():
+            out.append(r"\sqrt{" + MATH_WORDS.get(nxt, nxt) + "}")
+            i += 1
+        elif tok in MATH_WORDS:
+            out.append(MATH_WORDS[tok] + ("" if nxt[:1] in "(^[" else " "))
+        elif tok in MATH_CHARS:
+            out.append(MATH_CHARS[tok])
+        elif tok.isascii() and tok not in _TEX_SPECIAL or tok in "{}^_":
+            out.append(tok)
+        else:
+            raise NotationError(f"no LaTeX form for {tok!r} in rule text {formula!r}")
+        i += 1
+    if text_run:
+        out.append(r"\text{" + "".join(text_run) + "}")
+    return re.sub(r" {2,}", " ", "".join(out)).strip()
+
+
+def rule_parts(rule: str) -> tuple[str, str | None]:
+    """``"name: formula"`` -> (name, formula); a rule without a formula -> (rule, None)."""
+    name, sep, formula = rule.partition(": ")
+    return (name, formula) if sep else (rule, None)
+
+
+def rule_latex(rule: str) -> tuple[str, str | None]:
+    """A registry rule as (LaTeX text for its name, LaTeX math for its formula)."""
+    name, formula = rule_parts(rule)
+    return tex_escape(name), (math_to_latex(formula) if formula is not None else None)
+
+
+# ---------------------------------------------------------------------------
+# Terminal layout helpers
+# ---------------------------------------------------------------------------
+
+_SUBSCRIPT_LETTERS = dict(zip("aehijklmnoprstuvx", "ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
+
+
+def text_subscript(s: str) -> str:
+    """``t`` -> ``ₜ`` when Unicode has every character as a subscript, else ``_t``."""
+    table = {**_SUBSCRIPT_LETTERS, **{d: d.translate(_SUB) for d in "0123456789"}, ",": ","}
+    if all(ch in table for ch in s):
+        return "".join(table[ch] for ch in s)
+    return "_" + s
+
+
+def display_width(s: str) -> int:
+    """Columns a string takes in a terminal: combining marks (ŷ's hat) take none."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sympy
@@ -33,6 +33,23 @@ ATOM, POW, UNARY, MUL, ADD = 100, 60, 50, 40, 30
 
 VJP = Callable[[Basic, Basic, OpNode], Basic]
 Form = Callable[[Any, OpNode], str]
+Index = tuple[str | None, str | None]  # (row, column) index letters; None for a length-1 axis
+
+
+class IndexForm(NamedTuple):
+    """Entry ``(i, j)`` of an operation's result in index notation.
+
+    The entry is ``scale`` times the sum, over the ``summed`` indices (each with
+    its range), of the product of the operands' entries at ``operands``.
+    """
+
+    summed: tuple[tuple[str, Basic], ...]
+    operands: tuple[Index, ...]
+    scale: Basic = sympy.Integer(1)
+
+
+#: (node, its entry's indices, a source of fresh index letters) -> IndexForm
+IndexRule = Callable[[OpNode, Index, Callable[[], str]], IndexForm]
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,8 @@ class Op:
     spec_name: str | None = None  # name in the spec language, when callable there
     doc: str = ""
     attrs: tuple[str, ...] = field(default=())
+    #: entry (i, j) in index notation; elementwise ops need none (same indices)
+    index: IndexRule | None = None
 
 
 REGISTRY: dict[str, Op] = {}
@@ -181,6 +200,17 @@ def _axis_suffix(e: OpNode, latex: bool) -> str:
     return "" if _axes(e) == (0,) else (r"_{\mathrm{rows}}" if latex else "_rows")
 
 
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _pow_text(p: Any, e: OpNode) -> str:
+    """A small integer exponent as a superscript, as notes write it: (ŷ − y)²."""
+    base, ex = e.children
+    if isinstance(ex, sympy.Integer) and 0 <= ex <= 9:
+        return p.operand(base, POW + 1) + str(ex).translate(_SUPERSCRIPT)
+    return f"{p.operand(base, POW + 1)}^{p.operand(ex, POW)}"
+
+
 # ============================================================================
 # Elementwise arithmetic (operands broadcast: scalar, r×1 column, 1×c row)
 # ============================================================================
@@ -240,7 +270,7 @@ defop(Op(
         lambda g, out, e: ir.mul(g, ir.mul(out, ir.node("log", e.children[0]))),
     ),
     rules=("power, base: ∂L/∂A = ∂L/∂Aᵖ ⊙ p A^(p−1)", "power, exponent: ∂L/∂p = ∂L/∂Aᵖ ⊙ Aᵖ log A"),
-    latex=fmt("{0}^{{{1}}}", POW, [POW + 1, 0]), text=fmt("{0}^{1}", POW, [POW + 1, POW]),
+    latex=fmt("{0}^{{{1}}}", POW, [POW + 1, 0]), text=lambda p, e: _pow_text(p, e),
     numpy=fmt("{0} ** {1}", POW, [POW + 1, POW]), np_eval=lambda a, b, e=None: a**b,
     prec=POW, elementwise=True, exact=lambda a, b: a**b,
 ))
@@ -376,6 +406,26 @@ defop(Op(
 # Matrix operations
 # ============================================================================
 
+
+def _hadamard(x: Basic) -> bool:
+    """An elementwise product or quotient of matrices: A ⊙ B."""
+    return (
+        isinstance(x, OpNode) and x.op.elementwise and x.op.prec == MUL
+        and not any(_is_scalar_node(c) for c in x.children)
+    )
+
+
+def _matmul_form(p: Any, e: OpNode) -> str:
+    """``W X``; a ⊙ product as left factor keeps its parentheses: (A ⊙ B) Xᵀ."""
+    a, b = e.children
+    return f"{p.operand(a, MUL + 1 if _hadamard(a) else MUL)} {p.operand(b, MUL + 1)}"
+
+
+def _matmul_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
+    t = fresh()
+    return IndexForm(((t, shape_of(e.children[0])[1]),), ((ij[0], t), (t, ij[1])))
+
+
 defop(Op(
     "matmul", 2, _matmul_shape,
     vjps=(
@@ -386,9 +436,9 @@ defop(Op(
         "matrix product, left factor: ∂L/∂W = ∂L/∂Z Xᵀ for Z = W X",
         "matrix product, right factor: ∂L/∂X = Wᵀ ∂L/∂Z for Z = W X",
     ),
-    latex=fmt("{0} {1}", MUL, [MUL, MUL + 1]), text=fmt("{0} {1}", MUL, [MUL, MUL + 1]),
+    latex=_matmul_form, text=_matmul_form,
     numpy=fmt("{0} @ {1}", MUL, [MUL, MUL + 1]), np_eval=lambda a, b, e=None: a @ b,
-    prec=MUL, sym_eval=lambda a, b, e=None: a * b,
+    prec=MUL, sym_eval=lambda a, b, e=None: a * b, index=_matmul_index,
 ))
 defop(Op(
     "transpose", 1, _transpose_shape,
@@ -396,7 +446,7 @@ defop(Op(
     rules=("transpose: ∂L/∂A = (∂L/∂Aᵀ)ᵀ",),
     latex=fmt(r"{0}^{{\top}}", POW, [POW + 1]), text=fmt("{0}ᵀ", POW, [POW + 1]),
     numpy=fmt("{0}.T", ATOM, [ATOM]), np_eval=lambda a, e=None: a.T,
-    prec=POW, sym_eval=lambda a, e=None: a.T,
+    prec=POW, sym_eval=lambda a, e=None: a.T, index=lambda e, ij, fresh: IndexForm((), ((ij[1], ij[0]),)),
 ))
 
 # ============================================================================
@@ -436,6 +486,20 @@ def _sym_sum(x: sympy.Matrix, e: OpNode) -> sympy.Matrix:
     return sympy.Matrix([[sum(x[i, :])] for i in range(x.rows)])
 
 
+def _sum_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
+    """Each reduced axis gets a summed index over the operand's length."""
+    idx, summed = list(ij), []
+    for ax in _axes(e):
+        t = fresh()
+        idx[ax] = t
+        summed.append((t, shape_of(e.children[0])[ax]))
+    return IndexForm(tuple(summed), ((idx[0], idx[1]),))
+
+
+def _mean_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
+    return _sum_index(e, ij, fresh)._replace(scale=1 / _count(e))
+
+
 def _count(e: OpNode) -> Basic:
     r, c = shape_of(e.children[0])
     return {(0, 1): r * c, (0,): r, (1,): c}[_axes(e)]
@@ -447,6 +511,7 @@ defop(Op(
     rules=("sum: every entry receives ∂L/∂Σ (broadcast back)",),
     latex=_sum_latex, text=_sum_text, numpy=_sum_numpy, np_eval=_np_sum, sym_eval=_sym_sum,
     spec_name="sum", doc="sum of all entries, or along axis=0 (1×c) / axis=1 (r×1)", attrs=("axis",),
+    index=_sum_index,
 ))
 
 
@@ -474,6 +539,7 @@ defop(Op(
     np_eval=lambda x, e: _np_sum(x, e) / (x.size / np.size(_np_sum(x, e))),
     sym_eval=lambda x, e: _sym_sum(x, e) / (len(x) // len(_sym_sum(x, e))),
     spec_name="mean", doc="mean of all entries, or along axis=0 / axis=1", attrs=("axis",),
+    index=_mean_index,
 ))
 
 
@@ -497,6 +563,7 @@ defop(Op(
     text=lambda p, e: f"{p.operand(e.children[0], MUL)}·𝟏[{fmt_shape(tuple(e.args[1]))}]",
     numpy=_broadcast_numpy, np_eval=lambda x, e: np.broadcast_to(x, tuple(int(d) for d in e.args[1])),
     sym_eval=_sym_broadcast, prec=MUL, attrs=("shape",),
+    index=lambda e, ij, fresh: IndexForm((), (ij,)),  # a length-1 axis of the operand drops its index
 ))
 
 # ============================================================================
