@@ -422,8 +422,11 @@ def _matmul_form(p: Any, e: OpNode) -> str:
 
 
 def _matmul_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
+    inner = shape_of(e.children[0])[1]
+    if inner == 1:  # an outer product sums nothing
+        return IndexForm((), ((ij[0], None), (None, ij[1])))
     t = fresh()
-    return IndexForm(((t, shape_of(e.children[0])[1]),), ((ij[0], t), (t, ij[1])))
+    return IndexForm(((t, inner),), ((ij[0], t), (t, ij[1])))
 
 
 defop(Op(
@@ -490,6 +493,8 @@ def _sum_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
     """Each reduced axis gets a summed index over the operand's length."""
     idx, summed = list(ij), []
     for ax in _axes(e):
+        if shape_of(e.children[0])[ax] == 1:  # a sum of one term: no index
+            continue
         t = fresh()
         idx[ax] = t
         summed.append((t, shape_of(e.children[0])[ax]))
