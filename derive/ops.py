@@ -189,7 +189,8 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _func_latex(name: str) -> Form:
-    return fmt(name + r"\left({0}\right)")
+    # the name is LaTeX (\operatorname{ReLU}): its braces are not template fields
+    return fmt(name.replace("{", "{{").replace("}", "}}") + r"\left({0}\right)")
 
 
 def _func_text(name: str) -> Form:

@@ -60,6 +60,13 @@ class _Operands:
             return f"{self.open_paren}{s}{self.close_paren}"
         return s
 
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        """Operation nodes print through their registry form, whatever SymPy method
+        their class name happens to match (``LogOp`` is also SymPy's logic printer)."""
+        if isinstance(expr, OpNode):
+            return self._print_OpNode(expr)  # type: ignore[attr-defined]
+        return super()._print(expr, **kwargs)  # type: ignore[misc]
+
     def prec_of(self, e: Basic) -> int:
         if isinstance(e, OpNode):
             return e.op.prec
