@@ -179,9 +179,10 @@ def derive(model: Model) -> Derivation:
         if eq is not loss:
             emit(eq.name, "intermediate")
         g = sympy.Integer(1) if eq is loss else grad_symbol(eq.name, eq.shape)
-        for target, contrib, rules in _Pullback(eq, needs).run(g):
+        found = _Pullback(eq, needs).run(g)
+        for target, contrib, rules in found:
             paths[target].append(Path(eq.name, contrib, rules))
-        touched = {t for t, _, _ in _Pullback(eq, needs).run(g)}
+        touched = {t for t, _, _ in found}
         for t in sorted(touched, key=lambda n: params.index(n) if n in params else -1):
             pending[t] -= 1
             if pending[t] == 0 and t in params:
