@@ -1,0 +1,222 @@
+"""The implementations under comparison, each optional except the hand-written reference.
+
+An :class:`Implementation` builds, for one case and one draw of data, a
+:class:`Prepared` runner: ``call()`` computes the loss and every parameter
+gradient (that is what is timed), ``to_numpy`` turns its result into a float and
+NumPy arrays for the agreement check. Frameworks that are not installed
+(torch, jax, autograd are the ``bench`` extra) are simply absent from
+:func:`available`; so is the generated module when ``codegen`` cannot load it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .cases import Case
+from .reference import make_reference
+
+REFERENCE = "numpy"
+
+
+@dataclass
+class Prepared:
+    """A ready-to-time computation of loss and gradients for one case."""
+
+    call: Callable[[], Any]
+    to_numpy: Callable[[Any], tuple[float, dict[str, Any]]]
+    compile_seconds: float | None = None  # a one-off cost (JIT), reported apart
+    threads: str = ""
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One contender: how to build it, and whether tracemalloc sees its memory."""
+
+    name: str
+    label: str
+    modules: tuple[str, ...]  # what must be importable for it to take part
+    build: Callable[[Case, dict, dict], Prepared]
+    numpy_memory: bool  # its arrays are NumPy's, whose allocations tracemalloc traces
+
+
+def blas_threads() -> int:
+    """Threads NumPy's BLAS uses (threadpoolctl), so frameworks can be given the same."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return 1
+    counts = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
+    return max(counts) if counts else 1
+
+
+def _identity_result(out: tuple[float, dict]) -> tuple[float, dict[str, Any]]:
+    return float(out[0]), dict(out[1])
+
+
+# --- the two NumPy implementations ------------------------------------------------------
+
+
+def _build_reference(case: Case, params: dict, inputs: dict) -> Prepared:
+    f = make_reference(case)
+    return Prepared(lambda: f(params, inputs), _identity_result, threads=f"BLAS {blas_threads()}")
+
+
+def generated_module(case: Case) -> Any:
+    """The module ``codegen`` generates from the case's spec, loaded from a file."""
+    codegen = importlib.import_module("codegen")
+    return codegen.load_module(case.spec)
+
+
+def _build_generated(case: Case, params: dict, inputs: dict) -> Prepared:
+    f = generated_module(case).loss_and_grads
+    return Prepared(lambda: f(params, inputs), _identity_result, threads=f"BLAS {blas_threads()}")
+
+
+# --- PyTorch eager -----------------------------------------------------------------------
+
+
+def _torch_forward(torch: Any, case: Case, p: dict, x: Any, y: Any) -> Any:
+    a = x
+    for layer in case.layers:
+        z = p[layer.weight] @ a + p[layer.bias]
+        a = torch.sigmoid(z) if layer.activation == "sigmoid" else torch.relu(z) if layer.activation == "relu" else z
+    m = x.shape[1]
+    if case.loss == "mse":
+        return ((a - y) ** 2).sum() / m
+    return -(y * torch.log_softmax(a, dim=0)).sum() / m
+
+
+def _build_torch(case: Case, params: dict, inputs: dict) -> Prepared:
+    import torch
+
+    n = blas_threads()
+    torch.set_num_threads(n)
+    p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    x, y = (torch.from_numpy(inputs[k]) for k in (case.x_name, case.y_name))
+    leaves = [p[k] for k in case.param_names]
+
+    def call() -> Any:
+        loss = _torch_forward(torch, case, p, x, y)
+        return loss, torch.autograd.grad(loss, leaves)
+
+    def to_numpy(out: Any) -> tuple[float, dict[str, Any]]:
+        loss, grads = out
+        return loss.item(), {k: (g.item() if g.ndim == 0 else g.numpy()) for k, g in zip(case.param_names, grads)}
+
+    return Prepared(call, to_numpy, threads=f"torch {torch.get_num_threads()}")
+
+
+# --- JAX: jit(value_and_grad) ------------------------------------------------------------
+
+
+def _jax_loss(jnp: Any, nn: Any, case: Case, p: dict, x: Any, y: Any) -> Any:
+    a = x
+    for layer in case.layers:
+        z = p[layer.weight] @ a + p[layer.bias]
+        a = nn.sigmoid(z) if layer.activation == "sigmoid" else nn.relu(z) if layer.activation == "relu" else z
+    m = x.shape[1]
+    if case.loss == "mse":
+        return jnp.sum((a - y) ** 2) / m
+    return -jnp.sum(y * nn.log_softmax(a, axis=0)) / m
+
+
+def _build_jax(case: Case, params: dict, inputs: dict) -> Prepared:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    from jax import nn
+
+    p = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in params.items()}
+    x, y = (jnp.asarray(inputs[k]) for k in (case.x_name, case.y_name))
+    f = jax.jit(jax.value_and_grad(lambda p, x, y: _jax_loss(jnp, nn, case, p, x, y)))
+    start = time.perf_counter()
+    jax.block_until_ready(f(p, x, y))  # trace + compile + one run
+    compile_seconds = time.perf_counter() - start
+
+    def call() -> Any:
+        return jax.block_until_ready(f(p, x, y))
+
+    def to_numpy(out: Any) -> tuple[float, dict[str, Any]]:
+        loss, grads = out
+        return float(loss), {k: (float(g) if np.ndim(g) == 0 else np.asarray(g)) for k, g in grads.items()}
+
+    cores = len(jax.devices("cpu"))
+    return Prepared(call, to_numpy, compile_seconds, threads=f"XLA CPU default ({cores} device)")
+
+
+# --- HIPS autograd -----------------------------------------------------------------------
+
+
+def _build_autograd(case: Case, params: dict, inputs: dict) -> Prepared:
+    import autograd.numpy as anp
+    from autograd import value_and_grad
+
+    x, y = inputs[case.x_name], inputs[case.y_name]
+
+    def loss(p: dict) -> Any:
+        a = x
+        for layer in case.layers:
+            z = anp.dot(p[layer.weight], a) + p[layer.bias]
+            if layer.activation == "sigmoid":
+                a = 0.5 * (anp.tanh(0.5 * z) + 1.0)
+            elif layer.activation == "relu":
+                a = anp.maximum(z, 0.0)
+            else:
+                a = z
+        m = x.shape[1]
+        if case.loss == "mse":
+            return anp.sum((a - y) ** 2) / m
+        s = a - anp.max(a, axis=0, keepdims=True)
+        return -anp.sum(y * (s - anp.log(anp.sum(anp.exp(s), axis=0, keepdims=True)))) / m
+
+    f = value_and_grad(loss)
+    return Prepared(lambda: f(params), _identity_result, threads=f"BLAS {blas_threads()}")
+
+
+IMPLEMENTATIONS: tuple[Implementation, ...] = (
+    Implementation("generated", "generated", ("codegen",), _build_generated, numpy_memory=True),
+    Implementation(REFERENCE, "hand-written NumPy", ("numpy",), _build_reference, numpy_memory=True),
+    Implementation("torch", "PyTorch eager", ("torch",), _build_torch, numpy_memory=False),
+    Implementation("jax", "JAX jit", ("jax",), _build_jax, numpy_memory=False),
+    Implementation("autograd", "HIPS autograd", ("autograd",), _build_autograd, numpy_memory=True),
+)
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _generated_loadable() -> bool:
+    return _importable("codegen") and callable(getattr(importlib.import_module("codegen"), "load_module", None))
+
+
+def available(names: list[str] | None = None) -> list[Implementation]:
+    """The implementations that can run here (optionally only ``names``), reference included."""
+    chosen = [i for i in IMPLEMENTATIONS if names is None or i.name in names or i.name == REFERENCE]
+    ok = []
+    for impl in chosen:
+        if impl.name == "generated":
+            if _generated_loadable():
+                ok.append(impl)
+        elif all(_importable(mod) for mod in impl.modules):
+            ok.append(impl)
+    return ok
+
+
+def by_name(name: str) -> Implementation:
+    """The implementation called ``name`` (KeyError naming the known ones otherwise)."""
+    for impl in IMPLEMENTATIONS:
+        if impl.name == name:
+            return impl
+    raise KeyError(f"unknown implementation {name!r}; known: {', '.join(i.name for i in IMPLEMENTATIONS)}")

@@ -1,0 +1,157 @@
+"""Smoke tests of the benchmark harness: tiny case, 1-2 rounds, NumPy implementations only.
+
+No timing is asserted; what is checked is that the reference is right, that
+the agreement check rejects a wrong implementation before timing it, that
+optional frameworks are simply absent when not installed, and that the tables
+are produced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import derive  # noqa: E402
+from bench import cases, derive_speed, harness, impls, report, run  # noqa: E402
+from bench.reference import make_reference  # noqa: E402
+
+
+def small(case: cases.Case, width: int = 5, m: int = 7, depth: int = 4) -> cases.Case:
+    """The same architecture at a size where finite differences are cheap and resolve every gradient.
+
+    Deep stacks are cut to ``depth`` layers: through 20 sigmoids the first
+    layer's gradient is ~1e-12, below what central differences can resolve.
+    """
+    layers = case.layers[:depth]
+    widths = tuple(width if 0 < i < len(layers) else min(w, width + 1) for i, w in enumerate(case.widths[: len(layers) + 1]))
+    return dataclasses.replace(case, widths=widths, layers=layers, m=m)
+
+
+def finite_difference(f, params: dict, name: str, eps: float = 1e-6) -> np.ndarray | float:
+    """Central differences of the loss with respect to one param."""
+    value = params[name]
+    if isinstance(value, float):
+        up, down = dict(params, **{name: value + eps}), dict(params, **{name: value - eps})
+        return (f(up) - f(down)) / (2 * eps)
+    grad = np.zeros_like(value)
+    for idx in np.ndindex(value.shape):
+        shifted = value.copy()
+        shifted[idx] += eps
+        up = f(dict(params, **{name: shifted}))
+        shifted[idx] -= 2 * eps
+        grad[idx] = (up - f(dict(params, **{name: shifted}))) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("case", [small(c) for c in cases.default_cases()], ids=lambda c: c.name)
+def test_hand_written_reference_matches_finite_differences(case: cases.Case) -> None:
+    params, inputs = case.data(seed=3)
+    ref = make_reference(case)
+    _, grads = ref(params, inputs)
+    assert set(grads) == set(case.param_names)
+    for name in case.param_names:
+        numeric = finite_difference(lambda p: ref(p, inputs)[0], params, name)
+        err = np.max(np.abs(np.asarray(grads[name]) - numeric)) / max(np.max(np.abs(numeric)), 1e-12)
+        assert err < 1e-6, (name, err)
+        assert np.shape(grads[name]) == np.shape(params[name])
+
+
+@pytest.mark.parametrize("case", cases.default_cases(), ids=lambda c: c.name)
+def test_case_specs_declare_the_layers_params(case: cases.Case) -> None:
+    """The spec the generated module comes from has exactly the layer list's params, shapes and dims."""
+    model = derive.load(case.spec)
+    params, inputs = case.data()
+    assert [d.name for d in model.params] == case.param_names
+    assert [d.name for d in model.inputs] == [case.x_name, case.y_name]
+    subs = {model.dims[k]: v for k, v in case.dims.items()}
+    for decl in [*model.params, *model.inputs]:
+        value = params.get(decl.name, inputs.get(decl.name))
+        shape = tuple(int(d.subs(subs)) for d in decl.shape)
+        assert np.shape(value) == (() if decl.scalar else shape), decl.name
+
+
+def test_optional_frameworks_are_absent_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in ("torch", "jax", "autograd"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
+    names = [i.name for i in impls.available()]
+    assert impls.REFERENCE in names
+    assert not {"torch", "jax", "autograd"} & set(names)
+
+
+def _wrong(scale: float) -> impls.Implementation:
+    """The reference with one gradient off by a relative ``scale``: must be caught."""
+
+    def build(case: cases.Case, params: dict, inputs: dict) -> impls.Prepared:
+        f = make_reference(case)
+
+        def call() -> tuple[float, dict]:
+            loss, grads = f(params, inputs)
+            grads["W1"] = grads["W1"] * (1 + scale)
+            return loss, grads
+
+        return impls.Prepared(call, lambda out: (out[0], out[1]))
+
+    return impls.Implementation("wrong", "wrong", ("numpy",), build, numpy_memory=True)
+
+
+def test_agreement_check_rejects_a_wrong_gradient_and_does_not_time_it() -> None:
+    chosen = [impls.by_name(impls.REFERENCE), _wrong(1e-6)]
+    result = harness.run_case(cases.tiny_case(), chosen, rounds=2, burst=0.001)
+    ref, wrong = result.get(impls.REFERENCE), result.get("wrong")
+    assert ref.agrees and ref.agreement == 0 and len(ref.times) == 2
+    assert not wrong.agrees and wrong.agreement > harness.TOLERANCE
+    assert wrong.times == [] and wrong.median_ratio is None
+    assert result.disagreeing == ["wrong"]
+    assert "disagrees" in report.markdown([_record([result])], plot_name=None)
+
+
+def test_a_tiny_error_passes_and_a_missing_gradient_fails() -> None:
+    want = (1.0, {"W": np.ones((2, 2))})
+    assert harness.relative_error((1.0, {"W": np.ones((2, 2)) * (1 + 1e-12)}), want) < harness.TOLERANCE
+    assert harness.relative_error((1.0, {}), want) == float("inf")
+    assert harness.relative_error((1.0, {"W": np.ones((2, 1))}), want) == float("inf")
+
+
+def _record(results: list[harness.CaseResult]) -> dict:
+    return {
+        "label": "test", "env": {"OPENBLAS_CORETYPE": None}, "blas": [], "machine": {"cpu": "x", "cores": 1},
+        "versions": {"numpy": np.__version__}, "rounds": 2, "burst": 0.001,
+        "implementations": [{"name": r.name, "label": r.label} for r in results[0].impls],
+        "cases": [run.case_record(r) for r in results],
+    }
+
+
+def test_harness_runs_the_tiny_case_and_writes_the_tables(tmp_path: Path) -> None:
+    record = run.collect([cases.tiny_case()], ["generated"], rounds=2, burst=0.001, label="smoke")
+    names = [i["name"] for i in record["implementations"]]
+    assert impls.REFERENCE in names and not {"torch", "jax", "autograd"} & set(names)
+    (case,) = record["cases"]
+    for res in case["impls"]:
+        assert res["agrees"] and len(res["times"]) == 2 and len(res["ratios"]) == 2
+        assert res["peak_bytes"] > 0
+    ref = next(r for r in case["impls"] if r["name"] == impls.REFERENCE)
+    assert ref["ratios"] == [1.0, 1.0]
+    text = report.markdown([record])
+    assert "CS230 two-layer sigmoid" in text and "hand-written NumPy" in text and "smoke" in text
+    assert "| case |" in text and "benchmarks.png" in text
+    report.plot([record], tmp_path / "b.png")
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_derive_speed_spec_and_table() -> None:
+    text = derive_speed.relu_mlp_spec(3)
+    model = derive.parse_spec(text, path="relu3.spec")
+    assert [d.name for d in model.params] == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    assert {s.target for s in derive.get_derivation(model).steps} >= {"W1", "b1", "W3"}
+    fake = {"stages": ["derive"], "repeats": 1,
+            "rows": [{"layers": 50, "derive": 1.0}, {"layers": 100, "derive": 2.5}]}
+    assert not derive_speed.targets_met(fake)  # 2.5× growth misses the 2.2× target
+    fake["rows"][1]["derive"] = 2.0
+    assert derive_speed.targets_met(fake)
+    assert "| 100 | 2.000 s |" in derive_speed.markdown(fake)
