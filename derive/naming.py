@@ -77,3 +77,74 @@ def index_letter(taken: Container[str], summed: bool) -> str:
         if ch not in taken:
             return ch
     return fresh("t" if summed else "i", taken)
+
+
+# ---------------------------------------------------------------------------
+# Generated NumPy modules (codegen): one namespace per module
+# ---------------------------------------------------------------------------
+
+#: Names a generated module defines or calls at module level; spec names avoid them.
+MODULE_NAMES = frozenset({
+    "np", "numpy", "forward", "backward", "loss_and_grads", "init_params", "cache",
+    "SHAPES", "PARAMS", "INPUTS", "DOMAINS", "DIMS", "INIT", "dims", "seed", "dtype", "rng",
+})
+TEMP_PREFIX = "t"
+
+
+class CodeNames:
+    """Python identifiers for one generated module, all distinct and collision-free.
+
+    Spec names keep their spelling unless they would shadow something the module
+    uses (``np`` -> ``np_``); gradients are ``dNAME``; common subexpressions are
+    ``t1, t2, ...``. Every name is handed out once, in call order, so the
+    result is deterministic.
+    """
+
+    def __init__(self, reserved: Container[str] = ()) -> None:
+        self.reserved = set(reserved) | MODULE_NAMES | set(dir(builtins))
+        self.taken: set[str] = set()
+        self.of: dict[tuple[str, str], str] = {}
+        self.temps = 0
+
+    def _claim(self, kind: str, name: str, base: str) -> str:
+        key = (kind, name)
+        if key not in self.of:
+            if base in self.reserved or keyword.iskeyword(base) or keyword.issoftkeyword(base):
+                base += "_"
+            py = fresh(base, self.taken | self.reserved)
+            self.taken.add(py)
+            self.of[key] = py
+        return self.of[key]
+
+    def var(self, name: str) -> str:
+        """A spec variable (input, param, assigned or lifted value)."""
+        return self._claim("var", name, name)
+
+    def dim(self, name: str) -> str:
+        return self._claim("dim", name, name)
+
+    def grad(self, name: str) -> str:
+        """The gradient of spec variable ``name``: ``dW1``."""
+        return self._claim("grad", name, grad_name(name))
+
+    def temp(self) -> str:
+        """A fresh name for a common subexpression."""
+        self.temps += 1
+        return self._claim("temp", str(self.temps), f"{TEMP_PREFIX}{self.temps}")
+
+    def lookup(self, kind: str, name: str) -> str:
+        return self.of[(kind, name)]
+
+
+def module_name(model_name: str, digest: str) -> str:
+    """An importable module name for a generated module (``backprop_gen_mlp_softmax_1a2b3c``)."""
+    safe = re.sub(r"\W", "_", model_name) or "network"
+    return f"backprop_gen_{safe}_{digest[:12]}"
+
+
+def helper_name(source: str) -> str:
+    """The function a registry ``numpy_helper`` defines (``def _sigmoid(x):`` -> ``_sigmoid``)."""
+    m = re.match(r"\s*def\s+([A-Za-z_]\w*)\s*\(", source)
+    if not m:
+        raise ValueError(f"a numpy_helper must start with 'def NAME(': {source[:40]!r}")
+    return m.group(1)

@@ -1,0 +1,216 @@
+"""``generate(spec) -> str``: a spec's NumPy forward/backward module, as source text.
+
+It reads as the pipeline it runs: parse -> model -> derivation -> lower
+(stable forms, live steps, common subexpressions, cache) -> print (the NumPy
+printer, from the registry) -> template (``templates/module.py.j2``, the
+scaffolding only) -> header (what generated it, how to regenerate it, and a
+hash of the content that safe writes check).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sympy
+
+from derive.derivation import Derivation
+from derive.model import Model
+from derive.parse import examples_dir
+from derive.pipeline import backpropagate, get_model
+
+from .header import stamp
+from .init import Init, init_schemes
+from .lower import Program, lower, shape_data
+
+WIDTH = 100
+_INIT_EXAMPLE_SIZE = 8
+
+
+def templates_dir() -> Path:
+    """Where the templates live: the installed package, else the checkout."""
+    try:
+        from importlib.resources import files
+
+        p = Path(str(files("backprop_templates")))
+        if p.is_dir() and any(p.glob("*.j2")):
+            return p
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
+
+
+def derivation_of(spec: str | Model | Derivation) -> Derivation:
+    """Parse (if needed) and backpropagate: the derivation the module is generated from."""
+    if isinstance(spec, Derivation):
+        return spec
+    return backpropagate(get_model(spec))
+
+
+def spec_label(spec: str | Model | Derivation) -> str:
+    """How the header names the spec: as given, or a bundled example by its name."""
+    if isinstance(spec, str):
+        return spec
+    model = spec.model if isinstance(spec, Derivation) else spec
+    try:
+        if Path(model.path).resolve().parent == examples_dir().resolve():
+            return model.name
+    except OSError:  # pragma: no cover - unreadable path
+        pass
+    return model.path
+
+
+def generate(spec: str | Model | Derivation, output: str | None = None, label: str | None = None) -> str:
+    """The generated module's source for ``spec`` (a path, a bundled example's name, a Model or a Derivation).
+
+    ``output`` is the file the header tells users to regenerate into;
+    ``label`` overrides how the header names the spec.
+    """
+    d = derivation_of(spec)
+    program = lower(d)
+    body = render(program)
+    name = label or spec_label(spec)
+    return stamp(body, name, output or f"{d.model.name}.py")
+
+
+def render(program: Program) -> str:
+    """The module body (no header) from the template."""
+    return environment().get_template("module.py.j2").render(**context(program))
+
+
+# ---------------------------------------------------------------------------
+# Template context: every string the template pastes, printed here
+# ---------------------------------------------------------------------------
+
+
+def py_str(s: str) -> str:
+    """A Python string literal, double-quoted."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def py_data(x: Any) -> str:
+    """Module data (dicts, tuples, strings, ints, None) as Python source, deterministically."""
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{py_data(k)}: {py_data(v)}" for k, v in x.items()) + "}"
+    if isinstance(x, tuple):
+        inner = ", ".join(py_data(v) for v in x)
+        return f"({inner},)" if len(x) == 1 else f"({inner})"
+    if isinstance(x, str):
+        return py_str(x)
+    return repr(x)
+
+
+def wrap(head: str, items: list[str], tail: str, indent: int) -> str:
+    """``head + items + tail`` on one line when it fits, else one item per line."""
+    one = head + ", ".join(items) + tail
+    if indent + len(one) <= WIDTH or not items:
+        return one
+    pad = " " * (indent + 4)
+    return head + "\n" + "".join(f"{pad}{it},\n" for it in items) + " " * indent + tail
+
+
+def _about(model: Model) -> str:
+    lines = []
+    for raw in model.source.splitlines():
+        if not raw.startswith("#"):
+            break
+        lines.append(raw.lstrip("#").strip())
+    return " ".join(lines) or f"The network defined in {model.path}."
+
+
+def _stmt_view(program: Program, s: Any) -> dict[str, Any]:
+    return {"target": program.name(s.symbol), "code": program.code(s.expr), "comment": s.comment}
+
+
+def _shape_code(program: Program, shape: tuple[sympy.Expr, sympy.Expr], scalar: bool) -> str:
+    if scalar:
+        return "()"
+    return "(" + ", ".join(program.code(sympy.sympify(d)) for d in shape) + ")"
+
+
+def _init_line(program: Program, name: str, init: Init) -> dict[str, str]:
+    decl = program.model.decls[name]
+    shape = _shape_code(program, decl.shape, decl.scalar)
+    if init.scheme == "zeros":
+        return {"name": name, "code": "0.0" if decl.scalar else f"np.zeros({shape}, dtype)", "note": ""}
+    if init.scheme == "slope":
+        code = "0.01" if decl.scalar else f"np.full({shape}, 0.01, dtype)"
+        return {"name": name, "code": code, "note": init.reason}
+    fan_in = program.code(sympy.sympify(init.fan_in))
+    if init.scheme == "he":
+        std, note = f"np.sqrt(2 / {fan_in})", f"He: {init.reason}"
+    else:
+        fan_out = program.code(sympy.sympify(init.fan_out))
+        std, note = f"np.sqrt(2 / ({fan_in} + {fan_out}))", f"Glorot: {init.reason}"
+    return {"name": name, "code": f"_normal(rng, {shape}, {std}, dtype)", "note": note}
+
+
+def _init_dims(program: Program) -> list[str]:
+    used: set[str] = set()
+    for p in program.model.params:
+        used |= {str(d) for d in p.shape if not d.is_Integer}
+    return [d for d in program.model.dims if d in used]
+
+
+def context(program: Program) -> dict[str, Any]:
+    model = program.model
+    names = program.names
+    decls = program.decls
+    args = [names.var(d.name) for d in decls]
+    keyword_args = [f"{d.name}={names.var(d.name)}" for d in decls]
+    schemes = init_schemes(program.derivation)
+    init_dims = _init_dims(program)
+    init_example = py_data({d: _INIT_EXAMPLE_SIZE for d in init_dims})
+    check = wrap("_check_shapes(", keyword_args, ")", 4 + (len("dims = ") if program.forward_dims else 0))
+    dims_line = ("dims = " + check) if program.forward_dims else check
+    init_dims_line = (
+        wrap("[", [names.dim(d) for d in init_dims], "]", 4)
+        + " = " + ", ".join(["_init_dims(dims"] + [py_str(d) for d in init_dims]) + ")"
+        if init_dims else "_init_dims(dims)"
+    )
+    grads = [f"{p.name}={names.grad(p.name)}" for p in model.params]
+    return {
+        "title": f"{model.name}: forward and backward pass in NumPy, generated by backprop.",
+        "about": _about(model),
+        "described": model.describe().splitlines()[1:],
+        "init_example": init_example,
+        "inputs_example": "{" + ", ".join(f"{py_str(d.name)}: {names.var(d.name)}" for d in model.inputs) + "}",
+        "forward_args": ", ".join(args),
+        "shapes": py_data({d.name: shape_data(d) for d in decls}),
+        "params": py_data(tuple(p.name for p in model.params)),
+        "inputs": py_data(tuple(d.name for d in model.inputs)),
+        "domains": py_data({d.name: d.domain for d in model.inputs}),
+        "dims": py_data(tuple(model.dims)),
+        "init": py_data({p: schemes[p].scheme for p in schemes}),
+        "helpers": [h.rstrip("\n") for h in program.helpers],
+        "dims_line": dims_line,
+        "forward_dims": [{"name": names.dim(d), "spec": d} for d in program.forward_dims],
+        "forward": [_stmt_view(program, s) for s in program.forward],
+        "cache_line": wrap("cache = dict(", [f"{c}={c}" for c in program.cache], ")", 4),
+        "loss": program.name(program.loss_symbol),
+        "backward_def": wrap("def backward(", program.cache, "):", 0),
+        "backward": [_stmt_view(program, s) for s in program.backward],
+        "return_grads": wrap("return dict(", grads, ")", 4),
+        "forward_call": wrap("loss, cache = forward(", [
+            f"{names.var(d.name)}={'params' if d.kind == 'param' else 'inputs'}[{py_str(d.name)}]" for d in decls
+        ], ")", 4),
+        "init_lines": [_init_line(program, p.name, schemes[p.name]) for p in model.params],
+        "init_dims_line": init_dims_line,
+    }

@@ -1,0 +1,222 @@
+"""Derivation -> program: the statements a generated module runs, in order.
+
+Lowering reads the derivation as the module will: the forward equations
+(lifted pre-activations included), rewritten into stable forms
+(:mod:`codegen.rewrite`); then the backward steps' final results, keeping only
+the steps some parameter gradient needs; then one common-subexpression pass
+over both (:mod:`codegen.cse`); then liveness, which drops dead statements and
+decides what the cache must carry from forward to backward.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sympy import Basic, MatrixSymbol
+
+from derive.derivation import Derivation, Step
+from derive.ir import OpNode, shape_of
+from derive.model import Decl, Model
+from derive.naming import CodeNames, helper_name
+from derive.ops import REGISTRY
+from derive.printing import GradSymbol, grad_symbol, text
+
+from . import cse
+from .cse import Stmt, TempSymbol
+from .printer import NumpyPrinter, dims_read
+from .rewrite import Rule, resolver, stabilize
+
+#: Helper functions the module template itself defines; spec names avoid them.
+TEMPLATE_HELPERS = frozenset({"_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape"})
+
+
+@dataclass
+class Program:
+    """Everything the module template needs, already in order."""
+
+    model: Model
+    derivation: Derivation
+    names: CodeNames
+    printer: NumpyPrinter
+    stmts: list[Stmt]
+    cache: list[str]  # backward's parameters (python names), in order
+    cache_dims: list[str]  # dims among them (spec names)
+    forward_dims: list[str]  # dims forward needs (spec names)
+    helpers: list[str]  # registry helper sources, dependencies first
+    stable_rules: list[Rule] = field(default_factory=list)
+
+    @property
+    def forward(self) -> list[Stmt]:
+        return [s for s in self.stmts if s.section == "forward"]
+
+    @property
+    def backward(self) -> list[Stmt]:
+        return [s for s in self.stmts if s.section == "backward"]
+
+    @property
+    def decls(self) -> list[Decl]:
+        return list(self.model.decls.values())
+
+    @property
+    def loss_symbol(self) -> MatrixSymbol:
+        return self.derivation.loss.symbol
+
+    def code(self, e: Basic) -> str:
+        return self.printer.doprint(e)
+
+    def name(self, symbol: Basic) -> str:
+        return self.printer.doprint(symbol)
+
+
+# ---------------------------------------------------------------------------
+# Statements
+# ---------------------------------------------------------------------------
+
+
+def _forward_stmts(d: Derivation) -> tuple[list[Stmt], list[Rule]]:
+    see = resolver({eq.name: eq.expr for eq in d.equations})
+    out: list[Stmt] = []
+    rules: list[Rule] = []
+    for eq in d.equations:
+        expr, fired = stabilize(eq.expr, see)
+        comment = [f"{text(eq.symbol)} = {text(eq.expr)}"]
+        if fired:
+            comment.append("stable form: " + "; ".join(r.name for r in fired))
+            rules.extend(r for r in fired if r not in rules)
+        out.append(Stmt(eq.symbol, expr, "forward", "forward", tuple(comment)))
+    return out, rules
+
+
+def needed_steps(d: Derivation) -> list[Step]:
+    """Steps some param gradient depends on; e.g. ∂L/∂p is dead once ∂L/∂z = (p − y)/m."""
+    needed = set(d.params)
+    for s in reversed(d.steps):  # a step reads only the δ of steps listed before it
+        if s.target in needed:
+            needed |= {g.of for g in s.result.atoms(GradSymbol)}
+    return [s for s in d.steps if s.target in needed]
+
+
+def _backward_stmts(d: Derivation) -> list[Stmt]:
+    see = resolver({eq.name: eq.expr for eq in d.equations})
+    out: list[Stmt] = []
+    for s in needed_steps(d):
+        expr, _ = stabilize(s.result, see)
+        head = f"{text(s.grad)} = {text(s.recursive)}"
+        if s.inlined:
+            head += f" = {text(s.result)}"
+        out.append(Stmt(grad_symbol(s.target, s.shape), expr, "backward", "backward", (head,)))
+    return out
+
+
+def _reads(e: Basic) -> set[Basic]:
+    return set(e.atoms(MatrixSymbol))
+
+
+def _live(stmts: list[Stmt], roots: set[Basic]) -> list[Stmt]:
+    """Drop statements nothing needed reads (backwards over the program)."""
+    needed = set(roots)
+    keep: list[Stmt] = []
+    for s in reversed(stmts):
+        if s.symbol in needed:
+            keep.append(s)
+            needed |= _reads(s.expr)
+    return keep[::-1]
+
+
+# ---------------------------------------------------------------------------
+# Names, helpers and the cache
+# ---------------------------------------------------------------------------
+
+
+def registry_helpers() -> dict[str, str]:
+    """Helper function name -> source, for every registry row that needs one."""
+    return {helper_name(op.numpy_helper): op.numpy_helper for op in REGISTRY.values() if op.numpy_helper}
+
+
+def _helpers_used(code: str) -> list[str]:
+    """The registry helpers ``code`` calls, with the helpers they call, dependencies first."""
+    table = registry_helpers()
+    order: list[str] = []
+
+    def need(name: str) -> None:
+        if name in order:
+            return
+        for other in sorted(table):
+            if other != name and re.search(rf"\b{other}\(", table[name]):
+                need(other)
+        order.append(name)
+
+    for name in sorted(table):
+        if re.search(rf"\b{name}\(", code):
+            need(name)
+    return [table[n] for n in order]
+
+
+def _duplicated(printer: NumpyPrinter):
+    """Operand positions an operation's NumPy form spells more than once."""
+    memo: dict[tuple, set[int]] = {}
+
+    def dup(e: OpNode) -> set[int]:
+        key = (type(e), e.attrs, tuple(shape_of(c) for c in e.children))
+        if key not in memo:
+            probes = [TempSymbol(f"_operand{i}", *shape_of(c)) for i, c in enumerate(e.children)]
+            code = printer.doprint(e.func(*probes, *e.attrs))
+            memo[key] = {i for i in range(len(probes)) if len(re.findall(rf"\b_operand{i}\b", code)) > 1}
+        return memo[key]
+
+    return dup
+
+
+def _claim_names(model: Model, d: Derivation, names: CodeNames) -> None:
+    """Hand out Python names in a fixed order, so collisions resolve the same way every run."""
+    for decl in model.decls.values():
+        names.var(decl.name)
+    for eq in d.equations:
+        names.var(eq.name)
+    for dim in model.dims:
+        names.dim(dim)
+    for s in d.steps:
+        names.grad(s.target)
+
+
+def lower(d: Derivation) -> Program:
+    """The module's statements for derivation ``d``."""
+    model = d.model
+    names = CodeNames(reserved=set(registry_helpers()) | TEMPLATE_HELPERS)
+    _claim_names(model, d, names)
+    printer = NumpyPrinter(names, set(model.dims))
+    fwd, rules = _forward_stmts(d)
+    stmts = fwd + _backward_stmts(d)
+    roots = {d.loss.symbol} | {grad_symbol(p.name, p.shape) for p in model.params}
+    stmts = _live(stmts, roots)
+    stmts = cse.eliminate(stmts, names.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",), _duplicated(printer))
+    stmts = _live(stmts, roots)
+    code = "\n".join(printer.doprint(s.expr) for s in stmts)
+    cache, cache_dims = _cache(model, stmts, printer)
+    in_forward = set(cache_dims).union(*(dims_read(s.expr) for s in stmts if s.section == "forward"))
+    forward_dims = [dim for dim in model.dims if dim in in_forward]
+    return Program(model, d, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules)
+
+
+def _cache(model: Model, stmts: list[Stmt], printer: NumpyPrinter) -> tuple[list[str], list[str]]:
+    """What backward reads that forward (or the caller) provides: values first, then dims."""
+    backward = [s for s in stmts if s.section == "backward"]
+    made_in_backward = {s.symbol for s in backward}
+    reads: set[Basic] = set()
+    dims: set[str] = set()
+    for s in backward:
+        reads |= {x for x in _reads(s.expr) if x not in made_in_backward}
+        dims |= dims_read(s.expr)
+    order = [decl.symbol for decl in model.decls.values()] + [s.symbol for s in stmts if s.section == "forward"]
+    values = [printer.doprint(x) for x in order if x in reads]
+    dim_list = [dim for dim in model.dims if dim in dims]
+    return values + [printer.names.dim(dim) for dim in dim_list], dim_list
+
+
+def shape_data(decl: Decl) -> tuple:
+    """A declared shape as module data: dims by name, fixed sizes as ints; () for a scalar."""
+    if decl.scalar:
+        return ()
+    return tuple(int(d) if d.is_Integer else str(d) for d in decl.shape)
+
