@@ -9,9 +9,11 @@ from .errors import ShapeError, SpecError, UnsupportedError
 from .model import Assign, Decl, Model, NetworkBuilder
 from .parse import example_names, load, parse_spec
 from .pipeline import get_derivation, get_model
+from .verify import ClaimResult, VerifyReport, verify
 
 __all__ = [
     "Assign", "Decl", "Model", "NetworkBuilder", "ShapeError", "SpecError", "UnsupportedError",
     "example_names", "load", "parse_spec", "get_derivation", "get_model", "backpropagate",
     "Derivation", "Equation", "Path", "Step",
+    "verify", "VerifyReport", "ClaimResult",
 ]

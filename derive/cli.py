@@ -23,6 +23,7 @@ class UsageError(Exception):
 COMMANDS: dict[str, str] = {
     "examples": "derive.cmd_show",
     "show": "derive.cmd_show",
+    "verify": "derive.cmd_verify",
 }
 
 

@@ -1,0 +1,1120 @@
+"""Check hand-derived gradients ("claims") and say where a wrong one goes wrong.
+
+A claim reads ``dNAME = EXPR``: ∂L/∂NAME for a param or an intermediate, in
+the spec language, with ``dOTHER`` standing for the derived gradient of
+another variable (so recursive forms like ``dZ = dA * A * (1 - A)`` work as
+well as closed ones). Claims are parsed by the spec parser's own
+:class:`~derive.parse.ExprBuilder` -- never evaluated as Python.
+
+The check is numerical first: at several sets of sizes (distinct primes, so a
+stray factor m or a swapped pair of dimensions shows) and random points drawn
+from the inputs' domains, the claim is evaluated with every ``dOTHER`` bound to
+the true gradient and compared with the derivation's own ∂L/∂NAME. A claim that
+passes is then checked exactly with SymPy at small sizes when that is cheap
+(symbolic entries, so the identity is proved for every value at those sizes).
+
+A wrong claim gets a one-line diagnosis: wrong shape (and whether it is the
+transpose, or needs a sum over the examples), a constant or size-dependent
+factor, a sign, missing paths, or the earliest backward step at which the claim
+stops matching -- found by replacing parts of the claim with true gradients
+until it holds, then describing what the offending part should have been.
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import itertools
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import sympy
+from sympy import Basic, MatrixSymbol
+
+from . import ir
+from .derivation import Derivation, Step
+from .errors import ShapeError, SpecError
+from .evaluate import evaluate, evaluate_exact
+from .ir import OpNode, fmt_shape, shape_of
+from .model import Model
+from .naming import grad_name
+from .parse import IDENT, ExprBuilder, suggest
+from .pipeline import get_derivation
+from .printing import GradSymbol, text
+from .simplify import simplify
+
+#: Relative error below which two values count as equal (float64, small nets).
+TOL = 1e-7
+#: Operations whose exact forms are piecewise: checked exactly at a rational point.
+PIECEWISE = frozenset({"relu", "leaky_relu", "step", "leaky_step", "abs", "sign"})
+#: Sizes for the numerical check: distinct primes, so factors of one dimension cannot pose as another's.
+PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29)
+#: The exact check is skipped beyond these (deterministic budgets, not timeouts).
+EXACT_MAX_FIXED_DIM = 4
+EXACT_MAX_ENTRIES = 48
+EXACT_MAX_OPS = 4000
+_HINT_MAX = 40
+_MAX_PARTS = 120  # sub-expressions tried when locating a mistake (bounds the work on huge claims)
+_UNARY_ACTIVATIONS = frozenset({"sigmoid", "tanh", "relu", "softplus", "exp", "log", "sqrt", "abs"})
+
+
+# ===========================================================================
+# Claims: parsing
+# ===========================================================================
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One parsed claim: ∂L/∂``name`` is ``expr`` (as written: ``text``)."""
+
+    name: str
+    text: str
+    rhs: str
+    expr: Basic
+    file: str = "<claim 1>"
+    line: int = 1
+
+
+@dataclass(frozen=True)
+class ClaimSource:
+    """Where a claim's text comes from, for compiler-style error positions."""
+
+    text: str
+    file: str
+    line: int = 1
+
+
+class ClaimExprBuilder(ExprBuilder):
+    """The spec language plus what hand derivations need.
+
+    ``(E > 0)`` is the indicator [E > 0] (ReLU′), ``ones(r, c)`` a matrix of
+    ones (a row sum written ``dZ @ ones(m, 1)``), and a matrix product whose
+    shapes do not fit says which rearrangement would.
+    """
+
+    #: the shape the whole claim should have (for hints)
+    want: tuple[Basic, Basic] | None = None
+
+    def visit_Compare(self, node: ast.Compare) -> Basic:  # noqa: N802
+        if len(node.ops) == 1:
+            op, left, right = node.ops[0], node.left, node.comparators[0]
+            if isinstance(op, (ast.Gt, ast.GtE)) and _is_zero(right):
+                return ir.node("step", self.visit(left))
+            if isinstance(op, (ast.Lt, ast.LtE)) and _is_zero(left):
+                return ir.node("step", self.visit(right))
+        raise self.fail(node, "only comparisons with 0 are supported: (Z > 0) is the indicator [Z > 0], ReLU′(Z)")
+
+    def visit_Call(self, node: ast.Call) -> Basic:  # noqa: N802
+        if isinstance(node.func, ast.Name) and node.func.id == "ones" and "ones" not in self.names:
+            if len(node.args) != 2 or node.keywords:
+                raise self.fail(node, "ones takes two dimensions: ones(rows, cols), e.g. ones(m, 1)")
+            r, c = (self._dim(a) for a in node.args)
+            return ir.broadcast_to(sympy.Integer(1), (r, c))
+        return super().visit_Call(node)
+
+    def _dim(self, node: ast.AST) -> Basic:
+        if isinstance(node, ast.Name) and node.id in self.dims:
+            return self.dims[node.id]
+        if isinstance(node, ast.Constant) and type(node.value) is int and node.value > 0:
+            return sympy.Integer(node.value)
+        known = ", ".join(sorted(self.dims)) or "none"
+        raise self.fail(node, f"a dimension must be a dimension name ({known}) or a positive integer")
+
+    def visit_BinOp(self, node: ast.BinOp) -> Basic:  # noqa: N802
+        if not isinstance(node.op, ast.MatMult):
+            return super().visit_BinOp(node)
+        left, right = self.visit(node.left), self.visit(node.right)
+        try:
+            return ir.matmul(left, right)
+        except ShapeError as e:
+            hint = self._matmul_hint(node, left, right)
+            raise SpecError(f"shape mismatch: {e}{hint}", 0, self._op_col(node, "@")) from None
+
+    def _matmul_hint(self, node: ast.BinOp, a: Basic, b: Basic) -> str:
+        """A rearrangement of ``a @ b`` whose shapes fit: swapped and/or transposed.
+
+        For the claim's outermost product, one giving the gradient's shape is preferred.
+        """
+        (ar, ac), (br, bc) = shape_of(a), shape_of(b)
+        sa, sb = (self._src(node.left, left=True), self._src(node.left, left=False))
+        ra, rb = (self._src(node.right, left=True), self._src(node.right, left=False))
+        ta, tb = self._t(node.left), self._t(node.right)
+        options = [  # (fits, result shape, text)
+            (bc == ar, (br, ac), f"{ra} @ {sb}"),
+            (ar == br, (ac, bc), f"{ta} @ {rb}"),
+            (ac == bc, (ar, br), f"{sa} @ {tb}"),
+            (bc == ac, (br, ar), f"{ra} @ {ta}"),
+            (br == ar, (bc, ac), f"{tb} @ {sb}"),
+        ]
+        fits = [(shape, hint) for ok, shape, hint in options if ok]
+        whole = (ast.get_source_segment(self.text, node) or "").strip() == self.text.strip()
+        if whole and self.want is not None:
+            fits = [f for f in fits if f[0] == self.want] + [f for f in fits if f[0] != self.want]
+        return f" (did you mean {fits[0][1]}?)" if fits else ""
+
+    def _src(self, node: ast.AST, left: bool) -> str:
+        """Operand source text, parenthesized when it would not stay one operand of ``@``."""
+        s = ast.get_source_segment(self.text, node) or "?"
+        loose = isinstance(node, ast.BinOp) and (
+            isinstance(node.op, (ast.Add, ast.Sub)) or (not left and not isinstance(node.op, ast.Pow)))
+        return f"({s})" if loose or (isinstance(node, ast.UnaryOp) and not left) else s
+
+    def _t(self, node: ast.AST) -> str:
+        """Operand transposed, in spec syntax: X -> X.T, X.T -> X, a + b -> (a + b).T."""
+        if isinstance(node, ast.Attribute) and node.attr == "T":
+            return ast.get_source_segment(self.text, node.value) or "?"
+        s = ast.get_source_segment(self.text, node) or "?"
+        return f"{s}.T" if isinstance(node, (ast.Name, ast.Call, ast.Attribute)) else f"({s}).T"
+
+
+def _is_zero(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and not isinstance(node.value, bool) and node.value == 0
+
+
+class ClaimParser:
+    """Parses claims against one derivation: the names, gradients and dims it offers."""
+
+    def __init__(self, deriv: Derivation) -> None:
+        self.deriv = deriv
+        model = deriv.model
+        self.names: dict[str, Basic] = {n: d.symbol for n, d in model.decls.items()}
+        self.names.update({eq.name: eq.symbol for eq in deriv.equations})
+        self.grads = [s.target for s in deriv.steps]
+        for s in deriv.steps:
+            self.names[grad_name(s.target)] = s.grad
+        self.reserved: dict[str, str] = {}
+        for n in list(model.decls) + [eq.name for eq in deriv.equations]:
+            if n not in self.grads:
+                self.reserved[grad_name(n)] = self._no_gradient(n)
+
+    def _no_gradient(self, name: str) -> str:
+        """Why ``dNAME`` names no gradient."""
+        model = self.deriv.model
+        if name == self.deriv.loss.name:
+            return f"'d{name}' is ∂L/∂L = 1 ({name} is the loss): write 1"
+        if name in model.decls and model.decls[name].kind == "input":
+            return f"'d{name}' is not a gradient here: {name} is an input, which has no gradient"
+        return f"'d{name}' is not a gradient here: no param reaches the loss through {name}"
+
+    def about(self) -> str:
+        """The gradients a claim can be about, for error messages."""
+        params = [n for n in self.deriv.params if n in self.grads]
+        inter = [eq.name for eq in self.deriv.equations if eq.name in self.grads and eq.name not in params]
+        out = "params (" + ", ".join(params) + ")"
+        if inter:
+            out += " and intermediates (" + ", ".join(inter) + ")"
+        return out
+
+    def parse(self, src: ClaimSource) -> Claim:
+        """Parse one claim; raises :class:`SpecError` located in ``src``."""
+        raw = src.text
+        try:
+            return self._parse(raw, src)
+        except SpecError as e:
+            if not e.line:
+                e.line = src.line
+            raise e.at(src.file, raw) from None
+
+    def _parse(self, raw: str, src: ClaimSource) -> Claim:
+        line = raw.split("#", 1)[0].rstrip()
+        first = len(line) - len(line.lstrip()) + 1
+        m = re.match(r"\s*([^=]*?)\s*=(?!=)", line)
+        if not line.strip() or not m:
+            raise SpecError("a claim reads dNAME = EXPR, e.g. dW1 = dZ @ X.T", 0, first)
+        lhs, lcol = m.group(1), m.start(1) + 1
+        name = self._target(lhs, lcol)
+        col0 = m.end() + len(line[m.end():]) - len(line[m.end():].lstrip())
+        rhs = line[col0:]
+        if not rhs.strip():
+            raise SpecError(f"nothing after '=': write ∂L/∂{name}, e.g. d{name} = ...", 0, m.end() + 1)
+        builder = ClaimExprBuilder(rhs, col0, self.names, self.deriv.model.dims, reserved=self.reserved)
+        builder.want = self.deriv.step(name).shape
+        expr = builder.build()
+        own = grad_name(name)
+        if any(g.name == own for g in expr.atoms(GradSymbol)):
+            hit = re.search(rf"(?<![\w.]){own}(?!\w)", rhs)
+            col = col0 + (hit.start() if hit else 0) + 1
+            raise SpecError(f"the claim for {own} uses {own} itself: write it in terms of other quantities", 0, col)
+        return Claim(name, line.strip(), rhs.strip(), expr, src.file, src.line)
+
+    def _target(self, lhs: str, col: int) -> str:
+        model = self.deriv.model
+        if not IDENT.fullmatch(lhs):
+            raise SpecError(f"the left of '=' must be dNAME, the gradient of a variable NAME; got '{lhs}'", 0, col)
+        grads = [grad_name(n) for n in self.grads]
+        if lhs in grads:
+            return lhs[1:]
+        if lhs == grad_name(self.deriv.loss.name):
+            raise SpecError(f"{lhs[1:]} is the loss itself (∂L/∂L = 1); claims are about {self.about()}", 0, col)
+        if lhs in self.reserved:
+            raise SpecError(f"{self.reserved[lhs]}; claims are about {self.about()}", 0, col)
+        if lhs in self.names or lhs in model.dims:
+            what = f"write d{lhs} for ∂L/∂{lhs}" if grad_name(lhs) in grads else f"claims are about {self.about()}"
+            raise SpecError(f"the left of '=' is a gradient dNAME, not '{lhs}': {what}", 0, col)
+        raise SpecError(
+            f"'{lhs}' is not the gradient of a variable of {model.name}{suggest(lhs, grads)}; "
+            f"claims are about {self.about()}", 0, col,
+        )
+
+
+def claim_sources(claims: str | Sequence[str], file: str = "<claims>") -> list[ClaimSource]:
+    """One source per claim: list items are ``<claim N>``; a string is a claims file (one a line)."""
+    if isinstance(claims, str):
+        lines = claims.splitlines()
+        if len(lines) == 1:
+            return [ClaimSource(lines[0], "<claim 1>", 1)]
+        return [ClaimSource(t, file, i) for i, t in enumerate(lines, 1) if t.split("#", 1)[0].strip()]
+    return [ClaimSource(t, f"<claim {i}>", 1) for i, t in enumerate(claims, 1)]
+
+
+# ===========================================================================
+# Results
+# ===========================================================================
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The verdict on one claim, why, and how it was checked."""
+
+    name: str
+    claim_text: str
+    verdict: bool
+    diagnosis: str | None
+    error: float  # largest relative error over the size sets (inf: wrong shape)
+    exact_checked: bool
+    mistake: str | None = None  # kind of mistake: shape, transpose, sum, factor, sign, zero, paths, step, value
+    exact_note: str = ""
+    file: str = "<claim 1>"
+    line: int = 1
+
+    @property
+    def correct(self) -> bool:
+        return self.verdict
+
+    def line_text(self) -> str:
+        """``✓ dW1 = ...  correct`` or ``✗ dW1 = ...  wrong: DIAGNOSIS``."""
+        if self.verdict:
+            return f"✓ {self.claim_text}  correct"
+        return f"✗ {self.claim_text}  wrong: {self.diagnosis}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "claim": self.claim_text,
+            "correct": self.verdict,
+            "verdict": "correct" if self.verdict else "wrong",
+            "mistake": self.mistake,
+            "diagnosis": self.diagnosis,
+            "error": self.error if math.isfinite(self.error) else None,
+            "exact_checked": self.exact_checked,
+            "exact_note": self.exact_note,
+            "source": f"{self.file}:{self.line}",
+        }
+
+
+@dataclass
+class VerifyReport:
+    """Every claim's result, printable as text, JSON, Markdown or an HTML table."""
+
+    model: str
+    results: list[ClaimResult]
+    sizes: list[dict[str, int]] = field(default_factory=list)
+    exact_sizes: dict[str, int] | None = None
+
+    @property
+    def all_correct(self) -> bool:
+        return all(r.verdict for r in self.results)
+
+    def __iter__(self) -> Iterator[ClaimResult]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> ClaimResult:
+        return self.results[i]
+
+    def summary(self) -> str:
+        good = sum(r.verdict for r in self.results)
+        exact = sum(r.exact_checked for r in self.results)
+        how = f"numerically at {len(self.sizes)} sets of sizes"
+        if exact and self.exact_sizes is not None:
+            at = ", ".join(f"{k}={v}" for k, v in self.exact_sizes.items()) or "its fixed sizes"
+            how += f"; exactly at {at} for {exact} of them"
+        return f"{good} of {len(self.results)} claim{'s' * (len(self.results) != 1)} correct ({how})"
+
+    def text(self) -> str:
+        return "\n".join([r.line_text() for r in self.results] + [self.summary()]) + "\n"
+
+    __str__ = text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "all_correct": self.all_correct,
+            "claims": [r.to_dict() for r in self.results],
+            "sizes": self.sizes,
+            "exact_sizes": self.exact_sizes,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def _repr_markdown_(self) -> str:
+        rows = ["| claim | | diagnosis |", "|---|:-:|---|"]
+        for r in self.results:
+            code = r.claim_text.replace("|", "\\|")
+            diag = "correct" if r.verdict else (r.diagnosis or "").replace("|", "\\|")
+            rows.append(f"| `{code}` | {'✓' if r.verdict else '✗'} | {diag} |")
+        return "\n".join(rows) + f"\n\n{self.summary()}\n"
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for r in self.results:
+            mark = '<span style="color:#1a7f37">✓</span>' if r.verdict else '<span style="color:#cf222e">✗</span>'
+            diag = "correct" if r.verdict else html.escape(r.diagnosis or "")
+            rows.append(f"<tr><td><code>{html.escape(r.claim_text)}</code></td><td>{mark}</td><td>{diag}</td></tr>")
+        head = "<tr><th>claim</th><th></th><th>diagnosis</th></tr>"
+        return (f"<table>{head}{''.join(rows)}</table>"
+                f"<p><small>{html.escape(self.summary())}</small></p>")
+
+
+# ===========================================================================
+# Numbers: sizes, random points, forward values and true gradients
+# ===========================================================================
+
+
+def _sample(domain: str | None, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random value from a declared input domain (params and plain inputs: normal)."""
+    r, c = shape
+    if domain == "onehot":
+        out = np.zeros(shape)
+        out[rng.integers(0, r, size=c), np.arange(c)] = 1.0
+        return out
+    if domain == "binary":  # both values, when there is room: a constant label hides terms
+        for _ in range(20):
+            out = rng.integers(0, 2, size=shape).astype(float)
+            if r * c < 2 or 0 < out.sum() < r * c:
+                break
+        return out
+    if domain == "positive":
+        return rng.uniform(0.5, 2.0, size=shape)
+    if domain == "prob":
+        return rng.uniform(0.05, 0.95, size=shape)
+    return rng.normal(size=shape)
+
+
+def _size_sets(model: Model, seed: int) -> list[dict[str, int]]:
+    """Several sets of sizes: within a set the dims are distinct primes; each dim varies across sets."""
+    dims = sorted(model.dims)
+    pool = PRIMES[: max(len(dims) + 1, 4)]
+    rng = np.random.default_rng(seed)
+    count = max(3, len(dims) + 2)
+    out: list[dict[str, int]] = []
+    for i in range(count):
+        perm = rng.permutation(len(pool)) if i else np.arange(len(pool))
+        out.append({d: int(pool[int(j)]) for d, j in zip(dims, perm)})
+    return out
+
+
+def _concrete(shape: tuple[Basic, Basic], env: Mapping[Any, Any]) -> tuple[int, int]:
+    """A symbolic shape at the sizes in ``env`` (its dimension-symbol keys)."""
+    dims = {k: v for k, v in env.items() if isinstance(k, sympy.Symbol)}
+    return int(sympy.sympify(shape[0]).subs(dims)), int(sympy.sympify(shape[1]).subs(dims))
+
+
+class _Point:
+    """One size set and random point: forward values and every true gradient."""
+
+    def __init__(self, deriv: Derivation, sizes: dict[str, int], rng: np.random.Generator) -> None:
+        model = deriv.model
+        self.sizes = sizes
+        self.env: dict[Any, Any] = {model.dims[d]: v for d, v in sizes.items()}
+        for d in model.decls.values():
+            self.env[d.name] = _sample(d.domain, _concrete(d.shape, self.env), rng)
+        for eq in deriv.equations:
+            self.env[eq.name] = evaluate(eq.expr, self.env)
+        for s in deriv.steps:
+            self.env[grad_name(s.target)] = np.broadcast_to(evaluate(s.result, self.env), _concrete(s.shape, self.env))
+
+    def value(self, e: Basic, subs: Mapping[Basic, np.ndarray] | None = None) -> np.ndarray:
+        """``e`` at this point, with the given sub-expressions replaced by the given values."""
+        return evaluate(e, self.env, dict(subs) if subs else {})
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    """Relative difference of two arrays of one shape (0 when both vanish)."""
+    scale = max(float(np.linalg.norm(a)), float(np.linalg.norm(b)))
+    if scale == 0.0:
+        return 0.0
+    return float(np.linalg.norm(a - b)) / scale
+
+
+def _ratio(c: np.ndarray, g: np.ndarray) -> float | None:
+    """r with c = r·g (least squares), or None when c is not a multiple of g."""
+    gg = float(np.sum(g * g))
+    if gg == 0.0:
+        return None
+    r = float(np.sum(c * g)) / gg
+    if not math.isfinite(r):
+        return None
+    if _rel(c, r * g) > TOL * 10:
+        return None
+    return r
+
+
+# ===========================================================================
+# Factors: c · ∏ dim^k across size sets
+# ===========================================================================
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A factor ``c · ∏ dim^k``; ``c`` exact when it was recognized as a small fraction."""
+
+    c: Fraction | float
+    exps: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def is_one(self) -> bool:
+        return not self.exps and self.c == 1
+
+    def text(self) -> str:
+        a = abs(self.c)
+        num = [f"{d}{_sup(k)}" for d, k in self.exps if k > 0]
+        den = [f"{d}{_sup(-k)}" for d, k in self.exps if k < 0]
+        if isinstance(a, Fraction):
+            n, q = a.numerator, a.denominator
+        else:
+            n, q = float(f"{a:.3g}"), 1
+        top = ("" if n == 1 and num else _num(n)) + "·".join(num)
+        bottom = ("" if q == 1 else str(q)) + ("·" if q != 1 and den else "") + "·".join(den)
+        return top + (f"/{bottom}" if bottom else "")
+
+
+def _sup(k: int) -> str:
+    return "" if k == 1 else str(k).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def _num(x: float | int) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _nice(x: float) -> Fraction | None:
+    f = Fraction(x).limit_denominator(64)
+    if f != 0 and abs(float(f) - x) <= 1e-9 * abs(x) and abs(f.numerator) <= 10_000:
+        return f
+    return None
+
+
+def fit_factor(ratios: Sequence[float], sizes: Sequence[Mapping[str, int]]) -> Factor | None:
+    """Explain per-size-set ratios as ``c · ∏ dim^k`` (at most two dims, |k| ≤ 2), simplest first."""
+    if not ratios or any(r == 0 for r in ratios):
+        return None
+    dims = sorted(sizes[0])
+    candidates: list[tuple[tuple[str, int], ...]] = [()]
+    ks = (1, -1, 2, -2)
+    candidates += [((d, k),) for d in dims for k in ks]
+    candidates += [((a, i), (b, j)) for a, b in itertools.combinations(dims, 2) for i in ks for j in ks]
+    candidates.sort(key=lambda e: sum(abs(k) for _, k in e))
+    loose: Factor | None = None
+    for exps in candidates:
+        cs = [r / math.prod(s[d] ** k for d, k in exps) for r, s in zip(ratios, sizes)]
+        if max(abs(c - cs[0]) for c in cs) > 1e-6 * abs(cs[0]):
+            continue
+        nice = _nice(cs[0])
+        if nice is not None:
+            return Factor(nice, exps)
+        loose = loose or Factor(cs[0], exps)
+    return loose
+
+
+def factor_phrase(f: Factor, of: str = "the correct gradient", claim: Basic | None = None) -> str:
+    """``exactly 1/2 of the correct gradient: a missing factor 2?`` and the like."""
+    neg = f.c < 0
+    a = Factor(abs(f.c), f.exps)
+    if a.is_one:
+        return f"the negative of {of}: a sign error"
+    if len(a.exps) == 1 and a.c == 1 and abs(a.exps[0][1]) == 1:
+        d, k = a.exps[0]
+        size, hint = (f"{d} times too large", f"a missing 1/{d}?") if k > 0 else (f"{d} times too small", f"an extra 1/{d}?")
+        if k < 0 and claim is not None and _has_op(claim, "mean"):
+            hint += f" (mean(...) divides by {d}; the gradient sums)"
+        return f"the negative of {of} and {size}: a sign error and {hint}" if neg else f"{size}: {hint}"
+    if not a.exps and a.c < 1:
+        inv = Factor(1 / a.c if isinstance(a.c, Fraction) else 1.0 / a.c)
+        size, hint = f"exactly {a.text()} of {of}", f"a missing factor {inv.text()}?"
+    elif not a.exps:
+        size, hint = f"{a.text()} times {of}", f"an extra factor {a.text()}?"
+    else:
+        size, hint = f"{a.text()} times {of}", "a factor that depends on the sizes"
+    if neg:
+        return f"−{a.text()} times {of}: a sign error and {hint}"
+    return f"{size}: {hint}"
+
+
+def _has_op(e: Basic, name: str) -> bool:
+    return any(isinstance(x, OpNode) and x.op.name == name for x in sympy.preorder_traversal(e))
+
+
+# ===========================================================================
+# The verifier
+# ===========================================================================
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _grad_text(name: str) -> str:
+    return text(GradSymbol(grad_name(name), 1, 1))
+
+
+def _derivative_label(eq_expr: Basic) -> str:
+    """σ(Z) -> σ′(Z), ReLU(Z₁) -> ReLU′(Z₁)."""
+    s = text(eq_expr)
+    i = s.find("(")
+    return s[:i] + "′" + s[i:] if i > 0 else s + "′"
+
+
+def _subexpressions(e: Basic) -> list[Basic]:
+    """Distinct operation and variable sub-expressions of ``e``, outermost first (constants left out)."""
+    out: dict[Basic, None] = {}
+    todo = [e]
+    while todo:
+        x = todo.pop(0)
+        if isinstance(x, OpNode):
+            out.setdefault(x, None)
+            todo.extend(x.children)
+        elif isinstance(x, MatrixSymbol):
+            out.setdefault(x, None)
+    return list(out)
+
+
+def _factors(e: Basic) -> list[Basic]:
+    """The factors of an elementwise product (a leading −1 for a negation)."""
+    if isinstance(e, OpNode) and e.op.name == "mul":
+        return _factors(e.children[0]) + _factors(e.children[1])
+    if isinstance(e, OpNode) and e.op.name == "neg":
+        return [sympy.Integer(-1)] + _factors(e.children[0])
+    return [e]
+
+
+def _product(fs: Sequence[Basic]) -> Basic:
+    out: Basic = sympy.Integer(1)
+    for f in fs:
+        out = ir.mul(out, f)
+    return out
+
+
+class Verifier:
+    """Judges claims about one derivation; sizes and random points are fixed per instance (deterministic)."""
+
+    def __init__(self, deriv: Derivation, seed: int = 0) -> None:
+        self.deriv = deriv
+        self.model = deriv.model
+        self.parser = ClaimParser(deriv)
+        self.sizes = _size_sets(self.model, seed)
+        rng = np.random.default_rng(seed + 1)
+        self.points = [_Point(deriv, s, rng) for s in self.sizes]
+        self.seed = seed
+        self.examples = {str(d.shape[1]) for d in self.model.inputs if isinstance(d.shape[1], sympy.Symbol)}
+        grads = set(self.parser.grads)
+        #: V -> the equation U = f(V) of an elementwise activation applied to V
+        self.activation_of: dict[str, Any] = {}
+        for eq in deriv.equations:
+            e = eq.expr
+            if (isinstance(e, OpNode) and (e.op.name in _UNARY_ACTIVATIONS or e.op.name == "leaky_relu")
+                    and isinstance(e.children[0], MatrixSymbol) and e.children[0].name in grads):
+                self.activation_of.setdefault(e.children[0].name, eq)
+        self.forward_vars: dict[str, MatrixSymbol] = {n: d.symbol for n, d in self.model.decls.items()}
+        self.forward_vars.update({eq.name: eq.symbol for eq in deriv.equations})
+        self._exact: dict[bool, _Exact] = {}
+
+    # --- values ----------------------------------------------------------------
+    def vals(self, e: Basic, subs: Mapping[Basic, Sequence[np.ndarray]] | None = None) -> list[np.ndarray]:
+        """``e`` at every point; ``subs`` replaces sub-expressions by given values (one per point)."""
+        out = []
+        with np.errstate(all="ignore"):  # a trial substitution may divide by zero: it just does not match
+            for i, p in enumerate(self.points):
+                v = p.value(e, {k: vs[i] for k, vs in (subs or {}).items()})
+                out.append(np.broadcast_to(v, _concrete(shape_of(e), p.env)))
+        return out
+
+    def grad(self, name: str) -> list[np.ndarray]:
+        return [p.env[grad_name(name)] for p in self.points]
+
+    def var(self, name: str) -> list[np.ndarray]:
+        return [p.env[name] for p in self.points]
+
+    @staticmethod
+    def close(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
+        return all(x.shape == y.shape and _rel(x, y) <= TOL for x, y in zip(a, b))
+
+    def factor(self, a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> Factor | None:
+        """``a = f · b`` at every point, with f explained as c · ∏ dim^k (None if not)."""
+        if any(x.shape != y.shape for x, y in zip(a, b)):
+            return None
+        rs = [_ratio(x, y) for x, y in zip(a, b)]
+        if any(r is None for r in rs):
+            return None
+        return fit_factor([float(r) for r in rs if r is not None], self.sizes)
+
+    # --- entry -----------------------------------------------------------------
+    def parse(self, src: ClaimSource) -> Claim:
+        return self.parser.parse(src)
+
+    def check(self, claim: Claim) -> ClaimResult:
+        """The verdict on a parsed claim, with a diagnosis when it is wrong."""
+        name, e = claim.name, claim.expr
+        step = self.deriv.step(name)
+        base = {"name": name, "claim_text": claim.text, "file": claim.file, "line": claim.line}
+        c, g = self.vals(e), self.grad(name)
+        if shape_of(e) != step.shape:
+            kind, msg = self._wrong_shape(claim, step, c, g)
+            return ClaimResult(**base, verdict=False, diagnosis=msg, error=math.inf, exact_checked=False, mistake=kind)
+        err = max(_rel(x, y) for x, y in zip(c, g))
+        if err <= TOL:
+            status, note = self.exact(e, name)
+            if status == "disproved":
+                msg = f"agrees to {err:.1g} numerically but differs exactly ({note})"
+                return ClaimResult(**base, verdict=False, diagnosis=msg, error=err, exact_checked=True,
+                                   mistake="value", exact_note=note)
+            return ClaimResult(**base, verdict=True, diagnosis=None, error=err, exact_checked=status == "proved",
+                               exact_note=note)
+        kind, msg = self._diagnose(claim, step, c, g, err)
+        return ClaimResult(**base, verdict=False, diagnosis=msg, error=err, exact_checked=False, mistake=kind)
+
+    # --- wrong shapes ------------------------------------------------------------
+    def _over(self, dim: Basic, axis: int) -> str:
+        if axis == 1 and str(dim) in self.examples:
+            return "the examples"
+        return f"the {dim} {'columns' if axis == 1 else 'rows'}"
+
+    def _sum_code(self, rhs: str, axes: Sequence[int]) -> str:
+        body = rhs if len(rhs) <= _HINT_MAX else "..."
+        return f"sum({body})" if len(axes) == 2 else f"sum({body}, axis={axes[0]})"
+
+    def _wrong_shape(self, claim: Claim, step: Step, c: list[np.ndarray], g: list[np.ndarray]) -> tuple[str, str]:
+        cs, ts = shape_of(claim.expr), step.shape
+        head = f"wrong shape {fmt_shape(cs)}: {_grad_text(step.target)} is {fmt_shape(ts)}"
+        if (cs[1], cs[0]) == ts:
+            ct = [x.T for x in c]
+            if self.close(ct, g):
+                return "transpose", f"{head}; it is the transpose of the correct gradient"
+            f = self.factor(ct, g)
+            if f is not None:
+                return "transpose", f"{head}; it is transposed, and {factor_phrase(f)}"
+        axis = self._wrong_axis(claim.expr, ts, g)
+        if axis is not None:
+            return "sum", f"{head}; it sums over the wrong axis: {axis}"
+        wide = [ax for ax in (0, 1) if ts[ax] == 1 and cs[ax] != 1]
+        if wide and all(cs[ax] == ts[ax] for ax in (0, 1) if ax not in wide):
+            red = [np.sum(x, axis=tuple(wide), keepdims=True) for x in c]
+            over = _and([self._over(cs[ax], ax) for ax in wide])
+            code = self._sum_code(claim.rhs, wide)
+            if self.close(red, g):
+                return "sum", f"{head}; sum over {over}: {code}"
+            f = self.factor(red, g)
+            if f is not None:
+                return "sum", f"{head}; sum over {over} ({code}), and then it is {factor_phrase(f)}"
+        narrow = [ax for ax in (0, 1) if cs[ax] == 1 and ts[ax] != 1]
+        if narrow and all(cs[ax] == ts[ax] for ax in (0, 1) if ax not in narrow):
+            red = [np.sum(x, axis=tuple(narrow), keepdims=True) for x in g]
+            if self.close(c, red):
+                over = _and([self._over(ts[ax], ax) for ax in narrow])
+                keep = "keep one column per example" if "the examples" in over else "do not sum over them"
+                return "shape", f"{head}; it is the correct gradient summed over {over}: {keep}"
+        return "shape", head
+
+    def _wrong_axis(self, e: Basic, ts: tuple[Basic, Basic], g: list[np.ndarray]) -> str | None:
+        """sum(E, axis=0) where sum(E, axis=1) is meant (or the other way round)."""
+        if not (isinstance(e, OpNode) and e.op.name in ("sum", "mean") and len(e.attrs[0]) == 1):
+            return None
+        other = 1 - int(e.attrs[0][0])
+        x = e.children[0]
+        if shape_of(x)[other] == 1:
+            return None
+        fixed = ir.node(e.op.name, x, ir.axes_attr(other))
+        if shape_of(fixed) != ts or not self.close(self.vals(fixed), g):
+            return None
+        along = "the examples" if other == 1 and str(shape_of(x)[1]) in self.examples else (
+            "each row" if other == 1 else "each column")
+        return f"axis={other} sums over {along}: {e.op.name}(..., axis={other})"
+
+    # --- wrong values --------------------------------------------------------------
+    def _diagnose(self, claim: Claim, step: Step, c: list[np.ndarray], g: list[np.ndarray], err: float) -> tuple[str, str]:
+        if not all(np.all(np.isfinite(x)) for x in c):
+            return "value", "it is not finite at some points (a division by zero, or the log of a negative number?)"
+        if all(float(np.linalg.norm(x)) == 0.0 for x in c):
+            return "zero", "it is zero, but the correct gradient is not"
+        f = self.factor(c, g)
+        if f is not None:
+            kind = "sign" if (f.c == -1 and not f.exps) else "factor"
+            return kind, factor_phrase(f, claim=claim.expr)
+        ts = step.shape
+        if ts[0] == ts[1] and not ir.is_scalar_shape(ts) and self.close([x.T for x in c], g):
+            return "transpose", (f"it is the transpose of the correct gradient ({_grad_text(step.target)} is "
+                                 f"{fmt_shape(ts)}, so the shapes cannot tell)")
+        return self._locate(claim.expr, step.target, top=True, err=err)
+
+    def _locate(self, s: Basic, target: str, top: bool, err: float) -> tuple[str, str]:
+        """Descend to the part of ``s`` that stops matching: replace parts by true gradients until it holds."""
+        hole = self._hole(s, target)
+        if hole is not None:
+            part, var = hole
+            return self._locate(part, var, top=False, err=err)
+        return self._local(s, target, top, err)
+
+    def _hole(self, s: Basic, target: str) -> tuple[Basic, str] | None:
+        want = self.grad(target)
+        best: tuple[Basic, str] | None = None
+        for part in _subexpressions(s)[1:_MAX_PARTS]:
+            shape = shape_of(part)
+            if ir.is_scalar_shape(shape):
+                continue
+            for var in self.parser.grads:
+                if self.deriv.step(var).shape != shape:
+                    continue
+                if self.close(self.vals(s, {part: self.grad(var)}), want):
+                    if best is None or ir.count_nodes(part) > ir.count_nodes(best[0]):
+                        best = (part, var)
+                    break
+        return best
+
+    def _local(self, s: Basic, target: str, top: bool, err: float) -> tuple[str, str]:
+        """Describe how ``s`` fails to be ∂L/∂target when no smaller part is to blame."""
+        step = self.deriv.step(target)
+        got, want = self.vals(s), self.grad(target)
+        where = "" if top else f"in {_grad_text(target)}: "
+        for check in (self._paths, self._other_gradient, self._activation):
+            found = check(s, step, got)
+            if found is not None:
+                return found[0], where + found[1] if check is self._paths else found[1]
+        if not top:
+            f = self.factor(got, want)
+            if f is not None:
+                part = f"its part {text(s)}, which should be {_grad_text(target)}, is "
+                return "factor", part + factor_phrase(f, of=f"the correct {_grad_text(target)}", claim=s)
+        for check in (self._transposed_leaf, self._swapped_leaf):
+            found = check(s, step)
+            if found is not None:
+                return found
+        rec = text(step.recursive)
+        if top:
+            return "value", f"does not match {_grad_text(target)} = {rec} (relative error {err:.2g})"
+        return "step", f"its part {text(s)} should be {_grad_text(target)} = {rec}"
+
+    def _paths(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
+        """A variable used several times: which uses the claim covers (fit over the paths' contributions)."""
+        paths = step.paths
+        if len(paths) < 2:
+            return None
+        contrib = [self.vals(p.expr) for p in paths]
+        coefs: list[list[float]] = [[] for _ in paths]
+        sizes = []
+        for i, y in enumerate(got):
+            a = np.column_stack([np.broadcast_to(c[i], y.shape).ravel() for c in contrib])
+            sol, _, rank, _ = np.linalg.lstsq(a, y.ravel(), rcond=None)
+            if rank < len(paths):
+                continue  # the uses cannot be told apart at this point (e.g. too few examples)
+            if _rel(a @ sol, y.ravel()) > TOL * 10:
+                return None
+            sizes.append(self.sizes[i])
+            for j, v in enumerate(sol):
+                coefs[j].append(float(v))
+        if len(sizes) < 2:
+            return None
+        domains = {d.name: d.domain for d in self.model.decls.values()}
+        terms = [text(simplify(p.expr, domains)) for p in paths]
+        vias = [p.via for p in paths]
+        labels = [f"{p.via} (contributing {t})" if vias.count(p.via) > 1 else p.via for p, t in zip(paths, terms)]
+        matched, missing, other = [], [], []
+        for j, cs in enumerate(coefs):
+            scale = max(abs(x) for x in cs)
+            if scale < 1e-9:
+                missing.append(j)
+                continue
+            f = fit_factor(cs, sizes)
+            if f is None:
+                return None
+            (matched if f.is_one else other).append((j, f))
+        parts = []
+        if missing:
+            lost = [f"{paths[j].via} (contributing {terms[j]})" for j in missing]
+            s_ = "s" if len(missing) > 1 else ""
+            if matched:
+                ok = _and([labels[j] for j, _ in matched])
+                parts.append(f"matches the path{'s' if len(matched) > 1 else ''} through {ok} "
+                             f"but misses the path{s_} through {_and(lost)}")
+            else:
+                parts.append(f"misses the path{s_} through {_and(lost)}")
+        for j, f in other:
+            label = f"{paths[j].via} (contributing {terms[j]})"
+            if f.c == -1 and not f.exps:
+                parts.append(f"the path through {label} has the wrong sign")
+            else:
+                parts.append(f"the path through {label} is {factor_phrase(f, of='its correct contribution')}")
+        if not parts:
+            return None
+        return "paths", "; ".join(parts)
+
+    def _other_gradient(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
+        """The part is the gradient of another variable: a skipped step (often the activation's derivative)."""
+        for var in self.parser.grads:
+            if var == step.target or self.deriv.step(var).shape != step.shape:
+                continue
+            if not self.close(got, self.grad(var)):
+                continue
+            act = self.activation_of.get(step.target)
+            if act is not None and act.name == var:
+                local = act.expr.op.vjps[0](sympy.Integer(1), act.symbol, act.expr)
+                label = _derivative_label(act.expr)
+                return "step", (f"the factor {label} = {text(local)} is missing: "
+                                f"{_grad_text(step.target)} = {_grad_text(var)} ⊙ {label}, not {_grad_text(var)}")
+            return "step", f"uses {_grad_text(var)} where {_grad_text(step.target)} belongs"
+        return None
+
+    def _activation(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
+        """δ_Z = δ_A ⊙ f′(Z): find the δ_A factor, then name the claimed f′ and the true one."""
+        act = self.activation_of.get(step.target)
+        if act is None:
+            return None
+        outer = self.grad(act.name)
+        fs = _factors(s)
+        for size in (1, 2):
+            for pick in itertools.combinations(range(len(fs)), size):
+                if len(fs) - size < 1:
+                    continue
+                if not self.close(self.vals(_product([fs[i] for i in pick])), outer):
+                    continue
+                claimed = _product([f for i, f in enumerate(fs) if i not in pick])
+                local = act.expr.op.vjps[0](sympy.Integer(1), act.symbol, act.expr)
+                label = _derivative_label(act.expr)
+                msg = f"this would hold if {label} were {text(claimed)}; it is {text(local)}"
+                v = step.target
+                if shape_of(claimed) == step.shape and self.close(
+                        self.vals(claimed, {self.forward_vars[v]: self.var(act.name)}), self.vals(local)):
+                    msg += f": use {text(act.symbol)} = {text(act.expr)}, not {text(self.forward_vars[v])}"
+                return "step", msg
+        return None
+
+    def _transposed_leaf(self, s: Basic, step: Step) -> tuple[str, str] | None:
+        want = self.grad(step.target)
+        for leaf in sorted(s.atoms(MatrixSymbol), key=lambda x: x.name):
+            r, c = shape_of(leaf)
+            if r != c or r == 1:
+                continue
+            if self.close(self.vals(s, {leaf: [x.T for x in self.vals(leaf)]}), want):
+                return "step", (f"{text(leaf)} needs a transpose here: "
+                                f"{_grad_text(step.target)} = {text(step.recursive)}")
+        return None
+
+    def _swapped_leaf(self, s: Basic, step: Step) -> tuple[str, str] | None:
+        want = self.grad(step.target)
+        for leaf in sorted(s.atoms(MatrixSymbol), key=lambda x: x.name):
+            if isinstance(leaf, GradSymbol):
+                continue
+            for name, sym in self.forward_vars.items():
+                if name == leaf.name or shape_of(sym) != shape_of(leaf):
+                    continue
+                if self.close(self.vals(s, {leaf: self.var(name)}), want):
+                    return "step", (f"has {text(leaf)} where {text(sym)} belongs: "
+                                    f"{_grad_text(step.target)} = {text(step.recursive)}")
+        return None
+
+    # --- exact check -----------------------------------------------------------------
+    def exact(self, e: Basic, name: str) -> tuple[str, str]:
+        """``proved`` / ``disproved`` / ``skipped``, and a note on how (or why not)."""
+        ops = {x.op.name for x in sympy.preorder_traversal(e) if isinstance(x, OpNode)}
+        for eq in self.deriv.equations:
+            ops |= {x.op.name for x in sympy.preorder_traversal(eq.expr) if isinstance(x, OpNode)}
+        rational = bool(ops & PIECEWISE)
+        if rational not in self._exact:
+            self._exact[rational] = _Exact(self.deriv, rational, self.seed)
+        return self._exact[rational].check(e, name)
+
+    @property
+    def exact_sizes(self) -> dict[str, int]:
+        return _exact_sizes(self.model)
+
+
+# ===========================================================================
+# Exact check with SymPy
+# ===========================================================================
+
+
+def _exact_sizes(model: Model) -> dict[str, int]:
+    return {d: 2 + i % 2 for i, d in enumerate(sorted(model.dims))}
+
+
+def _rational(x: float, den: int) -> sympy.Rational:
+    return sympy.Rational(round(float(x) * den), den)
+
+
+def _ops(m: sympy.MatrixBase) -> int:
+    return sum(sympy.count_ops(x) for x in m)
+
+
+class _Exact:
+    """Forward values and true gradients on SymPy matrices at small sizes.
+
+    Params and unconstrained inputs are symbols, so an identity that holds is
+    proved for every value at those sizes; inputs with a domain are concrete
+    values from it. With piecewise operations (ReLU) every entry is a rational
+    clear of the kinks instead.
+    """
+
+    def __init__(self, deriv: Derivation, rational: bool, seed: int) -> None:
+        self.deriv, self.rational = deriv, rational
+        model = deriv.model
+        self.sizes = _exact_sizes(model)
+        self.dims = {model.dims[d]: v for d, v in self.sizes.items()}
+        self.reason = ""
+        self.env: dict[Any, Any] = {}
+        self.cache: dict[Basic, Any] = {}
+        fixed = [int(x) for d in model.decls.values() for x in d.shape if isinstance(x, sympy.Integer)]
+        shapes = {n: _concrete(d.shape, self.dims) for n, d in model.decls.items()}
+        if fixed and max(fixed) > EXACT_MAX_FIXED_DIM:
+            self.reason = f"skipped: the spec fixes a size of {max(fixed)}, too large for SymPy"
+            return
+        if sum(r * c for r, c in shapes.values()) > (EXACT_MAX_ENTRIES * 4 if rational else EXACT_MAX_ENTRIES):
+            self.reason = "skipped: too many entries even at the smallest sizes"
+            return
+        rng = np.random.default_rng(seed + 7)
+        for _attempt in range(8):
+            if self._build(shapes, rng):
+                return
+        self.reason = self.reason or "skipped: no exact point clear of the kinks"
+
+    def _build(self, shapes: Mapping[str, tuple[int, int]], rng: np.random.Generator) -> bool:
+        model = self.deriv.model
+        self.env = dict(self.dims)
+        self.cache = {}
+        for n, d in model.decls.items():
+            r, c = shapes[n]
+            if d.domain in ("onehot", "binary") or self.rational or d.domain == "prob":
+                x = _sample(d.domain, (r, c), rng)
+                if d.domain == "prob":
+                    x = np.clip(x, 0.1, 0.9)
+                den = 1 if d.domain in ("onehot", "binary") else 97
+                if d.domain == "positive":
+                    x = np.maximum(x, 0.25)
+                self.env[n] = sympy.Matrix(r, c, lambda i, j, x=x, den=den: _rational(x[i, j], den))
+            else:
+                pos = d.domain == "positive"
+                self.env[n] = sympy.Matrix(
+                    r, c, lambda i, j, n=n, pos=pos: sympy.Symbol(f"{n}[{i},{j}]", real=True, positive=pos or None))
+        try:
+            for eq in self.deriv.equations:
+                self.env[eq.name] = self._eval(eq.expr)
+            if self.rational and not self._clear_of_kinks():
+                return False
+            for s in self.deriv.steps:
+                v = self._eval(s.result)
+                r, c = _concrete(s.shape, self.dims)
+                if v.shape != (r, c):
+                    v = sympy.Matrix(r, c, lambda i, j, v=v: v[i if v.rows > 1 else 0, j if v.cols > 1 else 0])
+                self.env[grad_name(s.target)] = v
+        except _TooLargeError:
+            self.reason = "skipped: the expressions grow too large at the smallest sizes"
+        return True
+
+    def _eval(self, e: Basic) -> sympy.Matrix:
+        v = evaluate_exact(e, self.env, self.cache)
+        if _ops(v) > EXACT_MAX_OPS:
+            raise _TooLargeError
+        return v
+
+    def _clear_of_kinks(self) -> bool:
+        for eq in self.deriv.equations:
+            for x in sympy.preorder_traversal(eq.expr):
+                if isinstance(x, OpNode) and x.op.name in PIECEWISE:
+                    arg = evaluate_exact(x.children[0], self.env, self.cache)
+                    if any(v == 0 for v in arg):
+                        return False
+        return True
+
+    def check(self, e: Basic, name: str) -> tuple[str, str]:
+        at = ", ".join(f"{k}={v}" for k, v in self.sizes.items()) or "the spec's sizes"
+        if self.reason:
+            return "skipped", self.reason
+        how = "at a rational point" if self.rational else "for every value of the params"
+        try:
+            got = self._eval(e)
+        except _TooLargeError:
+            return "skipped", "skipped: the claim grows too large at the smallest sizes"
+        want = self.env[grad_name(name)]
+        if got.shape != want.shape:
+            got = sympy.Matrix(*want.shape, lambda i, j: got[i if got.rows > 1 else 0, j if got.cols > 1 else 0])
+        verdicts = [_exact_zero(a - b) for a, b in zip(got, want)]
+        if any(v is False for v in verdicts):
+            return "disproved", f"at {at}"
+        if all(v is True for v in verdicts):
+            return "proved", f"proved equal at {at}, {how}"
+        return "skipped", f"inconclusive at {at}: SymPy could not decide"
+
+
+class _TooLargeError(Exception):
+    """An exact value exceeded the budget; the exact check is skipped."""
+
+
+def _exact_zero(x: sympy.Expr) -> bool | None:
+    """True when ``x`` is provably 0, False when provably not, None when undecided."""
+    x = sympy.sympify(x)
+    if x == 0 or sympy.cancel(x) == 0:
+        return True
+    if sympy.count_ops(x) < 400 and sympy.simplify(x) == 0:
+        return True
+    free = sorted(x.free_symbols, key=str)
+    rng = np.random.default_rng(len(free))
+    subs = {s: _rational(rng.uniform(0.2, 1.5), 97) for s in free}
+    v = x.evalf(40, subs=subs)
+    if v.is_number and abs(v) > sympy.Float("1e-25"):
+        return False
+    return None
+
+
+# ===========================================================================
+# API
+# ===========================================================================
+
+
+def check_claims(
+    spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0
+) -> tuple[VerifyReport | None, list[SpecError]]:
+    """Parse every claim (collecting all errors), then judge them if all parsed."""
+    deriv = spec_or_model if isinstance(spec_or_model, Derivation) else get_derivation(spec_or_model)
+    verifier = Verifier(deriv, seed)
+    claims: list[Claim] = []
+    errors: list[SpecError] = []
+    for src in sources:
+        try:
+            claims.append(verifier.parse(src))
+        except SpecError as err:
+            errors.append(err)
+    if errors:
+        return None, errors
+    results = [verifier.check(c) for c in claims]
+    exact = verifier.exact_sizes if any(r.exact_checked for r in results) else None
+    return VerifyReport(deriv.model.name, results, verifier.sizes, exact), []
+
+
+def verify(spec_or_model: str | Model | Derivation, claims: str | Sequence[str], seed: int = 0) -> VerifyReport:
+    """Judge hand-derived gradients: ``verify("two_layer_sigmoid", ["dW1 = dZ @ X.T"])``.
+
+    ``claims`` is a list of ``dNAME = EXPR`` strings, or one string holding one
+    claim per line (``#`` comments and blank lines allowed). Raises the first
+    :class:`~derive.errors.SpecError` when a claim cannot be parsed.
+    """
+    report, errors = check_claims(spec_or_model, claim_sources(claims), seed)
+    if errors:
+        raise errors[0]
+    assert report is not None
+    return report
