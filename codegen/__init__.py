@@ -17,6 +17,7 @@ Every generated module defines ``forward``, ``backward``, ``loss_and_grads``,
 from __future__ import annotations
 
 from .emit import generate
+from .gradcheck import GradcheckReport, gradcheck
 from .loader import load_module
 
-__all__ = ["generate", "load_module"]
+__all__ = ["generate", "load_module", "gradcheck", "GradcheckReport"]

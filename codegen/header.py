@@ -19,11 +19,15 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def stamp(body: str, spec: str, output: str, comment: str = "#") -> str:
-    """``body`` under the three header lines; the hash line is the third."""
+def stamp(body: str, spec: str, output: str, comment: str = "#", flags: str = "") -> str:
+    """``body`` under the three header lines; the hash line is the third.
+
+    ``comment`` starts a comment line in the file's language (``#``, ``%``);
+    ``flags`` are extra options of the regenerate command (``--latex``).
+    """
     lines = (
         f"{comment} {MARK} {spec} — do not edit; regenerate with:\n"
-        f"{comment}     backprop codegen {spec} -o {output}\n"
+        f"{comment}     backprop codegen {spec}{' ' + flags if flags else ''} -o {output}\n"
     )
     unhashed = lines + body
     return lines + f"{comment} {HASH_KEY} {digest(unhashed)}\n" + body

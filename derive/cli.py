@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "examples": "derive.cmd_show",
     "show": "derive.cmd_show",
     "verify": "derive.cmd_verify",
+    "codegen": "codegen.cmd_codegen",
+    "check": "codegen.cmd_check",
 }
 
 
