@@ -353,7 +353,7 @@ defop(Op(
     "leaky_relu", 2, elementwise_shape("leaky_relu"),
     vjps=(_leaky_slope, _leaky_slope_grad),
     rules=("leaky rectifier: LeakyReLU′(Z) = [Z > 0] + s [Z ≤ 0]", "leaky rectifier, slope: ∂/∂s = Z ⊙ [Z ≤ 0]"),
-    latex=fmt(r"\operatorname{LeakyReLU}\left({0}, {1}\right)"), text=fmt("LeakyReLU({0}, {1})"),
+    latex=fmt(r"\operatorname{{LeakyReLU}}\left({0}, {1}\right)"), text=fmt("LeakyReLU({0}, {1})"),
     numpy=fmt("np.where({0} > 0, {0}, {1} * {0})", ATOM, [MUL + 1, MUL]),
     np_eval=lambda x, s, e=None: np.where(x > 0, x, s * x), elementwise=True,
     exact=lambda x, s: sympy.Piecewise((x, x > 0), (s * x, True)), spec_name="leaky_relu",
