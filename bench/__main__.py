@@ -46,6 +46,8 @@ def run_config(config: str, args: argparse.Namespace) -> dict:
         out = Path(tmp) / "run.json"
         cmd = [sys.executable, "-m", "bench.run", "--json", str(out), "--label", CONFIGS[config],
                "--rounds", str(args.rounds), "--burst", str(args.burst), "--cases", *args.cases]
+        if not args.no_rss:
+            cmd.append("--rss")
         if args.impls:
             cmd += ["--impls", *args.impls]
         subprocess.run(cmd, env=config_env(config), check=True, cwd=ROOT)
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--burst", type=float, default=0.05, help="seconds per burst of calls")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="directory for the tables and plots")
+    parser.add_argument("--no-rss", action="store_true", help="skip the fresh-process RSS measurement")
     parser.add_argument("--skip-cases", action="store_true", help="only time derivation and code generation")
     parser.add_argument("--skip-derive", action="store_true", help="only run the four cases")
     args = parser.parse_args(argv)

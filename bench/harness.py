@@ -10,7 +10,8 @@ reported numbers are medians over rounds.
 Peak memory: for implementations whose arrays are NumPy's, :mod:`tracemalloc`
 sees every array buffer (NumPy reports its allocations to it), so the peak
 of traced memory during one call, above what was allocated before it, is the
-exact working memory of that call, results included.
+exact working memory of that call, results included. A second, coarser
+measure that covers PyTorch and JAX too is in :mod:`bench.memory`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from .cases import Case
 from .impls import REFERENCE, Implementation, Prepared
+from .memory import rss_growth
 
 #: Agreement tolerance with the hand-written reference (float64).
 TOLERANCE = 1e-8
@@ -43,7 +45,8 @@ class ImplResult:
     times: list[float] = field(default_factory=list)  # seconds per call, one per round
     ratios: list[float] = field(default_factory=list)  # time / reference time, same round
     calls_per_burst: int = 0
-    peak_bytes: int | None = None
+    peak_bytes: int | None = None  # tracemalloc, NumPy-based implementations
+    rss_bytes: int | None = None  # RSS growth in a fresh process (bench.memory), every implementation
     compile_seconds: float | None = None
     threads: str = ""
 
@@ -161,6 +164,7 @@ def run_case(
     seed: int = 0,
     tolerance: float = TOLERANCE,
     log: Callable[[str], None] = lambda s: None,
+    rss: bool = False,
 ) -> CaseResult:
     """Check agreement, then time and measure the implementations that agree."""
     params, inputs = case.data(seed)
@@ -189,4 +193,8 @@ def run_case(
     for impl in implementations:
         if impl.numpy_memory and results[impl.name].agrees:
             results[impl.name].peak_bytes = peak_traced_bytes(prepared[impl.name].call)
+    if rss:
+        for impl in implementations:
+            if results[impl.name].agrees:
+                results[impl.name].rss_bytes = rss_growth(case.name, impl.name)
     return CaseResult(case.name, case.title, dict(case.dims), [results[i.name] for i in implementations])

@@ -74,6 +74,13 @@ def _time_cell(res: dict[str, Any] | None) -> str:
     return f"{fmt_time(res['median_time'])} ({res['median_ratio']:.2f}×)"
 
 
+def _memory_cell(res: dict[str, Any] | None) -> str:
+    if res is None:
+        return "—"
+    rss = res.get("rss_bytes")
+    return fmt_bytes(res["peak_bytes"]) + ("" if rss is None else f" (RSS {fmt_bytes(rss)})")
+
+
 def summary_table(runs: list[dict[str, Any]]) -> list[str]:
     """The generated module against the targets, per BLAS configuration and case."""
     lines = [
@@ -116,17 +123,17 @@ def run_section(run: dict[str, Any]) -> list[str]:
     ]
     for case in run["cases"]:
         out.append(f"| {case['title']} | " + " | ".join(_time_cell(_get(case, n)) for n, _ in impls) + " |")
-    mem_impls = [(n, lab) for n, lab in impls if any(_get(c, n) and _get(c, n)["peak_bytes"] is not None
-                                                     for c in run["cases"])]
     out += [
         "",
-        "Peak memory of one call (tracemalloc; NumPy-based implementations only), and generated / hand-written:",
+        "Peak memory of one call: tracemalloc (NumPy-based implementations; the targets use it), and in "
+        "parentheses the resident-memory growth in a fresh process (every implementation; a lower bound, see "
+        "above), with the generated / hand-written ratio of the tracemalloc figures:",
         "",
-        "| case | " + " | ".join(lab for _, lab in mem_impls) + " | generated / hand-written |",
-        "|---|" + "---|" * (len(mem_impls) + 1),
+        "| case | " + " | ".join(lab for _, lab in impls) + " | generated / hand-written |",
+        "|---|" + "---|" * (len(impls) + 1),
     ]
     for case in run["cases"]:
-        cells = [fmt_bytes((_get(case, n) or {}).get("peak_bytes")) for n, _ in mem_impls]
+        cells = [_memory_cell(_get(case, n)) for n, _ in impls]
         mem = memory_ratio(case)
         out.append(f"| {case['title']} | " + " | ".join(cells) + f" | {'—' if mem is None else f'{mem:.2f}×'} |")
     if any(_get(c, "jax") for c in run["cases"]):
@@ -164,7 +171,11 @@ def markdown(runs: list[dict[str, Any]], plot_name: str | None = "benchmarks.png
         "",
         "Peak memory is measured with tracemalloc, which NumPy reports every array buffer to: the peak of traced "
         "memory during one call minus what was allocated before it (results included). PyTorch and JAX allocate "
-        "outside tracemalloc's view, so no figure is given for them rather than an incomparable one.",
+        "outside tracemalloc's view; for them, and for every other implementation alike, a second figure is the "
+        "growth of the resident set during one warmed-up call in a fresh process (`bench/memory.py`: peak RSS "
+        "reset through /proc/self/clear_refs, glibc's mmap threshold fixed at 64 KiB so that large blocks are "
+        "returned to the system after each call). It misses blocks under 64 KiB reused from the heap, so it is a "
+        "lower bound: close on the large cases, uninformative on the tiny ones.",
         "",
         f"## Targets: the generated module against hand-written NumPy (time ≤ {TIME_TARGET:.2f}×, "
         f"peak memory ≤ {MEMORY_TARGET:.2f}×)",

@@ -79,6 +79,7 @@ def collect(
     burst: float = 0.05,
     label: str = "",
     log: Callable[[str], None] = lambda s: None,
+    rss: bool = False,
 ) -> dict[str, Any]:
     """Run every case with every available implementation: the run's record."""
     impls = available(impl_names)
@@ -96,7 +97,7 @@ def collect(
     }
     for case in cases:
         log(f"{label or 'run'}: case {case.name}")
-        record["cases"].append(case_record(run_case(case, impls, rounds, burst, log=log)))
+        record["cases"].append(case_record(run_case(case, impls, rounds, burst, log=log, rss=rss)))
     record["load_after"] = _load()
     return record
 
@@ -112,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impls", nargs="*", default=None, help="implementations (default: every available one)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--burst", type=float, default=0.05, help="seconds per burst of calls")
+    parser.add_argument("--rss", action="store_true", help="also measure RSS growth per call in fresh processes")
     args = parser.parse_args(argv)
     record = collect(
         [CASES[c] for c in args.cases], args.impls, args.rounds, args.burst, args.label,
+        rss=args.rss,
         log=lambda s: print(s, file=sys.stderr, flush=True),
     )
     with open(args.json, "w", encoding="utf-8") as f:
