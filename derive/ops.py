@@ -345,7 +345,7 @@ defop(Op(
     rules=("leaky indicator", "leaky indicator"),
     latex=fmt(r"\left[{0} > 0\right] + {1} \left[{0} \le 0\right]", ADD, [ATOM, MUL]),
     text=fmt("([{0} > 0] + {1}·[{0} ≤ 0])", ATOM, [ATOM, MUL]),
-    numpy=fmt("np.where({0} > 0, 1.0, {1})", ATOM, [MUL + 1, 0]),
+    numpy=fmt("np.where({0} > 0, 1, {1}).astype({0}.dtype)", ATOM, [ATOM, 0]),  # keeps float32 float32
     np_eval=lambda x, s, e=None: np.where(x > 0, 1.0, s) * np.ones_like(x),
     elementwise=True, exact=lambda x, s: sympy.Piecewise((1, x > 0), (s, True)),
 ))
