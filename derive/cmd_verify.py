@@ -32,14 +32,36 @@ exit status: 0 all correct, 1 some claim wrong, 2 unusable spec or claim
 """
 
 
+USAGE = "backprop verify [-h] [--claims FILE] [--format {text,json}] SPEC [CLAIM ...]"
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--claims", dest="claims_file", metavar="FILE",
+                   help="read claims from FILE, one a line ('#' comments and blank lines allowed; '-' for stdin)")
+    p.add_argument("--format", choices=("text", "json"), help="output format (default: text)")
+
+
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    p.usage = USAGE
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("spec", metavar="SPEC", help="spec file or bundled example name")
-    p.add_argument("claims", metavar="CLAIM", nargs="*", help="a claim 'dNAME = EXPR' (quote it)")
-    p.add_argument("--claims", dest="claims_file", metavar="FILE",
-                   help="read claims from FILE, one a line ('#' comments and blank lines allowed; '-' for stdin)")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    # Claims and options may be mixed after SPEC; argparse cannot interleave a '*' positional with
+    # options under a subcommand, so the rest is parsed by _rest() with intermixed parsing.
+    p.add_argument("rest", metavar="CLAIM", nargs=argparse.REMAINDER, help="a claim 'dNAME = EXPR' (quote it)")
+    _options(p)
+
+
+def _rest(args: argparse.Namespace) -> argparse.Namespace:
+    """Claims and options given after SPEC, in any order."""
+    p = argparse.ArgumentParser(prog="backprop verify", add_help=False, usage=USAGE)
+    p.add_argument("claims", metavar="CLAIM", nargs="*")
+    _options(p)
+    rest = p.parse_intermixed_args(args.rest)
+    rest.claims_file = rest.claims_file if rest.claims_file is not None else args.claims_file
+    rest.format = rest.format or args.format or "text"
+    rest.spec = args.spec
+    return rest
 
 
 def _file_sources(path: str) -> list[ClaimSource]:
@@ -64,6 +86,7 @@ def _file_sources(path: str) -> list[ClaimSource]:
 
 
 def run(args: argparse.Namespace) -> int:
+    args = _rest(args)
     sources = claim_sources(list(args.claims))
     if args.claims_file is not None:
         sources += _file_sources(args.claims_file)

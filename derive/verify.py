@@ -57,7 +57,8 @@ PIECEWISE = frozenset({"relu", "leaky_relu", "step", "leaky_step", "abs", "sign"
 PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29)
 #: The exact check is skipped beyond these (deterministic budgets, not timeouts).
 EXACT_MAX_FIXED_DIM = 4
-EXACT_MAX_ENTRIES = 48
+EXACT_MAX_ENTRIES = 48  # symbolic entries
+EXACT_MAX_RATIONAL_ENTRIES = 200  # entries at a rational point
 EXACT_MAX_OPS = 4000
 _HINT_MAX = 40
 _MAX_PARTS = 120  # sub-expressions tried when locating a mistake (bounds the work on huge claims)
@@ -100,6 +101,16 @@ class ClaimExprBuilder(ExprBuilder):
 
     #: the shape the whole claim should have (for hints)
     want: tuple[Basic, Basic] | None = None
+
+    def build(self) -> Basic:
+        """As the spec parser's, but an expression that ends too early is reported at its end."""
+        try:
+            ast.parse(self.text, mode="eval")
+        except SyntaxError as e:
+            if not e.offset and self.text.strip():
+                end = self.col0 + len(self.text.rstrip()) + 1
+                raise SpecError("syntax error: the expression ends too early (an operand is missing?)", 0, end) from None
+        return super().build()
 
     def visit_Compare(self, node: ast.Compare) -> Basic:  # noqa: N802
         if len(node.ops) == 1:
@@ -697,9 +708,9 @@ class Verifier:
             return "the examples"
         return f"the {dim} {'columns' if axis == 1 else 'rows'}"
 
-    def _sum_code(self, rhs: str, axes: Sequence[int]) -> str:
+    def _sum_code(self, rhs: str, axes: Sequence[int], scalar: bool) -> str:
         body = rhs if len(rhs) <= _HINT_MAX else "..."
-        return f"sum({body})" if len(axes) == 2 else f"sum({body}, axis={axes[0]})"
+        return f"sum({body})" if len(axes) == 2 or scalar else f"sum({body}, axis={axes[0]})"
 
     def _wrong_shape(self, claim: Claim, step: Step, c: list[np.ndarray], g: list[np.ndarray]) -> tuple[str, str]:
         cs, ts = shape_of(claim.expr), step.shape
@@ -718,7 +729,7 @@ class Verifier:
         if wide and all(cs[ax] == ts[ax] for ax in (0, 1) if ax not in wide):
             red = [np.sum(x, axis=tuple(wide), keepdims=True) for x in c]
             over = _and([self._over(cs[ax], ax) for ax in wide])
-            code = self._sum_code(claim.rhs, wide)
+            code = self._sum_code(claim.rhs, wide, ir.is_scalar_shape(ts))
             if self.close(red, g):
                 return "sum", f"{head}; sum over {over}: {code}"
             f = self.factor(red, g)
@@ -981,10 +992,11 @@ class _Exact:
         self.cache: dict[Basic, Any] = {}
         fixed = [int(x) for d in model.decls.values() for x in d.shape if isinstance(x, sympy.Integer)]
         shapes = {n: _concrete(d.shape, self.dims) for n, d in model.decls.items()}
+        entries = sum(r * c for r, c in shapes.values())
         if fixed and max(fixed) > EXACT_MAX_FIXED_DIM:
             self.reason = f"skipped: the spec fixes a size of {max(fixed)}, too large for SymPy"
             return
-        if sum(r * c for r, c in shapes.values()) > (EXACT_MAX_ENTRIES * 4 if rational else EXACT_MAX_ENTRIES):
+        if entries > (EXACT_MAX_RATIONAL_ENTRIES if rational else EXACT_MAX_ENTRIES):
             self.reason = "skipped: too many entries even at the smallest sizes"
             return
         rng = np.random.default_rng(seed + 7)

@@ -1,0 +1,344 @@
+"""Hand-derivation claims: correct forms are accepted, each classic mistake gets a diagnosis that names it.
+
+For every bundled example a table of claims: several correct forms (recursive
+with ``dOTHER``, closed, and equal-but-different-looking ones) and wrong ones,
+one per kind of mistake, with the kind and the key phrases of the diagnosis.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+
+import derive
+from derive import NetworkBuilder
+from derive.verify import ClaimSource, Verifier, claim_sources
+
+# (claim, verdict, mistake kind or None, phrases the diagnosis must contain)
+Row = tuple[str, bool, str | None, tuple[str, ...]]
+
+
+def ok(claim: str) -> Row:
+    return (claim, True, None, ())
+
+
+def bad(claim: str, kind: str, *phrases: str) -> Row:
+    return (claim, False, kind, phrases)
+
+
+# CS230 examples: L = (1/m)‖ŷ − y‖². The published gradient formulas come first.
+TABLES: dict[str, list[Row]] = {
+    "univariate_regression": [
+        ok("dw = 2/m * sum((yhat - y) * x)"),
+        ok("db = 2/m * sum(yhat - y)"),
+        ok("dyhat = 2 * (yhat - y) / m"),
+        ok("dw = sum(dyhat * x)"),
+        ok("dw = dyhat @ x.T"),
+        ok("dw = 2/m * sum((w*x + b - y) * x)"),
+        ok("db = 2 * mean(yhat - y)"),
+        ok("db = dyhat @ ones(m, 1)"),
+        bad("dw = 2 * sum((yhat - y) * x)", "factor", "m times too large", "a missing 1/m?"),
+        bad("dw = 1/m * sum((yhat - y) * x)", "factor", "exactly 1/2 of the correct gradient", "missing factor 2"),
+        bad("dw = 2/m * sum((y - yhat) * x)", "sign", "the negative of the correct gradient", "sign error"),
+        bad("dw = 2/m * (yhat - y) * x", "sum", "wrong shape 1×m", "is 1×1", "sum over the examples",
+            "sum(2/m * (yhat - y) * x)"),
+        bad("dw = 2/m * sum(yhat - y)", "step", "uses ∂L/∂b where ∂L/∂w belongs"),
+        bad("db = 2 * sum(yhat - y)", "factor", "m times too large"),
+    ],
+    "multivariate_regression": [
+        ok("dw = 2/m * (yhat - y) @ X.T"),
+        ok("db = 2/m * sum(yhat - y)"),
+        ok("dw = dyhat @ X.T"),
+        ok("dw = (X @ dyhat.T).T"),
+        ok("db = sum(dyhat)"),
+        bad("dw = X @ dyhat.T", "transpose", "wrong shape n×1", "is 1×n", "transpose of the correct gradient"),
+        bad("dw = 2 * (yhat - y) @ X.T", "factor", "m times too large: a missing 1/m?"),
+        bad("dw = 2/m * (yhat - y) @ X.T / n", "factor", "n times too small: an extra 1/n?"),
+        bad("db = 2/m * (yhat - y)", "sum", "sum over the examples", "sum(2/m * (yhat - y))"),
+        bad("dw = (yhat - y) @ X.T / m", "factor", "exactly 1/2"),
+        bad("dw = 2/m * (y - yhat) @ X.T", "sign", "sign error"),
+    ],
+    "two_linear_layers": [
+        ok("dW1 = (w2.T @ (2/m * (yhat - y))) @ X.T"),
+        ok("db1 = sum(w2.T @ (2/m * (yhat - y)), axis=1)"),
+        ok("dw2 = 2/m * (yhat - y) @ Z.T"),
+        ok("db2 = 2/m * sum(yhat - y)"),
+        ok("dZ = w2.T @ dyhat"),
+        ok("dW1 = dZ @ X.T"),
+        ok("db1 = dZ @ ones(m, 1)"),
+        ok("dW1 = 2/m * w2.T @ (w2 @ (W1 @ X + b1) + b2 - y) @ X.T"),
+        bad("dW1 = X @ dZ.T", "transpose", "wrong shape n×k", "is k×n", "transpose of the correct gradient"),
+        bad("db1 = w2.T @ dyhat", "sum", "wrong shape k×m", "is k×1", "sum(w2.T @ dyhat, axis=1)"),
+        bad("dW1 = dZ @ X.T / m", "factor", "m times too small"),
+        bad("dw2 = 2/m * (yhat - y) @ X.T", "shape", "wrong shape 1×n", "∂L/∂w₂ is 1×k"),
+        bad("dW1 = (w2.T @ (yhat - y)) @ X.T", "factor", "m/2 times the correct gradient"),
+    ],
+    "two_layer_sigmoid": [
+        ok("dW1 = ((w2.T @ (2/m * (yhat - y))) * A * (1 - A)) @ X.T"),
+        ok("db1 = sum((w2.T @ (2/m * (yhat - y))) * A * (1 - A), axis=1)"),
+        ok("dw2 = 2/m * (yhat - y) @ A.T"),
+        ok("db2 = 2/m * sum(yhat - y)"),
+        ok("dZ = dA * A * (1 - A)"),
+        ok("dZ = dA * sigmoid(Z) * (1 - sigmoid(Z))"),
+        ok("dZ = dA * exp(-Z) / (1 + exp(-Z))**2"),
+        ok("dZ = dA * (A - A**2)"),
+        ok("dW1 = dZ @ X.T"),
+        ok("dW1 = (w2.T @ dyhat * A * (1-A)) @ X.T"),
+        ok("db1 = sum(dZ, axis=1)"),
+        ok("db1 = dZ @ ones(m, 1)"),
+        ok("db1 = m * mean(dZ, axis=1)"),
+        ok("dw2 = (A @ dyhat.T).T"),
+        ok("dA = w2.T @ dyhat"),
+        ok("dZ = (w2.T @ (2 * (w2 @ sigmoid(W1 @ X + b1) + b2 - y) / m)) * sigmoid(Z) * (1 - sigmoid(Z))"),
+        bad("dW1 = (dA * A * (1 + A)) @ X.T", "step", "this would hold if σ′(Z) were A ⊙ (1 + A); it is A ⊙ (1 − A)"),
+        bad("dW1 = ((w2.T @ (2/m * (yhat - y))) * A * (1 + A)) @ X.T", "step",
+            "this would hold if σ′(Z) were A ⊙ (1 + A); it is A ⊙ (1 − A)"),
+        bad("dW1 = (w2.T @ dyhat) @ X.T", "step", "the factor σ′(Z) = A ⊙ (1 − A) is missing"),
+        bad("dW1 = dA @ X.T", "step", "σ′(Z) = A ⊙ (1 − A) is missing"),
+        bad("dZ = dA * Z * (1 - Z)", "step", "were Z ⊙ (1 − Z)", "it is A ⊙ (1 − A)", "use A = σ(Z), not Z"),
+        bad("db1 = dZ", "sum", "wrong shape k×m", "∂L/∂b₁ is k×1", "sum over the examples: sum(dZ, axis=1)"),
+        bad("db1 = sum(dZ, axis=0)", "sum", "sums over the wrong axis", "axis=1"),
+        bad("db1 = sum(dZ)", "shape", "wrong shape 1×1", "summed over the k rows"),
+        bad("db1 = mean(dZ, axis=1)", "factor", "m times too small", "mean"),
+        bad("dW1 = X @ dZ.T", "transpose", "wrong shape n×k", "transpose of the correct gradient"),
+        bad("dw2 = 2 * (yhat - y) @ A.T", "factor", "m times too large: a missing 1/m?"),
+        bad("dw2 = 1/m * (yhat - y) @ A.T", "factor", "exactly 1/2 of the correct gradient"),
+        bad("dw2 = 2/m * (y - yhat) @ A.T", "sign", "the negative of the correct gradient: a sign error"),
+        bad("db2 = mean(dyhat)", "factor", "m times too small"),
+        bad("dw2 = dyhat @ Z.T", "step", "has Z where A belongs"),
+        bad("dW1 = dZ @ X.T * 0", "zero", "it is zero"),
+        bad("dW1 = (dZ / (A - A)) @ X.T", "value", "not finite"),
+    ],
+    "sigmoid_neuron": [
+        ok("da = 2/m * (a - y)"),
+        ok("dz = da * a * (1 - a)"),
+        ok("dz = 2/m * (a - y) * sigmoid(z) * (1 - sigmoid(z))"),
+        ok("dw = dz @ x.T"),
+        ok("db = sum(dz)"),
+        ok("db = mean(2 * (a - y) * a * (1 - a))"),
+        bad("dz = da * z * (1 - z)", "step", "σ′(z) were z ⊙ (1 − z)", "it is a ⊙ (1 − a)"),
+        bad("dz = da", "step", "the factor σ′(z) = a ⊙ (1 − a) is missing"),
+        bad("dw = (2/m * (a - y)) @ x.T", "step", "σ′(z) = a ⊙ (1 − a) is missing"),
+        bad("db = dz", "sum", "sum over the examples: sum(dz)"),
+        bad("da = 2 * (a - y)", "factor", "m times too large"),
+        bad("dw = x @ dz.T", "transpose", "transpose of the correct gradient"),
+    ],
+    "logistic_regression": [
+        ok("dz = (p - y)/m"),
+        ok("dz = dp * p * (1 - p)"),
+        ok("dw = (p - y) @ X.T / m"),
+        ok("dw = dz @ X.T"),
+        ok("db = sum(p - y)/m"),
+        ok("db = mean(p - y)"),
+        ok("dp = -(y/p - (1-y)/(1-p))/m"),
+        ok("dp = (p - y) / (p * (1 - p)) / m"),
+        bad("dp = -y/p/m", "paths", "matches the path through loss", "but misses the path through loss", "(1 − y)"),
+        bad("dp = -(y/p + (1-y)/(1-p))/m", "paths", "has the wrong sign", "(1 − y)"),
+        bad("dz = p - y", "factor", "m times too large: a missing 1/m?"),
+        bad("dz = (y - p)/m", "sign", "sign error"),
+        bad("dw = X @ dz.T", "transpose", "wrong shape n×1", "transpose"),
+        bad("db = (p - y)/m", "sum", "sum over the examples"),
+        bad("dz = dp * z * (1 - z)", "step", "σ′(z) were z ⊙ (1 − z)", "use p = σ(z), not z"),
+    ],
+    "mlp_softmax": [
+        ok("dZ2 = (softmax(Z2, axis=0) - Y) / m"),
+        ok("dW2 = dZ2 @ A1.T"),
+        ok("db2 = sum(dZ2, axis=1)"),
+        ok("dA1 = W2.T @ dZ2"),
+        ok("dZ1 = (W2.T @ dZ2) * (Z1 > 0)"),
+        ok("dZ1 = dA1 * (A1 > 0)"),
+        ok("dW1 = dZ1 @ X.T"),
+        ok("dW1 = ((W2.T @ ((softmax(Z2, axis=0) - Y) / m)) * (Z1 > 0)) @ X.T"),
+        ok("db1 = dZ1 @ ones(m, 1)"),
+        bad("dZ2 = softmax(Z2, axis=0) - Y", "factor", "m times too large"),
+        bad("dZ2 = (Y - softmax(Z2, axis=0)) / m", "sign", "sign error"),
+        bad("dW1 = dA1 @ X.T", "step", "the factor ReLU′(Z₁) = [Z₁ > 0] is missing"),
+        bad("dZ1 = dA1 * A1", "step", "this would hold if ReLU′(Z₁) were A₁; it is [Z₁ > 0]"),
+        bad("db2 = dZ2", "sum", "wrong shape 10×m", "sum(dZ2, axis=1)"),
+        bad("dW2 = A1 @ dZ2.T", "transpose", "wrong shape h×10", "transpose of the correct gradient"),
+    ],
+    "deep_relu": [
+        ok("dZ4 = (softmax(Z4, axis=0) - Y) / m"),
+        ok("dW4 = dZ4 @ A3.T"),
+        ok("dA3 = W4.T @ dZ4"),
+        ok("dZ3 = dA3 * (Z3 > 0)"),
+        ok("dZ3 = dA3 * (A3 > 0)"),
+        ok("dA2 = W3.T @ dZ3"),
+        ok("dW2 = dZ2 @ A1.T"),
+        ok("db2 = sum(dZ2, axis=1)"),
+        ok("dW1 = ((W2.T @ dZ2) * (Z1 > 0)) @ X.T"),
+        ok("db1 = sum(dA1 * (Z1 > 0), axis=1)"),
+        ok("db3 = dZ3 @ ones(m, 1)"),
+        bad("dA2 = W3 @ dZ3", "step", "W₃ needs a transpose here", "W₃ᵀ ∂L/∂Z₃"),
+        bad("dW2 = A1 @ dZ2.T", "transpose", "transpose of the correct gradient", "h×h"),
+        bad("dW3 = dZ3 @ A3.T", "step", "has A₃ where A₂ belongs"),
+        bad("dZ3 = dA3 * A3", "step", "ReLU′(Z₃) were A₃"),
+        bad("dW1 = (W2.T @ dZ2) @ X.T", "step", "ReLU′(Z₁) = [Z₁ > 0] is missing"),
+        bad("db4 = mean(dZ4, axis=1)", "factor", "m times too small"),
+        bad("dZ4 = (softmax(Z4, axis=1) - Y) / m", "value", "does not match ∂L/∂Z₄"),
+        bad("db2 = sum(dZ2, axis=0)", "sum", "wrong axis"),
+    ],
+}
+
+CASES = [(ex, *row) for ex, rows in TABLES.items() for row in rows]
+
+
+@functools.cache
+def verifier(example: str) -> Verifier:
+    return Verifier(derive.get_derivation(example))
+
+
+def judge(example: str, claim: str):  # noqa: ANN201 - a ClaimResult
+    v = verifier(example)
+    return v.check(v.parse(ClaimSource(claim, "<claim 1>")))
+
+
+def test_every_example_has_a_table() -> None:
+    assert set(TABLES) == set(derive.example_names())
+
+
+@pytest.mark.parametrize("example", sorted(TABLES))
+def test_table_covers_params_and_mistakes(example: str) -> None:
+    """Each table judges every param at least once and holds at least three kinds of mistake."""
+    rows = TABLES[example]
+    claimed = {c.split("=")[0].strip()[1:] for c, *_ in rows}
+    assert {p.name for p in derive.get_model(example).params} <= claimed
+    assert len({kind for _, good, kind, _ in rows if not good}) >= 3
+
+
+@pytest.mark.parametrize(("example", "claim", "verdict", "kind", "phrases"), CASES,
+                         ids=[f"{c[0]}:{c[1]}" for c in CASES])
+def test_claim(example: str, claim: str, verdict: bool, kind: str | None, phrases: tuple[str, ...]) -> None:
+    r = judge(example, claim)
+    assert r.verdict is verdict, r.diagnosis
+    assert r.mistake == kind, r.diagnosis
+    if verdict:
+        assert r.diagnosis is None and r.error <= 1e-7
+    else:
+        for p in phrases:
+            assert p in (r.diagnosis or ""), f"{p!r} not in {r.diagnosis!r}"
+        assert "\n" not in (r.diagnosis or ""), "a diagnosis is one line"
+
+
+# ---------------------------------------------------------------------------
+# A variable used on several paths: an L2 regularizer on W1
+# ---------------------------------------------------------------------------
+
+
+@functools.cache
+def regularized() -> Verifier:
+    net = NetworkBuilder("regularized")
+    net.input("X", "n", "m").input("y", 1, "m").input("lam").param("W1", "k", "n").param("b1", "k", 1)
+    net.param("w2", 1, "k").param("b2")
+    net.assign("A", "sigmoid(W1 @ X + b1)").assign("yhat", "w2 @ A + b2")
+    net.assign("loss", "sum((yhat - y)**2)/m + lam * sum(W1**2)")
+    return Verifier(derive.get_derivation(net.build()))
+
+
+@pytest.mark.parametrize(("claim", "verdict", "phrases"), [
+    ("dW1 = dZ @ X.T + 2*lam*W1", True, ()),
+    ("dW1 = 2*lam*W1 + (dA * A * (1 - A)) @ X.T", True, ()),
+    ("dW1 = dZ @ X.T", False, ("matches the path through Z but misses the path through loss", "λ", "W₁")),
+    ("dW1 = 2*lam*W1", False, ("matches the path through loss but misses the path through Z",)),
+    ("dW1 = dZ @ X.T - 2*lam*W1", False, ("the path through loss", "has the wrong sign")),
+    ("dW1 = dZ @ X.T + lam*W1", False, ("the path through loss", "exactly 1/2 of its correct contribution")),
+    ("dW1 = dZ @ X.T + 2*lam*W1/m", False, ("the path through loss", "m times too small")),
+    ("dW1 = ((w2.T @ dyhat) * A * (1 + A)) @ X.T + 2*lam*W1", False, ("σ′(Z) were A ⊙ (1 + A)",)),
+])
+def test_several_paths(claim: str, verdict: bool, phrases: tuple[str, ...]) -> None:
+    v = regularized()
+    r = v.check(v.parse(ClaimSource(claim, "<claim 1>")))
+    assert r.verdict is verdict, r.diagnosis
+    for p in phrases:
+        assert p in (r.diagnosis or ""), f"{p!r} not in {r.diagnosis!r}"
+
+
+# ---------------------------------------------------------------------------
+# Exact check, API, rendering
+# ---------------------------------------------------------------------------
+
+
+def test_exact_check_proves_correct_claims_for_every_value() -> None:
+    r = judge("two_layer_sigmoid", "dZ = dA * exp(Z) / (1 + exp(Z))**2")
+    assert r.verdict and r.exact_checked
+    assert "proved equal at k=2, m=3, n=2" in r.exact_note and "every value" in r.exact_note
+
+
+def test_exact_check_with_relu_uses_a_rational_point() -> None:
+    r = judge("deep_relu", "dW1 = ((W2.T @ dZ2) * (Z1 > 0)) @ X.T")
+    assert r.verdict and r.exact_checked and "rational point" in r.exact_note
+
+
+def test_exact_check_is_skipped_when_too_large() -> None:
+    r = judge("mlp_softmax", "dW2 = dZ2 @ A1.T")
+    assert r.verdict and not r.exact_checked and "784" in r.exact_note
+
+
+def test_exact_check_catches_what_rounding_hides() -> None:
+    r = judge("two_layer_sigmoid", "dW1 = dZ @ X.T + 1e-12 * W1")
+    assert r.error < 1e-7  # numerically indistinguishable ...
+    assert not r.verdict and r.exact_checked and "differs exactly" in (r.diagnosis or "")
+
+
+def test_verify_api_and_report() -> None:
+    report = derive.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T", "db1 = dZ"])
+    assert len(report) == 2 and not report.all_correct
+    assert [r.verdict for r in report] == [True, False]
+    assert report[1].name == "b1" and report[1].claim_text == "db1 = dZ"
+    text = report.text()
+    assert text.splitlines()[0] == "✓ dW1 = dZ @ X.T  correct"
+    assert text.splitlines()[1].startswith("✗ db1 = dZ  wrong: wrong shape k×m")
+    data = json.loads(report.to_json())
+    assert data["all_correct"] is False and data["claims"][1]["error"] is None
+    assert data["claims"][0]["exact_checked"] is True
+    md = report._repr_markdown_()
+    assert "| `dW1 = dZ @ X.T` | ✓ | correct |" in md
+    html = report._repr_html_()
+    assert "<table>" in html and "✗" in html and "sum(dZ, axis=1)" in html
+
+
+def test_verify_accepts_a_model_and_a_claims_text() -> None:
+    model = derive.get_model("sigmoid_neuron")
+    report = derive.verify(model, "# my answers\n\nda = 2/m * (a - y)\ndz = da * a * (1 - a)  # σ′\n")
+    assert report.all_correct and len(report) == 2
+    assert [r.line for r in report] == [3, 4]
+
+
+def test_claim_sources_number_claims() -> None:
+    assert [s.file for s in claim_sources(["dw = 1", "db = 1"])] == ["<claim 1>", "<claim 2>"]
+    assert [(s.file, s.line) for s in claim_sources("dw = 1\n# c\n\ndb = 2\n")] == [("<claims>", 1), ("<claims>", 4)]
+
+
+@pytest.mark.parametrize(("claim", "col", "phrases"), [
+    ("dW1 = X.T @ dZ", 11, ("shape mismatch", "did you mean dZ @ X.T?")),
+    ("dA = w2 @ dyhat", 9, ("inner dimensions", "did you mean w2.T @ dyhat?")),
+    ("dX = 1", 1, ("X is an input", "which has no gradient", "params (W1, b1, w2, b2)")),
+    ("W1 = 3", 1, ("write dW1",)),
+    ("dq = 2", 1, ("'dq' is not the gradient of a variable",)),
+    ("dloss = 1", 1, ("the loss itself",)),
+    ("dW1 = dW1", 7, ("uses dW1 itself",)),
+    ("dW1 = dZ @ X.T + dX", 18, ("X is an input",)),
+    ("dW1 = dZ @ X.T +", 17, ("syntax error", "ends too early")),
+    ("dW1 = (dZ @ X.T", 7, ("unbalanced parentheses",)),
+    ("dW1 =", 6, ("nothing after '='",)),
+    ("dW1 dZ @ X.T", 1, ("a claim reads dNAME = EXPR",)),
+    ("dW1 = dZ @ Xs.T", 12, ("undefined name 'Xs'", "did you mean 'X'")),
+    ("dZ = dA * (Z == 0)", 12, ("only comparisons with 0",)),
+    ("db1 = dZ @ ones(q, 1)", 17, ("a dimension must be",)),
+    ("dZ = dA * A * (1 - A) * lam", 25, ("undefined name 'lam'",)),
+])
+def test_claim_errors_point_into_the_claim(claim: str, col: int, phrases: tuple[str, ...]) -> None:
+    with pytest.raises(derive.SpecError) as info:
+        derive.verify("two_layer_sigmoid", [claim])
+    e = info.value
+    assert (e.file, e.line, e.col) == ("<claim 1>", 1, col), e.format()
+    for p in phrases:
+        assert p in e.message, e.message
+    assert e.format().splitlines()[1].strip() == claim
+
+
+def test_same_input_same_report() -> None:
+    claims = ["dZ3 = dA3 * A3", "dW2 = A1 @ dZ2.T", "dW1 = ((W2.T @ dZ2) * (Z1 > 0)) @ X.T"]
+    assert derive.verify("deep_relu", claims).to_json() == derive.verify("deep_relu", claims).to_json()
