@@ -42,6 +42,8 @@ def _const_prec(e: Basic) -> int:
         return ATOM if e >= 0 else UNARY
     if isinstance(e, sympy.Rational):
         return MUL if e > 0 else UNARY
+    if isinstance(e, sympy.Add):  # 1 − β: a sum even when SymPy could pull out its sign
+        return ADD
     if e.could_extract_minus_sign():
         return UNARY
     p = precedence(e)
@@ -103,6 +105,10 @@ class LatexPrinter(_Operands, _SympyLatex):
 class TextPrinter(_Operands, StrPrinter):
     """Model expressions in plain Unicode for the terminal."""
 
+    def prec_of(self, e: Basic) -> int:
+        """∂L/∂W is a quotient in text: (∂L/∂W)², (∂L/∂Z)ᵀ; a factor needs no parentheses."""
+        return MUL + 1 if isinstance(e, GradSymbol) else super().prec_of(e)
+
     def _print_OpNode(self, e: OpNode) -> str:  # noqa: N802
         return e.op.text(self, e)
 
@@ -114,6 +120,10 @@ class TextPrinter(_Operands, StrPrinter):
 
     def _print_Symbol(self, e: sympy.Symbol) -> str:  # noqa: N802
         return text_name(e.name)
+
+    def _print_Pow(self, e: sympy.Pow, rational: bool = False) -> str:  # noqa: N802
+        """Powers of constants as the operation forms write them: m^2, β₁^t."""
+        return super()._print_Pow(e, rational).replace("**", "^")
 
 
 def latex(e: Basic) -> str:
