@@ -564,7 +564,14 @@ def factor_phrase(f: Factor, of: str = "the correct gradient", claim: Basic | No
     elif not a.exps:
         size, hint = f"{a.text()} times {of}", f"an extra factor {a.text()}?"
     else:
-        size, hint = f"{a.text()} times {of}", "a factor that depends on the sizes"
+        size = f"{a.text()} times {of}"
+        if all(k > 0 for _, k in a.exps):
+            inv = Factor(1 / a.c if isinstance(a.c, Fraction) else 1.0 / a.c, tuple((d, -k) for d, k in a.exps))
+            hint = f"a missing {inv.text()}?"
+        elif all(k < 0 for _, k in a.exps):
+            hint = f"an extra {a.text()}?"
+        else:
+            hint = "a factor that depends on the sizes"
     if neg:
         return f"−{a.text()} times {of}: a sign error and {hint}"
     return f"{size}: {hint}"
@@ -615,6 +622,15 @@ def _factors(e: Basic) -> list[Basic]:
     if isinstance(e, OpNode) and e.op.name == "neg":
         return [sympy.Integer(-1)] + _factors(e.children[0])
     return [e]
+
+
+def _terms(e: Basic, sign: int = 1) -> list[tuple[int, Basic]]:
+    """The signed terms of a sum: a + b − c -> [(1, a), (1, b), (−1, c)]."""
+    if isinstance(e, OpNode) and e.op.name in ("add", "sub"):
+        return _terms(e.children[0], sign) + _terms(e.children[1], sign if e.op.name == "add" else -sign)
+    if isinstance(e, OpNode) and e.op.name == "neg":
+        return _terms(e.children[0], -sign)
+    return [(sign, e)]
 
 
 def _product(fs: Sequence[Basic]) -> Basic:
@@ -793,18 +809,23 @@ class Verifier:
             for var in self.parser.grads:
                 if self.deriv.step(var).shape != shape:
                     continue
-                if self.close(self.vals(s, {part: self.grad(var)}), want):
+                if self.close(self.vals(s, {part: self.grad(var)}), want) and not self._holds(part, var):
                     if best is None or ir.count_nodes(part) > ir.count_nodes(best[0]):
                         best = (part, var)
                     break
         return best
+
+    def _holds(self, part: Basic, var: str) -> bool:
+        """Whether ``part`` already contains ∂L/∂var: then the mistake is around it, not inside."""
+        want, shape = self.grad(var), self.deriv.step(var).shape
+        return any(shape_of(x) == shape and self.close(self.vals(x), want) for x in _subexpressions(part)[1:])
 
     def _local(self, s: Basic, target: str, top: bool, err: float) -> tuple[str, str]:
         """Describe how ``s`` fails to be ∂L/∂target when no smaller part is to blame."""
         step = self.deriv.step(target)
         got, want = self.vals(s), self.grad(target)
         where = "" if top else f"in {_grad_text(target)}: "
-        for check in (self._paths, self._other_gradient, self._activation):
+        for check in (self._paths, self._extra_term, self._other_gradient, self._activation):
             found = check(s, step, got)
             if found is not None:
                 return found[0], where + found[1] if check is self._paths else found[1]
@@ -893,27 +914,56 @@ class Verifier:
         return None
 
     def _activation(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
-        """δ_Z = δ_A ⊙ f′(Z): find the δ_A factor, then name the claimed f′ and the true one."""
+        """δ_Z = δ_A ⊙ f′(Z): find the δ_A factor (or a multiple of it), then compare the rest with f′."""
         act = self.activation_of.get(step.target)
         if act is None:
             return None
-        outer = self.grad(act.name)
-        fs = _factors(s)
+        found = self._outer_factor(_factors(s), self.grad(act.name))
+        if found is None:
+            return None
+        pick, rest, f = found
+        claimed = _product(rest)
+        local = act.expr.op.vjps[0](sympy.Integer(1), act.symbol, act.expr)
+        label = _derivative_label(act.expr)
+        right = shape_of(claimed) == step.shape and self.close(self.vals(claimed), self.vals(local))
+        wrong = f"this would hold if {label} were {text(claimed)}; it is {text(local)}"
+        v = self.forward_vars[step.target]
+        if shape_of(claimed) == step.shape and self.close(self.vals(claimed, {v: self.var(act.name)}), self.vals(local)):
+            wrong += f": use {text(act.symbol)} = {text(act.expr)}, not {text(v)}"
+        if f is None:
+            return "step", wrong
+        off = f"{text(_product(pick))} is {factor_phrase(f, of=_grad_text(act.name))}"
+        if right:
+            return "factor", f"in {_grad_text(step.target)}: {off}"
+        return "step", f"two mistakes in {_grad_text(step.target)}: {off}; and {wrong}"
+
+    def _outer_factor(self, fs: list[Basic], outer: list[np.ndarray]) -> tuple[list[Basic], list[Basic], Factor | None] | None:
+        """Factors whose product is ``outer`` (factor None) or a multiple of it; the rest."""
+        loose = None
         for size in (1, 2):
             for pick in itertools.combinations(range(len(fs)), size):
                 if len(fs) - size < 1:
                     continue
-                if not self.close(self.vals(_product([fs[i] for i in pick])), outer):
-                    continue
-                claimed = _product([f for i, f in enumerate(fs) if i not in pick])
-                local = act.expr.op.vjps[0](sympy.Integer(1), act.symbol, act.expr)
-                label = _derivative_label(act.expr)
-                msg = f"this would hold if {label} were {text(claimed)}; it is {text(local)}"
-                v = step.target
-                if shape_of(claimed) == step.shape and self.close(
-                        self.vals(claimed, {self.forward_vars[v]: self.var(act.name)}), self.vals(local)):
-                    msg += f": use {text(act.symbol)} = {text(act.expr)}, not {text(self.forward_vars[v])}"
-                return "step", msg
+                got = self.vals(_product([fs[i] for i in pick]))
+                split = ([fs[i] for i in pick], [x for i, x in enumerate(fs) if i not in pick])
+                if self.close(got, outer):
+                    return (*split, None)
+                f = self.factor(got, outer) if loose is None else None
+                if f is not None:
+                    loose = (*split, f)
+        return loose
+
+    def _extra_term(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
+        """A sum that holds without one of its terms."""
+        terms = _terms(s)
+        if len(terms) < 2:
+            return None
+        want = self.grad(step.target)
+        vals = [[sign * np.broadcast_to(v, w.shape) for v, w in zip(self.vals(t), want)] for sign, t in terms]
+        for i, (sign, t) in enumerate(terms):
+            rest = [sum(vals[j][k] for j in range(len(terms)) if j != i) for k in range(len(want))]
+            if self.close(rest, want):
+                return "value", f"the term {'−' if sign < 0 else '+'} {text(t)} does not belong: without it the claim holds"
         return None
 
     def _transposed_leaf(self, s: Basic, step: Step) -> tuple[str, str] | None:

@@ -73,7 +73,7 @@ TABLES: dict[str, list[Row]] = {
         bad("db1 = w2.T @ dyhat", "sum", "wrong shape k×m", "is k×1", "sum(w2.T @ dyhat, axis=1)"),
         bad("dW1 = dZ @ X.T / m", "factor", "m times too small"),
         bad("dw2 = 2/m * (yhat - y) @ X.T", "shape", "wrong shape 1×n", "∂L/∂w₂ is 1×k"),
-        bad("dW1 = (w2.T @ (yhat - y)) @ X.T", "factor", "m/2 times the correct gradient"),
+        bad("dW1 = (w2.T @ (yhat - y)) @ X.T", "factor", "m/2 times the correct gradient: a missing 2/m?"),
     ],
     "two_layer_sigmoid": [
         ok("dW1 = ((w2.T @ (2/m * (yhat - y))) * A * (1 - A)) @ X.T"),
@@ -109,6 +109,11 @@ TABLES: dict[str, list[Row]] = {
         bad("db2 = mean(dyhat)", "factor", "m times too small"),
         bad("dw2 = dyhat @ Z.T", "step", "has Z where A belongs"),
         bad("dW1 = dZ @ X.T * 0", "zero", "it is zero"),
+        bad("dW1 = dZ @ X.T + b1", "value", "the term + b₁ does not belong"),
+        bad("dA = w2.T @ (yhat - y)", "factor", "m/2 times the correct gradient: a missing 2/m?"),
+        bad("dZ = dA * sigmoid(Z) * (1 - A) * A", "step", "σ′(Z) were σ(Z) ⊙ (1 − A) ⊙ A; it is A ⊙ (1 − A)"),
+        bad("dW1 = ((w2.T @ (yhat - y)) * A * (1 + A)) @ X.T", "step", "two mistakes in ∂L/∂Z",
+            "is m/2 times ∂L/∂A: a missing 2/m?", "σ′(Z) were A ⊙ (1 + A)"),
         bad("dW1 = (dZ / (A - A)) @ X.T", "value", "not finite"),
     ],
     "sigmoid_neuron": [
