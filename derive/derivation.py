@@ -15,6 +15,7 @@ from .printing import GradSymbol, grad_symbol
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Model
+    from .optim import Update
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class Derivation:
     equations: list[Equation]
     steps: list[Step]
     rate: sympy.Symbol = field(default_factory=lambda: sympy.Symbol("alpha"))
+    #: the optimizer whose update equations end the derivation (a name in derive.optim.OPTIMIZERS)
+    optimizer: str = "sgd"
 
     @property
     def loss(self) -> Equation:
@@ -116,6 +119,12 @@ class Derivation:
         """The gradient-descent update of a param: name − α ∂L/∂name."""
         s = self.by_target[name]
         return ir.sub(self.model.symbol(name), ir.mul(self.rate, s.grad))
+
+    def updates(self, name: str) -> tuple[Update, ...]:
+        """The update equations of a param under :attr:`optimizer` (state first, the param last)."""
+        from .optim import get_optimizer
+
+        return get_optimizer(self.optimizer).updates(name, self.model.shape(name))
 
     def equation(self, name: str) -> Equation:
         return next(e for e in self.equations if e.name == name)

@@ -18,6 +18,10 @@ def get_model(spec: str | Model) -> Model:
     return spec if isinstance(spec, Model) else load(spec)
 
 
-def get_derivation(spec: str | Model) -> Derivation:
-    """Parse (if needed), then backpropagate: the derivation as data."""
-    return backpropagate(get_model(spec))
+def get_derivation(spec: str | Model, optimizer: str = "sgd") -> Derivation:
+    """Parse (if needed), then backpropagate: the derivation as data, ending with ``optimizer``'s updates."""
+    from .optim import get_optimizer
+
+    d = backpropagate(get_model(spec))
+    d.optimizer = get_optimizer(optimizer).name
+    return d

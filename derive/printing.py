@@ -19,7 +19,7 @@ from sympy.printing.str import StrPrinter
 from .errors import UnsupportedError
 from .ir import OpNode, is_const
 from .notation import latex_name, text_name
-from .ops import ADD, ATOM, MUL, UNARY
+from .ops import ADD, ATOM, MUL, POW, UNARY
 
 
 class GradSymbol(MatrixSymbol):
@@ -95,6 +95,10 @@ class LatexPrinter(_Operands, _SympyLatex):
     def _print_MatrixSymbol(self, e: MatrixSymbol) -> str:  # noqa: N802
         return latex_name(e.name)
 
+    def prec_of(self, e: Basic) -> int:
+        """A fraction ∂L/∂W is parenthesized under a power or a transpose."""
+        return POW if isinstance(e, GradSymbol) else super().prec_of(e)
+
     def _print_GradSymbol(self, e: GradSymbol) -> str:  # noqa: N802
         return r"\frac{\partial \mathcal{L}}{\partial " + latex_name(e.of) + "}"
 
@@ -124,6 +128,10 @@ class TextPrinter(_Operands, StrPrinter):
     def _print_Pow(self, e: sympy.Pow, rational: bool = False) -> str:  # noqa: N802
         """Powers of constants as the operation forms write them: m^2, β₁^t."""
         return super()._print_Pow(e, rational).replace("**", "^")
+
+    def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:  # noqa: N802
+        """Constant sums with the minus sign the operation forms use: 1 − β."""
+        return super()._print_Add(expr, order).replace(" - ", " − ")
 
 
 def latex(e: Basic) -> str:
