@@ -142,8 +142,9 @@ def test_readme_example_output(capsys: pytest.CaptureFixture[str]) -> None:
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Checking hand derivations", 1)[1]
-    command = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
-    shown = section.split("```\n", 1)[1].split("```", 1)[0]
+    command, rest = section.split("```sh\n", 1)[1].split("```\n", 1)
+    command = command.replace("\\\n", " ")
+    shown = rest.split("```\n", 1)[1].split("```", 1)[0]
     argv = shlex.split(command)
     assert argv[:2] == ["backprop", "verify"]
     code, out, _ = run(capsys, *argv[2:])
