@@ -41,7 +41,12 @@ def templates_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "templates"
 
 
-def environment() -> jinja2.Environment:
+def environment(latex: bool = False) -> jinja2.Environment:
+    """Jinja for the templates; LaTeX templates use ``<< >>`` / ``<% %>`` (braces are LaTeX's)."""
+    delimiters = dict(
+        block_start_string="<%", block_end_string="%>", variable_start_string="<<",
+        variable_end_string=">>", comment_start_string="<#", comment_end_string="#>",
+    ) if latex else {}
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
@@ -49,6 +54,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        **delimiters,
     )
 
 
@@ -204,7 +210,7 @@ def context(program: Program) -> dict[str, Any]:
         "forward_dims": [{"name": names.dim(d), "spec": d} for d in program.forward_dims],
         "forward": [_stmt_view(program, s) for s in program.forward],
         "cache_line": wrap("cache = dict(", [f"{c}={c}" for c in program.cache], ")", 4),
-        "loss": program.name(program.loss_symbol),
+        "loss": program.name(program.loss_symbol) if program.loss_is_0d else f"_scalar({program.name(program.loss_symbol)})",
         "backward_def": wrap("def backward(", program.cache, "):", 0),
         "backward": [_stmt_view(program, s) for s in program.backward],
         "return_grads": wrap("return dict(", grads, ")", 4),

@@ -84,12 +84,12 @@ def init_schemes(d: Derivation) -> dict[str, Init]:
             fan_in, fan_out = (cols, rows) if i == 0 else (rows, cols)
             act = _consumer(par, eq, nodes)
             scheme = "he" if act in HE else "glorot"
-            where = f"feeds {act}" if act != "linear" else "linear output"
+            where = f"feeds {act}" if act != "linear" else "no activation follows"
             out[p.name] = Init(scheme, fan_in, fan_out, where)
         elif uses and all(par.op.name in ADDITIVE for par, _, _, _ in uses):
             out[p.name] = Init("zeros", reason="bias")
         elif uses and all(par.op.name == "leaky_relu" and i == 1 for par, i, _, _ in uses):
             out[p.name] = Init("slope", reason="leaky-ReLU slope")
         else:
-            out[p.name] = Init("glorot", cols, rows, "scale")
+            out[p.name] = Init("glorot", cols, rows, "elementwise factor, on its own shape")
     return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sympy import Basic, MatrixSymbol
 
+from derive import ir
 from derive.derivation import Derivation, Step
 from derive.ir import OpNode, shape_of
 from derive.model import Decl, Model
@@ -24,11 +25,12 @@ from derive.printing import GradSymbol, grad_symbol, text
 
 from . import cse
 from .cse import Stmt, TempSymbol
-from .printer import NumpyPrinter, dims_read
+from .printer import ARITH, NumpyPrinter, dims_read
 from .rewrite import Rule, resolver, stabilize
 
 #: Helper functions the module template itself defines; spec names avoid them.
-TEMPLATE_HELPERS = frozenset({"_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape"})
+TEMPLATE_HELPERS = frozenset({"_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
+                              "_weak"})
 
 
 @dataclass
@@ -62,6 +64,12 @@ class Program:
     def loss_symbol(self) -> MatrixSymbol:
         return self.derivation.loss.symbol
 
+    @property
+    def loss_is_0d(self) -> bool:
+        """Whether the loss statement yields a 0-d scalar (else forward reshapes it)."""
+        loss = next(s for s in self.stmts if s.symbol == self.loss_symbol)
+        return zero_d(loss.expr)
+
     def code(self, e: Basic) -> str:
         return self.printer.doprint(e)
 
@@ -81,9 +89,10 @@ def _forward_stmts(d: Derivation) -> tuple[list[Stmt], list[Rule]]:
     for eq in d.equations:
         expr, fired = stabilize(eq.expr, see)
         comment = [f"{text(eq.symbol)} = {text(eq.expr)}"]
-        if fired:
-            comment.append("stable form: " + "; ".join(r.name for r in fired))
-            rules.extend(r for r in fired if r not in rules)
+        stable = [r for r in fired if r.why == "stable"]
+        if stable:
+            comment.append("stable form: " + "; ".join(r.name for r in stable))
+            rules.extend(r for r in stable if r not in rules)
         out.append(Stmt(eq.symbol, expr, "forward", "forward", tuple(comment)))
     return out, rules
 
@@ -107,6 +116,16 @@ def _backward_stmts(d: Derivation) -> list[Stmt]:
             head += f" = {text(s.result)}"
         out.append(Stmt(grad_symbol(s.target, s.shape), expr, "backward", "backward", (head,)))
     return out
+
+
+def zero_d(e: Basic) -> bool:
+    """NumPy computes ``e`` as a 0-d scalar whatever the caller passes: a full reduction,
+    a constant, or arithmetic of those (a scalar input may arrive as a 1×1 array)."""
+    if isinstance(e, OpNode):
+        if e.op.name in ("sum", "mean"):
+            return len(e.attrs[-1]) == 2
+        return e.op.name in ARITH and all(zero_d(c) for c in e.children)
+    return not isinstance(e, MatrixSymbol)
 
 
 def _reads(e: Basic) -> set[Basic]:
@@ -192,11 +211,21 @@ def lower(d: Derivation) -> Program:
     stmts = _live(stmts, roots)
     stmts = cse.eliminate(stmts, names.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",), _duplicated(printer))
     stmts = _live(stmts, roots)
+    printer.python_scalars = _python_scalars(model, stmts)
     code = "\n".join(printer.doprint(s.expr) for s in stmts)
     cache, cache_dims = _cache(model, stmts, printer)
     in_forward = set(cache_dims).union(*(dims_read(s.expr) for s in stmts if s.section == "forward"))
     forward_dims = [dim for dim in model.dims if dim in in_forward]
     return Program(model, d, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules)
+
+
+def _python_scalars(model: Model, stmts: list[Stmt]) -> set[Basic]:
+    """Scalars a caller may pass as Python numbers, and the scalar values computed from them alone."""
+    out: set[Basic] = {d.symbol for d in model.decls.values() if ir.is_scalar(d.symbol)}
+    for s in stmts:
+        if ir.is_scalar(s.symbol) and _reads(s.expr) <= out:
+            out.add(s.symbol)
+    return out
 
 
 def _cache(model: Model, stmts: list[Stmt], printer: NumpyPrinter) -> tuple[list[str], list[str]]:

@@ -15,9 +15,11 @@ import sympy
 from sympy import Basic, MatrixSymbol
 from sympy.printing.str import StrPrinter
 
+from derive import ir
 from derive.errors import UnsupportedError
-from derive.ir import OpNode
+from derive.ir import OpNode, is_const
 from derive.naming import CodeNames
+from derive.ops import ATOM, MUL
 from derive.printing import GradSymbol, _Operands
 
 from .cse import TempSymbol
@@ -30,10 +32,36 @@ class NumpyPrinter(_Operands, StrPrinter):
         super().__init__({"order": "none"})
         self.names = names
         self.dims = dims
+        #: Values that may be Python numbers (scalars the caller passes, and what is
+        #: computed from them alone); see :meth:`_weak`.
+        self.python_scalars: set[Basic] = set()
+        self._in_weak = False
 
     # --- operations and variables -------------------------------------------
     def _print_OpNode(self, e: OpNode) -> str:  # noqa: N802 - SymPy dispatch name
-        return e.op.numpy(self, e)
+        if self._needs_weak(e):
+            self._in_weak = True
+            try:
+                return f"_weak({self._print_OpNode(e)})"
+            finally:
+                self._in_weak = False
+        peephole = PEEPHOLES.get(e.op.name)
+        return (peephole and peephole(self, e)) or e.op.numpy(self, e)
+
+    def _needs_weak(self, e: OpNode) -> bool:
+        """A NumPy function of Python numbers only (``np.exp(s)``) returns a float64 NumPy
+        scalar, which would turn float32 arrays float64: such a value is made a Python
+        float again (``_weak``). Arithmetic on Python numbers stays Python numbers."""
+        if self._in_weak or e.op.name in ARITH or not ir.is_scalar(e):
+            return False
+        leaves = e.atoms(MatrixSymbol)
+        return bool(leaves) and leaves <= self.python_scalars
+
+    def prec_of(self, e: Basic) -> int:
+        """A peephole spelling is parenthesized already: it binds like an atom."""
+        if isinstance(e, OpNode) and e.op.name in PEEPHOLES and PEEPHOLES[e.op.name](self, e) is not None:
+            return ATOM
+        return super().prec_of(e)
 
     def _print_MatrixSymbol(self, e: MatrixSymbol) -> str:  # noqa: N802
         return self.names.var(e.name)
@@ -62,7 +90,12 @@ class NumpyPrinter(_Operands, StrPrinter):
         return f"{self.parenthesize(base, 60)} ** {self.parenthesize(ex, 60)}"
 
     def _print_Rational(self, e: sympy.Rational) -> str:  # noqa: N802
-        return f"{e.p} / {e.q}" if e.q != 1 else str(e.p)
+        """A spec's 0.01 as 0.01 (exact in decimal); other fractions as p / q."""
+        if e.q == 1:
+            return str(e.p)
+        if _short_decimal(e):
+            return repr(float(e))
+        return f"{e.p} / {e.q}"
 
     def _print_Mul(self, e: sympy.Mul) -> str:  # noqa: N802
         """Constant products as Python reads them, spaced like the rest: 2 / m, 3 * m / 2."""
@@ -79,6 +112,29 @@ class NumpyPrinter(_Operands, StrPrinter):
 
     def _print_Pi(self, e: Basic) -> str:  # noqa: N802
         return "np.pi"
+
+
+def _one_minus_step(p: NumpyPrinter, e: OpNode) -> str | None:
+    """1 − [x > 0] as the boolean [x ≤ 0]: the integer 1 − bool would make float32 code float64."""
+    one, x = e.children
+    if is_const(one) and one == 1 and isinstance(x, OpNode) and x.op.name == "step":
+        return f"({p.operand(x.children[0], MUL + 1)} <= 0)"
+    return None
+
+
+ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
+
+#: Code-only spellings of particular shapes of an operation (else the registry's form).
+PEEPHOLES = {"sub": _one_minus_step}
+
+
+def _short_decimal(e: sympy.Rational) -> bool:
+    """p/q is a finite decimal of a few digits (q = 2^a 5^b) and prints back exactly."""
+    q = e.q
+    for f in (2, 5):
+        while q % f == 0:
+            q //= f
+    return q == 1 and len(repr(float(e))) <= 12 and sympy.Rational(repr(float(e))) == e
 
 
 def expr_reads(e: Basic) -> set[str]:

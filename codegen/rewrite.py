@@ -1,10 +1,12 @@
-"""Numerically stable forms for generated code, as one table of rewrite rules.
+"""Forms for generated code, as one table of rewrite rules.
 
 The derivation keeps the textbook form (``log σ(z)``); code must not: at
-z = −1000, σ(z) underflows to 0 and its log is −inf. Each :class:`Rule`
+z = −1000, σ(z) underflows to 0 and its log is −inf. Each "stable" :class:`Rule`
 rewrites one such pattern into an equal expression whose NumPy form stays
 finite (``log σ(z) = −softplus(−z)``, computed by ``np.logaddexp``). A rule
 sees through names: ``log(p)`` with ``p = σ(z)`` defined earlier matches too.
+"Efficient" rules remove products with a ones-matrix (``c𝟏 B``, from the
+gradient of a mean) and matrix products by a 1×1 factor (a scaling).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Rule:
     before: str
     after: str
     apply: Callable[[OpNode, Resolver], Basic | None]
+    why: str = "stable"  # "stable" or "efficient"
 
     @property
     def name(self) -> str:
@@ -69,12 +72,56 @@ def _log_one_plus_exp(e: OpNode, see: Resolver) -> Basic | None:
     return None
 
 
-#: Every stability rewrite, in the order they are tried.
+def _unit(x: Basic) -> bool:
+    return ir.is_scalar(x)
+
+
+def _scale_product(e: OpNode, see: Resolver) -> Basic | None:
+    a, b = e.children
+    if _unit(a) or _unit(b):  # (1×1)(1×n) or (n×1)(1×1): a scaling
+        return ir.mul(a, b)
+    return None
+
+
+def _ones_left(e: OpNode, see: Resolver) -> Basic | None:
+    """broadcast(x) B without the ones: x a scalar, a column or a row."""
+    a, b = e.children
+    if not _is(a, "broadcast"):
+        return None
+    x = a.children[0]
+    out_shape = e.shape
+    rows, cols = ir.shape_of(x)
+    if rows == 1 and cols == 1:
+        return ir.mul(x, ir.broadcast_to(ir.total(b, 0), out_shape))
+    if cols == 1:  # a column repeated: x (1ᵀB) = x colsum(B)
+        return ir.matmul(x, ir.total(b, 0))
+    return ir.broadcast_to(ir.matmul(x, b), out_shape)  # a row repeated
+
+
+def _ones_right(e: OpNode, see: Resolver) -> Basic | None:
+    """A broadcast(x) without the ones: x a scalar, a row or a column."""
+    a, b = e.children
+    if not _is(b, "broadcast"):
+        return None
+    x = b.children[0]
+    out_shape = e.shape
+    rows, cols = ir.shape_of(x)
+    if rows == 1 and cols == 1:
+        return ir.mul(x, ir.broadcast_to(ir.total(a, 1), out_shape))
+    if rows == 1:  # a row repeated: rowsum(A) x
+        return ir.matmul(ir.total(a, 1), x)
+    return ir.broadcast_to(ir.matmul(a, x), out_shape)  # a column repeated
+
+
+#: Every rewrite, in the order they are tried.
 RULES: tuple[Rule, ...] = (
     Rule("log", "log σ(x)", "−softplus(−x)", _log_sigmoid),
     Rule("log", "log(1 − σ(x))", "−softplus(x)", _log_one_minus_sigmoid),
     Rule("log", "log softmax(x)", "log_softmax(x)", _log_softmax),
     Rule("log", "log(1 + exp(x))", "softplus(x)", _log_one_plus_exp),
+    Rule("matmul", "(c𝟏) B", "c colsum(B) repeated", _ones_left, "efficient"),
+    Rule("matmul", "A (c𝟏)", "c rowsum(A) repeated", _ones_right, "efficient"),
+    Rule("matmul", "a B, a 1×1", "a · B", _scale_product, "efficient"),
 )
 _BY_OP: dict[str, list[Rule]] = {}
 for _r in RULES:
@@ -149,6 +196,6 @@ def stabilize(e: Basic, see: Resolver) -> tuple[Basic, tuple[Rule, ...]]:
         return x
 
     out = walk(e)
-    if fired:
+    if any(r.why == "stable" for r in fired):
         out = tidy_signs(out)
     return out, tuple(dict.fromkeys(fired))

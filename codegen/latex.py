@@ -1,0 +1,331 @@
+"""``backprop codegen SPEC --latex``: the generated forward and backward functions as LaTeX.
+
+The functions are imported from the generated module (a real file, so their
+source is real) and rendered by latexify-py's algorithmic code generator --
+latexify's own pipeline (parse the function, replace augmented assignments,
+generate), with one extra AST pass, :class:`MathView`, that makes NumPy idioms
+latexify-friendly:
+
+- a NumPy form of a registry operation (``np.maximum(Z, 0)``,
+  ``dZ.sum(axis=1, keepdims=True)``, ``_sigmoid(Z)``, ``A.T``) is recognized by
+  matching the very form the registry printed, and shown with that operation's
+  LaTeX function name (ReLU, rowsum, σ, ᵀ) -- so code and derivation read alike;
+- ``a * b`` of two matrices is shown as ``a ⊙ b``; products with a scalar and
+  matrix products keep latexify's ``·``;
+- plumbing (the docstring, the shape check, reading dims) is left out, and the
+  cache and gradient dicts are shown as tuples;
+- every identifier is shown in the derivation's notation
+  (:func:`derive.notation.latex_name`; gradients as ∂L/∂W₁).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import latexify
+import latexify.transformers
+import sympy
+
+from derive.derivation import Derivation
+from derive.ir import NODE_CLASSES, OpNode
+from derive.model import Model
+from derive.notation import latex_name
+from derive.ops import AXIS_REQUIRED, REGISTRY
+from derive.printing import LatexPrinter, grad_symbol
+
+from .cse import TempSymbol
+from .emit import derivation_of, environment, generate
+from .header import stamp
+from .loader import load_source
+from .lower import Program, lower
+
+_PLACEHOLDER = "zqph"
+#: Operations latexify already renders as arithmetic (BinOp / UnaryOp).
+_ARITHMETIC = frozenset({"add", "sub", "mul", "div", "pow", "neg", "matmul"})
+_PLUMBING_CALLS = frozenset({"_check_shapes"})
+#: Conversions that do not change a value: shown as their argument.
+_IDENTITY_CALLS = frozenset({"_scalar", "_weak"})
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """The NumPy form of one operation, with its operands as wildcards, and its LaTeX head."""
+
+    ast: ast.expr
+    arity: int
+    head: str  # e.g. \operatorname{ReLU}; "^T" for a transpose
+
+
+def _probe(op_name: str, attrs: tuple) -> OpNode:
+    kids = [TempSymbol(f"_operand{i}", 3, 3) for i in range(REGISTRY[op_name].arity)]
+    return NODE_CLASSES[op_name](*kids, *attrs)
+
+
+def _attr_variants(op_name: str) -> list[tuple]:
+    """Attribute values to print an operation's form with: every axis choice it allows."""
+    attrs = REGISTRY[op_name].attrs
+    if attrs == ("axis",):
+        axes = [(0,), (1,)] if op_name in AXIS_REQUIRED else [(0, 1), (0,), (1,)]
+        return [(sympy.Tuple(*a),) for a in axes]
+    if attrs:
+        return []  # broadcast: shown as its operand (see MathView)
+    return [()]
+
+
+def patterns(printer_for: Callable[[], Any]) -> list[Pattern]:
+    """One pattern per registry operation (and attribute variant) latexify cannot read as arithmetic."""
+    out: list[Pattern] = []
+    latex = LatexPrinter()
+    for name in sorted(REGISTRY):
+        if name in _ARITHMETIC:
+            continue
+        op = REGISTRY[name]
+        for attrs in _attr_variants(name):
+            e = _probe(name, attrs)
+            try:
+                code = printer_for().doprint(e)
+            except Exception:  # noqa: BLE001 - an op variant without a NumPy form is simply not matched
+                continue
+            tex = latex.doprint(e)
+            head = _head(tex, op.arity)
+            if head is None:
+                continue
+            out.append(Pattern(ast.parse(code, mode="eval").body, op.arity, head))
+    return out
+
+
+def _head(tex: str, arity: int) -> str | None:
+    r"""``\sigma\left(_operand0\right)`` -> ``\sigma``; ``_operand0^{\top}`` -> ``^T``."""
+    args = ", ".join(r"\mathrm{\_operand" + str(i) + "}" for i in range(arity))
+    plain = ", ".join(f"_operand{i}" for i in range(arity))
+    for a in (args, plain):
+        for suffix in (r"\left(" + a + r"\right)",):
+            if tex.endswith(suffix):
+                return tex[: -len(suffix)]
+    if arity == 1 and re.fullmatch(r"(\\mathrm\{\\_operand0\}|_operand0)\^\{\\top\}", tex):
+        return "^T"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Matching code against patterns
+# ---------------------------------------------------------------------------
+
+
+def _match(pattern: ast.AST, node: ast.AST, binding: dict[int, ast.expr]) -> bool:
+    if isinstance(pattern, ast.Name) and pattern.id.startswith("_operand"):
+        i = int(pattern.id[len("_operand"):])
+        if i in binding:
+            return ast.dump(binding[i]) == ast.dump(node)
+        binding[i] = node  # type: ignore[assignment]
+        return True
+    if type(pattern) is not type(node):
+        return False
+    for fname, pval in ast.iter_fields(pattern):
+        nval = getattr(node, fname, None)
+        if fname in ("ctx", "type_comment", "kind"):
+            continue
+        if isinstance(pval, list):
+            if not isinstance(nval, list) or len(pval) != len(nval):
+                return False
+            if not all(_match(p, n, binding) if isinstance(p, ast.AST) else p == n for p, n in zip(pval, nval)):
+                return False
+        elif isinstance(pval, ast.AST):
+            if not isinstance(nval, ast.AST) or not _match(pval, nval, binding):
+                return False
+        elif pval != nval:
+            return False
+    return True
+
+
+class MathView(ast.NodeTransformer):
+    """Rewrite a generated function's AST into constructs latexify renders as math."""
+
+    def __init__(self, pats: list[Pattern], scalars: set[str]) -> None:
+        self.pats = pats
+        self.scalars = set(scalars)
+        self.heads: dict[str, str] = {}
+
+    # --- statements ------------------------------------------------------
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:  # noqa: N802
+        body = [s for s in node.body if not self._plumbing(s)]
+        node.body = [self.visit(s) for s in body]
+        return node
+
+    def _plumbing(self, s: ast.stmt) -> bool:
+        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant):
+            return True  # docstring
+        value = getattr(s, "value", None)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in _PLUMBING_CALLS:
+            return True
+        return isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name) and value.value.id == "dims"
+
+    def visit_Assign(self, node: ast.Assign) -> ast.Assign:  # noqa: N802
+        node.value = self.visit(node.value)
+        if self._is_scalar(node.value):
+            self.scalars |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        return node
+
+    # --- expressions -----------------------------------------------------
+    def visit_Call(self, node: ast.Call) -> ast.expr:  # noqa: N802
+        if isinstance(node.func, ast.Name) and node.func.id == "dict":
+            return ast.Tuple([self.visit(k.value) for k in node.keywords], ast.Load())
+        if isinstance(node.func, ast.Name) and node.func.id in _IDENTITY_CALLS and len(node.args) == 1:
+            return self.visit(node.args[0])
+        return self._op(node) or self._broadcast(node) or self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.expr:  # noqa: N802
+        return self._op(node) or self.generic_visit(node)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.expr:  # noqa: N802
+        return self._op(node) or self.generic_visit(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:  # noqa: N802
+        hit = self._op(node)
+        if hit is not None:
+            return hit
+        node = self.generic_visit(node)
+        if isinstance(node.op, ast.Mult) and not (self._is_scalar(node.left) or self._is_scalar(node.right)):
+            node.op = ast.Mod()  # rendered \mathbin{\%}, replaced by \odot
+        return node
+
+    def _op(self, node: ast.expr) -> ast.expr | None:
+        for pat in self.pats:
+            binding: dict[int, ast.expr] = {}
+            if _match(pat.ast, node, binding) and len(binding) == pat.arity:
+                args = [self.visit(binding[i]) for i in range(pat.arity)]
+                if pat.head == "^T":
+                    return ast.BinOp(args[0], ast.Pow(), ast.Name(self._head(r"\top"), ast.Load()))
+                return ast.Call(ast.Name(self._head(pat.head), ast.Load()), args, [])
+        return None
+
+    def _broadcast(self, node: ast.Call) -> ast.expr | None:
+        f = node.func
+        if isinstance(f, ast.Attribute) and f.attr == "broadcast_to" and node.args:
+            return self.visit(node.args[0])
+        return None
+
+    def _head(self, tex: str) -> str:
+        for k, v in self.heads.items():
+            if v == tex:
+                return k
+        key = f"{_PLACEHOLDER}f{len(self.heads)}"
+        self.heads[key] = tex
+        return key
+
+    def _is_scalar(self, e: ast.expr) -> bool:
+        if isinstance(e, ast.Constant):
+            return True
+        if isinstance(e, ast.Name):
+            return e.id in self.scalars or self.heads.get(e.id) == r"\top"
+        if isinstance(e, ast.UnaryOp):
+            return self._is_scalar(e.operand)
+        if isinstance(e, ast.BinOp):
+            return self._is_scalar(e.left) and self._is_scalar(e.right)
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
+            return self.heads.get(e.func.id) in (r"\sum", r"\operatorname{mean}")
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Identifiers in the derivation's notation
+# ---------------------------------------------------------------------------
+
+
+def notation(program: Program) -> dict[str, str]:
+    """Python name -> LaTeX, for every name the generated functions use."""
+    names = program.names
+    out: dict[str, str] = {}
+    for (kind, name), py in names.of.items():
+        if kind in ("var", "dim"):
+            out[py] = latex_name(name)
+        elif kind == "grad":
+            out[py] = LatexPrinter().doprint(grad_symbol(name, (1, 1)))
+        else:
+            out[py] = latex_name(py)
+    out["cache"] = r"\mathrm{cache}"
+    return out
+
+
+class _Rename(ast.NodeTransformer):
+    """Every identifier -> a placeholder latexify prints verbatim (replaced afterwards)."""
+
+    def __init__(self, table: dict[str, str]) -> None:
+        self.table = table
+        self.back: dict[str, str] = {}
+
+    def _ph(self, name: str) -> str:
+        if name not in self.table:
+            return name
+        key = f"{_PLACEHOLDER}v{sorted(self.table).index(name)}"
+        self.back[key] = self.table[name]
+        return key
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:  # noqa: N802
+        if not node.id.startswith(_PLACEHOLDER):
+            node.id = self._ph(node.id)
+        return node
+
+    def visit_arg(self, node: ast.arg) -> ast.arg:
+        node.arg = self._ph(node.arg)
+        return node
+
+
+def _substitute(tex: str, table: dict[str, str]) -> str:
+    def sub(m: re.Match) -> str:
+        return table[m.group(1) or m.group(2)]
+
+    pattern = rf"\\mathrm\{{({_PLACEHOLDER}[a-z]\d+)\}}|\b({_PLACEHOLDER}[a-z]\d+)\b"
+    tex = re.sub(pattern, sub, tex)
+    return tex.replace(r" \mathbin{\%} ", r" \odot ")
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
+
+
+def function_latex(fn: Callable[..., Any], program: Program) -> str:
+    """One generated function as an algorithmic block (latexify), in the derivation's notation."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    tree = latexify.transformers.AugAssignReplacer().visit(tree)
+    scalars = {program.names.dim(d) for d in program.model.dims}
+    scalars |= {program.name(s.symbol) for s in program.stmts if s.symbol.shape == (1, 1)}
+    scalars |= {program.names.var(d.name) for d in program.decls if d.scalar}
+    view = MathView(patterns(lambda: program.printer), scalars)
+    tree = ast.fix_missing_locations(view.visit(tree))
+    rename = _Rename(notation(program))
+    tree = rename.visit(tree)
+    tex = latexify.codegen.AlgorithmicCodegen(use_math_symbols=True).visit(tree)
+    return _substitute(tex, {**view.heads, **rename.back})
+
+
+def to_latex(spec: str | Model | Derivation) -> tuple[str, str]:
+    """(forward, backward) of ``spec``'s generated module, each an algorithmic LaTeX block."""
+    d = derivation_of(spec)
+    program = lower(d)
+    module: ModuleType = load_source(generate(d), d.model.name)
+    return function_latex(module.forward, program), function_latex(module.backward, program)
+
+
+def latex_document(spec: str | Model | Derivation, output: str | None = None, label: str | None = None) -> str:
+    """A standalone LaTeX document (pdflatex) showing the generated forward and backward functions."""
+    from .emit import spec_label
+
+    d = derivation_of(spec)
+    forward, backward = to_latex(d)
+    body = environment(latex=True).get_template("functions.tex.j2").render(
+        name=d.model.name.replace("_", r"\_"), forward=forward, backward=backward,
+    )
+    name = label or spec_label(spec)
+    return stamp(body, name, output or f"{d.model.name}.tex", comment="%", flags="--latex")
+
+
+__all__ = ["to_latex", "latex_document", "function_latex"]
