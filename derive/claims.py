@@ -24,6 +24,7 @@ from .derivation import Derivation
 from .errors import ShapeError, SpecError
 from .ir import shape_of
 from .naming import grad_name
+from .ops import FUNCTIONS
 from .parse import IDENT, ExprBuilder, suggest
 from .printing import GradSymbol
 
@@ -85,6 +86,11 @@ class ClaimExprBuilder(ExprBuilder):
                 raise self.fail(node, "ones takes two dimensions: ones(rows, cols), e.g. ones(m, 1)")
             r, c = (self._dim(a) for a in node.args)
             return ir.broadcast_to(sympy.Integer(1), (r, c))
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name not in FUNCTIONS and name in NOTATION:
+            raise self.fail(node, f"'{ast.get_source_segment(self.text, node.func)}(...)' is written {NOTATION[name]} here")
+        if isinstance(node.func, ast.Attribute) and name in FUNCTIONS:
+            raise self.fail(node, f"'{ast.get_source_segment(self.text, node.func)}' is written {name}(...) here")
         return super().visit_Call(node)
 
     def _dim(self, node: ast.AST) -> Basic:
@@ -96,6 +102,11 @@ class ClaimExprBuilder(ExprBuilder):
         raise self.fail(node, f"a dimension must be a dimension name ({known}) or a positive integer")
 
     def visit_BinOp(self, node: ast.BinOp) -> Basic:  # noqa: N802
+        if isinstance(node.op, ast.BitXor) and _leftmost(node.right) == "T":  # X^T, X^T @ Y
+            left = ast.get_source_segment(self.text, node.left) or "X"
+            raise SpecError(f"for a transpose write {left}.T, not {left}^T", 0, self._op_col(node, "^"))
+        if isinstance(node.op, ast.Mult):
+            return self._product(node)
         if not isinstance(node.op, ast.MatMult):
             return super().visit_BinOp(node)
         left, right = self.visit(node.left), self.visit(node.right)
@@ -104,6 +115,19 @@ class ClaimExprBuilder(ExprBuilder):
         except ShapeError as e:
             hint = self._matmul_hint(node, left, right)
             raise SpecError(f"shape mismatch: {e}{hint}", 0, self._op_col(node, "@")) from None
+
+    def _product(self, node: ast.BinOp) -> Basic:
+        """``*`` is elementwise; when the shapes only fit a matrix product, say so."""
+        left, right = self.visit(node.left), self.visit(node.right)
+        try:
+            return ir.mul(left, right)
+        except ShapeError as e:
+            try:
+                ir.matmul(left, right)
+                hint = " (for a matrix product write @)"
+            except ShapeError:
+                hint = ""
+            raise SpecError(f"shape mismatch: {e}{hint}", 0, self._op_col(node, "*")) from None
 
     def _matmul_hint(self, node: ast.BinOp, a: Basic, b: Basic) -> str:
         """A rearrangement of ``a @ b`` whose shapes fit: swapped and/or transposed.
@@ -140,6 +164,20 @@ class ClaimExprBuilder(ExprBuilder):
             return ast.get_source_segment(self.text, node.value) or "?"
         s = ast.get_source_segment(self.text, node) or "?"
         return f"{s}.T" if isinstance(node, (ast.Name, ast.Call, ast.Attribute)) else f"({s}).T"
+
+
+#: what hand derivations (and NumPy) call things -> how a claim writes them
+NOTATION = {
+    "σ": "sigmoid(...)", "sigma": "sigmoid(...)", "dot": "A @ B", "matmul": "A @ B", "transpose": "A.T",
+    "ReLU": "relu(...)", "Relu": "relu(...)", "ones_like": "ones(rows, cols)", "diag": "an elementwise product *",
+}
+
+
+def _leftmost(node: ast.AST) -> str | None:
+    """The name an expression starts with (``T`` in ``T @ Y``)."""
+    while isinstance(node, ast.BinOp):
+        node = node.left
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def _is_zero(node: ast.AST) -> bool:

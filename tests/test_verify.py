@@ -333,6 +333,11 @@ def test_claim_sources_number_claims() -> None:
     ("dZ = dA * (Z == 0)", 12, ("only comparisons with 0",)),
     ("db1 = dZ @ ones(q, 1)", 17, ("a dimension must be",)),
     ("dZ = dA * A * (1 - A) * lam", 25, ("undefined name 'lam'",)),
+    ("dW1 = dZ * X.T", 10, ("cannot broadcast k×m and m×n", "for a matrix product write @")),
+    ("dA = w2^T @ dyhat", 8, ("for a transpose write w2.T",)),
+    ("dW1 = np.dot(dZ, X.T)", 7, ("is written A @ B",)),
+    ("db1 = np.sum(dZ, axis=1)", 7, ("'np.sum' is written sum(...)",)),
+    ("dZ = dA * σ(Z) * (1 - σ(Z))", 11, ("'σ(...)' is written sigmoid(...)",)),
 ])
 def test_claim_errors_point_into_the_claim(claim: str, col: int, phrases: tuple[str, ...]) -> None:
     with pytest.raises(derive.SpecError) as info:
