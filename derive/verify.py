@@ -284,7 +284,9 @@ class Factor:
         else:
             n, q = float(f"{a:.3g}"), 1
         top = ("" if n == 1 and num else _num(n)) + "·".join(num)
-        bottom = ("" if q == 1 else str(q)) + ("·" if q != 1 and den else "") + "·".join(den)
+        bottom = ("" if q == 1 else str(q)) + "·".join(den)
+        if bottom and (len(den) > 1 or (q != 1 and den)):
+            bottom = f"({bottom})"  # 1/(2m), 1/(k·m)
         return top + (f"/{bottom}" if bottom else "")
 
 

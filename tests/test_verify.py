@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+from fractions import Fraction
 
 import pytest
+import sympy
 
 import derive
 from derive import NetworkBuilder
@@ -352,3 +354,78 @@ def test_claim_errors_point_into_the_claim(claim: str, col: int, phrases: tuple[
 def test_same_input_same_report() -> None:
     claims = ["dZ3 = dA3 * A3", "dW2 = A1 @ dZ2.T", "dW1 = ((W2.T @ dZ2) * (Z1 > 0)) @ X.T"]
     assert derive.verify("deep_relu", claims).to_json() == derive.verify("deep_relu", claims).to_json()
+
+
+# ---------------------------------------------------------------------------
+# Every step of every example: the derivation's own forms pass, altered ones are named
+# ---------------------------------------------------------------------------
+
+
+def _claim(v: Verifier, name: str, expr: object) -> object:
+    from derive.claims import Claim
+    from derive.printing import text
+
+    return v.check(Claim(name, f"d{name} = {text(expr)}", text(expr), expr))
+
+
+@pytest.mark.parametrize("example", sorted(TABLES))
+def test_every_step_in_recursive_and_closed_form(example: str) -> None:
+    from derive import ir
+
+    v = verifier(example)
+    m = v.model.dims["m"]
+    for step in v.deriv.steps:
+        for form in (step.result, step.recursive, v.deriv.expanded(step.target)):
+            r = _claim(v, step.target, form)
+            assert r.verdict, (step.target, r.claim_text, r.diagnosis)
+        assert _claim(v, step.target, ir.neg(step.result)).mistake == "sign"
+        r = _claim(v, step.target, ir.mul(sympy.Integer(3), step.result))
+        assert r.diagnosis == "3 times the correct gradient: an extra factor 3?", r.diagnosis
+        r = _claim(v, step.target, ir.div(step.result, m))
+        assert r.diagnosis == "m times too small: an extra 1/m?", r.diagnosis
+        rows, cols = step.shape
+        if rows != cols:
+            r = _claim(v, step.target, ir.transpose(step.result))
+            assert r.mistake == "transpose" and "transpose of the correct gradient" in (r.diagnosis or "")
+
+
+SIZES = [{"m": 2, "n": 3, "k": 5}, {"m": 5, "n": 7, "k": 2}, {"m": 3, "n": 2, "k": 7}, {"m": 7, "n": 5, "k": 3}]
+
+
+@pytest.mark.parametrize(("ratio", "phrase"), [
+    (lambda s: 0.5, "exactly 1/2 of the correct gradient: a missing factor 2?"),
+    (lambda s: 2.0, "2 times the correct gradient: an extra factor 2?"),
+    (lambda s: -1.0, "the negative of the correct gradient: a sign error"),
+    (lambda s: -2.0, "−2 times the correct gradient: a sign error and an extra factor 2?"),
+    (lambda s: s["m"], "m times too large: a missing 1/m?"),
+    (lambda s: 1 / s["n"], "n times too small: an extra 1/n?"),
+    (lambda s: -s["m"], "the negative of the correct gradient and m times too large: a sign error and a missing 1/m?"),
+    (lambda s: s["m"] / 2, "m/2 times the correct gradient: a missing 2/m?"),
+    (lambda s: 2 / s["m"] ** 2, "2/m² times the correct gradient: an extra 2/m²?"),
+    (lambda s: s["m"] * s["k"], "k·m times the correct gradient: a missing 1/(k·m)?"),
+    (lambda s: s["m"] / s["k"], "m/k times the correct gradient: a factor that depends on the sizes"),
+])
+def test_factor_fit_and_phrase(ratio, phrase: str) -> None:  # noqa: ANN001
+    from derive.verify import factor_phrase, fit_factor
+
+    f = fit_factor([ratio(s) for s in SIZES], SIZES)
+    assert f is not None and factor_phrase(f) == phrase
+
+
+def test_factor_fit_rejects_what_varies() -> None:
+    from derive.verify import fit_factor
+
+    assert fit_factor([0.3, 1.7, 0.9, 2.2], SIZES) is None
+
+
+@pytest.mark.parametrize(("c", "exps", "shown"), [
+    (Fraction(1, 2), (("m", -1),), "1/(2m)"),
+    (Fraction(2), (("m", 1),), "2m"),
+    (Fraction(3, 2), (("k", 1), ("m", -2)), "3k/(2m²)"),
+    (Fraction(1), (("k", -1), ("m", -1)), "1/(k·m)"),
+    (0.123456, (), "0.123"),
+])
+def test_factor_text(c: object, exps: tuple, shown: str) -> None:
+    from derive.verify import Factor
+
+    assert Factor(c, exps).text() == shown
