@@ -9,6 +9,7 @@ from .errors import ShapeError, SpecError, UnsupportedError
 from .model import Assign, Decl, Model, NetworkBuilder
 from .parse import example_names, load, parse_spec
 from .pipeline import get_derivation, get_model
+from .pyfunc import network
 from .verify import ClaimResult, VerifyReport, verify
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "example_names", "load", "parse_spec", "get_derivation", "get_model", "backpropagate",
     "Derivation", "Equation", "Path", "Step",
     "verify", "VerifyReport", "ClaimResult",
+    "network",
 ]
