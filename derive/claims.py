@@ -105,6 +105,11 @@ class ClaimExprBuilder(ExprBuilder):
         if isinstance(node.op, ast.BitXor) and _leftmost(node.right) == "T":  # X^T, X^T @ Y
             left = ast.get_source_segment(self.text, node.left) or "X"
             raise SpecError(f"for a transpose write {left}.T, not {left}^T", 0, self._op_col(node, "^"))
+        if (isinstance(node.op, ast.Div) and isinstance(node.left, ast.Name) and node.left.id in _LOSS_D
+                and node.left.id not in self.names and _leftmost(node.right) not in (None, "")):
+            rest = ast.get_source_segment(self.text, node.right) or ""
+            if rest.startswith("d") and rest[1:] in self.names:  # dL/dZ
+                raise self.fail(node, f"∂L/∂{rest[1:]} is written {rest} here")
         if isinstance(node.op, ast.Mult):
             return self._product(node)
         if not isinstance(node.op, ast.MatMult):
@@ -171,6 +176,9 @@ NOTATION = {
     "σ": "sigmoid(...)", "sigma": "sigmoid(...)", "dot": "A @ B", "matmul": "A @ B", "transpose": "A.T",
     "ReLU": "relu(...)", "Relu": "relu(...)", "ones_like": "ones(rows, cols)", "diag": "an elementwise product *",
 }
+
+
+_LOSS_D = frozenset({"dL", "dloss", "dJ", "dC", "dcost"})
 
 
 def _leftmost(node: ast.AST) -> str | None:

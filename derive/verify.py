@@ -93,6 +93,13 @@ class ClaimResult:
             return f"✓ {self.claim_text}  correct"
         return f"✗ {self.claim_text}  wrong: {self.diagnosis}"
 
+    def __str__(self) -> str:
+        return self.line_text()
+
+    def _repr_markdown_(self) -> str:
+        mark = "✓ correct" if self.verdict else f"✗ wrong: {self.diagnosis}"
+        return f"`{self.claim_text}` {mark}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -340,6 +340,7 @@ def test_claim_sources_number_claims() -> None:
     ("dW1 = np.dot(dZ, X.T)", 7, ("is written A @ B",)),
     ("db1 = np.sum(dZ, axis=1)", 7, ("'np.sum' is written sum(...)",)),
     ("dZ = dA * σ(Z) * (1 - σ(Z))", 11, ("'σ(...)' is written sigmoid(...)",)),
+    ("dW1 = dL/dZ @ X.T", 7, ("∂L/∂Z is written dZ",)),
 ])
 def test_claim_errors_point_into_the_claim(claim: str, col: int, phrases: tuple[str, ...]) -> None:
     with pytest.raises(derive.SpecError) as info:
