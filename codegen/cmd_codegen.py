@@ -1,4 +1,4 @@
-"""``backprop codegen SPEC [-o FILE] [--force] [--latex]``."""
+"""``backprop codegen SPEC [-o FILE] [--force] [--latex] [--optimizer NAME]``."""
 
 from __future__ import annotations
 
@@ -23,12 +23,19 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite FILE even if it was not generated or was edited")
     p.add_argument("--latex", action="store_true",
                    help="render the generated forward and backward functions as LaTeX (latexify, algorithmic style)")
+    from derive.optim import OPTIMIZERS
+
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS),
+                   help="also generate init_state(params) and step(params, grads, state, lr, ...) for this optimizer "
+                   "(in-place updates)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.force and not args.output:
         raise UsageError("--force only applies with -o FILE")
     output = args.output or None
+    if args.latex and args.optimizer:
+        raise UsageError("--optimizer applies to the generated module, not to --latex")
     if args.latex:
         from .latex import latex_document
 
@@ -36,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from .emit import generate
 
-        text = generate(args.spec, output=output, label=args.spec)
+        text = generate(args.spec, output=output, label=args.spec, optimizer=args.optimizer)
     if output is None:
         sys.stdout.write(text)
         return 0

@@ -83,17 +83,24 @@ def spec_label(spec: str | Model | Derivation) -> str:
     return model.path
 
 
-def generate(spec: str | Model | Derivation, output: str | None = None, label: str | None = None) -> str:
+def generate(
+    spec: str | Model | Derivation, output: str | None = None, label: str | None = None, optimizer: str | None = None
+) -> str:
     """The generated module's source for ``spec`` (a path, a bundled example's name, a Model or a Derivation).
 
     ``output`` is the file the header tells users to regenerate into;
-    ``label`` overrides how the header names the spec.
+    ``label`` overrides how the header names the spec; ``optimizer`` (a name
+    in :data:`derive.optim.OPTIMIZERS`) appends its ``init_state`` and ``step``.
     """
     d = derivation_of(spec)
     program = lower(d)
     body = render(program)
+    if optimizer:
+        from .step import step_section
+
+        body += step_section(optimizer)
     name = label or spec_label(spec)
-    return stamp(body, name, output or f"{d.model.name}.py")
+    return stamp(body, name, output or f"{d.model.name}.py", flags=f"--optimizer {optimizer}" if optimizer else "")
 
 
 def render(program: Program) -> str:

@@ -48,6 +48,14 @@ def step_source(optimizer: str) -> str:
     )
 
 
+def step_section(optimizer: str) -> str:
+    """What a generated module appends for ``--optimizer``: a banner, then :func:`step_source`."""
+    opt = get_optimizer(optimizer)
+    return environment().get_template("optimizer_section.py.j2").render(
+        title=opt.title, name=opt.name, source=step_source(opt.name),
+    )
+
+
 def load_step(optimizer: str) -> ModuleType:
     """A module holding just ``init_state`` and ``step`` (imported from a file, never exec'd)."""
     source = f'"""{get_optimizer(optimizer).title}: init_state and step."""\n\nimport numpy as np\n\n\n'

@@ -240,3 +240,42 @@ def test_step_source_is_deterministic_and_commented(name: str) -> None:
     for u in get_optimizer(name).updates("W", (sympy.Symbol("r"), sympy.Symbol("c"))):
         assert u.text() in src  # the docstring lists the equations
     assert "eval(" not in src and "exec(" not in src
+
+
+# ---------------------------------------------------------------------------
+# Generated modules with --optimizer
+# ---------------------------------------------------------------------------
+
+
+def test_generated_module_includes_the_chosen_step() -> None:
+    from codegen import generate, load_module
+
+    src = generate("two_layer_sigmoid", optimizer="momentum")
+    assert src == generate("two_layer_sigmoid", optimizer="momentum")
+    assert src.splitlines()[1].lstrip("# ") == "backprop codegen two_layer_sigmoid --optimizer momentum -o two_layer_sigmoid.py"
+    assert step_source("momentum") in src
+    assert "def step(" not in generate("two_layer_sigmoid")
+    mod = load_module(src)
+    params = mod.init_params({"n": 3, "k": 4}, seed=0)
+    rng = np.random.default_rng(0)
+    inputs = {"X": rng.normal(size=(3, 20)), "y": rng.normal(size=(1, 20))}
+    state = mod.init_state(params)
+    first, grads = mod.loss_and_grads(params, inputs)
+    for _ in range(30):
+        loss, grads = mod.loss_and_grads(params, inputs)
+        mod.step(params, grads, state, lr=0.05)
+    assert loss < first
+    assert type(params["b2"]) is float
+
+
+def test_codegen_cli_optimizer(capsys: pytest.CaptureFixture[str]) -> None:
+    from derive.cli import main
+
+    assert main(["codegen", "logistic_regression", "--optimizer", "rmsprop"]) == 0
+    out = capsys.readouterr().out
+    assert "def step(params, grads, state, lr=0.01, beta=0.9, eps=1e-08):" in out
+    assert main(["codegen", "logistic_regression", "--latex", "--optimizer", "adam"]) == 2
+    assert "--optimizer applies to the generated module" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["codegen", "logistic_regression", "--optimizer", "adagrad"])
+    assert e.value.code == 2
