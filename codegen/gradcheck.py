@@ -181,16 +181,20 @@ def reference_loss(d: Derivation, values: Mapping[str, Any], dims: Mapping[str, 
 
 
 def gradcheck(spec: str | Path | Model | Derivation | ModuleType, dims: Mapping[str, int] | None = None,
-              seed: int = 0, tol: float = TOLERANCE, eps: float = EPS) -> GradcheckReport:
-    """Check every gradient of ``spec``'s generated module (or of a module) at one random point.
+              seed: int = 0, tol: float = TOLERANCE, eps: float = EPS,
+              reference: str | Model | Derivation | None = None) -> GradcheckReport:
+    """Check every gradient of ``spec``'s generated module (or of a module, or a ``.py`` file)
+    at one random point.
 
     ``dims`` fixes some sizes (e.g. ``{"m": 5}``); the others are drawn from
-    ``seed``. Raises ValueError for an unknown dim or a non-positive size.
+    ``seed``. The loss is compared with the reference evaluator on the spec's
+    textbook forms -- ``spec`` itself, or ``reference`` when checking a module.
+    Raises ValueError for an unknown dim or a non-positive size.
     """
-    d: Derivation | None = None
     if isinstance(spec, ModuleType) or isinstance(spec, Path) or (isinstance(spec, str) and spec.endswith(".py")):
         module = load_module(spec)
-        name = getattr(module, "__name__", "module")
+        d = derivation_of(reference) if reference is not None else None
+        name = d.model.name if d is not None else Path(getattr(module, "__file__", "module")).stem
     else:
         d = derivation_of(spec)
         module = load_module(d)

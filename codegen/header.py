@@ -33,6 +33,12 @@ def stamp(body: str, spec: str, output: str, comment: str = "#", flags: str = ""
     return lines + f"{comment} {HASH_KEY} {digest(unhashed)}\n" + body
 
 
+def spec_of(text: str) -> str | None:
+    """The spec a generated file names in its header, if it has our header."""
+    m = re.match(rf"^\S+ {re.escape(MARK)} (?P<spec>.+?) — do not edit", text)
+    return m.group("spec") if m else None
+
+
 def status(text: str) -> str:
     """"generated" (hash matches), "edited" (our header, hash differs) or "foreign" (not ours)."""
     head = text[:4096]
