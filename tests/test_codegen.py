@@ -1,6 +1,6 @@
 """Generated NumPy modules: contract, readability, efficiency, stability, determinism.
 
-Golden files: tests/golden/codegen_<example>.py hold the exact output of
+Golden files: tests/golden/codegen_<example>.py.txt hold the exact output of
 ``backprop codegen <example>``; after an intended change to the generator,
 regenerate them with
 
@@ -77,7 +77,7 @@ def test_committed_modules_are_current():
 @pytest.mark.parametrize("name", GOLDEN_EXAMPLES)
 def test_golden(name):
     text = codegen.generate(name)
-    path = GOLDEN / f"codegen_{name}.py"
+    path = GOLDEN / f"codegen_{name}.py.txt"
     if os.environ.get("BACKPROP_UPDATE_GOLDEN"):
         path.write_text(text, encoding="utf-8")
     assert text == path.read_text(encoding="utf-8")
