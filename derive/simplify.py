@@ -121,10 +121,11 @@ class _Region:
                 out = ir.mul(out, self.from_sympy(f))
             return out
         if den:
-            d: Basic | None = None
+            d: Basic = q  # a constant denominator joins the others: y/(m p), not y/p/m
             for f in den:
-                d = self.from_sympy(f) if d is None else ir.mul(d, self.from_sympy(f))
-            body = ir.div(sympy.Integer(1) if body is None else body, d)
+                d = ir.mul(d, self.from_sympy(f))
+            body = ir.div(p if body is None else ir.mul(p, body), d)
+            return body
         assert body is not None
         if p == 1 and q != 1:
             return ir.div(body, q)
@@ -140,8 +141,23 @@ class _Region:
         return isinstance(self.leaves.get(f), GradSymbol)
 
 
-def _cost(e: Basic) -> tuple[int, int]:
-    return (ir.count_nodes(e), len(str(e)))
+def _cost(e: Basic) -> tuple[int, int, int]:
+    """Smallest first; among equals, the factored one (m (1 − p), not m p − m)."""
+    return (ir.count_nodes(e), _repeated_leaves(e), len(str(e)))
+
+
+def _repeated_leaves(e: Basic) -> int:
+    seen: list[Basic] = []
+
+    def walk(x: Basic) -> None:
+        if isinstance(x, OpNode):
+            for c in x.children:
+                walk(c)
+        elif not isinstance(x, sympy.Number):  # 1 − y and 1 − p share no factor
+            seen.append(x)
+
+    walk(e)
+    return len(seen) - len(set(seen))
 
 
 def _onehot_colsum(e: OpNode, domains: Mapping[str, str | None]) -> bool:
