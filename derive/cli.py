@@ -21,6 +21,7 @@ class UsageError(Exception):
 
 #: subcommand -> module implementing it
 COMMANDS: dict[str, str] = {
+    "derive": "derive.cmd_derive",
     "examples": "derive.cmd_show",
     "show": "derive.cmd_show",
     "verify": "derive.cmd_verify",

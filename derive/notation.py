@@ -103,6 +103,15 @@ def _is_prose(tok: str) -> bool:
     return tok.isalpha() and len(tok) > 1 and tok not in MATH_WORDS
 
 
+def _juxtaposed(toks: list[str], i: int) -> bool:
+    """A space between two factors (``∂L/∂Z Xᵀ``, ``p A``) is a product: keep a thin space."""
+    before = toks[i - 1][-1:] if i else ""
+    after = toks[i + 1][:1] if i + 1 < len(toks) else ""
+    return bool(before) and bool(after) and (before.isalnum() or before in ")]ᵀᵖ²′") and (
+        after.isalnum() or after in "([∂√" or after in MATH_CHARS and after not in "−⊙·×≤≥→←≠∈"
+    )
+
+
 def math_to_latex(formula: str) -> str:
     """A registry formula (``∂L/∂W = ∂L/∂Z Xᵀ for Z = W X``) as LaTeX math.
 
@@ -131,7 +140,7 @@ def math_to_latex(formula: str) -> str:
             text_run = []
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
         if kind == "space":
-            out.append(" ")
+            out.append(r"\," if _juxtaposed(toks, i) else " ")
         elif tok == "^" and nxt == "(":
             out.append("^{(")
             depth += 1

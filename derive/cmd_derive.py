@@ -1,0 +1,58 @@
+"""``backprop derive SPEC``: the derivation as lecture notes (text, LaTeX, Markdown, JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .cli import UsageError
+from .io import write_atomic
+from .pipeline import get_derivation
+from .render import FORMATS, render
+
+HELP = {
+    "derive": "print the chain-rule derivation: forward pass, backward steps, gradients, updates",
+}
+
+#: ``-o FILE`` without ``--format``: the format follows the file's suffix.
+SUFFIX_FORMATS = {".txt": "text", ".tex": "latex", ".md": "markdown", ".json": "json"}
+
+
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC", help="spec file or bundled example name (see `backprop examples`)")
+    p.add_argument(
+        "-f", "--format", choices=FORMATS, default=None,
+        help="output format (default: text; with -o, from the file suffix .tex/.md/.json/.txt)",
+    )
+    p.add_argument("--standalone", action="store_true", help="LaTeX: a whole document that compiles with pdflatex")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically, only if everything succeeded)")
+    p.add_argument("--param", metavar="NAME", help="only the steps the gradient of parameter NAME needs")
+    p.add_argument("--expanded", action="store_true", help="also each gradient fully expanded (forward quantities only)")
+    p.add_argument("--index", action="store_true", help="also each gradient entry by entry, in index notation")
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    if args.output:
+        return SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "text")
+    return "text"
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = _format(args)
+    if args.standalone and fmt != "latex":
+        raise UsageError(f"--standalone applies to --format latex, not {fmt}")
+    if args.output and Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output}: is a directory")
+    d = get_derivation(args.spec)
+    if args.param is not None and args.param not in d.params:
+        raise UsageError(f"--param {args.param}: not a parameter of {d.model.name} (parameters: {', '.join(d.params)})")
+    out = render(d, fmt, standalone=args.standalone, param=args.param, expanded=args.expanded, index=args.index)
+    if args.output:
+        write_atomic(args.output, out)
+    else:
+        sys.stdout.write(out)
+        sys.stdout.flush()
+    return 0
