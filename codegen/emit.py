@@ -130,6 +130,14 @@ def py_data(x: Any) -> str:
     return repr(x)
 
 
+def py_assign(name: str, value: Any) -> str:
+    """``NAME = data`` on one line when it fits, else a dict with one entry per line."""
+    one = f"{name} = {py_data(value)}"
+    if len(one) <= WIDTH or not isinstance(value, dict):
+        return one
+    return f"{name} = {{\n" + "".join(f"    {py_data(k)}: {py_data(v)},\n" for k, v in value.items()) + "}"
+
+
 def wrap(head: str, items: list[str], tail: str, indent: int) -> str:
     """``head + items + tail`` on one line when it fits, else one item per line."""
     one = head + ", ".join(items) + tail
@@ -206,12 +214,12 @@ def context(program: Program) -> dict[str, Any]:
         "init_example": init_example,
         "inputs_example": "{" + ", ".join(f"{py_str(d.name)}: {names.var(d.name)}" for d in model.inputs) + "}",
         "forward_args": ", ".join(args),
-        "shapes": py_data({d.name: shape_data(d) for d in decls}),
-        "params": py_data(tuple(p.name for p in model.params)),
-        "inputs": py_data(tuple(d.name for d in model.inputs)),
-        "domains": py_data({d.name: d.domain for d in model.inputs}),
-        "dims": py_data(tuple(model.dims)),
-        "init": py_data({p: schemes[p].scheme for p in schemes}),
+        "shapes": py_assign("SHAPES", {d.name: shape_data(d) for d in decls}),
+        "params": py_assign("PARAMS", tuple(p.name for p in model.params)),
+        "inputs": py_assign("INPUTS", tuple(d.name for d in model.inputs)),
+        "domains": py_assign("DOMAINS", {d.name: d.domain for d in model.inputs}),
+        "dims": py_assign("DIMS", tuple(model.dims)),
+        "init": py_assign("INIT", {p: schemes[p].scheme for p in schemes}),
         "helpers": [h.rstrip("\n") for h in program.helpers],
         "dims_line": dims_line,
         "forward_dims": [{"name": names.dim(d), "spec": d} for d in program.forward_dims],

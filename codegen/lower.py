@@ -26,7 +26,7 @@ from derive.printing import GradSymbol, grad_symbol, text
 from . import cse
 from .cse import Stmt, TempSymbol
 from .printer import ARITH, NumpyPrinter, dims_read
-from .rewrite import Rule, resolver, stabilize
+from .rewrite import Rule, available, resolver, reuse, stabilize
 
 #: Helper functions the module template itself defines; spec names avoid them.
 TEMPLATE_HELPERS = frozenset({"_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
@@ -106,15 +106,17 @@ def needed_steps(d: Derivation) -> list[Step]:
     return [s for s in d.steps if s.target in needed]
 
 
-def _backward_stmts(d: Derivation) -> list[Stmt]:
+def _backward_stmts(d: Derivation, forward: list[Stmt]) -> list[Stmt]:
     see = resolver({eq.name: eq.expr for eq in d.equations})
+    have = available([(s.symbol, s.expr) for s in forward])
     out: list[Stmt] = []
     for s in needed_steps(d):
         expr, _ = stabilize(s.result, see)
-        head = f"{text(s.grad)} = {text(s.recursive)}"
-        if s.inlined:
-            head += f" = {text(s.result)}"
-        out.append(Stmt(grad_symbol(s.target, s.shape), expr, "backward", "backward", (head,)))
+        expr, reused = reuse(expr, have)
+        comment = [f"{text(s.grad)} = {text(s.recursive)}" + (f" = {text(s.result)}" if s.inlined else "")]
+        if reused:
+            comment.append("reusing forward values: " + "; ".join(r.name for r in reused))
+        out.append(Stmt(grad_symbol(s.target, s.shape), expr, "backward", "backward", tuple(comment)))
     return out
 
 
@@ -206,7 +208,7 @@ def lower(d: Derivation) -> Program:
     _claim_names(model, d, names)
     printer = NumpyPrinter(names, set(model.dims))
     fwd, rules = _forward_stmts(d)
-    stmts = fwd + _backward_stmts(d)
+    stmts = fwd + _backward_stmts(d, fwd)
     roots = {d.loss.symbol} | {grad_symbol(p.name, p.shape) for p in model.params}
     stmts = _live(stmts, roots)
     stmts = cse.eliminate(stmts, names.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",), _duplicated(printer))

@@ -199,3 +199,83 @@ def stabilize(e: Basic, see: Resolver) -> tuple[Basic, tuple[Rule, ...]]:
     if any(r.why == "stable" for r in fired):
         out = tidy_signs(out)
     return out, tuple(dict.fromkeys(fired))
+
+
+# ---------------------------------------------------------------------------
+# Reusing forward values in backward (these rules need the forward pass)
+# ---------------------------------------------------------------------------
+
+#: Forward subexpressions available to backward: expression -> the value that holds it.
+Available = Mapping[Basic, Basic]
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """A backward form rewritten to read a value forward computes anyway."""
+
+    op: str
+    before: str
+    after: str
+    apply: Callable[[OpNode, Available], Basic | None]
+
+    @property
+    def name(self) -> str:
+        return f"{self.before} = {self.after}"
+
+
+def _step_of_relu(e: OpNode, have: Available) -> Basic | None:
+    a = have.get(ir.node("relu", e.children[0]))
+    return ir.node("step", a) if a is not None else None
+
+
+def _softmax_from_log(e: OpNode, have: Available) -> Basic | None:
+    ls = ir.node("log_softmax", e.children[0], *e.attrs)
+    return ir.node("exp", ls) if ls in have else None
+
+
+#: Backward forms that reuse forward values, so the cache can skip the pre-activation.
+REUSES: tuple[Reuse, ...] = (
+    Reuse("step", "[x > 0]", "[ReLU(x) > 0]", _step_of_relu),
+    Reuse("softmax", "softmax(x)", "exp(log_softmax(x))", _softmax_from_log),
+)
+_REUSE_BY_OP: dict[str, list[Reuse]] = {}
+for _u in REUSES:
+    _REUSE_BY_OP.setdefault(_u.op, []).append(_u)
+
+
+def available(forward: list[tuple[Basic, Basic]]) -> dict[Basic, Basic]:
+    """Every subexpression of the forward statements ``(symbol, expr)``, mapped to what holds it:
+    the statement's symbol for a whole right-hand side, else the expression itself."""
+    out: dict[Basic, Basic] = {}
+
+    def walk(e: Basic) -> None:
+        if isinstance(e, OpNode):
+            out.setdefault(e, e)
+            for c in e.children:
+                walk(c)
+
+    for symbol, expr in forward:
+        walk(expr)
+        out[expr] = symbol
+    return out
+
+
+def reuse(e: Basic, have: Available) -> tuple[Basic, tuple[Reuse, ...]]:
+    """``e`` reading forward values where a :data:`REUSES` rule allows, and the rules used."""
+    used: list[Reuse] = []
+
+    def walk(x: Basic) -> Basic:
+        if not isinstance(x, OpNode):
+            return x
+        kids = [walk(c) for c in x.children]
+        if any(k is not c for k, c in zip(kids, x.children)):
+            x = x.func(*kids, *x.attrs)
+        for rule in _REUSE_BY_OP.get(x.op.name, ()):
+            out = rule.apply(x, have)
+            if out is not None:
+                used.append(rule)
+                return out
+        return x
+
+    out = walk(e)
+    return out, tuple(dict.fromkeys(used))

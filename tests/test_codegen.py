@@ -31,7 +31,7 @@ from codegen.header import status
 from codegen.lower import _duplicated, lower, needed_steps
 from codegen.printer import NumpyPrinter
 from codegen.regenerate import GENERATED, stale
-from codegen.rewrite import RULES, resolver, stabilize
+from codegen.rewrite import REUSES, RULES, available, resolver, reuse, stabilize
 from derive import ir
 from derive.errors import UnsupportedError
 from derive.evaluate import evaluate
@@ -149,7 +149,7 @@ def test_dims_are_read_from_the_arrays():
         images, labels = np.ones((784, m)), np.zeros((10, m))
         labels[0] = 1
         loss, cache = mod.forward(images, labels, **params)
-        assert cache["m"] == m and cache["Z2"].shape == (10, m)
+        assert cache["m"] == m and cache["A1"].shape == (5, m)
 
 
 @pytest.mark.parametrize(("arg", "value", "message"), [
@@ -242,7 +242,10 @@ def test_one_statement_per_needed_step_named_and_commented(name):
     lines = src.splitlines()
     for s in needed_steps(d):
         at = next(i for i, line in enumerate(lines) if line.startswith(f"    d{s.target} = "))
-        assert lines[at - 1].startswith(f"    # ∂L/∂{text_name(s.target)} = "), lines[at - 1]
+        first = at
+        while lines[first - 1].startswith("    # "):
+            first -= 1
+        assert lines[first].startswith(f"    # ∂L/∂{text_name(s.target)} = "), lines[first]
 
 
 def test_dead_steps_are_not_computed():
@@ -364,6 +367,31 @@ def test_every_rewrite_rule_fires_and_keeps_the_value(rule):
     assert rule in fired and after != before
     env = {"x": np.random.default_rng(0).standard_normal((3, 4))}
     np.testing.assert_allclose(evaluate(after, env), evaluate(before, env), rtol=1e-12)
+
+
+_REUSE_CASES = {
+    "[x > 0] = [ReLU(x) > 0]": (lambda x: ir.node("step", x), lambda x: ir.node("relu", x)),
+    "softmax(x) = exp(log_softmax(x))": (lambda x: ir.node("softmax", x, ir.axes_attr(0)),
+                                         lambda x: ir.node("log_softmax", x, ir.axes_attr(0))),
+}
+
+
+@pytest.mark.parametrize("rule", REUSES, ids=lambda r: r.name)
+def test_every_reuse_rule_reads_the_forward_value(rule):
+    x, a = sympy.MatrixSymbol("x", 3, 4), sympy.MatrixSymbol("a", 3, 4)
+    backward_form, forward_form = _REUSE_CASES[rule.name]
+    after, used = reuse(backward_form(x), available([(a, forward_form(x))]))
+    assert used == (rule,)
+    env = {"x": np.random.default_rng(0).standard_normal((3, 4))}
+    env["a"] = evaluate(forward_form(x), env)
+    np.testing.assert_allclose(evaluate(after, env), evaluate(backward_form(x), env), rtol=1e-12)
+    assert reuse(backward_form(x), {})[1] == ()  # nothing to reuse: unchanged
+
+
+def test_backward_reads_activations_not_pre_activations():
+    """ReLU' from A₁ and softmax from the forward log-softmax: no Z in the cache."""
+    assert lower(get_derivation("mlp_softmax")).cache == ["X", "Y", "W2", "A1", "t1", "m"]
+    assert lower(get_derivation("deep_relu")).cache == ["X", "Y", "W2", "W3", "W4", "A1", "A2", "A3", "t1", "m"]
 
 
 def test_rules_see_through_names():
