@@ -169,7 +169,7 @@ def gradient_index(d: Any, name: str) -> IndexEquation:
 # their registry forms, with each operand printed as an index expression
 # ---------------------------------------------------------------------------
 
-_SUM_PREC = ADD
+_SUM_PREC = ADD - 1  # Σₜ a + b is ambiguous: a sum inside a sum keeps its parentheses
 
 
 class _IndexPrinting:

@@ -106,6 +106,11 @@ class LatexPrinter(_Operands, _SympyLatex):
         return latex_name(e.name)
 
 
+def _minus(s: str) -> str:
+    """The minus sign the operation forms use (−), for SymPy's printed constants."""
+    return "−" + s[1:] if s.startswith("-") else s
+
+
 class TextPrinter(_Operands, StrPrinter):
     """Model expressions in plain Unicode for the terminal."""
 
@@ -128,6 +133,16 @@ class TextPrinter(_Operands, StrPrinter):
     def _print_Pow(self, e: sympy.Pow, rational: bool = False) -> str:  # noqa: N802
         """Powers of constants as the operation forms write them: m^2, β₁^t."""
         return super()._print_Pow(e, rational).replace("**", "^")
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:  # noqa: N802
+        """Constant products as the operation forms write them: 2/(m·n), not 2/(m*n)."""
+        return _minus(super()._print_Mul(expr).replace("*", "·"))
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:  # noqa: N802
+        return _minus(super()._print_Rational(expr))
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:  # noqa: N802
+        return _minus(super()._print_Integer(expr))
 
     def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:  # noqa: N802
         """Constant sums with the minus sign the operation forms use: 1 − β."""
