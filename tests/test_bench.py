@@ -130,7 +130,7 @@ def _record(results: list[harness.CaseResult]) -> dict:
 def test_harness_runs_the_tiny_case_and_writes_the_tables(tmp_path: Path) -> None:
     record = run.collect([cases.tiny_case()], ["generated"], rounds=2, burst=0.001, label="smoke")
     names = [i["name"] for i in record["implementations"]]
-    assert impls.REFERENCE in names and not {"torch", "jax", "autograd"} & set(names)
+    assert names == ["generated", impls.REFERENCE]  # torch, jax, autograd left out by the choice above
     (case,) = record["cases"]
     for res in case["impls"]:
         assert res["agrees"] and len(res["times"]) == 2 and len(res["ratios"]) == 2
