@@ -23,13 +23,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sympy import Basic
+import sympy
+from sympy import Basic, MatrixSymbol
 
 from . import ir
 from .derivation import Derivation, Path, Step
 from .index import gradient_index
-from .ir import Shape
+from .ir import OpNode, Shape
 from .notation import display_width, latex_name, rule_latex, tex_escape, text_name
+from .ops import ADD
 from .printing import GradSymbol, LatexPrinter, TextPrinter
 from .simplify import simplify
 
@@ -57,10 +59,30 @@ _ROLES = {
 
 @dataclass(frozen=True)
 class Formula:
-    """One piece of mathematics in both notations."""
+    """One piece of mathematics in both notations.
+
+    ``pieces``: the same formula cut at its top-level ``+``/``−`` (each piece
+    after the first starts with its operator), where a long line may break.
+    """
 
     latex: str
     text: str
+    pieces: tuple[Formula, ...] = ()
+
+    def rows(self, width: int) -> list[Formula]:
+        """The formula over as few rows as keep each under ``width`` columns of text."""
+        if display_width(self.text) <= width or len(self.pieces) < 2:
+            return [self]
+        rows: list[list[Formula]] = [[]]
+        used = 0
+        for p in self.pieces:
+            w = display_width(p.text) + 1
+            if rows[-1] and used + w > width:
+                rows.append([])
+                used = 0
+            rows[-1].append(p)
+            used += w
+        return [_join(r, " ", " ") for r in rows]
 
 
 @dataclass(frozen=True)
@@ -127,7 +149,26 @@ _TEXT = TextPrinter()
 
 
 def formula(e: Basic) -> Formula:
-    return Formula(_LATEX.doprint(e), _TEXT.doprint(e))
+    latex, text = _LATEX.doprint(e), _TEXT.doprint(e)
+    pieces = [Formula(a, b) for a, b in zip(_pieces(e, _LATEX), _pieces(e, _TEXT))]
+    return Formula(latex, text, tuple(pieces) if len(pieces) > 1 else ())
+
+
+def _pieces(e: Basic, printer: LatexPrinter | TextPrinter) -> list[str]:
+    """``a + b − c`` as ``["a", "+ b", "− c"]``: the left spine of a sum, cut where
+    each operator starts (read off the printed forms, so any registry form works)."""
+    spine = []
+    x = e
+    while isinstance(x, OpNode) and x.op.prec == ADD and x.op.arity == 2:
+        spine.append(x)
+        x = x.children[0]
+    pieces = [printer.doprint(x)]
+    for node in reversed(spine):
+        full, left = printer.doprint(node), printer.operand(node.children[0], ADD)
+        if not full.startswith(left):
+            return [printer.doprint(e)]
+        pieces.append(full[len(left) :].strip())
+    return pieces
 
 
 def shape_formula(shape: Shape) -> Formula:
@@ -154,7 +195,13 @@ def _partial(of: str, wrt: str) -> Formula:
 
 
 def _join(parts: Sequence[Formula], latex_sep: str, text_sep: str) -> Formula:
-    return Formula(latex_sep.join(p.latex for p in parts), text_sep.join(p.text for p in parts))
+    """Parts side by side; a ``+`` join can break between the parts."""
+    latex = latex_sep.join(p.latex for p in parts)
+    text = text_sep.join(p.text for p in parts)
+    if latex_sep.strip() != "+" or len(parts) < 2:
+        return Formula(latex, text)
+    pieces = [parts[0]] + [Formula("+ " + p.latex, "+ " + p.text) for p in parts[1:]]
+    return Formula(latex, text, tuple(pieces))
 
 
 def _summary(d: Derivation) -> str | None:
@@ -228,10 +275,23 @@ def _via_groups(paths: Sequence[Path]) -> list[tuple[str, list[Path]]]:
     return list(groups.items())
 
 
+#: Top-level terms of the loss are pruned through these (dispatch on the op's name).
+_ADDITIVE = {"add": ir.add, "sub": ir.sub}
+
+
+def _terms_with(e: Basic, name: str) -> Basic:
+    """The top-level terms of a sum that mention ``name`` (the others have ∂/∂name = 0)."""
+    if isinstance(e, OpNode) and e.op.name in _ADDITIVE:
+        left, right = e.children
+        keep_right = right if name in {s.name for s in right.atoms(MatrixSymbol)} else sympy.Integer(0)
+        return _ADDITIVE[e.op.name](_terms_with(left, name), keep_right)
+    return e if name in {s.name for s in e.atoms(MatrixSymbol)} else sympy.Integer(0)
+
+
 def _chain_term(d: Derivation, via: str, target: str) -> Formula:
-    """∂L/∂via ∂via/∂target; for the loss itself, ∂/∂target of its definition."""
+    """∂L/∂via ∂via/∂target; for the loss itself, ∂/∂target of the terms that mention it."""
     if via == d.loss.name:
-        body = formula(d.loss.expr)
+        body = formula(_terms_with(d.loss.expr, target))
         t = text_name(target)
         return Formula(
             r"\frac{\partial}{\partial " + latex_name(target) + r"} \left[" + body.latex + r"\right]",
@@ -336,6 +396,10 @@ _REL_TEXT = {"=": "=", "<-": "←"}
 _REL_LATEX = {"=": "=", "<-": r"\leftarrow"}
 _TEXT_SHAPE_COLUMN = 60
 _TEXT_WIDTH = 78
+#: Text columns of a formula per row, as a proxy for its printed width: a page
+#: (LaTeX) and a notebook or GitHub page (Markdown, Jupyter).
+_LATEX_WIDTH = 56
+_WIDE_WIDTH = 72
 
 
 def _pad(s: str, width: int) -> str:
@@ -345,13 +409,15 @@ def _pad(s: str, width: int) -> str:
 def _text_block(b: Block, shape_col: int) -> list[str]:
     lhs_w = max(display_width(ln.lhs.text) for ln in b.lines if ln.lhs is not None)
     out: list[str] = []
+    indent = " " * (2 + lhs_w + 3)
     for ln in b.lines:
         lhs = ln.lhs.text if ln.lhs is not None else ""
-        body = f"  {_pad(lhs, lhs_w)} {_REL_TEXT[ln.rel]} {ln.rhs.text}"
+        rows = ln.rhs.rows(max(_TEXT_WIDTH - len(indent), 24))
+        body = f"  {_pad(lhs, lhs_w)} {_REL_TEXT[ln.rel]} {rows[0].text}"
         if ln.shape is not None:
             body = _pad(body, shape_col) + "    " + ln.shape.text
         out.append(body.rstrip())
-    indent = " " * (2 + lhs_w + 3)
+        out += [f"{indent}  {r.text}" for r in rows[1:]]
     for g in b.rules:
         lead = indent + "by "
         if g.via is not None:
@@ -410,15 +476,20 @@ def _rule_tex(rule: str, math: str = "$") -> str:
     return r"\text{" + name + (": }" + f if f is not None else "}")
 
 
-def _align_rows(b: Block, fit: bool) -> list[str]:
+def _align_rows(b: Block, fit: bool, width: int) -> list[str]:
+    """``lhs &= rhs && (shape)`` rows; a long sum continues on ``&\\quad + ...`` rows."""
     rows = []
     for ln in b.lines:
         lhs = ln.lhs.latex if ln.lhs is not None else ""
-        rhs = rf"\fitmath{{{ln.rhs.latex}}}" if fit else ln.rhs.latex
-        row = f"{lhs} &{_REL_LATEX[ln.rel]} {rhs}"
-        if ln.shape is not None:
-            row += rf" && ({ln.shape.latex})"
-        rows.append(row)
+        for k, part in enumerate(ln.rhs.rows(width)):
+            rhs = rf"\fitmath{{{part.latex}}}" if fit else part.latex
+            if k:
+                rows.append(rf"&\quad {{}}{rhs}")  # {} keeps a leading + binary
+                continue
+            row = f"{lhs} &{_REL_LATEX[ln.rel]} {rhs}"
+            if ln.shape is not None:
+                row += rf" && ({ln.shape.latex})"
+            rows.append(row)
     return rows
 
 
@@ -449,7 +520,7 @@ def _latex_sections(notes: Notes, fit: bool) -> list[str]:
         if sec.table:
             out += _latex_table(sec.table)
         for b in sec.blocks:
-            out += [r"\begin{align*}", " \\\\\n".join(_align_rows(b, fit)), r"\end{align*}"]
+            out += [r"\begin{align*}", " \\\\\n".join(_align_rows(b, fit, _LATEX_WIDTH)), r"\end{align*}"]
             out += _latex_rules(b)
     return out
 
@@ -462,11 +533,11 @@ def _aligned_body(notes: Notes) -> str:
     """All sections in one ``aligned`` environment: math-mode content for ``$$ ... $$``."""
     rows: list[str] = []
     for sec in notes.sections:
-        rows.append(r"&\textbf{" + _latex_title(sec.title).replace("$", "") + "}")
+        rows.append(r"&\textbf{" + tex_escape(sec.title.replace("α", "@")).replace("@", r"}\alpha\textbf{") + "}")
         for r in sec.table:
             rows.append(rf"{r.name.latex} &: {r.shape.latex} && \text{{{tex_escape(r.role)}}}")
         for b in sec.blocks:
-            rows += _align_rows(b, fit=False)
+            rows += _align_rows(b, fit=False, width=_WIDE_WIDTH)
             for g in b.rules:
                 if g.via is not None:
                     rows.append(rf"&\qquad \text{{through }} {g.via.latex}:")
@@ -544,7 +615,8 @@ def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = Fal
             out += ["", "| variable | shape | role |", "|---|---|---|"]
             out += [f"| ${r.name.latex}$ | ${r.shape.latex}$ | {r.role} |" for r in sec.table]
         for b in sec.blocks:
-            out += ["", "$$", r"\begin{aligned}", " \\\\\n".join(_align_rows(b, fit=False)), r"\end{aligned}", "$$"]
+            rows = _align_rows(b, fit=False, width=_WIDE_WIDTH)
+            out += ["", "$$", r"\begin{aligned}", " \\\\\n".join(rows), r"\end{aligned}", "$$"]
             if b.rules:
                 out.append("")
             for g in b.rules:

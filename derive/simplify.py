@@ -12,6 +12,7 @@ is known for one-hot labels.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 import sympy
 from sympy import Basic, MatrixSymbol
@@ -189,9 +190,16 @@ def _reduction(e: OpNode, domains: Mapping[str, str | None]) -> Basic:
 
 def simplify(e: Basic, domains: Mapping[str, str | None] | None = None) -> Basic:
     """An equal expression in the smallest textbook form found."""
-    domains = domains or {}
     if not isinstance(e, OpNode):
         return e
+    return _simplify(e, tuple(sorted((domains or {}).items())))
+
+
+@lru_cache(maxsize=1 << 14)
+def _simplify(e: OpNode, domain_items: tuple[tuple[str, str | None], ...]) -> Basic:
+    """Memoized: expanding a deep network's gradients meets each δ's subtree again
+    at every layer, so each is simplified once, not once per layer."""
+    domains = dict(domain_items)
     shape = shape_of(e)
     if e.op.name in ("sum", "mean"):
         out = _reduction(e, domains)
