@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "verify": "derive.cmd_verify",
     "codegen": "codegen.cmd_codegen",
     "check": "codegen.cmd_check",
+    "train": "codegen.cmd_train",
 }
 
 

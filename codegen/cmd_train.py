@@ -1,0 +1,115 @@
+"""``backprop train SPEC [--data FILE.npz | --synthetic] [--optimizer NAME] [--lr LR] [--epochs N] ...``.
+
+Also ``[--batch-size B] [--seed S] [--dims n=8,...] [--dtype float32] [--out DIR] [--quiet]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from derive.cli import UsageError
+from derive.optim import OPTIMIZERS, get_optimizer
+from derive.parse import suggest
+
+from .cmd_check import parse_dims
+from .train import DEFAULT_BATCH, DEFAULT_EPOCHS, DEFAULT_OPTIMIZER
+
+HELP = {
+    "train": "train the network with its generated NumPy module: mini-batches, a progress bar, "
+    "history.csv, loss and gradient-flow plots, final params",
+}
+
+
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC", help="spec file or bundled example name")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", metavar="FILE.npz",
+                     help="training data: an .npz archive with one array per input of the spec (examples are columns)")
+    src.add_argument("--synthetic", action="store_true",
+                     help="make up data that suits the spec: targets from a random teacher network (the default "
+                     "without --data)")
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), default=DEFAULT_OPTIMIZER,
+                   help=f"update rule (default {DEFAULT_OPTIMIZER})")
+    p.add_argument("--lr", type=float, default=None, metavar="LR",
+                   help="learning rate (default per optimizer: "
+                   + ", ".join(f"{o.name} {o.lr.default:g}" for o in OPTIMIZERS.values()) + ")")
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, metavar="N",
+                   help=f"passes over the data (default {DEFAULT_EPOCHS})")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="B",
+                   help=f"examples per mini-batch (default {DEFAULT_BATCH}; at most the number of examples)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for params, synthetic data and shuffling (default 0)")
+    p.add_argument("--dims", default="", metavar="n=8,m=512,...",
+                   help="sizes of the dims the data does not fix (default: 512 examples, 8 for every other dim)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="precision of params and data")
+    p.add_argument("--out", metavar="DIR", default=None, help="where to write the results (default runs/NAME)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {args.lr:g}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .data import DataError, default_dims, load_npz, synthetic
+    from .emit import derivation_of, generate
+    from .loader import load_source
+    from .train import train, write_outputs
+
+    _check_numbers(args)
+    given = parse_dims(args.dims)
+    d = derivation_of(args.spec)  # SpecError -> exit 2
+    model = d.model
+    unknown = [n for n in given if n not in model.dims]
+    if unknown:
+        n = unknown[0]
+        raise UsageError(f"--dims: unknown dimension {n!r}{suggest(n, list(model.dims))} "
+                         f"(this network's dims: {', '.join(model.dims) or 'none'})")
+    out = Path(args.out) if args.out else Path("runs") / model.name
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    module = load_source(generate(d, optimizer=args.optimizer), model.name)
+    if args.data:
+        try:
+            inputs, dims = load_npz(args.data, module, given)
+        except DataError as e:
+            raise UsageError(str(e)) from None
+        how = {k: f"from {args.data}" for k in inputs}
+    else:
+        dims = default_dims(module, given)
+        made = synthetic(model, d, module, dims, args.seed)
+        inputs, how = made.inputs, made.how
+    opt = get_optimizer(args.optimizer)
+    lr = opt.lr.default if args.lr is None else args.lr
+    sizes = ", ".join(f"{k}={v}" for k, v in dims.items()) or "none"
+    print(f"training {model.name}: dims {sizes}; {opt.title}, learning rate {lr:g}, "
+          f"{args.epochs} epochs of batches of {args.batch_size}; seed {args.seed}")
+    for k, v in how.items():
+        print(f"  {k:<8} {_shape(inputs[k])}: {v}")
+    sys.stdout.flush()
+    h, params = train(module, inputs, dims, optimizer=opt.name, lr=lr, epochs=args.epochs, batch_size=args.batch_size,
+                      seed=args.seed, dtype=np.dtype(args.dtype).type, progress=not args.quiet, name=model.name)
+    written = write_outputs(out, h, params, model.name)
+    ratio = h.first / h.last if h.last > 0 else math.inf
+    verdict = f"{ratio:.3g}× lower" if ratio >= 1 else f"{1 / ratio:.3g}× HIGHER"
+    print(f"loss {h.first:.6g} -> {h.last:.6g} ({verdict}) after {len(h.epoch_loss) - 1} epochs")
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    if h.diverged:
+        print(f"backprop: error: training diverged (the loss became {h.last}); try a smaller --lr than {lr:g}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _shape(v: object) -> str:
+    s = np.shape(v)
+    return "×".join(str(x) for x in s) if s else "scalar"

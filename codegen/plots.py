@@ -1,0 +1,141 @@
+"""Figures for ``backprop train`` and ``backprop gradflow`` (matplotlib's Agg canvas; no pyplot state).
+
+Names are shown in the course notation (:func:`derive.notation.latex_name`,
+through matplotlib's mathtext): W₁, b₁, ŷ.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from derive.notation import latex_name
+from derive.optim import get_optimizer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .train import History
+
+DPI = 120
+_LINE = "#1f4e79"
+_LIGHT = "#7fa7d0"
+
+
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes; no timestamp or version in the metadata, so the same figure gives the same bytes."""
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def math(name: str) -> str:
+    """A variable name as mathtext."""
+    return f"${latex_name(name)}$"
+
+
+def grad_label(name: str) -> str:
+    return rf"$\|\partial\mathcal{{L}}/\partial {latex_name(name)}\|$"
+
+
+def _smooth(y: Sequence[float], window: int) -> np.ndarray:
+    """Moving average (shorter at the start), so a noisy mini-batch curve shows its trend."""
+    y = np.asarray(y, dtype=float)
+    if window <= 1 or len(y) < 3:
+        return y
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    out = np.empty_like(y)
+    for i in range(len(y)):
+        lo = max(0, i + 1 - window)
+        out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
+    return out
+
+
+def _log_if_wide(ax: object, values: Sequence[float]) -> None:
+    v = np.asarray([x for x in values if np.isfinite(x)])
+    if len(v) and v.min() > 0 and v.max() / v.min() > 30:
+        ax.set_yscale("log")  # type: ignore[attr-defined]
+
+
+def loss_curve(h: History, title: str) -> Figure:
+    """Mini-batch loss at every step (light) and the loss on all the data at the end of every epoch (dark)."""
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    steps = np.arange(1, len(h.step_loss) + 1) / h.steps_per_epoch
+    if len(h.step_loss) > len(h.epoch_loss):
+        ax.plot(steps, h.step_loss, color=_LIGHT, lw=0.8, alpha=0.55, label="mini-batch loss (each step)")
+    epochs = np.arange(len(h.epoch_loss))
+    ax.plot(epochs, h.epoch_loss, "o-", color=_LINE, lw=2, ms=3.5, label="loss on all the data (end of epoch)")
+    _log_if_wide(ax, [*h.epoch_loss, *h.step_loss])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(r"loss $\mathcal{L}$")
+    ax.set_xlim(0, max(len(h.epoch_loss) - 1, 1))
+    ax.grid(True, which="major", alpha=0.3)
+    opt = get_optimizer(h.optimizer)
+    ratio = h.first / h.last if h.last > 0 and np.isfinite(h.last) else float("inf")
+    ax.set_title(
+        f"{title}: {opt.title}, learning rate {h.lr:g}, batches of {h.batch_size}\n"
+        f"loss {h.first:.4g} → {h.last:.4g}" + (f"  ({ratio:.3g}× lower)" if np.isfinite(ratio) and ratio > 1 else ""),
+        fontsize=10,
+    )
+    ax.annotate(f"{h.last:.3g}", (epochs[-1], h.epoch_loss[-1]), textcoords="offset points", xytext=(-4, 8),
+                ha="right", fontsize=9, color=_LINE)
+    ax.legend(loc="upper right", fontsize=9, frameon=False)
+    return fig
+
+
+def _palette(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(0.0 + 0.78 * i / max(n - 1, 1)) for i in range(n)]
+
+
+def gradflow_over_training(h: History, title: str, biases: Sequence[str] = ()) -> Figure:
+    """Each param's gradient norm over training (mini-batch, smoothed), log scale: how gradients flow and fade."""
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    colors = _palette(len(h.params))
+    window = max(1, h.steps_per_epoch // 2)
+    steps = np.arange(1, len(h.step_loss) + 1) / h.steps_per_epoch
+    for p, color in zip(h.params, colors):
+        if len(h.step_norms[p]) > len(h.epoch_norms[p]):
+            y = np.maximum(_smooth(h.step_norms[p], window), 1e-300)
+            ax.plot(steps, y, color=color, lw=1.6, ls="--" if p in biases else "-", label=grad_label(p))
+        else:
+            ax.plot(np.arange(len(h.epoch_norms[p])), h.epoch_norms[p], "o-", color=color, label=grad_label(p))
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("gradient norm (mini-batches, smoothed)")
+    ax.set_xlim(0, max(len(h.epoch_loss) - 1, 1))
+    ax.grid(True, which="both", alpha=0.25)
+    ax.set_title(f"{title}: gradient flow, {get_optimizer(h.optimizer).title}", fontsize=10)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False)
+    return fig
+
+
+def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str) -> Figure:
+    """Gradient norm per param at initialization, one bar group per param, one bar per network variant."""
+    variants = list(norms)
+    params = list(next(iter(norms.values())))
+    fig = Figure(figsize=(max(6.0, 0.75 * len(params) * max(len(variants), 1) + 2.5), 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / len(variants)
+    colors = ["#1f4e79", "#d1495b", "#66a182", "#edae49"]
+    x = np.arange(len(params))
+    for i, v in enumerate(variants):
+        vals = [max(norms[v][p], 1e-300) for p in params]
+        ax.bar(x + (i - (len(variants) - 1) / 2) * width, vals, width, label=v, color=colors[i % len(colors)])
+    ax.set_yscale("log")
+    ax.set_xticks(x, [math(p) for p in params])
+    ax.set_xlabel("parameter (input side → output side)")
+    ax.set_ylabel(r"gradient norm $\|\partial\mathcal{L}/\partial\theta\|$ at initialization")
+    ax.grid(True, axis="y", which="both", alpha=0.25)
+    ax.set_title(title, fontsize=10)
+    if len(variants) > 1:
+        ax.legend(fontsize=9, frameon=False)
+    return fig
