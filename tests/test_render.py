@@ -1,0 +1,544 @@
+"""Renderers of a derivation: LaTeX (golden, compiles), Markdown, text, JSON, index notation.
+
+Golden files: tests/golden/derive_<example>.tex hold the exact standalone LaTeX
+(with --expanded --index) of two examples, so notation changes are reviewed.
+After an intended change, regenerate them with
+
+    BACKPROP_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py -k golden
+
+and review the diff. The pdflatex test fails (instead of skipping) when
+pdflatex is missing and the CI environment variable is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from functools import cache
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sympy
+from helpers import forward, random_point
+from sympy import MatrixSymbol
+
+import derive
+from derive import Derivation, get_derivation, parse_spec
+from derive.evaluate import evaluate
+from derive.index import Apply, Entry, Product, Scaled, Sum, gradient_index, to_index
+from derive.ir import OpNode, is_const, shape_of
+from derive.naming import grad_name
+from derive.notation import NotationError, display_width, math_to_latex, rule_latex
+from derive.ops import REGISTRY
+from derive.printing import GradSymbol
+from derive.render import (
+    T_BACKWARD,
+    T_EXPANDED,
+    T_FORWARD,
+    T_GRADIENTS,
+    T_INDEX,
+    T_UPDATE,
+    needed_steps,
+    to_json,
+    to_latex,
+    to_markdown,
+    to_text,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_EXAMPLES = ("two_layer_sigmoid", "mlp_softmax")
+EXAMPLES = derive.example_names()
+
+#: Every operation of the spec language, one network: renders, compiles, indexes.
+EVERY_OP_SPEC = """\
+# Every operation of the spec language in one network.
+input X[n, m]
+input Y[c, m] onehot
+input t[1, m] positive
+input lam
+param W1[k, n]
+param b1[k, 1]
+param W2[c, k]
+param b2[c, 1]
+param s
+H1 = tanh(W1 @ X + b1)
+H2 = leaky_relu(W1 @ X, s) + softplus(H1) * sigmoid(H1) - exp(-abs(H1)) / 2
+G = sqrt(H2**2 + 1) + relu(H1) + W2.T @ Y
+P = softmax(W2 @ G + b2, axis=0)
+S = sum(H1, axis=1)
+loss = -sum(Y * log(P)) / m + lam * sum(W1**2) + mean(log_softmax(G, axis=1)) + mean((t - mean(G, axis=0))**2) + sum(S)
+"""
+
+#: A variable used twice (tied weights) and a residual connection: several paths.
+TIED_SPEC = """\
+# Tied autoencoder with a residual connection.
+input X[n, m]
+param W[k, n]
+param b[k, 1]
+param c[n, 1]
+H = tanh(W @ X + b)
+R = W.T @ H + c + X
+loss = mean((R - X)**2) + 0.1 * sum(W**2)
+"""
+
+#: Macros KaTeX and MathJax both render (GitHub and Jupyter Markdown).
+KATEX_MACROS = frozenset({
+    "frac", "partial", "mathcal", "left", "right", "odot", "top", "sum", "sigma", "log", "exp",
+    "tanh", "sqrt", "operatorname", "text", "hat", "mathrm", "mathbf", "times", "alpha", "beta",
+    "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "rho", "tau", "phi", "omega",
+    "Sigma", "leftarrow", "cdot", "le", "ge", "quad", "qquad", "textbf", "begin", "end", ",",
+    "\\",
+})
+
+
+@cache
+def derivation(name: str) -> Derivation:
+    return get_derivation(name)
+
+
+@cache
+def spec_derivation(text: str, name: str) -> Derivation:
+    return derive.backpropagate(parse_spec(text, path=f"<{name}>", name=name))
+
+
+def all_derivations() -> list[Derivation]:
+    return [derivation(n) for n in EXAMPLES] + [
+        spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied")
+    ]
+
+
+ALL_IDS = [*EXAMPLES, "every_op", "tied"]
+
+
+# ---------------------------------------------------------------------------
+# LaTeX: golden files, ASCII only, pdflatex
+# ---------------------------------------------------------------------------
+
+
+def golden_latex(name: str) -> str:
+    return to_latex(derivation(name), standalone=True, expanded=True, index=True)
+
+
+@pytest.mark.parametrize("name", GOLDEN_EXAMPLES)
+def test_golden_latex(name: str) -> None:
+    path = GOLDEN / f"derive_{name}.tex"
+    got = golden_latex(name)
+    if os.environ.get("BACKPROP_UPDATE_GOLDEN"):
+        path.write_text(got, encoding="utf-8")
+    assert path.is_file(), f"missing {path}: run BACKPROP_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py -k golden"
+    want = path.read_text(encoding="utf-8")
+    assert got == want, (
+        f"{path.name} is stale: review the notation change, then regenerate with "
+        "BACKPROP_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py -k golden"
+    )
+
+
+@pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)
+def test_latex_is_ascii_and_balanced(d: Derivation) -> None:
+    for tex in (to_latex(d, standalone=True, expanded=True, index=True), to_latex(d), to_latex(d, body_only=True)):
+        assert tex.isascii(), sorted({c for c in tex if not c.isascii()})
+        body = re.sub(r"\\[{}]", "", tex)
+        assert body.count("{") == body.count("}")
+        assert len(re.findall(r"\\left(?![a-z])", tex)) == len(re.findall(r"\\right(?![a-z])", tex))
+        assert tex.count(r"\begin{") == tex.count(r"\end{")
+
+
+def test_latex_fragment_is_align_blocks_without_preamble() -> None:
+    tex = to_latex(derivation("two_layer_sigmoid"))
+    assert r"\documentclass" not in tex and r"\fitmath" not in tex
+    assert tex.count(r"\begin{align*}") >= 1 + len(derivation("two_layer_sigmoid").steps)
+    assert r"\frac{\partial \mathcal{L}}{\partial W_{1}}" in tex
+    assert r"W_{1} &\leftarrow W_{1} - \alpha \frac{\partial \mathcal{L}}{\partial W_{1}}" in tex
+
+
+def test_standalone_and_body_only_exclude_each_other() -> None:
+    with pytest.raises(ValueError):
+        to_latex(derivation("two_layer_sigmoid"), standalone=True, body_only=True)
+
+
+def _pdflatex() -> str:
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdflatex is missing in CI: .ci/run installs texlive-latex-base and texlive-latex-recommended")
+        pytest.skip("pdflatex is not installed (CI installs it and fails instead of skipping)")
+    return exe
+
+
+def compile_latex(tex: str, tmp_path: Path, stem: str) -> str:
+    """Run pdflatex on ``tex``; return its log. Fails on any error."""
+    exe = _pdflatex()
+    (tmp_path / f"{stem}.tex").write_text(tex, encoding="utf-8")
+    run = subprocess.run(
+        [exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", f"{stem}.tex"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )
+    log = (tmp_path / f"{stem}.log").read_text(encoding="latin-1") if (tmp_path / f"{stem}.log").exists() else ""
+    errors = [ln for ln in log.splitlines() if ln.startswith("!")]
+    assert run.returncode == 0 and not errors, f"pdflatex failed on {stem}:\n" + "\n".join(errors or [run.stdout[-3000:]])
+    assert (tmp_path / f"{stem}.pdf").stat().st_size > 0
+    return log
+
+
+def assert_no_overfull(log: str, stem: str, limit_pt: float = 5.0) -> None:
+    """Nothing sticks out of the page by more than ``limit_pt``."""
+    widths = [float(w) for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert all(w <= limit_pt for w in widths), f"{stem}: overfull boxes {widths} pt"
+
+
+@pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)
+def test_standalone_document_compiles(d: Derivation, tmp_path: Path) -> None:
+    stem = d.model.name
+    log = compile_latex(to_latex(d, standalone=True, expanded=True, index=True), tmp_path, stem)
+    assert_no_overfull(log, stem)
+
+
+def test_every_registry_rule_compiles(tmp_path: Path) -> None:
+    """Rules of operations no example reaches still convert and typeset."""
+    items = []
+    for rule in sorted({r for op in REGISTRY.values() for r in op.rules}):
+        name, f = rule_latex(rule)
+        items.append(rf"\item \emph{{{name}}}" + (f": ${f}$" if f is not None else ""))
+    tex = "\n".join([
+        r"\documentclass{article}", r"\usepackage{amsmath,amssymb}", r"\begin{document}",
+        r"\begin{itemize}", *items, r"\end{itemize}", r"\end{document}", "",
+    ])
+    assert_no_overfull(compile_latex(tex, tmp_path, "rules"), "rules")
+
+
+def test_rule_text_conversion() -> None:
+    assert rule_latex("matrix product, left factor: ∂L/∂W = ∂L/∂Z Xᵀ for Z = W X") == (
+        "matrix product, left factor",
+        r"\partial \mathcal{L} /\partial W = \partial \mathcal{L} /\partial Z\,X^{\top}\text{ for }Z = W\,X",
+    )
+    assert rule_latex("logistic function: σ′(Z) = σ(Z) ⊙ (1 − σ(Z))")[1] == (
+        r"\sigma '(Z) = \sigma (Z) \odot (1 - \sigma (Z))"
+    )
+    assert math_to_latex("∂L/∂A = ∂L/∂Aᵖ ⊙ p A^(p−1)").endswith(r"p\,A^{(p-1)}")
+    assert rule_latex("indicator (derivative zero almost everywhere)") == (
+        "indicator (derivative zero almost everywhere)", None)
+    with pytest.raises(NotationError, match="ℵ"):
+        math_to_latex("∂L/∂ℵ")
+
+
+# ---------------------------------------------------------------------------
+# Markdown: only macros KaTeX and MathJax support
+# ---------------------------------------------------------------------------
+
+
+def math_spans(md: str) -> list[str]:
+    blocks = re.findall(r"\$\$\n(.*?)\n\$\$", md, flags=re.S)
+    rest = re.sub(r"\$\$\n.*?\n\$\$", "", md, flags=re.S)
+    return blocks + re.findall(r"\$([^$\n]+)\$", rest)
+
+
+@pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)
+def test_markdown_uses_only_katex_macros(d: Derivation) -> None:
+    md = to_markdown(d, expanded=True, index=True)
+    spans = math_spans(md)
+    assert spans
+    used = {m for s in spans for m in re.findall(r"\\([A-Za-z]+|.)", s)}
+    assert used <= KATEX_MACROS, f"not in the KaTeX/MathJax whitelist: {sorted(used - KATEX_MACROS)}"
+    envs = {e for s in spans for e in re.findall(r"\\begin\{(\w+\*?)\}", s)}
+    assert envs <= {"aligned"}, envs  # align* cannot nest in $$ (MathJax: "erroneous nesting")
+    assert all(s.isascii() for s in spans), [s for s in spans if not s.isascii()]
+
+
+def test_markdown_layout() -> None:
+    md = to_markdown(derivation("two_layer_sigmoid"))
+    assert md.startswith("# Backpropagation through `two_layer_sigmoid`\n")
+    for title in (T_FORWARD, T_BACKWARD, T_GRADIENTS, T_UPDATE):
+        assert f"\n## {title}\n" in md
+    assert "| $W_{1}$ | $k \\times n$ | parameter |" in md
+    assert md.count("$$\n\\begin{aligned}") == md.count("\\end{aligned}\n$$")
+
+
+# ---------------------------------------------------------------------------
+# Text for the terminal
+# ---------------------------------------------------------------------------
+
+
+def test_text_reads_like_notes() -> None:
+    out = to_text(derivation("two_layer_sigmoid"))
+    titles = [T_FORWARD, T_BACKWARD, "Gradients", "Update (gradient descent, learning rate α)"]
+    positions = [out.index("\n" + t + "\n") for t in titles]
+    assert positions == sorted(positions)
+    for line in (
+        "  Z = W₁ X + b₁", "  A = σ(Z)", "  ŷ = w₂ A + b₂", "  L = Σ((ŷ − y)²)/m",
+        "  ∂L/∂ŷ = ∂/∂ŷ [Σ((ŷ − y)²)/m]", "        = 2/m · (ŷ − y)",
+        "  ∂L/∂Z = ∂L/∂A ∂A/∂Z", "        = ∂L/∂A ⊙ A ⊙ (1 − A)",
+        "  ∂L/∂W₁ = ∂L/∂Z Xᵀ", "  ∂L/∂b₁ = rowsum(∂L/∂Z)", "  W₁ ← W₁ − α · ∂L/∂W₁",
+    ):
+        assert any(ln.startswith(line) for ln in out.splitlines()), line
+    assert "by logistic function: σ′(Z) = σ(Z) ⊙ (1 − σ(Z))" in out
+
+
+@pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)
+def test_text_equations_align(d: Derivation) -> None:
+    """Within the forward pass, every '=' sits in the same column."""
+    out = to_text(d)
+    fwd = out.split(T_FORWARD + "\n")[1].split("\n\n")[0].splitlines()[1:]
+    cols = {display_width(ln[: ln.index(" = ")]) for ln in fwd if " = " in ln}  # ŷ: one column
+    assert len(cols) == 1, fwd
+
+
+def test_long_sums_break_across_rows() -> None:
+    d = spec_derivation(EVERY_OP_SPEC, "every_op")
+    out = to_text(d)
+    assert max(len(ln) for ln in out.split(T_FORWARD)[1].split(T_BACKWARD)[0].splitlines()) <= 100
+    tex = to_latex(d)
+    assert r"&\quad {}+ \operatorname{mean}" in tex
+
+
+def test_loss_partial_keeps_only_terms_that_mention_the_variable() -> None:
+    out = to_text(spec_derivation(EVERY_OP_SPEC, "every_op"))
+    assert "  ∂L/∂P = ∂/∂P [−Σ(Y ⊙ log(P))/m]" in out
+
+
+def test_several_paths_show_one_term_each_and_their_rules() -> None:
+    d = spec_derivation(TIED_SPEC, "tied")
+    out = to_text(d)
+    assert "  ∂L/∂W = ∂/∂W [1/10 · Σ(W²)] + ∂L/∂R ∂R/∂W + ∂L/∂Z ∂Z/∂W" in out
+    block = out.split("  ∂L/∂W = ")[1].split("\n\n")[0]
+    for via in ("L", "R", "Z"):
+        assert f"through {via}:" in block
+    assert len(d.step("W").paths) == 3
+
+
+# ---------------------------------------------------------------------------
+# Options: --param, --expanded, --index
+# ---------------------------------------------------------------------------
+
+
+def test_param_restricts_to_the_steps_it_needs() -> None:
+    d = derivation("two_layer_sigmoid")
+    assert [s.target for s in needed_steps(d, "b2")] == ["yhat", "b2"]
+    assert [s.target for s in needed_steps(d, "W1")] == ["yhat", "A", "Z", "W1"]
+    out = to_text(d, param="b2")
+    assert "∂L/∂W₁" not in out and "∂L/∂b₂ = Σ(∂L/∂ŷ)" in out and "b₂ ← b₂ − α · ∂L/∂b₂" in out
+    with pytest.raises(ValueError, match="W1, b1, w2, b2"):
+        to_text(d, param="W9")
+
+
+def test_expanded_section() -> None:
+    d = derivation("two_layer_sigmoid")
+    out = to_text(d, expanded=True)
+    assert T_EXPANDED in out and T_EXPANDED not in to_text(d)
+    assert "  ∂L/∂W₁ = (A ⊙ (w₂ᵀ (2/m · (ŷ − y))) ⊙ (1 − A)) Xᵀ" in out
+
+
+def test_index_notation_for_w1() -> None:
+    d = derivation("two_layer_sigmoid")
+    eq = gradient_index(d, "W1")
+    assert " = ".join(eq.text()) == "∂L/∂W₁[i,j] = Σₜ ∂L/∂Z[i,t] X[j,t]"
+    assert " = ".join(eq.latex()) == (
+        r"\frac{\partial \mathcal{L}}{\partial (W_{1})_{ij}} = "
+        r"\sum_{t=1}^{m} \frac{\partial \mathcal{L}}{\partial Z_{it}} X_{jt}"
+    )
+    out = to_text(d, index=True)
+    assert T_INDEX in out
+    assert "  ∂L/∂W₁[i,j] = Σₜ ∂L/∂Z[i,t] X[j,t]" in out
+    assert "  ∂L/∂b₁[i]   = Σₜ ∂L/∂Z[i,t]" in out
+    assert "  ∂L/∂b₂      = Σₜ ∂L/∂ŷ[t]" in out
+
+
+def test_index_letters_avoid_dims_and_variables() -> None:
+    d = spec_derivation(EVERY_OP_SPEC, "every_op")  # has a variable t and a param s
+    text = " ".join(gradient_index(d, "b1").text())
+    assert "Σₜ" not in text and "Σₛ" not in text and "Σᵤ" in text
+
+
+# --- index notation means what it says: evaluate it entry by entry --------------
+
+
+def eval_index(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any, int]) -> float:
+    """The number an index-notation tree denotes, for index values ``idx``."""
+    if isinstance(x, Entry):
+        r, c = (idx[t] if t else 0 for t in x.index)
+        if isinstance(x.base, GradSymbol):
+            value = vals[grad_name(x.base.of)]
+        elif isinstance(x.base, MatrixSymbol):
+            value = vals[x.base.name]
+        else:
+            value = evaluate(x.base, vals)
+        value = np.asarray(value, dtype=float).reshape(np.shape(value) if np.ndim(value) == 2 else (1, 1))
+        return float(value[r if value.shape[0] > 1 else 0, c if value.shape[1] > 1 else 0])
+    if isinstance(x, Sum):
+        total = 0.0
+        ranges = [range(int(sympy.sympify(n).subs(dims))) for _, n in x.indices]
+        for values in product(*ranges):
+            total += eval_index(x.body, {**idx, **dict(zip((t for t, _ in x.indices), values))}, vals, dims)
+        return total
+    if isinstance(x, Product):
+        return float(np.prod([eval_index(f, idx, vals, dims) for f in x.factors]))
+    if isinstance(x, Scaled):
+        return float(sympy.sympify(x.coeff).subs(dims)) * eval_index(x.body, idx, vals, dims)
+    if isinstance(x, Apply):
+        args = [np.array([[eval_index(a, idx, vals, dims)]]) for a in x.args]
+        return float(np.asarray(x.node.op.np_eval(*args, x.node)).reshape(-1)[0])
+    assert is_const(x)
+    return float(sympy.sympify(x).subs(dims))
+
+
+def check_index_form(expr: Any, shape: Any, vals: dict[str, Any], dims: dict[Any, int], taken: set[str]) -> None:
+    want = np.asarray(evaluate(expr, vals), dtype=float)
+    eq = to_index(expr, "g", shape, taken)
+    rows, cols = want.shape
+    entries = list(product(range(rows), range(cols)))
+    if len(entries) > 24:  # 784-pixel layers: a random sample of entries (corners included)
+        pick = np.random.default_rng(len(entries)).choice(len(entries), 22, replace=False)
+        entries = [entries[0], entries[-1], *(entries[int(i)] for i in pick)]
+    for r, c in entries:
+        idx = {t: v for t, v in zip(eq.index, (r, c)) if t}
+        got = eval_index(eq.rhs, idx, vals, dims)
+        assert got == pytest.approx(want[r, c], rel=1e-9, abs=1e-12), (eq.text(), r, c)
+
+
+@pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)
+def test_index_notation_evaluates_to_the_matrix_formula(d: Derivation) -> None:
+    """Each gradient (recursive and expanded) entry by entry equals its matrix form."""
+    rng = np.random.default_rng(7)
+    sizes = {name: int(rng.integers(2, 4)) for name in d.model.dims}
+    env = random_point(d.model, sizes, rng)
+    vals = forward(d, env)
+    dims = {sym: sizes[name] for name, sym in d.model.dims.items()}
+    for s in d.steps:
+        vals[grad_name(s.target)] = evaluate(s.result, vals)
+    taken = set(d.model.dims) | {n for n in d.model.names() if len(n) == 1}
+    for p in d.params:
+        step = d.step(p)
+        check_index_form(step.result, step.shape, vals, dims, taken)
+        check_index_form(d.expanded(p), step.shape, vals, dims, taken)
+
+
+@pytest.mark.parametrize("op", sorted(n for n, op in REGISTRY.items() if op.index is not None))
+def test_registry_index_rules(op: str) -> None:
+    """Every operation with an index rule, over scalar, column, row and full operands."""
+    n, m, k = sympy.symbols("n m k", positive=True, integer=True)
+    dims = {n: 3, m: 4, k: 2}
+    rng = np.random.default_rng(3)
+    cases = {
+        "matmul": [((n, k), (k, m)), ((n, 1), (1, m)), ((1, k), (k, 1))],
+        "transpose": [((n, m),), ((n, 1),)],
+        "sum": [((n, m), 0), ((n, m), 1), ((n, m), None), ((1, m), None)],
+        "mean": [((n, m), 0), ((n, m), 1), ((n, m), None)],
+        "broadcast": [((n, 1), (n, m)), ((1, m), (n, m)), ((1, 1), (n, m))],
+    }[op]
+    from derive import ir
+
+    for case in cases:
+        shapes = [c for c in case if isinstance(c, tuple)][: REGISTRY[op].arity]
+        leaves = [MatrixSymbol(f"V{i}", *s) for i, s in enumerate(shapes)]
+        if op in ("sum", "mean"):
+            e = ir.node(op, leaves[0], ir.axes_attr(case[1]))
+        elif op == "broadcast":
+            e = ir.node(op, leaves[0], sympy.Tuple(*case[1]))
+        else:
+            e = ir.node(op, *leaves)
+        vals = {v.name: rng.normal(size=tuple(int(sympy.sympify(d).subs(dims)) for d in v.shape)) for v in leaves}
+        vals.update({s: v for s, v in dims.items()})
+        check_index_form(e, shape_of(e), vals, dims, {"n", "m", "k"})
+
+
+# ---------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)
+def test_json_schema(d: Derivation) -> None:
+    doc = json.loads(to_json(d, expanded=True, index=True))
+    assert list(doc) == [
+        "spec", "summary", "dims", "inputs", "params", "forward", "loss", "steps", "gradients",
+        "learning_rate", "updates",
+    ]
+    assert doc["spec"] == d.model.name and doc["dims"] == list(d.model.dims)
+    for x in doc["inputs"] + doc["params"]:
+        assert list(x) == ["name", "shape", "domain", "latex", "text"] and len(x["shape"]) == 2
+    assert [p["name"] for p in doc["params"]] == d.params
+    assert [e["name"] for e in doc["forward"]] == [e.name for e in d.equations]
+    for e in doc["forward"]:
+        assert list(e) == ["name", "shape", "latex", "text", "lifted"]
+    assert [s["target"] for s in doc["steps"]] == [s.target for s in d.steps]
+    for s in doc["steps"]:
+        assert list(s) == ["target", "kind", "shape", "chain", "paths", "recursive", "result", "inlined"]
+        assert s["kind"] in ("param", "intermediate") and s["paths"]
+        for p in s["paths"]:
+            assert list(p) == ["via", "rules", "latex", "text"] and p["rules"]
+        for key in ("chain", "recursive", "result"):
+            assert list(s[key]) == ["latex", "text"]
+    for g in doc["gradients"]:
+        assert list(g) == ["param", "shape", "latex", "text", "expanded", "index"]
+        assert list(g["expanded"]) == ["latex", "text"] and list(g["index"]) == ["lhs", "rhs"]
+    assert [u["param"] for u in doc["updates"]] == d.params
+    plain = json.loads(to_json(d))
+    assert all(g["expanded"] is None and g["index"] is None for g in plain["gradients"])
+
+
+def test_json_values() -> None:
+    doc = json.loads(to_json(derivation("two_layer_sigmoid"), param="W1"))
+    assert [s["target"] for s in doc["steps"]] == ["yhat", "A", "Z", "W1"]
+    assert doc["gradients"] == [{
+        "param": "W1", "shape": ["k", "n"],
+        "latex": r"\frac{\partial \mathcal{L}}{\partial Z} X^{\top}", "text": "∂L/∂Z Xᵀ",
+        "expanded": None, "index": None,
+    }]
+    assert doc["updates"][0]["text"] == "W₁ − α · ∂L/∂W₁"
+    assert doc["inputs"][0] == {"name": "X", "shape": ["n", "m"], "domain": None, "latex": "X", "text": "X"}
+
+
+# ---------------------------------------------------------------------------
+# Determinism and Jupyter
+# ---------------------------------------------------------------------------
+
+
+def render_all(name: str) -> str:
+    d = get_derivation(name)
+    return "".join([
+        to_text(d, expanded=True, index=True), to_latex(d, standalone=True, expanded=True, index=True),
+        to_latex(d, body_only=True), to_markdown(d, expanded=True, index=True), to_json(d, expanded=True, index=True),
+    ])
+
+
+def test_output_is_identical_across_runs_and_hash_seeds() -> None:
+    names = ("two_layer_sigmoid", "mlp_softmax", "logistic_regression")
+    here = "".join(render_all(n) for n in names)
+    assert here == "".join(render_all(n) for n in names)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from test_render import render_all; "
+        f"sys.stdout.buffer.write(''.join(render_all(n) for n in {names!r}).encode())"
+    )
+    outs = []
+    for seed in ("0", "1"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent)],
+                             capture_output=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stderr.decode()
+        outs.append(run.stdout.decode())
+    assert outs[0] == outs[1] == here
+
+
+def test_jupyter_reprs_are_strings() -> None:
+    d = derivation("two_layer_sigmoid")
+    latex = d._repr_latex_()
+    assert isinstance(latex, str) and latex.startswith("$$\\begin{aligned}") and latex.endswith("\\end{aligned}$$")
+    assert "align*" not in latex and r"\section" not in latex
+    md = d._repr_markdown_()
+    assert isinstance(md, str) and md == to_markdown(d)
+
+
+def test_every_op_in_the_every_op_spec() -> None:
+    """The every-op network really holds every operation the spec language offers."""
+    d = spec_derivation(EVERY_OP_SPEC, "every_op")
+    used = {x.op.name for eq in d.equations for x in eq.expr.atoms(OpNode)}
+    from derive.ops import FUNCTIONS
+
+    spec_ops = {op.name for op in FUNCTIONS.values()} | {"add", "sub", "mul", "div", "pow", "neg", "matmul", "transpose"}
+    assert spec_ops <= used, spec_ops - used
