@@ -122,7 +122,7 @@ def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str) -> Figur
     """Gradient norm per param at initialization, one bar group per param, one bar per network variant."""
     variants = list(norms)
     params = list(next(iter(norms.values())))
-    fig = Figure(figsize=(max(6.0, 0.75 * len(params) * max(len(variants), 1) + 2.5), 4.6), layout="constrained")
+    fig = Figure(figsize=(min(11.0, max(6.0, 2.5 + 0.45 * len(params) * len(variants))), 4.6), layout="constrained")
     ax = fig.add_subplot()
     width = 0.8 / len(variants)
     colors = ["#1f4e79", "#d1495b", "#66a182", "#edae49"]
@@ -130,11 +130,11 @@ def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str) -> Figur
     for i, v in enumerate(variants):
         vals = [max(norms[v][p], 1e-300) for p in params]
         ax.bar(x + (i - (len(variants) - 1) / 2) * width, vals, width, label=v, color=colors[i % len(colors)])
-    ax.set_yscale("log")
+    _log_if_wide(ax, [n for v in norms.values() for n in v.values()])
     ax.set_xticks(x, [math(p) for p in params])
     ax.set_xlabel("parameter (input side → output side)")
     ax.set_ylabel(r"gradient norm $\|\partial\mathcal{L}/\partial\theta\|$ at initialization")
-    ax.grid(True, axis="y", which="both", alpha=0.25)
+    ax.grid(True, axis="y", which="major", alpha=0.3)
     ax.set_title(title, fontsize=10)
     if len(variants) > 1:
         ax.legend(fontsize=9, frameon=False)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "codegen": "codegen.cmd_codegen",
     "check": "codegen.cmd_check",
     "train": "codegen.cmd_train",
+    "gradflow": "codegen.cmd_gradflow",
 }
 
 

@@ -1,0 +1,84 @@
+"""``backprop gradflow SPEC [--compare-activation ACT] [--out FILE.png] [--dims ...] [--seed S] [--data FILE.npz]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from derive.cli import UsageError
+from derive.io import write_atomic
+from derive.parse import suggest
+
+from .cmd_check import parse_dims
+from .gradflow import CHOICES
+
+HELP = {
+    "gradflow": "the gradient norm of every param at initialization, as a table and a bar chart; "
+    "--compare-activation shows the same network with other hidden activations (vanishing gradients)",
+}
+
+
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC", help="spec file or bundled example name")
+    p.add_argument("--compare-activation", metavar="ACT", action="append", choices=CHOICES, default=[],
+                   help=f"also the network with every hidden activation replaced by ACT ({', '.join(CHOICES)}); "
+                   "repeatable")
+    p.add_argument("--out", metavar="FILE.png", default=None, help="the bar chart (default runs/NAME/gradflow_init.png)")
+    p.add_argument("--dims", default="", metavar="n=8,m=512,...",
+                   help="dim sizes (default: 512 examples, 8 for the data's other dims, 32 for hidden ones)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for params and synthetic data (default 0)")
+    p.add_argument("--data", metavar="FILE.npz", help="data to take the gradient on (default: synthetic, as backprop train)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .data import DataError, default_dims, load_npz, synthetic
+    from .emit import derivation_of, generate
+    from .gradflow import Variant, fmt_shape, hidden_activations, norms_at_init, table, weights, with_activation
+    from .loader import load_source
+    from .plots import gradflow_bars, png
+
+    given = parse_dims(args.dims)
+    d = derivation_of(args.spec)
+    model = d.model
+    unknown = [n for n in given if n not in model.dims]
+    if unknown:
+        n = unknown[0]
+        raise UsageError(f"--dims: unknown dimension {n!r}{suggest(n, list(model.dims))} "
+                         f"(this network's dims: {', '.join(model.dims) or 'none'})")
+    out = Path(args.out) if args.out else Path("runs") / model.name / "gradflow_init.png"
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a directory")
+    hidden = hidden_activations(model)
+    if args.compare_activation and not hidden:
+        raise UsageError(f"--compare-activation: {model.name} has no hidden layer NAME = activation(...) "
+                         "whose value feeds a matrix product")
+    module = load_source(generate(d), model.name)
+    if args.data:
+        try:
+            inputs, dims = load_npz(args.data, module, given)
+        except DataError as e:
+            raise UsageError(str(e)) from None
+        source = args.data
+    else:
+        dims = default_dims(module, given)
+        inputs = synthetic(model, d, module, dims, args.seed).inputs
+        source = "synthetic data (as backprop train --synthetic)"
+    acts = sorted({a for _, a in hidden})
+    label = "/".join(acts) + " (as written)" if acts else "as written"
+    variants = [Variant(label, norms_at_init(module, inputs, dims, args.seed))]
+    for act in dict.fromkeys(args.compare_activation):
+        if acts == [act]:
+            continue
+        other = load_source(generate(with_activation(model, act)), f"{model.name}_{act}")
+        variants.append(Variant(act, norms_at_init(other, inputs, dims, args.seed)))
+    w = weights(module)
+    sizes = ", ".join(f"{k}={v}" for k, v in dims.items()) or "none"
+    print(f"gradient norms at initialization: {model.name}; dims {sizes}; seed {args.seed}; {source}")
+    shapes = {p: fmt_shape(module.SHAPES[p], dims) for p in module.PARAMS}
+    print(table(variants, shapes, (w[0], w[-1]) if len(w) > 1 else None))
+    title = f"{model.name}: gradient norms at initialization" + (
+        " — hidden activations compared" if len(variants) > 1 else "")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, png(gradflow_bars({v.label: v.norms for v in variants}, title)))
+    print(f"wrote {out}")
+    return 0
