@@ -106,11 +106,6 @@ class LatexPrinter(_Operands, _SympyLatex):
         return latex_name(e.name)
 
 
-def _minus(s: str) -> str:
-    """The minus sign the operation forms use (−), for SymPy's printed constants."""
-    return "−" + s[1:] if s.startswith("-") else s
-
-
 class TextPrinter(_Operands, StrPrinter):
     """Model expressions in plain Unicode for the terminal."""
 
@@ -136,13 +131,13 @@ class TextPrinter(_Operands, StrPrinter):
 
     def _print_Mul(self, expr: sympy.Mul) -> str:  # noqa: N802
         """Constant products as the operation forms write them: 2/(m·n), not 2/(m*n)."""
-        return _minus(super()._print_Mul(expr).replace("*", "·"))
+        return super()._print_Mul(expr).replace("*", "·")
 
-    def _print_Rational(self, expr: sympy.Rational) -> str:  # noqa: N802
-        return _minus(super()._print_Rational(expr))
-
-    def _print_Integer(self, expr: sympy.Integer) -> str:  # noqa: N802
-        return _minus(super()._print_Integer(expr))
+    def doprint(self, expr: Any) -> str:
+        """A constant as SymPy prints it (its sign logic needs ASCII '-'), then with the
+        minus sign the operation forms use: −1/10, 1 − β₁."""
+        s = super().doprint(expr)
+        return s.replace("-", "−") if is_const(expr) else s
 
     def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:  # noqa: N802
         """Constant sums with the minus sign the operation forms use: 1 − β."""
