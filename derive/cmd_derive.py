@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .cli import UsageError
 from .io import write_atomic
+from .optim import OPTIMIZERS
 from .pipeline import get_derivation
 from .render import FORMATS, render
 
@@ -30,6 +31,10 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", metavar="NAME", help="only the steps the gradient of parameter NAME needs")
     p.add_argument("--expanded", action="store_true", help="also each gradient fully expanded (forward quantities only)")
     p.add_argument("--index", action="store_true", help="also each gradient entry by entry, in index notation")
+    p.add_argument(
+        "--optimizer", choices=list(OPTIMIZERS), default="sgd",
+        help="the update equations that end the derivation (default: sgd, plain gradient descent)",
+    )
 
 
 def _format(args: argparse.Namespace) -> str:
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--standalone applies to --format latex, not {fmt}")
     if args.output and Path(args.output).is_dir():
         raise UsageError(f"-o {args.output}: is a directory")
-    d = get_derivation(args.spec)
+    d = get_derivation(args.spec, optimizer=args.optimizer)
     if args.param is not None and args.param not in d.params:
         raise UsageError(f"--param {args.param}: not a parameter of {d.model.name} (parameters: {', '.join(d.params)})")
     out = render(d, fmt, standalone=args.standalone, param=args.param, expanded=args.expanded, index=args.index)

@@ -32,6 +32,7 @@ from .index import gradient_index
 from .ir import OpNode, Shape
 from .notation import display_width, latex_name, rule_latex, tex_escape, text_name
 from .ops import ADD
+from .optim import get_optimizer
 from .printing import GradSymbol, LatexPrinter, TextPrinter
 from .simplify import simplify
 
@@ -368,11 +369,29 @@ def layout(
     if index:
         notes.sections.append(_per_param(T_INDEX, params, lambda p: _index_line(d, p), _index_intro(d, params)))
 
-    def update_line(p: str) -> Line:
-        return Line(name_formula(p), formula(d.update(p)), rel="<-")
-
-    notes.sections.append(_per_param(T_UPDATE, params, update_line))
+    notes.sections.append(_updates(d, params))
     return notes
+
+
+def _updates(d: Derivation, params: Sequence[str]) -> Section:
+    """The optimizer's update equations of every param (one block each when there are several)."""
+    opt = get_optimizer(d.optimizer)
+    per_param = [tuple(Line(formula(u.target), formula(u.expr), rel="<-") for u in d.updates(p)) for p in params]
+    if all(len(lines) == 1 for lines in per_param):
+        blocks = (Block(tuple(ln for lines in per_param for ln in lines)),)
+    else:
+        blocks = tuple(Block(lines) for lines in per_param)
+    doc = opt.doc[:1].upper() + opt.doc[1:] + "."
+    hypers_text = "; ".join(f"{h.text}: {h.doc}" for h in opt.hypers[1:])
+    hypers_latex = "; ".join(f"${latex_name(h.symbol.name)}$: {tex_escape(h.doc)}" for h in opt.hypers[1:])
+    steps = " t counts the steps from 1." if opt.counts_steps else ""
+    steps_latex = " $t$ counts the steps from 1." if opt.counts_steps else ""
+    intro = Prose(
+        doc + (f" {hypers_text}." if hypers_text else "") + steps,
+        tex_escape(doc.replace("α", "@")).replace("@", r"$\alpha$")
+        + (f" {hypers_latex}." if hypers_latex else "") + steps_latex,
+    )
+    return Section(f"Update ({opt.title}, learning rate α)", intro, blocks=blocks)
 
 
 def _index_line(d: Derivation, p: str) -> Line:
@@ -446,7 +465,7 @@ def _text_section(sec: Section) -> list[str]:
         out += [f"  {_pad(r.name.text, name_w)}  {_pad(r.shape.text, shape_w)}  {r.role}" for r in sec.table]
     col = _text_shape_col(sec)
     for k, b in enumerate(sec.blocks):
-        if k and (b.rules or sec.blocks[k - 1].rules):
+        if k:
             out.append("")
         out += _text_block(b, col)
     return out
@@ -653,6 +672,7 @@ def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, 
     params = [param] if param else d.params
     domains = {x.name: x.domain for x in d.model.decls.values()}
     m = d.model
+    opt = get_optimizer(d.optimizer)
 
     def decl(x: object) -> dict[str, object]:
         return {"name": x.name, "shape": _shape_json(x.shape), "domain": x.domain, **_fj(name_formula(x.name))}  # type: ignore[attr-defined]
@@ -691,8 +711,18 @@ def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, 
         "loss": d.loss.name,
         "steps": [step(s) for s in steps],
         "gradients": [gradient(p) for p in params],
-        "learning_rate": _fj(formula(d.rate)),
-        "updates": [{"param": p, **_fj(formula(d.update(p)))} for p in params],
+        "optimizer": {
+            "name": opt.name, "title": opt.title,
+            "hyperparameters": [
+                {"name": h.arg, **_fj(formula(h.symbol)), "default": h.default, "doc": h.doc} for h in opt.hypers
+            ],
+        },
+        "updates": [
+            {"param": p, "equations": [
+                {"target": _fj(formula(u.target)), **_fj(formula(u.expr))} for u in d.updates(p)
+            ]}
+            for p in params
+        ],
     }
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
 

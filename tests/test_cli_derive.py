@@ -59,6 +59,15 @@ def test_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "∂L/∂b₁" not in out and "∂L/∂w₂" not in out  # only the steps W1 needs
 
 
+def test_optimizer_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "derive", "logistic_regression", "--optimizer", "momentum")
+    assert code == 0 and "Update (gradient descent with momentum, learning rate α)" in out
+    assert "  w    ← w − α · v_dw\n\n  v_db ← β · v_db + (1 − β) · ∂L/∂b\n" in out
+    with pytest.raises(SystemExit) as e:
+        main(["derive", "logistic_regression", "--optimizer", "adagrad"])
+    assert e.value.code == 2
+
+
 def test_unknown_param_exits_2_naming_the_params(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
     code, out, err = run(capsys, "derive", "two_layer_sigmoid", "--param", "W3", "-o", str(target))

@@ -457,7 +457,7 @@ def test_json_schema(d: Derivation) -> None:
     doc = json.loads(to_json(d, expanded=True, index=True))
     assert list(doc) == [
         "spec", "summary", "dims", "inputs", "params", "forward", "loss", "steps", "gradients",
-        "learning_rate", "updates",
+        "optimizer", "updates",
     ]
     assert doc["spec"] == d.model.name and doc["dims"] == list(d.model.dims)
     for x in doc["inputs"] + doc["params"]:
@@ -478,6 +478,9 @@ def test_json_schema(d: Derivation) -> None:
         assert list(g) == ["param", "shape", "latex", "text", "expanded", "index"]
         assert list(g["expanded"]) == ["latex", "text"] and list(g["index"]) == ["lhs", "rhs"]
     assert [u["param"] for u in doc["updates"]] == d.params
+    assert doc["optimizer"]["name"] == "sgd" and doc["optimizer"]["hyperparameters"][0]["text"] == "α"
+    for u in doc["updates"]:
+        assert [list(e) for e in u["equations"]] == [["target", "latex", "text"]]
     plain = json.loads(to_json(d))
     assert all(g["expanded"] is None and g["index"] is None for g in plain["gradients"])
 
@@ -490,7 +493,10 @@ def test_json_values() -> None:
         "latex": r"\frac{\partial \mathcal{L}}{\partial Z} X^{\top}", "text": "∂L/∂Z Xᵀ",
         "expanded": None, "index": None,
     }]
-    assert doc["updates"][0]["text"] == "W₁ − α · ∂L/∂W₁"
+    assert doc["updates"] == [{"param": "W1", "equations": [{
+        "target": {"latex": "W_{1}", "text": "W₁"},
+        "latex": r"W_{1} - \alpha \frac{\partial \mathcal{L}}{\partial W_{1}}", "text": "W₁ − α · ∂L/∂W₁",
+    }]}]
     assert doc["inputs"][0] == {"name": "X", "shape": ["n", "m"], "domain": None, "latex": "X", "text": "X"}
 
 
@@ -523,6 +529,17 @@ def test_output_is_identical_across_runs_and_hash_seeds() -> None:
         assert run.returncode == 0, run.stderr.decode()
         outs.append(run.stdout.decode())
     assert outs[0] == outs[1] == here
+
+
+def test_optimizer_updates_end_the_notes() -> None:
+    d = get_derivation("two_layer_sigmoid", optimizer="adam")
+    out = to_text(d, param="W1")
+    section = out.split("\nUpdate (Adam, learning rate α)\n")[1]
+    assert "β₁: decay of the gradient average (momentum)" in " ".join(section.split())
+    for line in ("  v_dW₁ ← β₁ · v_dW₁ + (1 − β₁) · ∂L/∂W₁", "  W₁    ← W₁ − α · v\u0302_dW₁/(√(s\u0302_dW₁) + ε)"):
+        assert line in section.splitlines(), line
+    doc = json.loads(to_json(d, param="W1"))
+    assert doc["optimizer"]["name"] == "adam" and len(doc["updates"][0]["equations"]) == 5
 
 
 def test_jupyter_reprs_are_strings() -> None:
