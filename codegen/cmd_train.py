@@ -99,15 +99,22 @@ def run(args: argparse.Namespace) -> int:
     h, params = train(module, inputs, dims, optimizer=opt.name, lr=lr, epochs=args.epochs, batch_size=args.batch_size,
                       seed=args.seed, dtype=np.dtype(args.dtype).type, progress=not args.quiet, name=model.name)
     written = write_outputs(out, h, params, model.name)
-    ratio = h.first / h.last if h.last > 0 else math.inf
-    verdict = f"{ratio:.3g}× lower" if ratio >= 1 else f"{1 / ratio:.3g}× HIGHER"
-    print(f"loss {h.first:.6g} -> {h.last:.6g} ({verdict}) after {len(h.epoch_loss) - 1} epochs")
+    print(f"loss {h.first:.6g} -> {h.last:.6g} ({_verdict(h.first, h.last)}) after {len(h.epoch_loss) - 1} epochs")
     print(f"wrote {', '.join(str(p) for p in written)}")
     if h.diverged:
         print(f"backprop: error: training diverged (the loss became {h.last}); try a smaller --lr than {lr:g}",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _verdict(first: float, last: float) -> str:
+    if not math.isfinite(last):
+        return "diverged"
+    if last <= 0 or first <= 0:
+        return f"changed by {last - first:+.3g}"
+    ratio = first / last
+    return f"{ratio:.3g}× lower" if ratio >= 1 else f"{1 / ratio:.3g}× HIGHER"
 
 
 def _shape(v: object) -> str:

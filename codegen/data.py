@@ -316,8 +316,13 @@ def _balanced_argmin(g: np.ndarray, rounds: int = 300) -> np.ndarray:
 
 
 def save_npz(data: Mapping[str, Any]) -> bytes:
-    """An .npz archive of ``data`` as bytes (for atomic writes)."""
+    """An .npz archive of ``data`` as bytes (for atomic writes), as ``np.savez`` writes it but with fixed
+    timestamps, so the same arrays give the same bytes."""
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in data.items()})
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, value in data.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with z.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asarray(value), allow_pickle=False)
     return buf.getvalue()
 

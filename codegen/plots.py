@@ -7,6 +7,7 @@ through matplotlib's mathtext): W₁, b₁, ŷ.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -29,8 +30,16 @@ def png(fig: Figure) -> bytes:
     """The figure as PNG bytes; no timestamp or version in the metadata, so the same figure gives the same bytes."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a diverged run's huge values
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
+
+
+def finite(y: Sequence[float]) -> np.ndarray:
+    """Values to plot: non-finite ones (a diverged run) left out, and the rest capped where plotting stays sane."""
+    y = np.asarray(y, dtype=float)
+    return np.where(np.isfinite(y) & (np.abs(y) < 1e100), y, np.nan)
 
 
 def math(name: str) -> str:
@@ -56,7 +65,7 @@ def _smooth(y: Sequence[float], window: int) -> np.ndarray:
 
 
 def _log_if_wide(ax: object, values: Sequence[float]) -> None:
-    v = np.asarray([x for x in values if np.isfinite(x)])
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
     if len(v) and v.min() > 0 and v.max() / v.min() > 30:
         ax.set_yscale("log")  # type: ignore[attr-defined]
 
@@ -67,10 +76,10 @@ def loss_curve(h: History, title: str) -> Figure:
     ax = fig.add_subplot()
     steps = np.arange(1, len(h.step_loss) + 1) / h.steps_per_epoch
     if len(h.step_loss) > len(h.epoch_loss):
-        ax.plot(steps, h.step_loss, color=_LIGHT, lw=0.8, alpha=0.55, label="mini-batch loss (each step)")
+        ax.plot(steps, finite(h.step_loss), color=_LIGHT, lw=0.8, alpha=0.55, label="mini-batch loss (each step)")
     epochs = np.arange(len(h.epoch_loss))
-    ax.plot(epochs, h.epoch_loss, "o-", color=_LINE, lw=2, ms=3.5, label="loss on all the data (end of epoch)")
-    _log_if_wide(ax, [*h.epoch_loss, *h.step_loss])
+    ax.plot(epochs, finite(h.epoch_loss), "o-", color=_LINE, lw=2, ms=3.5, label="loss on all the data (end of epoch)")
+    _log_if_wide(ax, [*finite(h.epoch_loss), *finite(h.step_loss)])
     ax.set_xlabel("epoch")
     ax.set_ylabel(r"loss $\mathcal{L}$")
     ax.set_xlim(0, max(len(h.epoch_loss) - 1, 1))
@@ -79,10 +88,11 @@ def loss_curve(h: History, title: str) -> Figure:
     ratio = h.first / h.last if h.last > 0 and np.isfinite(h.last) else float("inf")
     ax.set_title(
         f"{title}: {opt.title}, learning rate {h.lr:g}, batches of {h.batch_size}\n"
-        f"loss {h.first:.4g} → {h.last:.4g}" + (f"  ({ratio:.3g}× lower)" if np.isfinite(ratio) and ratio > 1 else ""),
+        f"loss {h.first:.4g} → {h.last:.4g}" + (f"  ({ratio:.3g}× lower)" if np.isfinite(ratio) and ratio > 1 else "")
+        + ("  — diverged: try a smaller learning rate" if h.diverged else ""),
         fontsize=10,
     )
-    ax.annotate(f"{h.last:.3g}", (epochs[-1], h.epoch_loss[-1]), textcoords="offset points", xytext=(-4, 8),
+    ax.annotate(f"{h.last:.3g}", (epochs[-1], finite(h.epoch_loss)[-1]), textcoords="offset points", xytext=(-4, 8),
                 ha="right", fontsize=9, color=_LINE)
     ax.legend(loc="upper right", fontsize=9, frameon=False)
     return fig
@@ -104,10 +114,10 @@ def gradflow_over_training(h: History, title: str, biases: Sequence[str] = ()) -
     steps = np.arange(1, len(h.step_loss) + 1) / h.steps_per_epoch
     for p, color in zip(h.params, colors):
         if len(h.step_norms[p]) > len(h.epoch_norms[p]):
-            y = np.maximum(_smooth(h.step_norms[p], window), 1e-300)
+            y = np.maximum(_smooth(finite(h.step_norms[p]), window), 1e-300)
             ax.plot(steps, y, color=color, lw=1.6, ls="--" if p in biases else "-", label=grad_label(p))
         else:
-            ax.plot(np.arange(len(h.epoch_norms[p])), h.epoch_norms[p], "o-", color=color, label=grad_label(p))
+            ax.plot(np.arange(len(h.epoch_norms[p])), finite(h.epoch_norms[p]), "o-", color=color, label=grad_label(p))
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("gradient norm (mini-batches, smoothed)")

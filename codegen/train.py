@@ -122,6 +122,8 @@ def train(
     _record_epoch(h, module, params, data, float("nan"))
     h.epoch_train_loss[0] = h.epoch_loss[0]
     bar = _bar(epochs * steps, f"{name} · {opt.name}", progress)
+    quiet_overflow = np.errstate(over="ignore", invalid="ignore")  # a diverging run is detected and reported
+    quiet_overflow.__enter__()
     try:
         for epoch in range(1, epochs + 1):
             order = rng.permutation(m) if sliced else np.arange(m)
@@ -146,6 +148,7 @@ def train(
                 h.diverged = True
                 break
     finally:
+        quiet_overflow.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     return h, params

@@ -1,0 +1,323 @@
+"""``backprop train`` and ``backprop gradflow``: training halves the loss, outputs are well formed, bad data exits 2.
+
+Runs are small (256 examples, 10 epochs, batches of 16) and seeded, so they are
+quick and every number is reproducible.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+import derive
+from codegen.data import default_dims, load_npz, save_npz, synthetic, targets_of
+from codegen.emit import derivation_of, generate
+from codegen.gradflow import hidden_activations, with_activation
+from codegen.loader import load_source
+from codegen.train import train
+from derive.cli import main
+from derive.optim import OPTIMIZERS
+
+EXAMPLES = derive.example_names()
+QUICK = ["--epochs", "10", "--batch-size", "16", "--seed", "0", "--quiet"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def quick_dims(name: str) -> list[str]:
+    return ["--dims", "m=256"] if "m" in derive.load(name).dims else []
+
+
+def read_history(path: Path) -> tuple[list[str], list[list[float]]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    return rows[0], [[float(x) for x in r] for r in rows[1:]]
+
+
+def assert_png(path: Path) -> np.ndarray:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    img = matplotlib.image.imread(io.BytesIO(data), format="png")
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 300
+    assert float(img[..., :3].std()) > 0.01, f"{path} is blank"
+    return img
+
+
+@pytest.fixture(scope="module")
+def modules() -> dict[tuple[str, str], object]:
+    return {}
+
+
+def module_for(cache: dict, name: str, optimizer: str):
+    key = (name, optimizer)
+    if key not in cache:
+        cache[key] = load_source(generate(derivation_of(name), optimizer=optimizer), name)
+    return cache[key]
+
+
+# ---------------------------------------------------------------------------
+# The loss halves on every bundled example
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_train_synthetic_halves_the_loss_and_writes_everything(name: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", name, "--synthetic", *quick_dims(name), *QUICK, "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert f"training {name}" in stdout and "lower) after 10 epochs" in stdout
+    header, rows = read_history(out / "history.csv")
+    assert header[-1] == "loss" and len(rows) == 11
+    first, last = rows[0][-1], rows[-1][-1]
+    assert last <= first / 2, f"{name}: loss {first} -> {last}"
+    for png in ("loss.png", "gradflow.png"):
+        assert_png(out / png)
+    params = np.load(out / "params.npz")
+    mod = load_source(generate(derivation_of(name)), name)
+    assert sorted(params.files) == sorted(mod.PARAMS)
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_every_optimizer_halves_the_loss_with_its_default_rate(optimizer: str, modules: dict) -> None:
+    for name in EXAMPLES:
+        d = derivation_of(name)
+        mod = module_for(modules, name, optimizer)
+        dims = default_dims(mod, {"m": 256})
+        data = synthetic(d.model, d, mod, dims, seed=0)
+        h, _ = train(mod, data.inputs, dims, optimizer=optimizer, epochs=10, batch_size=16, progress=False)
+        assert h.last <= h.first / 2, f"{name} with {optimizer}: loss {h.first} -> {h.last}"
+
+
+# ---------------------------------------------------------------------------
+# Output files
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tls") / "run"
+    assert main(["train", "two_layer_sigmoid", "--synthetic", "--dims", "m=200,n=3,k=5", "--epochs", "4",
+                 "--batch-size", "64", "--optimizer", "momentum", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_history_csv_format(run_dir: Path) -> None:
+    text = (run_dir / "history.csv").read_text(encoding="utf-8")
+    assert text.endswith("\n") and "\r" not in text
+    header, rows = read_history(run_dir / "history.csv")
+    assert header == ["epoch", "steps", "train_loss", "grad_norm_W1", "grad_norm_b1", "grad_norm_w2",
+                      "grad_norm_b2", "loss"]
+    assert [r[0] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r[1] for r in rows] == [0, 4, 8, 12, 16]  # ceil(200 / 64) = 4 steps per epoch
+    assert rows[0][2] == rows[0][-1]  # before training, the "mean mini-batch loss" is the loss
+    assert all(len(r) == len(header) and all(math.isfinite(x) and x >= 0 for x in r) for r in rows)
+
+
+def test_params_npz_holds_the_final_params(run_dir: Path) -> None:
+    """The saved params reproduce the last loss in history.csv on the same (regenerated) data."""
+    d = derivation_of("two_layer_sigmoid")
+    mod = load_source(generate(d), "two_layer_sigmoid")
+    dims = {"n": 3, "m": 200, "k": 5}
+    data = synthetic(d.model, d, mod, dims, seed=0).inputs
+    saved = np.load(run_dir / "params.npz")
+    assert {k: saved[k].shape for k in saved.files} == {"W1": (5, 3), "b1": (5, 1), "w2": (1, 5), "b2": ()}
+    params = {k: (float(saved[k]) if saved[k].shape == () else saved[k]) for k in saved.files}
+    loss, _ = mod.loss_and_grads(params, data)
+    _, rows = read_history(run_dir / "history.csv")
+    assert loss == pytest.approx(rows[-1][-1], rel=1e-12)
+    fresh = mod.init_params(dims, seed=0)
+    assert not np.allclose(fresh["W1"], params["W1"])
+
+
+def test_pngs_are_valid_images(run_dir: Path) -> None:
+    for png in ("loss.png", "gradflow.png"):
+        assert_png(run_dir / png)
+
+
+def test_same_seed_same_bytes(run_dir: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    assert main(["train", "two_layer_sigmoid", "--synthetic", "--dims", "m=200,n=3,k=5", "--epochs", "4",
+                 "--batch-size", "64", "--optimizer", "momentum", "--quiet", "--out", str(again)]) == 0
+    for f in ("history.csv", "params.npz", "loss.png", "gradflow.png"):
+        assert (again / f).read_bytes() == (run_dir / f).read_bytes(), f
+
+
+def test_progress_bar_shows_the_loss(tmp_path: Path, capsys) -> None:
+    assert main(["train", "univariate_regression", "--epochs", "2", "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "univariate_regression · adam" in err and "step" in err and "loss " in err and "100%" in err
+
+
+def test_data_file_trains_like_synthetic_data(tmp_path: Path, capsys) -> None:
+    """--data with the very arrays --synthetic makes gives the very same run."""
+    d = derivation_of("logistic_regression")
+    mod = load_source(generate(d), "logistic_regression")
+    dims = default_dims(mod, {"m": 100, "n": 4})
+    data = synthetic(d.model, d, mod, dims, seed=3).inputs
+    (tmp_path / "data.npz").write_bytes(save_npz(data))
+    common = ["--epochs", "3", "--seed", "3", "--quiet"]
+    assert main(["train", "logistic_regression", "--data", str(tmp_path / "data.npz"), *common,
+                 "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", "logistic_regression", "--synthetic", "--dims", "m=100,n=4", *common,
+                 "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "a" / "history.csv").read_text() == (tmp_path / "b" / "history.csv").read_text()
+    assert "from " + str(tmp_path / "data.npz") in capsys.readouterr().out
+
+
+def test_float32_training(tmp_path: Path) -> None:
+    out = tmp_path / "f32"
+    assert main(["train", "mlp_softmax", "--dims", "m=64,h=8", "--epochs", "2", "--dtype", "float32",
+                 "--quiet", "--out", str(out)]) == 0
+    assert np.load(out / "params.npz")["W1"].dtype == np.float32
+
+
+def test_divergence_is_reported_and_plotted(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "div"
+    code = main(["train", "multivariate_regression", "--optimizer", "sgd", "--lr", "100", "--epochs", "8",
+                 "--quiet", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "diverged" in captured.out and "try a smaller --lr" in captured.err
+    assert "Traceback" not in captured.err and "RuntimeWarning" not in captured.err
+    assert_png(out / "loss.png")
+
+
+# ---------------------------------------------------------------------------
+# Bad input: exit 2, a clear message, nothing written
+# ---------------------------------------------------------------------------
+
+
+def _mlp_arrays(m: int = 20) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    y = np.zeros((10, m))
+    y[rng.integers(0, 10, m), np.arange(m)] = 1
+    return {"X": rng.normal(size=(784, m)), "Y": y}
+
+
+def _bad(tmp_path: Path, content: bytes | dict, name: str = "bad.npz") -> Path:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else save_npz(content))
+    return path
+
+
+BAD_FILES = {
+    "not an npz": (b"X,Y\n1,2\n", "not a NumPy .npz archive"),
+    "missing array": ({"X": _mlp_arrays()["X"]}, "missing array 'Y' (the spec's inputs: X, Y; the file has X)"),
+    "wrong rows": ({"X": np.zeros((10, 20)), "Y": _mlp_arrays()["Y"]},
+                   "array 'X' has shape (10, 20), but the spec declares X[784, m] (784 rows)"),
+    "1-D": ({"X": np.zeros(784), "Y": _mlp_arrays()["Y"]}, "array 'X' has shape (784,), but the spec declares X[784, m]"),
+    "examples disagree": ({"X": _mlp_arrays(20)["X"], "Y": _mlp_arrays(21)["Y"]},
+                          "array 'Y' has shape (10, 21), but Y[10, m] needs m=20 (from array 'X')"),
+    "NaN": ({**_mlp_arrays(), "X": np.where(np.eye(784, 20) > 0, np.nan, 0.0)},
+            "array 'X' has 20 NaN or infinite entries (the first, NaN, at [0, 0])"),
+    "strings": ({"X": np.array([["a"] * 20] * 784), "Y": _mlp_arrays()["Y"]}, "array 'X' holds <U1 values; expected numbers"),
+    "not one-hot": ({**_mlp_arrays(), "Y": np.full((10, 20), 0.1)}, "array 'Y' is declared onehot, but column 0 is not one-hot"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_data_file_exits_2(case: str, tmp_path: Path, capsys) -> None:
+    content, message = BAD_FILES[case]
+    path = _bad(tmp_path, content)
+    out = tmp_path / "out"
+    assert main(["train", "mlp_softmax", "--data", str(path), "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"backprop: error: {path}: "), err
+    assert message in err, err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_missing_data_file_and_bad_options(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    cases = [
+        (["--data", str(tmp_path / "nope.npz")], "nope.npz: no such file"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--lr", "-1"], "--lr must be a positive number"),
+        (["--dims", "q=3"], "--dims: unknown dimension 'q'"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+    ]
+    for extra, message in cases:
+        assert main(["train", "two_layer_sigmoid", *extra, "--quiet", "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["train", "no_such_spec", "--out", str(out)]) == 2
+    assert "no such file or bundled example" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Synthetic data
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_synthetic_targets_suit_the_spec(name: str, modules: dict) -> None:
+    d = derivation_of(name)
+    mod = module_for(modules, name, "sgd")
+    dims = default_dims(mod, {"m": 300})
+    made = synthetic(d.model, d, mod, dims, seed=1)
+    (target,) = targets_of(d.model, d)
+    y = made.inputs[target]
+    domain = mod.DOMAINS[target]
+    assert "teacher" in made.how[target]
+    if domain == "onehot":
+        assert set(np.unique(y)) == {0.0, 1.0} and (y.sum(axis=0) == 1).all()
+        assert y.sum(axis=1).min() >= 300 / y.shape[0] / 2  # every class well represented
+    elif domain == "binary":
+        assert 0.4 < y.mean() < 0.6
+    else:  # a real target: the teacher's output plus 10% noise, so a student can fit it closely
+        teacher = mod.init_params(dims, seed=2)
+        loss_teacher, _ = mod.loss_and_grads(teacher, made.inputs)
+        student = mod.init_params(dims, seed=0)
+        loss_student, _ = mod.loss_and_grads(student, made.inputs)
+        assert loss_teacher < loss_student
+
+
+# ---------------------------------------------------------------------------
+# backprop gradflow
+# ---------------------------------------------------------------------------
+
+
+def test_gradflow_shows_vanishing_sigmoid_gradients(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "gf.png"
+    assert main(["gradflow", "deep_relu", "--compare-activation", "sigmoid", "--dims", "m=128",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    lines = {ln.split()[0]: ln.split() for ln in text.splitlines() if ln.startswith("  W") or ln.startswith("  b")}
+    assert list(lines) == ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"]
+    relu = [float(lines[p][2]) for p in ("W1", "W4")]
+    sigmoid = [float(lines[p][3]) for p in ("W1", "W4")]
+    assert sigmoid[0] / sigmoid[1] < 0.05 < relu[0] / relu[1]
+    assert "vanishing gradients" in text
+    assert_png(out)
+
+
+def test_gradflow_single_network_and_errors(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "one.png"
+    assert main(["gradflow", "two_layer_sigmoid", "--out", str(out)]) == 0
+    assert "‖∂L/∂θ‖ sigmoid (as written)" in capsys.readouterr().out
+    assert_png(out)
+    assert main(["gradflow", "logistic_regression", "--compare-activation", "relu", "--out", str(tmp_path / "x.png")]) == 2
+    assert "has no hidden layer" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_with_activation_replaces_hidden_layers_only() -> None:
+    m = derive.load("deep_relu")
+    assert hidden_activations(m) == [("A1", "relu"), ("A2", "relu"), ("A3", "relu")]
+    s = with_activation(m, "sigmoid")
+    assert hidden_activations(s) == [("A1", "sigmoid"), ("A2", "sigmoid"), ("A3", "sigmoid")]
+    assert s.loss.expr == m.loss.expr
+    assert hidden_activations(derive.load("logistic_regression")) == []
+
+
+def test_load_npz_binds_dims_from_the_arrays(tmp_path: Path) -> None:
+    mod = load_source(generate(derivation_of("mlp_softmax")), "mlp_softmax")
+    path = _bad(tmp_path, _mlp_arrays(30), "ok.npz")
+    data, dims = load_npz(path, mod, {"h": 7})
+    assert dims == {"m": 30, "h": 7} and data["X"].shape == (784, 30)
