@@ -451,6 +451,7 @@ class Verifier:
         self.forward_vars: dict[str, MatrixSymbol] = {n: d.symbol for n, d in self.model.decls.items()}
         self.forward_vars.update({eq.name: eq.symbol for eq in deriv.equations})
         self._exact: dict[bool, _Exact] = {}
+        self._memo: dict[tuple[str, Basic, str], dict[str, Any]] = {}
 
     # --- values ----------------------------------------------------------------
     def vals(self, e: Basic, subs: Mapping[Basic, Sequence[np.ndarray]] | None = None) -> list[np.ndarray]:
@@ -486,25 +487,30 @@ class Verifier:
         return self.parser.parse(src)
 
     def check(self, claim: Claim) -> ClaimResult:
-        """The verdict on a parsed claim, with a diagnosis when it is wrong."""
+        """The verdict on a parsed claim, with a diagnosis when it is wrong (a stack of answers repeats: memoized)."""
+        key = (claim.name, claim.expr, claim.rhs)
+        if key not in self._memo:
+            self._memo[key] = self._judge(claim)
+        return ClaimResult(name=claim.name, claim_text=claim.text, file=claim.file, line=claim.line, **self._memo[key])
+
+    def _judge(self, claim: Claim) -> dict[str, Any]:
         name, e = claim.name, claim.expr
         step = self.deriv.step(name)
-        base = {"name": name, "claim_text": claim.text, "file": claim.file, "line": claim.line}
         c, g = self.vals(e), self.grad(name)
         if shape_of(e) != step.shape:
             kind, msg = self._wrong_shape(claim, step, c, g)
-            return ClaimResult(**base, verdict=False, diagnosis=msg, error=math.inf, exact_checked=False, mistake=kind)
+            return {"verdict": False, "diagnosis": msg, "error": math.inf, "exact_checked": False, "mistake": kind}
         err = max(_rel(x, y) for x, y in zip(c, g))
         if err <= TOL:
             status, note = self.exact(e, name)
             if status == "disproved":
                 msg = f"agrees to {err:.1g} numerically but differs exactly ({note})"
-                return ClaimResult(**base, verdict=False, diagnosis=msg, error=err, exact_checked=True,
-                                   mistake="value", exact_note=note)
-            return ClaimResult(**base, verdict=True, diagnosis=None, error=err, exact_checked=status == "proved",
-                               exact_note=note)
+                return {"verdict": False, "diagnosis": msg, "error": err, "exact_checked": True, "mistake": "value",
+                        "exact_note": note}
+            return {"verdict": True, "diagnosis": None, "error": err, "exact_checked": status == "proved",
+                    "exact_note": note}
         kind, msg = self._diagnose(claim, step, c, g, err)
-        return ClaimResult(**base, verdict=False, diagnosis=msg, error=err, exact_checked=False, mistake=kind)
+        return {"verdict": False, "diagnosis": msg, "error": err, "exact_checked": False, "mistake": kind}
 
     # --- wrong shapes ------------------------------------------------------------
     def _over(self, dim: Basic, axis: int) -> str:
