@@ -238,10 +238,15 @@ def _variables(d: Derivation) -> Section:
     for decl in d.model.decls.values():
         role = "parameter" if decl.kind == "param" else _ROLES.get(decl.domain, f"input, {decl.domain}")
         rows.append(Row(name_formula(decl.name), shape_formula(decl.shape), role))
-    intro = Prose(
-        "Examples are columns: each input holds one example per column.",
-        "Examples are columns: each input holds one example per column.",
-    )
+    intro = None
+    data = next((x for x in d.model.inputs if x.shape[1] != 1), None)
+    if data is not None:  # the CS230 convention, stated on the model's own data
+        name, shape = name_formula(data.name), shape_formula(data.shape)
+        cols = _LATEX.doprint(data.shape[1])
+        intro = Prose(
+            f"Examples are columns: {name.text} is {shape.text}, one column per example ({data.shape[1]} examples).",
+            f"Examples are columns: ${name.latex}$ is ${shape.latex}$, one column per example (${cols}$ examples).",
+        )
     return Section(T_VARIABLES, intro, table=tuple(rows))
 
 
