@@ -122,7 +122,7 @@ def gradflow_over_training(h: History, title: str, biases: Sequence[str] = ()) -
     ax.set_xlabel("epoch")
     ax.set_ylabel("gradient norm (mini-batches, smoothed)")
     ax.set_xlim(0, max(len(h.epoch_loss) - 1, 1))
-    ax.grid(True, which="both", alpha=0.25)
+    ax.grid(True, which="major", alpha=0.3)
     ax.set_title(f"{title}: gradient flow, {get_optimizer(h.optimizer).title}", fontsize=10)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False)
     return fig

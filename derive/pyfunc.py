@@ -76,7 +76,10 @@ class Source:
             lines, first = inspect.getsourcelines(fn)
             path = inspect.getsourcefile(fn) or "<function>"
         except (OSError, TypeError) as e:
-            raise SpecError(f"cannot read the source of {getattr(fn, '__name__', fn)!r}: {e}", 0, 0, "<function>") from None
+            raise SpecError(
+                f"cannot read the source of {getattr(fn, '__name__', fn)!r} ({e}): define it in a .py file "
+                "or a notebook cell", 0, 0, "<function>",
+            ) from None
         text = "".join(lines)
         offset = 0
         if lines and lines[0][:1] in (" ", "\t"):  # a method or a nested function: parse it inside a block
