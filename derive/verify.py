@@ -108,7 +108,7 @@ class ClaimResult:
             "verdict": "correct" if self.verdict else "wrong",
             "mistake": self.mistake,
             "diagnosis": self.diagnosis,
-            "error": self.error if math.isfinite(self.error) else None,
+            "error": float(f"{self.error:.3g}") if math.isfinite(self.error) else None,  # stable across BLAS builds
             "exact_checked": self.exact_checked,
             "exact_note": self.exact_note,
             "source": f"{self.file}:{self.line}",
