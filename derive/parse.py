@@ -100,12 +100,14 @@ class ExprBuilder:
         try:
             tree = ast.parse(self.text, mode="eval")
         except SyntaxError as e:
-            col = self.col0 + (e.offset or 1)
+            # Python reports offset 0 when the text ends too early: point past its end.
+            offset = e.offset if e.offset else len(self.text.rstrip()) + 1
+            col = self.col0 + offset
             msg = e.msg
             if "never closed" in msg or "unmatched" in msg or "does not match" in msg:
                 msg = f"unbalanced parentheses: {msg}"
             elif msg.startswith("invalid syntax"):
-                msg = "invalid syntax"
+                msg = "invalid syntax" if e.offset else "the expression ends too early"
             raise SpecError(f"syntax error: {msg}", 0, col) from None
         except (RecursionError, MemoryError):
             raise SpecError("expression too deeply nested", 0, self.col0 + 1) from None

@@ -15,6 +15,7 @@ HEAD = "input X[n, m]\ninput y[1, m]\nparam W1[k, n]\nparam b1[k, 1]\nparam w2[1
 # (id, spec text, line, col, fragments the message must contain)
 CASES = [
     ("syntax", HEAD + "A = sigmoid(W1 @ X +)\nloss = sum(A)\n", 6, 21, ["syntax error"]),
+    ("ends-early", HEAD + "A = W1 @ X +\nloss = sum(A)\n", 6, 13, ["syntax error: the expression ends too early"]),
     ("unbalanced", HEAD + "A = sigmoid(W1 @ X + b1\nloss = sum(A)\n", 6, 12, ["unbalanced parentheses", "never closed"]),
     ("unmatched-close", HEAD + "A = sigmoid(W1 @ X + b1))\nloss = sum(A)\n", 6, 25, ["unbalanced parentheses"]),
     ("undefined", HEAD + "A = sigmoid(W2 @ X + b1)\nloss = sum(w2 @ A)\n", 6, 13, ["undefined name 'W2'", "did you mean 'w2'"]),
