@@ -217,17 +217,23 @@ def _pow_text(p: Any, e: OpNode) -> str:
 # ============================================================================
 
 
+def _left_of_hadamard(a: Basic) -> int:
+    """A matrix product left of ⊙ keeps its parentheses: (w₂ᵀ δ) ⊙ A, not w₂ᵀ δ ⊙ A."""
+    return MUL + 1 if isinstance(a, OpNode) and a.op.prec == MUL and not a.op.elementwise else MUL
+
+
 def _mul_latex(p: Any, e: OpNode) -> str:
     a, b = e.children
     if _is_scalar_node(a) or _is_scalar_node(b):
         return f"{p.operand(a, MUL)} {p.operand(b, MUL + 1)}"
-    return rf"{p.operand(a, MUL)} \odot {p.operand(b, MUL + 1)}"
+    return rf"{p.operand(a, _left_of_hadamard(a))} \odot {p.operand(b, MUL + 1)}"
 
 
 def _mul_text(p: Any, e: OpNode) -> str:
     a, b = e.children
-    sym = "·" if (_is_scalar_node(a) or _is_scalar_node(b)) else "⊙"
-    return f"{p.operand(a, MUL)} {sym} {p.operand(b, MUL + 1)}"
+    if _is_scalar_node(a) or _is_scalar_node(b):
+        return f"{p.operand(a, MUL)} · {p.operand(b, MUL + 1)}"
+    return f"{p.operand(a, _left_of_hadamard(a))} ⊙ {p.operand(b, MUL + 1)}"
 
 
 defop(Op(

@@ -111,7 +111,8 @@ class _Region:
                 den.append(f.base ** (-f.exp))
             else:
                 num.append(f)
-        num.sort(key=lambda f: (not self._is_grad(f), not self._is_scalar(f)))
+        # δ first, then scalars, then whole matrix products: (w₂ᵀ δ) ⊙ A ⊙ (1 − A), as notes write it
+        num.sort(key=lambda f: (not self._is_grad(f), not self._is_scalar(f), not self._is_atom(f)))
         body: Basic | None = None
         for f in num:
             body = self.from_sympy(f) if body is None else ir.mul(body, self.from_sympy(f))
@@ -135,6 +136,10 @@ class _Region:
     def _is_scalar(self, f: sympy.Expr) -> bool:
         leaf = self.leaves.get(f)
         return leaf is not None and ir.is_scalar(leaf)
+
+    def _is_atom(self, f: sympy.Expr) -> bool:
+        """A non-elementwise subexpression (a matrix product) standing in as one factor."""
+        return isinstance(self.leaves.get(f), OpNode)
 
     def _is_grad(self, f: sympy.Expr) -> bool:
         from .printing import GradSymbol

@@ -331,7 +331,8 @@ def test_expanded_section() -> None:
     d = derivation("two_layer_sigmoid")
     out = to_text(d, expanded=True)
     assert T_EXPANDED in out and T_EXPANDED not in to_text(d)
-    assert "  ∂L/∂W₁ = (A ⊙ (w₂ᵀ (2/m · (ŷ − y))) ⊙ (1 − A)) Xᵀ" in out
+    # CS230's published form: ((w₂ᵀ (2/m)(ŷ − y)) ⊙ A ⊙ (1 − A)) Xᵀ
+    assert "  ∂L/∂W₁ = ((w₂ᵀ (2/m · (ŷ − y))) ⊙ A ⊙ (1 − A)) Xᵀ" in out
 
 
 def test_index_notation_for_w1() -> None:
