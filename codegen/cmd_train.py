@@ -44,7 +44,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                    help=f"examples per mini-batch (default {DEFAULT_BATCH}; at most the number of examples)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for params, synthetic data and shuffling (default 0)")
     p.add_argument("--dims", default="", metavar="n=8,m=512,...",
-                   help="sizes of the dims the data does not fix (default: 512 examples, 8 for the data's other dims, 32 for hidden ones)")
+                   help="sizes of the dims the data does not fix "
+                   "(default: 512 examples, 8 for the data's other dims, 32 for hidden ones)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="precision of params and data")
     p.add_argument("--out", metavar="DIR", default=None, help="where to write the results (default runs/NAME)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
