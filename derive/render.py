@@ -529,10 +529,13 @@ def _latex_rules(b: Block) -> list[str]:
     return out
 
 
-def _latex_table(rows: Sequence[Row]) -> list[str]:
-    out = [r"\begin{center}", r"\begin{tabular}{lll}", r"variable & shape & role \\ \hline"]
+def _latex_table(rows: Sequence[Row], standalone: bool) -> list[str]:
+    """The variables; a standalone document's table may run over pages (longtable)."""
+    env = "longtable" if standalone else "tabular"
+    out = [] if standalone else [r"\begin{center}"]
+    out += [rf"\begin{{{env}}}{{lll}}", r"variable & shape & role \\ \hline"]
     out += [rf"${r.name.latex}$ & ${r.shape.latex}$ & {tex_escape(r.role)} \\" for r in rows]
-    return out + [r"\end{tabular}", r"\end{center}"]
+    return out + [rf"\end{{{env}}}"] + ([] if standalone else [r"\end{center}"])
 
 
 def _latex_sections(notes: Notes, fit: bool) -> list[str]:
@@ -542,7 +545,7 @@ def _latex_sections(notes: Notes, fit: bool) -> list[str]:
         if sec.intro is not None:
             out.append(sec.intro.latex)
         if sec.table:
-            out += _latex_table(sec.table)
+            out += _latex_table(sec.table, standalone=fit)
         for b in sec.blocks:
             out += [r"\begin{align*}", " \\\\\n".join(_align_rows(b, fit, _LATEX_WIDTH)), r"\end{align*}"]
             out += _latex_rules(b)

@@ -191,6 +191,7 @@ def assert_no_overfull(log: str, stem: str, limit_pt: float = 5.0) -> None:
     """Nothing sticks out of the page by more than ``limit_pt``."""
     widths = [float(w) for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
     assert all(w <= limit_pt for w in widths), f"{stem}: overfull boxes {widths} pt"
+    assert "Overfull \\vbox" not in log, f"{stem}: something taller than a page"
 
 
 @pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)
@@ -198,6 +199,25 @@ def test_standalone_document_compiles(d: Derivation, tmp_path: Path) -> None:
     stem = d.model.name
     log = compile_latex(to_latex(d, standalone=True, expanded=True, index=True), tmp_path, stem)
     assert_no_overfull(log, stem)
+
+
+def deep_mlp_spec(layers: int) -> str:
+    lines = ["# A deep ReLU network.", "input X[n, m]", "input Y[c, m] onehot"]
+    for i in range(1, layers + 1):
+        lines += [f"param W{i}[h, {'n' if i == 1 else 'h'}]", f"param b{i}[h, 1]"]
+    lines += ["param Wout[c, h]", "param bout[c, 1]"]
+    prev = "X"
+    for i in range(1, layers + 1):
+        lines.append(f"A{i} = relu(W{i} @ {prev} + b{i})")
+        prev = f"A{i}"
+    return "\n".join([*lines, f"loss = -sum(Y * log_softmax(Wout @ {prev} + bout, axis=0)) / m", ""])
+
+
+def test_deep_network_document_compiles(tmp_path: Path) -> None:
+    """Forty layers: the variables table runs over pages, nothing overflows."""
+    d = spec_derivation(deep_mlp_spec(40), "deep40")
+    assert len(d.steps) == 3 + 4 * 40  # output layer (Z, W, b), then A, Z, W, b per layer
+    assert_no_overfull(compile_latex(to_latex(d, standalone=True, index=True), tmp_path, "deep40"), "deep40")
 
 
 def test_every_registry_rule_compiles(tmp_path: Path) -> None:
