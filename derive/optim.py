@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sympy
 from sympy import Basic, MatrixSymbol
@@ -32,10 +32,6 @@ from . import ir
 from .ir import Shape
 from .notation import latex_name, text_name
 from .printing import grad_symbol, latex, text
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .derivation import Derivation
-    from .model import Model
 
 # Hyperparameters. ``alpha`` is the same symbol as :attr:`Derivation.rate`.
 ALPHA = sympy.Symbol("alpha")
@@ -266,15 +262,8 @@ defoptimizer(Optimizer(
 
 
 # ============================================================================
-# The derivation's last part
+# Generic forms, for the generated step's docstring and comments
 # ============================================================================
-
-
-def param_updates(model: Model | Derivation, optimizer: str | Optimizer) -> list[tuple[str, tuple[Update, ...]]]:
-    """Each param of a model (or a derivation's model) with its update equations."""
-    opt = get_optimizer(optimizer)
-    m = getattr(model, "model", model)
-    return [(p.name, opt.updates(p.name, p.shape)) for p in m.params]
 
 
 def generic_updates(optimizer: str | Optimizer, local: bool = False) -> tuple[Update, ...]:
