@@ -56,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--param {args.param}: not a parameter of {d.model.name} (parameters: {', '.join(d.params)})")
     out = render(d, fmt, standalone=args.standalone, param=args.param, expanded=args.expanded, index=args.index)
     if args.output:
-        write_atomic(args.output, out)
+        try:
+            write_atomic(args.output, out)
+        except OSError as e:  # a missing directory, no permission: a message, not a traceback
+            raise UsageError(f"-o {args.output}: {e.strerror or e}") from None
     else:
         sys.stdout.write(out)
         sys.stdout.flush()

@@ -116,6 +116,11 @@ def test_missing_spec_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and out == "" and "no such file or bundled example" in err
 
 
+def test_output_into_a_missing_directory_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "derive", "two_layer_sigmoid", "-o", str(tmp_path / "nope" / "d.txt"))
+    assert code == 2 and out == "" and err.startswith("backprop: error: -o ") and "No such file or directory" in err
+
+
 def test_output_to_a_directory_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "derive", "two_layer_sigmoid", "-o", str(tmp_path))
     assert code == 2 and "is a directory" in err
