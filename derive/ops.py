@@ -285,7 +285,8 @@ defop(Op(
     "neg", 1, _same_shape,
     vjps=(lambda g, out, e: ir.neg(g),),
     rules=("negation: ∂L/∂A = −∂L/∂(−A)",),
-    latex=fmt("-{0}", UNARY, [UNARY]), text=fmt("−{0}", UNARY, [UNARY]),
+    # −(a/b) = (−a)/b: a product or quotient needs no parentheses after the sign
+    latex=fmt("-{0}", UNARY, [MUL]), text=fmt("−{0}", UNARY, [MUL]),
     numpy=fmt("-{0}", UNARY, [UNARY]), np_eval=lambda a, e=None: -a,
     prec=UNARY, elementwise=True, exact=lambda a: -a,
 ))
