@@ -110,11 +110,16 @@ def spec_derivation(text: str, name: str) -> Derivation:
 
 def all_derivations() -> list[Derivation]:
     return [derivation(n) for n in EXAMPLES] + [
-        spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied")
+        spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied"), adam_derivation()
     ]
 
 
-ALL_IDS = [*EXAMPLES, "every_op", "tied"]
+@cache
+def adam_derivation() -> Derivation:
+    return get_derivation("two_layer_sigmoid", optimizer="adam")
+
+
+ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam"]
 
 
 # ---------------------------------------------------------------------------
@@ -499,9 +504,9 @@ def test_json_schema(d: Derivation) -> None:
         assert list(g) == ["param", "shape", "latex", "text", "expanded", "index"]
         assert list(g["expanded"]) == ["latex", "text"] and list(g["index"]) == ["lhs", "rhs"]
     assert [u["param"] for u in doc["updates"]] == d.params
-    assert doc["optimizer"]["name"] == "sgd" and doc["optimizer"]["hyperparameters"][0]["text"] == "α"
+    assert doc["optimizer"]["name"] == d.optimizer and doc["optimizer"]["hyperparameters"][0]["text"] == "α"
     for u in doc["updates"]:
-        assert [list(e) for e in u["equations"]] == [["target", "latex", "text"]]
+        assert u["equations"] and all(list(e) == ["target", "latex", "text"] for e in u["equations"])
     plain = json.loads(to_json(d))
     assert all(g["expanded"] is None and g["index"] is None for g in plain["gradients"])
 
