@@ -9,6 +9,7 @@ or against SymPy's own differentiation of the fully expanded loss (exact).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
@@ -208,11 +209,27 @@ def exact_backward(deriv: Derivation, env: Mapping[Any, Any]) -> dict[str, sympy
 
 
 def is_exact_zero(x: sympy.Expr) -> bool:
-    """Prove ``x == 0`` exactly: cancellation first (fast), SymPy's simplify if needed."""
+    """Decide ``x == 0`` exactly for a number built from rationals, exp(rational) and radicals.
+
+    Every exp(p/q) is written t**(p·D/q) with D the common denominator of the
+    exponents: since e^(1/D) is transcendental, x is zero exactly when that
+    rational function of t cancels to zero. (SymPy combines exp(a)·exp(b) into
+    exp(a + b), so treating each exp as its own generator could miss a
+    cancellation.) Anything else transcendental falls back to ``simplify``.
+    """
     x = sympy.sympify(x)
-    if x == 0 or sympy.cancel(sympy.expand(x)) == 0:
+    if x == 0:
         return True
-    return sympy.simplify(x) == 0
+    exps = [a for a in x.atoms(sympy.exp) if a.args[0].is_Rational]
+    if exps:
+        den = math.lcm(*(int(a.args[0].q) for a in exps))
+        t = sympy.Dummy("t")
+        x = x.xreplace({a: t ** (a.args[0] * den) for a in exps})
+    if sympy.cancel(sympy.together(x)) == 0:
+        return True
+    if x.atoms(sympy.exp, sympy.log, sympy.Function):
+        return sympy.simplify(x) == 0
+    return False
 
 
 # ---------------------------------------------------------------------------

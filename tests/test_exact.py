@@ -1,0 +1,117 @@
+"""At small concrete sizes, derived gradients equal SymPy's own derivatives, exactly.
+
+For each bundled example the forward pass is evaluated on SymPy matrices --
+a param entry as a symbol, inputs and other entries as rationals from their
+domains -- giving the fully expanded elementwise loss as one SymPy scalar.
+``sympy.diff`` of that scalar, at a random rational point, must equal the derived
+gradient evaluated exactly at the same point (each ``Step.result`` in order,
+``dNAME`` bound), with the difference proved zero by exact cancellation.
+Each param entry in turn is the symbol; everything else is rational. For the
+784-input ``mlp_softmax`` a few random entries of each param are checked. For
+three small examples every param entry is a symbol at once and the difference
+simplifies to zero identically.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import sympy
+from helpers import exact_backward, exact_forward, exact_point, is_exact_zero, kink_distance
+
+import derive
+
+EXAMPLES = derive.example_names()
+#: Sizes per example (dims 1–3, distinct where possible so shapes cannot be confused).
+SIZES: dict[str, dict[str, int]] = {
+    "univariate_regression": {"m": 3},
+    "multivariate_regression": {"n": 2, "m": 3},
+    "two_linear_layers": {"n": 2, "k": 3, "m": 2},
+    "two_layer_sigmoid": {"n": 2, "k": 2, "m": 2},
+    "sigmoid_neuron": {"n": 2, "m": 2},
+    "logistic_regression": {"n": 2, "m": 3},
+    "mlp_softmax": {"h": 2, "m": 2},
+    "deep_relu": {"n": 2, "h": 2, "c": 2, "m": 1},
+}
+MAX_SYMBOLIC = 3  # entries checked per param for wide params (784 columns)
+
+
+def test_every_example_has_sizes() -> None:
+    assert set(SIZES) == set(EXAMPLES)
+
+
+def _symbolic_entries(shape: tuple[int, int], rng: np.random.Generator) -> list[tuple[int, int]]:
+    idx = list(np.ndindex(*shape))
+    if shape[0] * shape[1] <= 12:
+        return [tuple(int(i) for i in x) for x in idx]
+    return [tuple(int(i) for i in idx[k]) for k in sorted(rng.choice(len(idx), MAX_SYMBOLIC, replace=False))]
+
+
+def _float_env(env: dict[Any, Any]) -> dict[Any, Any]:
+    return {k: (np.array(v.tolist(), dtype=float) if isinstance(v, sympy.MatrixBase) else v) for k, v in env.items()}
+
+
+def _point(deriv: derive.Derivation, sizes: dict[str, int], rng: np.random.Generator) -> dict[Any, Any]:
+    """A rational point whose ReLU arguments are clear of 0 (the derivative is defined there)."""
+    for _ in range(100):
+        env = exact_point(deriv.model, sizes, rng)
+        if kink_distance(deriv, _float_env(env)) > 1e-3:
+            return env
+    raise AssertionError("no rational point clear of kinks")
+
+
+def _expanded_loss(deriv: derive.Derivation, env: dict[Any, Any]) -> sympy.Expr:
+    """The loss as one SymPy scalar: every forward equation evaluated, elementwise."""
+    loss = exact_forward(deriv, env)[deriv.loss.name]
+    assert loss.shape == (1, 1)
+    return loss[0, 0]
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_gradients_equal_sympy_diff_exactly(example: str) -> None:
+    """Each param entry in turn is a symbol t; d/dt of the expanded loss equals the derived entry."""
+    deriv = derive.get_derivation(example)
+    rng = np.random.default_rng([17, len(example)])
+    point = _point(deriv, SIZES[example], rng)
+    derived = exact_backward(deriv, point)
+    t = sympy.Symbol("t", real=True)
+    checked = 0
+    for p in deriv.params:
+        for i, j in _symbolic_entries(point[p].shape, rng):
+            value = point[p].copy()
+            value[i, j] = t
+            loss = _expanded_loss(deriv, {**point, p: value})
+            assert loss.free_symbols <= {t}
+            want = sympy.diff(loss, t).xreplace({t: point[p][i, j]})
+            got = derived[p][i, j]
+            assert not got.free_symbols
+            assert is_exact_zero(got - want), f"∂L/∂{p}[{i},{j}]: derived {got} but SymPy's diff gives {want}"
+            checked += 1
+    assert checked >= len(deriv.params)
+
+
+@pytest.mark.parametrize("example", ["two_layer_sigmoid", "logistic_regression", "two_linear_layers"])
+def test_all_symbolic_params_simplify_to_zero(example: str) -> None:
+    """With every param entry a symbol at once, the difference simplifies to 0 identically (not just at a point)."""
+    deriv = derive.get_derivation(example)
+    sizes = {name: min(n, 2) for name, n in SIZES[example].items()}
+    point = _point(deriv, sizes, np.random.default_rng([19, len(example)]))
+    symbolic = dict(point)
+    for p in deriv.params:
+        r, c = point[p].shape
+        symbolic[p] = sympy.Matrix(r, c, lambda i, j, p=p: sympy.Symbol(f"{p}_{i}{j}", real=True))
+    loss = _expanded_loss(deriv, symbolic)
+    derived = exact_backward(deriv, symbolic)
+    for p in deriv.params:
+        for (i, j), s in np.ndenumerate(np.array(symbolic[p].tolist(), dtype=object)):
+            assert sympy.simplify(derived[p][i, j] - sympy.diff(loss, s)) == 0, f"∂L/∂{p}[{i},{j}]"
+
+
+def test_exact_comparison_can_fail() -> None:
+    """The exact check distinguishes a wrong gradient (σ′ without the 1 − σ factor)."""
+    x = sympy.Rational(2, 3)
+    s = 1 / (1 + sympy.exp(-x))
+    assert is_exact_zero(sympy.diff(1 / (1 + sympy.exp(-sympy.Symbol("t"))), "t").subs("t", x) - s * (1 - s))
+    assert not is_exact_zero(sympy.diff(1 / (1 + sympy.exp(-sympy.Symbol("t"))), "t").subs("t", x) - s)
