@@ -197,7 +197,9 @@ def simplify(e: Basic, domains: Mapping[str, str | None] | None = None) -> Basic
     """An equal expression in the smallest textbook form found."""
     if not isinstance(e, OpNode):
         return e
-    return _simplify(e, tuple(sorted((domains or {}).items())))
+    # Only declared domains matter (a missing name reads as None): keying on them alone keeps
+    # the key, and the sort, small in a deep network with hundreds of undomained names.
+    return _simplify(e, tuple(sorted((k, v) for k, v in (domains or {}).items() if v is not None)))
 
 
 @lru_cache(maxsize=1 << 14)
