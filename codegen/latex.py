@@ -34,6 +34,7 @@ import latexify.transformers
 import sympy
 
 from derive.derivation import Derivation
+from derive.errors import UnsupportedError
 from derive.ir import NODE_CLASSES, OpNode
 from derive.model import Model
 from derive.notation import latex_name
@@ -45,6 +46,7 @@ from .emit import derivation_of, environment, generate
 from .header import stamp
 from .loader import load_source
 from .lower import Program, lower
+from .printer import NumpyPrinter
 
 _PLACEHOLDER = "zqph"
 #: Operations latexify already renders as arithmetic (BinOp / UnaryOp).
@@ -79,37 +81,31 @@ def _attr_variants(op_name: str) -> list[tuple]:
     return [()]
 
 
-def patterns(printer_for: Callable[[], Any]) -> list[Pattern]:
-    """One pattern per registry operation (and attribute variant) latexify cannot read as arithmetic."""
+def patterns(printer: NumpyPrinter) -> list[Pattern]:
+    """One pattern per registry operation (and axis variant) that latexify cannot read as arithmetic."""
     out: list[Pattern] = []
     latex = LatexPrinter()
     for name in sorted(REGISTRY):
         if name in _ARITHMETIC:
             continue
-        op = REGISTRY[name]
         for attrs in _attr_variants(name):
             e = _probe(name, attrs)
             try:
-                code = printer_for().doprint(e)
-            except Exception:  # noqa: BLE001 - an op variant without a NumPy form is simply not matched
+                code = printer.doprint(e)
+            except UnsupportedError:  # a variant with no NumPy form is simply never matched
                 continue
-            tex = latex.doprint(e)
-            head = _head(tex, op.arity)
-            if head is None:
-                continue
-            out.append(Pattern(ast.parse(code, mode="eval").body, op.arity, head))
+            head = _head(latex.doprint(e), [latex.doprint(k) for k in e.children])
+            if head is not None:
+                out.append(Pattern(ast.parse(code, mode="eval").body, len(e.children), head))
     return out
 
 
-def _head(tex: str, arity: int) -> str | None:
-    r"""``\sigma\left(_operand0\right)`` -> ``\sigma``; ``_operand0^{\top}`` -> ``^T``."""
-    args = ", ".join(r"\mathrm{\_operand" + str(i) + "}" for i in range(arity))
-    plain = ", ".join(f"_operand{i}" for i in range(arity))
-    for a in (args, plain):
-        for suffix in (r"\left(" + a + r"\right)",):
-            if tex.endswith(suffix):
-                return tex[: -len(suffix)]
-    if arity == 1 and re.fullmatch(r"(\\mathrm\{\\_operand0\}|_operand0)\^\{\\top\}", tex):
+def _head(tex: str, args: list[str]) -> str | None:
+    r"""The function name of a LaTeX form: ``\sigma\left(x\right)`` -> ``\sigma``; ``x^{\top}`` -> ``^T``."""
+    call = r"\left(" + ", ".join(args) + r"\right)"
+    if tex.endswith(call):
+        return tex[: -len(call)]
+    if len(args) == 1 and tex == args[0] + r"^{\top}":
         return "^T"
     return None
 
@@ -179,7 +175,7 @@ class MathView(ast.NodeTransformer):
             return ast.Tuple([self.visit(k.value) for k in node.keywords], ast.Load())
         if isinstance(node.func, ast.Name) and node.func.id in _IDENTITY_CALLS and len(node.args) == 1:
             return self.visit(node.args[0])
-        return self._op(node) or self._broadcast(node) or self.generic_visit(node)
+        return self._op(node) or self._numpy(node) or self.generic_visit(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:  # noqa: N802
         return self._op(node) or self.generic_visit(node)
@@ -206,10 +202,19 @@ class MathView(ast.NodeTransformer):
                 return ast.Call(ast.Name(self._head(pat.head), ast.Load()), args, [])
         return None
 
-    def _broadcast(self, node: ast.Call) -> ast.expr | None:
+    def _numpy(self, node: ast.Call) -> ast.expr | None:
+        """NumPy calls no registry form covers as a whole: broadcasts and dtype casts show their
+        operand (a value, not a copy), ``np.where(c, a, b)`` shows as cases."""
         f = node.func
-        if isinstance(f, ast.Attribute) and f.attr == "broadcast_to" and node.args:
+        if not isinstance(f, ast.Attribute):
+            return None
+        if f.attr == "broadcast_to" and node.args:
             return self.visit(node.args[0])
+        if f.attr == "astype":
+            return self.visit(f.value)
+        if f.attr == "where" and len(node.args) == 3:
+            test, body, orelse = (self.visit(a) for a in node.args)
+            return ast.IfExp(test, body, orelse)
         return None
 
     def _head(self, tex: str) -> str:
@@ -299,7 +304,7 @@ def function_latex(fn: Callable[..., Any], program: Program) -> str:
     scalars = {program.names.dim(d) for d in program.model.dims}
     scalars |= {program.name(s.symbol) for s in program.stmts if s.symbol.shape == (1, 1)}
     scalars |= {program.names.var(d.name) for d in program.decls if d.scalar}
-    view = MathView(patterns(lambda: program.printer), scalars)
+    view = MathView(patterns(program.printer), scalars)
     tree = ast.fix_missing_locations(view.visit(tree))
     rename = _Rename(notation(program))
     tree = rename.visit(tree)
