@@ -113,6 +113,14 @@ def _ones_right(e: OpNode, see: Resolver) -> Basic | None:
     return ir.broadcast_to(ir.matmul(a, x), out_shape)  # a column repeated
 
 
+def _sum_of_transpose(e: OpNode, see: Resolver) -> Basic | None:
+    x = e.children[0]
+    axes = tuple(int(a) for a in e.attrs[-1])
+    if not _is(x, "transpose") or len(axes) != 1:
+        return None
+    return ir.transpose(ir.total(x.children[0], 1 - axes[0]))
+
+
 #: Every rewrite, in the order they are tried.
 RULES: tuple[Rule, ...] = (
     Rule("log", "log σ(x)", "−softplus(−x)", _log_sigmoid),
@@ -122,6 +130,7 @@ RULES: tuple[Rule, ...] = (
     Rule("matmul", "(c𝟏) B", "c colsum(B) repeated", _ones_left, "efficient"),
     Rule("matmul", "A (c𝟏)", "c rowsum(A) repeated", _ones_right, "efficient"),
     Rule("matmul", "a B, a 1×1", "a · B", _scale_product, "efficient"),
+    Rule("sum", "colsum(Aᵀ)", "rowsum(A)ᵀ", _sum_of_transpose, "efficient"),
 )
 _BY_OP: dict[str, list[Rule]] = {}
 for _r in RULES:

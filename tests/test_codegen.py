@@ -356,6 +356,7 @@ _RULE_CASES = {
     "(c𝟏) B = c colsum(B) repeated": lambda x: ir.matmul(ir.broadcast_to(sympy.Rational(1, 3), (3, 4)), ir.transpose(x)),
     "A (c𝟏) = c rowsum(A) repeated": lambda x: ir.matmul(x, ir.broadcast_to(sympy.Integer(2), (4, 2))),
     "a B, a 1×1 = a · B": lambda x: ir.matmul(sympy.Integer(3), ir.total(x, 0)),
+    "colsum(Aᵀ) = rowsum(A)ᵀ": lambda x: ir.total(ir.transpose(x), 0),
 }
 
 
