@@ -231,3 +231,10 @@ def test_readme_training_loop_and_api_run(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "ok: every gradient within 1e-07" in r.stdout
     assert float(r.stdout.splitlines()[0]) < 2.0  # ten steps of gradient descent fit 32 random labels
+
+
+def test_readme_backward_excerpt_is_the_generated_code():
+    excerpt = next(b for b in _readme_blocks() if b.startswith("def backward("))
+    generated = (Path(__file__).resolve().parent.parent / "generated" / "logistic_regression.py").read_text(encoding="utf-8")
+    body = "\n".join(line for line in generated.splitlines() if '"""' not in line)  # the excerpt skips the docstring
+    assert excerpt.strip() in body
