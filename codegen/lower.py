@@ -1,11 +1,13 @@
 """Derivation -> program: the statements a generated module runs, in order.
 
 Lowering reads the derivation as the module will: the forward equations
-(lifted pre-activations included), rewritten into stable forms
+(lifted pre-activations included), rewritten into stable and efficient forms
 (:mod:`codegen.rewrite`); then the backward steps' final results, keeping only
-the steps some parameter gradient needs; then one common-subexpression pass
-over both (:mod:`codegen.cse`); then liveness, which drops dead statements and
-decides what the cache must carry from forward to backward.
+the steps some parameter gradient needs, rewritten the same way and made to
+reuse forward values (ReLU′ from the activation, softmax from the forward
+log-softmax); then one common-subexpression pass over both (:mod:`codegen.cse`);
+then liveness, which drops dead statements and decides what the cache must
+carry from forward to backward.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from .printer import ARITH, NumpyPrinter, dims_read
 from .rewrite import Rule, available, resolver, reuse, stabilize
 
 #: Helper functions the module template itself defines; spec names avoid them.
-TEMPLATE_HELPERS = frozenset({"_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
-                              "_weak"})
+TEMPLATE_HELPERS = frozenset({
+    "_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar", "_weak",
+})
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import inspect
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -28,7 +29,7 @@ import codegen
 from codegen.cse import Stmt, TempSymbol, eliminate
 from codegen.gradcheck import random_point, resolve_dims
 from codegen.header import status
-from codegen.lower import _duplicated, lower, needed_steps
+from codegen.lower import TEMPLATE_HELPERS, _duplicated, lower, needed_steps
 from codegen.printer import NumpyPrinter
 from codegen.regenerate import GENERATED, stale
 from codegen.rewrite import REUSES, RULES, available, resolver, reuse, stabilize
@@ -132,6 +133,13 @@ def test_contract(name):
     raw = mod.backward(**cache)
     for p in mod.PARAMS:
         np.testing.assert_array_equal(np.asarray(raw[p]).reshape(np.shape(grads[p])), grads[p])
+
+
+def test_template_helpers_are_reserved_names():
+    """Spec names never shadow a helper the template defines (TEMPLATE_HELPERS lists them all)."""
+    template = (Path(codegen.emit.templates_dir()) / "module.py.j2").read_text(encoding="utf-8")
+    defined = set(re.findall(r"^def (_\w+)\(", template, re.M))
+    assert defined == set(TEMPLATE_HELPERS)
 
 
 def test_imports_numpy_only():
