@@ -62,4 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the imported module's main, so UsageError is the class the subcommands raise.
+    from derive.cli import main as _main
+
+    sys.exit(_main())
