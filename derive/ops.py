@@ -285,10 +285,12 @@ defop(Op(
     "neg", 1, _same_shape,
     vjps=(lambda g, out, e: ir.neg(g),),
     rules=("negation: ∂L/∂A = −∂L/∂(−A)",),
-    # −(a/b) = (−a)/b: a product or quotient needs no parentheses after the sign
-    latex=fmt("-{0}", UNARY, [MUL]), text=fmt("−{0}", UNARY, [MUL]),
+    # −(a/b) = (−a)/b: a product or quotient needs no parentheses after the sign. So that
+    # −a/b never follows a factor bare (vᵀ −a/b reads as a difference), the negation
+    # binds like a product: parenthesized as a right factor, vᵀ (−a/b).
+    latex=fmt("-{0}", MUL, [MUL]), text=fmt("−{0}", MUL, [MUL]),
     numpy=fmt("-{0}", UNARY, [UNARY]), np_eval=lambda a, e=None: -a,
-    prec=UNARY, elementwise=True, exact=lambda a: -a,
+    prec=MUL, elementwise=True, exact=lambda a: -a,
 ))
 
 # ============================================================================
