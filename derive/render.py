@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import jinja2
 import sympy
 from sympy import Basic, MatrixSymbol
 
@@ -30,6 +31,7 @@ from . import ir
 from .derivation import Derivation, Path, Step
 from .index import gradient_index
 from .ir import OpNode, Shape
+from .model import Decl
 from .notation import display_width, latex_name, rule_latex, tex_escape, text_name
 from .ops import ADD
 from .optim import get_optimizer
@@ -348,7 +350,7 @@ def _backward(d: Derivation, steps: Sequence[Step]) -> Section:
     return Section(T_BACKWARD, intro, blocks=tuple(_step_block(d, s, domains) for s in steps))
 
 
-def _per_param(title: str, params: Iterable[str], line: callable, intro: Prose | None = None) -> Section:  # type: ignore[valid-type]
+def _per_param(title: str, params: Iterable[str], line: Callable[[str], Line], intro: Prose | None = None) -> Section:
     return Section(title, intro, blocks=(Block(tuple(line(p) for p in params)),))
 
 
@@ -372,7 +374,7 @@ def layout(
         notes.sections.append(_per_param(
             T_EXPANDED, params, lambda p: Line(grad_formula(p), formula(d.expanded(p))), intro))
     if index:
-        notes.sections.append(_per_param(T_INDEX, params, lambda p: _index_line(d, p), _index_intro(d, params)))
+        notes.sections.append(_per_param(T_INDEX, params, lambda p: _index_line(d, p), _index_intro()))
 
     notes.sections.append(_updates(d, params))
     return notes
@@ -405,7 +407,7 @@ def _index_line(d: Derivation, p: str) -> Line:
     return Line(Formula(ll, tl), Formula(lr, tr))
 
 
-def _index_intro(d: Derivation, params: Sequence[str]) -> Prose:
+def _index_intro() -> Prose:
     return Prose(
         "Each entry of each gradient, summing over the repeated index.",
         "Each entry of each gradient, summing over the repeated index.",
@@ -573,9 +575,7 @@ def _aligned_body(notes: Notes) -> str:
 
 
 @lru_cache(maxsize=1)
-def _template() -> object:
-    import jinja2
-
+def _template() -> jinja2.Template:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("backprop_templates", ""),
         block_start_string="<%", block_end_string="%>", variable_start_string="<<",
@@ -609,7 +609,7 @@ def to_latex(
     body = "\n".join(_latex_sections(notes, fit=standalone)).lstrip("\n") + "\n"
     if not standalone:
         return f"% {tex_escape(notes.title)} (backprop derive)\n" + body
-    return _template().render(  # type: ignore[attr-defined]
+    return _template().render(
         title=tex_escape(notes.title.replace(notes.name, "@NAME@")).replace(
             "@NAME@", r"\texttt{" + tex_escape(notes.name) + "}"
         ),
@@ -682,8 +682,8 @@ def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, 
     m = d.model
     opt = get_optimizer(d.optimizer)
 
-    def decl(x: object) -> dict[str, object]:
-        return {"name": x.name, "shape": _shape_json(x.shape), "domain": x.domain, **_fj(name_formula(x.name))}  # type: ignore[attr-defined]
+    def decl(x: Decl) -> dict[str, object]:
+        return {"name": x.name, "shape": _shape_json(x.shape), "domain": x.domain, **_fj(name_formula(x.name))}
 
     def step(s: Step) -> dict[str, object]:
         groups = _via_groups(s.paths)
