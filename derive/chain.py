@@ -104,6 +104,11 @@ class _Pullback:
                 continue
             gc = vjp(g, out, e)
             cs = shape_of(child)
+            if e.op.elementwise and any(cs[k] == 1 and e.shape[k] != 1 for k in (0, 1)):
+                # The child was broadcast to e's shape, so it receives the sum over its copies.
+                # A cotangent smaller than e stands for its broadcast (a scalar 1/m is 1/m
+                # everywhere), so make that explicit before summing: Σ over m copies of c is m c.
+                gc = ir.unbroadcast(ir.broadcast_to(gc, e.shape), cs)
             if shape_of(gc) != cs and not (isinstance(child, OpNode) and child.op.elementwise):
                 gc = _fit(gc, cs)
             elif shape_of(gc) != cs and any(shape_of(gc)[k] != cs[k] and cs[k] == 1 for k in (0, 1)):

@@ -228,11 +228,21 @@ def axes_attr(axis: int | None) -> sympy.Tuple:
 
 
 def total(a: Basic, axis: int | None = None) -> Basic:
-    """sum(a, axis): reducing an axis of length 1 is the identity."""
+    """sum(a, axis): reducing an axis of length 1 is the identity; a sum over broadcast
+    copies is a multiple (rowsum of c𝟏[k×m] is m c)."""
     s = shape_of(a)
     axes = (0, 1) if axis is None else (axis,)
     if all(s[ax] == 1 for ax in axes):
         return a
+    if isinstance(a, OpNode) and a.op.name == "broadcast":
+        x = a.children[0]
+        xs = shape_of(x)
+        copies = [s[ax] for ax in axes if xs[ax] == 1]
+        left = [ax for ax in axes if xs[ax] != 1]
+        inner = x if not left else total(x, None if len(left) == 2 else left[0])
+        out = mul(sympy.Mul(*copies), inner)
+        want = (ONE if 0 in axes else s[0], ONE if 1 in axes else s[1])
+        return broadcast_to(out, want)
     return node("sum", a, axes_attr(axis))
 
 

@@ -186,7 +186,9 @@ def _reduction(e: OpNode, domains: Mapping[str, str | None]) -> Basic:
     s = region.to_sympy(inner)
     coeff, rest = s.as_independent(*region.leaves, as_Add=False)
     if coeff != 1 and rest != 1:
-        reduced = ir.node(e.op.name, region.from_sympy(rest), *e.attrs)
+        # SymPy's scalar view drops broadcasts: give the factor back the operand's shape,
+        # or Σ(2 · b𝟏[n×m]) would become 2 Σ(b), losing the m copies.
+        reduced = ir.node(e.op.name, ir.broadcast_to(region.from_sympy(rest), inner.shape), *e.attrs)
         if _onehot_colsum(reduced, domains):
             return ir.broadcast_to(coeff, reduced.shape)
         return ir.mul(coeff, reduced) if coeff != -1 else ir.neg(reduced)

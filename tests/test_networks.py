@@ -20,6 +20,7 @@ import derive
 from derive import ir
 from derive.evaluate import evaluate
 from derive.printing import text
+from derive.simplify import simplify
 
 NETS: dict[str, str] = {
     "tanh_mlp": """
@@ -119,6 +120,37 @@ param b
 p = sigmoid(alpha * (w @ X) + b)
 loss = -mean(T * log(p) + (1 - T) * log(1 - p))
     """,
+    # A cotangent smaller than its node stands for its broadcast; a broadcast operand sums its copies.
+    "bias_under_mean": """
+input X[n, m]
+param W[k, n]
+param b[k, 1]
+loss = mean(W @ X + b)
+    """,
+    "column_times_sum": """
+input X[n, m]
+param b[n, 1]
+param d[n, 1]
+loss = sum((b + X) * d)
+    """,
+    "scalar_and_column": """
+input X[n, m]
+param b[n, 1]
+param s
+loss = mean(s * b + X) + sum(s + X)
+    """,
+    "row_param_division": """
+input X[n, m]
+param r[1, m]
+loss = sum(X / r) + mean(r - X)
+    """,
+    "outer_broadcast": """
+input X[n, m]
+param b[n, 1]
+param c[1, m]
+param s
+loss = sum((s * (b + c) - X)**2) + mean(b * c) + sum(mean(b + X, axis=1) ** 2)
+    """,
 }
 
 
@@ -165,3 +197,18 @@ def test_negated_right_factor_is_parenthesized() -> None:
 
 def _nodes(e: object) -> list:
     return list(sympy.preorder_traversal(e))
+
+
+def test_sum_over_broadcast_copies() -> None:
+    """Σ(c𝟏[k×m]) counts the copies, in the chain rule's own constructor and in simplify."""
+    k, m = derive.parse.dim_symbol("k"), derive.parse.dim_symbol("m")
+    b = sympy.MatrixSymbol("b", k, 1)
+    env = {"b": np.arange(1.0, 4.0).reshape(3, 1), k: 3, m: 4}
+    for axis in (None, 0, 1):
+        spread = ir.mul(sympy.Integer(2), ir.broadcast_to(b, (k, m)))
+        direct = ir.node("sum", spread, ir.axes_attr(axis))
+        want = evaluate(direct, env)
+        assert evaluate(simplify(direct), env).tolist() == want.tolist(), f"simplify, axis={axis}"
+        assert evaluate(ir.total(ir.broadcast_to(b, (k, m)), axis), env).tolist() == \
+            evaluate(ir.node("sum", ir.broadcast_to(b, (k, m)), ir.axes_attr(axis)), env).tolist()
+    assert ir.total(ir.broadcast_to(sympy.Integer(1) / m, (k, m)), 1) == ir.broadcast_to(sympy.Integer(1), (k, 1))
