@@ -52,9 +52,8 @@ def _parents(d: Derivation) -> list[tuple[Basic, OpNode | None, int, str]]:
     return out
 
 
-def _consumer(node: Basic, eq: str, nodes: list) -> str:
+def _consumer(node: Basic, eq: str, parent_of: dict, named_uses: dict) -> str:
     """The activation a product's value feeds: up through additions and named pre-activations."""
-    parent_of = {(id(n), q): p for n, p, _, q in nodes}
     seen: set[str] = set()
     while True:
         parent = parent_of.get((id(node), eq))
@@ -65,7 +64,7 @@ def _consumer(node: Basic, eq: str, nodes: list) -> str:
         if eq in seen:  # pragma: no cover - equations form a DAG
             return "linear"
         seen.add(eq)
-        uses = [(n, q) for n, p, _, q in nodes if isinstance(n, MatrixSymbol) and n.name == eq and p is not None]
+        uses = named_uses.get(eq, [])
         if not uses:
             return "linear"
         node, eq = uses[0]
@@ -74,15 +73,24 @@ def _consumer(node: Basic, eq: str, nodes: list) -> str:
 def init_schemes(d: Derivation) -> dict[str, Init]:
     """Param name -> how to initialize it (see the module docstring)."""
     nodes = _parents(d)
+    # Indexed once, so a deep network is not scanned once per param (time linear in depth).
+    parent_of = {(id(n), q): par for n, par, _, q in nodes}
+    uses_of: dict[Basic, list] = {}
+    named_uses: dict[str, list] = {}
+    for n, par, i, eq in nodes:
+        if par is not None:
+            uses_of.setdefault(n, []).append((par, i, eq, n))
+            if isinstance(n, MatrixSymbol):
+                named_uses.setdefault(n.name, []).append((n, eq))
     out: dict[str, Init] = {}
     for p in d.model.params:
         rows, cols = p.shape
-        uses = [(par, i, eq, n) for n, par, i, eq in nodes if n == p.symbol and par is not None]
+        uses = uses_of.get(p.symbol, [])
         products = [(par, i, eq) for par, i, eq, _ in uses if par.op.name == "matmul"]
         if products:
             par, i, eq = products[0]
             fan_in, fan_out = (cols, rows) if i == 0 else (rows, cols)
-            act = _consumer(par, eq, nodes)
+            act = _consumer(par, eq, parent_of, named_uses)
             scheme = "he" if act in HE else "glorot"
             where = f"feeds {act}" if act != "linear" else "no activation follows"
             out[p.name] = Init(scheme, fan_in, fan_out, where)

@@ -158,6 +158,8 @@ class MathView(ast.NodeTransformer):
     def _plumbing(self, s: ast.stmt) -> bool:
         if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant):
             return True  # docstring
+        if isinstance(s, ast.Delete):
+            return True  # memory bookkeeping: an intermediate dropped after its last use
         value = getattr(s, "value", None)
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in _PLUMBING_CALLS:
             return True
@@ -212,6 +214,9 @@ class MathView(ast.NodeTransformer):
             return self.visit(node.args[0])
         if f.attr == "astype":
             return self.visit(f.value)
+        if f.attr == "vdot" and len(node.args) == 2 and ast.dump(node.args[0]) == ast.dump(node.args[1]):
+            square = ast.BinOp(self.visit(node.args[0]), ast.Pow(), ast.Constant(2))
+            return ast.Call(ast.Name(self._head(r"\sum"), ast.Load()), [square], [])  # a sum of squares
         if f.attr == "where" and len(node.args) == 3:
             test, body, orelse = (self.visit(a) for a in node.args)
             return ast.IfExp(test, body, orelse)

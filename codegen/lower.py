@@ -32,7 +32,8 @@ from .rewrite import Rule, available, resolver, reuse, stabilize
 
 #: Helper functions the module template itself defines; spec names avoid them.
 TEMPLATE_HELPERS = frozenset({
-    "_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar", "_weak",
+    "_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
+                              "_param_dtypes", "_weak",
 })
 
 
@@ -50,6 +51,8 @@ class Program:
     forward_dims: list[str]  # dims forward needs (spec names)
     helpers: list[str]  # registry helper sources, dependencies first
     stable_rules: list[Rule] = field(default_factory=list)
+    #: statement symbol -> values read there for the last time, dropped (``del``) right after
+    frees: dict[Basic, list[Basic]] = field(default_factory=dict)
 
     @property
     def forward(self) -> list[Stmt]:
@@ -221,7 +224,38 @@ def lower(d: Derivation) -> Program:
     cache, cache_dims = _cache(model, stmts, printer)
     in_forward = set(cache_dims).union(*(dims_read(s.expr) for s in stmts if s.section == "forward"))
     forward_dims = [dim for dim in model.dims if dim in in_forward]
-    return Program(model, d, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules)
+    frees = _frees(stmts, "forward", _backward_reads(stmts) | {d.loss.symbol})
+    frees.update(_frees(stmts, "backward", {grad_symbol(p.name, p.shape) for p in model.params}))
+    return Program(model, d, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules, frees)
+
+
+def _backward_reads(stmts: list[Stmt]) -> set[Basic]:
+    """Values backward reads but does not make: forward keeps them for it."""
+    made = {s.symbol for s in stmts if s.section == "backward"}
+    return {x for s in stmts if s.section == "backward" for x in _reads(s.expr)} - made
+
+
+def _frees(stmts: list[Stmt], section: str, keep: set[Basic]) -> dict[Basic, list[Basic]]:
+    """Where each value ``section`` makes is read for the last time, so it can be dropped there.
+
+    A local name keeps its array alive until the function returns; dropping each
+    intermediate after its last use keeps peak memory at what is still needed,
+    as hand-written code that rebinds one name does. ``keep`` (the cache, the
+    loss, the gradients) lives on, and nothing is dropped after the last
+    statement, where the function returns anyway.
+    """
+    body = [s for s in stmts if s.section == section]
+    made = [s.symbol for s in body]
+    last: dict[Basic, Basic] = {}
+    for s in body:
+        for x in _reads(s.expr):
+            last[x] = s.symbol
+    out: dict[Basic, list[Basic]] = {}
+    for x in made:
+        at = last.get(x)
+        if at is not None and x not in keep and at != made[-1]:
+            out.setdefault(at, []).append(x)
+    return out
 
 
 def _python_scalars(model: Model, stmts: list[Stmt]) -> set[Basic]:

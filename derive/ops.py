@@ -306,9 +306,13 @@ defop(Op(
     spec_name="sigmoid", doc="logistic function 1/(1 + e^−x)",
     numpy_helper=(
         "def _sigmoid(x):\n"
-        '    """Logistic function that never overflows: exp of a non-positive number only."""\n'
-        "    e = np.exp(-np.abs(x))\n"
-        "    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))\n"
+        '    """Logistic function as (1 + tanh(x/2)) / 2: no overflow for any x, one transcendental\n'
+        '    call per entry, and one new array (the steps after the first work in place)."""\n'
+        "    s = 0.5 * x\n"
+        "    s = np.tanh(s, out=s) if type(s) is np.ndarray else np.tanh(s)\n"
+        "    s += 1\n"
+        "    s *= 0.5\n"
+        "    return s\n"
     ),
 ))
 defop(Op(
@@ -477,12 +481,25 @@ def _sum_text(p: Any, e: OpNode) -> str:
     return f"{name}({p.operand(e.children[0], 0)})"
 
 
+def _total_numpy(p: Any, x: Basic) -> str:
+    """The sum of every entry of ``x``: ``x.sum()``, which skips ``np.sum``'s dispatch; a sum of
+    squares of a named matrix as one dot product, ``np.vdot(x, x)``, with no squared temporary;
+    ``np.sum(x)`` for a scalar, which may be a Python float without a ``.sum`` method."""
+    if _is_scalar_node(x):
+        return f"np.sum({p.operand(x, 0)})"
+    if isinstance(x, OpNode) and x.op.name == "pow" and x.children[1] == 2:
+        base = x.children[0]
+        if not isinstance(base, OpNode) and not _is_scalar_node(base):
+            name = p.operand(base, 0)
+            return f"np.vdot({name}, {name})"
+    return f"{p.operand(x, ATOM)}.sum()"
+
+
 def _sum_numpy(p: Any, e: OpNode) -> str:
     axes = _axes(e)
-    x = p.operand(e.children[0], ATOM)
     if len(axes) == 2:
-        return f"np.sum({p.operand(e.children[0], 0)})"
-    return f"{x}.sum(axis={axes[0]}, keepdims=True)"
+        return _total_numpy(p, e.children[0])
+    return f"{p.operand(e.children[0], ATOM)}.sum(axis={axes[0]}, keepdims=True)"
 
 
 def _np_sum(x: np.ndarray, e: OpNode) -> Any:
@@ -542,7 +559,9 @@ def _mean_form(latex: bool) -> Form:
 def _mean_numpy(p: Any, e: OpNode) -> str:
     ax = _np_axis(_axes(e))
     if ax is None:
-        return f"np.mean({p.operand(e.children[0], 0)})"
+        if _is_scalar_node(e.children[0]):  # may be a Python float, which has no .mean
+            return f"np.mean({p.operand(e.children[0], 0)})"
+        return f"{p.operand(e.children[0], ATOM)}.mean()"
     return f"{p.operand(e.children[0], ATOM)}.mean(axis={ax}, keepdims=True)"
 
 
