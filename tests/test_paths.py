@@ -97,8 +97,11 @@ def test_multi_path_gradients_match_finite_differences(model: str, seed: int) ->
     if "lam" in env:
         env["lam"] = np.array([[0.7]])
     grads = backward(deriv, env)
+    vals = forward(deriv, env)
     for p in deriv.params:
         assert_close(p, grads[p], fd_gradient(deriv, env, p))
+        np.testing.assert_allclose(evaluate(deriv.expanded(p), vals), grads[p], rtol=1e-10, atol=1e-12,
+                                   err_msg=f"∂L/∂{p} expanded")
 
 
 # ---------------------------------------------------------------------------
