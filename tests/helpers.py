@@ -227,10 +227,10 @@ def is_exact_zero(x: sympy.Expr) -> bool:
     if x == 0:
         return True
     exps = [a for a in x.atoms(sympy.exp) if a.args[0].is_Rational]
-    if exps:
-        den = math.lcm(*(int(a.args[0].q) for a in exps))
+    if exps or x.has(sympy.E):  # exp(1) is the constant E, not an exp node
+        den = math.lcm(1, *(int(a.args[0].q) for a in exps))
         t = sympy.Dummy("t")
-        x = x.xreplace({a: t ** (a.args[0] * den) for a in exps})
+        x = x.xreplace({a: t ** (a.args[0] * den) for a in exps}).xreplace({sympy.E: t**den})
     if sympy.cancel(sympy.together(x)) == 0:
         return True
     if x.atoms(sympy.exp, sympy.log, sympy.Function):

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import sympy
 from helpers import exact_backward, exact_forward, exact_point, is_exact_zero, kink_distance
+from test_networks import NETS
 
 import derive
 
@@ -115,3 +116,29 @@ def test_exact_comparison_can_fail() -> None:
     s = 1 / (1 + sympy.exp(-x))
     assert is_exact_zero(sympy.diff(1 / (1 + sympy.exp(-sympy.Symbol("t"))), "t").subs("t", x) - s * (1 - s))
     assert not is_exact_zero(sympy.diff(1 / (1 + sympy.exp(-sympy.Symbol("t"))), "t").subs("t", x) - s)
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_small_networks_equal_sympy_diff_exactly(name: str) -> None:
+    """The other activations and operations (tanh, leaky, softplus, sqrt, |·|, powers, ...) too."""
+    deriv = derive.backpropagate(derive.parse_spec(NETS[name], path=f"<{name}>", name=name))
+    rng = np.random.default_rng([43, len(name)])
+    point = _point(deriv, {d: 2 for d in deriv.model.dims}, rng)
+    derived = exact_backward(deriv, point)
+    t = sympy.Symbol("t", real=True)
+    for p in deriv.params:
+        for i, j in _symbolic_entries(point[p].shape, rng)[:4]:
+            value = point[p].copy()
+            value[i, j] = t
+            want = sympy.diff(_expanded_loss(deriv, {**point, p: value}), t).xreplace({t: point[p][i, j]})
+            assert is_exact_zero(derived[p][i, j] - want), f"∂L/∂{p}[{i},{j}]: derived {derived[p][i, j]}, diff {want}"
+
+
+def test_exact_zero_decides_exponentials() -> None:
+    """e^(1/D) is transcendental: identities in it hold, near misses do not."""
+    half, third = sympy.Rational(1, 2), sympy.Rational(1, 3)
+    assert is_exact_zero(sympy.exp(half) * sympy.exp(third) - sympy.exp(half + third))
+    assert is_exact_zero(sympy.exp(half) ** 2 - sympy.E)
+    assert is_exact_zero(1 / (1 + sympy.exp(-half)) - sympy.exp(half) / (1 + sympy.exp(half)))
+    assert not is_exact_zero(sympy.E - sympy.Rational(27183, 10000))
+    assert not is_exact_zero(sympy.exp(half) * sympy.exp(third) - sympy.exp(sympy.Rational(5, 7)))
