@@ -25,6 +25,7 @@ from helpers import (
 )
 
 import derive
+from derive import ir
 from derive.evaluate import evaluate
 from derive.printing import GradSymbol
 
@@ -113,3 +114,23 @@ def test_expanded_gradients_equal_recursive(example: str) -> None:
         got = evaluate(expanded, vals)
         assert got.shape == grads[p].shape
         np.testing.assert_allclose(got, grads[p], rtol=1e-10, atol=1e-12, err_msg=p)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_steps_are_ordered_and_shaped(example: str) -> None:
+    """Each δ is computed once, before any step that uses it; every result has its target's shape."""
+    deriv = derive.get_derivation(example)
+    targets = [s.target for s in deriv.steps]
+    assert len(targets) == len(set(targets)), "each gradient is computed once"
+    assert [s.target for s in deriv.steps if s.kind == "param"] == [
+        t for t in targets if t in deriv.params
+    ] and set(deriv.params) <= set(targets)
+    seen: set[str] = set()
+    for s in deriv.steps:
+        uses = {g.of for g in s.result.atoms(GradSymbol)} | {g.of for g in s.recursive.atoms(GradSymbol)}
+        assert uses <= seen, f"∂L/∂{s.target} uses {sorted(uses - seen)} before they are computed"
+        symbol = deriv.model.symbol(s.target) if s.target in deriv.model.names() else deriv.equation(s.target).symbol
+        assert tuple(ir.shape_of(s.result)) == tuple(s.shape) == tuple(ir.shape_of(symbol)), s.target
+        assert s.paths and all(p.via in deriv.model.names() or p.via in {e.name for e in deriv.equations}
+                               for p in s.paths)
+        seen.add(s.target)
