@@ -82,20 +82,34 @@ def codegen_available() -> bool:
     return callable(getattr(codegen, "generate", None))
 
 
-def measure(depths: tuple[int, ...] = DEPTHS, repeats: int = 3) -> dict[str, Any]:
-    """Median seconds per stage and depth, each from ``repeats`` fresh processes."""
+def measure(depths: tuple[int, ...] = DEPTHS, repeats: int = 5) -> dict[str, Any]:
+    """Median seconds per stage and depth, each from ``repeats`` fresh processes.
+
+    The repeats go round all depths in turn, so a burst of load on the machine
+    lands on every depth alike rather than on one of them.
+    """
     stages = ["derive"] + (["codegen"] if codegen_available() else [])
+    samples: dict[tuple[int, str], list[float]] = {(d, s): [] for d in depths for s in stages}
+    for r in range(repeats):
+        for layers in depths:
+            for stage in stages:
+                samples[layers, stage].append(_time_in_child(layers, stage))
+        print(f"derive_speed: round {r + 1} of {repeats} done", file=sys.stderr, flush=True)
     rows = []
     for layers in depths:
         row: dict[str, Any] = {"layers": layers}
         for stage in stages:
-            samples = [_time_in_child(layers, stage) for _ in range(repeats)]
-            row[stage] = statistics.median(samples)
-            row[stage + "_samples"] = samples
-        print(f"derive_speed: {layers} layers: " + ", ".join(f"{s} {row[s]:.3f} s" for s in stages),
-              file=sys.stderr, flush=True)
+            row[stage] = statistics.median(samples[layers, stage])
+            row[stage + "_samples"] = samples[layers, stage]
         rows.append(row)
-    return {"stages": stages, "rows": rows, "repeats": repeats}
+    return {"stages": stages, "rows": rows, "repeats": repeats, "load": _load()}
+
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _row(result: dict[str, Any], layers: int) -> dict[str, Any] | None:
@@ -128,7 +142,8 @@ def markdown(result: dict[str, Any], plot_name: str | None = "derive_speed.png")
         "",
         "ReLU perceptrons with L weight layers (L − 1 ReLU hidden layers, softmax cross-entropy output), "
         "generated programmatically (`bench.derive_speed.relu_mlp_spec`). Each time is the median of "
-        f"{result['repeats']} fresh Python processes (imports excluded, SymPy caches empty).",
+        f"{result['repeats']} fresh Python processes (imports excluded, SymPy caches empty), the repeats taken "
+        f"round all depths in turn; 1-minute load average at the end: {result.get('load')} on {os.cpu_count()} cores.",
         "",
         "| layers | " + " | ".join(heads[s] for s in stages) + " |",
         "|---|" + "---|" * len(stages),

@@ -11,6 +11,7 @@ NumPy arrays for the agreement check. Frameworks that are not installed
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,16 +93,22 @@ def _torch_forward(torch: Any, case: Case, p: dict, x: Any, y: Any) -> Any:
     return -(y * torch.log_softmax(a, dim=0)).sum() / m
 
 
-def _build_torch(case: Case, params: dict, inputs: dict) -> Prepared:
+def _build_torch(case: Case, params: dict, inputs: dict, threads: int | None = None) -> Prepared:
+    """PyTorch eager with ``threads`` intra-op threads (default: as many as NumPy's BLAS).
+
+    The thread count is process-wide, so each call sets it if another runner changed it.
+    """
     import torch
 
-    n = blas_threads()
+    n = threads or blas_threads()
     torch.set_num_threads(n)
     p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
     x, y = (torch.from_numpy(inputs[k]) for k in (case.x_name, case.y_name))
     leaves = [p[k] for k in case.param_names]
 
     def call() -> Any:
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
         loss = _torch_forward(torch, case, p, x, y)
         return loss, torch.autograd.grad(loss, leaves)
 
@@ -109,7 +116,11 @@ def _build_torch(case: Case, params: dict, inputs: dict) -> Prepared:
         loss, grads = out
         return loss.item(), {k: (g.item() if g.ndim == 0 else g.numpy()) for k, g in zip(case.param_names, grads)}
 
-    return Prepared(call, to_numpy, threads=f"torch {torch.get_num_threads()}")
+    return Prepared(call, to_numpy, threads=f"torch {n}")
+
+
+def _build_torch_1(case: Case, params: dict, inputs: dict) -> Prepared:
+    return _build_torch(case, params, inputs, threads=1)
 
 
 # --- JAX: jit(value_and_grad) ------------------------------------------------------------
@@ -147,8 +158,7 @@ def _build_jax(case: Case, params: dict, inputs: dict) -> Prepared:
         loss, grads = out
         return float(loss), {k: (float(g) if np.ndim(g) == 0 else np.asarray(g)) for k, g in grads.items()}
 
-    cores = len(jax.devices("cpu"))
-    return Prepared(call, to_numpy, compile_seconds, threads=f"XLA CPU default ({cores} device)")
+    return Prepared(call, to_numpy, compile_seconds, threads=f"XLA CPU default (intra-op pool over {os.cpu_count()} cores)")
 
 
 # --- HIPS autograd -----------------------------------------------------------------------
@@ -184,6 +194,9 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation("generated", "generated", ("codegen",), _build_generated, numpy_memory=True),
     Implementation(REFERENCE, "hand-written NumPy", ("numpy",), _build_reference, numpy_memory=True),
     Implementation("torch", "PyTorch eager", ("torch",), _build_torch, numpy_memory=False),
+    # The same, single-threaded: on a busy machine a thread pool's synchronisation can cost more
+    # than small operations themselves; this row shows how much of PyTorch's time that is.
+    Implementation("torch1", "PyTorch eager, 1 thread", ("torch",), _build_torch_1, numpy_memory=False),
     Implementation("jax", "JAX jit", ("jax",), _build_jax, numpy_memory=False),
     Implementation("autograd", "HIPS autograd", ("autograd",), _build_autograd, numpy_memory=True),
 )
