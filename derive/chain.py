@@ -33,7 +33,7 @@ _INLINE_MAX = 40
 def forward_equations(model: Model) -> list[Equation]:
     taken = set(model.names()) | set(model.dims)
     eqs: list[Equation] = []
-    layer = max((int(d) for a in model.assigns for d in [naming._digits(a.name)] if d), default=0)
+    layer = max((naming.layer_number(a.name) for a in model.assigns), default=0)
     for a in model.assigns:
         lifted: list[Equation] = []
 
@@ -45,9 +45,12 @@ def forward_equations(model: Model) -> list[Equation]:
             e = e.func(*(lift(c, False, a, lifted) for c in e.children), *e.attrs)
             x = e.children[0] if e.children else None
             if e.op.name in ACTIVATIONS and isinstance(x, OpNode):
-                if not root:
+                # A₂ = ReLU(…) + A₁ still names its pre-activation Z₂; an activation
+                # inside an unnumbered loss takes the next layer's number.
+                by_owner = root or bool(naming.layer_number(owner))
+                if not by_owner:
                     layer += 1
-                name = naming.pre_activation(owner if root else None, layer, taken)
+                name = naming.pre_activation(owner if by_owner else None, layer, taken)
                 taken.add(name)
                 sym = MatrixSymbol(name, *shape_of(x))
                 lifted.append(Equation(name, x, sym, lifted=True, line=a.line))

@@ -23,6 +23,12 @@ def _digits(name: str) -> str:
     return m.group(1) if m else ""
 
 
+def layer_number(name: str) -> int:
+    """The layer a name's trailing digits give (A2 -> 2), or 0."""
+    digits = _digits(name)
+    return int(digits) if digits else 0
+
+
 def fresh(base: str, taken: Container[str]) -> str:
     """``base``, or ``base_2``, ``base_3`` ... whichever is free."""
     if base not in taken:

@@ -484,8 +484,8 @@ def test_new_residual_architecture_in_one_command(tmp_path):
     r = subprocess.run([*cli, "codegen", spec, "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     src = out.read_text(encoding="utf-8")
-    assert "H2 = H1 + np.where(Z3 > 0, Z3, 0.01 * Z3)" in src  # readable: the spec's names, one line per equation
-    assert "# ∂L/∂H₁ = W₂ᵀ ∂L/∂Z₃ + ∂L/∂H₂" in src and "dH1 = W2.T @ dZ3 + dH2" in src
+    assert "H2 = H1 + np.where(Z2 > 0, Z2, 0.01 * Z2)" in src  # readable: the spec's names, one line per equation
+    assert "# ∂L/∂H₁ = W₂ᵀ ∂L/∂Z₂ + ∂L/∂H₂" in src and "dH1 = W2.T @ dZ2 + dH2" in src
     assert "dW1 = dZ1 @ X.T + lam * W1" in src
     report = codegen.gradcheck(str(out))
     assert report.ok, report.format()
