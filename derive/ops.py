@@ -239,7 +239,7 @@ def _mul_text(p: Any, e: OpNode) -> str:
 defop(Op(
     "add", 2, elementwise_shape("'+'"),
     vjps=(lambda g, out, e: g, lambda g, out, e: g),
-    rules=("sum: ∂L/∂A = ∂L/∂(A + B)", "sum: ∂L/∂B = ∂L/∂(A + B)"),
+    rules=("sum: ∂L/∂U = ∂L/∂(U + V)", "sum: ∂L/∂V = ∂L/∂(U + V)"),
     latex=fmt("{0} + {1}", ADD, [ADD, ADD + 1]), text=fmt("{0} + {1}", ADD, [ADD, ADD + 1]),
     numpy=fmt("{0} + {1}", ADD, [ADD, ADD + 1]), np_eval=lambda a, b, e=None: a + b,
     prec=ADD, elementwise=True, exact=lambda a, b: a + b,
@@ -247,7 +247,7 @@ defop(Op(
 defop(Op(
     "sub", 2, elementwise_shape("'-'"),
     vjps=(lambda g, out, e: g, lambda g, out, e: ir.neg(g)),
-    rules=("difference: ∂L/∂A = ∂L/∂(A − B)", "difference: ∂L/∂B = −∂L/∂(A − B)"),
+    rules=("difference: ∂L/∂U = ∂L/∂(U − V)", "difference: ∂L/∂V = −∂L/∂(U − V)"),
     latex=fmt("{0} - {1}", ADD, [ADD, ADD + 1]), text=fmt("{0} − {1}", ADD, [ADD, ADD + 1]),
     numpy=fmt("{0} - {1}", ADD, [ADD, ADD + 1]), np_eval=lambda a, b, e=None: a - b,
     prec=ADD, elementwise=True, exact=lambda a, b: a - b,
@@ -255,7 +255,7 @@ defop(Op(
 defop(Op(
     "mul", 2, elementwise_shape("'*'"),
     vjps=(lambda g, out, e: ir.mul(g, e.children[1]), lambda g, out, e: ir.mul(g, e.children[0])),
-    rules=("elementwise product: ∂L/∂A = ∂L/∂(A ⊙ B) ⊙ B", "elementwise product: ∂L/∂B = A ⊙ ∂L/∂(A ⊙ B)"),
+    rules=("elementwise product: ∂L/∂U = ∂L/∂(U ⊙ V) ⊙ V", "elementwise product: ∂L/∂V = U ⊙ ∂L/∂(U ⊙ V)"),
     latex=_mul_latex, text=_mul_text, numpy=fmt("{0} * {1}", MUL, [MUL, MUL + 1]),
     np_eval=lambda a, b, e=None: a * b, prec=MUL, elementwise=True, exact=lambda a, b: a * b,
 ))
@@ -265,7 +265,7 @@ defop(Op(
         lambda g, out, e: ir.div(g, e.children[1]),
         lambda g, out, e: ir.neg(ir.div(ir.mul(g, e.children[0]), ir.power(e.children[1], sympy.Integer(2)))),
     ),
-    rules=("quotient, numerator: ∂L/∂A = ∂L/∂(A/B) / B", "quotient, denominator: ∂L/∂B = −∂L/∂(A/B) ⊙ A / B²"),
+    rules=("quotient, numerator: ∂L/∂U = ∂L/∂(U/V) / V", "quotient, denominator: ∂L/∂V = −∂L/∂(U/V) ⊙ U / V²"),
     latex=fmt(r"\frac{{{0}}}{{{1}}}", ATOM), text=fmt("{0}/{1}", MUL, [MUL, MUL + 1]),
     numpy=fmt("{0} / {1}", MUL, [MUL, MUL + 1]), np_eval=lambda a, b, e=None: a / b,
     prec=MUL, elementwise=True, exact=lambda a, b: a / b,
@@ -276,7 +276,7 @@ defop(Op(
         lambda g, out, e: ir.mul(g, ir.mul(e.children[1], ir.power(e.children[0], ir.sub(e.children[1], sympy.Integer(1))))),
         lambda g, out, e: ir.mul(g, ir.mul(out, ir.node("log", e.children[0]))),
     ),
-    rules=("power, base: ∂L/∂A = ∂L/∂Aᵖ ⊙ p A^(p−1)", "power, exponent: ∂L/∂p = ∂L/∂Aᵖ ⊙ Aᵖ log A"),
+    rules=("power, base: ∂L/∂U = ∂L/∂Uᵖ ⊙ p U^(p−1)", "power, exponent: ∂L/∂p = ∂L/∂Uᵖ ⊙ Uᵖ log U"),
     latex=fmt("{0}^{{{1}}}", POW, [POW + 1, 0]), text=lambda p, e: _pow_text(p, e),
     numpy=fmt("{0} ** {1}", POW, [POW + 1, POW]), np_eval=lambda a, b, e=None: a**b,
     prec=POW, elementwise=True, exact=lambda a, b: a**b,
@@ -284,7 +284,7 @@ defop(Op(
 defop(Op(
     "neg", 1, _same_shape,
     vjps=(lambda g, out, e: ir.neg(g),),
-    rules=("negation: ∂L/∂A = −∂L/∂(−A)",),
+    rules=("negation: ∂L/∂U = −∂L/∂(−U)",),
     # −(a/b) = (−a)/b: a product or quotient needs no parentheses after the sign. So that
     # −a/b never follows a factor bare (vᵀ −a/b reads as a difference), the negation
     # binds like a product: parenthesized as a right factor, vᵀ (−a/b).
@@ -460,7 +460,7 @@ defop(Op(
 defop(Op(
     "transpose", 1, _transpose_shape,
     vjps=(lambda g, out, e: ir.transpose(g),),
-    rules=("transpose: ∂L/∂A = (∂L/∂Aᵀ)ᵀ",),
+    rules=("transpose: ∂L/∂U = (∂L/∂Uᵀ)ᵀ",),
     latex=fmt(r"{0}^{{\top}}", POW, [POW + 1]), text=fmt("{0}ᵀ", POW, [POW + 1]),
     numpy=fmt("{0}.T", ATOM, [ATOM]), np_eval=lambda a, e=None: a.T,
     prec=POW, sym_eval=lambda a, e=None: a.T, index=lambda e, ij, fresh: IndexForm((), ((ij[1], ij[0]),)),
@@ -590,7 +590,7 @@ def _sym_broadcast(x: sympy.Matrix, e: OpNode) -> sympy.Matrix:
 defop(Op(
     "broadcast", 1, _broadcast_shape,
     vjps=(lambda g, out, e: g,),  # the engine sums g back over the broadcast axes
-    rules=("broadcast: ∂L/∂A sums ∂L/∂(broadcast A) over the copies",),
+    rules=("broadcast: ∂L/∂U sums ∂L/∂(broadcast U) over the copies",),
     latex=lambda p, e: (
         rf"{p.operand(e.children[0], MUL)} \mathbf{{1}}_{{{p.doprint(e.args[1][0])} \times {p.doprint(e.args[1][1])}}}"
     ),
