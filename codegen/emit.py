@@ -161,7 +161,11 @@ def _about(model: Model) -> str:
 
 def _stmt_view(program: Program, s: Any) -> dict[str, Any]:
     frees = ", ".join(program.name(x) for x in program.frees.get(s.symbol, ()))
-    return {"target": program.name(s.symbol), "code": program.code(s.expr), "comment": s.comment, "frees": frees}
+    seed, factors = program.inplace.get(s.symbol, (None, []))
+    return {
+        "target": program.name(s.symbol), "code": program.code(s.expr), "comment": s.comment, "frees": frees,
+        "seed": program.name(seed) if seed is not None else "", "factors": [program.code(f) for f in factors],
+    }
 
 
 def _shape_code(program: Program, shape: tuple[sympy.Expr, sympy.Expr], scalar: bool) -> str:

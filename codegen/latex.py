@@ -141,6 +141,26 @@ def _match(pattern: ast.AST, node: ast.AST, binding: dict[int, ast.expr]) -> boo
     return True
 
 
+def _fold_in_place(body: list[ast.stmt]) -> list[ast.stmt]:
+    """A product computed in place (``dZ = dA`` then ``dZ = dZ * A``, as latexify reads
+    ``dZ *= A``) shown as the one product it is: ``dZ = dA * A``."""
+    out: list[ast.stmt] = []
+    for s in body:
+        prev = out[-1] if out else None
+        if (
+            isinstance(s, ast.Assign) and isinstance(prev, ast.Assign)
+            and len(s.targets) == len(prev.targets) == 1
+            and isinstance(s.targets[0], ast.Name) and isinstance(prev.targets[0], ast.Name)
+            and s.targets[0].id == prev.targets[0].id
+            and isinstance(s.value, ast.BinOp) and isinstance(s.value.op, ast.Mult)
+            and isinstance(s.value.left, ast.Name) and s.value.left.id == s.targets[0].id
+        ):
+            prev.value = ast.BinOp(prev.value, ast.Mult(), s.value.right)
+            continue
+        out.append(s)
+    return out
+
+
 class MathView(ast.NodeTransformer):
     """Rewrite a generated function's AST into constructs latexify renders as math."""
 
@@ -151,7 +171,7 @@ class MathView(ast.NodeTransformer):
 
     # --- statements ------------------------------------------------------
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:  # noqa: N802
-        body = [s for s in node.body if not self._plumbing(s)]
+        body = _fold_in_place([s for s in node.body if not self._plumbing(s)])
         node.body = [self.visit(s) for s in body]
         return node
 

@@ -53,6 +53,8 @@ class Program:
     stable_rules: list[Rule] = field(default_factory=list)
     #: statement symbol -> values read there for the last time, dropped (``del``) right after
     frees: dict[Basic, list[Basic]] = field(default_factory=dict)
+    #: statement symbol -> (a factor it is computed in place of, the other factors)
+    inplace: dict[Basic, tuple[Basic, list[Basic]]] = field(default_factory=dict)
 
     @property
     def forward(self) -> list[Stmt]:
@@ -226,7 +228,50 @@ def lower(d: Derivation) -> Program:
     forward_dims = [dim for dim in model.dims if dim in in_forward]
     frees = _frees(stmts, "forward", _backward_reads(stmts) | {d.loss.symbol})
     frees.update(_frees(stmts, "backward", {grad_symbol(p.name, p.shape) for p in model.params}))
-    return Program(model, d, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules, frees)
+    inplace = _in_place(stmts, frees)
+    return Program(
+        model, d, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules, frees, inplace
+    )
+
+
+def _factors(e: Basic) -> list[Basic]:
+    """The factors of an elementwise product, left to right: a ⊙ b ⊙ c -> [a, b, c]."""
+    if isinstance(e, OpNode) and e.op.name == "mul":
+        return [f for c in e.children for f in _factors(c)]
+    return [e]
+
+
+def _in_place(stmts: list[Stmt], frees: dict[Basic, list[Basic]]) -> dict[Basic, tuple[Basic, list[Basic]]]:
+    """Products computed in the array of a factor read for the last time (``dZ = dA`` then
+    ``dZ *= A`` ...), as hand-written code does: no new array for the result and none for
+    partial products. The factor must be a gradient (a floating array, whatever the inputs'
+    dtype: it carries the loss's derivative) that this function computed as a new array (not
+    a view, an input or a cached value), shaped like the result, and appear in no other
+    factor, which is evaluated after it has been overwritten.
+    """
+    fresh = {
+        s.symbol for s in stmts
+        if isinstance(s.symbol, GradSymbol) and isinstance(s.expr, OpNode) and s.expr.op.name not in cse.VIEWS
+    }
+    section = {s.symbol: s.section for s in stmts}
+    out: dict[Basic, tuple[Basic, list[Basic]]] = {}
+    for s in stmts:
+        factors = _factors(s.expr)
+        if len(factors) < 2:
+            continue
+        for f in factors:
+            others = [g for g in factors if g is not f]
+            if (
+                f in fresh
+                and section[f] == s.section
+                and f in frees.get(s.symbol, ())
+                and shape_of(f) == shape_of(s.symbol)
+                and len(others) == len(factors) - 1
+                and not any(f in g.atoms(MatrixSymbol) for g in others)
+            ):
+                out[s.symbol] = (f, others)
+                break
+    return out
 
 
 def _backward_reads(stmts: list[Stmt]) -> set[Basic]:
