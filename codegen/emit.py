@@ -228,8 +228,8 @@ def context(program: Program) -> dict[str, Any]:
     schemes = init_schemes(program.derivation)
     init_dims = _init_dims(program)
     init_example = py_data({d: _INIT_EXAMPLE_SIZE for d in init_dims})
-    check = wrap("_check_shapes(", args, ")", 4 + (len("dims = ") if program.forward_dims else 0))
-    dims_line = ("dims = " + check) if program.forward_dims else check
+    assign = "dims = " if program.forward_dims else ""
+    keys = [f'getattr({a}, "shape", {a}.__class__)' if d.scalar else f"{a}.shape" for a, d in zip(args, decls)]
     init_dims_line = (
         wrap("[", [names.dim(d) for d in init_dims], "]", 4)
         + " = " + ", ".join(["_init_dims(dims"] + [py_str(d) for d in init_dims]) + ")"
@@ -251,7 +251,10 @@ def context(program: Program) -> dict[str, Any]:
         "dims": py_assign("DIMS", tuple(model.dims)),
         "init": py_assign("INIT", {p: schemes[p].scheme for p in schemes}),
         "helpers": [h.rstrip("\n") for h in program.helpers],
-        "dims_line": dims_line,
+        "dims_line": wrap(assign + "_check_shapes(", args, ")", 8),
+        "accepted_line": wrap(assign + "_ACCEPTED[", keys, "]", 8),
+        "n_params": len(model.params),
+        "n_inputs": len(model.inputs),
         "forward_dims": [{"name": names.dim(d), "spec": d} for d in program.forward_dims],
         "forward": [_stmt_view(program, s) for s in program.forward],
         "cache_line": wrap("cache = dict(", [f"{c}={c}" for c in program.cache], ")", 4),
@@ -261,7 +264,7 @@ def context(program: Program) -> dict[str, Any]:
         "return_grads": wrap("return dict(", grads, ")", 4),
         "forward_call": wrap("loss, cache = forward(", [
             f"{'params' if d.kind == 'param' else 'inputs'}[{py_str(d.name)}]" for d in decls
-        ], ")", 4),
+        ], ")", 8),
         "converted": converted,
         "ready": py_assign("_READY", tuple(p.name for p in model.params if p.name not in converted)),
         "init_lines": [_init_line(program, p.name, schemes[p.name]) for p in model.params],
