@@ -11,8 +11,9 @@ gradient of a mean) and matrix products by a 1×1 factor (a scaling).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sympy import Basic, MatrixSymbol
 
@@ -184,12 +185,11 @@ def tidy_signs(e: Basic) -> Basic:
     return e.func(*kids, *e.attrs)
 
 
-def stabilize(e: Basic, see: Resolver) -> tuple[Basic, tuple[Rule, ...]]:
-    """``e`` with every rule applied bottom-up, and the rules that fired (in order).
-
-    When a rule fired, negations are then moved outwards (:func:`tidy_signs`).
-    """
-    fired: list[Rule] = []
+def _bottom_up(e: Basic, table: Mapping[str, Sequence[Any]], ctx: Any, again: bool) -> tuple[Basic, list[Any]]:
+    """Apply the first matching rule of ``table`` (keyed by op name) at every node, leaves
+    first; with ``again``, a node a rule produced is rewritten in turn. Returns the result
+    and the rules that fired, in order."""
+    fired: list[Any] = []
 
     def walk(x: Basic) -> Basic:
         if not isinstance(x, OpNode):
@@ -197,14 +197,22 @@ def stabilize(e: Basic, see: Resolver) -> tuple[Basic, tuple[Rule, ...]]:
         kids = [walk(c) for c in x.children]
         if any(k is not c for k, c in zip(kids, x.children)):
             x = x.func(*kids, *x.attrs)
-        for rule in _BY_OP.get(x.op.name, ()):
-            out = rule.apply(x, see)
+        for rule in table.get(x.op.name, ()):
+            out = rule.apply(x, ctx)
             if out is not None:
                 fired.append(rule)
-                return walk(out)
+                return walk(out) if again else out
         return x
 
-    out = walk(e)
+    return walk(e), fired
+
+
+def stabilize(e: Basic, see: Resolver) -> tuple[Basic, tuple[Rule, ...]]:
+    """``e`` with every rule applied bottom-up, and the rules that fired (in order).
+
+    When a rule fired, negations are then moved outwards (:func:`tidy_signs`).
+    """
+    out, fired = _bottom_up(e, _BY_OP, see, again=True)
     if any(r.why == "stable" for r in fired):
         out = tidy_signs(out)
     return out, tuple(dict.fromkeys(fired))
@@ -271,20 +279,5 @@ def available(forward: list[tuple[Basic, Basic]]) -> dict[Basic, Basic]:
 
 def reuse(e: Basic, have: Available) -> tuple[Basic, tuple[Reuse, ...]]:
     """``e`` reading forward values where a :data:`REUSES` rule allows, and the rules used."""
-    used: list[Reuse] = []
-
-    def walk(x: Basic) -> Basic:
-        if not isinstance(x, OpNode):
-            return x
-        kids = [walk(c) for c in x.children]
-        if any(k is not c for k, c in zip(kids, x.children)):
-            x = x.func(*kids, *x.attrs)
-        for rule in _REUSE_BY_OP.get(x.op.name, ()):
-            out = rule.apply(x, have)
-            if out is not None:
-                used.append(rule)
-                return out
-        return x
-
-    out = walk(e)
+    out, used = _bottom_up(e, _REUSE_BY_OP, have, again=False)
     return out, tuple(dict.fromkeys(used))
