@@ -43,6 +43,15 @@ def parse_dims(text: str) -> dict[str, int]:
     return dims
 
 
+def check_known_dims(given: dict[str, int], known: list[str]) -> None:
+    """UsageError for a --dims name the network does not have, with the closest one."""
+    unknown = [n for n in given if n not in known]
+    if unknown:
+        n = unknown[0]
+        raise UsageError(f"--dims: unknown dimension {n!r}{suggest(n, known)} "
+                         f"(this network's dims: {', '.join(known) or 'none'})")
+
+
 def _reference(path: str):
     """The derivation of the spec a generated file's header names, when that spec can be read."""
     from derive.errors import SpecError
@@ -83,11 +92,7 @@ def run(args: argparse.Namespace) -> int:
         d = derivation_of(target)  # SpecError -> exit 2
         known = list(d.model.dims)
         target = d
-    unknown = [n for n in dims if n not in known]
-    if unknown:
-        n = unknown[0]
-        listed = ", ".join(known) or "none"
-        raise UsageError(f"--dims: unknown dimension {n!r}{suggest(n, known)} (this network's dims: {listed})")
+    check_known_dims(dims, known)
     report = gradcheck(target, dims=dims, seed=args.seed, tol=args.tol, reference=reference)
     print(report.format())
     return 0 if report.ok else 1

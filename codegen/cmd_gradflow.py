@@ -7,9 +7,8 @@ from pathlib import Path
 
 from derive.cli import UsageError
 from derive.io import write_atomic
-from derive.parse import suggest
 
-from .cmd_check import parse_dims
+from .cmd_check import check_known_dims, parse_dims
 from .gradflow import CHOICES
 
 HELP = {
@@ -40,11 +39,7 @@ def run(args: argparse.Namespace) -> int:
     given = parse_dims(args.dims)
     d = derivation_of(args.spec)
     model = d.model
-    unknown = [n for n in given if n not in model.dims]
-    if unknown:
-        n = unknown[0]
-        raise UsageError(f"--dims: unknown dimension {n!r}{suggest(n, list(model.dims))} "
-                         f"(this network's dims: {', '.join(model.dims) or 'none'})")
+    check_known_dims(given, list(model.dims))
     out = Path(args.out) if args.out else Path("runs") / model.name / "gradflow_init.png"
     if out.is_dir():
         raise UsageError(f"--out {out}: is a directory")

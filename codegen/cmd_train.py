@@ -14,9 +14,8 @@ import numpy as np
 
 from derive.cli import UsageError
 from derive.optim import OPTIMIZERS, get_optimizer
-from derive.parse import suggest
 
-from .cmd_check import parse_dims
+from .cmd_check import check_known_dims, parse_dims
 from .train import DEFAULT_BATCH, DEFAULT_EPOCHS, DEFAULT_OPTIMIZER
 
 HELP = {
@@ -70,11 +69,7 @@ def run(args: argparse.Namespace) -> int:
     given = parse_dims(args.dims)
     d = derivation_of(args.spec)  # SpecError -> exit 2
     model = d.model
-    unknown = [n for n in given if n not in model.dims]
-    if unknown:
-        n = unknown[0]
-        raise UsageError(f"--dims: unknown dimension {n!r}{suggest(n, list(model.dims))} "
-                         f"(this network's dims: {', '.join(model.dims) or 'none'})")
+    check_known_dims(given, list(model.dims))
     out = Path(args.out) if args.out else Path("runs") / model.name
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
