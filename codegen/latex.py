@@ -37,6 +37,7 @@ from derive.derivation import Derivation
 from derive.errors import UnsupportedError
 from derive.ir import NODE_CLASSES, OpNode
 from derive.model import Model
+from derive.naming import helper_name
 from derive.notation import latex_name
 from derive.ops import AXIS_REQUIRED, REGISTRY
 from derive.printing import LatexPrinter, grad_symbol
@@ -152,13 +153,26 @@ def _fold_in_place(body: list[ast.stmt]) -> list[ast.stmt]:
             and len(s.targets) == len(prev.targets) == 1
             and isinstance(s.targets[0], ast.Name) and isinstance(prev.targets[0], ast.Name)
             and s.targets[0].id == prev.targets[0].id
-            and isinstance(s.value, ast.BinOp) and isinstance(s.value.op, ast.Mult)
+            and isinstance(s.value, ast.BinOp) and isinstance(s.value.op, (ast.Mult, ast.Add, ast.Sub))
             and isinstance(s.value.left, ast.Name) and s.value.left.id == s.targets[0].id
         ):
-            prev.value = ast.BinOp(prev.value, ast.Mult(), s.value.right)
+            prev.value = ast.BinOp(prev.value, s.value.op, s.value.right)
             continue
-        out.append(s)
+        out.append(_out_of_place(s))
     return out
+
+
+def _out_of_place(s: ast.stmt) -> ast.stmt:
+    """An activation computed in place shown as the function it is: ``_sigmoid_(Z)`` as
+    ``_sigmoid(Z)``, ``np.tanh(Z, out=Z)`` as ``np.tanh(Z)``."""
+    names = {helper_name(op.numpy_inplace_helper): helper_name(op.numpy_helper)
+             for op in REGISTRY.values() if op.numpy_inplace_helper and op.numpy_helper}
+    for node in ast.walk(s):
+        if isinstance(node, ast.Call):
+            node.keywords = [k for k in node.keywords if k.arg != "out"]
+            if isinstance(node.func, ast.Name) and node.func.id in names:
+                node.func.id = names[node.func.id]
+    return s
 
 
 class MathView(ast.NodeTransformer):
@@ -327,6 +341,7 @@ def _substitute(tex: str, table: dict[str, str]) -> str:
 def function_latex(fn: Callable[..., Any], program: Program) -> str:
     """One generated function as an algorithmic block (latexify), in the derivation's notation."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    tree.body[0].name = fn.__name__.lstrip("_")  # _forward does forward's work
     tree = latexify.transformers.AugAssignReplacer().visit(tree)
     scalars = {program.names.dim(d) for d in program.model.dims}
     scalars |= {program.name(s.symbol) for s in program.stmts if s.symbol.shape == (1, 1)}
@@ -344,7 +359,7 @@ def to_latex(spec: str | Model | Derivation) -> tuple[str, str]:
     d = derivation_of(spec)
     program = lower(d)
     module: ModuleType = load_source(generate(d), d.model.name)
-    return function_latex(module.forward, program), function_latex(module.backward, program)
+    return function_latex(module._forward, program), function_latex(module.backward, program)
 
 
 def latex_document(spec: str | Model | Derivation, output: str | None = None, label: str | None = None) -> str:

@@ -33,7 +33,7 @@ from .rewrite import Rule, available, resolver, reuse, stabilize
 #: Helper functions the module template itself defines; spec names avoid them.
 TEMPLATE_HELPERS = frozenset({
     "_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
-                              "_param_dtypes", "_weak",
+                              "_param_dtypes", "_weak", "_forward",
 })
 
 
@@ -55,6 +55,10 @@ class Program:
     frees: dict[Basic, list[Basic]] = field(default_factory=dict)
     #: statement symbol -> (a factor it is computed in place of, the other factors)
     inplace: dict[Basic, tuple[Basic, list[Basic]]] = field(default_factory=dict)
+    #: statement symbol -> (its first term, a new array, then ("+", term) / ("-", term) added in place)
+    sums: dict[Basic, tuple[Basic, list[tuple[str, Basic]]]] = field(default_factory=dict)
+    #: statement symbol -> the activation's in-place NumPy form, writing into its argument
+    activations: dict[Basic, str] = field(default_factory=dict)
 
     @property
     def forward(self) -> list[Stmt]:
@@ -160,7 +164,8 @@ def _live(stmts: list[Stmt], roots: set[Basic]) -> list[Stmt]:
 
 def registry_helpers() -> dict[str, str]:
     """Helper function name -> source, for every registry row that needs one."""
-    return {helper_name(op.numpy_helper): op.numpy_helper for op in REGISTRY.values() if op.numpy_helper}
+    sources = [src for op in REGISTRY.values() for src in (op.numpy_helper, op.numpy_inplace_helper) if src]
+    return {helper_name(src): src for src in sources}
 
 
 def _helpers_used(code: str) -> list[str]:
@@ -222,16 +227,96 @@ def lower(d: Derivation) -> Program:
     stmts = cse.eliminate(stmts, names.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",), _duplicated(printer))
     stmts = _live(stmts, roots)
     printer.python_scalars = _python_scalars(model, stmts)
-    code = "\n".join(printer.doprint(s.expr) for s in stmts)
     cache, cache_dims = _cache(model, stmts, printer)
     in_forward = set(cache_dims).union(*(dims_read(s.expr) for s in stmts if s.section == "forward"))
     forward_dims = [dim for dim in model.dims if dim in in_forward]
     frees = _frees(stmts, "forward", _backward_reads(stmts) | {d.loss.symbol})
     frees.update(_frees(stmts, "backward", {grad_symbol(p.name, p.shape) for p in model.params}))
     inplace = _in_place(stmts, frees)
+    floating = _floating(model, stmts)
+    new = _new_arrays(stmts, floating, printer.python_scalars)
+    sums = _sums(stmts, frees, new, floating)
+    activations = _activations(stmts, frees, new, printer)
+    code = "\n".join(activations.get(s.symbol) or printer.doprint(s.expr) for s in stmts)
     return Program(
-        model, d, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules, frees, inplace
+        model, d, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules, frees, inplace,
+        sums, activations,
     )
+
+
+def _floating(model: Model, stmts: list[Stmt]) -> set[Basic]:
+    """Values of a floating dtype whatever the inputs' dtypes: the params, the gradients (they
+    carry the loss's derivative) and values computed from either; adding a float into them
+    or an activation's ``out=`` cannot fail."""
+    out = {p.symbol for p in model.params}
+    for s in stmts:
+        if isinstance(s.symbol, GradSymbol) or _reads(s.expr) & out:
+            out.add(s.symbol)
+    return out
+
+
+def _new_arrays(stmts: list[Stmt], floating: set[Basic], scalars: set[Basic]) -> dict[Basic, str]:
+    """Floating values a function makes as a new array only it holds -> the section making it:
+    not a view (transpose, broadcast), a 0-d scalar or a Python number."""
+    return {
+        s.symbol: s.section for s in stmts
+        if s.symbol in floating and isinstance(s.expr, OpNode) and s.expr.op.name not in cse.VIEWS
+        and s.symbol not in scalars and not zero_d(s.expr)
+    }
+
+
+def _terms(e: Basic, sign: str = "+") -> list[tuple[str, Basic]]:
+    """The terms of a sum/difference chain with their signs: a − b + c -> [(+, a), (−, b), (+, c)]."""
+    flip = {"+": "-", "-": "+"}
+    if isinstance(e, OpNode) and e.op.name == "add":
+        return [t for c in e.children for t in _terms(c, sign)]
+    if isinstance(e, OpNode) and e.op.name == "sub":
+        return _terms(e.children[0], sign) + _terms(e.children[1], flip[sign])
+    return [(sign, e)]
+
+
+def _sums(
+    stmts: list[Stmt], frees: dict[Basic, list[Basic]], new: dict[Basic, str], floating: set[Basic]
+) -> dict[Basic, tuple[Basic, list[tuple[str, Basic]]]]:
+    """Sums computed in the array of their first term (``Z = W1 @ X`` then ``Z += b1``), as
+    hand-written code does: no new array for the result. The first term must be a new
+    array shaped like the result: a matrix product reading a floating value (:func:`_floating`), or a value
+    of :func:`_new_arrays` read here for the last time and by no other term. The sum then
+    has the first term's dtype (a float64 array added into a float32 one stays float32).
+    """
+    out: dict[Basic, tuple[Basic, list[tuple[str, Basic]]]] = {}
+    for s in stmts:
+        terms = _terms(s.expr)
+        (sign, first), rest = terms[0], terms[1:]
+        if not rest or sign != "+" or shape_of(first) != shape_of(s.symbol) or zero_d(s.expr):
+            continue
+        if isinstance(first, OpNode):
+            fresh = first.op.name == "matmul" and bool(_reads(first) & floating)
+        else:
+            fresh = (
+                new.get(first) == s.section
+                and first in frees.get(s.symbol, ())
+                and not any(first in _reads(t) for _, t in rest)
+            )
+        if fresh:
+            out[s.symbol] = (first, rest)
+    return out
+
+
+def _activations(
+    stmts: list[Stmt], frees: dict[Basic, list[Basic]], new: dict[Basic, str], printer: NumpyPrinter
+) -> dict[Basic, str]:
+    """Activations computed in their argument's array (``A = _sigmoid_(Z)``) when the argument
+    is a new array (:func:`_new_arrays`) read here for the last time: no new array."""
+    out: dict[Basic, str] = {}
+    for s in stmts:
+        e = s.expr
+        if not (isinstance(e, OpNode) and e.op.numpy_inplace and len(e.children) == 1):
+            continue
+        arg = e.children[0]
+        if new.get(arg) == s.section and arg in frees.get(s.symbol, ()) and shape_of(arg) == shape_of(s.symbol):
+            out[s.symbol] = e.op.numpy_inplace.format(printer.doprint(arg))
+    return out
 
 
 def _factors(e: Basic) -> list[Basic]:

@@ -70,6 +70,9 @@ class Op:
     exact: Callable[..., Any] | None = None  # scalar SymPy form (elementwise ops)
     sym_eval: Callable[..., Any] | None = None  # on concrete sympy.Matrix (other ops)
     numpy_helper: str | None = None  # a helper function the NumPy form calls
+    #: the NumPy form writing into its (fresh, last-read) argument, e.g. "np.tanh({0}, out={0})"
+    numpy_inplace: str | None = None
+    numpy_inplace_helper: str | None = None  # a helper function numpy_inplace calls
     spec_name: str | None = None  # name in the spec language, when callable there
     doc: str = ""
     attrs: tuple[str, ...] = field(default=())
@@ -314,12 +317,23 @@ defop(Op(
         "    s *= 0.5\n"
         "    return s\n"
     ),
+    numpy_inplace="_sigmoid_({0})",
+    numpy_inplace_helper=(
+        "def _sigmoid_(x):\n"
+        '    """_sigmoid written into x, a new array the caller reads no more: no new array at all."""\n'
+        "    x *= 0.5\n"
+        "    np.tanh(x, out=x)\n"
+        "    x += 1\n"
+        "    x *= 0.5\n"
+        "    return x\n"
+    ),
 ))
 defop(Op(
     "tanh", 1, _same_shape,
     vjps=(lambda g, out, e: ir.mul(g, ir.sub(sympy.Integer(1), ir.power(out, sympy.Integer(2)))),),
     rules=("hyperbolic tangent: tanh′(Z) = 1 − tanh²(Z)",),
     latex=_func_latex(r"\tanh"), text=_func_text("tanh"), numpy=fmt("np.tanh({0})"),
+    numpy_inplace="np.tanh({0}, out={0})",
     np_eval=_np_unary(np.tanh), elementwise=True, exact=sympy.tanh, spec_name="tanh",
     doc="hyperbolic tangent",
 ))
@@ -337,6 +351,7 @@ defop(Op(
     vjps=(lambda g, out, e: ir.mul(g, ir.node("step", e.children[0])),),
     rules=("rectifier: ReLU′(Z) = [Z > 0]",),
     latex=_func_latex(r"\operatorname{ReLU}"), text=_func_text("ReLU"), numpy=fmt("np.maximum({0}, 0)"),
+    numpy_inplace="np.maximum({0}, 0, out={0})",
     np_eval=_np_unary(lambda x: np.maximum(x, 0)), elementwise=True,
     exact=lambda x: sympy.Piecewise((x, x > 0), (0, True)), spec_name="relu", doc="max(x, 0)",
 ))

@@ -349,7 +349,7 @@ def test_mlp_softmax_with_huge_logits():
 
 
 def test_stable_form_is_explained_in_the_comment():
-    src = inspect.getsource(module("logistic_regression").forward)
+    src = inspect.getsource(module("logistic_regression")._forward)
     assert "    # L = −Σ(y ⊙ log(p) + (1 − y) ⊙ log(1 − p))/m\n" in src  # the math, as derived
     assert "    # stable form: log σ(x) = −softplus(−x); log(1 − σ(x)) = −softplus(x)\n" in src
     assert "loss = (y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)).sum() / m" in src
@@ -485,8 +485,8 @@ def test_new_residual_architecture_in_one_command(tmp_path):
     assert r.returncode == 0, r.stderr
     src = out.read_text(encoding="utf-8")
     assert "H2 = H1 + np.where(Z2 > 0, Z2, 0.01 * Z2)" in src  # readable: the spec's names, one line per equation
-    assert "# ∂L/∂H₁ = W₂ᵀ ∂L/∂Z₂ + ∂L/∂H₂" in src and "dH1 = W2.T @ dZ2 + dH2" in src
-    assert "dW1 = dZ1 @ X.T + lam * W1" in src
+    assert "# ∂L/∂H₁ = W₂ᵀ ∂L/∂Z₂ + ∂L/∂H₂" in src and "dH1 = W2.T @ dZ2\n    dH1 += dH2\n" in src
+    assert "dW1 = dZ1 @ X.T\n    dW1 += lam * W1\n" in src  # the product's new array takes the sum
     report = codegen.gradcheck(str(out))
     assert report.ok, report.format()
     mod = codegen.load_module(str(out))

@@ -75,7 +75,7 @@ def test_refuses_a_file_it_did_not_generate(tmp_path, capsys):
 def test_refuses_a_generated_file_edited_since(tmp_path, capsys):
     out = tmp_path / "net.py"
     assert run(capsys, "codegen", "mlp_softmax", "-o", str(out))[0] == 0
-    edited = out.read_text(encoding="utf-8").replace("np.maximum(Z1, 0)", "np.maximum(Z1, 0.0)")
+    edited = out.read_text(encoding="utf-8").replace("np.maximum(Z1, 0,", "np.maximum(Z1, 0.0,")
     out.write_text(edited, encoding="utf-8")
     code, _, err = run(capsys, "codegen", "mlp_softmax", "-o", str(out))
     assert code == 2 and "it was edited since backprop generated it" in err
