@@ -87,3 +87,55 @@ def test_a_factor_read_again_in_another_factor_is_not_overwritten() -> None:
         assert all(seed not in f.atoms() for f in factors), program.name(target)
     report = codegen.gradcheck(net.build())
     assert not report.failed, report.errors
+
+
+def test_sums_start_in_a_new_matrix_product_or_a_value_read_for_the_last_time() -> None:
+    program = lower(derive.get_derivation("two_layer_sigmoid"))
+    sums = {program.name(t): (program.code(seed), [(s, program.code(x)) for s, x in rest])
+            for t, (seed, rest) in program.sums.items()}
+    assert sums == {"Z": ("W1 @ X", [("+", "b1")]), "yhat": ("w2 @ A", [("+", "b2")]), "t1": ("yhat", [("-", "y")])}
+    assert {program.name(t): code for t, code in program.activations.items()} == {"A": "_sigmoid_(Z)"}
+    src = codegen.generate("two_layer_sigmoid")
+    assert "    Z = W1 @ X\n    Z += b1\n    # A = σ(Z)\n" in src
+    assert "    A = _sigmoid_(Z)  # computed in place: Z is not needed again\n" in src
+    assert "    t1 = yhat  # computed in place: yhat is not needed again\n    t1 -= y\n    del yhat\n" in src
+
+
+def test_no_input_param_or_cached_value_starts_a_sum_or_feeds_an_activation_in_place() -> None:
+    """y − ŷ starts in an input; A₁ (cached for backward) is read again; X + W @ X reads X twice."""
+    net = derive.NetworkBuilder("kept")
+    net.input("X", "n", "m").input("y", "n", "m").param("W", "n", "n")
+    net.assign("Z", "W @ X").assign("A", "tanh(Z)").assign("B", "X + W @ A - A").assign("D", "y - B")
+    net.assign("loss", "sum(D * D) / m")
+    model = net.build()
+    program = lower(derive.get_derivation(model))
+    given = {d.symbol for d in program.decls}
+    cached = set(program.cache)
+    for target, (seed, _) in program.sums.items():
+        assert seed not in given and program.name(seed) not in cached, program.name(target)
+    for target, code in program.activations.items():
+        arg = code[code.index("(") + 1:code.index(",") if "," in code else code.index(")")]
+        assert arg not in cached, program.name(target)
+    src = codegen.generate(model)
+    assert "D = y - B" in src  # y is the caller's: never written into
+    assert "A = np.tanh(Z, out=Z)" in src and "B = X + W @ A - A" in src  # Z is read no more; X is the caller's
+    report = codegen.gradcheck(model)
+    assert not report.failed, report.errors
+
+
+def test_a_sum_in_place_takes_the_dtype_of_its_new_first_term() -> None:
+    """The documented semantics: ``yhat = w2 @ A; yhat += b2`` computes in the product's dtype,
+    so float32 params and inputs with a float64 ``y`` give float32 values (as float32 in,
+    float32 out wants), equal to the float64 result at float32 precision."""
+    mod = codegen.load_module("two_layer_sigmoid")
+    params, inputs = _arrays(mod)
+    exact, exact_grads = mod.loss_and_grads(params, inputs)
+    p32 = {k: (v if np.ndim(v) == 0 else v.astype(np.float32)) for k, v in params.items()}
+    mixed = {"X": inputs["X"].astype(np.float32), "y": inputs["y"]}
+    loss, cache = mod.forward(mixed["X"], mixed["y"], *(p32[k] for k in mod.PARAMS))
+    assert cache["t1"].dtype == np.float32
+    loss, grads = mod.loss_and_grads(p32, mixed)
+    assert np.isclose(loss, exact, rtol=1e-5)
+    for k, g in grads.items():
+        assert np.asarray(g).dtype == np.float32 or type(g) is float, k
+        np.testing.assert_allclose(g, exact_grads[k], rtol=1e-4, atol=1e-6)
