@@ -215,6 +215,12 @@ class MathView(ast.NodeTransformer):
             return self.visit(node.args[0])
         return self._op(node) or self._numpy(node) or self.generic_visit(node)
 
+    def visit_Constant(self, node: ast.Constant) -> ast.Constant:  # noqa: N802
+        """``1.0 - A`` (a float for NumPy's speed) shown as the 1 − A it is."""
+        if type(node.value) is float and node.value.is_integer():
+            return ast.Constant(int(node.value))
+        return node
+
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:  # noqa: N802
         return self._op(node) or self.generic_visit(node)
 

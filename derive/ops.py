@@ -313,7 +313,7 @@ defop(Op(
         '    call per entry, and one new array (the steps after the first work in place)."""\n'
         "    s = 0.5 * x\n"
         "    s = np.tanh(s, out=s) if type(s) is np.ndarray else np.tanh(s)\n"
-        "    s += 1\n"
+        "    s += 1.0\n"
         "    s *= 0.5\n"
         "    return s\n"
     ),
@@ -323,7 +323,7 @@ defop(Op(
         '    """_sigmoid written into x, a new array the caller reads no more: no new array at all."""\n'
         "    x *= 0.5\n"
         "    np.tanh(x, out=x)\n"
-        "    x += 1\n"
+        "    x += 1.0\n"
         "    x *= 0.5\n"
         "    return x\n"
     ),

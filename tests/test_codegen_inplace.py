@@ -61,7 +61,7 @@ def test_products_are_computed_in_place_only_of_a_gradient_read_for_the_last_tim
     assert seed in program.frees[target]  # dropped right after: nothing reads it again
     assert all(seed not in f.atoms() for f in factors)
     src = codegen.generate("two_layer_sigmoid")
-    assert "    dZ = dA  # computed in place: dA is not needed again\n    dZ *= A\n    dZ *= 1 - A\n    del dA\n" in src
+    assert "    dZ = dA  # computed in place: dA is not needed again\n    dZ *= A\n    dZ *= 1.0 - A\n    del dA\n" in src
 
 
 def test_a_gradient_read_again_later_is_not_overwritten() -> None:
