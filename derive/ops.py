@@ -320,7 +320,8 @@ defop(Op(
     numpy_inplace="_sigmoid_({0})",
     numpy_inplace_helper=(
         "def _sigmoid_(x):\n"
-        '    """_sigmoid written into x, a new array the caller reads no more: no new array at all."""\n'
+        '    """The logistic function as (1 + tanh(x/2)) / 2 (no overflow), computed in x itself:\n'
+        '    x is a new array nothing reads again, so no array is allocated at all."""\n'
         "    x *= 0.5\n"
         "    np.tanh(x, out=x)\n"
         "    x += 1.0\n"
