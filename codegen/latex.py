@@ -208,9 +208,11 @@ class MathView(ast.NodeTransformer):
         return node
 
     # --- expressions -----------------------------------------------------
+    def visit_Dict(self, node: ast.Dict) -> ast.expr:  # noqa: N802
+        """backward's ``{"W1": dW1, ...}``: its values, as a tuple."""
+        return ast.Tuple([self.visit(v) for v in node.values], ast.Load())
+
     def visit_Call(self, node: ast.Call) -> ast.expr:  # noqa: N802
-        if isinstance(node.func, ast.Name) and node.func.id == "dict":
-            return ast.Tuple([self.visit(k.value) for k in node.keywords], ast.Load())
         if isinstance(node.func, ast.Name) and node.func.id in _IDENTITY_CALLS and len(node.args) == 1:
             return self.visit(node.args[0])
         return self._op(node) or self._numpy(node) or self.generic_visit(node)

@@ -33,7 +33,7 @@ from .rewrite import Rule, available, resolver, reuse, stabilize
 #: Helper functions the module template itself defines; spec names avoid them.
 TEMPLATE_HELPERS = frozenset({
     "_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
-                              "_param_dtypes", "_weak", "_forward",
+    "_weak", "_forward",
 })
 
 

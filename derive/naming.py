@@ -92,6 +92,7 @@ def index_letter(taken: Container[str], summed: bool) -> str:
 #: Names a generated module defines or calls at module level; spec names avoid them.
 MODULE_NAMES = frozenset({
     "np", "numpy", "forward", "backward", "loss_and_grads", "init_params", "cache",
+    "params", "inputs", "grads",
     "SHAPES", "PARAMS", "INPUTS", "DOMAINS", "DIMS", "INIT", "dims", "seed", "dtype", "rng",
 })
 TEMP_PREFIX = "t"

@@ -234,6 +234,41 @@ def test_float32_in_float32_out(name):
         assert type(g) is float if np.ndim(params[p]) == 0 else g.dtype == np.float32, p
 
 
+@pytest.mark.parametrize("name", EXAMPLES)
+@pytest.mark.parametrize(("param_dtype", "input_dtype"), [(np.float32, np.float64), (np.float64, np.float32)])
+def test_gradients_take_their_params_dtype(name, param_dtype, input_dtype):
+    """Mixed dtypes: each gradient comes back in its param's dtype (a scalar's as a float), with
+    the values of the all-float64 computation to the params' precision."""
+    mod = module(name)
+    params64, inputs64 = point(mod)
+    params = {k: v if np.ndim(v) == 0 else v.astype(param_dtype) for k, v in params64.items()}
+    inputs = {k: v if np.ndim(v) == 0 else v.astype(input_dtype) for k, v in inputs64.items()}
+    _, want = mod.loss_and_grads({k: np.asarray(v, np.float64)[()] if np.ndim(v) == 0 else v.astype(np.float64)
+                                  for k, v in params.items()}, {k: np.asarray(v, np.float64)[()] if np.ndim(v) == 0
+                                  else v.astype(np.float64) for k, v in inputs.items()})
+    _, grads = mod.loss_and_grads(params, inputs)
+    for p, g in grads.items():
+        if np.ndim(params[p]) == 0:
+            assert type(g) is float, p
+        else:
+            assert g.dtype == param_dtype and g.shape == params[p].shape and g.flags.writeable, p
+        np.testing.assert_allclose(g, want[p], rtol=1e-3, atol=1e-5 * np.max(np.abs(want[p])), err_msg=p)
+
+
+@pytest.mark.parametrize("form", [np.float64, np.float32, lambda v: np.asarray(v), lambda v: np.full((1, 1), v)])
+def test_scalar_param_forms_give_gradients_like_them(form):
+    """A scalar param given as a NumPy scalar or a 0-d array gets a float; as a 1×1 array, a 1×1 array."""
+    mod = module("logistic_regression")
+    params, inputs = point(mod)
+    _, want = mod.loss_and_grads(params, inputs)
+    _, got = mod.loss_and_grads(params | {"b": form(params["b"])}, inputs)
+    if np.ndim(form(0.0)) == 2:
+        assert got["b"].shape == (1, 1) and got["b"].dtype == np.float64
+    else:
+        assert type(got["b"]) is float
+    np.testing.assert_allclose(np.reshape(got["b"], ()), want["b"], rtol=1e-6)
+
+
 # ---------------------------------------------------------------------------
 # Readable and efficient
 # ---------------------------------------------------------------------------
@@ -508,4 +543,18 @@ def test_spec_names_that_shadow_python_or_numpy():
     """)
     src = codegen.generate(spec)
     assert "def forward(np_, max_, cache_, dims_):" in src
+    assert codegen.gradcheck(spec).ok
+
+
+def test_spec_names_that_shadow_loss_and_grads_locals():
+    """loss_and_grads reads params into locals: names it uses itself are renamed."""
+    spec = _spec_file("""
+        input inputs[n, m]
+        input grads[1, m]
+        param params[1, n]
+        param b
+        L = sum((params @ inputs + b - grads)**2) / m
+    """)
+    src = codegen.generate(spec)
+    assert "def forward(inputs_, grads_, params_, b):" in src
     assert codegen.gradcheck(spec).ok
