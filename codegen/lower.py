@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from sympy import Basic, MatrixSymbol
 
@@ -142,8 +143,10 @@ def zero_d(e: Basic) -> bool:
     return not isinstance(e, MatrixSymbol)
 
 
-def _reads(e: Basic) -> set[Basic]:
-    return set(e.atoms(MatrixSymbol))
+@lru_cache(maxsize=1 << 14)
+def _reads(e: Basic) -> frozenset[Basic]:
+    """The values ``e`` reads. Memoized: liveness, frees and the cache each ask of every statement."""
+    return frozenset(e.atoms(MatrixSymbol))
 
 
 def _live(stmts: list[Stmt], roots: set[Basic]) -> list[Stmt]:

@@ -226,6 +226,7 @@ def _simplify_region(e: Basic, domains: Mapping[str, str | None]) -> Basic:
     s = region.to_sympy(e)
     candidates = [s]
     if sympy.count_ops(s) <= _MAX_CANCEL_OPS:
-        candidates += [sympy.factor_terms(s), sympy.cancel(s), sympy.factor_terms(sympy.cancel(s))]
+        cancelled = sympy.cancel(s)
+        candidates += [sympy.factor_terms(s), cancelled, sympy.factor_terms(cancelled)]
     built = [region.from_sympy(c) for c in candidates]
     return min(built, key=_cost)
