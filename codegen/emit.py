@@ -16,6 +16,7 @@ import jinja2
 import sympy
 
 from derive.derivation import Derivation
+from derive.gcpause import without_cyclic_gc
 from derive.ir import OpNode, shape_of
 from derive.model import Model
 from derive.parse import examples_dir
@@ -86,6 +87,7 @@ def spec_label(spec: str | Model | Derivation) -> str:
     return model.path
 
 
+@without_cyclic_gc
 def generate(
     spec: str | Model | Derivation, output: str | None = None, label: str | None = None, optimizer: str | None = None
 ) -> str:

@@ -15,6 +15,7 @@ from sympy import Basic, MatrixSymbol
 
 from . import ir, naming
 from .derivation import Derivation, Equation, Path, Step
+from .gcpause import without_cyclic_gc
 from .ir import OpNode, shape_of
 from .model import Assign, Model
 from .printing import GradSymbol, grad_symbol
@@ -156,6 +157,7 @@ def _inline(result: Basic, done: Mapping[str, Step], domains: Mapping[str, str |
     return best
 
 
+@without_cyclic_gc
 def derive(model: Model) -> Derivation:
     """Backpropagate through ``model``: one :class:`Step` per needed gradient."""
     eqs = forward_equations(model)
