@@ -82,7 +82,7 @@ def codegen_available() -> bool:
     return callable(getattr(codegen, "generate", None))
 
 
-def measure(depths: tuple[int, ...] = DEPTHS, repeats: int = 5) -> dict[str, Any]:
+def measure(depths: tuple[int, ...] = DEPTHS, repeats: int = 9) -> dict[str, Any]:
     """Median seconds per stage and depth, each from ``repeats`` fresh processes.
 
     The repeats go round all depths in turn, so a burst of load on the machine
