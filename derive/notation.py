@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 GREEK = {
     "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "eps": "ε",
@@ -50,13 +51,19 @@ def latex_name(name: str) -> str:
     return body
 
 
+def with_hat(text: str) -> str:
+    """``text`` wearing a circumflex: one precomposed character where Unicode has one (ŷ, ŝ),
+    which every terminal draws; a combining U+0302 otherwise (v̂, p̂)."""
+    return unicodedata.normalize("NFC", text + "\u0302")
+
+
 def text_name(name: str) -> str:
     if name in LOSS_NAMES:
         return "L"
     base, hat, sub = _parts(name)
     body = GREEK.get(base, base)
     if hat:
-        body += "\u0302"
+        body = with_hat(body)
     if sub is not None:
         body += sub.translate(_SUB) if sub.isdigit() else "_" + sub
     return body

@@ -30,7 +30,7 @@ from sympy import Basic, MatrixSymbol
 
 from . import ir
 from .ir import Shape
-from .notation import latex_name, text_name
+from .notation import latex_name, text_name, with_hat
 from .printing import grad_symbol, latex, text
 
 # Hyperparameters. ``alpha`` is the same symbol as :attr:`Derivation.rate`.
@@ -69,7 +69,8 @@ class StateSymbol(MatrixSymbol):
         return body + "_{d" + latex_name(self.of) + "}"
 
     def _sympystr(self, printer: Any) -> str:
-        return text_name(self.letter) + ("\u0302" if self.corrected else "") + "_d" + text_name(self.of)
+        letter = text_name(self.letter)
+        return (with_hat(letter) if self.corrected else letter) + "_d" + text_name(self.of)
 
 
 def state_symbol(letter: str, param: str, shape: Shape, corrected: bool = False) -> StateSymbol:

@@ -35,7 +35,7 @@ from derive.evaluate import evaluate
 from derive.index import Apply, Entry, Product, Scaled, Sum, gradient_index, to_index
 from derive.ir import OpNode, is_const, shape_of
 from derive.naming import grad_name
-from derive.notation import NotationError, display_width, math_to_latex, rule_latex
+from derive.notation import NotationError, display_width, math_to_latex, rule_latex, text_name
 from derive.ops import REGISTRY
 from derive.printing import GradSymbol
 from derive.render import (
@@ -296,8 +296,8 @@ def test_text_reads_like_notes() -> None:
     positions = [out.index("\n" + t + "\n") for t in titles]
     assert positions == sorted(positions)
     for line in (
-        "  Z = W₁ X + b₁", "  A = σ(Z)", "  ŷ = w₂ A + b₂", "  L = Σ((ŷ − y)²)/m",
-        "  ∂L/∂ŷ = ∂/∂ŷ [Σ((ŷ − y)²)/m]", "        = 2/m · (ŷ − y)",
+        "  Z = W₁ X + b₁", "  A = σ(Z)", "  ŷ = w₂ A + b₂", "  L = Σ((ŷ − y)²)/m",
+        "  ∂L/∂ŷ = ∂/∂ŷ [Σ((ŷ − y)²)/m]", "        = 2/m · (ŷ − y)",
         "  ∂L/∂Z = ∂L/∂A ∂A/∂Z", "        = ∂L/∂A ⊙ A ⊙ (1 − A)",
         "  ∂L/∂W₁ = ∂L/∂Z Xᵀ", "  ∂L/∂b₁ = rowsum(∂L/∂Z)", "  W₁ ← W₁ − α · ∂L/∂W₁",
     ):
@@ -312,6 +312,16 @@ def test_text_equations_align(d: Derivation) -> None:
     fwd = out.split(T_FORWARD + "\n")[1].split("\n\n")[0].splitlines()[1:]
     cols = {display_width(ln[: ln.index(" = ")]) for ln in fwd if " = " in ln}  # ŷ: one column
     assert len(cols) == 1, fwd
+
+
+@pytest.mark.parametrize(("name", "shown", "columns"), [
+    ("yhat", "\u0177", 1), ("Yhat", "\u0176", 1), ("shat", "\u015d", 1), ("yhat2", "\u0177\u2082", 2),  # precomposed
+    ("phat", "p\u0302", 1), ("vhat", "v\u0302", 1),  # no precomposed letter: a combining hat
+])
+def test_hats_are_precomposed_where_unicode_has_the_letter(name: str, shown: str, columns: int) -> None:
+    """ŷ as one character draws in every terminal; p̂ has no such character, so it combines."""
+    assert text_name(name) == shown
+    assert display_width(shown) == columns
 
 
 def test_long_sums_break_across_rows() -> None:
@@ -347,7 +357,7 @@ def test_param_restricts_to_the_steps_it_needs() -> None:
     assert [s.target for s in needed_steps(d, "b2")] == ["yhat", "b2"]
     assert [s.target for s in needed_steps(d, "W1")] == ["yhat", "A", "Z", "W1"]
     out = to_text(d, param="b2")
-    assert "∂L/∂W₁" not in out and "∂L/∂b₂ = Σ(∂L/∂ŷ)" in out and "b₂ ← b₂ − α · ∂L/∂b₂" in out
+    assert "∂L/∂W₁" not in out and "∂L/∂b₂ = Σ(∂L/∂ŷ)" in out and "b₂ ← b₂ − α · ∂L/∂b₂" in out
     with pytest.raises(ValueError, match="W1, b1, w2, b2"):
         to_text(d, param="W9")
 
@@ -357,7 +367,7 @@ def test_expanded_section() -> None:
     out = to_text(d, expanded=True)
     assert T_EXPANDED in out and T_EXPANDED not in to_text(d)
     # CS230's published form: ((w₂ᵀ (2/m)(ŷ − y)) ⊙ A ⊙ (1 − A)) Xᵀ
-    assert "  ∂L/∂W₁ = ((w₂ᵀ (2/m · (ŷ − y))) ⊙ A ⊙ (1 − A)) Xᵀ" in out
+    assert "  ∂L/∂W₁ = ((w₂ᵀ (2/m · (ŷ − y))) ⊙ A ⊙ (1 − A)) Xᵀ" in out
 
 
 def test_index_notation_for_w1() -> None:
@@ -372,7 +382,7 @@ def test_index_notation_for_w1() -> None:
     assert T_INDEX in out
     assert "  ∂L/∂W₁[i,j] = Σₜ ∂L/∂Z[i,t] X[j,t]" in out
     assert "  ∂L/∂b₁[i]   = Σₜ ∂L/∂Z[i,t]" in out
-    assert "  ∂L/∂b₂      = Σₜ ∂L/∂ŷ[t]" in out
+    assert "  ∂L/∂b₂      = Σₜ ∂L/∂ŷ[t]" in out
 
 
 def test_index_letters_avoid_dims_and_variables() -> None:
@@ -562,7 +572,7 @@ def test_optimizer_updates_end_the_notes() -> None:
     out = to_text(d, param="W1")
     section = out.split("\nUpdate (Adam, learning rate α)\n")[1]
     assert "β₁: decay of the gradient average (momentum)" in " ".join(section.split())
-    for line in ("  v_dW₁ ← β₁ · v_dW₁ + (1 − β₁) · ∂L/∂W₁", "  W₁    ← W₁ − α · v\u0302_dW₁/(√(s\u0302_dW₁) + ε)"):
+    for line in ("  v_dW₁ ← β₁ · v_dW₁ + (1 − β₁) · ∂L/∂W₁", "  W₁    ← W₁ − α · v\u0302_dW₁/(√(ŝ_dW₁) + ε)"):
         assert line in section.splitlines(), line
     doc = json.loads(to_json(d, param="W1"))
     assert doc["optimizer"]["name"] == "adam" and len(doc["updates"][0]["equations"]) == 5
