@@ -242,7 +242,7 @@ def _mul_text(p: Any, e: OpNode) -> str:
 defop(Op(
     "add", 2, elementwise_shape("'+'"),
     vjps=(lambda g, out, e: g, lambda g, out, e: g),
-    rules=("sum: ∂L/∂U = ∂L/∂(U + V)", "sum: ∂L/∂V = ∂L/∂(U + V)"),
+    rules=("addition: ∂L/∂U = ∂L/∂(U + V)", "addition: ∂L/∂V = ∂L/∂(U + V)"),
     latex=fmt("{0} + {1}", ADD, [ADD, ADD + 1]), text=fmt("{0} + {1}", ADD, [ADD, ADD + 1]),
     numpy=fmt("{0} + {1}", ADD, [ADD, ADD + 1]), np_eval=lambda a, b, e=None: a + b,
     prec=ADD, elementwise=True, exact=lambda a, b: a + b,
