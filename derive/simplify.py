@@ -147,9 +147,43 @@ class _Region:
         return isinstance(self.leaves.get(f), GradSymbol)
 
 
-def _cost(e: Basic) -> tuple[int, int, int]:
-    """Smallest first; among equals, the factored one (m (1 − p), not m p − m)."""
-    return (ir.count_nodes(e), _repeated_leaves(e), len(str(e)))
+def _cost(e: Basic) -> tuple[int, int, int, int]:
+    """Smallest first; among equals, the factored one (m (1 − p), not m p − m), then the one
+    whose differences read as notes write them (1 − p, not p − 1)."""
+    return (ir.count_nodes(e), _repeated_leaves(e), _trailing_constants(e), len(str(e)))
+
+
+def _trailing_constants(e: Basic) -> int:
+    """How many differences end in a constant (p − 1 rather than 1 − p)."""
+    if not isinstance(e, OpNode):
+        return 0
+    own = int(e.op.name == "sub" and is_const(e.children[1]) and not is_const(e.children[0]))
+    return own + sum(_trailing_constants(c) for c in e.children)
+
+
+def _oriented(s: sympy.Expr) -> sympy.Expr:
+    """``s`` with each factor x − c (c a positive constant) written c − x: (y − p)/(p (p − 1))
+    becomes (p − y)/(p (1 − p)). An odd number of sign flips is undone on a factor with no
+    constant (y − p to p − y), else on the coefficient."""
+    if not isinstance(s, sympy.Mul):
+        return s
+    flips, out, free = 0, [], []
+    for f in s.args:
+        base, ex = f.as_base_exp()
+        if isinstance(base, sympy.Add) and ex.is_Integer:
+            const = base.as_coeff_Add()[0]
+            if const.is_negative:
+                base, flips = -base, flips + int(ex) % 2
+            elif const == 0 and int(ex) % 2:
+                free.append(len(out))
+        out.append((base, ex))
+    if flips % 2:
+        if free:
+            base, ex = out[free[0]]
+            out[free[0]] = (-base, ex)
+        else:
+            out.append((sympy.Integer(-1), sympy.Integer(1)))
+    return sympy.Mul(*(b**e for b, e in out), evaluate=True)
 
 
 def _repeated_leaves(e: Basic) -> int:
@@ -228,5 +262,6 @@ def _simplify_region(e: Basic, domains: Mapping[str, str | None]) -> Basic:
     if sympy.count_ops(s) <= _MAX_CANCEL_OPS:
         cancelled = sympy.cancel(s)
         candidates += [sympy.factor_terms(s), cancelled, sympy.factor_terms(cancelled)]
+        candidates += [o for o in map(_oriented, candidates) if o not in candidates]
     built = [region.from_sympy(c) for c in candidates]
     return min(built, key=_cost)

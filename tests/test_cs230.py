@@ -201,6 +201,30 @@ def test_sigmoid_binary_cross_entropy_is_p_minus_y_over_m() -> None:
     assert d.expanded("w") == ir.matmul(want, ir.transpose(d.model.symbol("X"))), text(d.expanded("w"))
 
 
+def test_binary_cross_entropy_gradient_reads_prediction_minus_target() -> None:
+    """∂L/∂p as notes write it: (p − y)/(m p (1 − p)), not the equal (y − p)/(m p (p − 1))."""
+    d = derive.get_derivation("logistic_regression")
+    assert text(d.step("p").result) == "(p − y)/(m · p ⊙ (1 − p))"
+
+
+_P, _Q, _X, _Y, _M = sympy.symbols("p q x y m", real=True)
+
+
+@pytest.mark.parametrize("s", [
+    (_Y - _P) / (_M * _P * (_P - 1)), (_P - 1) * (_Q - 2) * _X, 3 * (_P - 1) / (_Q - 1) ** 2,
+    (_P - 1) ** 3 * (_Y - _P), -(_P - 1) * _Y,
+], ids=str)
+def test_orienting_differences_keeps_the_value(s: sympy.Expr) -> None:
+    """Every constant-first rewrite is an identity, and leaves no difference ending in a constant."""
+    from derive.simplify import _oriented
+
+    o = _oriented(s)
+    assert sympy.simplify(o - s) == 0
+    for f in sympy.Mul.make_args(o):
+        base = f.as_base_exp()[0]
+        assert not (isinstance(base, sympy.Add) and base.as_coeff_Add()[0].is_negative), o
+
+
 def test_every_param_has_an_update_rule() -> None:
     """W ← W − α ∂L/∂W for every param, in the derivation's data."""
     for example in PUBLISHED:
