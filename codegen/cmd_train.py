@@ -1,6 +1,6 @@
 """``backprop train SPEC [--data FILE.npz | --synthetic] [--optimizer NAME] [--lr LR] [--epochs N] ...``.
 
-Also ``[--batch-size B] [--seed S] [--dims n=8,...] [--dtype float32] [--out DIR] [--quiet]``.
+Also ``[--batch-size B] [--val FRACTION] [--seed S] [--dims n=8,...] [--dtype float32] [--out DIR] [--quiet]``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                    help=f"passes over the data (default {DEFAULT_EPOCHS})")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="B",
                    help=f"examples per mini-batch (default {DEFAULT_BATCH}; at most the number of examples)")
+    p.add_argument("--val", type=float, default=0.0, metavar="FRACTION",
+                   help="hold out this fraction of the examples (chosen at random with --seed) and report their "
+                   "loss every epoch (default 0: train on all)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for params, synthetic data and shuffling (default 0)")
     p.add_argument("--dims", default="", metavar="n=8,m=512,...",
                    help="sizes of the dims the data does not fix "
@@ -57,6 +60,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be a positive number, got {args.lr:g}")
+    if not 0 <= args.val < 1:
+        raise UsageError(f"--val must be a fraction in [0, 1), got {args.val:g}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,10 +97,17 @@ def run(args: argparse.Namespace) -> int:
     for k, v in how.items():
         print(f"  {k:<8} {_shape(inputs[k])}: {v}")
     sys.stdout.flush()
-    h, params = train(module, inputs, dims, optimizer=opt.name, lr=lr, epochs=args.epochs, batch_size=args.batch_size,
-                      seed=args.seed, dtype=np.dtype(args.dtype).type, progress=not args.quiet, name=model.name)
+    try:
+        h, params = train(module, inputs, dims, optimizer=opt.name, lr=lr, epochs=args.epochs,
+                          batch_size=args.batch_size, seed=args.seed, dtype=np.dtype(args.dtype).type,
+                          progress=not args.quiet, name=model.name, val_fraction=args.val)
+    except ValueError as e:  # the split leaves no example on one side
+        raise UsageError(f"--val {args.val:g}: {e}") from None
     written = write_outputs(out, h, params, model.name)
     print(f"loss {h.first:.6g} -> {h.last:.6g} ({_verdict(h.first, h.last)}) after {len(h.epoch_loss) - 1} epochs")
+    if h.val_examples:
+        print(f"validation loss ({h.val_examples} held-out examples) {h.val_first:.6g} -> {h.val_last:.6g} "
+              f"({_verdict(h.val_first, h.val_last)})")
     print(f"wrote {', '.join(str(p) for p in written)}")
     if h.diverged:
         print(f"backprop: error: training diverged (the loss became {h.last}); try a smaller --lr than {lr:g}",

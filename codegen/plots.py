@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DPI = 120
 _LINE = "#1f4e79"
 _LIGHT = "#7fa7d0"
+_VAL = "#d1495b"
 
 
 def png(fig: Figure) -> bytes:
@@ -78,8 +79,12 @@ def loss_curve(h: History, title: str) -> Figure:
     if len(h.step_loss) > len(h.epoch_loss):
         ax.plot(steps, finite(h.step_loss), color=_LIGHT, lw=0.8, alpha=0.55, label="mini-batch loss (each step)")
     epochs = np.arange(len(h.epoch_loss))
-    ax.plot(epochs, finite(h.epoch_loss), "o-", color=_LINE, lw=2, ms=3.5, label="loss on all the data (end of epoch)")
-    _log_if_wide(ax, [*finite(h.epoch_loss), *finite(h.step_loss)])
+    data = "the training data" if h.val_examples else "all the data"
+    ax.plot(epochs, finite(h.epoch_loss), "o-", color=_LINE, lw=2, ms=3.5, label=f"loss on {data} (end of epoch)")
+    if h.val_examples:
+        ax.plot(epochs, finite(h.epoch_val_loss), "s--", color=_VAL, lw=1.8, ms=3.5,
+                label=f"loss on the {h.val_examples} held-out examples (validation)")
+    _log_if_wide(ax, [*finite(h.epoch_loss), *finite(h.step_loss), *finite(h.epoch_val_loss)])
     ax.set_xlabel("epoch")
     ax.set_ylabel(r"loss $\mathcal{L}$")
     ax.set_xlim(0, max(len(h.epoch_loss) - 1, 1))
@@ -89,6 +94,7 @@ def loss_curve(h: History, title: str) -> Figure:
     ax.set_title(
         f"{title}: {opt.title}, learning rate {h.lr:g}, batches of {h.batch_size}\n"
         f"loss {h.first:.4g} → {h.last:.4g}" + (f"  ({ratio:.3g}× lower)" if np.isfinite(ratio) and ratio > 1 else "")
+        + (f"; validation {h.val_first:.4g} → {h.val_last:.4g}" if h.val_examples else "")
         + ("  — diverged: try a smaller learning rate" if h.diverged else ""),
         fontsize=10,
     )

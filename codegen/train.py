@@ -4,8 +4,11 @@
 ``init_state``/``step``), initializes the params, and runs epochs of
 mini-batches -- the example columns shuffled each epoch -- recording every
 step's mini-batch loss and gradient norms, and at the end of every epoch the
-loss and gradient norms on the whole data set. :func:`write_outputs` writes
-``history.csv``, ``loss.png``, ``gradflow.png`` and ``params.npz``.
+loss and gradient norms on the whole training set. With ``val_fraction`` a
+seeded random share of the examples is held out before training and its loss
+recorded every epoch too: the gap between the two curves is overfitting.
+:func:`write_outputs` writes ``history.csv``, ``loss.png``, ``gradflow.png``
+and ``params.npz``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class History:
     epoch_loss: list[float] = field(default_factory=list)  # index 0: before training
     epoch_train_loss: list[float] = field(default_factory=list)  # mean mini-batch loss (0: before training)
     epoch_norms: dict[str, list[float]] = field(default_factory=dict)
+    val_examples: int = 0  # examples held out for validation (0: no split)
+    epoch_val_loss: list[float] = field(default_factory=list)  # loss on them (0: before training)
     diverged: bool = False
 
     @property
@@ -56,13 +61,24 @@ class History:
     def last(self) -> float:
         return self.epoch_loss[-1]
 
+    @property
+    def val_first(self) -> float:
+        return self.epoch_val_loss[0]
+
+    @property
+    def val_last(self) -> float:
+        return self.epoch_val_loss[-1]
+
     def csv(self) -> str:
-        """history.csv: a header, then one row per epoch (0 = before training); the last column is the loss."""
-        head = ["epoch", "steps", "train_loss", *(f"grad_norm_{p}" for p in self.params), "loss"]
+        """history.csv: a header, then one row per epoch (0 = before training); the last column is the
+        loss on the training data, preceded by the validation loss when examples were held out."""
+        val = ["val_loss"] if self.val_examples else []
+        head = ["epoch", "steps", "train_loss", *(f"grad_norm_{p}" for p in self.params), *val, "loss"]
         rows = [",".join(head)]
         for e, loss in enumerate(self.epoch_loss):
             cells = [str(e), str(e * self.steps_per_epoch), _num(self.epoch_train_loss[e])]
             cells += [_num(self.epoch_norms[p][e]) for p in self.params]
+            cells += [_num(self.epoch_val_loss[e])] if self.val_examples else []
             rows.append(",".join([*cells, _num(loss)]))
         return "\n".join(rows) + "\n"
 
@@ -73,6 +89,26 @@ def _num(x: float) -> str:
 
 def grad_norm(g: Any) -> float:
     return float(np.sqrt(np.sum(np.square(g))))
+
+
+def split(
+    inputs: Mapping[str, Any], sliced: set[str], m: int, fraction: float, seed: int
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Training and held-out inputs: ``round(fraction * m)`` example columns drawn at random (seeded),
+    in their original order, taken out of every example-carrying input. None when ``fraction`` is 0."""
+    held = round(fraction * m)
+    if not fraction:
+        return dict(inputs), None
+    if not sliced:
+        raise ValueError("no input carries examples (columns), so none can be held out for validation")
+    if not 1 <= held < m:
+        raise ValueError(f"holding out {fraction:g} of {m} examples leaves {held} for validation and {m - held} "
+                         "for training; each needs at least one")
+    order = np.random.default_rng([seed, 3]).permutation(m)
+    val_cols, train_cols = np.sort(order[:held]), np.sort(order[held:])
+    train = {k: (v[:, train_cols] if k in sliced else v) for k, v in inputs.items()}
+    val = {k: (v[:, val_cols] if k in sliced else v) for k, v in inputs.items()}
+    return train, val
 
 
 def batches(inputs: Mapping[str, Any], sliced: set[str], order: np.ndarray, size: int) -> list[dict[str, Any]]:
@@ -98,28 +134,33 @@ def train(
     progress: bool = True,
     name: str = "network",
     on_epoch: Callable[[int, float], None] | None = None,
+    val_fraction: float = 0.0,
 ) -> tuple[History, dict[str, Any]]:
     """Train the params of a generated ``module`` (which must carry ``init_state``/``step``).
 
     Returns the history and the final params. The same seed gives the same
-    params, batches and numbers.
+    params, batches and numbers. ``val_fraction`` of the examples are held out
+    (ValueError when that leaves either side empty).
     """
     opt = get_optimizer(optimizer)
     lr = opt.lr.default if lr is None else float(lr)
     mdim = example_dim(module)
     sliced = {k for k in module.INPUTS if per_example(module, k, mdim)}
     m = int(dims[mdim]) if mdim else 1
-    batch_size = max(1, min(batch_size, m))
     data = {k: (np.asarray(v, dtype=dtype) if np.ndim(v) else v) for k, v in inputs.items()}
+    data, val = split(data, sliced, m, val_fraction, seed)
+    m -= round(val_fraction * m) if val is not None else 0
+    batch_size = max(1, min(batch_size, m))
     params = module.init_params(dict(dims), seed=seed, dtype=dtype)
     state = module.init_state(params)
     rng = np.random.default_rng([seed, 2])
     steps = math.ceil(m / batch_size) if sliced else 1
     biases = tuple(p for p in module.PARAMS if getattr(module, "INIT", {}).get(p) == "zeros")
     h = History(name, opt.name, lr, batch_size, tuple(module.PARAMS), steps, biases)
+    h.val_examples = 0 if val is None else int(dims[mdim]) - m
     h.step_norms = {p: [] for p in h.params}
     h.epoch_norms = {p: [] for p in h.params}
-    _record_epoch(h, module, params, data, float("nan"))
+    _record_epoch(h, module, params, data, float("nan"), val)
     h.epoch_train_loss[0] = h.epoch_loss[0]
     bar = _bar(epochs * steps, f"{name} · {opt.name}", progress)
     quiet_overflow = np.errstate(over="ignore", invalid="ignore")  # a diverging run is detected and reported
@@ -141,7 +182,7 @@ def train(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(f"epoch {epoch}/{epochs}  loss {loss:.4g}", refresh=False)
-            _record_epoch(h, module, params, data, sum(losses) / m if sliced else losses[0])
+            _record_epoch(h, module, params, data, sum(losses) / m if sliced else losses[0], val)
             if on_epoch is not None:
                 on_epoch(epoch, h.last)
             if h.diverged or not math.isfinite(h.last):
@@ -160,9 +201,14 @@ def _count(batch: Mapping[str, Any], sliced: set[str], size: int) -> int:
     return 1
 
 
-def _record_epoch(h: History, module: ModuleType, params: Mapping[str, Any], data: Mapping[str, Any], train_loss: float) -> None:
+def _record_epoch(
+    h: History, module: ModuleType, params: Mapping[str, Any], data: Mapping[str, Any], train_loss: float,
+    val: Mapping[str, Any] | None,
+) -> None:
     with np.errstate(all="ignore"):
         loss, grads = module.loss_and_grads(params, data)
+        if val is not None:
+            h.epoch_val_loss.append(module.loss_and_grads(params, val)[0])
     h.epoch_loss.append(loss)
     h.epoch_train_loss.append(train_loss)
     for p in h.params:

@@ -20,7 +20,7 @@ from codegen.data import default_dims, load_npz, save_npz, synthetic, targets_of
 from codegen.emit import derivation_of, generate
 from codegen.gradflow import hidden_activations, with_activation
 from codegen.loader import load_source
-from codegen.train import train
+from codegen.train import split, train
 from derive.cli import main
 from derive.optim import OPTIMIZERS
 
@@ -241,6 +241,10 @@ def test_missing_data_file_and_bad_options(tmp_path: Path, capsys) -> None:
         (["--lr", "-1"], "--lr must be a positive number"),
         (["--dims", "q=3"], "--dims: unknown dimension 'q'"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--val", "1"], "--val must be a fraction in [0, 1), got 1"),
+        (["--val", "-0.1"], "--val must be a fraction in [0, 1)"),
+        (["--val", "0.0001"], "--val 0.0001: holding out 0.0001 of 512 examples leaves 0 for validation"),
+        (["--val", "0.9999"], "leaves 512 for validation and 0 for training"),
     ]
     for extra, message in cases:
         assert main(["train", "two_layer_sigmoid", *extra, "--quiet", "--out", str(out)]) == 2
@@ -248,6 +252,64 @@ def test_missing_data_file_and_bad_options(tmp_path: Path, capsys) -> None:
     assert not out.exists()
     assert main(["train", "no_such_spec", "--out", str(out)]) == 2
     assert "no such file or bundled example" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Validation split
+# ---------------------------------------------------------------------------
+
+
+def test_split_holds_out_a_seeded_disjoint_share_of_the_columns() -> None:
+    x = np.arange(3 * 10, dtype=float).reshape(3, 10)
+    inputs = {"X": x, "y": x[:1] * 2, "lam": 0.5}
+    train_part, val = split(inputs, {"X", "y"}, 10, 0.3, seed=4)
+    assert val is not None and val["lam"] == 0.5 and train_part["lam"] == 0.5
+    assert val["X"].shape == (3, 3) and train_part["X"].shape == (3, 7)
+    cols = sorted([*val["X"][0], *train_part["X"][0]])
+    assert cols == list(x[0])  # every example on exactly one side
+    np.testing.assert_array_equal(val["y"], val["X"][:1] * 2)  # columns stay paired across inputs
+    again, val_again = split(inputs, {"X", "y"}, 10, 0.3, seed=4)
+    np.testing.assert_array_equal(val_again["X"], val["X"])
+    assert not np.array_equal(split(inputs, {"X", "y"}, 10, 0.3, seed=5)[1]["X"], val["X"])
+    assert split(inputs, {"X", "y"}, 10, 0.0, seed=4)[1] is None
+    with pytest.raises(ValueError, match="no input carries examples"):
+        split({"lam": 0.5}, set(), 1, 0.5, seed=0)
+
+
+def test_train_with_validation_records_the_held_out_loss(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    args = ["train", "two_layer_sigmoid", "--synthetic", "--dims", "m=200,n=3,k=5", "--epochs", "4",
+            "--batch-size", "64", "--val", "0.25", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "validation loss (50 held-out examples)" in printed
+    header, rows = read_history(out / "history.csv")
+    assert header[-2:] == ["val_loss", "loss"]
+    assert [r[1] for r in rows] == [0, 3, 6, 9, 12]  # ceil(150 / 64) = 3 steps per epoch
+    assert rows[-1][-2] < rows[0][-2]  # the held-out loss falls too
+    # the recorded numbers are the module's loss on each side of the same seeded split, with the saved params
+    d = derivation_of("two_layer_sigmoid")
+    mod = load_source(generate(d), "two_layer_sigmoid")
+    data = synthetic(d.model, d, mod, {"n": 3, "m": 200, "k": 5}, seed=0).inputs
+    train_part, val = split(data, {"X", "y"}, 200, 0.25, seed=0)
+    saved = np.load(out / "params.npz")
+    params = {k: (float(saved[k]) if saved[k].shape == () else saved[k]) for k in saved.files}
+    assert mod.loss_and_grads(params, val)[0] == pytest.approx(rows[-1][-2], rel=1e-12)
+    assert mod.loss_and_grads(params, train_part)[0] == pytest.approx(rows[-1][-1], rel=1e-12)
+    assert_png(out / "loss.png")
+
+
+def test_validation_shows_overfitting_on_a_tiny_training_set() -> None:
+    """10 training examples, 577 params: the network fits them exactly (noise included) while the
+    held-out loss stays at the noise it cannot predict. That gap is what --val is for."""
+    d = derivation_of("two_layer_sigmoid")
+    mod = load_source(generate(d, optimizer="adam"), "two_layer_sigmoid")
+    dims = {"n": 8, "m": 20, "k": 64}
+    data = synthetic(d.model, d, mod, dims, seed=0).inputs
+    h, _ = train(mod, data, dims, optimizer="adam", lr=0.01, epochs=1000, batch_size=20, seed=0,
+                 progress=False, val_fraction=0.5)
+    assert h.val_examples == 10
+    assert h.last < 1e-12 < 1e-4 < h.val_last < h.val_first
 
 
 # ---------------------------------------------------------------------------
