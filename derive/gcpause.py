@@ -28,6 +28,8 @@ def cyclic_gc_paused() -> Iterator[None]:
     """Disable the cyclic collector for the block, then restore it as it was.
 
     Nested uses are safe: only the outermost, which found it enabled, enables it again.
+    The switch is process-wide, so cycles other threads make meanwhile also wait for
+    the next collection; none is lost.
     """
     was_enabled = gc.isenabled()
     gc.disable()
