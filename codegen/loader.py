@@ -1,16 +1,16 @@
-"""Import a generated module from a file, never by exec/eval of a string.
+"""Import a generated module: a ``.py`` file with ``importlib``, generated source in memory.
 
-The source is written to a per-process temporary directory and imported with
-``importlib``, so ``inspect.getsource`` (which latexify needs), tracebacks and
-debuggers see real lines. Files are removed when the process exits.
+Source is compiled and executed into a fresh module object; nothing is written
+to disk, so a process killed by any signal (SIGKILL included) leaves no
+temporary files behind. Its lines are registered in :mod:`linecache` under the
+pseudo-filename ``<backprop_gen_NAME_DIGEST>``, so ``inspect.getsource`` (which
+the LaTeX renderer needs), tracebacks and debuggers still show real lines.
 """
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
-import shutil
-import tempfile
+import linecache
 from pathlib import Path
 from types import ModuleType
 
@@ -20,16 +20,6 @@ from derive.naming import module_name
 
 from .emit import derivation_of, generate
 from .header import digest
-
-_DIR: Path | None = None
-
-
-def _tmpdir() -> Path:
-    global _DIR
-    if _DIR is None:
-        _DIR = Path(tempfile.mkdtemp(prefix="backprop-gen-"))
-        atexit.register(shutil.rmtree, _DIR, True)
-    return _DIR
 
 
 def import_file(path: str | Path, name: str | None = None) -> ModuleType:
@@ -49,12 +39,17 @@ def is_source(text: str) -> bool:
 
 
 def load_source(source: str, model_name: str = "network") -> ModuleType:
-    """Write ``source`` to a temporary file and import it."""
+    """Compile ``source`` and execute it into a fresh module (not added to sys.modules).
+
+    The pseudo-filename is keyed by the source's digest, and its linecache entry
+    has no mtime, so ``linecache.checkcache`` keeps it (there is no file to compare).
+    """
     name = module_name(model_name, digest(source))
-    path = _tmpdir() / f"{name}.py"
-    if not path.exists():
-        path.write_text(source, encoding="utf-8")
-    return import_file(path, name)
+    filename = f"<{name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    module = ModuleType(name)
+    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - our own generated code
+    return module
 
 
 def load_module(spec_or_source: str | Path | Model | Derivation | ModuleType) -> ModuleType:
