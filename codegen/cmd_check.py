@@ -1,19 +1,28 @@
-"""``backprop check SPEC [--dims n=3,m=5] [--seed S] [--tol T]``: gradients vs finite differences."""
+"""``backprop check SPEC [--dims n=3,m=5] [--seed S] [--tol T] [--dtype float32]``: gradients vs
+finite differences.
+
+Exit status: 0 when no gradient is wrong, 1 when one is (or the loss differs
+from the reference evaluator), 2 on bad options. A param the finite differences
+are too noisy to check here exits 0, with a warning on stderr: exit 1 is
+evidence of a wrong gradient, and a measurement that cannot tell is no evidence;
+failing on it would be the false alarm this verdict exists to avoid.
+"""
 
 from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from derive.cli import UsageError
 from derive.parse import suggest
 
-from .gradcheck import TOLERANCE
+from .gradcheck import TOLERANCES
 
 HELP = {
     "check": "generate the NumPy module and check every gradient against central finite differences "
-    "(float64); exit status 1 above tolerance",
+    "(float64); exit status 1 for a wrong gradient, 0 with a warning where they are too noisy to tell",
 }
 _ITEM = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*(\S+)\s*")
 
@@ -23,8 +32,11 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--dims", default="", metavar="n=3,m=5,...",
                    help="fix some dimension sizes; the others are drawn at random from the seed")
     p.add_argument("--seed", type=int, default=0, help="random seed for sizes, params and inputs (default 0)")
-    p.add_argument("--tol", type=float, default=TOLERANCE,
-                   help=f"largest acceptable max relative error (default {TOLERANCE:g})")
+    p.add_argument("--tol", type=float, default=None,
+                   help="largest acceptable relative error, max|grad − fd| / max(|grad|, |fd|) "
+                   f"(default {TOLERANCES['float64']:g}; {TOLERANCES['float32']:g} with --dtype float32)")
+    p.add_argument("--dtype", choices=tuple(TOLERANCES), default="float64",
+                   help="precision the gradients are computed in (the differences are always float64)")
 
 
 def parse_dims(text: str) -> dict[str, int]:
@@ -73,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from .loader import load_module
 
     dims = parse_dims(args.dims)
-    if not args.tol > 0:
+    if args.tol is not None and not args.tol > 0:
         raise UsageError(f"--tol must be positive, got {args.tol:g}")
     target = args.spec
     reference = None
@@ -93,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         known = list(d.model.dims)
         target = d
     check_known_dims(dims, known)
-    report = gradcheck(target, dims=dims, seed=args.seed, tol=args.tol, reference=reference)
+    report = gradcheck(target, dims=dims, seed=args.seed, tol=args.tol, reference=reference, dtype=args.dtype)
     print(report.format())
+    if report.ok and report.noisy:
+        print(f"backprop: warning: finite differences too noisy to check {', '.join(report.noisy)} "
+              f"to {report.tol:g} (no gradient found wrong); try another --seed", file=sys.stderr)
     return 0 if report.ok else 1

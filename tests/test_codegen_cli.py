@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -156,6 +159,7 @@ def test_check_passes(capsys):
     assert code == 0
     assert out.startswith("gradcheck two_layer_sigmoid: dims n=3, m=5, k=")
     assert out.rstrip().endswith("ok: every gradient within 1e-07")
+    assert out.splitlines()[2].split()[-1] == "ok"
 
 
 def test_check_a_committed_module_against_its_spec(capsys):
@@ -168,9 +172,69 @@ def test_check_fails_with_status_1(tmp_path, capsys):
     path = tmp_path / "broken.py"
     path.write_text(codegen.generate("logistic_regression").replace("dw = dz @ X.T", "dw = 2 * dz @ X.T"),
                     encoding="utf-8")
-    code, out, _ = run(capsys, "check", str(path))
-    assert code == 1
-    assert "FAIL: w above tolerance 1e-07" in out
+    code, out, err = run(capsys, "check", str(path))
+    assert code == 1 and err == ""
+    assert "WRONG: w: |grad − fd| above both the tolerance 1e-07 (relative) and the finite differences' noise" in out
+    assert [line.split()[-1] for line in out.splitlines()[2:4]] == ["WRONG", "ok"]
+
+
+def test_check_too_noisy_exits_0_with_a_warning(tmp_path, capsys):
+    """Not evidence of a wrong gradient, so not exit 1; but said, on stderr and in the report."""
+    spec = tmp_path / "large.spec"
+    spec.write_text("input X[n, m]\nparam W[k, n]\nparam c\n"
+                    "loss = 1000000 * sum(exp(c * X)) + sum(W @ X)\n", encoding="utf-8")
+    code, out, err = run(capsys, "check", str(spec), "--seed", "1")
+    assert code == 0
+    assert "too noisy (15 of 15 entries)" in out and out.splitlines()[-1].startswith("too noisy: W:")
+    assert err.strip() == ("backprop: warning: finite differences too noisy to check W to 1e-07 "
+                           "(no gradient found wrong); try another --seed")
+
+
+def test_check_float32(tmp_path, capsys):
+    code, out, _ = run(capsys, "check", "mlp_softmax", "--dtype", "float32", "--dims", "h=3")
+    assert code == 0 and "float32 gradients vs central differences in float64" in out
+    assert out.rstrip().endswith("ok: every gradient within 0.0001")
+    path = tmp_path / "broken.py"
+    path.write_text(codegen.generate("mlp_softmax").replace('"W2": dW2', '"W2": dW2 * 1.001'), encoding="utf-8")
+    code, out, _ = run(capsys, "check", str(path), "--dtype", "float32", "--dims", "h=3")
+    assert code == 1 and "WRONG: W2:" in out
+
+
+# ---------------------------------------------------------------------------
+# check leaves no temporary files, even when killed
+# ---------------------------------------------------------------------------
+
+
+def test_loading_generated_source_writes_no_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    report = codegen.gradcheck("two_layer_sigmoid")
+    assert report.ok and list(tmp_path.iterdir()) == []
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads CPU time from /proc")
+def test_check_killed_mid_run_leaves_nothing_behind(tmp_path):
+    """SIGKILL skips every cleanup handler: the only safe temp dir is none."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([*CLI, "check", "mlp_softmax", "--dims", "h=64"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while _cpu_seconds(proc.pid) < 3.0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # past the imports and the module load, into the differences (~15 s)
+        assert proc.poll() is None, "check finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert list(tmp.iterdir()) == []
 
 
 @pytest.mark.parametrize(("dims", "message"), [

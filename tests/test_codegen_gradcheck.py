@@ -3,11 +3,15 @@ committed module; and the checker itself must be able to fail."""
 
 from __future__ import annotations
 
+import re
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import codegen
-from codegen.gradcheck import TOLERANCE, draw, gradcheck, relative_error, resolve_dims
+from codegen.gradcheck import TOLERANCE, TOLERANCES, draw, gradcheck, relative_error, resolve_dims
 from codegen.regenerate import GENERATED
 from derive.parse import example_names
 
@@ -19,7 +23,7 @@ SEEDS = (0, 1, 2)  # three random points, each at its own random sizes
 def test_every_example_matches_finite_differences(name, seed):
     report = gradcheck(name, seed=seed)
     assert set(report.errors) == set(codegen.load_module(name).PARAMS)
-    assert report.ok, report.format()
+    assert report.ok and not report.noisy, report.format()
     assert report.worst <= TOLERANCE == 1e-7
     assert report.loss_error is not None and report.loss_error <= 1e-10  # stable forms = textbook forms
 
@@ -43,7 +47,8 @@ def test_a_wrong_gradient_fails():
     report = gradcheck(codegen.load_module(wrong), seed=0)
     assert not report.ok and report.failed == ["w", "b"]
     assert 5e-4 < report.errors["w"] < 2e-3
-    assert "FAIL: w, b above tolerance 1e-07" in report.format()
+    assert report.params["w"].discrepancy > 1e4 * report.params["w"].noise  # far above the fd noise
+    assert "WRONG: w, b: |grad − fd| above both the tolerance 1e-07" in report.format()
 
 
 def test_a_wrong_loss_fails_against_the_reference_evaluator():
@@ -60,8 +65,12 @@ def test_a_wrong_loss_fails_against_the_reference_evaluator():
 def test_report_format():
     text = gradcheck("two_layer_sigmoid", dims={"n": 3, "m": 5, "k": 4}, seed=1).format()
     assert text.splitlines()[0] == (
-        "gradcheck two_layer_sigmoid: dims n=3, m=5, k=4; seed 1; central differences (eps 1e-06) in float64")
-    assert "  W1                4×3" in text and "  b2             scalar" in text
+        "gradcheck two_layer_sigmoid: dims n=3, m=5, k=4; seed 1; float64 gradients vs central differences "
+        "in float64 at h and 2h, h = 6.1e-06·max(1, |θ|)")
+    assert text.splitlines()[1].split() == ["param", "shape", "scale", "max", "|grad", "−", "fd|", "fd", "noise",
+                                            "rel.", "error", "verdict"]
+    assert re.search(r"^  W1 +4×3 +\S+ +\S+ +\S+ +\S+  ok$", text, re.M)
+    assert "  b2             scalar" in text
     assert text.endswith("ok: every gradient within 1e-07")
 
 
@@ -90,3 +99,153 @@ def test_relative_error_is_relative_to_the_gradient_scale():
     assert relative_error(np.array([1.0, 0.0]), np.array([1.0, 1e-9])) == pytest.approx(1e-9)
     assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
     assert relative_error(2.0, 1.0) == 0.5
+
+
+# ---------------------------------------------------------------------------
+# Verdicts: ok, wrong, too noisy -- no false alarms, no missed errors
+# ---------------------------------------------------------------------------
+
+
+def _spec(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / f"{name}.spec"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return str(path)
+
+
+#: dL/dW is zero everywhere, but W moves the loss of 10⁷ by its rounding: fd noise, not zero.
+CANCELLING = """
+    input X[n, m]
+    param W[k, n]
+    param V[k, n]
+    param c
+    loss = 1000000 * sum(exp(c * X)) + sum((W + V) @ X) - sum(W @ X)
+"""
+#: A loss of 10⁷ whose W-gradient is of order 1: its fd carry rounding of ~1e-3.
+LARGE_LOSS = """
+    input X[n, m]
+    param W[k, n]
+    param c
+    loss = 1000000 * sum(exp(c * X)) + sum(W @ X)
+"""
+#: exp∘tanh nested twice, a loss of e¹⁰ at the saturated seed 3.
+EXP_TANH = """
+    input X[n, m]
+    param w[1, n]
+    param b
+    loss = exp(10 * tanh(sum(exp(2 * tanh(w @ X + b)))))
+"""
+EXP_TANH_2 = """
+    input X[n, m]
+    param W[k, n]
+    param v[1, k]
+    loss = sum(exp(5 * tanh(v @ exp(tanh(W @ X)))))
+"""
+
+
+def _scaled(source: str, param: str, factor: str) -> str:
+    """The module with one gradient multiplied, in backward's return dict."""
+    wrong, count = re.subn(rf'("{param}": )(\w+)([,}}])', rf"\g<1>\g<2> * {factor}\g<3>", source)
+    assert count == 1
+    return wrong
+
+
+def test_an_identically_zero_gradient_passes(tmp_path):
+    spec = _spec(tmp_path, "dead", "input X[n, m]\nparam W[k, n]\nloss = sum(relu(-exp(W @ X)))\n")
+    for seed in SEEDS:
+        report = gradcheck(spec, seed=seed)
+        assert report.ok and not report.noisy and report.params["W"].verdict == "ok", report.format()
+
+
+def test_a_zero_gradient_with_fd_noise_is_ok_not_a_false_alarm(tmp_path):
+    spec = _spec(tmp_path, "cancelling", CANCELLING)
+    for seed in SEEDS:
+        report = gradcheck(spec, seed=seed)
+        w = report.params["W"]
+        assert w.verdict == "ok" and w.zero and report.ok, report.format()
+        assert w.discrepancy > 1e-5  # the fd are noise of that size: relative to the gradient, an error of 1
+        assert report.errors["W"] == 1.0 > TOLERANCE  # what the old relative criterion failed on
+        assert "ok (zero within the noise)" in report.format()
+
+
+def test_a_large_loss_is_too_noisy_not_wrong(tmp_path):
+    spec = _spec(tmp_path, "large", LARGE_LOSS)
+    report = gradcheck(spec, seed=1)
+    w = report.params["W"]
+    assert w.verdict == "noisy" and report.ok and report.noisy == ["W"], report.format()
+    assert w.error > 100 * TOLERANCE  # the old check cried wolf here
+    assert 1e-4 < w.noise < 1e-1 and w.discrepancy < w.noise  # measured: 5e-5 within a noise of 2e-3
+    text = report.format()
+    assert "too noisy (15 of 15 entries)" in text and text.splitlines()[-1].startswith("too noisy: W:")
+
+
+def test_a_wrong_gradient_is_found_under_fd_noise(tmp_path):
+    """The noise excuses what the fd cannot see, not a 1% error in a noisy param."""
+    source = codegen.generate(_spec(tmp_path, "cancelling", CANCELLING))
+    report = gradcheck(codegen.load_module(_scaled(source, "V", "1.01")), seed=0)
+    assert report.failed == ["V"] and report.params["V"].verdict == "wrong", report.format()
+    assert report.params["W"].verdict == "ok"
+
+
+def test_nested_exp_tanh_is_not_a_false_alarm(tmp_path):
+    spec = _spec(tmp_path, "exp_tanh", EXP_TANH)
+    for seed in range(4):
+        report = gradcheck(spec, seed=seed)
+        assert report.ok, report.format()
+    saturated = gradcheck(spec, seed=3)  # L ≈ e¹⁰, gradients ~1e-2: rounding of 1e-6 in the fd
+    assert saturated.noisy == ["w", "b"] and saturated.worst > 100 * TOLERANCE, saturated.format()
+    spec2 = _spec(tmp_path, "exp_tanh_2", EXP_TANH_2)
+    for seed in range(4):
+        report = gradcheck(spec2, seed=seed)
+        assert report.ok and not report.noisy, report.format()
+
+
+@pytest.mark.parametrize("factor", ["1.01", "1.0001"])
+def test_a_wrong_nested_gradient_is_wrong(tmp_path, factor):
+    source = codegen.generate(_spec(tmp_path, "exp_tanh_2", EXP_TANH_2))
+    for seed in range(4):
+        report = gradcheck(codegen.load_module(_scaled(source, "W", factor)), seed=seed)
+        assert report.failed == ["W"], report.format()
+
+
+def test_a_dropped_term_is_wrong(tmp_path):
+    source = codegen.generate(_spec(tmp_path, "exp_tanh_2", EXP_TANH_2))
+    wrong = source.replace("* (1.0 - t1 ** 2)", "")  # tanh′ forgotten in ∂L/∂Z₁
+    assert wrong != source
+    report = gradcheck(codegen.load_module(wrong), seed=0)
+    assert report.failed == ["W"] and report.params["W"].verdict == "wrong"
+
+
+# ---------------------------------------------------------------------------
+# float32
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", example_names())
+def test_float32_gradients_of_every_example(name):
+    report = gradcheck(name, seed=1, dtype=np.float32)
+    assert report.dtype == "float32" and report.tol == TOLERANCES["float32"] == 1e-4
+    assert report.ok and not report.noisy, report.format()
+    assert report.worst > 1e-9  # float32 rounding is there to see: the gradients were float32
+    assert "(float32)" in report.format()
+
+
+def test_a_wrong_float32_gradient_is_wrong():
+    source = codegen.generate("two_layer_sigmoid")
+    for factor, wrong in (("1.001", True), ("1.000001", False)):  # 1e-3 above the 1e-4 tolerance; 1e-6 below it
+        report = gradcheck(codegen.load_module(_scaled(source, "W1", factor)), seed=0, dtype="float32")
+        assert (report.failed == ["W1"]) is wrong, report.format()
+
+
+def test_only_float64_and_float32():
+    with pytest.raises(ValueError, match="dtype must be one of float64, float32"):
+        gradcheck("two_layer_sigmoid", dtype=np.float16)
+
+
+def test_float32_rounding_is_not_a_false_alarm(tmp_path):
+    """exp(10·tanh(...)) in float32 is off by ~2e-4 relative (float32 exp of a large argument),
+    and a zero-within-noise gradient comes out exactly 0: rounding, not a wrong gradient."""
+    spec = _spec(tmp_path, "exp_tanh", EXP_TANH)
+    for seed in range(4):
+        report = gradcheck(spec, seed=seed, dtype="float32")
+        assert report.ok, report.format()
+    assert gradcheck(spec, seed=1, dtype="float32").worst > TOLERANCES["float32"]
