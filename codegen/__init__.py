@@ -4,10 +4,11 @@ The API the other tools build on:
 
 - ``generate(spec) -> str``: the module's source for a spec path, a bundled
   example's name, a ``Model`` or a ``Derivation``;
-- ``load_module(spec_or_source) -> module``: that module, imported from a
-  temporary file (never exec'd from a string);
+- ``load_module(spec_or_source) -> module``: that module, compiled in memory
+  (no temporary files; its lines in ``linecache`` for tracebacks and getsource);
 - ``gradcheck(spec, dims=None, seed=0) -> GradcheckReport``: every gradient of
-  the generated module against central finite differences in float64.
+  the generated module against central finite differences in float64, each
+  param judged ok, wrong or too noisy against the differences' measured noise.
 
 Every generated module defines ``forward``, ``backward``, ``loss_and_grads``,
 ``init_params`` and the data ``SHAPES``, ``PARAMS``, ``INPUTS``, ``DOMAINS``,
