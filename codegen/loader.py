@@ -9,10 +9,11 @@ the LaTeX renderer needs), tracebacks and debuggers still show real lines.
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import linecache
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 
 from derive.derivation import Derivation
 from derive.model import Model
@@ -38,8 +39,25 @@ def is_source(text: str) -> bool:
     return "\n" in text and "def forward(" in text
 
 
+class _SourceLoader(importlib.abc.InspectLoader):
+    """importlib's loader protocol for source held in memory: the same machinery that runs
+    a ``.py`` file, so generated code is imported, never passed to exec by hand."""
+
+    def __init__(self, source: str, filename: str) -> None:
+        self.source, self.filename = source, filename
+
+    def get_source(self, fullname: str) -> str:
+        return self.source
+
+    def get_code(self, fullname: str) -> CodeType:
+        return self.source_to_code(self.source, self.filename)
+
+    def is_package(self, fullname: str) -> bool:
+        return False
+
+
 def load_source(source: str, model_name: str = "network") -> ModuleType:
-    """Compile ``source`` and execute it into a fresh module (not added to sys.modules).
+    """Import ``source`` from memory as a fresh module (not added to sys.modules).
 
     The pseudo-filename is keyed by the source's digest, and its linecache entry
     has no mtime, so ``linecache.checkcache`` keeps it (there is no file to compare).
@@ -47,8 +65,9 @@ def load_source(source: str, model_name: str = "network") -> ModuleType:
     name = module_name(model_name, digest(source))
     filename = f"<{name}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    module = ModuleType(name)
-    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - our own generated code
+    loader = _SourceLoader(source, filename)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader, origin=filename))
+    loader.exec_module(module)
     return module
 
 
