@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from derive.cli import UsageError
-from derive.parse import suggest
 
-from .gradcheck import TOLERANCE
+from .dims import check_known_dims, check_sizes, parse_dims
+from .gradcheck import DIM_RANGE, TOLERANCE
+
+__all__ = ["check_known_dims", "parse_dims"]  # (moved to codegen.dims; imported from here by older code)
 
 HELP = {
     "check": "generate the NumPy module and check every gradient against central finite differences "
     "(float64); exit status 1 above tolerance",
 }
-_ITEM = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*(\S+)\s*")
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -25,31 +25,6 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for sizes, params and inputs (default 0)")
     p.add_argument("--tol", type=float, default=TOLERANCE,
                    help=f"largest acceptable max relative error (default {TOLERANCE:g})")
-
-
-def parse_dims(text: str) -> dict[str, int]:
-    """``n=3,m=5`` -> {"n": 3, "m": 5}; UsageError naming the bad item."""
-    dims: dict[str, int] = {}
-    for item in filter(str.strip, text.split(",")):
-        m = _ITEM.fullmatch(item)
-        if not m:
-            raise UsageError(f"--dims: expected NAME=SIZE items separated by commas (e.g. n=3,m=5), got {item.strip()!r}")
-        name, size = m.groups()
-        if not re.fullmatch(r"\d+", size) or int(size) < 1:
-            raise UsageError(f"--dims: {name} must be a positive integer, got {size!r}")
-        if name in dims:
-            raise UsageError(f"--dims: {name} is given twice")
-        dims[name] = int(size)
-    return dims
-
-
-def check_known_dims(given: dict[str, int], known: list[str]) -> None:
-    """UsageError for a --dims name the network does not have, with the closest one."""
-    unknown = [n for n in given if n not in known]
-    if unknown:
-        n = unknown[0]
-        raise UsageError(f"--dims: unknown dimension {n!r}{suggest(n, known)} "
-                         f"(this network's dims: {', '.join(known) or 'none'})")
 
 
 def _reference(path: str):
@@ -93,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         known = list(d.model.dims)
         target = d
     check_known_dims(dims, known)
+    check_sizes(target, dims, DIM_RANGE[1] - 1)  # before allocating: undrawn dims at their largest
     report = gradcheck(target, dims=dims, seed=args.seed, tol=args.tol, reference=reference)
     print(report.format())
     return 0 if report.ok else 1
