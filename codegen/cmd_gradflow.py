@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / model.name / "gradflow_init.png"
     sources = spec_files(args.spec) + ([args.data] if args.data else [])
     try:  # before the work: the chart can be written, and nobody else's file is in the way
-        check_target(out, inputs=sources, force=args.force, png=True, option="--out")
+        check_target(out, inputs=sources, force=args.force, png=True, option="--out", make_parents=True)
         probe(out.parent, out)
     except UnsafeWriteError as e:
         raise UsageError(str(e)) from None

@@ -193,11 +193,13 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def check_target(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = (),
-                 force: bool = False, png: bool = False, option: str = "-o") -> str | bytes | None:
+                 force: bool = False, png: bool = False, option: str = "-o",
+                 make_parents: bool = False) -> str | bytes | None:
     """Whether ``path`` may be written: the current content (None if absent), else UnsafeWriteError.
 
     Never an input (not even with ``force``); never a directory; an existing
     file only if backprop wrote it and nobody edited it since (or ``force``).
+    ``make_parents``: the caller creates missing directories (see :func:`probe`).
     """
     for source in inputs:
         if same_file(path, source):
@@ -206,7 +208,7 @@ def check_target(path: str | os.PathLike[str], *, inputs: Iterable[str | os.Path
     if target.is_dir():
         raise UnsafeWriteError(f"{option} {path}: is a directory")
     parent = target.parent
-    if not parent.is_dir():
+    if not parent.is_dir() and not make_parents:
         raise UnsafeWriteError(f"{option} {path}: no such directory {parent}")
     if not target.exists():
         return None
