@@ -11,20 +11,18 @@ failing on it would be the false alarm this verdict exists to avoid.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 from derive.cli import UsageError
-from derive.parse import suggest
 
-from .gradcheck import TOLERANCES
+from .dims import check_known_dims, check_sizes, parse_dims
+from .gradcheck import DIM_RANGE, TOLERANCES
 
 HELP = {
     "check": "generate the NumPy module and check every gradient against central finite differences "
     "(float64); exit status 1 for a wrong gradient, 0 with a warning where they are too noisy to tell",
 }
-_ITEM = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*(\S+)\s*")
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -37,31 +35,6 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                    f"(default {TOLERANCES['float64']:g}; {TOLERANCES['float32']:g} with --dtype float32)")
     p.add_argument("--dtype", choices=tuple(TOLERANCES), default="float64",
                    help="precision the gradients are computed in (the differences are always float64)")
-
-
-def parse_dims(text: str) -> dict[str, int]:
-    """``n=3,m=5`` -> {"n": 3, "m": 5}; UsageError naming the bad item."""
-    dims: dict[str, int] = {}
-    for item in filter(str.strip, text.split(",")):
-        m = _ITEM.fullmatch(item)
-        if not m:
-            raise UsageError(f"--dims: expected NAME=SIZE items separated by commas (e.g. n=3,m=5), got {item.strip()!r}")
-        name, size = m.groups()
-        if not re.fullmatch(r"\d+", size) or int(size) < 1:
-            raise UsageError(f"--dims: {name} must be a positive integer, got {size!r}")
-        if name in dims:
-            raise UsageError(f"--dims: {name} is given twice")
-        dims[name] = int(size)
-    return dims
-
-
-def check_known_dims(given: dict[str, int], known: list[str]) -> None:
-    """UsageError for a --dims name the network does not have, with the closest one."""
-    unknown = [n for n in given if n not in known]
-    if unknown:
-        n = unknown[0]
-        raise UsageError(f"--dims: unknown dimension {n!r}{suggest(n, known)} "
-                         f"(this network's dims: {', '.join(known) or 'none'})")
 
 
 def _reference(path: str):
@@ -105,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         known = list(d.model.dims)
         target = d
     check_known_dims(dims, known)
+    check_sizes(target, dims, DIM_RANGE[1] - 1)  # before allocating: undrawn dims at their largest
     report = gradcheck(target, dims=dims, seed=args.seed, tol=args.tol, reference=reference, dtype=args.dtype)
     print(report.format())
     if report.ok and report.noisy:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from derive.cli import UsageError
+from derive.io import spec_files
 
 from .safe_write import UnsafeWriteError, write_generated
 
@@ -18,8 +19,8 @@ HELP = {
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC", help="spec file or bundled example name")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="write to FILE atomically (default: stdout); refuses to overwrite a file backprop "
-                   "did not generate, or one edited since")
+                   help="write to FILE atomically (default: stdout); refuses to overwrite the spec, a file "
+                   "backprop did not generate, or one edited since; a symbolic link is followed")
     p.add_argument("--force", action="store_true", help="overwrite FILE even if it was not generated or was edited")
     p.add_argument("--latex", action="store_true",
                    help="render the generated forward and backward functions as LaTeX (latexify, algorithmic style)")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     try:
-        changed = write_generated(output, text, force=args.force)
+        changed = write_generated(output, text, force=args.force, inputs=spec_files(args.spec))
     except UnsafeWriteError as e:
         raise UsageError(str(e)) from None
     print(f"backprop: {'wrote' if changed else 'up to date:'} {output}", file=sys.stderr)

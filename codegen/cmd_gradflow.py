@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from derive.cli import UsageError
-from derive.io import write_atomic
+from derive.io import UnsafeWriteError, check_target, cleanup_on_signals, probe, safe_write, spec_files, stamp_png
 
-from .cmd_check import check_known_dims, parse_dims
+from .dims import check_known_dims, check_memory, network_shapes, parse_dims
 from .gradflow import CHOICES
 
 HELP = {
@@ -22,7 +23,10 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare-activation", metavar="ACT", action="append", choices=CHOICES, default=[],
                    help=f"also the network with every hidden activation replaced by ACT ({', '.join(CHOICES)}); "
                    "repeatable")
-    p.add_argument("--out", metavar="FILE.png", default=None, help="the bar chart (default runs/NAME/gradflow_init.png)")
+    p.add_argument("--out", metavar="FILE.png", default=None,
+                   help="the bar chart (default runs/NAME/gradflow_init.png); refuses to overwrite a file backprop "
+                   "did not write; a symbolic link is followed")
+    p.add_argument("--force", action="store_true", help="overwrite --out even if backprop did not write it")
     p.add_argument("--dims", default="", metavar="n=8,m=512,...",
                    help="dim sizes (default: 512 examples, 8 for the data's other dims, 32 for hidden ones)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for params and synthetic data (default 0)")
@@ -41,8 +45,12 @@ def run(args: argparse.Namespace) -> int:
     model = d.model
     check_known_dims(given, list(model.dims))
     out = Path(args.out) if args.out else Path("runs") / model.name / "gradflow_init.png"
-    if out.is_dir():
-        raise UsageError(f"--out {out}: is a directory")
+    sources = spec_files(args.spec) + ([args.data] if args.data else [])
+    try:  # before the work: the chart can be written, and nobody else's file is in the way
+        check_target(out, inputs=sources, force=args.force, png=True, option="--out", make_parents=True)
+        probe(out.parent, out)
+    except UnsafeWriteError as e:
+        raise UsageError(str(e)) from None
     hidden = hidden_activations(model)
     if args.compare_activation and not hidden:
         raise UsageError(f"--compare-activation: {model.name} has no hidden layer NAME = activation(...) "
@@ -54,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         except DataError as e:
             raise UsageError(str(e)) from None
         source = args.data
+        check_memory(network_shapes(d), dims, given)
     else:
         dims = default_dims(module, given)
+        check_memory(network_shapes(d), dims, given)
         inputs = synthetic(model, d, module, dims, args.seed).inputs
         source = "synthetic data (as backprop train --synthetic)"
     acts = sorted({a for _, a in hidden})
@@ -73,7 +83,35 @@ def run(args: argparse.Namespace) -> int:
     print(table(variants, shapes, (w[0], w[-1]) if len(w) > 1 else None))
     title = f"{model.name}: gradient norms at initialization" + (
         " — hidden activations compared" if len(variants) > 1 else "")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, png(gradflow_bars({v.label: v.norms for v in variants}, title)))
+    chart = stamp_png(png(gradflow_bars({v.label: v.norms for v in variants}, title)), _command(args))
+    try:
+        with cleanup_on_signals():
+            made = _mkdirs(out.parent)
+            try:
+                safe_write(out, chart, inputs=sources, force=args.force, option="--out")
+            except BaseException:
+                for a in reversed(made):
+                    a.rmdir()
+                raise
+    except (UnsafeWriteError, OSError) as e:
+        raise UsageError(str(e)) from None
     print(f"wrote {out}")
     return 0
+
+
+def _mkdirs(directory: Path) -> list[Path]:
+    """Make ``directory`` and its missing parents; the ones made (outermost first)."""
+    missing = [a for a in [directory, *directory.parents] if not a.exists()]
+    for a in reversed(missing):
+        a.mkdir()
+    return list(reversed(missing))
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command that rewrites the chart, for its "written by backprop" mark (no paths but the spec's)."""
+    words = ["backprop", "gradflow", args.spec]
+    for act in args.compare_activation:
+        words += ["--compare-activation", act]
+    words += ["--dims", args.dims] if args.dims else []
+    words += ["--seed", str(args.seed)] if args.seed else []
+    return shlex.join(words)

@@ -9,14 +9,20 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from derive.cli import UsageError
+from derive.io import RunDir, UnsafeWriteError, spec_files
 from derive.optim import OPTIMIZERS, get_optimizer
 
-from .cmd_check import check_known_dims, parse_dims
+from .dims import check_known_dims, check_memory, network_shapes, parse_dims
 from .train import DEFAULT_BATCH, DEFAULT_EPOCHS, DEFAULT_OPTIMIZER
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .train import History
 
 HELP = {
     "train": "train the network with its generated NumPy module: mini-batches, a progress bar, "
@@ -64,11 +70,15 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--val must be a fraction in [0, 1), got {args.val:g}")
 
 
+#: Other backprop outputs a run directory may hold (kept when it is replaced): gradflow's default chart.
+CARRIED = ("gradflow_init.png",)
+
+
 def run(args: argparse.Namespace) -> int:
     from .data import DataError, default_dims, load_npz, synthetic
     from .emit import derivation_of, generate
     from .loader import load_source
-    from .train import train, write_outputs
+    from .train import RUN_FILES, write_outputs
 
     _check_numbers(args)
     given = parse_dims(args.dims)
@@ -76,34 +86,29 @@ def run(args: argparse.Namespace) -> int:
     model = d.model
     check_known_dims(given, list(model.dims))
     out = Path(args.out) if args.out else Path("runs") / model.name
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    module = load_source(generate(d, optimizer=args.optimizer), model.name)
-    if args.data:
-        try:
-            inputs, dims = load_npz(args.data, module, given)
-        except DataError as e:
-            raise UsageError(str(e)) from None
-        how = {k: f"from {args.data}" for k in inputs}
-    else:
-        dims = default_dims(module, given)
-        made = synthetic(model, d, module, dims, args.seed)
-        inputs, how = made.inputs, made.how
-    opt = get_optimizer(args.optimizer)
-    lr = opt.lr.default if args.lr is None else args.lr
-    sizes = ", ".join(f"{k}={v}" for k, v in dims.items()) or "none"
-    print(f"training {model.name}: dims {sizes}; {opt.title}, learning rate {lr:g}, "
-          f"{args.epochs} epochs of batches of {args.batch_size}; seed {args.seed}")
-    for k, v in how.items():
-        print(f"  {k:<8} {_shape(inputs[k])}: {v}")
-    sys.stdout.flush()
+    sources = spec_files(args.spec) + ([args.data] if args.data else [])
     try:
-        h, params = train(module, inputs, dims, optimizer=opt.name, lr=lr, epochs=args.epochs,
-                          batch_size=args.batch_size, seed=args.seed, dtype=np.dtype(args.dtype).type,
-                          progress=not args.quiet, name=model.name, val_fraction=args.val)
-    except ValueError as e:  # the split leaves no example on one side
-        raise UsageError(f"--val {args.val:g}: {e}") from None
-    written = write_outputs(out, h, params, model.name)
+        run_dir = RunDir(out, RUN_FILES, CARRIED, inputs=sources)
+        run_dir.check()  # before the work: not after training
+        module = load_source(generate(d, optimizer=args.optimizer), model.name)
+        with run_dir as staging:  # created now: the probe that the place is writable
+            if args.data:
+                try:
+                    inputs, dims = load_npz(args.data, module, given)
+                except DataError as e:
+                    raise UsageError(str(e)) from None
+                check_memory(network_shapes(d), dims, given, itemsize=np.dtype(args.dtype).itemsize)
+                how = {k: f"from {args.data}" for k in inputs}
+            else:
+                dims = default_dims(module, given)
+                check_memory(network_shapes(d), dims, given, itemsize=np.dtype(args.dtype).itemsize)
+                made = synthetic(model, d, module, dims, args.seed)
+                inputs, how = made.inputs, made.how
+            h, params, lr = _train(args, model.name, module, inputs, dims, how)
+            written = [out / p.name for p in write_outputs(staging, h, params, model.name)]
+            run_dir.commit()
+    except UnsafeWriteError as e:
+        raise UsageError(str(e)) from None
     print(f"loss {h.first:.6g} -> {h.last:.6g} ({_verdict(h.first, h.last)}) after {len(h.epoch_loss) - 1} epochs")
     if h.val_examples:
         print(f"validation loss ({h.val_examples} held-out examples) {h.val_first:.6g} -> {h.val_last:.6g} "
@@ -114,6 +119,28 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _train(args: argparse.Namespace, name: str, module: ModuleType, inputs: dict[str, Any], dims: dict[str, int],
+           how: dict[str, str]) -> tuple[History, dict[str, Any], float]:
+    """Print what is about to happen, then train: the history, the final params, the learning rate."""
+    from .train import SplitError, train
+
+    opt = get_optimizer(args.optimizer)
+    lr = opt.lr.default if args.lr is None else args.lr
+    sizes = ", ".join(f"{k}={v}" for k, v in dims.items()) or "none"
+    print(f"training {name}: dims {sizes}; {opt.title}, learning rate {lr:g}, "
+          f"{args.epochs} epochs of batches of {args.batch_size}; seed {args.seed}")
+    for k, v in how.items():
+        print(f"  {k:<8} {_shape(inputs[k])}: {v}")
+    sys.stdout.flush()
+    try:
+        h, params = train(module, inputs, dims, optimizer=opt.name, lr=lr, epochs=args.epochs,
+                          batch_size=args.batch_size, seed=args.seed, dtype=np.dtype(args.dtype).type,
+                          progress=not args.quiet, name=name, val_fraction=args.val)
+    except SplitError as e:  # the split leaves no example on one side
+        raise UsageError(f"--val {args.val:g}: {e}") from None
+    return h, params, lr
 
 
 def _verdict(first: float, last: float) -> str:

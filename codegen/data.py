@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -95,18 +97,18 @@ def default_dims(module: ModuleType, given: Mapping[str, int]) -> dict[str, int]
 def load_npz(path: str | Path, module: ModuleType, given: Mapping[str, int]) -> tuple[dict[str, Any], dict[str, int]]:
     """The inputs in ``path`` checked against the spec, and every dim (bound from the arrays, else given/default).
 
-    Raises :class:`DataError` for a missing or unreadable file, a missing array,
-    a shape that disagrees with the spec or with another array, non-numeric or
-    non-finite entries, and values outside an input's declared domain.
+    Raises :class:`DataError` for a missing or unreadable file, a file that is
+    not an .npz archive (a bare .npy, text, random bytes), an array whose
+    header does not match the bytes stored for it or that would not fit in
+    memory, a missing array, a shape that disagrees with the spec or with
+    another array, an empty array, non-numeric or non-finite entries, and
+    values outside an input's declared domain. Only the spec's inputs are
+    read, each only after its header was checked; pickles are never loaded.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{path}: not a NumPy .npz archive ({_reason(e)}); save one with np.savez(FILE, X=..., y=...)") from None
+    arrays = read_npz(path, module.INPUTS)
     missing = [n for n in module.INPUTS if n not in arrays]
     if missing:
         have = ", ".join(sorted(arrays)) or "no arrays"
@@ -122,14 +124,86 @@ def load_npz(path: str | Path, module: ModuleType, given: Mapping[str, int]) -> 
     for d, size in given.items():
         if d in dims and dims[d] != size:
             raise DataError(f"{path}: --dims {d}={size}, but array '{source[d]}' has {d}={dims[d]}")
-    mdim = example_dim(module)
-    if mdim is not None and mdim in dims and dims[mdim] < 1:
-        raise DataError(f"{path}: no examples ({mdim} = 0)")
     for d in module.DIMS:
         dims.setdefault(d, int(given.get(d, default_size(module, d))))
     for name in module.INPUTS:
         _check_domain(path, name, data[name], module.DOMAINS.get(name))
     return data, {d: dims[d] for d in module.DIMS}
+
+
+#: Deflate compresses at most about 1032:1; a member claiming more is lying about its size.
+_MAX_RATIO = 1100
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def read_npz(path: Path, wanted: Sequence[str]) -> dict[str, Any]:
+    """The arrays of an .npz archive named in ``wanted`` (the others listed as None), each header
+    checked against the bytes the archive stores for it before the array is allocated."""
+    from .dims import available_memory
+
+    hint = "save one with np.savez(FILE, X=..., y=...)"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if head.startswith(_NPY_MAGIC):
+        raise DataError(f"{path}: a single NumPy .npy array, not an .npz archive of named arrays; {hint}")
+    if not head.startswith(_ZIP_MAGICS):
+        raise DataError(f"{path}: not a NumPy .npz archive (not a zip file); {hint}")
+    out: dict[str, Any] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = {}
+            for info in z.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                members[name] = info
+                out[name] = None
+            budget = available_memory()
+            for name in wanted:
+                if name in members:
+                    out[name] = _read_member(path, z, name, members[name], budget)
+                    budget -= out[name].nbytes
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError,
+            RuntimeError, zlib.error) as e:
+        raise DataError(f"{path}: not a readable NumPy .npz archive ({_reason(e)}); {hint}") from None
+    return out
+
+
+def _read_member(path: Path, z: zipfile.ZipFile, name: str, info: zipfile.ZipInfo, budget: int) -> np.ndarray:
+    from .dims import fmt_bytes
+
+    fmt = np.lib.format
+    if info.file_size > max(info.compress_size, 1) * _MAX_RATIO + 4096:
+        raise DataError(f"{path}: array '{name}': the archive claims {fmt_bytes(info.file_size)} for it, stored in "
+                        f"{fmt_bytes(info.compress_size)}: a damaged or forged file")
+    with z.open(info) as f:
+        try:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+        except ValueError as e:
+            raise DataError(f"{path}: array '{name}' is not a NumPy array ({_reason(e)})") from None
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise DataError(f"{path}: array '{name}' holds {dtype} values; expected numbers")
+        header = f.tell()
+        claimed = math.prod(shape) * dtype.itemsize
+        if header + claimed != info.file_size:
+            raise DataError(f"{path}: array '{name}': its header claims shape {shape} ({fmt_bytes(claimed)}), but the "
+                            f"archive holds {fmt_bytes(max(info.file_size - header, 0))} for it: a damaged or "
+                            "forged file")
+        if claimed * 2 > budget:  # the array, and its float64 copy
+            raise DataError(f"{path}: array '{name}' has shape {shape} ({fmt_bytes(claimed)}): more than the "
+                            f"{fmt_bytes(max(budget, 0))} of memory available")
+    with z.open(info) as f:  # read_array reads the header again: from the start
+        return np.asarray(fmt.read_array(f, allow_pickle=False))
 
 
 def _reason(e: BaseException) -> str:
@@ -142,6 +216,8 @@ def _check_array(path: Path, name: str, a: np.ndarray, module: ModuleType, dims:
     if a.dtype.kind not in "biuf":
         raise DataError(f"{path}: array '{name}' holds {a.dtype} values; expected numbers")
     a = a.astype(np.float64)
+    if a.size == 0:
+        raise DataError(f"{path}: array '{name}' has shape {a.shape}: {_empty(want, a.shape, example_dim(module))}")
     if want in ((), (1, 1)):
         if a.size != 1:
             raise DataError(f"{path}: array '{name}' has shape {a.shape}, but the spec declares {fmt_decl(name, want)}")
@@ -175,6 +251,17 @@ def _check_array(path: Path, name: str, a: np.ndarray, module: ModuleType, dims:
             f"{path}: array '{name}' has {int(bad.sum())} NaN or infinite entries (the first, {kind}, at {list(where)})"
         )
     return a
+
+
+def _empty(want: tuple, got: tuple[int, ...], mdim: str | None) -> str:
+    """Why an array with no entries cannot be trained on, in the spec's terms."""
+    if len(want) == len(got):
+        zero = [d for d, size in zip(want, got) if size == 0]
+        if mdim in zero:
+            return f"no examples ({mdim} = 0): an empty data set"
+        if zero:
+            return f"it is empty ({zero[0]} = 0)"
+    return "it is empty"
 
 
 def _check_domain(path: Path, name: str, a: Any, domain: str | None) -> None:

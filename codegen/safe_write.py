@@ -2,34 +2,42 @@
 
 A file is replaced only when it does not exist, or when its header says
 backprop generated it and its hash still matches (nobody edited it since);
-otherwise the write is refused unless forced. An unchanged file is left
-alone, timestamps included.
+otherwise the write is refused unless forced. The spec being compiled is
+never replaced, forced or not. A symbolic link is followed: the file it
+points to is replaced and the link stays (see :mod:`derive.io`). An unchanged
+file is left alone, timestamps included.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from derive.io import write_atomic
+from derive.io import UnsafeWriteError, resolve_target, same_file, write_atomic
 
 from .header import status
 
-
-class UnsafeWriteError(Exception):
-    """The target exists and is not ours to overwrite (or cannot be written)."""
+__all__ = ["UnsafeWriteError", "check_target", "write_generated"]
 
 
-def check_target(path: Path, force: bool) -> str | None:
+def check_target(path: Path, force: bool, inputs: Iterable[str | os.PathLike[str]] = ()) -> str | None:
     """The current content of ``path`` (None if absent); UnsafeWriteError when unsafe."""
-    if path.is_dir():
+    for source in inputs:
+        if same_file(path, source):
+            raise UnsafeWriteError(f"refusing to write -o {path}: it is the input {source}")
+    real = resolve_target(path)
+    if real.is_dir():
         raise UnsafeWriteError(f"{path} is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = real.parent if str(real.parent) else Path(".")
     if not parent.is_dir():
         raise UnsafeWriteError(f"cannot write {path}: no such directory {parent}")
-    if not path.exists():
+    if not real.exists():
         return None
+    if not real.is_file():
+        raise UnsafeWriteError(f"refusing to overwrite {path}: not a regular file")
     try:
-        current = path.read_text(encoding="utf-8")
+        current = real.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         current = ""
     except OSError as e:
@@ -47,10 +55,14 @@ def check_target(path: Path, force: bool) -> str | None:
     return current
 
 
-def write_generated(path: str | Path, text: str, force: bool = False) -> bool:
-    """Write ``text`` to ``path`` safely; False when the file already held exactly ``text``."""
+def write_generated(path: str | Path, text: str, force: bool = False,
+                    inputs: Iterable[str | os.PathLike[str]] = ()) -> bool:
+    """Write ``text`` to ``path`` safely; False when the file already held exactly ``text``.
+
+    ``inputs`` are files the command read (the spec): never overwritten.
+    """
     path = Path(path)
-    current = check_target(path, force)
+    current = check_target(path, force, inputs)
     if current == text:
         return False
     try:

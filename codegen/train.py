@@ -87,6 +87,10 @@ def _num(x: float) -> str:
     return repr(float(x)) if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
 
 
+class SplitError(ValueError):
+    """``--val`` leaves no example on one side of the split."""
+
+
 def grad_norm(g: Any) -> float:
     return float(np.sqrt(np.sum(np.square(g))))
 
@@ -100,9 +104,9 @@ def split(
     if not fraction:
         return dict(inputs), None
     if not sliced:
-        raise ValueError("no input carries examples (columns), so none can be held out for validation")
+        raise SplitError("no input carries examples (columns), so none can be held out for validation")
     if not 1 <= held < m:
-        raise ValueError(f"holding out {fraction:g} of {m} examples leaves {held} for validation and {m - held} "
+        raise SplitError(f"holding out {fraction:g} of {m} examples leaves {held} for validation and {m - held} "
                          "for training; each needs at least one")
     order = np.random.default_rng([seed, 3]).permutation(m)
     val_cols, train_cols = np.sort(order[:held]), np.sort(order[held:])
@@ -223,8 +227,13 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=0.1, leave=True)
 
 
+#: The files of a run directory, in the order they are written.
+RUN_FILES = ("history.csv", "loss.png", "gradflow.png", "params.npz")
+
+
 def write_outputs(out: str | Path, h: History, params: Mapping[str, Any], title: str) -> list[Path]:
-    """history.csv, loss.png, gradflow.png, params.npz in ``out`` (each written atomically)."""
+    """:data:`RUN_FILES` in ``out`` (each written atomically; ``backprop train`` passes a staging
+    directory that replaces the run directory as a whole)."""
     from .plots import gradflow_over_training, loss_curve, png
 
     out = Path(out)
