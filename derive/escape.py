@@ -154,7 +154,8 @@ def shell_split(command: str) -> list[str]:
     if "$'" not in command:
         return shlex.split(command)
     words: list[str] = []
-    for m in re.finditer(r"\$'((?:[^'\\]|\\.)*)'|(?:[^\s$']|'[^']*'|\$(?!'))+", command, re.S):
+    word = r"""(?:[^\s$'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*"|\$(?!'))+"""
+    for m in re.finditer(rf"\$'((?:[^'\\]|\\.)*)'|{word}", command, re.S):
         if m.group(1) is not None:
             words.append(_ansi_c_decode(m.group(1)))
         else:
