@@ -16,6 +16,7 @@ import jinja2
 import sympy
 
 from derive.derivation import Derivation
+from derive.escape import comment_text, docstring_text, py_str, tex_text
 from derive.gcpause import without_cyclic_gc
 from derive.ir import OpNode, shape_of
 from derive.model import Model
@@ -46,12 +47,17 @@ def templates_dir() -> Path:
 
 
 def environment(latex: bool = False) -> jinja2.Environment:
-    """Jinja for the templates; LaTeX templates use ``<< >>`` / ``<% %>`` (braces are LaTeX's)."""
+    """Jinja for the templates; LaTeX templates use ``<< >>`` / ``<% %>`` (braces are LaTeX's).
+
+    User text reaches a template only through these filters (:mod:`derive.escape`):
+    ``pystr`` (a string literal), ``docstring`` (a line of a docstring), ``comment``
+    (the rest of a comment line), ``tex`` (LaTeX text).
+    """
     delimiters = dict(
         block_start_string="<%", block_end_string="%>", variable_start_string="<<",
         variable_end_string=">>", comment_start_string="<#", comment_end_string="#>",
     ) if latex else {}
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -60,6 +66,8 @@ def environment(latex: bool = False) -> jinja2.Environment:
         autoescape=False,
         **delimiters,
     )
+    env.filters.update(pystr=py_str, docstring=docstring_text, comment=comment_text, tex=tex_text)
+    return env
 
 
 # ---------------------------------------------------------------------------
@@ -118,11 +126,6 @@ def render(program: Program) -> str:
 # ---------------------------------------------------------------------------
 
 
-def py_str(s: str) -> str:
-    """A Python string literal, double-quoted."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def py_data(x: Any) -> str:
     """Module data (dicts, tuples, strings, ints, None) as Python source, deterministically."""
     if isinstance(x, dict):
@@ -153,6 +156,8 @@ def wrap(head: str, items: list[str], tail: str, indent: int) -> str:
 
 
 def _about(model: Model) -> str:
+    """The spec's leading comment lines, joined: the module docstring's description (raw user
+    text; the template escapes it)."""
     lines = []
     for raw in model.source.splitlines():
         if not raw.startswith("#"):

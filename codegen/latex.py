@@ -377,7 +377,7 @@ def latex_document(spec: str | Model | Derivation, output: str | None = None, la
     d = derivation_of(spec)
     forward, backward = to_latex(d)
     body = environment(latex=True).get_template("functions.tex.j2").render(
-        name=d.model.name.replace("_", r"\_"), forward=forward, backward=backward,
+        name=d.model.name, forward=forward, backward=backward,
     )
     name = label or spec_label(spec)
     return stamp(body, name, output or f"{d.model.name}.tex", comment="%", flags="--latex")

@@ -1,7 +1,8 @@
 """Figures for ``backprop train`` and ``backprop gradflow`` (matplotlib's Agg canvas; no pyplot state).
 
 Names are shown in the course notation (:func:`derive.notation.latex_name`,
-through matplotlib's mathtext): W₁, b₁, ŷ.
+through matplotlib's mathtext): W₁, b₁, ŷ. A ``title`` is user text (it holds
+the model's name): its ``$`` would start mathtext, so it is escaped here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from derive.escape import mathtext_text
 from derive.notation import latex_name
 from derive.optim import get_optimizer
 
@@ -92,7 +94,7 @@ def loss_curve(h: History, title: str) -> Figure:
     opt = get_optimizer(h.optimizer)
     ratio = h.first / h.last if h.last > 0 and np.isfinite(h.last) else float("inf")
     ax.set_title(
-        f"{title}: {opt.title}, learning rate {h.lr:g}, batches of {h.batch_size}\n"
+        f"{mathtext_text(title)}: {opt.title}, learning rate {h.lr:g}, batches of {h.batch_size}\n"
         f"loss {h.first:.4g} → {h.last:.4g}" + (f"  ({ratio:.3g}× lower)" if np.isfinite(ratio) and ratio > 1 else "")
         + (f"; validation {h.val_first:.4g} → {h.val_last:.4g}" if h.val_examples else "")
         + ("  — diverged: try a smaller learning rate" if h.diverged else ""),
@@ -129,7 +131,7 @@ def gradflow_over_training(h: History, title: str, biases: Sequence[str] = ()) -
     ax.set_ylabel("gradient norm (mini-batches, smoothed)")
     ax.set_xlim(0, max(len(h.epoch_loss) - 1, 1))
     ax.grid(True, which="major", alpha=0.3)
-    ax.set_title(f"{title}: gradient flow, {get_optimizer(h.optimizer).title}", fontsize=10)
+    ax.set_title(f"{mathtext_text(title)}: gradient flow, {get_optimizer(h.optimizer).title}", fontsize=10)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False)
     return fig
 
@@ -151,7 +153,7 @@ def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str) -> Figur
     ax.set_xlabel("parameter (input side → output side)")
     ax.set_ylabel(r"gradient norm $\|\partial\mathcal{L}/\partial\theta\|$ at initialization")
     ax.grid(True, axis="y", which="major", alpha=0.3)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(mathtext_text(title), fontsize=10)
     if len(variants) > 1:
         ax.legend(fontsize=9, frameon=False)
     return fig

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from .escape import TEX_SPECIAL, tex_text
+
 GREEK = {
     "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "eps": "ε",
     "zeta": "ζ", "eta": "η", "theta": "θ", "iota": "ι", "kappa": "κ", "lam": "λ",
@@ -70,7 +72,7 @@ def text_name(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Rule text (Unicode, from the registry) as LaTeX math; LaTeX-safe prose
+# Rule text (Unicode, from the registry) as LaTeX math
 # ---------------------------------------------------------------------------
 
 #: Unicode in registry rule text -> LaTeX math.
@@ -87,23 +89,8 @@ MATH_WORDS: dict[str, str] = {
         "ReLU", "LeakyReLU", "softplus", "softmax", "sign", "mean", "rowsum", "colsum")},
 }
 _TOKEN = re.compile(r"[A-Za-z]+|\d+|\s+|.")
-_TEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
-    "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-}
-
-
 class NotationError(ValueError):
     """Text holds a character the LaTeX output has no form for."""
-
-
-def tex_escape(text: str) -> str:
-    """Plain ASCII text, safe in LaTeX text mode (``\\text{...}`` or a paragraph)."""
-    out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)
-    bad = sorted({ch for ch in out if ord(ch) > 127})
-    if bad:
-        raise NotationError(f"no LaTeX form for {''.join(bad)!r} in {text!r}")
-    return out
 
 
 def _is_prose(tok: str) -> bool:
@@ -172,7 +159,7 @@ def math_to_latex(formula: str) -> str:
             out.append(MATH_WORDS[tok] + ("" if nxt[:1] in "(^[" else " "))
         elif tok in MATH_CHARS:
             out.append(MATH_CHARS[tok])
-        elif tok.isascii() and tok not in _TEX_SPECIAL or tok in "{}^_":
+        elif tok.isascii() and tok not in TEX_SPECIAL or tok in "{}^_<>|":
             out.append(tok)
         else:
             raise NotationError(f"no LaTeX form for {tok!r} in rule text {formula!r}")
@@ -191,7 +178,7 @@ def rule_parts(rule: str) -> tuple[str, str | None]:
 def rule_latex(rule: str) -> tuple[str, str | None]:
     """A registry rule as (LaTeX text for its name, LaTeX math for its formula)."""
     name, formula = rule_parts(rule)
-    return tex_escape(name), (math_to_latex(formula) if formula is not None else None)
+    return tex_text(name), (math_to_latex(formula) if formula is not None else None)
 
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import ast
 import difflib
 import keyword
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -70,6 +71,35 @@ def suggest(name: str, candidates: list[str]) -> str:
     return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
+def check_identifiers(text: str, col0: int = 0) -> None:
+    """SpecError at the first identifier that NFKC normalization changes (``𝐰``, fullwidth ``ｂ``).
+
+    Python's ``ast`` reads such an identifier as its normal form -- ``𝐰`` as
+    ``w`` -- so the spec would silently mean a name it does not show. The
+    column is found in the raw text (``ast`` only knows the normalized name).
+    """
+    for m in re.finditer(r"\w+", text):
+        word = m.group()
+        if word.isascii():
+            continue
+        start = next((i for i in range(len(word)) if word[i:].isidentifier()), None)
+        if start is None:
+            continue
+        word = word[start:]
+        normal = unicodedata.normalize("NFKC", word)
+        if normal == word:
+            continue
+        i = next(i for i, ch in enumerate(word) if unicodedata.normalize("NFKC", ch) != ch)
+        ch = word[i]
+        what = f"U+{ord(ch):04X} {unicodedata.name(ch, 'UNNAMED')}"
+        detail = f"{what}" if word == ch else f"its '{ch}', {what}, reads as '{unicodedata.normalize('NFKC', ch)}'"
+        raise SpecError(
+            f"identifier '{word}' ({detail}) would be read as '{normal}': Python normalizes identifiers "
+            f"(NFKC); write '{normal}' if that is the name you mean",
+            0, col0 + m.start() + start + i + 1,
+        )
+
+
 def _byte_to_char(text: str, offset: int) -> int:
     return len(text.encode("utf-8")[:offset].decode("utf-8", errors="ignore"))
 
@@ -97,6 +127,7 @@ class ExprBuilder:
 
     # --- entry ---------------------------------------------------------------
     def build(self) -> Basic:
+        check_identifiers(self.text, self.col0)
         try:
             tree = ast.parse(self.text, mode="eval")
         except SyntaxError as e:
@@ -263,6 +294,7 @@ class SpecParser:
             if not line.strip():
                 continue
             try:
+                check_identifiers(line)
                 self._statement(line, no)
             except SpecError as e:
                 if not e.line:

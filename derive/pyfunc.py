@@ -34,6 +34,7 @@ import sympy
 
 from . import ir
 from .errors import SpecError
+from .escape import visible
 from .model import DOMAINS, Model
 from .naming import fresh
 from .notation import latex_name
@@ -282,7 +283,8 @@ def model_of(
     spec = MappedSpec()
     doc = ast.get_docstring(src.tree)
     for line in (doc or "").split("\n\n")[0].splitlines():  # the description renderers show
-        spec.add(f"# {line}".rstrip(), src.node_pos(src.tree.body[0]))
+        # a spec comment is one line of text: a control character (NUL, ESC, ...) is shown, not kept
+        spec.add(f"# {visible(line)}".rstrip(), src.node_pos(src.tree.body[0]))
     for d in declared:
         spec.add(d.spec_line(), decl_at.get(d.name, decl_at[""]))
     _body(src, spec, {d.name for d in declared})

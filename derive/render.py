@@ -17,7 +17,6 @@ notation), and the gradient-descent update of every parameter.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,10 +28,11 @@ from sympy import Basic, MatrixSymbol
 
 from . import ir
 from .derivation import Derivation, Path, Step
+from .escape import json_text, markdown_code, markdown_text, tex_text, visible
 from .index import gradient_index
 from .ir import OpNode, Shape
 from .model import Decl
-from .notation import display_width, latex_name, rule_latex, tex_escape, text_name
+from .notation import display_width, latex_name, rule_latex, text_name
 from .ops import ADD
 from .optim import get_optimizer
 from .printing import GradSymbol, LatexPrinter, TextPrinter
@@ -390,12 +390,12 @@ def _updates(d: Derivation, params: Sequence[str]) -> Section:
         blocks = tuple(Block(lines) for lines in per_param)
     doc = opt.doc[:1].upper() + opt.doc[1:] + "."
     hypers_text = "; ".join(f"{h.text}: {h.doc}" for h in opt.hypers[1:])
-    hypers_latex = "; ".join(f"${latex_name(h.symbol.name)}$: {tex_escape(h.doc)}" for h in opt.hypers[1:])
+    hypers_latex = "; ".join(f"${latex_name(h.symbol.name)}$: {tex_text(h.doc)}" for h in opt.hypers[1:])
     steps = " t counts the steps from 1." if opt.counts_steps else ""
     steps_latex = " $t$ counts the steps from 1." if opt.counts_steps else ""
     intro = Prose(
         doc + (f" {hypers_text}." if hypers_text else "") + steps,
-        tex_escape(doc.replace("α", "@")).replace("@", r"$\alpha$")
+        tex_text(doc.replace("α", "@")).replace("@", r"$\alpha$")
         + (f" {hypers_latex}." if hypers_latex else "") + steps_latex,
     )
     return Section(f"Update ({opt.title}, learning rate α)", intro, blocks=blocks)
@@ -481,9 +481,9 @@ def _text_section(sec: Section) -> list[str]:
 def to_text(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
     """The notes in plain Unicode, aligned for a terminal."""
     notes = layout(d, param=param, expanded=expanded, index=index)
-    out = [notes.title]
+    out = [visible(notes.title)]
     if notes.summary:
-        out.append(notes.summary)
+        out.append(visible(notes.summary))
     for sec in notes.sections:
         out += ["", *_text_section(sec)]
     return "\n".join(out) + "\n"
@@ -536,7 +536,7 @@ def _latex_table(rows: Sequence[Row], standalone: bool) -> list[str]:
     env = "longtable" if standalone else "tabular"
     out = [] if standalone else [r"\begin{center}"]
     out += [rf"\begin{{{env}}}{{lll}}", r"variable & shape & role \\ \hline"]
-    out += [rf"${r.name.latex}$ & ${r.shape.latex}$ & {tex_escape(r.role)} \\" for r in rows]
+    out += [rf"${r.name.latex}$ & ${r.shape.latex}$ & {tex_text(r.role)} \\" for r in rows]
     return out + [rf"\end{{{env}}}"] + ([] if standalone else [r"\end{center}"])
 
 
@@ -555,16 +555,16 @@ def _latex_sections(notes: Notes, fit: bool) -> list[str]:
 
 
 def _latex_title(title: str) -> str:
-    return tex_escape(title.replace("α", "@ALPHA@")).replace("@ALPHA@", r"$\alpha$")
+    return tex_text(title.replace("α", "@ALPHA@")).replace("@ALPHA@", r"$\alpha$")
 
 
 def _aligned_body(notes: Notes) -> str:
     """All sections in one ``aligned`` environment: math-mode content for ``$$ ... $$``."""
     rows: list[str] = []
     for sec in notes.sections:
-        rows.append(r"&\textbf{" + tex_escape(sec.title.replace("α", "@")).replace("@", r"}\alpha\textbf{") + "}")
+        rows.append(r"&\textbf{" + tex_text(sec.title.replace("α", "@")).replace("@", r"}\alpha\textbf{") + "}")
         for r in sec.table:
-            rows.append(rf"{r.name.latex} &: {r.shape.latex} && \text{{{tex_escape(r.role)}}}")
+            rows.append(rf"{r.name.latex} &: {r.shape.latex} && \text{{{tex_text(r.role)}}}")
         for b in sec.blocks:
             rows += _align_rows(b, fit=False, width=_WIDE_WIDTH)
             for g in b.rules:
@@ -608,13 +608,11 @@ def to_latex(
         return _aligned_body(notes)
     body = "\n".join(_latex_sections(notes, fit=standalone)).lstrip("\n") + "\n"
     if not standalone:
-        return f"% {tex_escape(notes.title)} (backprop derive)\n" + body
+        return f"% {tex_text(notes.title)} (backprop derive)\n" + body
     return _template().render(
-        title=tex_escape(notes.title.replace(notes.name, "@NAME@")).replace(
-            "@NAME@", r"\texttt{" + tex_escape(notes.name) + "}"
-        ),
-        title_plain=tex_escape(notes.title),
-        summary=tex_escape(notes.summary) if notes.summary else "",
+        title=tex_text(notes.title.removesuffix(notes.name)) + r"\texttt{" + tex_text(notes.name) + "}",
+        title_plain=tex_text(notes.title),
+        summary=tex_text(notes.summary) if notes.summary else "",
         body=body,
     )
 
@@ -624,16 +622,12 @@ def to_latex(
 # ---------------------------------------------------------------------------
 
 
-def _md_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in "\\`*_[]<>|#" else ch for ch in text)
-
-
 def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
     """The notes in Markdown: headings, a table of variables, ``$$`` aligned blocks."""
     notes = layout(d, param=param, expanded=expanded, index=index)
-    out = [f"# Backpropagation through `{notes.name}`"]
+    out = [f"# Backpropagation through {markdown_code(notes.name)}"]
     if notes.summary:
-        out += ["", _md_escape(notes.summary)]
+        out += ["", markdown_text(notes.summary)]
     for sec in notes.sections:
         out += ["", f"## {sec.title}"]
         if sec.intro is not None:
@@ -658,7 +652,7 @@ def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = Fal
 
 
 def _md_prose(p: Prose) -> str:
-    return p.latex if "$" in p.latex else _md_escape(p.text)
+    return p.latex if "$" in p.latex else markdown_text(p.text)
 
 
 # ---------------------------------------------------------------------------
@@ -732,7 +726,7 @@ def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, 
             for p in params
         ],
     }
-    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    return json_text(doc) + "\n"
 
 
 def render(d: Derivation, fmt: str, *, standalone: bool = False, **options: object) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from . import ir
 from .claims import Claim, ClaimParser, ClaimSource, claim_sources
 from .derivation import Derivation, Step
 from .errors import SpecError
+from .escape import json_text, markdown_code
 from .evaluate import evaluate, evaluate_exact
 from .ir import OpNode, fmt_shape, shape_of
 from .model import Model
@@ -98,7 +98,7 @@ class ClaimResult:
 
     def _repr_markdown_(self) -> str:
         mark = "✓ correct" if self.verdict else f"✗ wrong: {self.diagnosis}"
-        return f"`{self.claim_text}` {mark}"
+        return f"{markdown_code(self.claim_text)} {mark}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,14 +161,14 @@ class VerifyReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        return json_text(self.to_dict()) + "\n"
 
     def _repr_markdown_(self) -> str:
         rows = ["| claim | | diagnosis |", "|---|:-:|---|"]
         for r in self.results:
-            code = r.claim_text.replace("|", "\\|")
+            code = markdown_code(r.claim_text).replace("|", "\\|")  # a table cell: even a code span's | splits it
             diag = "correct" if r.verdict else (r.diagnosis or "").replace("|", "\\|")
-            rows.append(f"| `{code}` | {'✓' if r.verdict else '✗'} | {diag} |")
+            rows.append(f"| {code} | {'✓' if r.verdict else '✗'} | {diag} |")
         return "\n".join(rows) + f"\n\n{self.summary()}\n"
 
     def _repr_html_(self) -> str:
