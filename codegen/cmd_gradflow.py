@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
 from derive.cli import UsageError
+from derive.escape import shell_join
 from derive.io import UnsafeWriteError, check_target, cleanup_on_signals, probe, safe_write, spec_files, stamp_png
 
 from .dims import check_known_dims, check_memory, network_shapes, parse_dims
@@ -114,4 +114,4 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--compare-activation", act]
     words += ["--dims", args.dims] if args.dims else []
     words += ["--seed", str(args.seed)] if args.seed else []
-    return shlex.join(words)
+    return shell_join(words)

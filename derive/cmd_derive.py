@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
 from .cli import UsageError
+from .escape import shell_join
 from .io import UnsafeWriteError, check_target, safe_write, spec_files, stamp
 from .optim import OPTIMIZERS
 from .pipeline import get_derivation
@@ -55,7 +55,7 @@ def _command(args: argparse.Namespace, fmt: str) -> str:
     words += ["--standalone"] * args.standalone + ["--expanded"] * args.expanded + ["--index"] * args.index
     words += ["--param", args.param] if args.param else []
     words += ["--optimizer", args.optimizer] if args.optimizer != "sgd" else []
-    return shlex.join([*words, "-o", args.output])
+    return shell_join([*words, "-o", args.output])
 
 
 def run(args: argparse.Namespace) -> int:

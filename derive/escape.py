@@ -130,6 +130,11 @@ def shell_quote(word: str) -> str:
     return f"$'{body}'"
 
 
+def shell_join(words: list[str]) -> str:
+    """A command line from its words, each through :func:`shell_quote`: one line, copy-pastable."""
+    return " ".join(shell_quote(w) for w in words)
+
+
 _ANSI_CODE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([\\'\"]))")
 
 

@@ -36,6 +36,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 
+from .escape import comment_text
+
 #: Marks a file written by backprop; the hash after HASH_KEY covers the file without the mark's line.
 MARK = "written by backprop"
 HASH_KEY = "backprop-hash:"
@@ -88,20 +90,16 @@ def digest(data: str | bytes) -> str:
     return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
 
 
-def _printable(s: str) -> str:
-    """One line of text: a path with a newline or a control character cannot break the mark's line."""
-    return "".join(c if c.isprintable() else "?" for c in s)
-
-
 def stamp(text: str, fmt: str, command: str) -> str:
     """``text`` with a first line (JSON: a first key) saying backprop wrote it, how, and a hash of the rest.
 
+    ``command`` is one line (:func:`~derive.escape.shell_join`), shown as a comment can
+    (:func:`~derive.escape.comment_text`); the note is ASCII but for what ``command`` holds.
     Each format gets a form valid in it: a ``%`` comment in LaTeX, an HTML
     comment in Markdown, a ``"generated_by"`` member in JSON (which has no
     comments), a plain line in text.
     """
-    command = _printable(command)
-    note = f"{MARK} — do not edit; rewrite with: {command}; {HASH_KEY} {digest(text)}"
+    note = f"{MARK} -- do not edit; rewrite with: {comment_text(command)}; {HASH_KEY} {digest(text)}"
     if fmt == "latex":
         return f"% {note}\n{text}"
     if fmt == "markdown":
@@ -128,7 +126,7 @@ def stamp_png(data: bytes, command: str) -> bytes:
     if not data.startswith(PNG_SIGNATURE):
         raise ValueError("stamp_png: not a PNG")
     ihdr_end = len(PNG_SIGNATURE) + 8 + struct.unpack(">I", data[8:12])[0] + 4
-    note = f"{MARK} — do not edit; rewrite with: {_printable(command)}; {HASH_KEY} {digest(data)}"
+    note = f"{MARK} -- do not edit; rewrite with: {comment_text(command)}; {HASH_KEY} {digest(data)}"
     raw = note.replace("—", "-").encode("latin-1", "replace")
     body = b"tEXt" + _PNG_KEY + b"\0" + raw
     chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
