@@ -19,6 +19,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from . import ir
+from .deepstack import MAX_NESTING
 from .errors import ShapeError, SpecError
 from .ir import fmt_shape, shape_of
 from .model import DOMAINS, KINDS, Assign, Decl, Model
@@ -70,6 +71,17 @@ def suggest(name: str, candidates: list[str]) -> str:
     return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
+def nesting(tree: ast.AST) -> int:
+    """Levels of nesting below ``tree``, walked iteratively (a 100,000-term sum is that deep)."""
+    deepest = 0
+    todo = [(tree, 0)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        todo.extend((c, depth + 1) for c in ast.iter_child_nodes(node))
+    return deepest
+
+
 def _byte_to_char(text: str, offset: int) -> int:
     return len(text.encode("utf-8")[:offset].decode("utf-8", errors="ignore"))
 
@@ -80,6 +92,9 @@ class ExprBuilder:
     ``names`` maps each visible name to its value; ``later`` maps names that
     are assigned further down to their line (for a precise error).
     """
+
+    #: the deepest expression accepted, so every later stage stays within its stack budget
+    max_nesting = MAX_NESTING
 
     def __init__(
         self,
@@ -109,12 +124,20 @@ class ExprBuilder:
             elif msg.startswith("invalid syntax"):
                 msg = "invalid syntax" if e.offset else "the expression ends too early"
             raise SpecError(f"syntax error: {msg}", 0, col) from None
-        except (RecursionError, MemoryError):
-            raise SpecError("expression too deeply nested", 0, self.col0 + 1) from None
+        except (RecursionError, MemoryError):  # Python's own parser gave up
+            raise SpecError(self._too_deep(), 0, self.col0 + 1) from None
+        depth = nesting(tree.body)
+        if depth > self.max_nesting:
+            raise SpecError(self._too_deep(depth), 0, self.col0 + 1)
         try:
             return self.visit(tree.body)
-        except RecursionError:
-            raise SpecError("expression too deeply nested", 0, self.col0 + 1) from None
+        except RecursionError:  # not expected within the bound: still a message, not a traceback
+            raise SpecError(self._too_deep(), 0, self.col0 + 1) from None
+
+    def _too_deep(self, depth: int | None = None) -> str:
+        levels = f" ({depth} levels)" if depth is not None else ""
+        return (f"expression too deeply nested{levels}: the limit is {self.max_nesting} levels "
+                "(a sum of n terms is n levels); split it across assignments")
 
     def col(self, node: ast.AST) -> int:
         return self.col0 + _byte_to_char(self.text, node.col_offset) + 1

@@ -152,8 +152,9 @@ _TEXT = TextPrinter()
 
 
 def formula(e: Basic) -> Formula:
-    latex, text = _LATEX.doprint(e), _TEXT.doprint(e)
-    pieces = [Formula(a, b) for a, b in zip(_pieces(e, _LATEX), _pieces(e, _TEXT))]
+    with _LATEX.memoized(), _TEXT.memoized():
+        latex, text = _LATEX.doprint(e), _TEXT.doprint(e)
+        pieces = [Formula(a, b) for a, b in zip(_pieces(e, _LATEX), _pieces(e, _TEXT))]
     return Formula(latex, text, tuple(pieces) if len(pieces) > 1 else ())
 
 
@@ -289,11 +290,31 @@ _ADDITIVE = {"add": ir.add, "sub": ir.sub}
 
 def _terms_with(e: Basic, name: str) -> Basic:
     """The top-level terms of a sum that mention ``name`` (the others have ∂/∂name = 0)."""
-    if isinstance(e, OpNode) and e.op.name in _ADDITIVE:
-        left, right = e.children
-        keep_right = right if name in {s.name for s in right.atoms(MatrixSymbol)} else sympy.Integer(0)
-        return _ADDITIVE[e.op.name](_terms_with(left, name), keep_right)
-    return e if name in {s.name for s in e.atoms(MatrixSymbol)} else sympy.Integer(0)
+    first, rest = _top_terms(e)
+    out = first[0] if name in first[1] else sympy.Integer(0)
+    for op, term, names in rest:
+        out = _ADDITIVE[op](out, term if name in names else sympy.Integer(0))
+    return out
+
+
+_Term = tuple[Basic, frozenset[str]]
+
+
+@lru_cache(maxsize=4)
+def _top_terms(e: Basic) -> tuple[_Term, tuple[tuple[str, Basic, frozenset[str]], ...]]:
+    """A sum's left spine, once per loss, not once per gradient: its first term, then each
+    further term with its operator, each with the names it reads."""
+    spine = []
+    x = e
+    while isinstance(x, OpNode) and x.op.name in _ADDITIVE:
+        spine.append(x)
+        x = x.children[0]
+
+    def names(t: Basic) -> frozenset[str]:
+        return frozenset(s.name for s in t.atoms(MatrixSymbol))
+
+    rest = tuple((n.op.name, n.children[1], names(n.children[1])) for n in reversed(spine))
+    return (x, names(x)), rest
 
 
 def _chain_term(d: Derivation, via: str, target: str) -> Formula:
