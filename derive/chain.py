@@ -14,6 +14,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from . import ir, naming
+from .deepstack import deep_stack
 from .derivation import Derivation, Equation, Path, Step
 from .gcpause import without_cyclic_gc
 from .ir import OpNode, shape_of
@@ -186,6 +187,7 @@ def _inline(result: Basic, done: Mapping[str, Step], domains: Mapping[str, str |
     return best
 
 
+@deep_stack
 @without_cyclic_gc
 def derive(model: Model) -> Derivation:
     """Backpropagate through ``model``: one :class:`Step` per needed gradient."""
@@ -199,12 +201,14 @@ def derive(model: Model) -> Derivation:
     steps: list[Step] = []
     done: dict[str, Step] = {}
 
+    shapes = {e.name: e.shape for e in eqs}  # not a scan per step: 1,000 layers would make it quadratic
+
     def emit(name: str, kind: str) -> None:
         ps = tuple(paths[name])
         total: Basic = sympy.Integer(0)
         for p in ps:
             total = ir.add(total, p.expr)
-        shape = model.shape(name) if name in model.decls else next(e.shape for e in eqs if e.name == name)
+        shape = model.shape(name) if name in model.decls else shapes[name]
         recursive = simplify(_fit(total, shape), domains)
         result = _inline(recursive, done, domains)
         step = Step(name, shape, kind, ps, recursive, result)

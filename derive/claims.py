@@ -63,6 +63,7 @@ class ClaimExprBuilder(ExprBuilder):
     want: tuple[Basic, Basic] | None = None
     #: a claim with thousands of terms is ordinary (and is never compiled)
     max_nesting = MAX_CLAIM_NESTING
+    too_deep_hint = ""
 
     def build(self) -> Basic:
         """As the spec parser's, but an expression that ends too early is reported at its end."""

@@ -19,7 +19,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from . import ir
-from .deepstack import MAX_NESTING
+from .deepstack import MAX_NESTING, deep_stack
 from .errors import ShapeError, SpecError
 from .ir import fmt_shape, shape_of
 from .model import DOMAINS, KINDS, Assign, Decl, Model
@@ -95,6 +95,7 @@ class ExprBuilder:
 
     #: the deepest expression accepted, so every later stage stays within its stack budget
     max_nesting = MAX_NESTING
+    too_deep_hint = "; split it across assignments"
 
     def __init__(
         self,
@@ -137,7 +138,7 @@ class ExprBuilder:
     def _too_deep(self, depth: int | None = None) -> str:
         levels = f" ({depth} levels)" if depth is not None else ""
         return (f"expression too deeply nested{levels}: the limit is {self.max_nesting} levels "
-                "(a sum of n terms is n levels); split it across assignments")
+                f"(a sum of n terms is n levels deep){self.too_deep_hint}")
 
     def col(self, node: ast.AST) -> int:
         return self.col0 + _byte_to_char(self.text, node.col_offset) + 1
@@ -464,6 +465,7 @@ class SpecParser:
         return seen
 
 
+@deep_stack
 def parse_spec(text: str, path: str = "<spec>", name: str | None = None) -> Model:
     """Parse spec text into a shape-checked model (raises SpecError)."""
     if text.startswith("\ufeff"):
@@ -520,6 +522,7 @@ def read_spec(spec: str) -> tuple[str, str]:
         raise SpecError(f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded", line, col, spec) from None
 
 
+@deep_stack
 def load(spec: str) -> Model:
     """Load a model from a spec path or a bundled example's name."""
     text, path = read_spec(spec)

@@ -28,6 +28,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from . import ir
+from .deepstack import deep_stack
 from .derivation import Derivation, Path, Step
 from .index import gradient_index
 from .ir import OpNode, Shape
@@ -499,6 +500,7 @@ def _text_section(sec: Section) -> list[str]:
     return out
 
 
+@deep_stack
 def to_text(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
     """The notes in plain Unicode, aligned for a terminal."""
     notes = layout(d, param=param, expanded=expanded, index=index)
@@ -606,6 +608,7 @@ def _template() -> jinja2.Template:
     return env.get_template("derivation.tex.j2")
 
 
+@deep_stack
 def to_latex(
     d: Derivation,
     *,
@@ -649,6 +652,7 @@ def _md_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "\\`*_[]<>|#" else ch for ch in text)
 
 
+@deep_stack
 def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
     """The notes in Markdown: headings, a table of variables, ``$$`` aligned blocks."""
     notes = layout(d, param=param, expanded=expanded, index=index)
@@ -695,6 +699,7 @@ def _shape_json(shape: Shape) -> list[str]:
     return [str(x) for x in shape]
 
 
+@deep_stack
 def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
     """The derivation as JSON (keys in a fixed, documented order; see README)."""
     steps = needed_steps(d, param)
@@ -756,6 +761,7 @@ def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, 
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
 
 
+@deep_stack
 def render(d: Derivation, fmt: str, *, standalone: bool = False, **options: object) -> str:
     """Dispatch on the format name (the CLI's ``--format``)."""
     if fmt == "latex":
