@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 import sympy
 
+from derive.deepstack import deep_stack
 from derive.derivation import Derivation
 from derive.escape import comment_text, docstring_text, py_str, tex_text
 from derive.gcpause import without_cyclic_gc
@@ -95,6 +96,7 @@ def spec_label(spec: str | Model | Derivation) -> str:
     return model.path
 
 
+@deep_stack
 @without_cyclic_gc
 def generate(
     spec: str | Model | Derivation, output: str | None = None, label: str | None = None, optimizer: str | None = None

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from derive.deepstack import deep_stack
 from derive.derivation import Derivation
 from derive.evaluate import evaluate
 from derive.model import Model
@@ -334,6 +335,7 @@ def reference_loss(d: Derivation, values: Mapping[str, Any], dims: Mapping[str, 
     return float(np.asarray(env[d.loss.name]).reshape(()))
 
 
+@deep_stack
 def gradcheck(spec: str | Path | Model | Derivation | ModuleType, dims: Mapping[str, int] | None = None,
               seed: int = 0, tol: float | None = None, step: float = STEP,
               reference: str | Model | Derivation | None = None, dtype: Any = np.float64) -> GradcheckReport:

@@ -33,6 +33,7 @@ import latexify
 import latexify.transformers
 import sympy
 
+from derive.deepstack import deep_stack
 from derive.derivation import Derivation
 from derive.errors import UnsupportedError
 from derive.ir import NODE_CLASSES, OpNode
@@ -370,6 +371,7 @@ def to_latex(spec: str | Model | Derivation) -> tuple[str, str]:
     return function_latex(module._forward, program), function_latex(module.backward, program)
 
 
+@deep_stack
 def latex_document(spec: str | Model | Derivation, output: str | None = None, label: str | None = None) -> str:
     """A standalone LaTeX document (pdflatex) showing the generated forward and backward functions."""
     from .emit import spec_label

@@ -45,7 +45,7 @@ class NumpyPrinter(_Operands, StrPrinter):
                 return f"_weak({self._print_OpNode(e)})"
             finally:
                 self._in_weak = False
-        e = _float_constants(e)
+        e = _float_constants(_grouped_sum(e))
         peephole = PEEPHOLES.get(e.op.name)
         return (peephole and peephole(self, e)) or e.op.numpy(self, e)
 
@@ -132,6 +132,48 @@ def _float_constants(e: OpNode) -> OpNode:
     if not any(isinstance(c, sympy.Integer) for c in e.children):
         return e
     return e.func(*(sympy.Float(c) if isinstance(c, sympy.Integer) else c for c in e.children), *e.attrs)
+
+
+#: Terms per parenthesized group when a long sum is printed (see :func:`_grouped_sum`).
+SUM_GROUP = 100
+
+
+def _grouped_sum(e: OpNode) -> OpNode:
+    """A sum of more than :data:`SUM_GROUP` terms as a sum of parenthesized groups of
+    that many: ``(t1 + ... + t100) + (t101 - t102 ...) - (...)``.
+
+    ``a + b + c + ...`` is a left-deep tree of n levels, and Python's compiler gives up
+    near 3,000 levels at import; grouped, a module line is at most about 2·√n levels
+    deep once the groups are grouped again as they print. A group after a ``-`` has its
+    inner signs flipped: ``x - b + c`` is ``x - (b - c)``. Shorter sums print as before.
+    """
+    if e.op.name not in ("add", "sub"):
+        return e
+    spine: list[OpNode] = []
+    x: Basic = e
+    while isinstance(x, OpNode) and x.op.name in ("add", "sub") and len(spine) <= SUM_GROUP:
+        spine.append(x)
+        x = x.children[0]
+    if len(spine) <= SUM_GROUP:
+        return e
+    while isinstance(x, OpNode) and x.op.name in ("add", "sub"):
+        spine.append(x)
+        x = x.children[0]
+    terms: list[tuple[bool, Basic]] = [(True, x)] + [(n.op.name == "add", n.children[1]) for n in reversed(spine)]
+    groups = [terms[i : i + SUM_GROUP] for i in range(0, len(terms), SUM_GROUP)]
+
+    def chain(group: list[tuple[bool, Basic]], flip: bool) -> Basic:
+        out = group[0][1]
+        for plus, t in group[1:]:
+            out = ir.node("add" if plus != flip else "sub", out, t)
+        return out
+
+    out = chain(groups[0], False)
+    for g in groups[1:]:
+        plus = g[0][0]
+        out = ir.node("add" if plus else "sub", out, chain(g, not plus))
+    assert isinstance(out, OpNode)
+    return out
 
 
 ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})

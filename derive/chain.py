@@ -14,6 +14,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from . import ir, naming
+from .deepstack import deep_stack
 from .derivation import Derivation, Equation, Path, Step
 from .gcpause import without_cyclic_gc
 from .ir import OpNode, shape_of
@@ -24,6 +25,11 @@ from .simplify import simplify
 #: Operations whose argument gets its own name (Z = W X + b) when compound.
 ACTIVATIONS = frozenset({"sigmoid", "tanh", "relu", "leaky_relu", "softplus", "softmax", "log_softmax"})
 _INLINE_MAX = 40
+#: A result reading more gradients than this keeps its recursive form. Each try simplifies
+#: the whole result again, so a weight tied across n layers (n gradients in one sum) would
+#: cost n simplifications of an n-term sum: minutes at 1,000 layers, for a substitution
+#: that never shortens such a sum.
+_INLINE_MAX_GRADS = 8
 
 
 # ---------------------------------------------------------------------------
@@ -84,9 +90,30 @@ class _Pullback:
     def __init__(self, eq: Equation, needs: set[str]) -> None:
         self.eq, self.needs = eq, needs
         self.found: list[tuple[str, Basic, tuple[str, ...]]] = []
+        self._depends: dict[Basic, bool] = {}
 
     def depends(self, e: Basic) -> bool:
-        return any(s.name in self.needs for s in e.atoms(MatrixSymbol))
+        """Whether ``e`` reads a variable that needs a gradient. Memoized over the
+        equation's subtrees: asked at every node of a 1,000-term sum, a fresh walk
+        each time would be quadratic."""
+        known = self._depends
+        if e in known:
+            return known[e]
+        todo: list[tuple[Basic, bool]] = [(e, False)]
+        while todo:  # post-order, iterative: the equation may be 1,000 levels deep
+            x, ready = todo.pop()
+            if x in known:
+                continue
+            if isinstance(x, MatrixSymbol):
+                known[x] = x.name in self.needs
+            elif not isinstance(x, OpNode):
+                known[x] = False
+            elif ready:
+                known[x] = any(known[c] for c in x.children)
+            else:
+                todo.append((x, True))
+                todo.extend((c, False) for c in x.children if c not in known)
+        return known[e]
 
     def run(self, g: Basic) -> list[tuple[str, Basic, tuple[str, ...]]]:
         self.walk(self.eq.expr, g, (), root=True)
@@ -147,7 +174,10 @@ def _users(eqs: list[Equation], needs: set[str]) -> dict[str, list[str]]:
 def _inline(result: Basic, done: Mapping[str, Step], domains: Mapping[str, str | None]) -> Basic:
     """Substitute a user's δ when that gives a smaller expression: (p − y)/m."""
     best = result
-    for g in sorted(result.atoms(GradSymbol), key=lambda s: s.name):
+    grads = result.atoms(GradSymbol)
+    if len(grads) > _INLINE_MAX_GRADS:
+        return result
+    for g in sorted(grads, key=lambda s: s.name):
         user = done.get(g.of)
         if user is None or ir.count_nodes(user.result) > _INLINE_MAX:
             continue
@@ -157,6 +187,7 @@ def _inline(result: Basic, done: Mapping[str, Step], domains: Mapping[str, str |
     return best
 
 
+@deep_stack
 @without_cyclic_gc
 def derive(model: Model) -> Derivation:
     """Backpropagate through ``model``: one :class:`Step` per needed gradient."""
@@ -170,12 +201,14 @@ def derive(model: Model) -> Derivation:
     steps: list[Step] = []
     done: dict[str, Step] = {}
 
+    shapes = {e.name: e.shape for e in eqs}  # not a scan per step: 1,000 layers would make it quadratic
+
     def emit(name: str, kind: str) -> None:
         ps = tuple(paths[name])
         total: Basic = sympy.Integer(0)
         for p in ps:
             total = ir.add(total, p.expr)
-        shape = model.shape(name) if name in model.decls else next(e.shape for e in eqs if e.name == name)
+        shape = model.shape(name) if name in model.decls else shapes[name]
         recursive = simplify(_fit(total, shape), domains)
         result = _inline(recursive, done, domains)
         step = Step(name, shape, kind, ps, recursive, result)

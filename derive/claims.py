@@ -20,6 +20,7 @@ import sympy
 from sympy import Basic
 
 from . import ir
+from .deepstack import MAX_CLAIM_NESTING
 from .derivation import Derivation
 from .errors import ShapeError, SpecError
 from .ir import shape_of
@@ -60,6 +61,9 @@ class ClaimExprBuilder(ExprBuilder):
 
     #: the shape the whole claim should have (for hints)
     want: tuple[Basic, Basic] | None = None
+    #: a claim with thousands of terms is ordinary (and is never compiled)
+    max_nesting = MAX_CLAIM_NESTING
+    too_deep_hint = ""
 
     def build(self) -> Basic:
         """As the spec parser's, but an expression that ends too early is reported at its end."""

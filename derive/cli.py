@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from .deepstack import deep_stack
 from .errors import SpecError
 
 
@@ -47,10 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@deep_stack
+def _run(args: argparse.Namespace) -> int:
+    """The subcommand, on the deep stack: a 1,000-layer network is an ordinary spec."""
+    return int(args._module.run(args) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args._module.run(args) or 0)
+        return _run(args)
     except SpecError as e:
         print(e.format(), file=sys.stderr)
         return 2

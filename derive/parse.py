@@ -20,6 +20,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from . import ir
+from .deepstack import MAX_NESTING, deep_stack
 from .errors import ShapeError, SpecError
 from .ir import fmt_shape, shape_of
 from .model import DOMAINS, KINDS, Assign, Decl, Model
@@ -100,6 +101,17 @@ def check_identifiers(text: str, col0: int = 0) -> None:
         )
 
 
+def nesting(tree: ast.AST) -> int:
+    """Levels of nesting below ``tree``, walked iteratively (a 100,000-term sum is that deep)."""
+    deepest = 0
+    todo = [(tree, 0)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        todo.extend((c, depth + 1) for c in ast.iter_child_nodes(node))
+    return deepest
+
+
 def _byte_to_char(text: str, offset: int) -> int:
     return len(text.encode("utf-8")[:offset].decode("utf-8", errors="ignore"))
 
@@ -110,6 +122,10 @@ class ExprBuilder:
     ``names`` maps each visible name to its value; ``later`` maps names that
     are assigned further down to their line (for a precise error).
     """
+
+    #: the deepest expression accepted, so every later stage stays within its stack budget
+    max_nesting = MAX_NESTING
+    too_deep_hint = "; split it across assignments"
 
     def __init__(
         self,
@@ -140,12 +156,20 @@ class ExprBuilder:
             elif msg.startswith("invalid syntax"):
                 msg = "invalid syntax" if e.offset else "the expression ends too early"
             raise SpecError(f"syntax error: {msg}", 0, col) from None
-        except (RecursionError, MemoryError):
-            raise SpecError("expression too deeply nested", 0, self.col0 + 1) from None
+        except (RecursionError, MemoryError):  # Python's own parser gave up
+            raise SpecError(self._too_deep(), 0, self.col0 + 1) from None
+        depth = nesting(tree.body)
+        if depth > self.max_nesting:
+            raise SpecError(self._too_deep(depth), 0, self.col0 + 1)
         try:
             return self.visit(tree.body)
-        except RecursionError:
-            raise SpecError("expression too deeply nested", 0, self.col0 + 1) from None
+        except RecursionError:  # not expected within the bound: still a message, not a traceback
+            raise SpecError(self._too_deep(), 0, self.col0 + 1) from None
+
+    def _too_deep(self, depth: int | None = None) -> str:
+        levels = f" ({depth} levels)" if depth is not None else ""
+        return (f"expression too deeply nested{levels}: the limit is {self.max_nesting} levels "
+                f"(a sum of n terms is n levels deep){self.too_deep_hint}")
 
     def col(self, node: ast.AST) -> int:
         return self.col0 + _byte_to_char(self.text, node.col_offset) + 1
@@ -473,6 +497,7 @@ class SpecParser:
         return seen
 
 
+@deep_stack
 def parse_spec(text: str, path: str = "<spec>", name: str | None = None) -> Model:
     """Parse spec text into a shape-checked model (raises SpecError)."""
     if text.startswith("\ufeff"):
@@ -529,6 +554,7 @@ def read_spec(spec: str) -> tuple[str, str]:
         raise SpecError(f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded", line, col, spec) from None
 
 
+@deep_stack
 def load(spec: str) -> Model:
     """Load a model from a spec path or a bundled example's name."""
     text, path = read_spec(spec)

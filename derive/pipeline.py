@@ -8,6 +8,7 @@ renderers / emitter.
 from __future__ import annotations
 
 from .chain import derive as backpropagate
+from .deepstack import deep_stack
 from .derivation import Derivation
 from .model import Model
 from .parse import load
@@ -18,6 +19,7 @@ def get_model(spec: str | Model) -> Model:
     return spec if isinstance(spec, Model) else load(spec)
 
 
+@deep_stack
 def get_derivation(spec: str | Model, optimizer: str = "sgd") -> Derivation:
     """Parse (if needed), then backpropagate: the derivation as data, ending with ``optimizer``'s updates."""
     from .optim import get_optimizer

@@ -8,6 +8,8 @@ rules. Anything else raises :class:`~derive.errors.UnsupportedError`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sympy
@@ -55,6 +57,24 @@ class _Operands:
 
     open_paren = "("
     close_paren = ")"
+    #: printed operation nodes, while :meth:`memoized` is active
+    _memo: dict[Basic, str] | None = None
+
+    @contextmanager
+    def memoized(self) -> Iterator[None]:
+        """Print each distinct operation node once in the block.
+
+        Cutting a long sum into pieces prints every prefix of it; with the
+        prefixes' subtrees remembered that is linear, not quadratic, in the terms.
+        """
+        if self._memo is not None:
+            yield
+            return
+        self._memo = {}
+        try:
+            yield
+        finally:
+            self._memo = None
 
     def operand(self, e: Basic, prec: int) -> str:
         s = self.doprint(e)
@@ -66,7 +86,12 @@ class _Operands:
         """Operation nodes print through their registry form, whatever SymPy method
         their class name happens to match (``LogOp`` is also SymPy's logic printer)."""
         if isinstance(expr, OpNode):
-            return self._print_OpNode(expr)  # type: ignore[attr-defined]
+            if self._memo is None:
+                return self._print_OpNode(expr)  # type: ignore[attr-defined]
+            out = self._memo.get(expr)
+            if out is None:
+                out = self._memo[expr] = self._print_OpNode(expr)  # type: ignore[attr-defined]
+            return out
         return super()._print(expr, **kwargs)  # type: ignore[misc]
 
     def prec_of(self, e: Basic) -> int:

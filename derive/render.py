@@ -27,6 +27,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from . import ir
+from .deepstack import deep_stack
 from .derivation import Derivation, Path, Step
 from .escape import json_text, markdown_code, markdown_text, tex_text, visible
 from .index import gradient_index
@@ -152,8 +153,9 @@ _TEXT = TextPrinter()
 
 
 def formula(e: Basic) -> Formula:
-    latex, text = _LATEX.doprint(e), _TEXT.doprint(e)
-    pieces = [Formula(a, b) for a, b in zip(_pieces(e, _LATEX), _pieces(e, _TEXT))]
+    with _LATEX.memoized(), _TEXT.memoized():
+        latex, text = _LATEX.doprint(e), _TEXT.doprint(e)
+        pieces = [Formula(a, b) for a, b in zip(_pieces(e, _LATEX), _pieces(e, _TEXT))]
     return Formula(latex, text, tuple(pieces) if len(pieces) > 1 else ())
 
 
@@ -289,11 +291,31 @@ _ADDITIVE = {"add": ir.add, "sub": ir.sub}
 
 def _terms_with(e: Basic, name: str) -> Basic:
     """The top-level terms of a sum that mention ``name`` (the others have ∂/∂name = 0)."""
-    if isinstance(e, OpNode) and e.op.name in _ADDITIVE:
-        left, right = e.children
-        keep_right = right if name in {s.name for s in right.atoms(MatrixSymbol)} else sympy.Integer(0)
-        return _ADDITIVE[e.op.name](_terms_with(left, name), keep_right)
-    return e if name in {s.name for s in e.atoms(MatrixSymbol)} else sympy.Integer(0)
+    first, rest = _top_terms(e)
+    out = first[0] if name in first[1] else sympy.Integer(0)
+    for op, term, names in rest:
+        out = _ADDITIVE[op](out, term if name in names else sympy.Integer(0))
+    return out
+
+
+_Term = tuple[Basic, frozenset[str]]
+
+
+@lru_cache(maxsize=4)
+def _top_terms(e: Basic) -> tuple[_Term, tuple[tuple[str, Basic, frozenset[str]], ...]]:
+    """A sum's left spine, once per loss, not once per gradient: its first term, then each
+    further term with its operator, each with the names it reads."""
+    spine = []
+    x = e
+    while isinstance(x, OpNode) and x.op.name in _ADDITIVE:
+        spine.append(x)
+        x = x.children[0]
+
+    def names(t: Basic) -> frozenset[str]:
+        return frozenset(s.name for s in t.atoms(MatrixSymbol))
+
+    rest = tuple((n.op.name, n.children[1], names(n.children[1])) for n in reversed(spine))
+    return (x, names(x)), rest
 
 
 def _chain_term(d: Derivation, via: str, target: str) -> Formula:
@@ -478,6 +500,7 @@ def _text_section(sec: Section) -> list[str]:
     return out
 
 
+@deep_stack
 def to_text(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
     """The notes in plain Unicode, aligned for a terminal."""
     notes = layout(d, param=param, expanded=expanded, index=index)
@@ -585,6 +608,7 @@ def _template() -> jinja2.Template:
     return env.get_template("derivation.tex.j2")
 
 
+@deep_stack
 def to_latex(
     d: Derivation,
     *,
@@ -622,6 +646,7 @@ def to_latex(
 # ---------------------------------------------------------------------------
 
 
+@deep_stack
 def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
     """The notes in Markdown: headings, a table of variables, ``$$`` aligned blocks."""
     notes = layout(d, param=param, expanded=expanded, index=index)
@@ -668,6 +693,7 @@ def _shape_json(shape: Shape) -> list[str]:
     return [str(x) for x in shape]
 
 
+@deep_stack
 def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
     """The derivation as JSON (keys in a fixed, documented order; see README)."""
     steps = needed_steps(d, param)
@@ -729,6 +755,7 @@ def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, 
     return json_text(doc) + "\n"
 
 
+@deep_stack
 def render(d: Derivation, fmt: str, *, standalone: bool = False, **options: object) -> str:
     """Dispatch on the format name (the CLI's ``--format``)."""
     if fmt == "latex":

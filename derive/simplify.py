@@ -264,4 +264,4 @@ def _simplify_region(e: Basic, domains: Mapping[str, str | None]) -> Basic:
         candidates += [sympy.factor_terms(s), cancelled, sympy.factor_terms(cancelled)]
         candidates += [o for o in map(_oriented, candidates) if o not in candidates]
     built = [region.from_sympy(c) for c in candidates]
-    return min(built, key=_cost)
+    return built[0] if len(built) == 1 else min(built, key=_cost)

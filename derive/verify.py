@@ -36,6 +36,7 @@ from sympy import Basic, MatrixSymbol
 
 from . import ir
 from .claims import Claim, ClaimParser, ClaimSource, claim_sources
+from .deepstack import deep_stack
 from .derivation import Derivation, Step
 from .errors import SpecError
 from .escape import json_text, markdown_code
@@ -947,6 +948,7 @@ def _exact_zero(x: sympy.Expr) -> bool | None:
 # ===========================================================================
 
 
+@deep_stack
 def check_claims(
     spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0
 ) -> tuple[VerifyReport | None, list[SpecError]]:
@@ -967,6 +969,7 @@ def check_claims(
     return VerifyReport(deriv.model.name, results, verifier.sizes, exact), []
 
 
+@deep_stack
 def verify(spec_or_model: str | Model | Derivation, claims: str | Sequence[str], seed: int = 0) -> VerifyReport:
     """Judge hand-derived gradients: ``verify("two_layer_sigmoid", ["dW1 = dZ @ X.T"])``.
 
