@@ -12,7 +12,6 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from .deepstack import deep_stack
 from .errors import SpecError
 
 
@@ -48,16 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@deep_stack
-def _run(args: argparse.Namespace) -> int:
-    """The subcommand, on the deep stack: a 1,000-layer network is an ordinary spec."""
-    return int(args._module.run(args) or 0)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        # The subcommand runs on the main thread, where signals arrive and handlers that clean up
+        # temp files can be installed; the symbolic stages it calls run on the deep stack themselves.
+        return int(args._module.run(args) or 0)
     except SpecError as e:
         print(e.format(), file=sys.stderr)
         return 2
@@ -66,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # e.g. `backprop derive ... | head`
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: files are left as they were (writes are atomic), no traceback
+        print("backprop: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
