@@ -31,13 +31,6 @@ from .cse import Stmt, TempSymbol
 from .printer import ARITH, NumpyPrinter, dims_read
 from .rewrite import Rule, available, resolver, reuse, stabilize
 
-#: Helper functions the module template itself defines; spec names avoid them.
-TEMPLATE_HELPERS = frozenset({
-    "_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
-    "_weak", "_forward",
-})
-
-
 @dataclass
 class Program:
     """Everything the module template needs, already in order."""
@@ -220,7 +213,7 @@ def _claim_names(model: Model, d: Derivation, names: CodeNames) -> None:
 def lower(d: Derivation) -> Program:
     """The module's statements for derivation ``d``."""
     model = d.model
-    names = CodeNames(reserved=set(registry_helpers()) | TEMPLATE_HELPERS)
+    names = CodeNames(reserved=set(registry_helpers()))
     _claim_names(model, d, names)
     printer = NumpyPrinter(names, set(model.dims))
     fwd, rules = _forward_stmts(d)
