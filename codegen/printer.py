@@ -19,7 +19,7 @@ from derive import ir
 from derive.errors import UnsupportedError
 from derive.ir import OpNode, is_const
 from derive.naming import CodeNames
-from derive.ops import ATOM, MUL
+from derive.ops import ATOM, MUL, REGISTRY
 from derive.printing import GradSymbol, _Operands
 
 from .cse import TempSymbol
@@ -111,6 +111,18 @@ class NumpyPrinter(_Operands, StrPrinter):
     def _print_Exp1(self, e: Basic) -> str:  # noqa: N802
         return "np.e"
 
+    # --- functions of constants: exp(1/k), sqrt(k), sigmoid(k) ------------------
+    def _print_Function(self, e: sympy.Function) -> str:  # noqa: N802
+        """A function of numbers and dims, in the NumPy form of its registry row: SymPy's own
+        functions (exp, log, tanh, Abs, sign) and those the simplifier keeps by their registry
+        name (``sqrt(k)``, ``sigmoid(k)``). Printed bare, ``sqrt(k)`` would be a NameError."""
+        name = _SYMPY_OPS.get(type(e).__name__, type(e).__name__)
+        if name not in REGISTRY or not REGISTRY[name].elementwise or len(e.args) != REGISTRY[name].arity:
+            raise UnsupportedError(f"NumpyPrinter: no NumPy form for the function {e}")
+        return self._print_OpNode(ir.node(name, *e.args))
+
+    _print_exp = _print_log = _print_tanh = _print_Abs = _print_sign = _print_AppliedUndef = _print_Function
+
     def _print_Pi(self, e: Basic) -> str:  # noqa: N802
         return "np.pi"
 
@@ -135,6 +147,8 @@ def _float_constants(e: OpNode) -> OpNode:
 
 
 ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
+#: SymPy's names of the registry's elementwise functions, where they differ.
+_SYMPY_OPS = {"Abs": "abs"}
 
 #: Code-only spellings of particular shapes of an operation (else the registry's form).
 PEEPHOLES = {"sub": _one_minus_step}
