@@ -328,13 +328,18 @@ class _ArrayReuse:
         for i, s in enumerate(stmts):
             for x in _reads(s.expr):
                 self.last[x] = i
+        self.maker = {s.symbol: s for s in stmts}
         #: name -> the arrays it may hold, each named by the statement (or declaration) that made it
         self.holds: dict[Basic, frozenset[Basic]] = {}
+        #: array -> the names that may hold it (the inverse of ``holds``)
+        self.holders: dict[Basic, set[Basic]] = {}
         self.inplace: dict[Basic, tuple[Basic, list[Basic]]] = {}
         self.sums: dict[Basic, tuple[Basic, list[tuple[str, Basic]]]] = {}
         self.activations: dict[Basic, str] = {}
         for i, s in enumerate(stmts):
             self.holds[s.symbol] = self._decide(i, s, printer)
+            for array in self.holds[s.symbol]:
+                self.holders.setdefault(array, set()).add(s.symbol)
         self.copies = self._copies(model)
 
     def held(self, x: Basic) -> frozenset[Basic]:
@@ -354,12 +359,10 @@ class _ArrayReuse:
         if len(arrays) != 1 or shape_of(x) != shape_of(s.symbol) or ir.is_scalar(s.symbol):
             return False
         (array,) = arrays
-        maker = next((t for t in self.stmts if t.symbol == array), None)
+        maker = self.maker.get(array)
         if maker is None or maker.section != s.section or not self.new(maker):
             return False
-        for name, held in [*self.holds.items(), (x, arrays)]:
-            if array not in held:
-                continue
+        for name in self.holders.get(array, set()) | {x}:
             if name in self.roots or self.last.get(name, -1) > i or any(name in _reads(o) for o in others):
                 return False
         return True
