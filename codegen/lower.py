@@ -362,6 +362,8 @@ class _ArrayReuse:
         maker = self.maker.get(array)
         if maker is None or maker.section != s.section or not self.new(maker):
             return False
+        if shape_of(array) != shape_of(s.symbol):  # x is a broadcast (read-only) view of it
+            return False
         for name in self.holders.get(array, set()) | {x}:
             if name in self.roots or self.last.get(name, -1) > i or any(name in _reads(o) for o in others):
                 return False
@@ -396,16 +398,18 @@ class _ArrayReuse:
         return self.held(e) if isinstance(e, MatrixSymbol) else frozenset({s.symbol})
 
     def _copies(self, model: Model) -> set[Basic]:
+        """Gradients holding a caller's array or one an earlier gradient (in statement order,
+        so the copy is the alias, not the array it aliases) holds."""
         given = {d.symbol for d in model.decls.values()}
+        grads = {grad_symbol(p.name, p.shape) for p in model.params}
         seen: set[Basic] = set()
         out: set[Basic] = set()
-        for p in model.params:
-            g = grad_symbol(p.name, p.shape)
-            if g not in self.holds:
+        for s in self.stmts:
+            if s.symbol not in grads:
                 continue
-            arrays = self.held(g)
+            arrays = self.held(s.symbol)
             if arrays & (given | seen):
-                out.add(g)
+                out.add(s.symbol)
             seen |= arrays
         return out
 

@@ -228,6 +228,10 @@ REGRESSIONS = [
     ("a function of a dim in the backward pass (attention scaled by 1/√d)", "input X[d, m]\nparam Q[d, d]\n"
      "param K[d, d]\nS = (Q @ X).T @ (K @ X) / sqrt(d)\nloss = sum(softmax(S, axis=0) * exp(1 / d)) / sigmoid(m)",
      None),
+    ("a sum in place into a broadcast (read-only) view", "param W[n, m]\nT = W\n"
+     "L = mean(sigmoid(sum(T, axis=1))) + sum(W ** 2)", None),
+    ("two gradients sharing an array through intermediate names: the later alias is the copy",
+     "input X[n, n]\nparam A[n, n]\nparam B[n, n]\nC = A\nL = mean(X @ (C + B))", None),
     ("Σ(0 · x) simplified forever", "param W[m, n]\nparam b\nL = sum((W - sum(W, axis=0)) ** 0) + b", None),
 ]
 
