@@ -265,10 +265,10 @@ def _draw_spec(seed: int, depth: int) -> str:
     if rng.random() < 0.3:  # a penalty on a param already used: a second path to it
         p = rng.choice([n for n, (kind, *_) in gen.decls.items() if kind == "param"])
         loss = f"{loss} + {gen.constant()} * sum({p} ** 2)"
-    loss_name = gen.fresh_name("L")
     declared = {d for _, shape, _, _ in gen.decls.values() for d in shape}
     for d in dims:  # a dim only constants read is declared by an input nothing reads
         if d not in declared:
             gen.leaf((d, ONE), "input")
+    loss_name = gen.fresh_name("L")
     lines = [d[3] for d in gen.decls.values()] + gen.lines + [f"{loss_name} = {loss}"]
     return "\n".join(lines) + "\n"

@@ -158,6 +158,9 @@ def check_network(spec: str, seed: int, form: str | None = None) -> None:
 
     # float32 in, float32 out, and no crash on the way
     low = {k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float64 else v for k, v in values.items()}
+    for i in inputs:
+        if isinstance(low[i], np.ndarray):
+            low[i].setflags(write=False)
     _, grads32 = mod.loss_and_grads({p: low[p] for p in params}, {i: low[i] for i in inputs})
     for p, g in grads32.items():
         if isinstance(low[p], np.ndarray) and low[p].dtype == np.float32 and low[p].ndim:
