@@ -60,7 +60,7 @@ class _Region:
             return e.op.exact(*args)
         if name in ("exp", "log", "tanh", "abs", "sign"):
             return e.op.exact(*args)
-        return sympy.Function(name)(*args)
+        return sympy.Function(name, real=True)(*args)  # real: sign(exp(f)) stays free of re(f), im(f)
 
     # --- back ----------------------------------------------------------------
     def from_sympy(self, s: sympy.Expr) -> Basic:
