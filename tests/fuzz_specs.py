@@ -34,8 +34,9 @@ HOSTILE_NAMES = (
     "SHAPES", "PARAMS", "INPUTS", "DOMAINS", "DIMS", "INIT", "len", "float", "dict", "zip",
     "getattr", "KeyError", "print", "type", "t1", "t2", "Z1", "dZ",
     "name", "value", "key", "self", "lr", "state", "buf", "g", "e", "x", "s",
+    "exec", "object", "range", "max", "id", "Ellipsis", "__name__", "__builtins__", "class_", "lambda_", "None_",
 )
-#: Dimension names, some of them hostile too.
+#: Dimension names, some of them hostile too (a fixed size sometimes replaces one).
 DIM_NAMES = ("n", "m", "k", "h", "rng", "seed", "dtype", "dims", "N", "size")
 
 UNARY = ("sigmoid", "tanh", "relu", "softplus", "abs", "neg", "leaky_relu", "exp", "log", "sqrt")
@@ -253,6 +254,8 @@ def fuzz_spec(seed: int, depth: int = 3) -> str:
 def _draw_spec(seed: int, depth: int) -> str:
     rng = random.Random(seed)
     dims = tuple(rng.sample(DIM_NAMES, 3))
+    if rng.random() < 0.2:  # a fixed size: W[3, n]
+        dims = (rng.choice(["2", "3"]),) + dims[1:]
     names = [n for n in HOSTILE_NAMES if n not in dims and not keyword.issoftkeyword(n)]  # the parser refuses those
     rng.shuffle(names)
     gen = FuzzGen(rng, dims, names[: rng.randrange(0, 12)])  # type: ignore[arg-type]
@@ -267,7 +270,7 @@ def _draw_spec(seed: int, depth: int) -> str:
         loss = f"{loss} + {gen.constant()} * sum({p} ** 2)"
     declared = {d for _, shape, _, _ in gen.decls.values() for d in shape}
     for d in dims:  # a dim only constants read is declared by an input nothing reads
-        if d not in declared:
+        if d not in declared and not d.isdigit():
             gen.leaf((d, ONE), "input")
     loss_name = gen.fresh_name("L")
     lines = [d[3] for d in gen.decls.values()] + gen.lines + [f"{loss_name} = {loss}"]

@@ -235,6 +235,8 @@ REGRESSIONS = [
      "L = mean(sigmoid(sum(T, axis=1))) + sum(W ** 2)", None),
     ("two gradients sharing an array through intermediate names: the later alias is the copy",
      "input X[n, n]\nparam A[n, n]\nparam B[n, n]\nC = A\nL = mean(X @ (C + B))", None),
+    ("an undefined function taken as complex: sign(exp(σ(√V))) became re(σ(...)), which cannot be rebuilt",
+     "input V[h, 3] prob\nparam s\nL = sum(abs(exp(sigmoid(sqrt(V))))) * s", None),
     ("Σ(0 · x) simplified forever", "param W[m, n]\nparam b\nL = sum((W - sum(W, axis=0)) ** 0) + b", None),
 ]
 
