@@ -29,7 +29,7 @@ from derive.printing import GradSymbol, grad_symbol, text
 
 from . import cse
 from .cse import Stmt, TempSymbol
-from .printer import ARITH, NumpyPrinter, dims_read
+from .printer import _SYMPY_OPS, ARITH, NumpyPrinter, dims_read
 from .rewrite import Rule, available, resolver, reuse, stabilize
 
 
@@ -265,8 +265,8 @@ def _floating(model: Model, stmts: list[Stmt]) -> set[Basic]:
     def floating(e: Basic) -> bool:
         if isinstance(e, MatrixSymbol):
             return e in out
-        if not isinstance(e, OpNode):  # a constant: a Python int unless it is a fraction or a function of one
-            return sympy.sympify(e).is_integer is not True
+        if not isinstance(e, OpNode):
+            return _const_floating(sympy.sympify(e))
         if e.op.name == "step":
             return False
         if e.op.name in _FLOAT_RESULT:
@@ -279,6 +279,24 @@ def _floating(model: Model, stmts: list[Stmt]) -> set[Basic]:
         if floating(s.expr):
             out.add(s.symbol)
     return out
+
+
+def _const_floating(c: sympy.Expr) -> bool:
+    """Whether the NumPy code of constant ``c`` surely computes a float (unknown: no). Dims and
+    integers are Python ints; a fraction, a quotient (printed with ``/``), a root or a
+    transcendental function is a float; ``relu(k)`` or ``abs(1 - k)`` is an int of ints."""
+    if c.is_Integer or c.is_Symbol:
+        return False
+    if c.is_Rational or c.is_Float or c.is_NumberSymbol:
+        return True
+    if c.is_Pow:
+        return bool(c.exp.is_Integer is False or c.exp.is_negative) or _const_floating(c.base)
+    if c.is_Mul and sympy.fraction(c)[1] != 1:
+        return True
+    name = _SYMPY_OPS.get(type(c).__name__, type(c).__name__)
+    if name in _FLOAT_RESULT:
+        return True
+    return any(_const_floating(a) for a in c.args)
 
 
 def _terms(e: Basic, sign: str = "+") -> list[tuple[str, Basic]]:

@@ -661,14 +661,15 @@ def _softmax_forms(name: str) -> tuple[Form, Form]:
 
 
 def _softmax_numpy(helper: str) -> Form:
-    """The helper along the axis; of a scalar (a Python float or 0-d value, which has no axis),
-    the same function of one entry: log softmax(x) = x − x (0, or nan as torch gives for ±inf)."""
+    """The helper along the axis; of a scalar (a Python number or 0-d value, which has no axis),
+    the same function of one entry: log softmax(x) = 0.0 · x (a float 0, or nan as torch gives
+    for ±inf), softmax(x) = exp(0.0 · x)."""
 
     def form(p: Any, e: OpNode) -> str:
         x = e.children[0]
         if _is_scalar_node(x):
-            diff = f"{p.operand(x, ADD)} - {p.operand(x, ADD + 1)}"
-            return f"({diff})" if helper == "_log_softmax" else f"np.exp({diff})"
+            zero = f"0.0 * {p.operand(x, MUL + 1)}"
+            return f"({zero})" if helper == "_log_softmax" else f"np.exp({zero})"
         return f"{helper}({p.operand(x, 0)}, axis={_axes(e)[0]})"
 
     return form

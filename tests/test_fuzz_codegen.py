@@ -237,6 +237,8 @@ REGRESSIONS = [
      "input X[n, n]\nparam A[n, n]\nparam B[n, n]\nC = A\nL = mean(X @ (C + B))", None),
     ("an undefined function taken as complex: sign(exp(σ(√V))) became re(σ(...)), which cannot be rebuilt",
      "input V[h, 3] prob\nparam s\nL = sum(abs(exp(sigmoid(sqrt(V))))) * s", None),
+    ("softmax of an int constant times an int input, then an activation in place", "input X[h, m]\nparam s\n"
+     "L = sum(sigmoid(log_softmax(h, axis=1) * X) + relu(h) * X + tanh(s))", "int"),
     ("Σ(0 · x) simplified forever", "param W[m, n]\nparam b\nL = sum((W - sum(W, axis=0)) ** 0) + b", None),
 ]
 
