@@ -29,7 +29,7 @@ from derive.printing import GradSymbol, grad_symbol, text
 
 from . import cse
 from .cse import Stmt, TempSymbol
-from .printer import _SYMPY_OPS, ARITH, NumpyPrinter, dims_read
+from .printer import ARITH, SYMPY_FUNCTIONS, NumpyPrinter, dims_read
 from .rewrite import Rule, available, resolver, reuse, stabilize
 
 
@@ -293,7 +293,7 @@ def _const_floating(c: sympy.Expr) -> bool:
         return bool(c.exp.is_Integer is False or c.exp.is_negative) or _const_floating(c.base)
     if c.is_Mul and sympy.fraction(c)[1] != 1:
         return True
-    name = _SYMPY_OPS.get(type(c).__name__, type(c).__name__)
+    name = SYMPY_FUNCTIONS.get(type(c).__name__, type(c).__name__)
     if name in _FLOAT_RESULT:
         return True
     return any(_const_floating(a) for a in c.args)

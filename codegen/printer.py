@@ -148,7 +148,7 @@ class NumpyPrinter(_Operands, StrPrinter):
         """A function of numbers and dims, in the NumPy form of its registry row: SymPy's own
         functions (exp, log, tanh, Abs, sign) and those the simplifier keeps by their registry
         name (``sqrt(k)``, ``sigmoid(k)``). Printed bare, ``sqrt(k)`` would be a NameError."""
-        name = _SYMPY_OPS.get(type(e).__name__, type(e).__name__)
+        name = SYMPY_FUNCTIONS.get(type(e).__name__, type(e).__name__)
         if name not in REGISTRY or not REGISTRY[name].elementwise or len(e.args) != REGISTRY[name].arity:
             raise UnsupportedError(f"NumpyPrinter: no NumPy form for the function {e}")
         return self._print_OpNode(ir.node(name, *e.args))
@@ -208,7 +208,7 @@ def _float_constants(e: OpNode) -> OpNode:
 
 ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
 #: SymPy's names of the registry's elementwise functions, where they differ.
-_SYMPY_OPS = {"Abs": "abs"}
+SYMPY_FUNCTIONS = {"Abs": "abs"}
 
 #: Code-only spellings of particular shapes of an operation (else the registry's form).
 PEEPHOLES = {"sub": _one_minus_step}
