@@ -156,6 +156,12 @@ def check_network(spec: str, seed: int, form: str | None = None) -> None:
     for p in model.params:
         np.testing.assert_array_equal(np.reshape(raw[p.name], np.shape(grads[p.name])), grads[p.name])
 
+    # init_params binds dims named like its own locals (rng, dtype, seed, dims) correctly
+    sizes = {str(k): v for k, v in dims.items()}
+    fresh = mod.init_params({d: sizes[d] for d in mod.DIMS}, seed=seed)
+    for p in model.params:
+        assert np.shape(fresh[p.name]) == (() if p.scalar else np.shape(values[p.name])), f"init_params: {p.name}"
+
     # float32 in, float32 out, and no crash on the way
     low = {k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float64 else v for k, v in values.items()}
     for i in inputs:
