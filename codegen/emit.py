@@ -170,11 +170,11 @@ def _about(model: Model) -> str:
 
 def _stmt_view(program: Program, s: Any) -> dict[str, Any]:
     frees = ", ".join(program.name(x) for x in program.frees.get(s.symbol, ()))
-    view = {"target": program.name(s.symbol), "code": program.code(s.expr), "comment": s.comment, "frees": frees,
+    view = {"target": program.name(s.symbol), "code": program.value(s), "comment": s.comment, "frees": frees,
             "seed": "", "note": "", "steps": []}
     if s.symbol in program.inplace:
         seed, factors = program.inplace[s.symbol]
-        view.update(seed=program.name(seed), steps=[("*", program.code(f)) for f in factors])
+        view.update(seed=program.name(seed), steps=[("*", program.factor(f)) for f in factors])
     elif s.symbol in program.sums:
         seed, terms = program.sums[s.symbol]
         view.update(seed=program.code(seed), steps=[(sign, program.code(t)) for sign, t in terms])

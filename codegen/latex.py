@@ -250,13 +250,16 @@ class MathView(ast.NodeTransformer):
         return None
 
     def _numpy(self, node: ast.Call) -> ast.expr | None:
-        """NumPy calls no registry form covers as a whole: broadcasts and dtype casts show their
-        operand (a value, not a copy), ``np.where(c, a, b)`` shows as cases."""
+        """NumPy calls no registry form covers as a whole: broadcasts, copies and dtype casts show
+        their operand (a value), ``np.heaviside(x, 0)`` the step [x > 0], ``np.where(c, a, b)``
+        cases."""
         f = node.func
         if not isinstance(f, ast.Attribute):
             return None
-        if f.attr == "broadcast_to" and node.args:
+        if f.attr in ("broadcast_to", "copy") and node.args:
             return self.visit(node.args[0])
+        if f.attr == "heaviside" and node.args:  # ReLU′ as a number: [x > 0]
+            return self.visit(ast.Compare(node.args[0], [ast.Gt()], [ast.Constant(0)]))
         if f.attr == "astype":
             return self.visit(f.value)
         if f.attr == "vdot" and len(node.args) == 2 and ast.dump(node.args[0]) == ast.dump(node.args[1]):

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import sympy
 from sympy import Basic, MatrixSymbol
 
 from derive import ir
@@ -28,14 +29,8 @@ from derive.printing import GradSymbol, grad_symbol, text
 
 from . import cse
 from .cse import Stmt, TempSymbol
-from .printer import ARITH, NumpyPrinter, dims_read
+from .printer import ARITH, SYMPY_FUNCTIONS, NumpyPrinter, dims_read
 from .rewrite import Rule, available, resolver, reuse, stabilize
-
-#: Helper functions the module template itself defines; spec names avoid them.
-TEMPLATE_HELPERS = frozenset({
-    "_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
-    "_weak", "_forward",
-})
 
 
 @dataclass
@@ -60,6 +55,9 @@ class Program:
     sums: dict[Basic, tuple[Basic, list[tuple[str, Basic]]]] = field(default_factory=dict)
     #: statement symbol -> the activation's in-place NumPy form, writing into its argument
     activations: dict[Basic, str] = field(default_factory=dict)
+    #: gradients computed as a copy (``np.copy``): their value is an array the caller passed,
+    #: or one another gradient is
+    copies: set[Basic] = field(default_factory=set)
 
     @property
     def forward(self) -> list[Stmt]:
@@ -85,6 +83,15 @@ class Program:
 
     def code(self, e: Basic) -> str:
         return self.printer.doprint(e)
+
+    def factor(self, e: Basic) -> str:
+        """A factor multiplied into an array in place (a boolean mask may stay one)."""
+        return self.printer.factor(e)
+
+    def value(self, s: Stmt) -> str:
+        """The right-hand side of statement ``s`` computed in one go (not step by step in place)."""
+        code = self.activations.get(s.symbol) or self.code(s.expr)
+        return f"np.copy({code})" if s.symbol in self.copies else code
 
     def name(self, symbol: Basic) -> str:
         return self.printer.doprint(symbol)
@@ -220,7 +227,7 @@ def _claim_names(model: Model, d: Derivation, names: CodeNames) -> None:
 def lower(d: Derivation) -> Program:
     """The module's statements for derivation ``d``."""
     model = d.model
-    names = CodeNames(reserved=set(registry_helpers()) | TEMPLATE_HELPERS)
+    names = CodeNames(reserved=set(registry_helpers()))
     _claim_names(model, d, names)
     printer = NumpyPrinter(names, set(model.dims))
     fwd, rules = _forward_stmts(d)
@@ -235,37 +242,61 @@ def lower(d: Derivation) -> Program:
     forward_dims = [dim for dim in model.dims if dim in in_forward]
     frees = _frees(stmts, "forward", _backward_reads(stmts) | {d.loss.symbol})
     frees.update(_frees(stmts, "backward", {grad_symbol(p.name, p.shape) for p in model.params}))
-    inplace = _in_place(stmts, frees)
-    floating = _floating(model, stmts)
-    new = _new_arrays(stmts, floating, printer.python_scalars)
-    sums = _sums(stmts, frees, new, floating)
-    activations = _activations(stmts, frees, new, printer)
+    reuse = _ArrayReuse(model, stmts, roots, printer)
+    inplace, sums, activations = reuse.inplace, reuse.sums, reuse.activations
     code = "\n".join(activations.get(s.symbol) or printer.doprint(s.expr) for s in stmts)
     return Program(
         model, d, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules, frees, inplace,
-        sums, activations,
+        sums, activations, reuse.copies,
     )
 
 
+#: Operations whose NumPy result is floating whatever their operands' dtypes.
+_FLOAT_RESULT = frozenset({"div", "mean", "sigmoid", "tanh", "softplus", "exp", "log", "sqrt", "softmax", "log_softmax"})
+
+
 def _floating(model: Model, stmts: list[Stmt]) -> set[Basic]:
-    """Values of a floating dtype whatever the inputs' dtypes: the params, the gradients (they
-    carry the loss's derivative) and values computed from either; adding a float into them
-    or an activation's ``out=`` cannot fail."""
+    """Values of a floating dtype whatever dtypes the caller passes: the params, and values
+    computed from a floating value or by a function that returns floats. An input may be an
+    int array (∂L/∂W = X for L = Σ(W ⊙ X) is one), and a step, [A > 0], is a mask or an integer
+    count: a float cannot be written into those in place."""
     out = {p.symbol for p in model.params}
+
+    def floating(e: Basic) -> bool:
+        if isinstance(e, MatrixSymbol):
+            return e in out
+        if not isinstance(e, OpNode):
+            return _const_floating(sympy.sympify(e))
+        if e.op.name == "step":
+            return False
+        if e.op.name in _FLOAT_RESULT:
+            return True
+        if e.op.name == "leaky_step":  # .astype(x.dtype)
+            return floating(e.children[0])
+        return any(floating(c) for c in e.children)
+
     for s in stmts:
-        if isinstance(s.symbol, GradSymbol) or _reads(s.expr) & out:
+        if floating(s.expr):
             out.add(s.symbol)
     return out
 
 
-def _new_arrays(stmts: list[Stmt], floating: set[Basic], scalars: set[Basic]) -> dict[Basic, str]:
-    """Floating values a function makes as a new array only it holds -> the section making it:
-    not a view (transpose, broadcast), a 0-d scalar or a Python number."""
-    return {
-        s.symbol: s.section for s in stmts
-        if s.symbol in floating and isinstance(s.expr, OpNode) and s.expr.op.name not in cse.VIEWS
-        and s.symbol not in scalars and not zero_d(s.expr)
-    }
+def _const_floating(c: sympy.Expr) -> bool:
+    """Whether the NumPy code of constant ``c`` surely computes a float (unknown: no). Dims and
+    integers are Python ints; a fraction, a quotient (printed with ``/``), a root or a
+    transcendental function is a float; ``relu(k)`` or ``abs(1 - k)`` is an int of ints."""
+    if c.is_Integer or c.is_Symbol:
+        return False
+    if c.is_Rational or c.is_Float or c.is_NumberSymbol:
+        return True
+    if c.is_Pow:
+        return bool(c.exp.is_Integer is False or c.exp.is_negative) or _const_floating(c.base)
+    if c.is_Mul and sympy.fraction(c)[1] != 1:
+        return True
+    name = SYMPY_FUNCTIONS.get(type(c).__name__, type(c).__name__)
+    if name in _FLOAT_RESULT:
+        return True
+    return any(_const_floating(a) for a in c.args)
 
 
 def _terms(e: Basic, sign: str = "+") -> list[tuple[str, Basic]]:
@@ -278,50 +309,6 @@ def _terms(e: Basic, sign: str = "+") -> list[tuple[str, Basic]]:
     return [(sign, e)]
 
 
-def _sums(
-    stmts: list[Stmt], frees: dict[Basic, list[Basic]], new: dict[Basic, str], floating: set[Basic]
-) -> dict[Basic, tuple[Basic, list[tuple[str, Basic]]]]:
-    """Sums computed in the array of their first term (``Z = W1 @ X`` then ``Z += b1``), as
-    hand-written code does: no new array for the result. The first term must be a new
-    array shaped like the result: a matrix product reading a floating value (:func:`_floating`), or a value
-    of :func:`_new_arrays` read here for the last time and by no other term. The sum then
-    has the first term's dtype (a float64 array added into a float32 one stays float32).
-    """
-    out: dict[Basic, tuple[Basic, list[tuple[str, Basic]]]] = {}
-    for s in stmts:
-        terms = _terms(s.expr)
-        (sign, first), rest = terms[0], terms[1:]
-        if not rest or sign != "+" or shape_of(first) != shape_of(s.symbol) or zero_d(s.expr):
-            continue
-        if isinstance(first, OpNode):
-            fresh = first.op.name == "matmul" and bool(_reads(first) & floating)
-        else:
-            fresh = (
-                new.get(first) == s.section
-                and first in frees.get(s.symbol, ())
-                and not any(first in _reads(t) for _, t in rest)
-            )
-        if fresh:
-            out[s.symbol] = (first, rest)
-    return out
-
-
-def _activations(
-    stmts: list[Stmt], frees: dict[Basic, list[Basic]], new: dict[Basic, str], printer: NumpyPrinter
-) -> dict[Basic, str]:
-    """Activations computed in their argument's array (``A = _sigmoid_(Z)``) when the argument
-    is a new array (:func:`_new_arrays`) read here for the last time: no new array."""
-    out: dict[Basic, str] = {}
-    for s in stmts:
-        e = s.expr
-        if not (isinstance(e, OpNode) and e.op.numpy_inplace and len(e.children) == 1):
-            continue
-        arg = e.children[0]
-        if new.get(arg) == s.section and arg in frees.get(s.symbol, ()) and shape_of(arg) == shape_of(s.symbol):
-            out[s.symbol] = e.op.numpy_inplace.format(printer.doprint(arg))
-    return out
-
-
 def _factors(e: Basic) -> list[Basic]:
     """The factors of an elementwise product, left to right: a ⊙ b ⊙ c -> [a, b, c]."""
     if isinstance(e, OpNode) and e.op.name == "mul":
@@ -329,37 +316,120 @@ def _factors(e: Basic) -> list[Basic]:
     return [e]
 
 
-def _in_place(stmts: list[Stmt], frees: dict[Basic, list[Basic]]) -> dict[Basic, tuple[Basic, list[Basic]]]:
-    """Products computed in the array of a factor read for the last time (``dZ = dA`` then
-    ``dZ *= A`` ...), as hand-written code does: no new array for the result and none for
-    partial products. The factor must be a gradient (a floating array, whatever the inputs'
-    dtype: it carries the loss's derivative) that this function computed as a new array (not
-    a view, an input or a cached value), shaped like the result, and appear in no other
-    factor, which is evaluated after it has been overwritten.
+class _ArrayReuse:
+    """Which values are computed in the array of one they consume, as hand-written code does:
+    a product in its gradient factor (``dZ = dA``, ``dZ *= A``), a sum in its leading matrix
+    product or spent value (``Z = W1 @ X``, ``Z += b1``), an activation in its argument
+    (``np.tanh(Z, out=Z)``); and which gradients must be copies.
+
+    Statement by statement, it tracks the arrays each name may hold (a bare name or a view
+    holds another's; a value computed in place holds its seed's), so that an array is written
+    into only when it is safe:
+
+    - it is a new floating array (:func:`_floating`) made in this function by a statement of
+      the same shape -- never the caller's, a view, a scalar (a Python number or a NumPy
+      scalar has no array to write into) or an int or boolean array;
+    - no name holding it is read again: not later, not by the statement's other operands,
+      not as the loss, a gradient or the cache (``dP = dH`` keeps ``dH``'s array alive).
+
+    A gradient is a copy when its array is one the caller passed (∂L/∂W = X) or one an
+    earlier gradient is (two params with one gradient): no two gradients share memory, and
+    none shares memory with a param or input.
     """
-    fresh = {
-        s.symbol for s in stmts
-        if isinstance(s.symbol, GradSymbol) and isinstance(s.expr, OpNode) and s.expr.op.name not in cse.VIEWS
-    }
-    section = {s.symbol: s.section for s in stmts}
-    out: dict[Basic, tuple[Basic, list[Basic]]] = {}
-    for s in stmts:
+
+    def __init__(self, model: Model, stmts: list[Stmt], roots: set[Basic], printer: NumpyPrinter) -> None:
+        self.stmts = stmts
+        self.roots = roots
+        self.floating = _floating(model, stmts)
+        self.section = {s.symbol: s.section for s in stmts}
+        self.last: dict[Basic, int] = {}
+        for i, s in enumerate(stmts):
+            for x in _reads(s.expr):
+                self.last[x] = i
+        self.maker = {s.symbol: s for s in stmts}
+        #: name -> the arrays it may hold, each named by the statement (or declaration) that made it
+        self.holds: dict[Basic, frozenset[Basic]] = {}
+        #: array -> the names that may hold it (the inverse of ``holds``)
+        self.holders: dict[Basic, set[Basic]] = {}
+        self.inplace: dict[Basic, tuple[Basic, list[Basic]]] = {}
+        self.sums: dict[Basic, tuple[Basic, list[tuple[str, Basic]]]] = {}
+        self.activations: dict[Basic, str] = {}
+        for i, s in enumerate(stmts):
+            self.holds[s.symbol] = self._decide(i, s, printer)
+            for array in self.holds[s.symbol]:
+                self.holders.setdefault(array, set()).add(s.symbol)
+        self.copies = self._copies(model)
+
+    def held(self, x: Basic) -> frozenset[Basic]:
+        return self.holds.get(x, frozenset({x}))
+
+    def new(self, s: Stmt) -> bool:
+        """``s`` makes a new floating array, not a view, a bare name or a scalar."""
+        return (
+            s.symbol in self.floating and isinstance(s.expr, OpNode) and s.expr.op.name not in cse.VIEWS
+            and not ir.is_scalar(s.symbol)
+        )
+
+    def writable(self, x: Basic, i: int, others: list[Basic]) -> bool:
+        """Statement ``i`` may compute its value in the array ``x`` holds (see the class doc)."""
+        s = self.stmts[i]
+        arrays = self.held(x)
+        if len(arrays) != 1 or shape_of(x) != shape_of(s.symbol) or ir.is_scalar(s.symbol):
+            return False
+        (array,) = arrays
+        maker = self.maker.get(array)
+        if maker is None or maker.section != s.section or not self.new(maker):
+            return False
+        if shape_of(array) != shape_of(s.symbol):  # x is a broadcast (read-only) view of it
+            return False
+        for name in self.holders.get(array, set()) | {x}:
+            if name in self.roots or self.last.get(name, -1) > i or any(name in _reads(o) for o in others):
+                return False
+        return True
+
+    def _decide(self, i: int, s: Stmt, printer: NumpyPrinter) -> frozenset[Basic]:
+        """Decide how statement ``i`` computes its value; return the arrays its name then holds."""
         factors = _factors(s.expr)
-        if len(factors) < 2:
-            continue
-        for f in factors:
+        for f in factors if len(factors) > 1 else ():
             others = [g for g in factors if g is not f]
-            if (
-                f in fresh
-                and section[f] == s.section
-                and f in frees.get(s.symbol, ())
-                and shape_of(f) == shape_of(s.symbol)
-                and len(others) == len(factors) - 1
-                and not any(f in g.atoms(MatrixSymbol) for g in others)
-            ):
-                out[s.symbol] = (f, others)
-                break
-    return out
+            if isinstance(f, GradSymbol) and len(others) == len(factors) - 1 and self.writable(f, i, others):
+                self.inplace[s.symbol] = (f, others)
+                return self.held(f)
+        terms = _terms(s.expr)
+        (sign, first), rest = terms[0], terms[1:]
+        if rest and sign == "+" and shape_of(first) == shape_of(s.symbol) and not ir.is_scalar(s.symbol):
+            if isinstance(first, OpNode):
+                if first.op.name == "matmul" and _reads(first) & self.floating:
+                    self.sums[s.symbol] = (first, rest)
+                    return frozenset({s.symbol})
+            elif self.writable(first, i, [t for _, t in rest]):
+                self.sums[s.symbol] = (first, rest)
+                return self.held(first)
+        e = s.expr
+        if isinstance(e, OpNode) and e.op.numpy_inplace and len(e.children) == 1:
+            arg = e.children[0]
+            if isinstance(arg, MatrixSymbol) and self.writable(arg, i, []):
+                self.activations[s.symbol] = e.op.numpy_inplace.format(printer.doprint(arg))
+                return self.held(arg)
+        while isinstance(e, OpNode) and e.op.name in cse.VIEWS:
+            e = e.children[0]
+        return self.held(e) if isinstance(e, MatrixSymbol) else frozenset({s.symbol})
+
+    def _copies(self, model: Model) -> set[Basic]:
+        """Gradients holding a caller's array or one an earlier gradient (in statement order,
+        so the copy is the alias, not the array it aliases) holds."""
+        given = {d.symbol for d in model.decls.values()}
+        grads = {grad_symbol(p.name, p.shape) for p in model.params}
+        seen: set[Basic] = set()
+        out: set[Basic] = set()
+        for s in self.stmts:
+            if s.symbol not in grads:
+                continue
+            arrays = self.held(s.symbol)
+            if arrays & (given | seen):
+                out.add(s.symbol)
+            seen |= arrays
+        return out
 
 
 def _backward_reads(stmts: list[Stmt]) -> set[Basic]:

@@ -19,7 +19,7 @@ from derive import ir
 from derive.errors import UnsupportedError
 from derive.ir import OpNode, is_const
 from derive.naming import CodeNames
-from derive.ops import ATOM, MUL
+from derive.ops import ATOM, MUL, REGISTRY
 from derive.printing import GradSymbol, _Operands
 
 from .cse import TempSymbol
@@ -36,6 +36,9 @@ class NumpyPrinter(_Operands, StrPrinter):
         #: computed from them alone); see :meth:`_weak`.
         self.python_scalars: set[Basic] = set()
         self._in_weak = False
+        #: Whether the node being printed may be a boolean mask (``(A > 0)``; see :func:`_masks_ok_in`).
+        self.mask_ok = False
+        self._node: OpNode | None = None  # the operation whose operands are being printed
 
     # --- operations and variables -------------------------------------------
     def _print_OpNode(self, e: OpNode) -> str:  # noqa: N802 - SymPy dispatch name
@@ -45,9 +48,39 @@ class NumpyPrinter(_Operands, StrPrinter):
                 return f"_weak({self._print_OpNode(e)})"
             finally:
                 self._in_weak = False
-        e = _float_constants(_grouped_sum(e))
+        e = _grouped_sum(e)  # a long sum as groups Python's compiler can nest
+        peephole = self._peephole(e)
+        if peephole is not None:
+            return peephole
+        outer, self._node = self._node, e
+        try:
+            return e.op.numpy(self, _float_constants(e))
+        finally:
+            self._node = outer
+
+    def operand(self, e: Basic, prec: int) -> str:
+        """An operand of the node being printed, which decides whether it may be a mask."""
+        outer = self.mask_ok
+        self.mask_ok = self._node is not None and _masks_ok_in(self._node)
+        try:
+            return super().operand(e, prec)
+        finally:
+            self.mask_ok = outer
+
+    def _peephole(self, e: OpNode) -> str | None:
+        """The code-only spelling of ``e``, if one applies (decided on ``e`` as derived, so that
+        :meth:`prec_of` and the printed text agree)."""
         peephole = PEEPHOLES.get(e.op.name)
-        return (peephole and peephole(self, e)) or e.op.numpy(self, e)
+        return peephole(self, e) if peephole else None
+
+    def factor(self, e: Basic) -> str:
+        """``e`` as a factor multiplied into a floating array in place (``dZ *= (A > 0)``):
+        a boolean mask is fine there."""
+        self.mask_ok = True
+        try:
+            return self.doprint(e)
+        finally:
+            self.mask_ok = False
 
     def _needs_weak(self, e: OpNode) -> bool:
         """A NumPy function of Python numbers only (``np.exp(s)``) returns a float64 NumPy
@@ -60,7 +93,7 @@ class NumpyPrinter(_Operands, StrPrinter):
 
     def prec_of(self, e: Basic) -> int:
         """A peephole spelling is parenthesized already: it binds like an atom."""
-        if isinstance(e, OpNode) and e.op.name in PEEPHOLES and PEEPHOLES[e.op.name](self, e) is not None:
+        if isinstance(e, OpNode) and self._peephole(e) is not None:
             return ATOM
         return super().prec_of(e)
 
@@ -111,22 +144,62 @@ class NumpyPrinter(_Operands, StrPrinter):
     def _print_Exp1(self, e: Basic) -> str:  # noqa: N802
         return "np.e"
 
+    # --- functions of constants: exp(1/k), sqrt(k), sigmoid(k) ------------------
+    def _print_Function(self, e: sympy.Function) -> str:  # noqa: N802
+        """A function of numbers and dims, in the NumPy form of its registry row: SymPy's own
+        functions (exp, log, tanh, Abs, sign) and those the simplifier keeps by their registry
+        name (``sqrt(k)``, ``sigmoid(k)``). Printed bare, ``sqrt(k)`` would be a NameError."""
+        name = SYMPY_FUNCTIONS.get(type(e).__name__, type(e).__name__)
+        if name not in REGISTRY or not REGISTRY[name].elementwise or len(e.args) != REGISTRY[name].arity:
+            raise UnsupportedError(f"NumpyPrinter: no NumPy form for the function {e}")
+        return self._print_OpNode(ir.node(name, *e.args))
+
+    _print_exp = _print_log = _print_tanh = _print_Abs = _print_sign = _print_AppliedUndef = _print_Function  # noqa: N815
+
     def _print_Pi(self, e: Basic) -> str:  # noqa: N802
         return "np.pi"
 
 
 def _one_minus_step(p: NumpyPrinter, e: OpNode) -> str | None:
-    """1 − [x > 0] as the boolean [x ≤ 0]: the integer 1 − bool would make float32 code float64."""
+    """1 − [x > 0] as the boolean mask [x ≤ 0] where a mask may stand (:func:`_masks_ok_in`):
+    the integer 1 − bool would make float32 code float64."""
+    if not (p.mask_ok and _is_one_minus_step(e)):
+        return None
+    return f"({p.operand(e.children[1].children[0], MUL + 1)} <= 0)"
+
+
+def _is_one_minus_step(e: Basic) -> bool:
+    if not (isinstance(e, OpNode) and e.op.name == "sub"):
+        return False
     one, x = e.children
-    if is_const(one) and one == 1 and isinstance(x, OpNode) and x.op.name == "step":
-        return f"({p.operand(x.children[0], MUL + 1)} <= 0)"
-    return None
+    return is_const(one) and one == 1 and isinstance(x, OpNode) and x.op.name == "step"
+
+
+def _is_mask(e: Basic) -> bool:
+    """A value NumPy may print as a boolean mask: [x > 0] or [x ≤ 0]."""
+    return (isinstance(e, OpNode) and e.op.name == "step") or _is_one_minus_step(e)
+
+
+def _masks_ok_in(e: OpNode) -> bool:
+    """Whether ``e``'s operands may be boolean masks: in a product with a number (the result is
+    that number's type) and under a sum or mean. Anywhere else a mask is a number (the step
+    prints as ``np.heaviside(x, 0)``): NumPy refuses −mask and mask − mask, mask + mask is a
+    logical or, and a product of two masks would be a mask again."""
+    if e.op.name == "mul":
+        return not all(_is_mask(c) for c in e.children)
+    return e.op.name in ("sum", "mean")
 
 
 def _float_constants(e: OpNode) -> OpNode:
     """An integer added to or subtracted from an array as a float (``1.0 - A``): NumPy adds a
     Python float to a float array about 150 ns sooner than an int (no integer promotion
-    lookup), and either keeps the array's dtype."""
+    lookup), and either keeps the array's dtype. A negative integer exponent as a float too
+    (``x ** -2.0``): NumPy refuses integers to negative integer powers, and inputs may be ints."""
+    if e.op.name == "pow":
+        ex = e.children[1]
+        if isinstance(ex, sympy.Integer) and ex < 0:
+            return e.func(e.children[0], sympy.Float(ex), *e.attrs)
+        return e
     if e.op.name not in ("add", "sub") or ir.is_scalar(e):
         return e
     if not any(isinstance(c, sympy.Integer) for c in e.children):
@@ -177,6 +250,8 @@ def _grouped_sum(e: OpNode) -> OpNode:
 
 
 ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
+#: SymPy's names of the registry's elementwise functions, where they differ.
+SYMPY_FUNCTIONS = {"Abs": "abs"}
 
 #: Code-only spellings of particular shapes of an operation (else the registry's form).
 PEEPHOLES = {"sub": _one_minus_step}

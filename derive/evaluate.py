@@ -13,13 +13,30 @@ from typing import Any
 import numpy as np
 import sympy
 from sympy import Basic, MatrixSymbol
+from sympy.core.function import AppliedUndef
 
 from .errors import UnsupportedError
 from .ir import OpNode, is_const
+from .ops import REGISTRY
 
 
 def _dims_env(env: Mapping[str, Any]) -> dict[sympy.Symbol, int]:
     return {k: v for k, v in env.items() if isinstance(k, sympy.Symbol)}
+
+
+def constant(e: Basic, env: Mapping[Any, Any]) -> sympy.Expr:
+    """A constant with its dims' sizes substituted and every registry function of numbers in
+    its exact SymPy form: the simplifier keeps ``sqrt(k)`` or ``sigmoid(k)`` as an undefined
+    function of its registry name, which SymPy cannot turn into a number by itself."""
+
+    def exact(f: Any) -> Any:
+        return REGISTRY[type(f).__name__].exact(*f.args)
+
+    def known(f: Any) -> bool:
+        op = REGISTRY.get(type(f).__name__)
+        return isinstance(f, AppliedUndef) and op is not None and op.exact is not None
+
+    return sympy.sympify(e).subs(_dims_env(env)).replace(known, exact)
 
 
 def evaluate(e: Basic, env: Mapping[Any, Any], cache: dict | None = None) -> Any:
@@ -31,7 +48,7 @@ def evaluate(e: Basic, env: Mapping[Any, Any], cache: dict | None = None) -> Any
         v = np.asarray(env[e.name], dtype=float)
         out = v.reshape(1, 1) if v.ndim == 0 else v
     elif is_const(e):
-        out = np.array([[float(e.subs(_dims_env(env)))]])
+        out = np.array([[float(constant(e, env))]])
     elif isinstance(e, OpNode):
         args = [evaluate(c, env, cache) for c in e.children]
         if e.op.name == "broadcast":
@@ -56,7 +73,7 @@ def evaluate_exact(e: Basic, env: Mapping[Any, Any], cache: dict | None = None) 
     if isinstance(e, MatrixSymbol):
         out = sympy.Matrix(env[e.name])
     elif is_const(e):
-        out = sympy.Matrix([[e.subs(_dims_env(env))]])
+        out = sympy.Matrix([[constant(e, env)]])
     elif isinstance(e, OpNode):
         args = [evaluate_exact(c, env, cache) for c in e.children]
         if e.op.elementwise:

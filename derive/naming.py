@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+import unicodedata
 from collections.abc import Container
 
 #: Names generated code must not shadow.
@@ -89,11 +90,18 @@ def index_letter(taken: Container[str], summed: bool) -> str:
 # Generated NumPy modules (codegen): one namespace per module
 # ---------------------------------------------------------------------------
 
-#: Names a generated module defines or calls at module level; spec names avoid them.
+#: Names a generated module defines at module level (``templates/module.py.j2`` and the
+#: optimizer's ``init_state``/``step``; registry helpers are reserved from the registry),
+#: and the locals its functions keep beside the spec's names (``params``, ``grads``,
+#: ``cache``, ``dims`` ...). A spec name equal to one of these would shadow it inside
+#: ``_forward``, ``backward`` or ``loss_and_grads``: it gets a trailing ``_`` instead.
+#: tests/test_codegen.py checks this list against every name a rendered module uses.
 MODULE_NAMES = frozenset({
-    "np", "numpy", "forward", "backward", "loss_and_grads", "init_params", "cache",
-    "params", "inputs", "grads",
-    "SHAPES", "PARAMS", "INPUTS", "DOMAINS", "DIMS", "INIT", "dims", "seed", "dtype", "rng",
+    "np", "numpy", "forward", "backward", "loss_and_grads", "init_params", "init_state", "step",
+    "SHAPES", "PARAMS", "INPUTS", "DOMAINS", "DIMS", "INIT",
+    "_forward", "_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
+    "_weak", "_ACCEPTED", "_CACHE",
+    "cache", "params", "inputs", "grads", "dims", "seed", "dtype", "rng",
 })
 TEMP_PREFIX = "t"
 
@@ -116,6 +124,7 @@ class CodeNames:
     def _claim(self, kind: str, name: str, base: str) -> str:
         key = (kind, name)
         if key not in self.of:
+            base = unicodedata.normalize("NFKC", base)  # as Python reads identifiers: 𝐰 is w
             if base in self.reserved or keyword.iskeyword(base) or keyword.issoftkeyword(base):
                 base += "_"
             py = fresh(base, self.taken | self.reserved)

@@ -338,12 +338,22 @@ defop(Op(
     np_eval=_np_unary(np.tanh), elementwise=True, exact=sympy.tanh, spec_name="tanh",
     doc="hyperbolic tangent",
 ))
+def _step_numpy(p: Any, e: OpNode) -> str:
+    """[x > 0] as the boolean mask ``(x > 0)`` where the printer allows one (a factor of a
+    product with a number, a sum: ``dZ *= (A > 0)`` is the fast ReLU′), else as a number of
+    x's dtype, ``np.heaviside(x, 0)``: NumPy refuses −mask and mask − mask, and adds masks
+    as a logical or."""
+    if getattr(p, "mask_ok", True):
+        return f"({p.operand(e.children[0], MUL + 1)} > 0)"
+    return f"np.heaviside({p.operand(e.children[0], 0)}, 0)"
+
+
 defop(Op(
     "step", 1, _same_shape,
     vjps=(None,),
     rules=("indicator (derivative zero almost everywhere)",),
     latex=fmt(r"\left[{0} > 0\right]"), text=fmt("[{0} > 0]"),
-    numpy=fmt("({0} > 0)", ATOM, [MUL + 1]), np_eval=_np_unary(lambda x: (x > 0).astype(np.asarray(x).dtype)),
+    numpy=_step_numpy, np_eval=_np_unary(lambda x: (x > 0).astype(np.asarray(x).dtype)),
     elementwise=True, exact=lambda x: sympy.Piecewise((1, x > 0), (0, True)),
     doc="indicator [x > 0]",
 ))
@@ -374,7 +384,10 @@ defop(Op(
     rules=("leaky indicator", "leaky indicator"),
     latex=fmt(r"\left[{0} > 0\right] + {1} \left[{0} \le 0\right]", ADD, [ATOM, MUL]),
     text=fmt("([{0} > 0] + {1}·[{0} ≤ 0])", ATOM, [ATOM, MUL]),
-    numpy=fmt("np.where({0} > 0, 1, {1}).astype({0}.dtype)", ATOM, [ATOM, 0]),  # keeps float32 float32
+    numpy=lambda p, e: (
+        fmt("np.where({0} > 0, 1.0, {1})", ATOM, [MUL + 1, 0]) if _is_scalar_node(e.children[0])  # may be a float
+        else fmt("np.where({0} > 0, 1, {1}).astype({0}.dtype)", ATOM, [ATOM, 0])  # keeps float32 float32
+    )(p, e),
     np_eval=lambda x, s, e=None: np.where(x > 0, 1.0, s) * np.ones_like(x),
     elementwise=True, exact=lambda x, s: sympy.Piecewise((1, x > 0), (s, True)),
 ))
@@ -513,7 +526,7 @@ def _total_numpy(p: Any, x: Basic) -> str:
 
 def _sum_numpy(p: Any, e: OpNode) -> str:
     axes = _axes(e)
-    if len(axes) == 2:
+    if len(axes) == 2 or _is_scalar_node(e.children[0]):  # a scalar may be a Python float: no .sum(axis=)
         return _total_numpy(p, e.children[0])
     return f"{p.operand(e.children[0], ATOM)}.sum(axis={axes[0]}, keepdims=True)"
 
@@ -574,9 +587,9 @@ def _mean_form(latex: bool) -> Form:
 
 def _mean_numpy(p: Any, e: OpNode) -> str:
     ax = _np_axis(_axes(e))
+    if _is_scalar_node(e.children[0]):  # may be a Python float, which has no .mean
+        return f"np.mean({p.operand(e.children[0], 0)})"
     if ax is None:
-        if _is_scalar_node(e.children[0]):  # may be a Python float, which has no .mean
-            return f"np.mean({p.operand(e.children[0], 0)})"
         return f"{p.operand(e.children[0], ATOM)}.mean()"
     return f"{p.operand(e.children[0], ATOM)}.mean(axis={ax}, keepdims=True)"
 
@@ -648,7 +661,18 @@ def _softmax_forms(name: str) -> tuple[Form, Form]:
 
 
 def _softmax_numpy(helper: str) -> Form:
-    return lambda p, e: f"{helper}({p.operand(e.children[0], 0)}, axis={_axes(e)[0]})"
+    """The helper along the axis; of a scalar (a Python number or 0-d value, which has no axis),
+    the same function of one entry: log softmax(x) = 0.0 · x (a float 0, or nan as torch gives
+    for ±inf), softmax(x) = exp(0.0 · x)."""
+
+    def form(p: Any, e: OpNode) -> str:
+        x = e.children[0]
+        if _is_scalar_node(x):
+            zero = f"0.0 * {p.operand(x, MUL + 1)}"
+            return f"({zero})" if helper == "_log_softmax" else f"np.exp({zero})"
+        return f"{helper}({p.operand(x, 0)}, axis={_axes(e)[0]})"
+
+    return form
 
 
 defop(Op(

@@ -60,7 +60,7 @@ class _Region:
             return e.op.exact(*args)
         if name in ("exp", "log", "tanh", "abs", "sign"):
             return e.op.exact(*args)
-        return sympy.Function(name)(*args)
+        return sympy.Function(name, real=True)(*args)  # real: sign(exp(f)) stays free of re(f), im(f)
 
     # --- back ----------------------------------------------------------------
     def from_sympy(self, s: sympy.Expr) -> Basic:
@@ -219,6 +219,8 @@ def _reduction(e: OpNode, domains: Mapping[str, str | None]) -> Basic:
     region = _Region(domains)
     s = region.to_sympy(inner)
     coeff, rest = s.as_independent(*region.leaves, as_Add=False)
+    if coeff == 0:  # Σ(0 · x) = 0; kept as a product, it would be simplified again forever
+        return ir.broadcast_to(sympy.Integer(0), rebuilt.shape)
     if coeff != 1 and rest != 1:
         # SymPy's scalar view drops broadcasts: give the factor back the operand's shape,
         # or Σ(2 · b𝟏[n×m]) would become 2 Σ(b), losing the m copies.

@@ -26,10 +26,11 @@ import pytest
 import sympy
 
 import codegen
+import derive
 from codegen.cse import Stmt, TempSymbol, eliminate
 from codegen.gradcheck import random_point, resolve_dims
 from codegen.header import status
-from codegen.lower import TEMPLATE_HELPERS, _duplicated, lower, needed_steps
+from codegen.lower import _duplicated, lower, needed_steps, registry_helpers
 from codegen.printer import NumpyPrinter
 from codegen.regenerate import GENERATED, stale
 from codegen.rewrite import REUSES, RULES, available, resolver, reuse, stabilize
@@ -135,11 +136,38 @@ def test_contract(name):
         np.testing.assert_array_equal(np.asarray(raw[p]).reshape(np.shape(grads[p])), grads[p])
 
 
-def test_template_helpers_are_reserved_names():
-    """Spec names never shadow a helper the template defines (TEMPLATE_HELPERS lists them all)."""
-    template = (Path(codegen.emit.templates_dir()) / "module.py.j2").read_text(encoding="utf-8")
-    defined = set(re.findall(r"^def (_\w+)\(", template, re.M))
-    assert defined == set(TEMPLATE_HELPERS)
+def test_spec_names_avoid_every_name_the_module_itself_uses():
+    """Spec names are locals of forward, _forward, backward, loss_and_grads and init_params: every
+    other name those functions read or bind, and every module-level name, must be reserved
+    (derive.naming.MODULE_NAMES, builtins, registry helpers), so a spec name equal to one is renamed."""
+    spec = (
+        "input zqX[zqn, zqm]\ninput zqY[zqk, zqm] onehot\nparam zqW[zqk, zqn]\nparam zqb\n"
+        "zqA = sigmoid(zqW @ zqX) * zqb + relu(zqW @ zqX)\n"
+        "zqL = -sum(zqY * log_softmax(tanh(zqA) + leaky_relu(zqA, zqb), axis=0)) / sqrt(zqm)\n"
+    )
+    src = codegen.generate(derive.parse_spec(spec, name="zq"), optimizer="adam")
+    tree = ast.parse(src)
+    used = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    used |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    used |= {a.asname or a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    for f in tree.body:
+        if isinstance(f, ast.FunctionDef) and f.name in ("forward", "_forward", "backward", "loss_and_grads", "init_params"):
+            used |= {n.id for n in ast.walk(f) if isinstance(n, ast.Name)}
+            used |= {n.arg for n in ast.walk(f) if isinstance(n, ast.arg)}
+    own = {n for n in used if re.fullmatch(r"d?(zq\w*|Z\d*)|t\d+", n)}
+    reserved = CodeNames(reserved=set(registry_helpers())).reserved
+    assert used - own <= reserved, sorted(used - own - reserved)
+
+
+def test_hostile_spec_names_are_renamed_and_work() -> None:
+    """Inputs named like the module's own globals and locals (issue 11) get a trailing underscore."""
+    spec = "input _ACCEPTED[n, m]\ninput _CACHE[k, m]\nparam W[k, n]\nparam np\ncache = W @ _ACCEPTED * np\n"
+    spec += "grads = sum((cache - _CACHE)**2)\n"
+    model = derive.parse_spec(spec, name="hostile")
+    src = codegen.generate(model)
+    assert "def _forward(_ACCEPTED_, _CACHE_, W, np_):" in src
+    report = codegen.gradcheck(model)
+    assert not report.failed, report.errors
 
 
 def test_imports_numpy_only():

@@ -139,3 +139,40 @@ def test_a_sum_in_place_takes_the_dtype_of_its_new_first_term() -> None:
     for k, g in grads.items():
         assert np.asarray(g).dtype == np.float32 or type(g) is float, k
         np.testing.assert_allclose(g, exact_grads[k], rtol=1e-4, atol=1e-6)
+
+
+def _program(spec: str):
+    return lower(derive.get_derivation(derive.parse_spec(spec, name="net")))
+
+
+def test_an_array_another_name_still_holds_is_not_written_into() -> None:
+    """dP = dH returns dH's array as ∂L/∂P: ∂L/∂Z₁ = ∂L/∂H ⊙ [Z₁ > 0] must not be computed in it."""
+    spec = "input X[n, m]\nparam W[k, n]\nparam P[k, m]\nH = relu(W @ X) + P\nloss = sum(H * H)\n"
+    program = _program(spec)
+    assert not program.inplace
+    src = codegen.generate(derive.parse_spec(spec, name="net"))
+    assert "    dP = dH\n" in src and "    dZ1 = dH * (t1 > 0)\n" in src  # a new array; the mask stays boolean
+
+
+def test_masks_stay_boolean_only_where_they_multiply_a_number() -> None:
+    """[x > 0] is the fast boolean mask in dZ *= (A > 0); alone, negated or added it is a number."""
+    assert "    dZ1 *= (A1 > 0)\n" in codegen.generate("deep_relu")
+    src = codegen.generate(derive.parse_spec("input X[n, m]\nparam W[k, n]\nloss = -sum(relu(W @ X))\n", name="neg"))
+    assert "dZ1 = -np.heaviside(t1, 0)" in src
+    spec = "input X[n, m]\nparam s\nloss = sum(leaky_relu(X, s))\n"  # 1 − [X > 0] as the mask [X ≤ 0]
+    assert "ds = (X * (X <= 0)).sum()" in codegen.generate(derive.parse_spec(spec, name="prelu"))
+
+
+def test_only_new_floating_arrays_are_written_into() -> None:
+    """Neither a gradient that may be an int array (∂L/∂T = X ⊙ X) nor a scalar is a seed."""
+    ints = _program("input X[n, m]\nparam W[n, m]\nT = tanh(W)\nloss = sum(T * X * X)\n")
+    assert not ints.inplace
+    scalar = _program("input X[n, m]\nparam W[k, n]\nloss = exp(tanh(abs(sum(W @ X))))\n")
+    assert not (scalar.inplace or scalar.sums or scalar.activations)
+
+
+def test_gradients_equal_to_a_callers_array_or_to_each_other_are_copies() -> None:
+    program = _program("input X[n, m]\nparam P[n, m]\nparam Q[n, m]\nloss = sum((P + Q) * X)\n")
+    assert {program.name(g) for g in program.copies} == {"dP", "dQ"}
+    shared = _program("input X[n, m]\nparam P[n, m]\nparam Q[n, m]\nloss = sum(tanh(P + Q))\n")
+    assert {program.name(g) for g in shared.copies} == {"dQ"}  # dP holds the array, dQ a copy

@@ -1,0 +1,277 @@
+"""Random valid specs over the whole spec language, for differential fuzzing of generated code.
+
+Unlike :mod:`random_specs` (which checks the chain rule), this generator aims at the
+code generator's blind spots: every function of the language (``derive.ops.FUNCTIONS``)
+and every operator; operands broadcast as scalars, columns and rows; scalar and 1×1
+params; params read on several paths; softmax and reductions over axes of length one;
+constants and functions of dims (``/ m``, ``sqrt(k)``, ``sigmoid(k)``); and names drawn
+from a pool of the generated module's own globals and locals (``_ACCEPTED``, ``_CACHE``,
+``np``, ``grads`` ...) and builtins. Arguments of ``log``, ``sqrt``,
+``/`` and variable powers are positive by construction, and ``exp`` sees bounded
+arguments, so every draw has a finite loss. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import keyword
+import random
+import re
+from dataclasses import dataclass, field
+
+from derive.errors import SpecError
+from derive.parse import parse_spec
+
+Shape = tuple[str, str]
+ONE = "1"
+
+#: Names a generated module could trip over: its own globals and helpers, its functions'
+#: locals, NumPy, builtins, generated-looking names (t1, dW, Z1).
+HOSTILE_NAMES = (
+    "_ACCEPTED", "_CACHE", "_forward", "_check_shapes", "_expect_keys", "_like", "_normal",
+    "_init_dims", "_fmt_shape", "_scalar", "_weak", "_sigmoid", "_sigmoid_", "_softmax",
+    "_log_softmax", "np", "numpy", "dims", "grads", "cache", "params", "inputs", "loss", "rng",
+    "dtype", "seed", "forward", "backward", "loss_and_grads", "init_params", "init_state",
+    "SHAPES", "PARAMS", "INPUTS", "DOMAINS", "DIMS", "INIT", "len", "float", "dict", "zip",
+    "getattr", "KeyError", "print", "type", "t1", "t2", "Z1", "dZ",
+    "name", "value", "key", "self", "lr", "state", "buf", "g", "e", "x", "s",
+    "exec", "object", "range", "max", "id", "Ellipsis", "__name__", "__builtins__", "class_", "lambda_", "None_",
+)
+#: Dimension names, some of them hostile too (a fixed size sometimes replaces one).
+DIM_NAMES = ("n", "m", "k", "h", "rng", "seed", "dtype", "dims", "N", "size")
+
+UNARY = ("sigmoid", "tanh", "relu", "softplus", "abs", "neg", "leaky_relu", "exp", "log", "sqrt")
+
+
+@dataclass
+class FuzzGen:
+    rng: random.Random
+    dims: tuple[str, str, str]
+    names: list[str]
+    decls: dict[str, tuple[str, Shape, str | None, str]] = field(default_factory=dict)  # name -> kind, shape, domain, line
+    lines: list[str] = field(default_factory=list)
+
+    # --- names and leaves -----------------------------------------------------
+    def fresh_name(self, prefix: str) -> str:
+        taken = set(self.decls) | {line.split(" = ")[0] for line in self.lines}
+        while self.names:
+            name = self.names.pop()
+            # dNAME is reserved when NAME is declared, and the other way round
+            if name not in taken and f"d{name}" not in taken and not (name.startswith("d") and name[1:] in taken):
+                return name
+        i = len(taken)
+        while f"{prefix}{i}" in taken:
+            i += 1
+        return f"{prefix}{i}"
+
+    def leaf(self, shape: Shape, kind: str | None = None, positive: bool = False) -> str:
+        """A param or input of ``shape``: often one already declared (read on several paths)."""
+        kind = kind or ("param" if self.rng.random() < 0.6 else "input")
+        if positive:
+            kind = "input"
+        same = [
+            n for n, (k, s, dom, _) in self.decls.items()
+            if s == shape and k == kind and (dom in ("positive", "prob") if positive else dom is None)
+        ]
+        if same and self.rng.random() < 0.4:
+            return self.rng.choice(same)
+        name = self.fresh_name("P" if kind == "param" else "I")
+        if shape == (ONE, ONE) and self.rng.random() < 0.6:
+            dims = ""  # a scalar: a Python number, a 0-d or a 1×1 array
+        else:
+            dims = f"[{shape[0]}, {shape[1]}]"
+        domain = None
+        if positive:
+            domain = self.rng.choice(["positive", "positive", "prob"])
+        elif kind == "input" and shape[0] != ONE and shape[1] != ONE and self.rng.random() < 0.15:
+            domain = self.rng.choice(["onehot", "binary"])
+        line = f"{kind} {name}{dims}" + (f" {domain}" if domain else "")
+        self.decls[name] = (kind, shape, domain, line)
+        return name
+
+    def smaller(self, shape: Shape) -> Shape:
+        """A shape that broadcasts to ``shape``: itself, a column, a row or a scalar."""
+        r, c = shape
+        return self.rng.choice([(r, c), (r, c), (r, ONE), (ONE, c), (ONE, ONE)])
+
+    # --- constants --------------------------------------------------------------
+    def constant(self, positive: bool = True) -> str:
+        """A number, a dim, or a function of dims (evaluated by the generated code)."""
+        d = self.rng.choice(self.dims)
+        options = [
+            "2", "3", "0.5", "0.01", d, f"{d} / 2", f"sqrt({d})", f"1 / sqrt({d})", f"exp(1 / {d})",
+            f"sigmoid({d})", f"log({d} + 1)", f"softplus(1 - {d})", f"tanh({d})", f"abs(1 - {d}) + 1",
+            f"relu({d})", f"leaky_relu({d}, 0.5)", f"mean({d})", f"sum({d})", f"softmax({d}, axis=0)",
+            f"{d} ** 2", f"2 ** -{d}",
+        ]
+        if not positive:
+            options += ["-1", f"-{d}", f"tanh(1 - {d})", f"abs(1 - {d})", f"log_softmax({d}, axis=1)"]
+        return self.rng.choice(options)
+
+    # --- expressions ------------------------------------------------------------
+    def expr(self, shape: Shape, depth: int, loose: bool = False) -> str:
+        """An expression of ``shape`` (``loose``: or of a shape that broadcasts to it)."""
+        if depth <= 0 or self.rng.random() < 0.15:
+            return self.leaf(self.smaller(shape) if loose and self.rng.random() < 0.3 else shape)
+        kind = self.rng.choice(
+            ["unary", "unary", "unary", "binary", "binary", "binary", "matmul", "transpose", "reduce",
+             "softmax", "scale", "name"]
+        )
+        return getattr(self, kind)(shape, depth - 1)
+
+    def bounded(self, shape: Shape, depth: int) -> str:
+        """An expression with values in (−1, 1) or so, for exp and exponents."""
+        inner = self.expr(shape, depth)
+        return f"{self.rng.choice(['tanh', 'sigmoid'])}({inner})"
+
+    def positive(self, shape: Shape, depth: int) -> str:
+        """An expression of ``shape`` > 0 everywhere, bounded away from 0."""
+        choice = self.rng.choice(["input", "softplus", "exp", "sq", "sigmoid", "const"])
+        if choice in ("input", "const") or depth <= 0:
+            const = f"{self.constant()} + " if choice == "const" else ""
+            return f"({const}{self.leaf(shape, positive=True)})"
+        inner = self.expr(shape, depth - 1)
+        return {
+            "softplus": f"(softplus({inner}) + 0.5)", "exp": f"exp({self.bounded(shape, depth - 1)})",
+            "sq": f"(1 + ({inner}) ** 2)", "sigmoid": f"(sigmoid({inner}) + 1)",
+        }[choice]
+
+    def unary(self, shape: Shape, depth: int) -> str:
+        f = self.rng.choice(UNARY)
+        if f == "log":
+            return f"log({self.positive(shape, depth)})"
+        if f == "sqrt":
+            return f"sqrt({self.positive(shape, depth)})"
+        if f == "exp":
+            return f"exp({self.bounded(shape, depth)})"
+        inner = self.expr(shape, depth)
+        if f == "neg":
+            return f"-({inner})"
+        if f == "leaky_relu":
+            slope = self.rng.choice(["0.1", "const", "leaf", "expr"])
+            if slope == "const":
+                slope = self.constant()
+            elif slope == "leaf":
+                slope = self.leaf((ONE, ONE))
+            elif slope == "expr":
+                slope = self.bounded((ONE, ONE), depth)
+            return f"leaky_relu({inner}, {slope})"
+        return f"{f}({inner})"
+
+    def binary(self, shape: Shape, depth: int) -> str:
+        op = self.rng.choice(["+", "-", "*", "/", "**", "**"])
+        a = self.expr(shape, depth)
+        if op == "/":
+            return f"({a}) / ({self.positive(self.smaller(shape), depth)})"
+        if op == "**":
+            if self.rng.random() < 0.5:
+                return f"({a}) ** {self.rng.choice(['2', '3', '1', '0'])}"
+            base = self.positive(shape, depth)
+            ex = self.rng.choice(["-1", "-2", "0.5", "1.5", "expr"])
+            if ex == "expr":
+                ex = f"({self.bounded(self.smaller(shape), depth)})"
+            return f"({base}) ** {ex}"
+        b = self.expr(self.smaller(shape), depth)
+        if self.rng.random() < 0.5:
+            a, b = b, a
+        return f"({a}) {op} ({b})"
+
+    def scale(self, shape: Shape, depth: int) -> str:
+        """A constant times, over, plus or minus an expression: ``/ m``, ``* sqrt(k)``."""
+        inner = self.expr(shape, depth)
+        op = self.rng.choice(["*", "/", "+", "-", "rmul", "rsub"])
+        c = self.constant(positive=op == "/")
+        if op == "rmul":
+            return f"{c} * ({inner})"
+        if op == "rsub":
+            return f"{c} - ({inner})"
+        return f"({inner}) {op} ({c})"
+
+    def matmul(self, shape: Shape, depth: int) -> str:
+        inner = self.rng.choice(self.dims + (ONE,))
+        return f"({self.expr((shape[0], inner), depth)}) @ ({self.expr((inner, shape[1]), depth)})"
+
+    def transpose(self, shape: Shape, depth: int) -> str:
+        return f"({self.expr((shape[1], shape[0]), depth)}).T"
+
+    def reduce(self, shape: Shape, depth: int) -> str:
+        """sum or mean down to ``shape``: of everything, along an axis, or over an axis of length 1."""
+        f = self.rng.choice(["sum", "mean"])
+        r, c = shape
+        wide = self.rng.choice(self.dims + (ONE,))
+        if r == ONE and c == ONE:
+            pick = self.rng.random()
+            if pick < 0.6:
+                return f"{f}({self.expr((wide, self.rng.choice(self.dims + (ONE,))), depth)})"
+            axis = self.rng.choice([0, 1])
+            inner = (wide, ONE) if axis == 0 else (ONE, wide)
+            return f"{f}({self.expr(inner, depth)}, axis={axis})"
+        if r == ONE:
+            return f"{f}({self.expr((wide, c), depth)}, axis=0)"
+        if c == ONE:
+            return f"{f}({self.expr((r, wide), depth)}, axis=1)"
+        inner = self.expr(shape, depth)  # a full shape: a reduction broadcast back against it
+        return f"({self.expr(shape, depth)}) - {f}({inner}, axis={self.rng.choice([0, 1])})"
+
+    def softmax(self, shape: Shape, depth: int) -> str:
+        """softmax or log_softmax along either axis, an axis of length 1 (a constant) included."""
+        f = self.rng.choice(["softmax", "log_softmax"])
+        return f"{f}({self.expr(shape, depth)}, axis={self.rng.choice([0, 1])})"
+
+    def name(self, shape: Shape, depth: int) -> str:
+        """Name an intermediate value, read up to three times."""
+        value = self.expr(shape, depth)
+        name = self.fresh_name("V")
+        self.lines.append(f"{name} = {value}")
+        uses = self.rng.choice([1, 1, 2, 3])
+        return " + ".join([name] * uses) if uses < 3 else f"({name} * {name} - {name})"
+
+
+def fuzz_spec(seed: int, depth: int = 3) -> str:
+    """Spec text for one random network; the loss is a scalar function of a random expression.
+
+    A param the loss turns out not to depend on (one only under softmax over one entry, or
+    raised to the power 0) is declared an input instead, as the language requires (and
+    the loss is scaled by a new param when none is left).
+    """
+    text = _draw_spec(seed, depth)
+    for _ in range(20):
+        try:
+            parse_spec(text, path="<fuzz>", name="fuzz")
+            return text
+        except SpecError as e:
+            if "no params" in str(e):  # every param was unused: scale the loss by a new one
+                *body, last = text.rstrip("\n").split("\n")
+                name, value = last.split(" = ", 1)
+                text = "\n".join(["param P_scale", *body, f"{name} = ({value}) * P_scale"]) + "\n"
+                continue
+            unused = re.search(r"param '(\w+)' is declared but the loss does not depend on it", str(e))
+            if not unused:
+                raise
+            text = re.sub(rf"^param {unused.group(1)}\b", f"input {unused.group(1)}", text, flags=re.M)
+    raise AssertionError(f"seed {seed}: no param reaches the loss")  # pragma: no cover
+
+
+def _draw_spec(seed: int, depth: int) -> str:
+    rng = random.Random(seed)
+    dims = tuple(rng.sample(DIM_NAMES, 3))
+    if rng.random() < 0.2:  # a fixed size: W[3, n]
+        dims = (rng.choice(["2", "3"]),) + dims[1:]
+    names = [n for n in HOSTILE_NAMES if n not in dims and not keyword.issoftkeyword(n)]  # the parser refuses those
+    rng.shuffle(names)
+    gen = FuzzGen(rng, dims, names[: rng.randrange(0, 12)])  # type: ignore[arg-type]
+    shape = (rng.choice(dims + (ONE,)), rng.choice(dims + (ONE,)))
+    body = gen.expr(shape, depth)
+    red = rng.choice(["sum", "mean", "sum"])
+    loss = f"{red}({body})"
+    if not any(kind == "param" for kind, *_ in gen.decls.values()):
+        loss = f"({loss}) * {gen.leaf((ONE, ONE), 'param')}"
+    if rng.random() < 0.3:  # a penalty on a param already used: a second path to it
+        p = rng.choice([n for n, (kind, *_) in gen.decls.items() if kind == "param"])
+        loss = f"{loss} + {gen.constant()} * sum({p} ** 2)"
+    declared = {d for _, shape, _, _ in gen.decls.values() for d in shape}
+    for d in dims:  # a dim only constants read is declared by an input nothing reads
+        if d not in declared and not d.isdigit():
+            gen.leaf((d, ONE), "input")
+    loss_name = gen.fresh_name("L")
+    lines = [d[3] for d in gen.decls.values()] + gen.lines + [f"{loss_name} = {loss}"]
+    return "\n".join(lines) + "\n"
