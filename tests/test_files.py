@@ -476,3 +476,14 @@ def test_generated_module_refuses_non_numbers_naming_the_argument(bad: object) -
     with pytest.raises(ValueError, match=r"^b2: expected numbers"):
         mod.loss_and_grads({**params, "b2": bad}, good)
     assert np.isfinite(mod.loss_and_grads(params, {**good, "X": np.ones((3, 5), dtype=np.float32)})[0])
+
+
+@pytest.mark.parametrize("numbers", [[[1.0] * 5] * 3, ((1,) * 5,) * 3], ids=["list", "tuple"])
+def test_generated_module_refuses_a_list_of_numbers_naming_the_argument(numbers: object) -> None:
+    """A list has no ``.T`` or ``@``: the module says so up front, not with an AttributeError inside backward."""
+    mod = codegen.load_module("two_layer_sigmoid")
+    params = mod.init_params({"n": 3, "k": 4}, seed=0)
+    with pytest.raises(ValueError, match=r"^X: expected a NumPy array or a number, got a (list|tuple) of numbers; "
+                                         r"pass np\.asarray\(X\)$"):
+        mod.loss_and_grads(params, {"X": numbers, "y": np.ones((1, 5))})
+    assert np.isfinite(mod.loss_and_grads(params, {"X": np.asarray(numbers, dtype=float), "y": np.ones((1, 5))})[0])
