@@ -7,6 +7,7 @@ from pathlib import Path
 
 from derive.cli import UsageError
 from derive.escape import shell_join
+from derive.extras import require
 from derive.io import UnsafeWriteError, check_target, cleanup_on_signals, probe, safe_write, spec_files, stamp_png
 
 from .dims import check_known_dims, check_memory, network_shapes, parse_dims
@@ -34,6 +35,7 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require("'backprop gradflow'", "matplotlib")  # the bar chart; checked before any work
     from .data import DataError, default_dims, load_npz, synthetic
     from .emit import derivation_of, generate
     from .gradflow import Variant, fmt_shape, hidden_activations, norms_at_init, table, weights, with_activation

@@ -3,6 +3,10 @@
 Names are shown in the course notation (:func:`derive.notation.latex_name`,
 through matplotlib's mathtext): W₁, b₁, ŷ. A ``title`` is user text (it holds
 the model's name): its ``$`` would start mathtext, so it is escaped here.
+
+matplotlib is optional (the ``[train]`` extra): it is imported only when a
+figure is made, so this module imports without it, and the commands check for
+it (:func:`derive.extras.require`) before they start.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from derive.escape import mathtext_text
 from derive.notation import latex_name
 from derive.optim import get_optimizer
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from .train import History
 
 DPI = 120
@@ -29,8 +33,17 @@ _LIGHT = "#7fa7d0"
 _VAL = "#d1495b"
 
 
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A figure on no pyplot state (matplotlib imported here: it is an optional dependency)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
 def png(fig: Figure) -> bytes:
     """The figure as PNG bytes; no timestamp or version in the metadata, so the same figure gives the same bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -75,7 +88,7 @@ def _log_if_wide(ax: object, values: Sequence[float]) -> None:
 
 def loss_curve(h: History, title: str) -> Figure:
     """Mini-batch loss at every step (light) and the loss on all the data at the end of every epoch (dark)."""
-    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    fig = _figure((7.5, 4.6))
     ax = fig.add_subplot()
     steps = np.arange(1, len(h.step_loss) + 1) / h.steps_per_epoch
     if len(h.step_loss) > len(h.epoch_loss):
@@ -115,7 +128,7 @@ def _palette(n: int) -> list:
 
 def gradflow_over_training(h: History, title: str, biases: Sequence[str] = ()) -> Figure:
     """Each param's gradient norm over training (mini-batch, smoothed), log scale: how gradients flow and fade."""
-    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    fig = _figure((7.5, 4.6))
     ax = fig.add_subplot()
     colors = _palette(len(h.params))
     window = max(1, h.steps_per_epoch // 2)
@@ -140,7 +153,7 @@ def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str) -> Figur
     """Gradient norm per param at initialization, one bar group per param, one bar per network variant."""
     variants = list(norms)
     params = list(next(iter(norms.values())))
-    fig = Figure(figsize=(min(11.0, max(6.0, 2.5 + 0.45 * len(params) * len(variants))), 4.6), layout="constrained")
+    fig = _figure((min(11.0, max(6.0, 2.5 + 0.45 * len(params) * len(variants))), 4.6))
     ax = fig.add_subplot()
     width = 0.8 / len(variants)
     colors = ["#1f4e79", "#d1495b", "#66a182", "#edae49"]

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from derive.extras import require
 from derive.io import write_atomic
 from derive.optim import get_optimizer
 
@@ -146,6 +147,8 @@ def train(
     params, batches and numbers. ``val_fraction`` of the examples are held out
     (ValueError when that leaves either side empty).
     """
+    if progress:  # before the work, not when the bar is first drawn
+        require("codegen.train.train(progress=True)", "tqdm")
     opt = get_optimizer(optimizer)
     lr = opt.lr.default if lr is None else float(lr)
     mdim = example_dim(module)
@@ -234,6 +237,7 @@ RUN_FILES = ("history.csv", "loss.png", "gradflow.png", "params.npz")
 def write_outputs(out: str | Path, h: History, params: Mapping[str, Any], title: str) -> list[Path]:
     """:data:`RUN_FILES` in ``out`` (each written atomically; ``backprop train`` passes a staging
     directory that replaces the run directory as a whole)."""
+    require("codegen.train.write_outputs", "matplotlib")
     from .plots import gradflow_over_training, loss_curve, png
 
     out = Path(out)

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from .errors import SpecError
+from .extras import MissingExtraError
+from .version import version
 
 
 class UsageError(Exception):
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="backprop",
         description="Neural networks as symbolic forward equations: derivations, NumPy code, checks.",
     )
+    parser.add_argument("--version", action="version", version=f"backprop {version()}",
+                        help="print backprop's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -56,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as e:
         print(e.format(), file=sys.stderr)
         return 2
-    except UsageError as e:
+    except (UsageError, MissingExtraError) as e:  # a missing extra: which one to install, not a traceback
         print(f"backprop: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `backprop derive ... | head`
