@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module exposing ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only lists them
-and turns user errors into compiler-style messages with exit status 2.
+and turns user errors -- and a missing optional dependency (``derive.extras``) --
+into compiler-style messages with exit status 2.
 """
 
 from __future__ import annotations
