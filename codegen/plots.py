@@ -149,8 +149,18 @@ def gradflow_over_training(h: History, title: str, biases: Sequence[str] = ()) -
     return fig
 
 
-def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str) -> Figure:
-    """Gradient norm per param at initialization, one bar group per param, one bar per network variant."""
+def ratio_caption(first: str, last: str, ratios: Mapping[str, float], vanishing: float) -> str:
+    """The first-to-last gradient ratio the terminal prints, as one mathtext line for the chart."""
+    head = rf"{grad_label(first)} / {grad_label(last)}"
+    marks = {k: f"{r:.3g}" + (" (vanishing gradients)" if r < vanishing else "") for k, r in ratios.items()}
+    if len(marks) == 1:
+        return f"{head} = {next(iter(marks.values()))}  (first layer / last)"
+    return f"{head}  (first layer / last): " + "; ".join(f"{mathtext_text(k)} {m}" for k, m in marks.items())
+
+
+def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str, caption: str | None = None) -> Figure:
+    """Gradient norm per param at initialization, one bar group per param, one bar per network variant;
+    ``caption`` (mathtext, e.g. :func:`ratio_caption`) is a second title line."""
     variants = list(norms)
     params = list(next(iter(norms.values())))
     fig = _figure((min(11.0, max(6.0, 2.5 + 0.45 * len(params) * len(variants))), 4.6))
@@ -166,7 +176,7 @@ def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str) -> Figur
     ax.set_xlabel("parameter (input side → output side)")
     ax.set_ylabel(r"gradient norm $\|\partial\mathcal{L}/\partial\theta\|$ at initialization")
     ax.grid(True, axis="y", which="major", alpha=0.3)
-    ax.set_title(mathtext_text(title), fontsize=10)
+    ax.set_title(mathtext_text(title) + (f"\n{caption}" if caption else ""), fontsize=10)
     if len(variants) > 1:
         ax.legend(fontsize=9, frameon=False)
     return fig

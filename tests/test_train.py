@@ -345,11 +345,23 @@ def test_synthetic_targets_suit_the_spec(name: str, modules: dict) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_gradflow_shows_vanishing_sigmoid_gradients(tmp_path: Path, capsys) -> None:
+def test_gradflow_shows_vanishing_sigmoid_gradients(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import codegen.plots
+
+    figures = []
+    bars = codegen.plots.gradflow_bars
+    monkeypatch.setattr(codegen.plots, "gradflow_bars", lambda *a, **k: figures.append(bars(*a, **k)) or figures[-1])
     out = tmp_path / "gf.png"
     assert main(["gradflow", "deep_relu", "--compare-activation", "sigmoid", "--dims", "m=128",
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
+    # The chart carries the first-to-last ratios the terminal printed, and says which one vanishes.
+    printed = [ln.rsplit("= ", 1)[1].split()[0] for ln in text.splitlines() if "‖ / ‖∂L/∂W4‖ = " in ln]
+    assert len(printed) == 2
+    (fig,) = figures
+    title = fig.axes[0].get_title()
+    assert "first layer / last" in title and r"\partial W_{1}" in title and r"\partial W_{4}" in title
+    assert f"relu (as written) {printed[0]};" in title and f"sigmoid {printed[1]} (vanishing gradients)" in title
     lines = {ln.split()[0]: ln.split() for ln in text.splitlines() if ln.startswith("  W") or ln.startswith("  b")}
     assert list(lines) == ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"]
     relu = [float(lines[p][2]) for p in ("W1", "W4")]
@@ -362,7 +374,9 @@ def test_gradflow_shows_vanishing_sigmoid_gradients(tmp_path: Path, capsys) -> N
 def test_gradflow_single_network_and_errors(tmp_path: Path, capsys) -> None:
     out = tmp_path / "one.png"
     assert main(["gradflow", "two_layer_sigmoid", "--out", str(out)]) == 0
-    assert "‖∂L/∂θ‖ sigmoid (as written)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "‖∂L/∂θ‖ sigmoid (as written)" in text
+    assert "‖∂L/∂W1‖ / ‖∂L/∂w2‖ = " in text
     assert_png(out)
     assert main(["gradflow", "logistic_regression", "--compare-activation", "relu", "--out", str(tmp_path / "x.png")]) == 2
     assert "has no hidden layer" in capsys.readouterr().err
