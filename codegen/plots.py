@@ -87,15 +87,23 @@ def _log_if_wide(ax: object, values: Sequence[float]) -> None:
 
 
 def loss_curve(h: History, title: str) -> Figure:
-    """Mini-batch loss at every step (light) and the loss on all the data at the end of every epoch (dark)."""
+    """Mini-batch loss at every step (light) and the loss on all the data at the end of every epoch (dark).
+
+    The legend says which is which in the terminal's words: the progress bar shows the mini-batch's loss,
+    which jumps from batch to batch; the loss printed at the end, and history.csv's ``loss``, is on all
+    the training examples.
+    """
     fig = _figure((7.5, 4.6))
     ax = fig.add_subplot()
     steps = np.arange(1, len(h.step_loss) + 1) / h.steps_per_epoch
     if len(h.step_loss) > len(h.epoch_loss):
-        ax.plot(steps, finite(h.step_loss), color=_LIGHT, lw=0.8, alpha=0.55, label="mini-batch loss (each step)")
+        ax.plot(steps, finite(h.step_loss), color=_LIGHT, lw=0.8, alpha=0.55,
+                label="loss on each mini-batch (the progress bar's loss)")
     epochs = np.arange(len(h.epoch_loss))
-    data = "the training data" if h.val_examples else "all the data"
-    ax.plot(epochs, finite(h.epoch_loss), "o-", color=_LINE, lw=2, ms=3.5, label=f"loss on {data} (end of epoch)")
+    kind = "training examples" if h.val_examples else "examples"
+    data = f"all {h.examples} {kind}" if h.examples else f"all the {kind}"
+    ax.plot(epochs, finite(h.epoch_loss), "o-", color=_LINE, lw=2, ms=3.5,
+            label=f"loss on {data}, end of each epoch (the loss printed at the end)")
     if h.val_examples:
         ax.plot(epochs, finite(h.epoch_val_loss), "s--", color=_VAL, lw=1.8, ms=3.5,
                 label=f"loss on the {h.val_examples} held-out examples (validation)")

@@ -50,6 +50,7 @@ class History:
     epoch_loss: list[float] = field(default_factory=list)  # index 0: before training
     epoch_train_loss: list[float] = field(default_factory=list)  # mean mini-batch loss (0: before training)
     epoch_norms: dict[str, list[float]] = field(default_factory=dict)
+    examples: int = 0  # training examples: what the end-of-epoch loss is taken on (0: unknown)
     val_examples: int = 0  # examples held out for validation (0: no split)
     epoch_val_loss: list[float] = field(default_factory=list)  # loss on them (0: before training)
     diverged: bool = False
@@ -164,6 +165,7 @@ def train(
     steps = math.ceil(m / batch_size) if sliced else 1
     biases = tuple(p for p in module.PARAMS if getattr(module, "INIT", {}).get(p) == "zeros")
     h = History(name, opt.name, lr, batch_size, tuple(module.PARAMS), steps, biases)
+    h.examples = m if sliced else 0
     h.val_examples = 0 if val is None else int(dims[mdim]) - m
     h.step_norms = {p: [] for p in h.params}
     h.epoch_norms = {p: [] for p in h.params}
@@ -188,7 +190,8 @@ def train(
                 module.step(params, grads, state, lr=lr)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix_str(f"epoch {epoch}/{epochs}  loss {loss:.4g}", refresh=False)
+                    # The bar's loss is this mini-batch's; the loss printed at the end (and plotted per epoch) is on all the data.
+                    bar.set_postfix_str(f"epoch {epoch}/{epochs}  batch loss {loss:.4g}", refresh=False)
             _record_epoch(h, module, params, data, sum(losses) / m if sliced else losses[0], val)
             if on_epoch is not None:
                 on_epoch(epoch, h.last)

@@ -150,7 +150,29 @@ def test_same_seed_same_bytes(run_dir: Path, tmp_path: Path) -> None:
 def test_progress_bar_shows_the_loss(tmp_path: Path, capsys) -> None:
     assert main(["train", "univariate_regression", "--epochs", "2", "--out", str(tmp_path / "r")]) == 0
     err = capsys.readouterr().err
-    assert "univariate_regression · adam" in err and "step" in err and "loss " in err and "100%" in err
+    assert "univariate_regression · adam" in err and "step" in err and "batch loss " in err and "100%" in err
+
+
+def test_loss_plot_says_which_loss_is_which(tmp_path: Path) -> None:
+    """The light curve is the progress bar's (mini-batch) loss; the dark one is on all the examples, as printed."""
+    from codegen.plots import loss_curve
+
+    h, _ = train(module_for({}, "logistic_regression", "adam"), *_logistic_data(), epochs=2, progress=False)
+    legend = [t.get_text() for t in loss_curve(h, "x").axes[0].get_legend().get_texts()]
+    assert legend == ["loss on each mini-batch (the progress bar's loss)",
+                      "loss on all 100 examples, end of each epoch (the loss printed at the end)"]
+    h, _ = train(module_for({}, "logistic_regression", "adam"), *_logistic_data(), epochs=2, progress=False,
+                 val_fraction=0.25)
+    legend = [t.get_text() for t in loss_curve(h, "x").axes[0].get_legend().get_texts()]
+    assert legend[1] == "loss on all 75 training examples, end of each epoch (the loss printed at the end)"
+    assert legend[2] == "loss on the 25 held-out examples (validation)"
+
+
+def _logistic_data() -> tuple[dict, dict]:
+    d = derivation_of("logistic_regression")
+    mod = load_source(generate(d), "logistic_regression")
+    dims = default_dims(mod, {"m": 100, "n": 4})
+    return synthetic(d.model, d, mod, dims, 0).inputs, dims
 
 
 def test_data_file_trains_like_synthetic_data(tmp_path: Path, capsys) -> None:
