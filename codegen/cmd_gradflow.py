@@ -7,6 +7,7 @@ from pathlib import Path
 
 from derive.cli import UsageError
 from derive.escape import shell_join
+from derive.extras import require
 from derive.io import UnsafeWriteError, check_target, cleanup_on_signals, probe, safe_write, spec_files, stamp_png
 
 from .dims import check_known_dims, check_memory, network_shapes, parse_dims
@@ -34,11 +35,22 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require("'backprop gradflow'", "matplotlib")  # the bar chart; checked before any work
     from .data import DataError, default_dims, load_npz, synthetic
     from .emit import derivation_of, generate
-    from .gradflow import Variant, fmt_shape, hidden_activations, norms_at_init, table, weights, with_activation
+    from .gradflow import (
+        VANISHING,
+        Variant,
+        first_last_ratios,
+        fmt_shape,
+        hidden_activations,
+        norms_at_init,
+        table,
+        weights,
+        with_activation,
+    )
     from .loader import load_source
-    from .plots import gradflow_bars, png
+    from .plots import gradflow_bars, png, ratio_caption
 
     given = parse_dims(args.dims)
     d = derivation_of(args.spec)
@@ -80,10 +92,13 @@ def run(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{k}={v}" for k, v in dims.items()) or "none"
     print(f"gradient norms at initialization: {model.name}; dims {sizes}; seed {args.seed}; {source}")
     shapes = {p: fmt_shape(module.SHAPES[p], dims) for p in module.PARAMS}
-    print(table(variants, shapes, (w[0], w[-1]) if len(w) > 1 else None))
+    first_last = (w[0], w[-1]) if len(w) > 1 else None
+    print(table(variants, shapes, first_last))
     title = f"{model.name}: gradient norms at initialization" + (
         " — hidden activations compared" if len(variants) > 1 else "")
-    chart = stamp_png(png(gradflow_bars({v.label: v.norms for v in variants}, title)), _command(args))
+    # The chart carries the ratio the terminal printed, so a figure shown alone still says how much the gradient fades.
+    caption = ratio_caption(*first_last, first_last_ratios(variants, first_last), VANISHING) if first_last else None
+    chart = stamp_png(png(gradflow_bars({v.label: v.norms for v in variants}, title, caption)), _command(args))
     try:
         with cleanup_on_signals():
             made = _mkdirs(out.parent)

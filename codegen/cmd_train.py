@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from derive.cli import UsageError
+from derive.extras import require
 from derive.io import RunDir, UnsafeWriteError, spec_files
 from derive.optim import OPTIMIZERS, get_optimizer
 
@@ -75,6 +76,8 @@ CARRIED = ("gradflow_init.png",)
 
 
 def run(args: argparse.Namespace) -> int:
+    # Before any work: the plots need matplotlib, the progress bar tqdm (both in the [train] extra).
+    require("'backprop train'", "matplotlib", *(() if args.quiet else ("tqdm",)))
     from .data import DataError, default_dims, load_npz, synthetic
     from .emit import derivation_of, generate
     from .loader import load_source

@@ -79,6 +79,19 @@ def weights(module: ModuleType) -> list[str]:
     return [p for p in module.PARAMS if init.get(p) in ("he", "glorot")]
 
 
+#: A first-to-last ratio below this is called vanishing gradients (in the table and on the chart).
+VANISHING = 0.05
+
+
+def first_last_ratios(variants: list[Variant], first_last: tuple[str, str]) -> dict[str, float]:
+    """‖∂L/∂first‖ / ‖∂L/∂last‖ per variant: one number for how much the gradient fades on its way back.
+
+    The table and the chart both show it, from this one function, so they cannot disagree.
+    """
+    a, b = first_last
+    return {v.label: (v.norms[a] / v.norms[b] if v.norms[b] > 0 else float("inf")) for v in variants}
+
+
 def table(variants: list[Variant], shapes: Mapping[str, str], first_last: tuple[str, str] | None) -> str:
     """The norms as a text table, and how much smaller the first layer's gradient is than the last's."""
     params = list(variants[0].norms)
@@ -90,10 +103,9 @@ def table(variants: list[Variant], shapes: Mapping[str, str], first_last: tuple[
         lines.append(f"  {p:<8} {shapes[p]:>9}  {cells}")
     if first_last is not None:
         a, b = first_last
-        for v in variants:
-            ratio = v.norms[a] / v.norms[b] if v.norms[b] > 0 else float("inf")
-            lines.append(f"  {v.label}: ‖∂L/∂{a}‖ / ‖∂L/∂{b}‖ = {ratio:.3g}"
-                         + ("  (the first layer learns far more slowly: vanishing gradients)" if ratio < 0.05 else ""))
+        for label, ratio in first_last_ratios(variants, first_last).items():
+            lines.append(f"  {label}: ‖∂L/∂{a}‖ / ‖∂L/∂{b}‖ = {ratio:.3g}"
+                         + ("  (the first layer learns far more slowly: vanishing gradients)" if ratio < VANISHING else ""))
     return "\n".join(lines)
 
 
@@ -101,4 +113,5 @@ def fmt_shape(shape: tuple, dims: Mapping[str, int]) -> str:
     return "×".join(str(dims[d] if isinstance(d, str) else d) for d in shape) or "scalar"
 
 
-__all__ = ["hidden_activations", "with_activation", "norms_at_init", "table", "Variant", "CHOICES"]
+__all__ = ["hidden_activations", "with_activation", "norms_at_init", "table", "first_last_ratios", "Variant", "CHOICES",
+           "VANISHING"]

@@ -3,6 +3,10 @@
 Names are shown in the course notation (:func:`derive.notation.latex_name`,
 through matplotlib's mathtext): W₁, b₁, ŷ. A ``title`` is user text (it holds
 the model's name): its ``$`` would start mathtext, so it is escaped here.
+
+matplotlib is optional (the ``[train]`` extra): it is imported only when a
+figure is made, so this module imports without it, and the commands check for
+it (:func:`derive.extras.require`) before they start.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from derive.escape import mathtext_text
 from derive.notation import latex_name
 from derive.optim import get_optimizer
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from .train import History
 
 DPI = 120
@@ -29,8 +33,17 @@ _LIGHT = "#7fa7d0"
 _VAL = "#d1495b"
 
 
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A figure on no pyplot state (matplotlib imported here: it is an optional dependency)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
 def png(fig: Figure) -> bytes:
     """The figure as PNG bytes; no timestamp or version in the metadata, so the same figure gives the same bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -74,15 +87,23 @@ def _log_if_wide(ax: object, values: Sequence[float]) -> None:
 
 
 def loss_curve(h: History, title: str) -> Figure:
-    """Mini-batch loss at every step (light) and the loss on all the data at the end of every epoch (dark)."""
-    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    """Mini-batch loss at every step (light) and the loss on all the data at the end of every epoch (dark).
+
+    The legend says which is which in the terminal's words: the progress bar shows the mini-batch's loss,
+    which jumps from batch to batch; the loss printed at the end, and history.csv's ``loss``, is on all
+    the training examples.
+    """
+    fig = _figure((7.5, 4.6))
     ax = fig.add_subplot()
     steps = np.arange(1, len(h.step_loss) + 1) / h.steps_per_epoch
     if len(h.step_loss) > len(h.epoch_loss):
-        ax.plot(steps, finite(h.step_loss), color=_LIGHT, lw=0.8, alpha=0.55, label="mini-batch loss (each step)")
+        ax.plot(steps, finite(h.step_loss), color=_LIGHT, lw=0.8, alpha=0.55,
+                label="loss on each mini-batch (the progress bar's loss)")
     epochs = np.arange(len(h.epoch_loss))
-    data = "the training data" if h.val_examples else "all the data"
-    ax.plot(epochs, finite(h.epoch_loss), "o-", color=_LINE, lw=2, ms=3.5, label=f"loss on {data} (end of epoch)")
+    kind = "training examples" if h.val_examples else "examples"
+    data = f"all {h.examples} {kind}" if h.examples else f"all the {kind}"
+    ax.plot(epochs, finite(h.epoch_loss), "o-", color=_LINE, lw=2, ms=3.5,
+            label=f"loss on {data}, end of each epoch (the loss printed at the end)")
     if h.val_examples:
         ax.plot(epochs, finite(h.epoch_val_loss), "s--", color=_VAL, lw=1.8, ms=3.5,
                 label=f"loss on the {h.val_examples} held-out examples (validation)")
@@ -115,7 +136,7 @@ def _palette(n: int) -> list:
 
 def gradflow_over_training(h: History, title: str, biases: Sequence[str] = ()) -> Figure:
     """Each param's gradient norm over training (mini-batch, smoothed), log scale: how gradients flow and fade."""
-    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    fig = _figure((7.5, 4.6))
     ax = fig.add_subplot()
     colors = _palette(len(h.params))
     window = max(1, h.steps_per_epoch // 2)
@@ -136,11 +157,21 @@ def gradflow_over_training(h: History, title: str, biases: Sequence[str] = ()) -
     return fig
 
 
-def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str) -> Figure:
-    """Gradient norm per param at initialization, one bar group per param, one bar per network variant."""
+def ratio_caption(first: str, last: str, ratios: Mapping[str, float], vanishing: float) -> str:
+    """The first-to-last gradient ratio the terminal prints, as one mathtext line for the chart."""
+    head = rf"{grad_label(first)} / {grad_label(last)}"
+    marks = {k: f"{r:.3g}" + (" (vanishing gradients)" if r < vanishing else "") for k, r in ratios.items()}
+    if len(marks) == 1:
+        return f"{head} = {next(iter(marks.values()))}  (first layer / last)"
+    return f"{head}  (first layer / last): " + "; ".join(f"{mathtext_text(k)} {m}" for k, m in marks.items())
+
+
+def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str, caption: str | None = None) -> Figure:
+    """Gradient norm per param at initialization, one bar group per param, one bar per network variant;
+    ``caption`` (mathtext, e.g. :func:`ratio_caption`) is a second title line."""
     variants = list(norms)
     params = list(next(iter(norms.values())))
-    fig = Figure(figsize=(min(11.0, max(6.0, 2.5 + 0.45 * len(params) * len(variants))), 4.6), layout="constrained")
+    fig = _figure((min(11.0, max(6.0, 2.5 + 0.45 * len(params) * len(variants))), 4.6))
     ax = fig.add_subplot()
     width = 0.8 / len(variants)
     colors = ["#1f4e79", "#d1495b", "#66a182", "#edae49"]
@@ -153,7 +184,7 @@ def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str) -> Figur
     ax.set_xlabel("parameter (input side → output side)")
     ax.set_ylabel(r"gradient norm $\|\partial\mathcal{L}/\partial\theta\|$ at initialization")
     ax.grid(True, axis="y", which="major", alpha=0.3)
-    ax.set_title(mathtext_text(title), fontsize=10)
+    ax.set_title(mathtext_text(title) + (f"\n{caption}" if caption else ""), fontsize=10)
     if len(variants) > 1:
         ax.legend(fontsize=9, frameon=False)
     return fig

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from derive.extras import require
 from derive.io import write_atomic
 from derive.optim import get_optimizer
 
@@ -49,6 +50,7 @@ class History:
     epoch_loss: list[float] = field(default_factory=list)  # index 0: before training
     epoch_train_loss: list[float] = field(default_factory=list)  # mean mini-batch loss (0: before training)
     epoch_norms: dict[str, list[float]] = field(default_factory=dict)
+    examples: int = 0  # training examples: what the end-of-epoch loss is taken on (0: unknown)
     val_examples: int = 0  # examples held out for validation (0: no split)
     epoch_val_loss: list[float] = field(default_factory=list)  # loss on them (0: before training)
     diverged: bool = False
@@ -146,6 +148,8 @@ def train(
     params, batches and numbers. ``val_fraction`` of the examples are held out
     (ValueError when that leaves either side empty).
     """
+    if progress:  # before the work, not when the bar is first drawn
+        require("codegen.train.train(progress=True)", "tqdm")
     opt = get_optimizer(optimizer)
     lr = opt.lr.default if lr is None else float(lr)
     mdim = example_dim(module)
@@ -161,6 +165,7 @@ def train(
     steps = math.ceil(m / batch_size) if sliced else 1
     biases = tuple(p for p in module.PARAMS if getattr(module, "INIT", {}).get(p) == "zeros")
     h = History(name, opt.name, lr, batch_size, tuple(module.PARAMS), steps, biases)
+    h.examples = m if sliced else 0
     h.val_examples = 0 if val is None else int(dims[mdim]) - m
     h.step_norms = {p: [] for p in h.params}
     h.epoch_norms = {p: [] for p in h.params}
@@ -185,7 +190,8 @@ def train(
                 module.step(params, grads, state, lr=lr)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix_str(f"epoch {epoch}/{epochs}  loss {loss:.4g}", refresh=False)
+                    # The bar's loss is this mini-batch's; the loss printed at the end (and plotted per epoch) is on all the data.
+                    bar.set_postfix_str(f"epoch {epoch}/{epochs}  batch loss {loss:.4g}", refresh=False)
             _record_epoch(h, module, params, data, sum(losses) / m if sliced else losses[0], val)
             if on_epoch is not None:
                 on_epoch(epoch, h.last)
@@ -234,6 +240,7 @@ RUN_FILES = ("history.csv", "loss.png", "gradflow.png", "params.npz")
 def write_outputs(out: str | Path, h: History, params: Mapping[str, Any], title: str) -> list[Path]:
     """:data:`RUN_FILES` in ``out`` (each written atomically; ``backprop train`` passes a staging
     directory that replaces the run directory as a whole)."""
+    require("codegen.train.write_outputs", "matplotlib")
     from .plots import gradflow_over_training, loss_curve, png
 
     out = Path(out)

@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module exposing ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only lists them
-and turns user errors into compiler-style messages with exit status 2.
+and turns user errors -- and a missing optional dependency (``derive.extras``) --
+into compiler-style messages with exit status 2.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from .errors import SpecError
+from .extras import MissingExtraError
+from .version import version
 
 
 class UsageError(Exception):
@@ -37,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="backprop",
         description="Neural networks as symbolic forward equations: derivations, NumPy code, checks.",
     )
+    parser.add_argument("--version", action="version", version=f"backprop {version()}",
+                        help="print backprop's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -56,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as e:
         print(e.format(), file=sys.stderr)
         return 2
-    except UsageError as e:
+    except (UsageError, MissingExtraError) as e:  # a missing extra: which one to install, not a traceback
         print(f"backprop: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `backprop derive ... | head`

@@ -165,7 +165,9 @@ class VerifyReport:
         return json_text(self.to_dict()) + "\n"
 
     def _repr_markdown_(self) -> str:
-        rows = ["| claim | | diagnosis |", "|---|:-:|---|"]
+        # Left-aligned like the text report (a centred ✓ drifts from its claim in wide tables); headed "verdict"
+        # as in the JSON.
+        rows = ["| claim | verdict | diagnosis |", "|:---|:---|:---|"]
         for r in self.results:
             code = markdown_code(r.claim_text).replace("|", "\\|")  # a table cell: even a code span's | splits it
             diag = "correct" if r.verdict else (r.diagnosis or "").replace("|", "\\|")
@@ -173,12 +175,15 @@ class VerifyReport:
         return "\n".join(rows) + f"\n\n{self.summary()}\n"
 
     def _repr_html_(self) -> str:
+        # Jupyter's stylesheet right-aligns table cells: each cell says left itself.
+        left = ' style="text-align:left"'
         rows = []
         for r in self.results:
             mark = '<span style="color:#1a7f37">✓</span>' if r.verdict else '<span style="color:#cf222e">✗</span>'
             diag = "correct" if r.verdict else html.escape(r.diagnosis or "")
-            rows.append(f"<tr><td><code>{html.escape(r.claim_text)}</code></td><td>{mark}</td><td>{diag}</td></tr>")
-        head = "<tr><th>claim</th><th></th><th>diagnosis</th></tr>"
+            rows.append(f"<tr><td{left}><code>{html.escape(r.claim_text)}</code></td><td{left}>{mark}</td>"
+                        f"<td{left}>{diag}</td></tr>")
+        head = "<tr>" + "".join(f"<th{left}>{h}</th>" for h in ("claim", "verdict", "diagnosis")) + "</tr>"
         return (f"<table>{head}{''.join(rows)}</table>"
                 f"<p><small>{html.escape(self.summary())}</small></p>")
 

@@ -150,7 +150,29 @@ def test_same_seed_same_bytes(run_dir: Path, tmp_path: Path) -> None:
 def test_progress_bar_shows_the_loss(tmp_path: Path, capsys) -> None:
     assert main(["train", "univariate_regression", "--epochs", "2", "--out", str(tmp_path / "r")]) == 0
     err = capsys.readouterr().err
-    assert "univariate_regression · adam" in err and "step" in err and "loss " in err and "100%" in err
+    assert "univariate_regression · adam" in err and "step" in err and "batch loss " in err and "100%" in err
+
+
+def test_loss_plot_says_which_loss_is_which(tmp_path: Path) -> None:
+    """The light curve is the progress bar's (mini-batch) loss; the dark one is on all the examples, as printed."""
+    from codegen.plots import loss_curve
+
+    h, _ = train(module_for({}, "logistic_regression", "adam"), *_logistic_data(), epochs=2, progress=False)
+    legend = [t.get_text() for t in loss_curve(h, "x").axes[0].get_legend().get_texts()]
+    assert legend == ["loss on each mini-batch (the progress bar's loss)",
+                      "loss on all 100 examples, end of each epoch (the loss printed at the end)"]
+    h, _ = train(module_for({}, "logistic_regression", "adam"), *_logistic_data(), epochs=2, progress=False,
+                 val_fraction=0.25)
+    legend = [t.get_text() for t in loss_curve(h, "x").axes[0].get_legend().get_texts()]
+    assert legend[1] == "loss on all 75 training examples, end of each epoch (the loss printed at the end)"
+    assert legend[2] == "loss on the 25 held-out examples (validation)"
+
+
+def _logistic_data() -> tuple[dict, dict]:
+    d = derivation_of("logistic_regression")
+    mod = load_source(generate(d), "logistic_regression")
+    dims = default_dims(mod, {"m": 100, "n": 4})
+    return synthetic(d.model, d, mod, dims, 0).inputs, dims
 
 
 def test_data_file_trains_like_synthetic_data(tmp_path: Path, capsys) -> None:
@@ -345,11 +367,23 @@ def test_synthetic_targets_suit_the_spec(name: str, modules: dict) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_gradflow_shows_vanishing_sigmoid_gradients(tmp_path: Path, capsys) -> None:
+def test_gradflow_shows_vanishing_sigmoid_gradients(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import codegen.plots
+
+    figures = []
+    bars = codegen.plots.gradflow_bars
+    monkeypatch.setattr(codegen.plots, "gradflow_bars", lambda *a, **k: figures.append(bars(*a, **k)) or figures[-1])
     out = tmp_path / "gf.png"
     assert main(["gradflow", "deep_relu", "--compare-activation", "sigmoid", "--dims", "m=128",
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
+    # The chart carries the first-to-last ratios the terminal printed, and says which one vanishes.
+    printed = [ln.rsplit("= ", 1)[1].split()[0] for ln in text.splitlines() if "‖ / ‖∂L/∂W4‖ = " in ln]
+    assert len(printed) == 2
+    (fig,) = figures
+    title = fig.axes[0].get_title()
+    assert "first layer / last" in title and r"\partial W_{1}" in title and r"\partial W_{4}" in title
+    assert f"relu (as written) {printed[0]};" in title and f"sigmoid {printed[1]} (vanishing gradients)" in title
     lines = {ln.split()[0]: ln.split() for ln in text.splitlines() if ln.startswith("  W") or ln.startswith("  b")}
     assert list(lines) == ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"]
     relu = [float(lines[p][2]) for p in ("W1", "W4")]
@@ -362,7 +396,9 @@ def test_gradflow_shows_vanishing_sigmoid_gradients(tmp_path: Path, capsys) -> N
 def test_gradflow_single_network_and_errors(tmp_path: Path, capsys) -> None:
     out = tmp_path / "one.png"
     assert main(["gradflow", "two_layer_sigmoid", "--out", str(out)]) == 0
-    assert "‖∂L/∂θ‖ sigmoid (as written)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "‖∂L/∂θ‖ sigmoid (as written)" in text
+    assert "‖∂L/∂W1‖ / ‖∂L/∂w2‖ = " in text
     assert_png(out)
     assert main(["gradflow", "logistic_regression", "--compare-activation", "relu", "--out", str(tmp_path / "x.png")]) == 2
     assert "has no hidden layer" in capsys.readouterr().err

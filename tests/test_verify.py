@@ -301,9 +301,13 @@ def test_verify_api_and_report() -> None:
     assert data["all_correct"] is False and data["claims"][1]["error"] is None
     assert data["claims"][0]["exact_checked"] is True
     md = report._repr_markdown_()
+    assert md.splitlines()[:2] == ["| claim | verdict | diagnosis |", "|:---|:---|:---|"]  # headed, left-aligned
     assert "| `dW1 = dZ @ X.T` | ✓ | correct |" in md
     html = report._repr_html_()
     assert "<table>" in html and "✗" in html and "sum(dZ, axis=1)" in html
+    assert '<th style="text-align:left">verdict</th>' in html
+    cells = html.count("<td") + html.count("<th")
+    assert cells == 3 * (len(report) + 1) == html.count(' style="text-align:left"')
 
 
 def test_verify_accepts_a_model_and_a_claims_text() -> None:
