@@ -32,7 +32,7 @@ import struct
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -192,12 +192,15 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 def check_target(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = (),
                  force: bool = False, png: bool = False, option: str = "-o",
-                 make_parents: bool = False) -> str | bytes | None:
+                 make_parents: bool = False, judge: Callable[[str], str] | None = None,
+                 verb: str = "wrote") -> str | bytes | None:
     """Whether ``path`` may be written: the current content (None if absent), else UnsafeWriteError.
 
     Never an input (not even with ``force``); never a directory; an existing
     file only if backprop wrote it and nobody edited it since (or ``force``).
     ``make_parents``: the caller creates missing directories (see :func:`probe`).
+    ``judge`` reads a text file's mark (default :func:`status`; generated code has its
+    own header), ``verb`` says what backprop did to it in messages.
     """
     for source in inputs:
         if same_file(path, source):
@@ -228,12 +231,14 @@ def check_target(path: str | os.PathLike[str], *, inputs: Iterable[str | os.Path
         except UnicodeDecodeError:
             current, state = "", "foreign"
         else:
-            state = status(current)
+            state = (judge or status)(current)
+    participle = {"wrote": "written"}.get(verb, verb)
     if state == "foreign":
-        raise UnsafeWriteError(f"refusing to overwrite {path}: it was not written by backprop (use --force to overwrite it)")
+        raise UnsafeWriteError(f"refusing to overwrite {path}: it was not {participle} by backprop "
+                               "(use --force to overwrite it)")
     if state == "edited":
-        raise UnsafeWriteError(f"refusing to overwrite {path}: it was edited since backprop wrote it "
-                          "(its content no longer matches the hash in its mark; use --force to overwrite it)")
+        raise UnsafeWriteError(f"refusing to overwrite {path}: it was edited since backprop {verb} it "
+                               "(its content no longer matches the hash backprop recorded in it; use --force to overwrite it)")
     return current
 
 
@@ -259,9 +264,11 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
 
 
 def safe_write(path: str | os.PathLike[str], data: str | bytes, *, inputs: Iterable[str | os.PathLike[str]] = (),
-               force: bool = False, option: str = "-o") -> bool:
+               force: bool = False, option: str = "-o", judge: Callable[[str], str] | None = None,
+               verb: str = "wrote") -> bool:
     """:func:`check_target`, then :func:`write_atomic` unless the file already holds ``data``; whether it wrote."""
-    current = check_target(path, inputs=inputs, force=force, png=isinstance(data, bytes), option=option)
+    current = check_target(path, inputs=inputs, force=force, png=isinstance(data, bytes), option=option,
+                           judge=judge, verb=verb)
     if current == data:
         return False
     try:
