@@ -5,8 +5,8 @@ imported, so import time is excluded) so that SymPy's caches hold nothing from
 an earlier, shallower network: what is timed is what a user waits for. A
 depth is measured ``repeats`` times and the median is reported.
 
-- **derive**: parse the spec text and run the chain rule (``derive.parse_spec``
-  then ``derive.get_derivation``);
+- **derive**: parse the spec text and run the chain rule (``backprop.parse_spec``
+  then ``backprop.get_derivation``);
 - **codegen**: ``codegen.generate`` of the same spec, end to end (it derives
   again inside, so it includes the derivation).
 
@@ -49,18 +49,18 @@ def _child(layers: int, stage: str) -> float:
     """Run in the child process: seconds for one stage at one depth."""
     import time
 
-    import derive
+    import backprop
 
     text = relu_mlp_spec(layers)
     name = f"relu_mlp_{layers}"
     if stage == "derive":
         start = time.perf_counter()
-        derive.get_derivation(derive.parse_spec(text, path=f"{name}.spec", name=name))
+        backprop.get_derivation(backprop.parse_spec(text, path=f"{name}.spec", name=name))
         return time.perf_counter() - start
-    import codegen
+    from backprop import codegen
 
     start = time.perf_counter()
-    codegen.generate(derive.parse_spec(text, path=f"{name}.spec", name=name))
+    codegen.generate(backprop.parse_spec(text, path=f"{name}.spec", name=name))
     return time.perf_counter() - start
 
 
@@ -76,7 +76,7 @@ def _time_in_child(layers: int, stage: str) -> float:
 
 def codegen_available() -> bool:
     try:
-        import codegen
+        from backprop import codegen
     except ImportError:
         return False
     return callable(getattr(codegen, "generate", None))

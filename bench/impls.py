@@ -70,7 +70,7 @@ def _build_reference(case: Case, params: dict, inputs: dict) -> Prepared:
 
 def generated_module(case: Case) -> Any:
     """The module ``codegen`` generates from the case's spec, loaded from a file."""
-    codegen = importlib.import_module("codegen")
+    codegen = importlib.import_module("backprop.codegen")
     return codegen.load_module(case.spec)
 
 
@@ -191,7 +191,7 @@ def _build_autograd(case: Case, params: dict, inputs: dict) -> Prepared:
 
 
 IMPLEMENTATIONS: tuple[Implementation, ...] = (
-    Implementation("generated", "generated", ("codegen",), _build_generated, numpy_memory=True),
+    Implementation("generated", "generated", ("backprop.codegen",), _build_generated, numpy_memory=True),
     Implementation(REFERENCE, "hand-written NumPy", ("numpy",), _build_reference, numpy_memory=True),
     Implementation("torch", "PyTorch eager", ("torch",), _build_torch, numpy_memory=False),
     # The same, single-threaded: on a busy machine a thread pool's synchronisation can cost more
@@ -211,7 +211,7 @@ def _importable(module: str) -> bool:
 
 
 def _generated_loadable() -> bool:
-    return _importable("codegen") and callable(getattr(importlib.import_module("codegen"), "load_module", None))
+    return _importable("backprop.codegen") and callable(getattr(importlib.import_module("backprop.codegen"), "load_module", None))
 
 
 def available(names: list[str] | None = None) -> list[Implementation]:

@@ -1,7 +1,7 @@
 """Random valid specs over the whole spec language, for differential fuzzing of generated code.
 
 Unlike :mod:`random_specs` (which checks the chain rule), this generator aims at the
-code generator's blind spots: every function of the language (``derive.ops.FUNCTIONS``)
+code generator's blind spots: every function of the language (``backprop.expr.ops.FUNCTIONS``)
 and every operator; operands broadcast as scalars, columns and rows; scalar and 1×1
 params; params read on several paths; softmax and reductions over axes of length one;
 constants and functions of dims (``/ m``, ``sqrt(k)``, ``sigmoid(k)``); and names drawn
@@ -18,8 +18,8 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from derive.errors import SpecError
-from derive.parse import parse_spec
+from backprop.language.parse import parse_spec
+from backprop.support.errors import SpecError
 
 Shape = tuple[str, str]
 ONE = "1"

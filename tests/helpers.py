@@ -1,7 +1,7 @@
 """Shared machinery for checking derived gradients against the loss itself.
 
-Everything here evaluates a :class:`~derive.Derivation` through the reference
-evaluators of :mod:`derive.evaluate` -- forward equations in order, then every
+Everything here evaluates a :class:`~backprop.Derivation` through the reference
+evaluators of :mod:`backprop.expr.evaluate` -- forward equations in order, then every
 backward ``Step.result`` in order with ``dNAME`` bound to the value of the step
 that computed it -- and compares against central finite differences (float64)
 or against SymPy's own differentiation of the fully expanded loss (exact).
@@ -18,10 +18,10 @@ import numpy as np
 import sympy
 from sympy import Basic
 
-from derive import Derivation, Model, NetworkBuilder
-from derive.evaluate import evaluate, evaluate_exact
-from derive.ir import OpNode, shape_of
-from derive.naming import grad_name
+from backprop import Derivation, Model, NetworkBuilder
+from backprop.expr.evaluate import evaluate, evaluate_exact
+from backprop.expr.ir import OpNode, shape_of
+from backprop.support.naming import grad_name
 
 #: Operations whose derivative jumps at 0: random points must stay clear of it.
 KINKED = frozenset({"relu", "leaky_relu", "abs", "step", "sign", "leaky_step"})
@@ -257,7 +257,7 @@ def build(name: str, decls: Iterable[tuple[str, str, tuple, str | None]], assign
 
 
 def count_result_nodes(deriv: Derivation) -> int:
-    from derive.ir import count_nodes
+    from backprop.expr.ir import count_nodes
 
     return sum(count_nodes(s.result) for s in deriv.steps)
 

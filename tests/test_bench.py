@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import derive  # noqa: E402
+import backprop  # noqa: E402
 from bench import cases, derive_speed, harness, impls, report, run  # noqa: E402
 from bench.reference import make_reference  # noqa: E402
 
@@ -65,7 +65,7 @@ def test_hand_written_reference_matches_finite_differences(case: cases.Case) -> 
 @pytest.mark.parametrize("case", cases.default_cases(), ids=lambda c: c.name)
 def test_case_specs_declare_the_layers_params(case: cases.Case) -> None:
     """The spec the generated module comes from has exactly the layer list's params, shapes and dims."""
-    model = derive.load(case.spec)
+    model = backprop.load(case.spec)
     params, inputs = case.data()
     assert [d.name for d in model.params] == case.param_names
     assert [d.name for d in model.inputs] == [case.x_name, case.y_name]
@@ -146,9 +146,9 @@ def test_harness_runs_the_tiny_case_and_writes_the_tables(tmp_path: Path) -> Non
 
 def test_derive_speed_spec_and_table() -> None:
     text = derive_speed.relu_mlp_spec(3)
-    model = derive.parse_spec(text, path="relu3.spec")
+    model = backprop.parse_spec(text, path="relu3.spec")
     assert [d.name for d in model.params] == ["W1", "b1", "W2", "b2", "W3", "b3"]
-    assert {s.target for s in derive.get_derivation(model).steps} >= {"W1", "b1", "W3"}
+    assert {s.target for s in backprop.get_derivation(model).steps} >= {"W1", "b1", "W3"}
     fake = {"stages": ["derive"], "repeats": 1,
             "rows": [{"layers": 50, "derive": 1.0}, {"layers": 100, "derive": 2.5}]}
     assert not derive_speed.targets_met(fake)  # 2.5× growth misses the 2.2× target

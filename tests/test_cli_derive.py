@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from derive.cli import main
-from derive.render import T_BACKWARD, T_EXPANDED, T_FORWARD, T_INDEX
+from backprop.cli import main
+from backprop.present.render import T_BACKWARD, T_EXPANDED, T_FORWARD, T_INDEX
 
 MALFORMED = "input X[n, m]\nparam W1[k, n]\nZ = W1 @ X +\nloss = sum(Z)\n"
 
@@ -130,7 +130,7 @@ def test_output_to_a_directory_is_refused(capsys: pytest.CaptureFixture[str], tm
 def test_readme_main_command_entry_point() -> None:
     """The installed ``backprop`` script prints the derivation (as the README promises)."""
     exe = Path(sys.executable).with_name("backprop")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "derive.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "backprop.cli"]
     run_ = subprocess.run([*cmd, "derive", "two_layer_sigmoid"], capture_output=True, text=True, timeout=120)
     assert run_.returncode == 0, run_.stderr
     assert "  ∂L/∂Z = ∂L/∂A ∂A/∂Z " in run_.stdout and "\n        = ∂L/∂A ⊙ A ⊙ (1 − A)\n" in run_.stdout

@@ -6,7 +6,7 @@ regenerate them with
 
     BACKPROP_UPDATE_GOLDEN=1 python -m pytest tests/test_codegen.py -k golden
 
-and review the diff (``python -m codegen.regenerate`` does the same for generated/).
+and review the diff (``python -m backprop.codegen.regenerate`` does the same for generated/).
 """
 
 from __future__ import annotations
@@ -25,22 +25,22 @@ import numpy as np
 import pytest
 import sympy
 
-import codegen
-import derive
-from codegen.cse import Stmt, TempSymbol, eliminate
-from codegen.gradcheck import random_point, resolve_dims
-from codegen.header import status
-from codegen.lower import _duplicated, lower, needed_steps, registry_helpers
-from codegen.printer import NumpyPrinter
-from codegen.regenerate import GENERATED, stale
-from codegen.rewrite import REUSES, RULES, available, resolver, reuse, stabilize
-from derive import ir
-from derive.errors import UnsupportedError
-from derive.evaluate import evaluate
-from derive.naming import CodeNames
-from derive.notation import text_name
-from derive.parse import example_names
-from derive.pipeline import get_derivation
+import backprop
+from backprop import codegen
+from backprop.codegen.cse import Stmt, TempSymbol, eliminate
+from backprop.codegen.gradcheck import random_point, resolve_dims
+from backprop.codegen.header import status
+from backprop.codegen.lower import _duplicated, lower, needed_steps, registry_helpers
+from backprop.codegen.printer import NumpyPrinter
+from backprop.codegen.regenerate import GENERATED, stale
+from backprop.codegen.rewrite import REUSES, RULES, available, resolver, reuse, stabilize
+from backprop.engine.pipeline import get_derivation
+from backprop.expr import ir
+from backprop.expr.evaluate import evaluate
+from backprop.support.bundled import example_names
+from backprop.support.errors import UnsupportedError
+from backprop.support.naming import CodeNames
+from backprop.support.notation import text_name
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_EXAMPLES = ("two_layer_sigmoid", "logistic_regression")
@@ -73,7 +73,7 @@ def point(mod, seed: int = 0, dtype=np.float64):
 def test_committed_modules_are_current():
     """generated/ holds every bundled example's module exactly as the generator writes it now."""
     assert sorted(p.stem for p in GENERATED.glob("*.py")) == EXAMPLES
-    assert stale() == [], "run: python -m codegen.regenerate"
+    assert stale() == [], "run: python -m backprop.codegen.regenerate"
 
 
 @pytest.mark.parametrize("name", GOLDEN_EXAMPLES)
@@ -87,7 +87,7 @@ def test_golden(name):
 
 def test_same_bytes_across_runs_and_hash_seeds():
     """Byte-identical output in fresh interpreters with different PYTHONHASHSEED values."""
-    script = "import codegen, derive, sys; sys.stdout.write(''.join(codegen.generate(n) for n in derive.example_names()))"
+    script = "import backprop, sys; sys.stdout.write(''.join(backprop.generate(n) for n in backprop.example_names()))"
     outs = set()
     for seed in ("0", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
@@ -139,13 +139,13 @@ def test_contract(name):
 def test_spec_names_avoid_every_name_the_module_itself_uses():
     """Spec names are locals of forward, _forward, backward, loss_and_grads and init_params: every
     other name those functions read or bind, and every module-level name, must be reserved
-    (derive.naming.MODULE_NAMES, builtins, registry helpers), so a spec name equal to one is renamed."""
+    (backprop.support.naming.MODULE_NAMES, builtins, registry helpers), so a spec name equal to one is renamed."""
     spec = (
         "input zqX[zqn, zqm]\ninput zqY[zqk, zqm] onehot\nparam zqW[zqk, zqn]\nparam zqb\n"
         "zqA = sigmoid(zqW @ zqX) * zqb + relu(zqW @ zqX)\n"
         "zqL = -sum(zqY * log_softmax(tanh(zqA) + leaky_relu(zqA, zqb), axis=0)) / sqrt(zqm)\n"
     )
-    src = codegen.generate(derive.parse_spec(spec, name="zq"), optimizer="adam")
+    src = codegen.generate(backprop.parse_spec(spec, name="zq"), optimizer="adam")
     tree = ast.parse(src)
     used = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     used |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
@@ -163,7 +163,7 @@ def test_hostile_spec_names_are_renamed_and_work() -> None:
     """Inputs named like the module's own globals and locals (issue 11) get a trailing underscore."""
     spec = "input _ACCEPTED[n, m]\ninput _CACHE[k, m]\nparam W[k, n]\nparam np\ncache = W @ _ACCEPTED * np\n"
     spec += "grads = sum((cache - _CACHE)**2)\n"
-    model = derive.parse_spec(spec, name="hostile")
+    model = backprop.parse_spec(spec, name="hostile")
     src = codegen.generate(model)
     assert "def _forward(_ACCEPTED_, _CACHE_, W, np_):" in src
     report = codegen.gradcheck(model)
@@ -543,7 +543,7 @@ def _spec_file(text: str, tmp: Path | None = None) -> str:
 def test_new_residual_architecture_in_one_command(tmp_path):
     spec = _spec_file(_RESIDUAL, tmp_path)
     out = tmp_path / "net.py"
-    cli = (sys.executable, "-c", "import sys; from derive.cli import main; sys.exit(main())")
+    cli = (sys.executable, "-c", "import sys; from backprop.cli import main; sys.exit(main())")
     r = subprocess.run([*cli, "codegen", spec, "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     src = out.read_text(encoding="utf-8")

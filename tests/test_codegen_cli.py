@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import codegen
-from derive.cli import main
+from backprop import codegen
+from backprop.cli import main
 
 #: The command line in a fresh interpreter (what the ``backprop`` script runs).
-CLI = (sys.executable, "-c", "import sys; from derive.cli import main; sys.exit(main())")
+CLI = (sys.executable, "-c", "import sys; from backprop.cli import main; sys.exit(main())")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -282,7 +282,7 @@ def _readme_blocks() -> list[str]:
 
 def test_readme_training_loop_and_api_run(tmp_path):
     assert subprocess.run([*CLI, "codegen", "mlp_softmax", "-o", "mlp.py"], cwd=tmp_path).returncode == 0
-    loop, api = [b for b in _readme_blocks() if "import mlp" in b or "import codegen" in b]
+    loop, api = [b for b in _readme_blocks() if "import mlp" in b or "import backprop" in b]
     data = (
         "import numpy as np\n"
         "rng = np.random.default_rng(0)\n"

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import codegen
-from codegen.gradcheck import TOLERANCE, TOLERANCES, draw, gradcheck, relative_error, resolve_dims
-from codegen.regenerate import GENERATED
-from derive.parse import example_names
+from backprop import codegen
+from backprop.codegen.gradcheck import TOLERANCE, TOLERANCES, draw, gradcheck, relative_error, resolve_dims
+from backprop.codegen.regenerate import GENERATED
+from backprop.support.bundled import example_names
 
 SEEDS = (0, 1, 2)  # three random points, each at its own random sizes
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import codegen
-import derive
-from codegen.lower import lower
+import backprop
+from backprop import codegen
+from backprop.codegen.lower import lower
 
 BENCH_SPECS = sorted(str(p) for p in (Path(__file__).resolve().parent.parent / "bench" / "specs").glob("*.spec"))
-SPECS = derive.example_names() + BENCH_SPECS
+SPECS = backprop.example_names() + BENCH_SPECS
 
 
 def _arrays(mod, seed: int = 0) -> tuple[dict, dict]:
@@ -55,7 +55,7 @@ def test_backward_leaves_the_cache_and_the_callers_arrays_untouched(spec: str) -
 
 
 def test_products_are_computed_in_place_only_of_a_gradient_read_for_the_last_time() -> None:
-    program = lower(derive.get_derivation("two_layer_sigmoid"))
+    program = lower(backprop.get_derivation("two_layer_sigmoid"))
     (target, (seed, factors)), = program.inplace.items()
     assert (program.name(target), program.name(seed)) == ("dZ", "dA")
     assert seed in program.frees[target]  # dropped right after: nothing reads it again
@@ -66,23 +66,23 @@ def test_products_are_computed_in_place_only_of_a_gradient_read_for_the_last_tim
 
 def test_a_gradient_read_again_later_is_not_overwritten() -> None:
     """B = A ⊙ C: ∂L/∂B is a factor of both ∂L/∂A and ∂L/∂C, so the first of them needs a new array."""
-    net = derive.NetworkBuilder("shared")
+    net = backprop.NetworkBuilder("shared")
     net.input("X", "n", "m").param("W", "k", "n").param("U", "k", "n")
     net.assign("A", "W @ X").assign("C", "U @ X").assign("B", "A * C").assign("loss", "sum(B * B) / m")
     model = net.build()
     report = codegen.gradcheck(model)
     assert not report.failed, report.errors
-    program = lower(derive.get_derivation(model))
+    program = lower(backprop.get_derivation(model))
     for target, (seed, _) in program.inplace.items():
         assert seed in program.frees.get(target, []), program.name(target)
 
 
 def test_a_factor_read_again_in_another_factor_is_not_overwritten() -> None:
     """dZ = dA ⊙ (dA + 1)-like products: a seed read by another factor would be read overwritten."""
-    net = derive.NetworkBuilder("square")
+    net = backprop.NetworkBuilder("square")
     net.input("X", "n", "m").param("W", "k", "n").param("V", 1, "k")
     net.assign("A", "W @ X").assign("B", "V @ (A * A + A)").assign("loss", "sum(B) / m")
-    program = lower(derive.get_derivation(net.build()))
+    program = lower(backprop.get_derivation(net.build()))
     for target, (seed, factors) in program.inplace.items():
         assert all(seed not in f.atoms() for f in factors), program.name(target)
     report = codegen.gradcheck(net.build())
@@ -90,7 +90,7 @@ def test_a_factor_read_again_in_another_factor_is_not_overwritten() -> None:
 
 
 def test_sums_start_in_a_new_matrix_product_or_a_value_read_for_the_last_time() -> None:
-    program = lower(derive.get_derivation("two_layer_sigmoid"))
+    program = lower(backprop.get_derivation("two_layer_sigmoid"))
     sums = {program.name(t): (program.code(seed), [(s, program.code(x)) for s, x in rest])
             for t, (seed, rest) in program.sums.items()}
     assert sums == {"Z": ("W1 @ X", [("+", "b1")]), "yhat": ("w2 @ A", [("+", "b2")]), "t1": ("yhat", [("-", "y")])}
@@ -103,12 +103,12 @@ def test_sums_start_in_a_new_matrix_product_or_a_value_read_for_the_last_time() 
 
 def test_no_input_param_or_cached_value_starts_a_sum_or_feeds_an_activation_in_place() -> None:
     """y − ŷ starts in an input; A₁ (cached for backward) is read again; X + W @ X reads X twice."""
-    net = derive.NetworkBuilder("kept")
+    net = backprop.NetworkBuilder("kept")
     net.input("X", "n", "m").input("y", "n", "m").param("W", "n", "n")
     net.assign("Z", "W @ X").assign("A", "tanh(Z)").assign("B", "X + W @ A - A").assign("D", "y - B")
     net.assign("loss", "sum(D * D) / m")
     model = net.build()
-    program = lower(derive.get_derivation(model))
+    program = lower(backprop.get_derivation(model))
     given = {d.symbol for d in program.decls}
     cached = set(program.cache)
     for target, (seed, _) in program.sums.items():
@@ -142,7 +142,7 @@ def test_a_sum_in_place_takes_the_dtype_of_its_new_first_term() -> None:
 
 
 def _program(spec: str):
-    return lower(derive.get_derivation(derive.parse_spec(spec, name="net")))
+    return lower(backprop.get_derivation(backprop.parse_spec(spec, name="net")))
 
 
 def test_an_array_another_name_still_holds_is_not_written_into() -> None:
@@ -150,17 +150,17 @@ def test_an_array_another_name_still_holds_is_not_written_into() -> None:
     spec = "input X[n, m]\nparam W[k, n]\nparam P[k, m]\nH = relu(W @ X) + P\nloss = sum(H * H)\n"
     program = _program(spec)
     assert not program.inplace
-    src = codegen.generate(derive.parse_spec(spec, name="net"))
+    src = codegen.generate(backprop.parse_spec(spec, name="net"))
     assert "    dP = dH\n" in src and "    dZ1 = dH * (t1 > 0)\n" in src  # a new array; the mask stays boolean
 
 
 def test_masks_stay_boolean_only_where_they_multiply_a_number() -> None:
     """[x > 0] is the fast boolean mask in dZ *= (A > 0); alone, negated or added it is a number."""
     assert "    dZ1 *= (A1 > 0)\n" in codegen.generate("deep_relu")
-    src = codegen.generate(derive.parse_spec("input X[n, m]\nparam W[k, n]\nloss = -sum(relu(W @ X))\n", name="neg"))
+    src = codegen.generate(backprop.parse_spec("input X[n, m]\nparam W[k, n]\nloss = -sum(relu(W @ X))\n", name="neg"))
     assert "dZ1 = -np.heaviside(t1, 0)" in src
     spec = "input X[n, m]\nparam s\nloss = sum(leaky_relu(X, s))\n"  # 1 − [X > 0] as the mask [X ≤ 0]
-    assert "ds = (X * (X <= 0)).sum()" in codegen.generate(derive.parse_spec(spec, name="prelu"))
+    assert "ds = (X * (X <= 0)).sum()" in codegen.generate(backprop.parse_spec(spec, name="prelu"))
 
 
 def test_only_new_floating_arrays_are_written_into() -> None:

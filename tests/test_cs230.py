@@ -18,10 +18,10 @@ import pytest
 import sympy
 from helpers import backward, build, clear_point, forward, random_sizes
 
-import derive
-from derive import ir
-from derive.evaluate import evaluate
-from derive.printing import grad_symbol, text
+import backprop
+from backprop.expr import ir
+from backprop.expr.evaluate import evaluate
+from backprop.expr.printing import grad_symbol, text
 
 Formulas = Callable[[dict[str, Any]], dict[str, np.ndarray]]
 
@@ -77,7 +77,7 @@ PUBLISHED: dict[str, Formulas] = {
 @pytest.mark.parametrize("seed", (1, 2, 3))
 @pytest.mark.parametrize("example", sorted(PUBLISHED))
 def test_gradients_equal_published_formulas(example: str, seed: int) -> None:
-    deriv = derive.get_derivation(example)
+    deriv = backprop.get_derivation(example)
     rng = np.random.default_rng([23, seed, len(example)])
     env = clear_point(deriv, random_sizes(deriv.model, rng, lo=1, hi=5), rng)
     vals = forward(deriv, env)
@@ -92,7 +92,7 @@ def test_gradients_equal_published_formulas(example: str, seed: int) -> None:
 
 def test_formulas_catch_a_wrong_gradient() -> None:
     """The comparison is sharp: σ′ = σ (a classic slip) disagrees with the handout."""
-    deriv = derive.get_derivation("two_layer_sigmoid")
+    deriv = backprop.get_derivation("two_layer_sigmoid")
     rng = np.random.default_rng(0)
     vals = forward(deriv, clear_point(deriv, {"n": 2, "k": 3, "m": 4}, rng))
     good = two_layer_sigmoid(vals)
@@ -106,28 +106,28 @@ def test_formulas_catch_a_wrong_gradient() -> None:
 # ---------------------------------------------------------------------------
 
 
-def _sym(deriv: derive.Derivation, name: str) -> sympy.MatrixSymbol:
+def _sym(deriv: backprop.Derivation, name: str) -> sympy.MatrixSymbol:
     return deriv.model.symbol(name) if name in deriv.model.names() else deriv.equation(name).symbol
 
 
-def _d(deriv: derive.Derivation, name: str) -> Any:
+def _d(deriv: backprop.Derivation, name: str) -> Any:
     return grad_symbol(name, ir.shape_of(_sym(deriv, name)))
 
 
 def test_weight_gradient_is_delta_times_input_transposed() -> None:
     """∂L/∂W = δ Aᵀ for every layer (δ = ∂L/∂Z of that layer)."""
-    deriv = derive.get_derivation("deep_relu")
+    deriv = backprop.get_derivation("deep_relu")
     for layer, below in [("1", "X"), ("2", "A1"), ("3", "A2"), ("4", "A3")]:
         want = ir.matmul(_d(deriv, "Z" + layer), ir.transpose(_sym(deriv, below)))
         assert deriv.step("W" + layer).result == want, text(deriv.step("W" + layer).result)
-    d = derive.get_derivation("two_layer_sigmoid")
+    d = backprop.get_derivation("two_layer_sigmoid")
     assert text(d.step("W1").result) == "∂L/∂Z Xᵀ"
     assert text(d.step("w2").result) == f"∂L/∂{text(_sym(d, 'yhat'))} Aᵀ"
 
 
 def test_bias_gradients_are_row_sums() -> None:
     """A column bias b[k, 1] gets the row sums of δ; a scalar bias the sum of all entries."""
-    d = derive.get_derivation("two_layer_sigmoid")
+    d = backprop.get_derivation("two_layer_sigmoid")
     assert d.step("b1").result == ir.total(_d(d, "Z"), 1)
     assert d.step("b2").result == ir.total(_d(d, "yhat"))
     assert text(d.step("b1").result) == "rowsum(∂L/∂Z)"
@@ -136,7 +136,7 @@ def test_bias_gradients_are_row_sums() -> None:
 
 def test_sigmoid_derivative_through_forward_value() -> None:
     """σ′(Z) is written A ⊙ (1 − A), with A = σ(Z) already computed."""
-    d = derive.get_derivation("two_layer_sigmoid")
+    d = backprop.get_derivation("two_layer_sigmoid")
     a = _sym(d, "A")
     result = d.step("Z").result
     assert not any(isinstance(n, ir.OpNode) and n.op.name == "sigmoid" for n in sympy.preorder_traversal(result))
@@ -144,7 +144,7 @@ def test_sigmoid_derivative_through_forward_value() -> None:
     assert "A ⊙ (1 − A)" in text(result)
 
 
-def _tanh_net() -> derive.Derivation:
+def _tanh_net() -> backprop.Derivation:
     model = build(
         "tanh_net",
         [("input", "X", ("n", "m"), None), ("input", "y", (1, "m"), None),
@@ -152,7 +152,7 @@ def _tanh_net() -> derive.Derivation:
          ("param", "w2", (1, "k"), None), ("param", "b2", (), None)],
         [("A", "tanh(W1 @ X + b1)"), ("yhat", "w2 @ A + b2"), ("loss", "sum((yhat - y)**2) / m")],
     )
-    return derive.backpropagate(model)
+    return backprop.backpropagate(model)
 
 
 def test_tanh_derivative_is_one_minus_square() -> None:
@@ -163,7 +163,7 @@ def test_tanh_derivative_is_one_minus_square() -> None:
 
 
 def test_relu_derivative_is_indicator() -> None:
-    d = derive.get_derivation("deep_relu")
+    d = backprop.get_derivation("deep_relu")
     for k in "123":
         z = _sym(d, "Z" + k)
         assert d.step("Z" + k).result == ir.mul(_d(d, "A" + k), ir.node("step", z))
@@ -173,7 +173,7 @@ def test_relu_derivative_is_indicator() -> None:
 @pytest.mark.parametrize("example,z", [("mlp_softmax", "Z2"), ("deep_relu", "Z4")])
 def test_softmax_cross_entropy_is_p_minus_y_over_m(example: str, z: str) -> None:
     """With one-hot labels, −Σ Y ⊙ log softmax(Z) / m gives ∂L/∂Z = (softmax(Z) − Y)/m."""
-    d = derive.get_derivation(example)
+    d = backprop.get_derivation(example)
     zs, y, m = _sym(d, z), d.model.symbol("Y"), d.model.dims["m"]
     want = ir.div(ir.sub(ir.node("softmax", zs, ir.axes_attr(0)), y), m)
     assert d.step(z).result == want, text(d.step(z).result)
@@ -188,13 +188,13 @@ def test_explicit_log_of_softmax_also_gives_p_minus_y() -> None:
          ("param", "W", ("c", "n"), None), ("param", "b", ("c", 1), None)],
         [("P", "softmax(W @ X + b, axis=0)"), ("loss", "-sum(Y * log(P)) / m")],
     )
-    d = derive.backpropagate(model)
+    d = backprop.backpropagate(model)
     assert d.step("Z").result == ir.div(ir.sub(model.symbol("P"), model.symbol("Y")), model.dims["m"])
     assert text(d.step("Z").result) == "(P − Y)/m"
 
 
 def test_sigmoid_binary_cross_entropy_is_p_minus_y_over_m() -> None:
-    d = derive.get_derivation("logistic_regression")
+    d = backprop.get_derivation("logistic_regression")
     want = ir.div(ir.sub(_sym(d, "p"), d.model.symbol("y")), d.model.dims["m"])
     assert d.step("z").result == want, text(d.step("z").result)
     assert text(d.step("z").result) == "(p − y)/m"
@@ -203,7 +203,7 @@ def test_sigmoid_binary_cross_entropy_is_p_minus_y_over_m() -> None:
 
 def test_binary_cross_entropy_gradient_reads_prediction_minus_target() -> None:
     """∂L/∂p as notes write it: (p − y)/(m p (1 − p)), not the equal (y − p)/(m p (p − 1))."""
-    d = derive.get_derivation("logistic_regression")
+    d = backprop.get_derivation("logistic_regression")
     assert text(d.step("p").result) == "(p − y)/(m · p ⊙ (1 − p))"
 
 
@@ -216,7 +216,7 @@ _P, _Q, _X, _Y, _M = sympy.symbols("p q x y m", real=True)
 ], ids=str)
 def test_orienting_differences_keeps_the_value(s: sympy.Expr) -> None:
     """Every constant-first rewrite is an identity, and leaves no difference ending in a constant."""
-    from derive.simplify import _oriented
+    from backprop.engine.simplify import _oriented
 
     o = _oriented(s)
     assert sympy.simplify(o - s) == 0
@@ -228,6 +228,6 @@ def test_orienting_differences_keeps_the_value(s: sympy.Expr) -> None:
 def test_every_param_has_an_update_rule() -> None:
     """W ← W − α ∂L/∂W for every param, in the derivation's data."""
     for example in PUBLISHED:
-        d = derive.get_derivation(example)
+        d = backprop.get_derivation(example)
         for p in d.params:
             assert d.update(p) == ir.sub(d.model.symbol(p), ir.mul(d.rate, d.step(p).grad))

@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import codegen
-import derive
-from codegen.printer import SUM_GROUP, NumpyPrinter
-from derive import ir
-from derive.chain import forward_equations
-from derive.cli import main
-from derive.deepstack import MAX_CLAIM_NESTING, MAX_NESTING, RECURSION_LIMIT, deep_stack, on_deep_stack, run_deep
-from derive.naming import CodeNames
-from derive.render import FORMATS, render
+import backprop
+from backprop import codegen
+from backprop.cli import main
+from backprop.codegen.printer import SUM_GROUP, NumpyPrinter
+from backprop.engine.chain import forward_equations
+from backprop.expr import ir
+from backprop.present.render import FORMATS, render
+from backprop.support.deepstack import MAX_CLAIM_NESTING, MAX_NESTING, RECURSION_LIMIT, deep_stack, on_deep_stack, run_deep
+from backprop.support.naming import CodeNames
 
 
 def sum_spec(n: int) -> str:
@@ -80,9 +80,9 @@ def test_deep_stack_runs_on_a_worker_and_gives_the_limit_back() -> None:
 
 def test_deep_stack_passes_exceptions_to_the_caller() -> None:
     def fail() -> None:
-        raise derive.SpecError("boom", 1, 2)
+        raise backprop.SpecError("boom", 1, 2)
 
-    with pytest.raises(derive.SpecError, match="boom"):
+    with pytest.raises(backprop.SpecError, match="boom"):
         run_deep(fail)
 
     def recurse(n: int) -> int:
@@ -99,7 +99,7 @@ def test_sum_of_1000_terms_derives_renders_and_runs(capsys: pytest.CaptureFixtur
     assert main(["derive", spec]) == 0
     out = capsys.readouterr().out
     assert "∂L/∂W₁₀₀₀" in out and "Traceback" not in out
-    d = derive.get_derivation(spec)
+    d = backprop.get_derivation(spec)
     mod = codegen.load_module(codegen.generate(d))
     params = mod.init_params({"k": 2, "n": 3}, seed=0)
     x = np.random.default_rng(0).normal(size=(3, 4))
@@ -137,7 +137,7 @@ def test_a_long_sum_prints_as_groups_python_compiles() -> None:
 
 @pytest.mark.parametrize("tied", [True, False])
 def test_chain_of_1000_assignments_parses(tied: bool) -> None:
-    model = derive.parse_spec(chain_spec(1000, tied), path="chain.spec")
+    model = backprop.parse_spec(chain_spec(1000, tied), path="chain.spec")
     assert len(model.assigns) == 1001
     assert len(forward_equations(model)) == 2001  # each Z_i = W A_{i-1} named
 
@@ -158,12 +158,12 @@ def test_chain_of_300_assignments_derives_and_checks(tied: bool, capsys: pytest.
 
 
 @pytest.fixture(scope="module")
-def deep100() -> derive.Derivation:
-    return derive.get_derivation(derive.parse_spec(chain_spec(100, False), path="deep100.spec"))
+def deep100() -> backprop.Derivation:
+    return backprop.get_derivation(backprop.parse_spec(chain_spec(100, False), path="deep100.spec"))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_expanded_at_100_layers(deep100: derive.Derivation, fmt: str) -> None:
+def test_expanded_at_100_layers(deep100: backprop.Derivation, fmt: str) -> None:
     out = render(deep100, fmt, param="W1", expanded=True)
     if fmt == "json":
         grads = json.loads(out)["gradients"]
@@ -217,6 +217,6 @@ def test_pathological_nesting_is_a_clean_error(expr: str, tmp_path: Path,
 
 
 def test_the_bounds_are_stated() -> None:
-    with pytest.raises(derive.SpecError, match=f"the limit is {MAX_NESTING} levels"):
-        derive.parse_spec(sum_spec(MAX_NESTING + 1), path="big.spec")
+    with pytest.raises(backprop.SpecError, match=f"the limit is {MAX_NESTING} levels"):
+        backprop.parse_spec(sum_spec(MAX_NESTING + 1), path="big.spec")
     assert MAX_CLAIM_NESTING > MAX_NESTING >= 2000

@@ -4,7 +4,7 @@ Hostile strings -- every kind of quote, backslashes that start escapes, line
 ends of every kind (Python's tokenizer's and ``str.splitlines``'), NUL, jinja
 syntax, shell syntax, lone surrogates -- go through a spec's description
 comment, its file name (the header's label, the model's name, the output
-path) and a ``@derive.network`` docstring. The generated module must parse,
+path) and a ``@backprop.network`` docstring. The generated module must parse,
 hold exactly the top-level statements of a benign one, keep the text in its
 docstring, and its header's regenerate command must split back to the argv.
 LaTeX descriptions compile with pdflatex, whatever their characters.
@@ -27,12 +27,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codegen.emit import generate
-from codegen.header import spec_of, status
-from codegen.latex import latex_document
-from derive import get_derivation, parse_spec
-from derive.cli import main
-from derive.escape import (
+from backprop import get_derivation, parse_spec
+from backprop.cli import main
+from backprop.codegen.emit import generate
+from backprop.codegen.header import spec_of, status
+from backprop.codegen.latex import latex_document
+from backprop.present.render import to_json, to_latex, to_markdown, to_text
+from backprop.support.escape import (
     comment_text,
     docstring_text,
     is_unsafe,
@@ -42,7 +43,6 @@ from derive.escape import (
     shell_split,
     tex_text,
 )
-from derive.render import to_json, to_latex, to_markdown, to_text
 
 BODY = "input x[n, m]\ninput y[1, m]\nparam w[1, n]\nparam b\nloss = sum((w @ x + b - y)**2) / m\n"
 
@@ -136,8 +136,8 @@ def test_hostile_text_cannot_escape_the_generated_module(description: str, label
 def test_hostile_network_docstring_cannot_escape(doc: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     path = tmp_path_factory.mktemp("net") / "hostile_net.py"
     path.write_text(
-        "import derive\n\n\n"
-        '@derive.network(inputs={"x": "n m", "y": "1 m"}, params={"w": "1 n", "b": ""})\n'
+        "import backprop\n\n\n"
+        '@backprop.network(inputs={"x": "n m", "y": "1 m"}, params={"w": "1 n", "b": ""})\n'
         "def hostile(x, y, w, b):\n"
         f"    {py_str(doc)}\n"
         "    return sum((w @ x + b - y)**2) / m\n",
@@ -261,8 +261,8 @@ def test_semicolon_file_name_header_is_shell_quoted(tmp_path: Path, monkeypatch,
 def test_network_docstring_payload(tmp_path: Path, monkeypatch, capsys) -> None:
     path = tmp_path / "netfn.py"
     path.write_text(
-        "import derive\n\n\n"
-        '@derive.network(inputs={"x": "n m", "y": "1 m"}, params={"w": "1 n", "b": ""})\n'
+        "import backprop\n\n\n"
+        '@backprop.network(inputs={"x": "n m", "y": "1 m"}, params={"w": "1 n", "b": ""})\n'
         "def net(x, y, w, b):\n"
         "    '''A net. \"\"\"; import os; os.system(\"touch PWNED\"); \"\"\" C:\\\\Users\\\\x \\x00\\x1b'''\n"
         "    return sum((w @ x + b - y)**2) / m\n",
@@ -303,13 +303,13 @@ def test_nfkc_declaration_and_claim_rejected(tmp_path: Path, capsys) -> None:
 def test_nfkc_in_a_network_function_points_at_the_python_file(tmp_path: Path) -> None:
     path = tmp_path / "nfkc_net.py"
     path.write_text(
-        "import derive\n\n\n"
-        '@derive.network(inputs={"x": "n m"}, params={"w": "1 n"})\n'
+        "import backprop\n\n\n"
+        '@backprop.network(inputs={"x": "n m"}, params={"w": "1 n"})\n'
         "def net(x, w):\n"
         "    return sum(𝐰 @ x)\n",
         encoding="utf-8",
     )
-    from derive.errors import SpecError
+    from backprop.support.errors import SpecError
 
     with pytest.raises(SpecError) as e:
         import_file(path)

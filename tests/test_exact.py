@@ -22,9 +22,9 @@ import sympy
 from helpers import exact_backward, exact_forward, exact_point, is_exact_zero, kink_distance
 from test_networks import NETS
 
-import derive
+import backprop
 
-EXAMPLES = derive.example_names()
+EXAMPLES = backprop.example_names()
 #: Sizes per example (dims 1–3, distinct where possible so shapes cannot be confused).
 SIZES: dict[str, dict[str, int]] = {
     "univariate_regression": {"m": 3},
@@ -54,7 +54,7 @@ def _float_env(env: dict[Any, Any]) -> dict[Any, Any]:
     return {k: (np.array(v.tolist(), dtype=float) if isinstance(v, sympy.MatrixBase) else v) for k, v in env.items()}
 
 
-def _point(deriv: derive.Derivation, sizes: dict[str, int], rng: np.random.Generator) -> dict[Any, Any]:
+def _point(deriv: backprop.Derivation, sizes: dict[str, int], rng: np.random.Generator) -> dict[Any, Any]:
     """A rational point whose ReLU arguments are clear of 0 (the derivative is defined there)."""
     for _ in range(100):
         env = exact_point(deriv.model, sizes, rng)
@@ -63,7 +63,7 @@ def _point(deriv: derive.Derivation, sizes: dict[str, int], rng: np.random.Gener
     raise AssertionError("no rational point clear of kinks")
 
 
-def _expanded_loss(deriv: derive.Derivation, env: dict[Any, Any]) -> sympy.Expr:
+def _expanded_loss(deriv: backprop.Derivation, env: dict[Any, Any]) -> sympy.Expr:
     """The loss as one SymPy scalar: every forward equation evaluated, elementwise."""
     loss = exact_forward(deriv, env)[deriv.loss.name]
     assert loss.shape == (1, 1)
@@ -73,7 +73,7 @@ def _expanded_loss(deriv: derive.Derivation, env: dict[Any, Any]) -> sympy.Expr:
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_gradients_equal_sympy_diff_exactly(example: str) -> None:
     """Each param entry in turn is a symbol t; d/dt of the expanded loss equals the derived entry."""
-    deriv = derive.get_derivation(example)
+    deriv = backprop.get_derivation(example)
     rng = np.random.default_rng([17, len(example)])
     point = _point(deriv, SIZES[example], rng)
     derived = exact_backward(deriv, point)
@@ -96,7 +96,7 @@ def test_gradients_equal_sympy_diff_exactly(example: str) -> None:
 @pytest.mark.parametrize("example", ["two_layer_sigmoid", "logistic_regression", "two_linear_layers"])
 def test_all_symbolic_params_simplify_to_zero(example: str) -> None:
     """With every param entry a symbol at once, the difference simplifies to 0 identically (not just at a point)."""
-    deriv = derive.get_derivation(example)
+    deriv = backprop.get_derivation(example)
     sizes = {name: min(n, 2) for name, n in SIZES[example].items()}
     point = _point(deriv, sizes, np.random.default_rng([19, len(example)]))
     symbolic = dict(point)
@@ -121,7 +121,7 @@ def test_exact_comparison_can_fail() -> None:
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_small_networks_equal_sympy_diff_exactly(name: str) -> None:
     """The other activations and operations (tanh, leaky, softplus, sqrt, |·|, powers, ...) too."""
-    deriv = derive.backpropagate(derive.parse_spec(NETS[name], path=f"<{name}>", name=name))
+    deriv = backprop.backpropagate(backprop.parse_spec(NETS[name], path=f"<{name}>", name=name))
     rng = np.random.default_rng([43, len(name)])
     point = _point(deriv, {d: 2 for d in deriv.model.dims}, rng)
     derived = exact_backward(deriv, point)

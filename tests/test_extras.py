@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-import derive.version
-from derive.cli import main
-from derive.extras import MissingExtraError, missing, require
+import backprop.support.version
+from backprop.cli import main
+from backprop.support.extras import MissingExtraError, missing, require
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKPROP = Path(sys.executable).parent / "backprop"  # the installed command of this environment
@@ -33,13 +33,13 @@ def block(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
 
 @pytest.mark.parametrize(("argv", "blocked", "message"), [
     (["train", "two_layer_sigmoid", "--synthetic"], ("matplotlib", "tqdm"),
-     "backprop: error: 'backprop train' needs matplotlib and tqdm: pip install 'backprop[train]'"),
+     "backprop: error: 'backprop train' needs matplotlib and tqdm: pip install 'backprop-toolkit[train]'"),
     (["train", "two_layer_sigmoid", "--synthetic"], ("tqdm",),
-     "backprop: error: 'backprop train' needs tqdm: pip install 'backprop[train]'"),
+     "backprop: error: 'backprop train' needs tqdm: pip install 'backprop-toolkit[train]'"),
     (["train", "two_layer_sigmoid", "-q"], ("matplotlib", "tqdm"),  # no bar: tqdm not needed
-     "backprop: error: 'backprop train' needs matplotlib: pip install 'backprop[train]'"),
+     "backprop: error: 'backprop train' needs matplotlib: pip install 'backprop-toolkit[train]'"),
     (["gradflow", "deep_relu"], ("matplotlib",),
-     "backprop: error: 'backprop gradflow' needs matplotlib: pip install 'backprop[train]'"),
+     "backprop: error: 'backprop gradflow' needs matplotlib: pip install 'backprop-toolkit[train]'"),
 ])
 def test_missing_extra_is_one_line_exit_2_nothing_written(
     argv: list[str], blocked: tuple[str, ...], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -64,7 +64,7 @@ def test_installed_command_without_matplotlib_and_tqdm(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(shim)}
-    cmd = [str(BACKPROP)] if BACKPROP.exists() else [sys.executable, "-m", "derive"]
+    cmd = [str(BACKPROP)] if BACKPROP.exists() else [sys.executable, "-m", "backprop"]
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*cmd, *argv], capture_output=True, text=True, cwd=work, env=env, timeout=300)
@@ -73,7 +73,7 @@ def test_installed_command_without_matplotlib_and_tqdm(tmp_path: Path) -> None:
                               (["gradflow", "deep_relu"], "gradflow", "matplotlib")):
         r = run(*argv)
         assert r.returncode == 2, r.stderr
-        assert r.stderr == f"backprop: error: 'backprop {what}' needs {needs}: pip install 'backprop[train]'\n"
+        assert r.stderr == f"backprop: error: 'backprop {what}' needs {needs}: pip install 'backprop-toolkit[train]'\n"
         assert "Traceback" not in r.stderr and r.stdout == ""
         assert list(work.iterdir()) == []
     r = run("codegen", "logistic_regression")
@@ -82,18 +82,18 @@ def test_installed_command_without_matplotlib_and_tqdm(tmp_path: Path) -> None:
 
 def test_python_api_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """From Python the same message is an ImportError, raised before any work or file."""
-    import codegen
-    from codegen.train import History, train, write_outputs
+    from backprop import codegen
+    from backprop.train.loop import History, train, write_outputs
 
     block(monkeypatch, "matplotlib", "tqdm")
     module = codegen.load_module("logistic_regression")
-    with pytest.raises(MissingExtraError, match=r"needs tqdm: pip install 'backprop\[train\]'"):
+    with pytest.raises(MissingExtraError, match=r"needs tqdm: pip install 'backprop-toolkit\[train\]'"):
         train(module, {}, {}, progress=True)
     h = History("x", "sgd", 0.1, 1, ("w",), 1)
-    with pytest.raises(ImportError, match=r"write_outputs needs matplotlib: pip install 'backprop\[train\]'"):
+    with pytest.raises(ImportError, match=r"write_outputs needs matplotlib: pip install 'backprop-toolkit\[train\]'"):
         write_outputs(tmp_path / "run", h, {}, "x")
     assert not (tmp_path / "run").exists()
-    import codegen.plots  # noqa: F401  (importable without matplotlib: it is imported when a figure is made)
+    import backprop.train.plots  # noqa: F401  (importable without matplotlib: it is imported when a figure is made)
 
 
 def test_require_and_missing() -> None:
@@ -110,20 +110,20 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0
-    assert capsys.readouterr().out == f"backprop {dist_version('backprop')}\n"
+    assert capsys.readouterr().out == f"backprop {dist_version('backprop-toolkit')}\n"
 
 
 def test_version_from_an_uninstalled_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
     def not_installed(name: str) -> str:
         raise PackageNotFoundError(name)
 
-    monkeypatch.setattr(derive.version, "_dist_version", not_installed)
+    monkeypatch.setattr(backprop.support.version, "_dist_version", not_installed)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert derive.version.version() == pyproject["project"]["version"]
+    assert backprop.support.version.version() == pyproject["project"]["version"]
 
 
-def test_python_m_derive_version_and_help() -> None:
-    r = subprocess.run([sys.executable, "-m", "derive", "--version"], capture_output=True, text=True, timeout=300)
-    assert (r.returncode, r.stdout, r.stderr) == (0, f"backprop {dist_version('backprop')}\n", "")
-    r = subprocess.run([sys.executable, "-m", "derive", "train", "--help"], capture_output=True, text=True, timeout=300)
+def test_python_m_backprop_version_and_help() -> None:
+    r = subprocess.run([sys.executable, "-m", "backprop", "--version"], capture_output=True, text=True, timeout=300)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"backprop {dist_version('backprop-toolkit')}\n", "")
+    r = subprocess.run([sys.executable, "-m", "backprop", "train", "--help"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.startswith("usage: backprop train")

@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import codegen
-import codegen.dims
-import codegen.train
-from codegen.data import save_npz
-from derive.cli import main
-from derive.io import png_status, stamp, status
+import backprop.codegen.dims
+import backprop.train.loop
+from backprop import codegen
+from backprop.cli import main
+from backprop.support.files import png_status, stamp, status
+from backprop.train.data import save_npz
 
-CLI = (sys.executable, "-c", "import sys; from derive.cli import main; sys.exit(main())")
+CLI = (sys.executable, "-c", "import sys; from backprop.cli import main; sys.exit(main())")
 RUN_FILES = ["gradflow.png", "history.csv", "loss.png", "params.npz"]
 QUICK = ["--epochs", "2", "--quiet", "--dims", "m=64"]
 
@@ -61,7 +61,7 @@ def snapshot(*paths: Path) -> dict[Path, tuple[bytes, int]]:
 
 
 def spec_copy(tmp_path: Path, name: str = "logistic_regression") -> Path:
-    from derive.parse import examples_dir
+    from backprop.support.bundled import examples_dir
 
     spec = tmp_path / "net.spec"
     shutil.copy(examples_dir() / f"{name}.spec", spec)
@@ -219,7 +219,7 @@ def test_train_into_a_read_only_directory_fails_before_training(tmp_path: Path, 
     shutil.copytree(old_run, parent / "run")
     before = snapshot(parent)
     read_only(parent)
-    monkeypatch.setattr(codegen.train, "train", _no_training)
+    monkeypatch.setattr(backprop.train.loop, "train", _no_training)
     for out in (parent / "run", parent / "new"):
         code, stdout, err = run(capsys, "train", "univariate_regression", *QUICK, "--out", str(out))
         assert_refused(code, err, f"cannot write --out {out}")
@@ -232,9 +232,9 @@ def test_gradflow_into_a_read_only_directory_fails_before_computing(tmp_path: Pa
     parent = tmp_path / "ro"
     parent.mkdir()
     read_only(parent)
-    import codegen.gradflow
+    import backprop.train.gradflow
 
-    monkeypatch.setattr(codegen.gradflow, "norms_at_init", _no_training)
+    monkeypatch.setattr(backprop.train.gradflow, "norms_at_init", _no_training)
     code, _, err = run(capsys, "gradflow", "two_layer_sigmoid", "--out", str(parent / "sub" / "g.png"))
     assert_refused(code, err, "cannot write --out")
     assert list(parent.iterdir()) == []
@@ -244,7 +244,7 @@ def test_a_failure_midway_leaves_the_old_run_intact(tmp_path: Path, monkeypatch,
     out = tmp_path / "run"
     shutil.copytree(old_run, out)
     before = snapshot(out)
-    real_write = codegen.train.write_atomic
+    real_write = backprop.train.loop.write_atomic
     written: list[str] = []
 
     def fail_second(path: Path, data: object) -> None:
@@ -253,7 +253,7 @@ def test_a_failure_midway_leaves_the_old_run_intact(tmp_path: Path, monkeypatch,
             raise OSError(28, "No space left on device")
         real_write(path, data)
 
-    monkeypatch.setattr(codegen.train, "write_atomic", fail_second)
+    monkeypatch.setattr(backprop.train.loop, "write_atomic", fail_second)
     with pytest.raises(OSError, match="No space left"):
         main(["train", "univariate_regression", *QUICK, "--seed", "5", "--out", str(out)])
     assert written == ["history.csv", "loss.png"]
@@ -266,7 +266,7 @@ def test_an_interrupt_leaves_the_old_run_intact_and_no_directories(tmp_path: Pat
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(codegen.train, "train", interrupted)
+    monkeypatch.setattr(backprop.train.loop, "train", interrupted)
     out = tmp_path / "run"
     shutil.copytree(old_run, out)
     before = snapshot(out)
@@ -315,7 +315,7 @@ def test_train_refuses_a_directory_holding_other_files(tmp_path: Path, capsys, m
     shutil.copytree(old_run, out)
     (out / "notes.txt").write_text("mine\n", encoding="utf-8")
     before = snapshot(out)
-    monkeypatch.setattr(codegen.train, "train", _no_training)
+    monkeypatch.setattr(backprop.train.loop, "train", _no_training)
     code, _, err = run(capsys, "train", "univariate_regression", *QUICK, "--out", str(out))
     assert_refused(code, err, "it holds notes.txt, which backprop did not write")
     code, _, err = run(capsys, "train", "univariate_regression", *QUICK, "--out", str(tmp_path))
@@ -369,7 +369,7 @@ def test_huge_dims_exit_2(tmp_path: Path, capsys, command: str, case: str) -> No
 
 def test_check_estimates_memory_before_allocating(capsys, monkeypatch) -> None:
     """``check --dims m=100000000``: about 41 GB of arrays; refused on a machine with 8 GB, naming m."""
-    monkeypatch.setattr(codegen.dims, "available_memory", lambda: 8 * 10**9)
+    monkeypatch.setattr(backprop.codegen.dims, "available_memory", lambda: 8 * 10**9)
     code, _, err = run(capsys, "check", "two_layer_sigmoid", "--dims", "m=100000000")
     assert_refused(code, err, "--dims m=100000000: the network's arrays would take about",
                    "GB, more than the 8.0 GB of memory available")

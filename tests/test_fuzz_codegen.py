@@ -32,10 +32,10 @@ import sympy
 from fuzz_specs import fuzz_spec
 from torch_reference import torch_loss_and_grads
 
-import codegen
-import derive
-from derive.ir import OpNode
-from derive.ops import REGISTRY
+import backprop
+from backprop import codegen
+from backprop.expr.ir import OpNode
+from backprop.expr.ops import REGISTRY
 
 #: Seeds CI runs; BACKPROP_FUZZ_SEEDS overrides (measured: 1000 seeds take 48 s of CPU, 57 s wall, on one core).
 FUZZ_SEEDS = int(os.environ.get("BACKPROP_FUZZ_SEEDS", "1000"))
@@ -49,7 +49,7 @@ ATOL = 1e-13
 # ---------------------------------------------------------------------------
 
 
-def _sizes(model: derive.Model, rng: np.random.Generator) -> dict[sympy.Symbol, int]:
+def _sizes(model: backprop.Model, rng: np.random.Generator) -> dict[sympy.Symbol, int]:
     return {s: int(rng.choice([1, 2, 2, 3, 3, 4])) for s in model.dims.values()}
 
 
@@ -85,7 +85,7 @@ def _value(decl: Any, shape: tuple[int, int], rng: np.random.Generator, form: st
 
 
 def draw(
-    model: derive.Model, rng: np.random.Generator, form: str | None = None
+    model: backprop.Model, rng: np.random.Generator, form: str | None = None
 ) -> tuple[dict[str, Any], dict[sympy.Symbol, int]]:
     dims = _sizes(model, rng)
     values = {}
@@ -107,7 +107,7 @@ def _arrays(values: Mapping[str, Any]) -> dict[str, np.ndarray]:
 def check_network(spec: str, seed: int, form: str | None = None) -> None:
     """Generate ``spec``'s module and check one call of ``loss_and_grads`` against torch
     (``form``: how values are passed, see :func:`_value`)."""
-    model = derive.parse_spec(spec, path=f"<fuzz {seed}>", name=f"fuzz{seed}")
+    model = backprop.parse_spec(spec, path=f"<fuzz {seed}>", name=f"fuzz{seed}")
     mod = codegen.load_module(codegen.generate(model))
     rng = np.random.default_rng(seed)
     values, dims = draw(model, rng, form)
@@ -189,7 +189,7 @@ def test_fuzz_generator_reaches_every_registry_operation() -> None:
     """Every registry row appears, in the forward equations or the derived backward steps."""
     seen: set[str] = set()
     for seed in range(150):
-        d = derive.get_derivation(derive.parse_spec(fuzz_spec(seed), path="<fuzz>", name="fuzz"))
+        d = backprop.get_derivation(backprop.parse_spec(fuzz_spec(seed), path="<fuzz>", name="fuzz"))
         for eq in d.equations:
             _ops(eq.expr, seen)
         for s in d.steps:

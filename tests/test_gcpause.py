@@ -6,9 +6,9 @@ import gc
 
 import pytest
 
-import codegen
-import derive
-from derive.gcpause import cyclic_gc_paused, without_cyclic_gc
+import backprop
+from backprop import codegen
+from backprop.support.gcpause import cyclic_gc_paused, without_cyclic_gc
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +53,6 @@ def test_decorated_function_keeps_its_name_and_result():
 
 def test_derive_and_generate_leave_the_collector_on():
     gc.enable()
-    codegen.generate(derive.get_derivation("two_layer_sigmoid"))
+    codegen.generate(backprop.get_derivation("two_layer_sigmoid"))
     assert gc.isenabled()
-    assert derive.backpropagate.__name__ == "derive" and codegen.generate.__name__ == "generate"
+    assert backprop.backpropagate.__name__ == "derive" and codegen.generate.__name__ == "generate"

@@ -24,17 +24,17 @@ from helpers import (
     random_sizes,
 )
 
-import derive
-from derive import ir
-from derive.evaluate import evaluate
-from derive.printing import GradSymbol
+import backprop
+from backprop.expr import ir
+from backprop.expr.evaluate import evaluate
+from backprop.expr.printing import GradSymbol
 
-EXAMPLES = derive.example_names()
+EXAMPLES = backprop.example_names()
 SEEDS = (1, 2, 3)
 MAX_ENTRIES = 12  # entries checked per gradient; 784-wide weights get a random subset
 
 
-def _sizes(model: derive.Model, seed: int | str) -> dict[str, int]:
+def _sizes(model: backprop.Model, seed: int | str) -> dict[str, int]:
     if seed == "ones":
         return {name: 1 for name in model.dims}
     return random_sizes(model, np.random.default_rng([seed, len(model.name)]), lo=1, hi=4)
@@ -47,7 +47,7 @@ def _entries(shape: tuple[int, int], rng: np.random.Generator) -> list[tuple[int
     return [idx[i] for i in rng.choice(len(idx), MAX_ENTRIES, replace=False)]
 
 
-def _loss_holding(deriv: derive.Derivation, env: dict[Any, Any], name: str, value: np.ndarray) -> float:
+def _loss_holding(deriv: backprop.Derivation, env: dict[Any, Any], name: str, value: np.ndarray) -> float:
     """The loss with the intermediate ``name`` set to ``value`` (its own equation skipped)."""
     vals = dict(env)
     vals[name] = value
@@ -64,7 +64,7 @@ def test_examples_exist() -> None:
 @pytest.mark.parametrize("seed", ("ones",) + SEEDS)
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_param_gradients_match_finite_differences(example: str, seed: int | str) -> None:
-    deriv = derive.get_derivation(example)
+    deriv = backprop.get_derivation(example)
     sizes = _sizes(deriv.model, seed)
     rng = np.random.default_rng([7, len(example), 0 if seed == "ones" else int(seed)])
     env = clear_point(deriv, sizes, rng)
@@ -80,7 +80,7 @@ def test_param_gradients_match_finite_differences(example: str, seed: int | str)
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_intermediate_gradients_match_finite_differences(example: str, seed: int) -> None:
     """Each layer's δ (∂L/∂Z, ∂L/∂A, ...) is the derivative of the loss in that value."""
-    deriv = derive.get_derivation(example)
+    deriv = backprop.get_derivation(example)
     sizes = _sizes(deriv.model, seed)
     rng = np.random.default_rng([11, len(example), seed])
     env = clear_point(deriv, sizes, rng)
@@ -103,7 +103,7 @@ def test_intermediate_gradients_match_finite_differences(example: str, seed: int
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_expanded_gradients_equal_recursive(example: str) -> None:
     """The fully expanded gradient (forward quantities only) gives the same numbers."""
-    deriv = derive.get_derivation(example)
+    deriv = backprop.get_derivation(example)
     sizes = _sizes(deriv.model, 5)
     env = clear_point(deriv, sizes, np.random.default_rng([13, len(example)]))
     grads = backward(deriv, env)
@@ -119,7 +119,7 @@ def test_expanded_gradients_equal_recursive(example: str) -> None:
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_steps_are_ordered_and_shaped(example: str) -> None:
     """Each δ is computed once, before any step that uses it; every result has its target's shape."""
-    deriv = derive.get_derivation(example)
+    deriv = backprop.get_derivation(example)
     targets = [s.target for s in deriv.steps]
     assert len(targets) == len(set(targets)), "each gradient is computed once"
     assert [s.target for s in deriv.steps if s.kind == "param"] == [

@@ -16,11 +16,11 @@ import pytest
 import sympy
 from helpers import assert_close, backward, clear_point, fd_gradient, forward, random_sizes
 
-import derive
-from derive import ir
-from derive.evaluate import evaluate
-from derive.printing import text
-from derive.simplify import simplify
+import backprop
+from backprop.engine.simplify import simplify
+from backprop.expr import ir
+from backprop.expr.evaluate import evaluate
+from backprop.expr.printing import text
 
 NETS: dict[str, str] = {
     "tanh_mlp": """
@@ -154,8 +154,8 @@ loss = sum((s * (b + c) - X)**2) + mean(b * c) + sum(mean(b + X, axis=1) ** 2)
 }
 
 
-def _derive(name: str) -> derive.Derivation:
-    return derive.backpropagate(derive.parse_spec(NETS[name], path=f"<{name}>", name=name))
+def _derive(name: str) -> backprop.Derivation:
+    return backprop.backpropagate(backprop.parse_spec(NETS[name], path=f"<{name}>", name=name))
 
 
 @pytest.mark.parametrize("seed", (1, 2))
@@ -201,7 +201,7 @@ def _nodes(e: object) -> list:
 
 def test_sum_over_broadcast_copies() -> None:
     """Σ(c𝟏[k×m]) counts the copies, in the chain rule's own constructor and in simplify."""
-    k, m = derive.parse.dim_symbol("k"), derive.parse.dim_symbol("m")
+    k, m = backprop.language.parse.dim_symbol("k"), backprop.language.parse.dim_symbol("m")
     b = sympy.MatrixSymbol("b", k, 1)
     env = {"b": np.arange(1.0, 4.0).reshape(3, 1), k: 3, m: 4}
     for axis in (None, 0, 1):

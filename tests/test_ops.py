@@ -1,7 +1,7 @@
 """Every row of the operation registry, checked against finite differences.
 
 ``CASES`` holds one case generator per registered operation. The test cases
-are generated from it, so an operation added to ``derive.ops.REGISTRY``
+are generated from it, so an operation added to ``backprop.expr.ops.REGISTRY``
 without a generator here fails ``test_every_registered_op_has_cases``. For each
 case and each differentiable operand, the engine's own pullback (the registry's
 VJP plus the engine's broadcasting/unbroadcasting) must match the central
@@ -22,11 +22,11 @@ import sympy
 from helpers import rational
 from sympy import Basic, MatrixSymbol
 
-from derive import ir
-from derive.chain import _Pullback
-from derive.derivation import Equation
-from derive.evaluate import evaluate, evaluate_exact
-from derive.ops import REGISTRY
+from backprop.engine.chain import _Pullback
+from backprop.engine.derivation import Equation
+from backprop.expr import ir
+from backprop.expr.evaluate import evaluate, evaluate_exact
+from backprop.expr.ops import REGISTRY
 
 R, C, K = 2, 3, 4  # distinct sizes, so a transposed gradient cannot pass
 SCALAR, COLUMN, ROW, FULL = (1, 1), (R, 1), (1, C), (R, C)

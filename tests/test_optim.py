@@ -1,7 +1,7 @@
 """Optimizers: every row's NumPy step against hand-computed numbers and against its own equations.
 
 ``HAND`` holds one hand-computed case per registered optimizer; an optimizer
-added to ``derive.optim.OPTIMIZERS`` without one fails
+added to ``backprop.engine.optim.OPTIMIZERS`` without one fails
 ``test_every_optimizer_has_a_hand_case``. The step must also agree with the
 row's update equations evaluated by the reference evaluator, keep dtypes,
 update arrays in place and allocate nothing beyond its state.
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import sympy
 
-import derive
-from codegen.step import load_step, step_source
-from derive.evaluate import evaluate
-from derive.optim import ALPHA, BETA, BETA1, BETA2, EPSILON, OPTIMIZERS, T, get_optimizer
+import backprop
+from backprop.codegen.step import load_step, step_source
+from backprop.engine.optim import ALPHA, BETA, BETA1, BETA2, EPSILON, OPTIMIZERS, T, get_optimizer
+from backprop.expr.evaluate import evaluate
 
 NAMES = tuple(OPTIMIZERS)
 
@@ -173,7 +173,7 @@ def test_unknown_optimizer_names_the_known_ones() -> None:
     with pytest.raises(KeyError, match="sgd, momentum, rmsprop, adam"):
         get_optimizer("adagrad")
     with pytest.raises(KeyError, match="unknown optimizer"):
-        derive.get_derivation("two_layer_sigmoid", optimizer="nesterov")
+        backprop.get_derivation("two_layer_sigmoid", optimizer="nesterov")
 
 
 # ---------------------------------------------------------------------------
@@ -196,12 +196,12 @@ TEXT = {
 
 @pytest.mark.parametrize("name", NAMES)
 def test_update_equations_in_text(name: str) -> None:
-    d = derive.get_derivation("two_layer_sigmoid", optimizer=name)
+    d = backprop.get_derivation("two_layer_sigmoid", optimizer=name)
     assert [u.text() for u in d.updates("W1")] == TEXT[name]
 
 
 def test_update_equations_in_latex() -> None:
-    d = derive.get_derivation("two_layer_sigmoid", optimizer="adam")
+    d = backprop.get_derivation("two_layer_sigmoid", optimizer="adam")
     got = [u.latex() for u in d.updates("W1")]
     dw = r"\frac{\partial \mathcal{L}}{\partial W_{1}}"
     assert got[0] == rf"v_{{dW_{{1}}}} \leftarrow \beta_{{1}} v_{{dW_{{1}}}} + \left(1 - \beta_{{1}}\right) {dw}"
@@ -213,7 +213,7 @@ def test_update_equations_in_latex() -> None:
 
 
 def test_sgd_update_is_the_derivations_gradient_descent_step() -> None:
-    d = derive.get_derivation("mlp_softmax")
+    d = backprop.get_derivation("mlp_softmax")
     for p in d.params:
         (u,) = d.updates(p)
         assert u.expr == d.update(p)
@@ -221,13 +221,13 @@ def test_sgd_update_is_the_derivations_gradient_descent_step() -> None:
 
 
 def test_hyperparameters_are_the_derivations_symbols() -> None:
-    assert ALPHA == derive.get_derivation("univariate_regression").rate
+    assert ALPHA == backprop.get_derivation("univariate_regression").rate
     assert {h.symbol for o in OPTIMIZERS.values() for h in o.hypers} == {ALPHA, BETA, BETA1, BETA2, EPSILON}
 
 
 def test_constant_factors_print_with_parentheses() -> None:
     """A constant sum as a factor is parenthesized (it printed as 1 - m · (w X))."""
-    m = derive.parse_spec("input X[n, m]\nparam w[1, n]\nZ = (1 - m) * (w @ X)\nloss = sum(Z / m**2)\n")
+    m = backprop.parse_spec("input X[n, m]\nparam w[1, n]\nZ = (1 - m) * (w @ X)\nloss = sum(Z / m**2)\n")
     assert m.describe().splitlines()[-2].endswith("= (1 − m) · (w X)")
     assert m.describe().splitlines()[-1].endswith("= Σ(Z/m^2)")
 
@@ -248,7 +248,7 @@ def test_step_source_is_deterministic_and_commented(name: str) -> None:
 
 
 def test_generated_module_includes_the_chosen_step() -> None:
-    from codegen import generate, load_module
+    from backprop.codegen import generate, load_module
 
     src = generate("two_layer_sigmoid", optimizer="momentum")
     assert src == generate("two_layer_sigmoid", optimizer="momentum")
@@ -269,7 +269,7 @@ def test_generated_module_includes_the_chosen_step() -> None:
 
 
 def test_codegen_cli_optimizer(capsys: pytest.CaptureFixture[str]) -> None:
-    from derive.cli import main
+    from backprop.cli import main
 
     assert main(["codegen", "logistic_regression", "--optimizer", "rmsprop"]) == 0
     out = capsys.readouterr().out

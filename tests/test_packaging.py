@@ -16,23 +16,45 @@ def test_wheel_ships_examples_and_templates_and_runs_outside_checkout(tmp_path: 
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
         check=True, cwd=tmp_path,
     )
-    wheel = next(tmp_path.glob("backprop-*.whl"))
+    wheel = next(tmp_path.glob("backprop_toolkit-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for spec in (ROOT / "examples").glob("*.spec"):
-        assert f"backprop_examples/{spec.name}" in names
-    for tpl in (ROOT / "templates").glob("*.j2"):
-        assert f"backprop_templates/{tpl.name}" in names
+    for spec in (ROOT / "backprop" / "examples").glob("*.spec"):
+        assert f"backprop/examples/{spec.name}" in names
+    for tpl in (ROOT / "backprop" / "templates").glob("*.j2"):
+        assert f"backprop/templates/{tpl.name}" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+    # The wheel claims one import name: nothing but backprop/ (and its metadata) at the top.
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"backprop"}
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     env = {**os.environ, "PYTHONPATH": str(site)}
     code = (
-        "import derive, derive.parse as p; "
-        f"assert str(p.examples_dir()).startswith({str(site)!r}), p.examples_dir(); "
-        "print(derive.load('two_layer_sigmoid').describe())"
+        "import backprop, backprop.support.bundled as b; "
+        f"assert str(b.examples_dir()).startswith({str(site)!r}), b.examples_dir(); "
+        "print(backprop.load('two_layer_sigmoid').describe())"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert "σ(Z)" in out.stdout
+
+
+def test_foreign_derive_and_codegen_modules_do_not_shadow_the_toolkit(tmp_path: Path) -> None:
+    """Unrelated packages named ``derive`` and ``codegen`` (both exist on the package index) first on sys.path."""
+    foreign = tmp_path / "foreign"
+    (foreign / "codegen").mkdir(parents=True)
+    (foreign / "codegen" / "__init__.py").write_text("raise ImportError('the foreign codegen package')\n")
+    (foreign / "derive.py").write_text("raise ImportError('the foreign derive module')\n")
+    (foreign / "support.py").write_text("raise ImportError('a foreign top-level support module')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(foreign), str(ROOT)])}
+    code = (
+        "import backprop; "
+        "m = backprop.load_module('logistic_regression'); "
+        "print(backprop.get_derivation('two_layer_sigmoid')._repr_markdown_()[:1] != '', callable(m.loss_and_grads))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "True True\n", "")
+    cli = subprocess.run([sys.executable, "-m", "backprop", "derive", "two_layer_sigmoid"], capture_output=True,
+                         text=True, cwd=tmp_path, env=env)
+    assert cli.returncode == 0 and "∂L/∂W₁" in cli.stdout, cli.stderr
 
 
 def test_readme_starts_with_the_two_commands() -> None:
@@ -45,6 +67,6 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 
 def test_main_command_runs() -> None:
-    out = subprocess.run([sys.executable, "-m", "derive.cli", "derive", "two_layer_sigmoid"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "backprop", "derive", "two_layer_sigmoid"], capture_output=True,
                          text=True, check=True)
     assert "∂L/∂W₁" in out.stdout

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from helpers import assert_close, backward, build, clear_point, count_result_nodes, fd_gradient, forward, random_sizes
 
-import derive
-from derive.evaluate import evaluate
-from derive.ir import count_nodes
+import backprop
+from backprop.expr.evaluate import evaluate
+from backprop.expr.ir import count_nodes
 
 X_NM = ("input", "X", ("n", "m"), None)
 
@@ -57,18 +57,18 @@ EXPECTED_VIA = {
 }
 
 
-def _via(deriv: derive.Derivation, name: str) -> Counter[str]:
+def _via(deriv: backprop.Derivation, name: str) -> Counter[str]:
     return Counter(p.via for p in deriv.step(name).paths)
 
 
-def _residual_inner(deriv: derive.Derivation) -> str:
+def _residual_inner(deriv: backprop.Derivation) -> str:
     """The name the chain rule gave the residual block's pre-activation W₂A₁ + b₂."""
     return next(e.name for e in deriv.equations if e.lifted and "W2" in {s.name for s in e.expr.free_symbols})
 
 
 @pytest.mark.parametrize("model,var", sorted(EXPECTED_VIA), ids=[f"{m}-{v}" for m, v in sorted(EXPECTED_VIA)])
 def test_one_path_per_use(model: str, var: str) -> None:
-    deriv = derive.backpropagate(MULTI[model])
+    deriv = backprop.backpropagate(MULTI[model])
     want = Counter(EXPECTED_VIA[(model, var)])
     if model == "residual":  # whatever the lifted pre-activation is called
         want = Counter(_residual_inner(deriv) if v == "Z2" else v for v in want.elements())
@@ -79,7 +79,7 @@ def test_one_path_per_use(model: str, var: str) -> None:
 
 def test_paths_sum_to_the_step() -> None:
     """The recursive gradient is the sum of the paths' contributions (numerically)."""
-    deriv = derive.backpropagate(TIED)
+    deriv = backprop.backpropagate(TIED)
     env = clear_point(deriv, {"n": 3, "m": 4}, np.random.default_rng(5))
     grads = backward(deriv, env)
     vals = forward(deriv, env) | {"d" + k: v for k, v in grads.items()}
@@ -90,7 +90,7 @@ def test_paths_sum_to_the_step() -> None:
 @pytest.mark.parametrize("seed", (1, 2))
 @pytest.mark.parametrize("model", sorted(MULTI))
 def test_multi_path_gradients_match_finite_differences(model: str, seed: int) -> None:
-    deriv = derive.backpropagate(MULTI[model])
+    deriv = backprop.backpropagate(MULTI[model])
     rng = np.random.default_rng([29, seed, len(model)])
     sizes = random_sizes(deriv.model, rng, lo=2, hi=4)
     env = clear_point(deriv, sizes, rng)
@@ -109,7 +109,7 @@ def test_multi_path_gradients_match_finite_differences(model: str, seed: int) ->
 # ---------------------------------------------------------------------------
 
 
-def relu_mlp(depth: int, residual: bool = False) -> derive.Model:
+def relu_mlp(depth: int, residual: bool = False) -> backprop.Model:
     """``depth`` ReLU layers (optionally with skip connections), then softmax cross-entropy."""
     decls = [X_NM, ("input", "Y", ("c", "m"), "onehot")]
     assigns = []
@@ -127,7 +127,7 @@ def relu_mlp(depth: int, residual: bool = False) -> derive.Model:
 @pytest.mark.parametrize("residual", (False, True), ids=("plain", "residual"))
 def test_derived_size_grows_linearly_with_depth(residual: bool) -> None:
     depths = np.array([5, 10, 20, 40])
-    derivs = [derive.backpropagate(relu_mlp(int(d), residual)) for d in depths]
+    derivs = [backprop.backpropagate(relu_mlp(int(d), residual)) for d in depths]
     sizes = np.array([count_result_nodes(d) for d in derivs], dtype=float)
     slope, intercept = np.polyfit(depths, sizes, 1)
     residuals = sizes - (slope * depths + intercept)
@@ -140,7 +140,7 @@ def test_derived_size_grows_linearly_with_depth(residual: bool) -> None:
 
 
 def test_fifty_layer_mlp_derives() -> None:
-    deriv = derive.backpropagate(relu_mlp(50))
+    deriv = backprop.backpropagate(relu_mlp(50))
     assert len(deriv.params) == 102
     assert {s.target for s in deriv.steps} >= set(deriv.params)
     assert deriv.step("W1").paths[0].via == "Z1"
@@ -148,7 +148,7 @@ def test_fifty_layer_mlp_derives() -> None:
 
 def test_deep_network_gradients_match_finite_differences() -> None:
     """Depth does not break correctness: an 8-layer residual ReLU network, FD-checked."""
-    deriv = derive.backpropagate(relu_mlp(8, residual=True))
+    deriv = backprop.backpropagate(relu_mlp(8, residual=True))
     rng = np.random.default_rng(31)
     env = clear_point(deriv, {"n": 3, "h": 3, "c": 2, "m": 3}, rng)
     grads = backward(deriv, env)

@@ -13,8 +13,8 @@ from pathlib import Path
 import latexify
 import pytest
 
-import derive
-from derive import Model, SpecError
+import backprop
+from backprop import Model, SpecError
 
 HERE = Path(__file__).read_text(encoding="utf-8").splitlines()
 
@@ -41,7 +41,7 @@ def same_model(a: Model, b: Model) -> None:
 # ---------------------------------------------------------------------------
 
 
-@derive.network(inputs={"X": "784 m", "Y": "10 m onehot"},
+@backprop.network(inputs={"X": "784 m", "Y": "10 m onehot"},
                 params={"W1": "h 784", "b1": "h 1", "W2": "10 h", "b2": "10 1"})
 def mlp_softmax(X, Y, W1, b1, W2, b2):
     """Two-layer perceptron for MNIST-shaped data."""
@@ -49,7 +49,7 @@ def mlp_softmax(X, Y, W1, b1, W2, b2):
     return -sum(Y * log_softmax(W2 @ A1 + b2, axis=0)) / m
 
 
-@derive.network(X="n m", y="1 m", W1="k n", b1="k 1", w2="1 k", b2="")
+@backprop.network(X="n m", y="1 m", W1="k n", b1="k 1", w2="1 k", b2="")
 def two_layer_sigmoid(X, y, *, W1, b1, w2, b2):
     Z = W1 @ X + b1
     A = sigmoid(Z)
@@ -58,7 +58,7 @@ def two_layer_sigmoid(X, y, *, W1, b1, w2, b2):
     return loss
 
 
-@derive.network(inputs=dict(x="1 m", y="1 m"), params=dict(w=None, b="scalar"))
+@backprop.network(inputs=dict(x="1 m", y="1 m"), params=dict(w=None, b="scalar"))
 def univariate_regression(x, y, w, b):
     yhat = w * x + b
     loss = (
@@ -68,7 +68,7 @@ def univariate_regression(x, y, w, b):
     return loss
 
 
-@derive.network(X="n m", Y="c m onehot", W1="h n", b1="h 1", W2="h h", b2="h 1", W3="h h", b3="h 1",
+@backprop.network(X="n m", Y="c m onehot", W1="h n", b1="h 1", W2="h h", b2="h 1", W3="h h", b3="h 1",
                 W4="c h", b4="c 1", params=("W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"))
 def deep_relu(X, Y, W1, b1, W2, b2, W3, b3, W4, b4):
     A1 = relu(W1 @ X + b1)
@@ -81,11 +81,11 @@ def deep_relu(X, Y, W1, b1, W2, b2, W3, b3, W4, b4):
 @pytest.mark.parametrize("fn", [mlp_softmax, two_layer_sigmoid, univariate_regression, deep_relu],
                          ids=lambda f: f.__name__)
 def test_python_function_builds_the_bundled_examples_model(fn) -> None:
-    same_model(fn.model, derive.load(fn.__name__))
+    same_model(fn.model, backprop.load(fn.__name__))
 
 
 def test_python_function_has_the_same_derivation() -> None:
-    want = derive.get_derivation("two_layer_sigmoid")
+    want = backprop.get_derivation("two_layer_sigmoid")
     got = two_layer_sigmoid.derivation
     assert [(e.name, e.expr) for e in got.equations] == [(e.name, e.expr) for e in want.equations]
     assert [(s.target, s.result) for s in got.steps] == [(s.target, s.result) for s in want.steps]
@@ -106,7 +106,7 @@ def test_the_function_is_never_called() -> None:
         calls.append(x)
         return x
 
-    @derive.network(inputs={"X": "n m"}, params={"W": "k n"})
+    @backprop.network(inputs={"X": "n m"}, params={"W": "k n"})
     def net(X, W):
         return sum(relu(W @ X))
 
@@ -116,7 +116,7 @@ def test_the_function_is_never_called() -> None:
 
 def test_method_style_indentation_and_name_override() -> None:
     class Holder:
-        @derive.network(inputs={"x": "n m"}, params={"w": "1 n"}, name="neuron")
+        @backprop.network(inputs={"x": "n m"}, params={"w": "1 n"}, name="neuron")
         def f(x, w):
             return mean(sigmoid(w @ x))
 
@@ -139,7 +139,7 @@ def _raises(build) -> SpecError:
 
 def test_shape_error_on_a_continuation_line() -> None:
     def build():
-        @derive.network(inputs={"X": "n m"}, params={"W1": "k n", "b1": "k 1", "W2": "k k"})
+        @backprop.network(inputs={"X": "n m"}, params={"W1": "k n", "b1": "k 1", "W2": "k k"})
         def net(X, W1, b1, W2):
             Z = W1 @ X + b1
             A = W2 @ (Z +
@@ -155,7 +155,7 @@ def test_shape_error_on_a_continuation_line() -> None:
 
 def test_unknown_function_points_at_the_call() -> None:
     def build():
-        @derive.network(inputs={"X": "n m"}, params={"W1": "k n"})
+        @backprop.network(inputs={"X": "n m"}, params={"W1": "k n"})
         def net(X, W1):
             Z = sigmod(W1 @ X)  # MARK-typo
             return sum(Z)
@@ -167,7 +167,7 @@ def test_unknown_function_points_at_the_call() -> None:
 
 def test_eval_is_just_an_unknown_function() -> None:
     def build():
-        @derive.network(inputs={"X": "n m"}, params={"W1": "k n"})
+        @backprop.network(inputs={"X": "n m"}, params={"W1": "k n"})
         def net(X, W1):
             Z = eval("W1 @ X")  # MARK-eval
             return sum(Z)
@@ -179,7 +179,7 @@ def test_eval_is_just_an_unknown_function() -> None:
 
 def test_statements_other_than_assignments_are_refused() -> None:
     def build():
-        @derive.network(inputs={"X": "n m"}, params={"W1": "k n"})
+        @backprop.network(inputs={"X": "n m"}, params={"W1": "k n"})
         def net(X, W1):
             Z = W1 @ X
             for _ in range(3):  # MARK-loop
@@ -193,7 +193,7 @@ def test_statements_other_than_assignments_are_refused() -> None:
 
 def test_reassignment_names_the_python_line() -> None:
     def build():
-        @derive.network(inputs={"X": "n m"}, params={"W1": "k n"})
+        @backprop.network(inputs={"X": "n m"}, params={"W1": "k n"})
         def net(X, W1):
             Z = W1 @ X  # MARK-first
             Z = Z * 2  # MARK-second
@@ -206,7 +206,7 @@ def test_reassignment_names_the_python_line() -> None:
 
 def test_bad_shape_points_at_the_decorator_string() -> None:
     def build():
-        @derive.network(inputs={"X": "n m"}, params={"W1": "k n z"})  # MARK-shape
+        @backprop.network(inputs={"X": "n m"}, params={"W1": "k n z"})  # MARK-shape
         def net(X, W1):
             return sum(W1 @ X)
 
@@ -217,7 +217,7 @@ def test_bad_shape_points_at_the_decorator_string() -> None:
 
 def test_undeclared_argument_and_missing_return() -> None:
     def undeclared():
-        @derive.network(inputs={"X": "n m"}, params={"W1": "k n"})
+        @backprop.network(inputs={"X": "n m"}, params={"W1": "k n"})
         def net(X, W1, W2):  # MARK-arg
             return sum(W1 @ X)
 
@@ -225,7 +225,7 @@ def test_undeclared_argument_and_missing_return() -> None:
     assert (e.line, e.col) == marker("MARK-arg", "W2")
 
     def no_return():
-        @derive.network(inputs={"X": "n m"}, params={"W1": "k n"})
+        @backprop.network(inputs={"X": "n m"}, params={"W1": "k n"})
         def net(X, W1):
             Z = W1 @ X  # MARK-noreturn
 
@@ -236,7 +236,7 @@ def test_undeclared_argument_and_missing_return() -> None:
 
 def test_non_scalar_loss_points_at_the_return() -> None:
     def build():
-        @derive.network(inputs={"X": "n m"}, params={"W1": "k n"})
+        @backprop.network(inputs={"X": "n m"}, params={"W1": "k n"})
         def net(X, W1):
             return W1 @ X  # MARK-ret
 
@@ -247,7 +247,7 @@ def test_non_scalar_loss_points_at_the_return() -> None:
 
 def test_params_must_be_said() -> None:
     def build():
-        @derive.network(X="n m", W1="k n")  # MARK-noparams
+        @backprop.network(X="n m", W1="k n")  # MARK-noparams
         def net(X, W1):
             return sum(W1 @ X)
 

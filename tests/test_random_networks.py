@@ -16,7 +16,7 @@ import pytest
 from helpers import assert_close, backward, clear_point, fd_gradient, random_sizes
 from random_specs import random_spec
 
-import derive
+import backprop
 
 SEEDS = range(60)
 
@@ -34,7 +34,7 @@ def test_generator_is_deterministic_and_varied() -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_network_gradients(seed: int, depth: int) -> None:
     spec = random_spec(seed, depth)
-    deriv = derive.backpropagate(derive.parse_spec(spec, path=f"<random {seed}>", name=f"random{seed}"))
+    deriv = backprop.backpropagate(backprop.parse_spec(spec, path=f"<random {seed}>", name=f"random{seed}"))
     rng = np.random.default_rng([seed, depth])
     env = clear_point(deriv, random_sizes(deriv.model, rng, lo=2, hi=3), rng)
     grads = backward(deriv, env)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from derive.cli import main
+from backprop.cli import main
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

@@ -29,16 +29,14 @@ import sympy
 from helpers import forward, random_point
 from sympy import MatrixSymbol
 
-import derive
-from derive import Derivation, get_derivation, parse_spec
-from derive.evaluate import evaluate
-from derive.index import Apply, Entry, Product, Scaled, Sum, gradient_index, to_index
-from derive.ir import OpNode, is_const, shape_of
-from derive.naming import grad_name
-from derive.notation import NotationError, display_width, math_to_latex, rule_latex, text_name
-from derive.ops import REGISTRY
-from derive.printing import GradSymbol
-from derive.render import (
+import backprop
+from backprop import Derivation, get_derivation, parse_spec
+from backprop.expr.evaluate import evaluate
+from backprop.expr.ir import OpNode, is_const, shape_of
+from backprop.expr.ops import REGISTRY
+from backprop.expr.printing import GradSymbol
+from backprop.present.index import Apply, Entry, Product, Scaled, Sum, gradient_index, to_index
+from backprop.present.render import (
     T_BACKWARD,
     T_EXPANDED,
     T_FORWARD,
@@ -51,10 +49,12 @@ from derive.render import (
     to_markdown,
     to_text,
 )
+from backprop.support.naming import grad_name
+from backprop.support.notation import NotationError, display_width, math_to_latex, rule_latex, text_name
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_EXAMPLES = ("two_layer_sigmoid", "mlp_softmax")
-EXAMPLES = derive.example_names()
+EXAMPLES = backprop.example_names()
 
 #: Every operation of the spec language, one network: renders, compiles, indexes.
 EVERY_OP_SPEC = """\
@@ -105,7 +105,7 @@ def derivation(name: str) -> Derivation:
 
 @cache
 def spec_derivation(text: str, name: str) -> Derivation:
-    return derive.backpropagate(parse_spec(text, path=f"<{name}>", name=name))
+    return backprop.backpropagate(parse_spec(text, path=f"<{name}>", name=name))
 
 
 def all_derivations() -> list[Derivation]:
@@ -467,7 +467,7 @@ def test_registry_index_rules(op: str) -> None:
         "mean": [((n, m), 0), ((n, m), 1), ((n, m), None)],
         "broadcast": [((n, 1), (n, m)), ((1, m), (n, m)), ((1, 1), (n, m))],
     }[op]
-    from derive import ir
+    from backprop.expr import ir
 
     for case in cases:
         shapes = [c for c in case if isinstance(c, tuple)][: REGISTRY[op].arity]
@@ -591,7 +591,7 @@ def test_every_op_in_the_every_op_spec() -> None:
     """The every-op network really holds every operation the spec language offers."""
     d = spec_derivation(EVERY_OP_SPEC, "every_op")
     used = {x.op.name for eq in d.equations for x in eq.expr.atoms(OpNode)}
-    from derive.ops import FUNCTIONS
+    from backprop.expr.ops import FUNCTIONS
 
     spec_ops = {op.name for op in FUNCTIONS.values()} | {"add", "sub", "mul", "div", "pow", "neg", "matmul", "transpose"}
     assert spec_ops <= used, spec_ops - used

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from derive.cli import main
+from backprop.cli import main
 
 HEAD = "input X[n, m]\ninput y[1, m]\nparam W1[k, n]\nparam b1[k, 1]\nparam w2[1, k]\n"
 
@@ -132,7 +132,7 @@ def test_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_real_process_exit_status_and_no_traceback(tmp_path: Path) -> None:
     spec = tmp_path / "bad.spec"
     spec.write_text(HEAD + "A = sigmoid(W1 @ X + b1\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "derive.cli", "show", str(spec)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "backprop", "show", str(spec)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.startswith(f"{spec}:6:12: error: syntax error: unbalanced parentheses")
@@ -146,7 +146,7 @@ def test_every_case_is_distinct() -> None:
 
 def test_python_clashing_names_work() -> None:
     """Names that would clash in generated Python (np, max, ...) are accepted here; codegen renames them."""
-    from derive import parse_spec
+    from backprop import parse_spec
 
     m = parse_spec("input np[n, m]\nparam max[1, n]\nloss = sum(max @ np)\n")
     assert [d.name for d in m.decls.values()] == ["np", "max"]

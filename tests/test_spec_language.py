@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sympy import MatrixSymbol
 
-import derive
-from derive import ir
-from derive.errors import SpecError
-from derive.ir import fmt_shape
+import backprop
+from backprop.expr import ir
+from backprop.expr.ir import fmt_shape
+from backprop.support.errors import SpecError
 
 EXPECTED_SHAPES = {
     "univariate_regression": {"x": "1×m", "y": "1×m", "w": "1×1", "b": "1×1", "yhat": "1×m", "loss": "1×1"},
@@ -29,19 +29,19 @@ EXPECTED_SHAPES = {
 
 
 def test_every_bundled_example_is_listed_and_checked() -> None:
-    assert sorted(EXPECTED_SHAPES) == derive.example_names()
+    assert sorted(EXPECTED_SHAPES) == backprop.example_names()
 
 
 def test_bundled_examples_parse_with_the_right_shapes() -> None:
     for name, shapes in EXPECTED_SHAPES.items():
-        model = derive.load(name)
+        model = backprop.load(name)
         for var, shape in shapes.items():
             assert fmt_shape(model.shape(var)) == shape, (name, var)
         assert model.loss.name == "loss"
 
 
 def test_model_holds_sympy_objects() -> None:
-    model = derive.load("two_layer_sigmoid")
+    model = backprop.load("two_layer_sigmoid")
     w1 = model.symbol("W1")
     assert isinstance(w1, MatrixSymbol)
     k = model.dims["k"]
@@ -52,25 +52,25 @@ def test_model_holds_sympy_objects() -> None:
 
 
 def test_domains_and_kinds() -> None:
-    model = derive.load("mlp_softmax")
+    model = backprop.load("mlp_softmax")
     assert model.domain("Y") == "onehot"
     assert [p.name for p in model.params] == ["W1", "b1", "W2", "b2"]
     assert [i.name for i in model.inputs] == ["X", "Y"]
 
 
 def test_builder_matches_spec_text() -> None:
-    net = derive.NetworkBuilder("two_layer_sigmoid")
+    net = backprop.NetworkBuilder("two_layer_sigmoid")
     net.input("X", "n m").input("y", 1, "m").param("W1", "k", "n").param("b1", "k", 1)
     net.param("w2", 1, "k").param("b2")
     net.assign("Z", "W1 @ X + b1").assign("A", "sigmoid(Z)").assign("yhat", "w2 @ A + b2")
     net.assign("loss", "sum((yhat - y)**2) / m")
-    built, bundled = net.build(), derive.load("two_layer_sigmoid")
+    built, bundled = net.build(), backprop.load("two_layer_sigmoid")
     assert [(a.name, a.expr) for a in built.assigns] == [(a.name, a.expr) for a in bundled.assigns]
     assert {n: d.symbol for n, d in built.decls.items()} == {n: d.symbol for n, d in bundled.decls.items()}
 
 
 def test_builder_errors_point_into_its_lines() -> None:
-    net = derive.NetworkBuilder("oops").input("X", "n", "m").param("W", "k", "n").assign("loss", "sum(W @ X.T)")
+    net = backprop.NetworkBuilder("oops").input("X", "n", "m").param("W", "k", "n").assign("loss", "sum(W @ X.T)")
     try:
         net.build()
     except SpecError as e:
@@ -80,24 +80,24 @@ def test_builder_errors_point_into_its_lines() -> None:
 
 
 def test_scalar_input_and_dims_as_numbers() -> None:
-    m = derive.parse_spec("input X[n, m]\ninput lam\nparam W[k, n]\nloss = sum(W @ X) / m + lam * sum(W**2) / (k * n)\n")
+    m = backprop.parse_spec("input X[n, m]\ninput lam\nparam W[k, n]\nloss = sum(W @ X) / m + lam * sum(W**2) / (k * n)\n")
     assert ir.is_scalar(m.symbol("lam")) and m.decls["lam"].scalar
 
 
 def test_broadcasting_rules() -> None:
     ok = "input X[r, c]\ninput col[r, 1]\ninput row[1, c]\ninput s\nparam W[r, c]\n"
-    m = derive.parse_spec(ok + "loss = sum(W * X + col - row / s + 2)\n")
+    m = backprop.parse_spec(ok + "loss = sum(W * X + col - row / s + 2)\n")
     assert fmt_shape(m.loss.shape) == "1×1"
 
 
 def test_reductions_keep_two_dimensions() -> None:
-    m = derive.parse_spec("param W[r, c]\nA = sum(W, axis=0)\nB = mean(W, axis=1)\nloss = sum(A) + sum(B) + mean(W)\n")
+    m = backprop.parse_spec("param W[r, c]\nA = sum(W, axis=0)\nB = mean(W, axis=1)\nloss = sum(A) + sum(B) + mean(W)\n")
     assert fmt_shape(m.shape("A")) == "1×c" and fmt_shape(m.shape("B")) == "r×1"
 
 
 def test_comments_blank_lines_crlf_and_bom() -> None:
     text = "\ufeff# header\r\n\r\ninput x[1, m]   # data\r\nparam w\r\nloss = sum((w * x)**2)  # the loss\r\n"
-    m = derive.parse_spec(text)
+    m = backprop.parse_spec(text)
     assert m.loss.line == 5
 
 
@@ -106,7 +106,7 @@ def test_comments_blank_lines_crlf_and_bom() -> None:
 
 def _parses_or_fails_cleanly(text: str) -> None:
     try:
-        model = derive.parse_spec(text, path="fuzz.spec")
+        model = backprop.parse_spec(text, path="fuzz.spec")
     except SpecError as e:
         assert e.file == "fuzz.spec"
         assert e.message and "\n" not in e.message

@@ -16,16 +16,16 @@ import sympy
 import torch
 from torch_reference import TORCH, torch_eval
 
-import derive
-from derive.evaluate import evaluate
-from derive.ops import REGISTRY
+import backprop
+from backprop.expr.evaluate import evaluate
+from backprop.expr.ops import REGISTRY
 
 
 def test_reference_covers_every_registered_operation() -> None:
     assert set(TORCH) == set(REGISTRY)
 
 
-def draw(model: derive.Model, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[sympy.Symbol, int]]:
+def draw(model: backprop.Model, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[sympy.Symbol, int]]:
     dims = {s: int(rng.integers(2, 6)) for s in model.dims.values()}
     values: dict[str, np.ndarray] = {}
     for d in model.decls.values():
@@ -42,11 +42,11 @@ def draw(model: derive.Model, rng: np.random.Generator) -> tuple[dict[str, np.nd
     return values, dims
 
 
-@pytest.mark.parametrize("name", derive.example_names())
+@pytest.mark.parametrize("name", backprop.example_names())
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_derived_gradients_match_pytorch(name: str, seed: int) -> None:
-    model = derive.load(name)
-    d = derive.get_derivation(model)
+    model = backprop.load(name)
+    d = backprop.get_derivation(model)
     values, dims = draw(model, np.random.default_rng(seed))
     env: dict[Any, Any] = {**values, **dims}
     for eq in d.equations:

@@ -15,22 +15,22 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-import derive
-from codegen.data import default_dims, load_npz, save_npz, synthetic, targets_of
-from codegen.emit import derivation_of, generate
-from codegen.gradflow import hidden_activations, with_activation
-from codegen.loader import load_source
-from codegen.train import split, train
-from derive.cli import main
-from derive.optim import OPTIMIZERS
+import backprop
+from backprop.cli import main
+from backprop.codegen.emit import derivation_of, generate
+from backprop.codegen.loader import load_source
+from backprop.engine.optim import OPTIMIZERS
+from backprop.train.data import default_dims, load_npz, save_npz, synthetic, targets_of
+from backprop.train.gradflow import hidden_activations, with_activation
+from backprop.train.loop import split, train
 
-EXAMPLES = derive.example_names()
+EXAMPLES = backprop.example_names()
 QUICK = ["--epochs", "10", "--batch-size", "16", "--seed", "0", "--quiet"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def quick_dims(name: str) -> list[str]:
-    return ["--dims", "m=256"] if "m" in derive.load(name).dims else []
+    return ["--dims", "m=256"] if "m" in backprop.load(name).dims else []
 
 
 def read_history(path: Path) -> tuple[list[str], list[list[float]]]:
@@ -155,7 +155,7 @@ def test_progress_bar_shows_the_loss(tmp_path: Path, capsys) -> None:
 
 def test_loss_plot_says_which_loss_is_which(tmp_path: Path) -> None:
     """The light curve is the progress bar's (mini-batch) loss; the dark one is on all the examples, as printed."""
-    from codegen.plots import loss_curve
+    from backprop.train.plots import loss_curve
 
     h, _ = train(module_for({}, "logistic_regression", "adam"), *_logistic_data(), epochs=2, progress=False)
     legend = [t.get_text() for t in loss_curve(h, "x").axes[0].get_legend().get_texts()]
@@ -368,11 +368,11 @@ def test_synthetic_targets_suit_the_spec(name: str, modules: dict) -> None:
 
 
 def test_gradflow_shows_vanishing_sigmoid_gradients(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    import codegen.plots
+    import backprop.train.plots
 
     figures = []
-    bars = codegen.plots.gradflow_bars
-    monkeypatch.setattr(codegen.plots, "gradflow_bars", lambda *a, **k: figures.append(bars(*a, **k)) or figures[-1])
+    bars = backprop.train.plots.gradflow_bars
+    monkeypatch.setattr(backprop.train.plots, "gradflow_bars", lambda *a, **k: figures.append(bars(*a, **k)) or figures[-1])
     out = tmp_path / "gf.png"
     assert main(["gradflow", "deep_relu", "--compare-activation", "sigmoid", "--dims", "m=128",
                  "--out", str(out)]) == 0
@@ -406,12 +406,12 @@ def test_gradflow_single_network_and_errors(tmp_path: Path, capsys) -> None:
 
 
 def test_with_activation_replaces_hidden_layers_only() -> None:
-    m = derive.load("deep_relu")
+    m = backprop.load("deep_relu")
     assert hidden_activations(m) == [("A1", "relu"), ("A2", "relu"), ("A3", "relu")]
     s = with_activation(m, "sigmoid")
     assert hidden_activations(s) == [("A1", "sigmoid"), ("A2", "sigmoid"), ("A3", "sigmoid")]
     assert s.loss.expr == m.loss.expr
-    assert hidden_activations(derive.load("logistic_regression")) == []
+    assert hidden_activations(backprop.load("logistic_regression")) == []
 
 
 def test_load_npz_binds_dims_from_the_arrays(tmp_path: Path) -> None:

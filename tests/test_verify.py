@@ -14,9 +14,9 @@ from fractions import Fraction
 import pytest
 import sympy
 
-import derive
-from derive import NetworkBuilder
-from derive.verify import ClaimSource, Verifier, claim_sources
+import backprop
+from backprop import NetworkBuilder
+from backprop.verification.verify import ClaimSource, Verifier, claim_sources
 
 # (claim, verdict, mistake kind or None, phrases the diagnosis must contain)
 Row = tuple[str, bool, str | None, tuple[str, ...]]
@@ -194,7 +194,7 @@ CASES = [(ex, *row) for ex, rows in TABLES.items() for row in rows]
 
 @functools.cache
 def verifier(example: str) -> Verifier:
-    return Verifier(derive.get_derivation(example))
+    return Verifier(backprop.get_derivation(example))
 
 
 def judge(example: str, claim: str):  # noqa: ANN201 - a ClaimResult
@@ -203,7 +203,7 @@ def judge(example: str, claim: str):  # noqa: ANN201 - a ClaimResult
 
 
 def test_every_example_has_a_table() -> None:
-    assert set(TABLES) == set(derive.example_names())
+    assert set(TABLES) == set(backprop.example_names())
 
 
 @pytest.mark.parametrize("example", sorted(TABLES))
@@ -211,7 +211,7 @@ def test_table_covers_params_and_mistakes(example: str) -> None:
     """Each table judges every param at least once and holds at least three kinds of mistake."""
     rows = TABLES[example]
     claimed = {c.split("=")[0].strip()[1:] for c, *_ in rows}
-    assert {p.name for p in derive.get_model(example).params} <= claimed
+    assert {p.name for p in backprop.get_model(example).params} <= claimed
     assert len({kind for _, good, kind, _ in rows if not good}) >= 3
 
 
@@ -241,7 +241,7 @@ def regularized() -> Verifier:
     net.param("w2", 1, "k").param("b2")
     net.assign("A", "sigmoid(W1 @ X + b1)").assign("yhat", "w2 @ A + b2")
     net.assign("loss", "sum((yhat - y)**2)/m + lam * sum(W1**2)")
-    return Verifier(derive.get_derivation(net.build()))
+    return Verifier(backprop.get_derivation(net.build()))
 
 
 @pytest.mark.parametrize(("claim", "verdict", "phrases"), [
@@ -290,7 +290,7 @@ def test_exact_check_catches_what_rounding_hides() -> None:
 
 
 def test_verify_api_and_report() -> None:
-    report = derive.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T", "db1 = dZ"])
+    report = backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T", "db1 = dZ"])
     assert len(report) == 2 and not report.all_correct
     assert [r.verdict for r in report] == [True, False]
     assert report[1].name == "b1" and report[1].claim_text == "db1 = dZ"
@@ -311,8 +311,8 @@ def test_verify_api_and_report() -> None:
 
 
 def test_verify_accepts_a_model_and_a_claims_text() -> None:
-    model = derive.get_model("sigmoid_neuron")
-    report = derive.verify(model, "# my answers\n\nda = 2/m * (a - y)\ndz = da * a * (1 - a)  # σ′\n")
+    model = backprop.get_model("sigmoid_neuron")
+    report = backprop.verify(model, "# my answers\n\nda = 2/m * (a - y)\ndz = da * a * (1 - a)  # σ′\n")
     assert report.all_correct and len(report) == 2
     assert [r.line for r in report] == [3, 4]
 
@@ -347,8 +347,8 @@ def test_claim_sources_number_claims() -> None:
     ("dW1 = dL/dZ @ X.T", 7, ("∂L/∂Z is written dZ",)),
 ])
 def test_claim_errors_point_into_the_claim(claim: str, col: int, phrases: tuple[str, ...]) -> None:
-    with pytest.raises(derive.SpecError) as info:
-        derive.verify("two_layer_sigmoid", [claim])
+    with pytest.raises(backprop.SpecError) as info:
+        backprop.verify("two_layer_sigmoid", [claim])
     e = info.value
     assert (e.file, e.line, e.col) == ("<claim 1>", 1, col), e.format()
     for p in phrases:
@@ -358,7 +358,7 @@ def test_claim_errors_point_into_the_claim(claim: str, col: int, phrases: tuple[
 
 def test_same_input_same_report() -> None:
     claims = ["dZ3 = dA3 * A3", "dW2 = A1 @ dZ2.T", "dW1 = ((W2.T @ dZ2) * (Z1 > 0)) @ X.T"]
-    assert derive.verify("deep_relu", claims).to_json() == derive.verify("deep_relu", claims).to_json()
+    assert backprop.verify("deep_relu", claims).to_json() == backprop.verify("deep_relu", claims).to_json()
 
 
 # ---------------------------------------------------------------------------
@@ -367,15 +367,15 @@ def test_same_input_same_report() -> None:
 
 
 def _claim(v: Verifier, name: str, expr: object) -> object:
-    from derive.claims import Claim
-    from derive.printing import text
+    from backprop.expr.printing import text
+    from backprop.verification.claims import Claim
 
     return v.check(Claim(name, f"d{name} = {text(expr)}", text(expr), expr))
 
 
 @pytest.mark.parametrize("example", sorted(TABLES))
 def test_every_step_in_recursive_and_closed_form(example: str) -> None:
-    from derive import ir
+    from backprop.expr import ir
 
     v = verifier(example)
     m = v.model.dims["m"]
@@ -411,14 +411,14 @@ SIZES = [{"m": 2, "n": 3, "k": 5}, {"m": 5, "n": 7, "k": 2}, {"m": 3, "n": 2, "k
     (lambda s: s["m"] / s["k"], "m/k times the correct gradient: a factor that depends on the sizes"),
 ])
 def test_factor_fit_and_phrase(ratio, phrase: str) -> None:  # noqa: ANN001
-    from derive.verify import factor_phrase, fit_factor
+    from backprop.verification.verify import factor_phrase, fit_factor
 
     f = fit_factor([ratio(s) for s in SIZES], SIZES)
     assert f is not None and factor_phrase(f) == phrase
 
 
 def test_factor_fit_rejects_what_varies() -> None:
-    from derive.verify import fit_factor
+    from backprop.verification.verify import fit_factor
 
     assert fit_factor([0.3, 1.7, 0.9, 2.2], SIZES) is None
 
@@ -431,6 +431,6 @@ def test_factor_fit_rejects_what_varies() -> None:
     (0.123456, (), "0.123"),
 ])
 def test_factor_text(c: object, exps: tuple, shown: str) -> None:
-    from derive.verify import Factor
+    from backprop.verification.verify import Factor
 
     assert Factor(c, exps).text() == shown

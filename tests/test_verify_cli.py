@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from derive.cli import main
+from backprop.cli import main
 
 CS230 = [  # the published gradients for CS230 example 4, L = (1/m)‖ŷ − y‖²
     "dW1 = ((w2.T @ (2/m * (yhat - y))) * A * (1 - A)) @ X.T",

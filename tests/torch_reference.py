@@ -17,7 +17,7 @@ import sympy
 import torch
 from sympy import Basic, MatrixSymbol
 
-from derive.ir import OpNode, is_const
+from backprop.expr.ir import OpNode, is_const
 
 
 def _axes(e: OpNode) -> tuple[int, ...]:

@@ -1,0 +1,67 @@
+"""The ``backprop`` command line.
+
+Each subcommand lives in its own module exposing ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; this file only lists them
+and turns user errors -- and a missing optional dependency (``backprop.support.extras``) --
+into compiler-style messages with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from backprop.cli import check, codegen, derive, gradflow, show, train, verify
+from backprop.support.errors import SpecError, UsageError
+from backprop.support.extras import MissingExtraError
+from backprop.support.version import version
+
+#: subcommand -> module implementing it
+COMMANDS: dict[str, ModuleType] = {
+    "derive": derive,
+    "examples": show,
+    "show": show,
+    "verify": verify,
+    "codegen": codegen,
+    "check": check,
+    "train": train,
+    "gradflow": gradflow,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backprop",
+        description="Neural networks as symbolic forward equations: derivations, NumPy code, checks.",
+    )
+    parser.add_argument("--version", action="version", version=f"backprop {version()}",
+                        help="print backprop's version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        helps = getattr(module, "HELP", {})
+        p = sub.add_parser(name, help=helps.get(name, ""), description=helps.get(name, ""))
+        module.add_arguments(name, p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        # The subcommand runs on the main thread, where signals arrive and handlers that clean up
+        # temp files can be installed; the symbolic stages it calls run on the deep stack themselves.
+        return int(args._module.run(args) or 0)
+    except SpecError as e:
+        print(e.format(), file=sys.stderr)
+        return 2
+    except (UsageError, MissingExtraError) as e:  # a missing extra: which one to install, not a traceback
+        print(f"backprop: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `backprop derive ... | head`
+        return 0
+    except KeyboardInterrupt:  # Ctrl-C: files are left as they were (writes are atomic), no traceback
+        print("backprop: interrupted", file=sys.stderr)
+        return 130
+

@@ -1,0 +1,85 @@
+"""``backprop derive SPEC``: the derivation as lecture notes (text, LaTeX, Markdown, JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from backprop.engine.optim import OPTIMIZERS
+from backprop.engine.pipeline import get_derivation
+from backprop.present.render import FORMATS, render
+from backprop.support.errors import UsageError
+from backprop.support.escape import shell_join
+from backprop.support.files import UnsafeWriteError, check_target, safe_write, spec_files, stamp
+
+HELP = {
+    "derive": "print the chain-rule derivation: forward pass, backward steps, gradients, updates",
+}
+
+#: ``-o FILE`` without ``--format``: the format follows the file's suffix.
+SUFFIX_FORMATS = {".txt": "text", ".tex": "latex", ".md": "markdown", ".json": "json"}
+
+
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC", help="spec file or bundled example name (see `backprop examples`)")
+    p.add_argument(
+        "-f", "--format", choices=FORMATS, default=None,
+        help="output format (default: text; with -o, from the file suffix .tex/.md/.json/.txt)",
+    )
+    p.add_argument("--standalone", action="store_true", help="LaTeX: a whole document that compiles with pdflatex")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE (atomically, only if everything succeeded); refuses to overwrite the spec, "
+                   "a file backprop did not write, or one edited since; a symbolic link is followed")
+    p.add_argument("--force", action="store_true", help="with -o: overwrite FILE even if backprop did not write it")
+    p.add_argument("--param", metavar="NAME", help="only the steps the gradient of parameter NAME needs")
+    p.add_argument("--expanded", action="store_true", help="also each gradient fully expanded (forward quantities only)")
+    p.add_argument("--index", action="store_true", help="also each gradient entry by entry, in index notation")
+    p.add_argument(
+        "--optimizer", choices=list(OPTIMIZERS), default="sgd",
+        help="the update equations that end the derivation (default: sgd, plain gradient descent)",
+    )
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    if args.output:
+        return SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "text")
+    return "text"
+
+
+def _command(args: argparse.Namespace, fmt: str) -> str:
+    """The command that rewrites the file, for its "written by backprop" mark."""
+    words = ["backprop", "derive", args.spec, "--format", fmt]
+    words += ["--standalone"] * args.standalone + ["--expanded"] * args.expanded + ["--index"] * args.index
+    words += ["--param", args.param] if args.param else []
+    words += ["--optimizer", args.optimizer] if args.optimizer != "sgd" else []
+    return shell_join([*words, "-o", args.output])
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = _format(args)
+    if args.standalone and fmt != "latex":
+        raise UsageError(f"--standalone applies to --format latex, not {fmt}")
+    if args.force and not args.output:
+        raise UsageError("--force only applies with -o FILE")
+    inputs = spec_files(args.spec)
+    if args.output:  # refuse before the work, and again (in safe_write) just before writing
+        try:
+            check_target(args.output, inputs=inputs, force=args.force)
+        except UnsafeWriteError as e:
+            raise UsageError(str(e)) from None
+    d = get_derivation(args.spec, optimizer=args.optimizer)
+    if args.param is not None and args.param not in d.params:
+        raise UsageError(f"--param {args.param}: not a parameter of {d.model.name} (parameters: {', '.join(d.params)})")
+    out = render(d, fmt, standalone=args.standalone, param=args.param, expanded=args.expanded, index=args.index)
+    if args.output:
+        try:
+            safe_write(args.output, stamp(out, fmt, _command(args, fmt)), inputs=inputs, force=args.force)
+        except UnsafeWriteError as e:  # not ours, a missing directory, no permission: a message, not a traceback
+            raise UsageError(str(e)) from None
+    else:
+        sys.stdout.write(out)
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,101 @@
+"""``backprop verify SPEC CLAIM... [--claims FILE] [--format text|json]``.
+
+Exit status: 0 when every claim is correct, 1 when any is wrong, 2 when the
+spec or a claim cannot be used (every bad claim is reported, compiler-style,
+before anything is checked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from backprop.support.errors import SpecError, UsageError
+from backprop.verification.verify import ClaimSource, check_claims, claim_sources
+
+HELP = {
+    "verify": "check hand-derived gradients (claims such as 'dW1 = dZ @ X.T') and say what is wrong with them",
+}
+
+EPILOG = """\
+a claim reads dNAME = EXPR: the gradient of the loss with respect to a param or an
+intermediate NAME, in the spec language, with dOTHER for another variable's gradient.
+(E > 0) is the indicator [E > 0] and ones(r, c) a matrix of ones.
+
+examples:
+  backprop verify two_layer_sigmoid "dW1 = (dA * A * (1 - A)) @ X.T" "db1 = sum(dZ, axis=1)"
+  backprop verify net.spec --claims answers.txt --format json
+
+exit status: 0 all correct, 1 some claim wrong, 2 unusable spec or claim
+"""
+
+
+USAGE = "backprop verify [-h] [--claims FILE] [--format {text,json}] SPEC [CLAIM ...]"
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--claims", dest="claims_file", metavar="FILE",
+                   help="read claims from FILE, one a line ('#' comments and blank lines allowed; '-' for stdin)")
+    p.add_argument("--format", choices=("text", "json"), help="output format (default: text)")
+
+
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    p.usage = USAGE
+    p.epilog = EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("spec", metavar="SPEC", help="spec file or bundled example name")
+    # Claims and options may be mixed after SPEC; argparse cannot interleave a '*' positional with
+    # options under a subcommand, so the rest is parsed by _rest() with intermixed parsing.
+    p.add_argument("rest", metavar="CLAIM", nargs=argparse.REMAINDER, help="a claim 'dNAME = EXPR' (quote it)")
+    _options(p)
+
+
+def _rest(args: argparse.Namespace) -> argparse.Namespace:
+    """Claims and options given after SPEC, in any order."""
+    p = argparse.ArgumentParser(prog="backprop verify", add_help=False, usage=USAGE)
+    p.add_argument("claims", metavar="CLAIM", nargs="*")
+    _options(p)
+    rest = p.parse_intermixed_args(args.rest)
+    rest.claims_file = rest.claims_file if rest.claims_file is not None else args.claims_file
+    rest.format = rest.format or args.format or "text"
+    rest.spec = args.spec
+    return rest
+
+
+def _file_sources(path: str) -> list[ClaimSource]:
+    if path == "-":
+        data, shown = sys.stdin.read(), "<stdin>"
+    else:
+        p = Path(path)
+        if p.is_dir():
+            raise SpecError("is a directory, not a claims file", 0, 0, path)
+        if not p.is_file():
+            raise SpecError("no such claims file", 0, 0, path)
+        raw = p.read_bytes()
+        try:
+            data = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise SpecError(f"not UTF-8 text: byte 0x{raw[e.start]:02x} cannot be decoded", line, 1, path) from None
+        shown = path
+    if data.startswith("\ufeff"):
+        data = data[1:]
+    return [ClaimSource(t, shown, i) for i, t in enumerate(data.splitlines(), 1) if t.split("#", 1)[0].strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    args = _rest(args)
+    sources = claim_sources(list(args.claims))
+    if args.claims_file is not None:
+        sources += _file_sources(args.claims_file)
+    if not sources:
+        raise UsageError("no claims: give one or more 'dNAME = EXPR' arguments, or --claims FILE")
+    report, errors = check_claims(args.spec, sources)
+    if errors:
+        for e in errors:
+            print(e.format(), file=sys.stderr)
+        return 2
+    assert report is not None
+    sys.stdout.write(report.to_json() if args.format == "json" else report.text())
+    return 0 if report.all_correct else 1

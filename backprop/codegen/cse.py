@@ -1,0 +1,168 @@
+"""Common-subexpression elimination over model expressions.
+
+``sympy.cse`` does not know our operation nodes, so this is a small structural
+pass on the trees: a subexpression met twice or more -- anywhere in the forward
+or backward statements -- is computed once into a temporary, placed right
+before its first use. Views (``W.T``) and leaves are never worth a name.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from sympy import Basic, MatrixSymbol
+
+from backprop.expr.ir import OpNode, shape_of
+
+#: Operations NumPy computes as views: naming them saves nothing.
+VIEWS = frozenset({"transpose", "broadcast"})
+
+
+class TempSymbol(MatrixSymbol):
+    """A common subexpression's temporary; prints as its own (already unique) name."""
+
+
+@dataclass(frozen=True)
+class Stmt:
+    """``symbol = expr`` in the generated code.
+
+    ``symbol`` is the leaf that stands for the value in other expressions: the
+    spec variable (a ``MatrixSymbol``), its gradient (a ``GradSymbol``) or a
+    temporary (a :class:`TempSymbol`).
+    """
+
+    symbol: MatrixSymbol
+    expr: Basic
+    kind: str  # "forward", "backward" or "temp"
+    section: str  # "forward" or "backward": the function it belongs to
+    comment: tuple[str, ...] = ()
+
+
+def worth_naming(e: Basic) -> bool:
+    if not isinstance(e, OpNode):
+        return False
+    if e.op.name in VIEWS and not any(isinstance(c, OpNode) for c in e.children):
+        return False
+    return True
+
+
+def _count(stmts: list[Stmt]) -> Counter[Basic]:
+    """Occurrences of each subexpression; a repeat is not descended into (tree_cse's rule)."""
+    counts: Counter[Basic] = Counter()
+
+    def visit(e: Basic) -> None:
+        if not isinstance(e, OpNode):
+            return
+        counts[e] += 1
+        if counts[e] > 1:
+            return
+        for c in e.children:
+            visit(c)
+
+    for s in stmts:
+        visit(s.expr)
+    return counts
+
+
+def substitute(e: Basic, table: dict[Basic, Basic]) -> Basic:
+    """Replace whole subexpressions (operands only; attributes stay)."""
+    if e in table:
+        return table[e]
+    if not isinstance(e, OpNode):
+        return e
+    kids = [substitute(c, table) for c in e.children]
+    if all(k is c for k, c in zip(kids, e.children)):
+        return e
+    return e.func(*kids, *e.attrs)
+
+
+def _size(e: Basic) -> int:
+    return 1 + sum(_size(c) for c in e.children) if isinstance(e, OpNode) else 1
+
+
+def eliminate(stmts: list[Stmt], new_temp: Callable[[], str], comment: Callable[[Basic, Basic], tuple[str, ...]],
+              duplicated: Callable[[OpNode], set[int]] = lambda e: set()) -> list[Stmt]:
+    """Statements where each repeated subexpression is computed once.
+
+    A subexpression equal to an earlier statement's whole right-hand side reuses
+    that statement's variable; any other repeat gets a temporary from
+    ``new_temp``, numbered in the order the temporaries are computed. An operand
+    that an operation's NumPy form spells more than once (``duplicated`` gives
+    the operand indices) is named too, so it is not computed twice.
+    """
+    stmts = _reuse_targets(stmts)
+    counts = _count(stmts)
+    repeated = sorted((e for e, n in counts.items() if n > 1 and worth_naming(e)), key=_size, reverse=True)
+    placeholders = 0
+
+    def hoist(e: Basic) -> None:
+        nonlocal stmts, placeholders
+        sym = TempSymbol(f"_cse{placeholders}", *shape_of(e))
+        placeholders += 1
+        first = next(i for i, s in enumerate(stmts) if _occurrences(s.expr, e))
+        section = stmts[first].section
+        stmts = [replace(s, expr=substitute(s.expr, {e: sym})) for s in stmts]
+        stmts.insert(first, Stmt(sym, e, "temp", section))
+
+    for e in repeated:  # largest first: a repeat inside a larger one is absorbed by it
+        if sum(_occurrences(s.expr, e) for s in stmts) >= 2:
+            hoist(e)
+    while (e := _duplicated_operand(stmts, duplicated)) is not None:
+        hoist(e)
+    final: dict[Basic, Basic] = {}
+    for s in stmts:  # real names, in the order the temporaries are computed
+        if s.kind == "temp":
+            final[s.symbol] = TempSymbol(new_temp(), *shape_of(s.symbol))
+    out = []
+    for s in stmts:
+        expr = substitute(s.expr, final)
+        if s.kind == "temp":
+            s = replace(s, symbol=final[s.symbol], comment=comment(final[s.symbol], expr))
+        out.append(replace(s, expr=expr))
+    return out
+
+
+def _duplicated_operand(stmts: list[Stmt], duplicated: Callable[[OpNode], set[int]]) -> Basic | None:
+    """A compound operand that some NumPy form would spell (and compute) twice."""
+
+    def find(e: Basic) -> Basic | None:
+        if not isinstance(e, OpNode):
+            return None
+        for i in sorted(duplicated(e)):
+            if worth_naming(e.children[i]):
+                return e.children[i]
+        for c in e.children:
+            if (hit := find(c)) is not None:
+                return hit
+        return None
+
+    for s in stmts:
+        if (hit := find(s.expr)) is not None:
+            return hit
+    return None
+
+
+def _reuse_targets(stmts: list[Stmt]) -> list[Stmt]:
+    """An expression some earlier statement already computed is read from its variable."""
+    out: list[Stmt] = []
+    defined: dict[Basic, Basic] = {}
+    for s in stmts:
+        expr = substitute(s.expr, defined) if defined else s.expr
+        out.append(replace(s, expr=expr))
+        if worth_naming(expr) and expr not in defined:
+            defined[expr] = s.symbol
+    return out
+
+
+def _contains(e: Basic, sub: Basic) -> bool:
+    if e == sub:
+        return True
+    return isinstance(e, OpNode) and any(_contains(c, sub) for c in e.children)
+
+
+def _occurrences(e: Basic, sub: Basic) -> int:
+    if e == sub:
+        return 1
+    return sum(_occurrences(c, sub) for c in e.children) if isinstance(e, OpNode) else 0

@@ -1,0 +1,304 @@
+"""``generate(spec) -> str``: a spec's NumPy forward/backward module, as source text.
+
+It reads as the pipeline it runs: parse -> model -> derivation -> lower
+(stable forms, live steps, common subexpressions, cache) -> print (the NumPy
+printer, from the registry) -> template (``templates/module.py.j2``, the
+scaffolding only) -> header (what generated it, how to regenerate it, and a
+hash of the content that safe writes check).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sympy
+
+from backprop.codegen.cse import VIEWS
+from backprop.codegen.header import stamp
+from backprop.codegen.init import Init, init_schemes
+from backprop.codegen.lower import Program, lower, shape_data
+from backprop.engine.derivation import Derivation
+from backprop.engine.pipeline import backpropagate, get_model
+from backprop.expr.ir import OpNode, shape_of
+from backprop.expr.printing import grad_symbol
+from backprop.language.model import Model
+from backprop.support.bundled import examples_dir, templates_dir
+from backprop.support.deepstack import deep_stack
+from backprop.support.escape import comment_text, docstring_text, py_str, tex_text
+from backprop.support.gcpause import without_cyclic_gc
+
+WIDTH = 100
+_INIT_EXAMPLE_SIZE = 8
+
+
+
+def environment(latex: bool = False) -> jinja2.Environment:
+    """Jinja for the templates; LaTeX templates use ``<< >>`` / ``<% %>`` (braces are LaTeX's).
+
+    User text reaches a template only through these filters (:mod:`backprop.support.escape`):
+    ``pystr`` (a string literal), ``docstring`` (a line of a docstring), ``comment``
+    (the rest of a comment line), ``tex`` (LaTeX text).
+    """
+    delimiters = dict(
+        block_start_string="<%", block_end_string="%>", variable_start_string="<<",
+        variable_end_string=">>", comment_start_string="<#", comment_end_string="#>",
+    ) if latex else {}
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+        **delimiters,
+    )
+    env.filters.update(pystr=py_str, docstring=docstring_text, comment=comment_text, tex=tex_text)
+    return env
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
+
+
+def derivation_of(spec: str | Model | Derivation) -> Derivation:
+    """Parse (if needed) and backpropagate: the derivation the module is generated from."""
+    if isinstance(spec, Derivation):
+        return spec
+    return backpropagate(get_model(spec))
+
+
+def spec_label(spec: str | Model | Derivation) -> str:
+    """How the header names the spec: as given, or a bundled example by its name."""
+    if isinstance(spec, str):
+        return spec
+    model = spec.model if isinstance(spec, Derivation) else spec
+    try:
+        if Path(model.path).resolve().parent == examples_dir().resolve():
+            return model.name
+    except OSError:  # pragma: no cover - unreadable path
+        pass
+    return model.path
+
+
+@deep_stack
+@without_cyclic_gc
+def generate(
+    spec: str | Model | Derivation, output: str | None = None, label: str | None = None, optimizer: str | None = None
+) -> str:
+    """The generated module's source for ``spec`` (a path, a bundled example's name, a Model or a Derivation).
+
+    ``output`` is the file the header tells users to regenerate into;
+    ``label`` overrides how the header names the spec; ``optimizer`` (a name
+    in :data:`backprop.engine.optim.OPTIMIZERS`) appends its ``init_state`` and ``step``.
+    """
+    d = derivation_of(spec)
+    program = lower(d)
+    body = render(program)
+    if optimizer:
+        from backprop.codegen.step import step_section
+
+        body += step_section(optimizer)
+    name = label or spec_label(spec)
+    return stamp(body, name, output or f"{d.model.name}.py", flags=f"--optimizer {optimizer}" if optimizer else "")
+
+
+def render(program: Program) -> str:
+    """The module body (no header) from the template."""
+    return environment().get_template("module.py.j2").render(**context(program))
+
+
+# ---------------------------------------------------------------------------
+# Template context: every string the template pastes, printed here
+# ---------------------------------------------------------------------------
+
+
+def py_data(x: Any) -> str:
+    """Module data (dicts, tuples, strings, ints, None) as Python source, deterministically."""
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{py_data(k)}: {py_data(v)}" for k, v in x.items()) + "}"
+    if isinstance(x, tuple):
+        inner = ", ".join(py_data(v) for v in x)
+        return f"({inner},)" if len(x) == 1 else f"({inner})"
+    if isinstance(x, str):
+        return py_str(x)
+    return repr(x)
+
+
+def py_assign(name: str, value: Any) -> str:
+    """``NAME = data`` on one line when it fits, else a dict with one entry per line."""
+    one = f"{name} = {py_data(value)}"
+    if len(one) <= WIDTH or not isinstance(value, dict):
+        return one
+    return f"{name} = {{\n" + "".join(f"    {py_data(k)}: {py_data(v)},\n" for k, v in value.items()) + "}"
+
+
+def wrap(head: str, items: list[str], tail: str, indent: int) -> str:
+    """``head + items + tail`` on one line when it fits, else one item per line."""
+    one = head + ", ".join(items) + tail
+    if indent + len(one) <= WIDTH or not items:
+        return one
+    pad = " " * (indent + 4)
+    return head + "\n" + "".join(f"{pad}{it},\n" for it in items) + " " * indent + tail
+
+
+def _about(model: Model) -> str:
+    """The spec's leading comment lines, joined: the module docstring's description (raw user
+    text; the template escapes it)."""
+    lines = []
+    for raw in model.source.splitlines():
+        if not raw.startswith("#"):
+            break
+        lines.append(raw.lstrip("#").strip())
+    return " ".join(lines) or f"The network defined in {model.path}."
+
+
+def _stmt_view(program: Program, s: Any) -> dict[str, Any]:
+    frees = ", ".join(program.name(x) for x in program.frees.get(s.symbol, ()))
+    view = {"target": program.name(s.symbol), "code": program.value(s), "comment": s.comment, "frees": frees,
+            "seed": "", "note": "", "steps": []}
+    if s.symbol in program.inplace:
+        seed, factors = program.inplace[s.symbol]
+        view.update(seed=program.name(seed), steps=[("*", program.factor(f)) for f in factors])
+    elif s.symbol in program.sums:
+        seed, terms = program.sums[s.symbol]
+        view.update(seed=program.code(seed), steps=[(sign, program.code(t)) for sign, t in terms])
+    elif s.symbol in program.activations:
+        view.update(code=program.activations[s.symbol])
+        seed = s.expr.children[0]
+    else:
+        return view
+    if not isinstance(seed, OpNode):
+        view["note"] = f"computed in place: {program.name(seed)} is not needed again"
+    return view
+
+
+def _shape_code(program: Program, shape: tuple[sympy.Expr, sympy.Expr], scalar: bool) -> str:
+    if scalar:
+        return "()"
+    return "(" + ", ".join(program.code(sympy.sympify(d)) for d in shape) + ")"
+
+
+def _init_line(program: Program, name: str, init: Init) -> dict[str, str]:
+    decl = program.model.decls[name]
+    shape = _shape_code(program, decl.shape, decl.scalar)
+    if init.scheme == "zeros":
+        return {"name": name, "code": "0.0" if decl.scalar else f"np.zeros({shape}, dtype)", "note": ""}
+    if init.scheme == "slope":
+        code = "0.01" if decl.scalar else f"np.full({shape}, 0.01, dtype)"
+        return {"name": name, "code": code, "note": init.reason}
+    fan_in = program.code(sympy.sympify(init.fan_in))
+    if init.scheme == "he":
+        std, note = f"np.sqrt(2 / {fan_in})", f"He: {init.reason}"
+    else:
+        fan_out = program.code(sympy.sympify(init.fan_out))
+        std, note = f"np.sqrt(2 / ({fan_in} + {fan_out}))", f"Glorot: {init.reason}"
+    return {"name": name, "code": f"_normal(rng, {shape}, {std}, dtype)", "note": note}
+
+
+def _converted(program: Program) -> list[str]:
+    """Params whose gradient, as backward computes it, may not be an array shaped like the param
+    already: a scalar (given back as a float), a 1×1 (NumPy may give a 0-d value), a read-only
+    view (broadcast), a bare name, or a different shape. loss_and_grads converts these; of the
+    others it only checks the dtype.
+    """
+    by_symbol = {s.symbol: s.expr for s in program.backward}
+    out = []
+    for p in program.model.params:
+        e = by_symbol.get(grad_symbol(p.name, p.shape))
+        ready = (
+            not p.scalar
+            and not all(d == 1 for d in p.shape)
+            and isinstance(e, OpNode)
+            and e.op.name not in VIEWS
+            and shape_of(e) == p.shape
+        )
+        if not ready:
+            out.append(p.name)
+    return out
+
+
+def _finish(program: Program) -> list[str]:
+    """loss_and_grads' lines that hand each gradient back like its param, cheapest test first.
+
+    A call's overhead counts on small networks, so the usual case costs a type or dtype
+    identity test per param, written out (no loop, no call); ``_like`` converts the rest: an
+    array in another dtype (float32 params with float64 inputs), a 1×1 param, a view.
+    """
+    converted = set(_converted(program))
+    lines = []
+    for p in program.model.params:
+        key, var = f"grads[{py_str(p.name)}]", program.names.var(p.name)
+        like = f"{key} = _like({key}, {var})"
+        if p.scalar:  # given as a Python float, its gradient is NumPy's float64 scalar
+            lines += [f"if {var}.__class__ is float and {key}.__class__ is np.float64:",
+                      f"    {key} = float({key})", "else:", f"    {like}"]
+        elif p.name in converted:
+            lines.append(like)
+        else:  # an array shaped like the param: only its dtype may differ
+            lines += [f"if {key}.dtype is not {var}.dtype:", f"    {like}"]
+    return lines
+
+
+def _init_dims(program: Program) -> list[str]:
+    used: set[str] = set()
+    for p in program.model.params:
+        used |= {str(d) for d in p.shape if not d.is_Integer}
+    return [d for d in program.model.dims if d in used]
+
+
+def context(program: Program) -> dict[str, Any]:
+    model = program.model
+    names = program.names
+    decls = program.decls
+    args = [names.var(d.name) for d in decls]
+    schemes = init_schemes(program.derivation)
+    init_dims = _init_dims(program)
+    init_example = py_data({d: _INIT_EXAMPLE_SIZE for d in init_dims})
+    assign = "dims = " if program.forward_dims else ""
+    keys = [f'getattr({a}, "shape", {a}.__class__)' if d.scalar else f"{a}.shape" for a, d in zip(args, decls)]
+    init_dims_line = (
+        wrap("[", [names.dim(d) for d in init_dims], "]", 4)
+        + " = " + ", ".join(["_init_dims(dims"] + [py_str(d) for d in init_dims]) + ")"
+        if init_dims else "_init_dims(dims)"
+    )
+    grads = [f"{py_str(p.name)}: {names.grad(p.name)}" for p in model.params]
+    loss_name = program.name(program.loss_symbol)
+    loss = loss_name if program.loss_is_0d else f"_scalar({loss_name})"
+    return {
+        "title": f"{model.name}: forward and backward pass in NumPy, generated by backprop.",
+        "about": _about(model),
+        "described": model.describe().splitlines()[1:],
+        "init_example": init_example,
+        "inputs_example": "{" + ", ".join(f"{py_str(d.name)}: {names.var(d.name)}" for d in model.inputs) + "}",
+        "forward_args": ", ".join(args),
+        "shapes": py_assign("SHAPES", {d.name: shape_data(d) for d in decls}),
+        "params": py_assign("PARAMS", tuple(p.name for p in model.params)),
+        "inputs": py_assign("INPUTS", tuple(d.name for d in model.inputs)),
+        "domains": py_assign("DOMAINS", {d.name: d.domain for d in model.inputs}),
+        "dims": py_assign("DIMS", tuple(model.dims)),
+        "init": py_assign("INIT", {p: schemes[p].scheme for p in schemes}),
+        "helpers": [h.rstrip("\n") for h in program.helpers],
+        "dims_line": wrap(assign + "_check_shapes(", args, ")", 8),
+        "accepted_line": wrap(assign + "_ACCEPTED[", keys, "]", 8),
+        "n_params": len(model.params),
+        "n_inputs": len(model.inputs),
+        "forward_dims": [{"name": names.dim(d), "spec": d} for d in program.forward_dims],
+        "forward": [_stmt_view(program, s) for s in program.forward],
+        "cache_tuple": wrap("(", program.cache, ",)" if len(program.cache) == 1 else ")", 4 + len(f"return {loss}, ")),
+        "cache_names": py_assign("_CACHE", tuple(program.cache)),
+        "loss": loss,
+        "backward_def": wrap("def backward(", program.cache, "):", 0),
+        "backward": [_stmt_view(program, s) for s in program.backward],
+        "return_grads": wrap("return {", grads, "}", 4),
+        "param_reads": [f"{names.var(p.name)} = params[{py_str(p.name)}]" for p in model.params],
+        "forward_call": wrap(f"{loss_name}, cache = _forward(", [
+            names.var(d.name) if d.kind == "param" else f"inputs[{py_str(d.name)}]" for d in decls
+        ], ")", 8),
+        "loss_name": loss_name,
+        "finish": _finish(program),
+        "init_lines": [_init_line(program, p.name, schemes[p.name]) for p in model.params],
+        "init_dims_line": init_dims_line,
+    }

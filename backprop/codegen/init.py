@@ -1,0 +1,103 @@
+"""How ``init_params`` scales each param, decided from where the param is used.
+
+A weight (a factor of a matrix product) is drawn from a normal distribution
+whose scale depends on the activation its product feeds, found by following
+the product up through bias additions and named pre-activations:
+
+- ReLU / leaky ReLU / softplus: He, std = sqrt(2 / fan_in) -- keeps the
+  variance of rectified units steady across layers;
+- sigmoid, tanh, softmax or a linear output: Glorot, std = sqrt(2 / (fan_in + fan_out)).
+
+A param only ever added (a bias) starts at zero; a leaky-ReLU slope at 0.01;
+anything else is treated as a weight on its own shape (Glorot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+from sympy import Basic, MatrixSymbol
+
+from backprop.engine.chain import ACTIVATIONS
+from backprop.engine.derivation import Derivation
+from backprop.expr.ir import OpNode
+
+HE = frozenset({"relu", "leaky_relu", "softplus"})
+ADDITIVE = frozenset({"add", "sub", "broadcast"})
+
+
+@dataclass(frozen=True)
+class Init:
+    """One param's initial values: ``scheme`` is "he", "glorot", "zeros" or "slope"."""
+
+    scheme: str
+    fan_in: sympy.Expr = sympy.Integer(1)
+    fan_out: sympy.Expr = sympy.Integer(1)
+    reason: str = ""
+
+
+def _parents(d: Derivation) -> list[tuple[Basic, OpNode | None, int, str]]:
+    """(node, parent, operand index, equation name) for every node of every forward equation."""
+    out: list[tuple[Basic, OpNode | None, int, str]] = []
+
+    def walk(e: Basic, parent: OpNode | None, i: int, eq: str) -> None:
+        out.append((e, parent, i, eq))
+        if isinstance(e, OpNode):
+            for j, c in enumerate(e.children):
+                walk(c, e, j, eq)
+
+    for eq in d.equations:
+        walk(eq.expr, None, 0, eq.name)
+    return out
+
+
+def _consumer(node: Basic, eq: str, parent_of: dict, named_uses: dict) -> str:
+    """The activation a product's value feeds: up through additions and named pre-activations."""
+    seen: set[str] = set()
+    while True:
+        parent = parent_of.get((id(node), eq))
+        while parent is not None and parent.op.name in ADDITIVE:
+            node, parent = parent, parent_of.get((id(parent), eq))
+        if parent is not None:
+            return parent.op.name if parent.op.name in ACTIVATIONS else "linear"
+        if eq in seen:  # pragma: no cover - equations form a DAG
+            return "linear"
+        seen.add(eq)
+        uses = named_uses.get(eq, [])
+        if not uses:
+            return "linear"
+        node, eq = uses[0]
+
+
+def init_schemes(d: Derivation) -> dict[str, Init]:
+    """Param name -> how to initialize it (see the module docstring)."""
+    nodes = _parents(d)
+    # Indexed once, so a deep network is not scanned once per param (time linear in depth).
+    parent_of = {(id(n), q): par for n, par, _, q in nodes}
+    uses_of: dict[Basic, list] = {}
+    named_uses: dict[str, list] = {}
+    for n, par, i, eq in nodes:
+        if par is not None:
+            uses_of.setdefault(n, []).append((par, i, eq, n))
+            if isinstance(n, MatrixSymbol):
+                named_uses.setdefault(n.name, []).append((n, eq))
+    out: dict[str, Init] = {}
+    for p in d.model.params:
+        rows, cols = p.shape
+        uses = uses_of.get(p.symbol, [])
+        products = [(par, i, eq) for par, i, eq, _ in uses if par.op.name == "matmul"]
+        if products:
+            par, i, eq = products[0]
+            fan_in, fan_out = (cols, rows) if i == 0 else (rows, cols)
+            act = _consumer(par, eq, parent_of, named_uses)
+            scheme = "he" if act in HE else "glorot"
+            where = f"feeds {act}" if act != "linear" else "no activation follows"
+            out[p.name] = Init(scheme, fan_in, fan_out, where)
+        elif uses and all(par.op.name in ADDITIVE for par, _, _, _ in uses):
+            out[p.name] = Init("zeros", reason="bias")
+        elif uses and all(par.op.name == "leaky_relu" and i == 1 for par, i, _, _ in uses):
+            out[p.name] = Init("slope", reason="leaky-ReLU slope")
+        else:
+            out[p.name] = Init("glorot", cols, rows, "elementwise factor, on its own shape")
+    return out

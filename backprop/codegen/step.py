@@ -1,0 +1,61 @@
+"""An optimizer's ``init_state``/``step`` functions, as NumPy source, from its row in :mod:`backprop.engine.optim`.
+
+The statements are the row's own in-place code, each block under the update
+equation it carries out; ``templates/optimizer.py.j2`` is only the scaffolding.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from functools import cache
+from types import ModuleType
+
+from backprop.codegen.emit import environment
+from backprop.codegen.loader import load_source
+from backprop.engine.optim import generic_updates, get_optimizer
+
+_WIDTH = 76
+_STATE = {"v": "v, the gradients' running average", "s": "s, the squared gradients' running average"}
+
+
+def _state_doc(letters: tuple[str, ...]) -> list[str]:
+    parts = ["the step count t"] + [_STATE.get(c, c) for c in letters] + ["a workspace per param"]
+    text = "Holds " + "; ".join(parts[:-1]) + "; and " + parts[-1] + ", each array shaped and typed like its param"
+    return textwrap.wrap(text + ", so ``step`` allocates nothing.", _WIDTH)
+
+
+def _sentence(text: str) -> list[str]:
+    return textwrap.wrap(text[0].upper() + text[1:] + ".", _WIDTH)
+
+
+@cache
+def step_source(optimizer: str) -> str:
+    """``init_state(params)`` and ``step(params, grads, state, lr=..., ...)`` for ``optimizer`` (numpy as np)."""
+    opt = get_optimizer(optimizer)
+    blocks = [{"comment": u.text(), "code": u.code} for u in generic_updates(opt, local=True)]
+    return environment().get_template("optimizer.py.j2").render(
+        title=opt.title,
+        Title=opt.title[0].upper() + opt.title[1:],
+        doc=_sentence(opt.doc),
+        state=opt.state,
+        state_doc=_state_doc(opt.state),
+        signature=", ".join(f"{h.arg}={h.default!r}" for h in opt.hypers),
+        hypers=opt.hypers,
+        equations=[u.text() for u in generic_updates(opt)],
+        prelude=opt.prelude,
+        blocks=blocks,
+    )
+
+
+def step_section(optimizer: str) -> str:
+    """What a generated module appends for ``--optimizer``: a banner, then :func:`step_source`."""
+    opt = get_optimizer(optimizer)
+    return environment().get_template("optimizer_section.py.j2").render(
+        title=opt.title, name=opt.name, source=step_source(opt.name),
+    )
+
+
+def load_step(optimizer: str) -> ModuleType:
+    """A module holding just ``init_state`` and ``step`` (imported from a file, never exec'd)."""
+    source = f'"""{get_optimizer(optimizer).title}: init_state and step."""\n\nimport numpy as np\n\n\n'
+    return load_source(source + step_source(optimizer), f"step_{optimizer}")

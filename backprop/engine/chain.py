@@ -1,0 +1,234 @@
+"""Reverse-mode chain rule over a model.
+
+Variables are visited from the loss backwards. ∂L/∂v is the sum, over every
+use of v, of that use's vector-Jacobian product (taken from the operation
+registry); each δ is computed once and referred to by name downstream, so the
+derived expressions grow linearly with the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy
+from sympy import Basic, MatrixSymbol
+
+from backprop.engine.derivation import Derivation, Equation, Path, Step
+from backprop.engine.simplify import simplify
+from backprop.expr import ir
+from backprop.expr.ir import OpNode, shape_of
+from backprop.expr.printing import GradSymbol, grad_symbol
+from backprop.language.model import Assign, Model
+from backprop.support import naming
+from backprop.support.deepstack import deep_stack
+from backprop.support.gcpause import without_cyclic_gc
+
+#: Operations whose argument gets its own name (Z = W X + b) when compound.
+ACTIVATIONS = frozenset({"sigmoid", "tanh", "relu", "leaky_relu", "softplus", "softmax", "log_softmax"})
+_INLINE_MAX = 40
+#: A result reading more gradients than this keeps its recursive form. Each try simplifies
+#: the whole result again, so a weight tied across n layers (n gradients in one sum) would
+#: cost n simplifications of an n-term sum: minutes at 1,000 layers, for a substitution
+#: that never shortens such a sum.
+_INLINE_MAX_GRADS = 8
+
+
+# ---------------------------------------------------------------------------
+# Forward equations: name each compound pre-activation, as course notes do
+# ---------------------------------------------------------------------------
+
+
+def forward_equations(model: Model) -> list[Equation]:
+    taken = set(model.names()) | set(model.dims)
+    eqs: list[Equation] = []
+    layer = max((naming.layer_number(a.name) for a in model.assigns), default=0)
+    for a in model.assigns:
+        lifted: list[Equation] = []
+
+        def lift(e: Basic, root: bool, a: Assign = a, lifted: list[Equation] = lifted) -> Basic:
+            nonlocal layer
+            if not isinstance(e, OpNode):
+                return e
+            owner = a.name
+            e = e.func(*(lift(c, False, a, lifted) for c in e.children), *e.attrs)
+            x = e.children[0] if e.children else None
+            if e.op.name in ACTIVATIONS and isinstance(x, OpNode):
+                # A₂ = ReLU(…) + A₁ still names its pre-activation Z₂; an activation
+                # inside an unnumbered loss takes the next layer's number.
+                by_owner = root or bool(naming.layer_number(owner))
+                if not by_owner:
+                    layer += 1
+                name = naming.pre_activation(owner if by_owner else None, layer, taken)
+                taken.add(name)
+                sym = MatrixSymbol(name, *shape_of(x))
+                lifted.append(Equation(name, x, sym, lifted=True, line=a.line))
+                e = e.func(sym, *e.children[1:], *e.attrs)
+            return e
+
+        expr = lift(a.expr, True)
+        eqs.extend(lifted)
+        eqs.append(Equation(a.name, expr, a.symbol, line=a.line))
+    return eqs
+
+
+# ---------------------------------------------------------------------------
+# Vector-Jacobian products through one equation
+# ---------------------------------------------------------------------------
+
+
+def _fit(g: Basic, shape: ir.Shape) -> Basic:
+    gs = shape_of(g)
+    if gs == shape:
+        return g
+    if all(gs[i] == shape[i] or gs[i] == 1 for i in (0, 1)):
+        return ir.broadcast_to(g, shape)
+    return ir.unbroadcast(g, shape)
+
+
+class _Pullback:
+    """Walk one equation's expression top-down, pulling ``g`` back to leaves."""
+
+    def __init__(self, eq: Equation, needs: set[str]) -> None:
+        self.eq, self.needs = eq, needs
+        self.found: list[tuple[str, Basic, tuple[str, ...]]] = []
+        self._depends: dict[Basic, bool] = {}
+
+    def depends(self, e: Basic) -> bool:
+        """Whether ``e`` reads a variable that needs a gradient. Memoized over the
+        equation's subtrees: asked at every node of a 1,000-term sum, a fresh walk
+        each time would be quadratic."""
+        known = self._depends
+        if e in known:
+            return known[e]
+        todo: list[tuple[Basic, bool]] = [(e, False)]
+        while todo:  # post-order, iterative: the equation may be 1,000 levels deep
+            x, ready = todo.pop()
+            if x in known:
+                continue
+            if isinstance(x, MatrixSymbol):
+                known[x] = x.name in self.needs
+            elif not isinstance(x, OpNode):
+                known[x] = False
+            elif ready:
+                known[x] = any(known[c] for c in x.children)
+            else:
+                todo.append((x, True))
+                todo.extend((c, False) for c in x.children if c not in known)
+        return known[e]
+
+    def run(self, g: Basic) -> list[tuple[str, Basic, tuple[str, ...]]]:
+        self.walk(self.eq.expr, g, (), root=True)
+        return self.found
+
+    def walk(self, e: Basic, g: Basic, rules: tuple[str, ...], root: bool = False) -> None:
+        if isinstance(e, MatrixSymbol):
+            if e.name in self.needs:
+                self.found.append((e.name, _fit(g, shape_of(e)), rules))
+            return
+        if not isinstance(e, OpNode):
+            return
+        if not e.op.elementwise and shape_of(g) != e.shape:
+            g = ir.broadcast_to(g, e.shape)
+        out = self.eq.symbol if root else e
+        for i, child in enumerate(e.children):
+            vjp = e.op.vjps[i]
+            if vjp is None or not self.depends(child):
+                continue
+            gc = vjp(g, out, e)
+            cs = shape_of(child)
+            if e.op.elementwise and any(cs[k] == 1 and e.shape[k] != 1 for k in (0, 1)):
+                # The child was broadcast to e's shape, so it receives the sum over its copies.
+                # A cotangent smaller than e stands for its broadcast (a scalar 1/m is 1/m
+                # everywhere), so make that explicit before summing: Σ over m copies of c is m c.
+                gc = ir.unbroadcast(ir.broadcast_to(gc, e.shape), cs)
+            if shape_of(gc) != cs and not (isinstance(child, OpNode) and child.op.elementwise):
+                gc = _fit(gc, cs)
+            elif shape_of(gc) != cs and any(shape_of(gc)[k] != cs[k] and cs[k] == 1 for k in (0, 1)):
+                gc = ir.unbroadcast(gc, cs)
+            self.walk(child, gc, rules + (e.op.rules[i],))
+
+
+# ---------------------------------------------------------------------------
+# The whole backward pass
+# ---------------------------------------------------------------------------
+
+
+def _needs_grad(model: Model, eqs: list[Equation]) -> set[str]:
+    needs = {p.name for p in model.params}
+    for eq in eqs:
+        if any(s.name in needs for s in eq.expr.atoms(MatrixSymbol)):
+            needs.add(eq.name)
+    return needs
+
+
+def _users(eqs: list[Equation], needs: set[str]) -> dict[str, list[str]]:
+    users: dict[str, list[str]] = {n: [] for n in needs}
+    for eq in eqs:
+        if eq.name not in needs:
+            continue
+        for s in sorted(eq.expr.atoms(MatrixSymbol), key=lambda s: s.name):
+            if s.name in needs and eq.name not in users[s.name]:
+                users[s.name].append(eq.name)
+    return users
+
+
+def _inline(result: Basic, done: Mapping[str, Step], domains: Mapping[str, str | None]) -> Basic:
+    """Substitute a user's δ when that gives a smaller expression: (p − y)/m."""
+    best = result
+    grads = result.atoms(GradSymbol)
+    if len(grads) > _INLINE_MAX_GRADS:
+        return result
+    for g in sorted(grads, key=lambda s: s.name):
+        user = done.get(g.of)
+        if user is None or ir.count_nodes(user.result) > _INLINE_MAX:
+            continue
+        candidate = simplify(best.xreplace({g: user.result}), domains)
+        if ir.count_nodes(candidate) < ir.count_nodes(best):
+            best = candidate
+    return best
+
+
+@deep_stack
+@without_cyclic_gc
+def derive(model: Model) -> Derivation:
+    """Backpropagate through ``model``: one :class:`Step` per needed gradient."""
+    eqs = forward_equations(model)
+    needs = _needs_grad(model, eqs)
+    users = _users(eqs, needs)
+    domains = {d.name: d.domain for d in model.decls.values()}
+    params = [p.name for p in model.params]
+    paths: dict[str, list[Path]] = {n: [] for n in needs}
+    pending = {n: len(u) for n, u in users.items()}
+    steps: list[Step] = []
+    done: dict[str, Step] = {}
+
+    shapes = {e.name: e.shape for e in eqs}  # not a scan per step: 1,000 layers would make it quadratic
+
+    def emit(name: str, kind: str) -> None:
+        ps = tuple(paths[name])
+        total: Basic = sympy.Integer(0)
+        for p in ps:
+            total = ir.add(total, p.expr)
+        shape = model.shape(name) if name in model.decls else shapes[name]
+        recursive = simplify(_fit(total, shape), domains)
+        result = _inline(recursive, done, domains)
+        step = Step(name, shape, kind, ps, recursive, result)
+        steps.append(step)
+        done[name] = step
+
+    loss = eqs[-1]
+    for eq in reversed(eqs):
+        if eq.name not in needs:
+            continue
+        if eq is not loss:
+            emit(eq.name, "intermediate")
+        g = sympy.Integer(1) if eq is loss else grad_symbol(eq.name, eq.shape)
+        found = _Pullback(eq, needs).run(g)
+        for target, contrib, rules in found:
+            paths[target].append(Path(eq.name, contrib, rules))
+        touched = {t for t, _, _ in found}
+        for t in sorted(touched, key=lambda n: params.index(n) if n in params else -1):
+            pending[t] -= 1
+            if pending[t] == 0 and t in params:
+                emit(t, "param")
+    return Derivation(model, eqs, steps)

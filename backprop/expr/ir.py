@@ -1,0 +1,267 @@
+"""The symbolic model's nodes: SymPy objects with a shape.
+
+Variables are ``sympy.MatrixSymbol`` objects (a scalar is 1 x 1), constants are
+plain SymPy expressions of numbers and dimension symbols, and every operation is
+an ``OpNode`` -- a ``sympy.Basic`` subclass generated from the operation
+registry in :mod:`backprop.expr.ops`. Building a node checks its shape rule, so a model
+that was built is a model whose shapes agree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import sympy
+from sympy import Basic, Expr, MatrixSymbol
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from backprop.support.errors import ShapeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backprop.expr.ops import Op
+
+Shape = tuple[Expr, Expr]
+ONE = sympy.Integer(1)
+SCALAR: Shape = (ONE, ONE)
+
+#: name -> node class, filled by :mod:`backprop.expr.ops` as it registers operations.
+NODE_CLASSES: dict[str, type[OpNode]] = {}
+
+
+class OpNode(Basic):
+    """One application of a registered operation.
+
+    ``args`` holds the operands first, then the operation's attributes (SymPy
+    objects, e.g. the reduced axes) so that equality and hashing cover both.
+    """
+
+    op: ClassVar[Op]
+
+    def __new__(cls, *args: Basic) -> OpNode:
+        obj = Basic.__new__(cls, *args)
+        obj._shape = cls.op.shape([shape_of(c) for c in obj.args[: cls.op.arity]], obj)
+        return obj
+
+    @property
+    def children(self) -> tuple[Basic, ...]:
+        return self.args[: self.op.arity]
+
+    @property
+    def attrs(self) -> tuple[Basic, ...]:
+        return self.args[self.op.arity :]
+
+    @property
+    def shape(self) -> Shape:
+        return self._shape
+
+    def __repr__(self) -> str:
+        from backprop.expr.printing import TextPrinter
+
+        return TextPrinter().doprint(self)
+
+    __str__ = __repr__
+
+
+def is_const(x: Basic) -> bool:
+    """A scalar built from numbers and dimensions only."""
+    return isinstance(x, Expr) and not isinstance(x, MatrixExpr)
+
+
+def is_var(x: Basic) -> bool:
+    return isinstance(x, MatrixSymbol)
+
+
+def shape_of(x: Basic) -> Shape:
+    if isinstance(x, OpNode):
+        return x.shape
+    if isinstance(x, MatrixSymbol):
+        return (sympy.sympify(x.shape[0]), sympy.sympify(x.shape[1]))
+    if is_const(x):
+        return SCALAR
+    raise ShapeError(f"not a model expression: {x!r}")
+
+
+def is_scalar_shape(s: Shape) -> bool:
+    return s[0] == 1 and s[1] == 1
+
+
+def is_scalar(x: Basic) -> bool:
+    return is_scalar_shape(shape_of(x))
+
+
+def fmt_dim(d: Expr) -> str:
+    return str(d)
+
+
+def fmt_shape(s: Shape) -> str:
+    return f"{fmt_dim(s[0])}×{fmt_dim(s[1])}"
+
+
+def broadcast_shapes(a: Shape, b: Shape, what: str = "elementwise operation") -> Shape:
+    """NumPy's rule on two dimensions: equal, or one of them is 1."""
+    out = []
+    for axis, (x, y) in enumerate(zip(a, b)):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            kind = "rows" if axis == 0 else "columns"
+            raise ShapeError(
+                f"cannot broadcast {fmt_shape(a)} and {fmt_shape(b)} in {what}: "
+                f"{kind} {fmt_dim(x)} and {fmt_dim(y)} differ (only a scalar, an r×1 column "
+                "or a 1×c row broadcasts)"
+            )
+    return (out[0], out[1])
+
+
+def count_nodes(x: Basic) -> int:
+    """Size of an expression, in operations and leaves (for swell checks and cost)."""
+    if isinstance(x, OpNode):
+        return 1 + sum(count_nodes(c) for c in x.children)
+    return 1
+
+
+def variables(x: Basic) -> set[MatrixSymbol]:
+    """The variables an expression reads."""
+    return {s for s in x.atoms(MatrixSymbol)}
+
+
+# ---------------------------------------------------------------------------
+# Smart constructors: fold constants and drop identities so derived adjoints
+# stay small; everything else goes straight to the registered node class.
+# ---------------------------------------------------------------------------
+
+
+def node(name: str, *args: Basic) -> Basic:
+    return NODE_CLASSES[name](*args)
+
+
+def _zero(x: Basic) -> bool:
+    return is_const(x) and x == 0
+
+
+def _one(x: Basic) -> bool:
+    return is_const(x) and x == 1
+
+
+def add(a: Basic, b: Basic) -> Basic:
+    if is_const(a) and is_const(b):
+        return a + b
+    if _zero(a):
+        return b
+    if _zero(b):
+        return a
+    if isinstance(b, OpNode) and b.op.name == "neg":
+        return sub(a, b.children[0])
+    return node("add", a, b)
+
+
+def sub(a: Basic, b: Basic) -> Basic:
+    if is_const(a) and is_const(b):
+        return a - b
+    if _zero(b):
+        return a
+    if _zero(a):
+        return neg(b)
+    return node("sub", a, b)
+
+
+def neg(a: Basic) -> Basic:
+    if is_const(a):
+        return -a
+    if isinstance(a, OpNode) and a.op.name == "neg":
+        return a.children[0]
+    return node("neg", a)
+
+
+def mul(a: Basic, b: Basic) -> Basic:
+    if is_const(a) and is_const(b):
+        return a * b
+    if _one(a):
+        return b
+    if _one(b):
+        return a
+    if is_const(a) and a == -1:
+        return neg(b)
+    if is_const(b) and b == -1:
+        return neg(a)
+    if is_const(b) and not is_const(a):
+        a, b = b, a  # constants lead: 2 X, not X 2
+    return node("mul", a, b)
+
+
+def div(a: Basic, b: Basic) -> Basic:
+    if is_const(a) and is_const(b):
+        return a / b
+    if _one(b):
+        return a
+    return node("div", a, b)
+
+
+_MAX_FOLDED_EXPONENT = 1024
+
+
+def power(a: Basic, b: Basic) -> Basic:
+    if is_const(a) and is_const(b) and not (b.is_number and abs(b) > _MAX_FOLDED_EXPONENT):
+        return a**b
+    if _one(b):
+        return a
+    return node("pow", a, b)
+
+
+def matmul(a: Basic, b: Basic) -> Basic:
+    return node("matmul", a, b)
+
+
+def transpose(a: Basic) -> Basic:
+    if isinstance(a, OpNode) and a.op.name == "transpose":
+        return a.children[0]
+    if is_scalar(a):
+        return a
+    return node("transpose", a)
+
+
+def axes_attr(axis: int | None) -> sympy.Tuple:
+    """Reduced axes as a node attribute: None -> both."""
+    return sympy.Tuple(*((0, 1) if axis is None else (axis,)))
+
+
+def total(a: Basic, axis: int | None = None) -> Basic:
+    """sum(a, axis): reducing an axis of length 1 is the identity; a sum over broadcast
+    copies is a multiple (rowsum of c𝟏[k×m] is m c)."""
+    s = shape_of(a)
+    axes = (0, 1) if axis is None else (axis,)
+    if all(s[ax] == 1 for ax in axes):
+        return a
+    if isinstance(a, OpNode) and a.op.name == "broadcast":
+        x = a.children[0]
+        xs = shape_of(x)
+        copies = [s[ax] for ax in axes if xs[ax] == 1]
+        left = [ax for ax in axes if xs[ax] != 1]
+        inner = x if not left else total(x, None if len(left) == 2 else left[0])
+        out = mul(sympy.Mul(*copies), inner)
+        want = (ONE if 0 in axes else s[0], ONE if 1 in axes else s[1])
+        return broadcast_to(out, want)
+    return node("sum", a, axes_attr(axis))
+
+
+def broadcast_to(a: Basic, shape: Shape) -> Basic:
+    if shape_of(a) == shape:
+        return a
+    return node("broadcast", a, sympy.Tuple(*shape))
+
+
+def unbroadcast(g: Basic, shape: Shape) -> Basic:
+    """Sum ``g`` over the axes along which a value of ``shape`` was broadcast."""
+    gs = shape_of(g)
+    if gs == shape:
+        return g
+    summed = [ax for ax in (0, 1) if shape[ax] == 1 and gs[ax] != 1]
+    if len(summed) == 2 or (summed and is_scalar_shape(shape)):
+        g = total(g)
+    elif summed:
+        g = total(g, summed[0])
+    if shape_of(g) != shape:
+        g = broadcast_to(g, shape)
+    return g

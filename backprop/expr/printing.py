@@ -1,0 +1,177 @@
+"""Printers for model expressions: LaTeX and Unicode text.
+
+They subclass SymPy's printers and dispatch on type: ``_print_OpNode`` hands
+every operation to the form its registry row defines, variables go through
+:mod:`backprop.support.notation`, and constants (numbers, dimensions) through SymPy's own
+rules. Anything else raises :class:`~backprop.support.errors.UnsupportedError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sympy
+from sympy import Basic, MatrixSymbol
+from sympy.printing.latex import LatexPrinter as _SympyLatex
+from sympy.printing.precedence import precedence
+from sympy.printing.str import StrPrinter
+
+from backprop.expr.ir import OpNode, is_const
+from backprop.expr.ops import ADD, ATOM, MUL, POW, UNARY
+from backprop.support.errors import UnsupportedError
+from backprop.support.notation import latex_name, text_name
+
+
+class GradSymbol(MatrixSymbol):
+    """∂L/∂NAME as a leaf: the named gradient (δ) of a model variable."""
+
+    @property
+    def of(self) -> str:
+        return self.name[1:]
+
+
+def grad_symbol(name: str, shape: tuple[Any, Any]) -> GradSymbol:
+    return GradSymbol("d" + name, shape[0], shape[1])
+
+
+def _const_prec(e: Basic) -> int:
+    """Map SymPy's precedence of a constant onto the registry's scale."""
+    if isinstance(e, sympy.Symbol):  # a dimension or the learning rate: sign unknown
+        return ATOM
+    if isinstance(e, sympy.Integer):
+        return ATOM if e >= 0 else UNARY
+    if isinstance(e, sympy.Rational):
+        return MUL if e > 0 else UNARY
+    if isinstance(e, sympy.Add):  # 1 − β: a sum even when SymPy could pull out its sign
+        return ADD
+    if e.could_extract_minus_sign():
+        return UNARY
+    p = precedence(e)
+    return ADD if p <= 40 else (MUL if p <= 50 else ATOM)
+
+
+class _Operands:
+    """Mixin: print a child, parenthesized when it binds looser than ``prec``."""
+
+    open_paren = "("
+    close_paren = ")"
+    #: printed operation nodes, while :meth:`memoized` is active
+    _memo: dict[Basic, str] | None = None
+
+    @contextmanager
+    def memoized(self) -> Iterator[None]:
+        """Print each distinct operation node once in the block.
+
+        Cutting a long sum into pieces prints every prefix of it; with the
+        prefixes' subtrees remembered that is linear, not quadratic, in the terms.
+        """
+        if self._memo is not None:
+            yield
+            return
+        self._memo = {}
+        try:
+            yield
+        finally:
+            self._memo = None
+
+    def operand(self, e: Basic, prec: int) -> str:
+        s = self.doprint(e)
+        if self.prec_of(e) < prec:
+            return f"{self.open_paren}{s}{self.close_paren}"
+        return s
+
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        """Operation nodes print through their registry form, whatever SymPy method
+        their class name happens to match (``LogOp`` is also SymPy's logic printer)."""
+        if isinstance(expr, OpNode):
+            if self._memo is None:
+                return self._print_OpNode(expr)  # type: ignore[attr-defined]
+            out = self._memo.get(expr)
+            if out is None:
+                out = self._memo[expr] = self._print_OpNode(expr)  # type: ignore[attr-defined]
+            return out
+        return super()._print(expr, **kwargs)  # type: ignore[misc]
+
+    def prec_of(self, e: Basic) -> int:
+        if isinstance(e, OpNode):
+            return e.op.prec
+        if is_const(e):
+            return _const_prec(e)
+        return ATOM
+
+    def _print_Basic(self, e: Basic) -> str:  # noqa: N802 - SymPy dispatch name
+        raise UnsupportedError(f"{type(self).__name__} cannot print {type(e).__name__}: {e!r}")
+
+
+class LatexPrinter(_Operands, _SympyLatex):
+    """Model expressions in LaTeX, as course notes write them."""
+
+    open_paren = r"\left("
+    close_paren = r"\right)"
+
+    def __init__(self, settings: dict | None = None) -> None:
+        super().__init__({"mul_symbol": None, "fold_short_frac": False, **(settings or {})})
+
+    def _print_OpNode(self, e: OpNode) -> str:  # noqa: N802
+        return e.op.latex(self, e)
+
+    def _print_MatrixSymbol(self, e: MatrixSymbol) -> str:  # noqa: N802
+        return latex_name(e.name)
+
+    def prec_of(self, e: Basic) -> int:
+        """A fraction ∂L/∂W is parenthesized under a power or a transpose."""
+        return POW if isinstance(e, GradSymbol) else super().prec_of(e)
+
+    def _print_GradSymbol(self, e: GradSymbol) -> str:  # noqa: N802
+        return r"\frac{\partial \mathcal{L}}{\partial " + latex_name(e.of) + "}"
+
+    def _print_Symbol(self, e: sympy.Symbol, style: str = "plain") -> str:  # noqa: N802
+        return latex_name(e.name)
+
+
+class TextPrinter(_Operands, StrPrinter):
+    """Model expressions in plain Unicode for the terminal."""
+
+    def prec_of(self, e: Basic) -> int:
+        """∂L/∂W is a quotient in text: (∂L/∂W)², (∂L/∂Z)ᵀ; a factor needs no parentheses."""
+        return MUL + 1 if isinstance(e, GradSymbol) else super().prec_of(e)
+
+    def _print_OpNode(self, e: OpNode) -> str:  # noqa: N802
+        return e.op.text(self, e)
+
+    def _print_MatrixSymbol(self, e: MatrixSymbol) -> str:  # noqa: N802
+        return text_name(e.name)
+
+    def _print_GradSymbol(self, e: GradSymbol) -> str:  # noqa: N802
+        return "∂L/∂" + text_name(e.of)
+
+    def _print_Symbol(self, e: sympy.Symbol) -> str:  # noqa: N802
+        return text_name(e.name)
+
+    def _print_Pow(self, e: sympy.Pow, rational: bool = False) -> str:  # noqa: N802
+        """Powers of constants as the operation forms write them: m^2, β₁^t."""
+        return super()._print_Pow(e, rational).replace("**", "^")
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:  # noqa: N802
+        """Constant products as the operation forms write them: 2/(m·n), not 2/(m*n)."""
+        return super()._print_Mul(expr).replace("*", "·")
+
+    def doprint(self, expr: Any) -> str:
+        """A constant as SymPy prints it (its sign logic needs ASCII '-'), then with the
+        minus sign the operation forms use: −1/10, 1 − β₁."""
+        s = super().doprint(expr)
+        return s.replace("-", "−") if is_const(expr) else s
+
+    def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:  # noqa: N802
+        """Constant sums with the minus sign the operation forms use: 1 − β."""
+        return super()._print_Add(expr, order).replace(" - ", " − ")
+
+
+def latex(e: Basic) -> str:
+    return LatexPrinter().doprint(e)
+
+
+def text(e: Basic) -> str:
+    return TextPrinter().doprint(e)

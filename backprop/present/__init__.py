@@ -1,0 +1,1 @@
+"""Presentations: a derivation as lecture notes (text, LaTeX, Markdown, JSON) and in index notation."""

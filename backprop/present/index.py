@@ -1,0 +1,306 @@
+"""Index notation: one entry of a gradient, as a student checks it by hand.
+
+``∂L/∂W₁ = ∂L/∂Z Xᵀ`` reads, entry by entry, ``∂L/∂W₁[i,j] = Σₜ ∂L/∂Z[i,t] X[j,t]``.
+:func:`to_index` walks a model expression with the rules of the operation
+registry (each ``Op.index``: a matrix product introduces a summed index, a
+transpose swaps the two, a reduction sums over the reduced axis, a broadcast
+keeps the indices); elementwise operations keep their indices and print with
+their own registry forms over scalar entries, and an axis of length 1 drops
+its index (a column ``b₁`` is ``b₁[i]``). Operations without an index rule
+(softmax) stay whole: ``softmax(Z₂)[i,t]``. Index letters come from
+:mod:`backprop.support.naming`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+from sympy import Basic, MatrixSymbol
+
+from backprop.expr.ir import OpNode, is_const, shape_of
+from backprop.expr.ops import ADD, ATOM, MUL, Index
+from backprop.expr.printing import GradSymbol, LatexPrinter, TextPrinter, grad_symbol
+from backprop.support import naming
+from backprop.support.errors import UnsupportedError
+from backprop.support.notation import latex_name, text_name, text_subscript
+
+# ---------------------------------------------------------------------------
+# The index-notation tree
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Entry ``index`` of a variable, a gradient, or a whole opaque subexpression."""
+
+    base: Basic
+    index: Index
+
+
+@dataclass(frozen=True)
+class Sum:
+    """``Σ`` over ``indices`` (each with its range) of ``body``."""
+
+    indices: tuple[tuple[str, Basic], ...]
+    body: Ix
+
+
+@dataclass(frozen=True)
+class Product:
+    """The scalar product of entries that a matrix product sums."""
+
+    factors: tuple[Ix, ...]
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """``coeff`` times ``body`` (a mean's 1/count)."""
+
+    coeff: Basic
+    body: Ix
+
+
+@dataclass(frozen=True)
+class Apply:
+    """An elementwise operation applied to entries (constants stay as they are)."""
+
+    node: OpNode
+    args: tuple[Ix, ...]
+
+
+Ix = Entry | Sum | Product | Scaled | Apply | Basic
+
+
+def _drop_unit(ij: Index, shape: tuple[Basic, Basic]) -> Index:
+    """An axis of length 1 has no index: a column is b[i], a row x[t], a scalar b."""
+    return (None if shape[0] == 1 else ij[0], None if shape[1] == 1 else ij[1])
+
+
+class _Walker:
+    """Build the index form of an expression, handing out fresh summed indices."""
+
+    def __init__(self, taken: Iterable[str]) -> None:
+        self.taken = set(taken)
+
+    def fresh(self) -> str:
+        t = naming.index_letter(self.taken, summed=True)
+        self.taken.add(t)
+        return t
+
+    def walk(self, e: Basic, ij: Index) -> Ix:
+        if is_const(e):
+            return e
+        ij = _drop_unit(ij, shape_of(e))
+        if isinstance(e, MatrixSymbol):
+            return Entry(e, ij)
+        if not isinstance(e, OpNode):
+            raise UnsupportedError(f"no index form for {type(e).__name__}")
+        if e.op.index is not None:
+            return self._by_rule(e, ij)
+        if e.op.elementwise:
+            return Apply(e, tuple(self.walk(c, ij) for c in e.children))
+        return Entry(e, ij)  # no rule: the entry of the whole value
+
+    def _by_rule(self, e: OpNode, ij: Index) -> Ix:
+        assert e.op.index is not None
+        form = e.op.index(e, ij, self.fresh)
+        unit = {t for t, n in form.summed if n == 1}  # a sum over one term is that term
+        operands = [tuple(None if x in unit else x for x in idx) for idx in form.operands]
+        factors = tuple(self.walk(c, (idx[0], idx[1])) for c, idx in zip(e.children, operands))
+        body: Ix = factors[0] if len(factors) == 1 else Product(factors)
+        summed = tuple((t, n) for t, n in form.summed if n != 1)
+        if summed:
+            body = Sum(summed, body)
+        if form.scale != 1:
+            body = Scaled(form.scale, body)
+        return body
+
+
+@dataclass(frozen=True)
+class IndexEquation:
+    """``∂L/∂name[i,j] = rhs``: one entry of a gradient."""
+
+    name: str
+    shape: tuple[Basic, Basic]
+    index: Index
+    rhs: Ix
+
+    @property
+    def lhs(self) -> Entry:
+        return Entry(grad_symbol(self.name, self.shape), self.index)
+
+    def latex(self) -> tuple[str, str]:
+        p = IndexLatexPrinter()
+        return p.ix(self.lhs), p.ix(self.rhs)
+
+    def text(self) -> tuple[str, str]:
+        p = IndexTextPrinter()
+        return p.ix(self.lhs), p.ix(self.rhs)
+
+
+def taken_letters(names: Iterable[str]) -> set[str]:
+    """Letters an index must not look like: dimension names and one-letter variables."""
+    return {n for n in names if len(n) == 1} | {n.lower() for n in names if len(n) == 1}
+
+
+def to_index(e: Basic, name: str, shape: tuple[Basic, Basic], taken: Iterable[str]) -> IndexEquation:
+    """Entry ``[i, j]`` of ``e`` (the value of ``∂L/∂name``, of ``shape``) in index notation."""
+    taken = set(taken)
+    row = naming.index_letter(taken, summed=False)
+    col = naming.index_letter(taken | {row}, summed=False)
+    ij = _drop_unit((row, col), shape)
+    walker = _Walker(taken | {x for x in ij if x})
+    return IndexEquation(name, shape, ij, walker.walk(e, ij))
+
+
+def gradient_index(d: Any, name: str) -> IndexEquation:
+    """∂L/∂name of a :class:`~backprop.engine.derivation.Derivation`, one entry at a time."""
+    model = d.model
+    taken = taken_letters(list(model.dims) + model.names() + [e.name for e in d.equations])
+    step = d.step(name)
+    return to_index(step.result, name, step.shape, taken)
+
+
+# ---------------------------------------------------------------------------
+# Printing: entries, sums and products here; elementwise operations through
+# their registry forms, with each operand printed as an index expression
+# ---------------------------------------------------------------------------
+
+_SUM_PREC = ADD - 1  # Σₜ a + b is ambiguous: a sum inside a sum keeps its parentheses
+
+
+class _IndexPrinting:
+    """Mixin over a model-expression printer: prints :data:`Ix` trees."""
+
+    slots: dict[str, tuple[str, int]]
+
+    def ix(self, x: Ix) -> str:
+        return getattr(self, "_ix_" + type(x).__name__, self._ix_const)(x)
+
+    def ix_prec(self, x: Ix) -> int:
+        if isinstance(x, Entry):
+            return ATOM
+        if isinstance(x, Sum):
+            return _SUM_PREC
+        if isinstance(x, Product | Scaled):
+            return MUL
+        if isinstance(x, Apply):
+            return x.node.op.prec
+        return self.prec_of(x)  # type: ignore[attr-defined]
+
+    def ix_operand(self, x: Ix, prec: int) -> str:
+        s = self.ix(x)
+        return f"{self.open_paren}{s}{self.close_paren}" if self.ix_prec(x) < prec else s  # type: ignore[attr-defined]
+
+    def _ix_const(self, x: Basic) -> str:
+        return self.doprint(x)  # type: ignore[attr-defined]
+
+    def _ix_Apply(self, x: Apply) -> str:  # noqa: N802
+        """The registry form of the operation, over one slot per operand."""
+        saved = dict(self.slots)
+        children: list[Basic] = []
+        for k, arg in enumerate(x.args):
+            if isinstance(arg, Basic) and is_const(arg):
+                children.append(arg)
+                continue
+            slot = f"\x00slot{len(self.slots)}_{k}"
+            self.slots[slot] = (self.ix(arg), self.ix_prec(arg))
+            children.append(MatrixSymbol(slot, 1, 1))
+        template = x.node.func(*children, *x.node.attrs)
+        try:
+            return self.doprint(template)  # type: ignore[attr-defined]
+        finally:
+            self.slots = saved
+
+    def prec_of(self, e: Basic) -> int:
+        if isinstance(e, MatrixSymbol) and e.name in self.slots:
+            return self.slots[e.name][1]
+        return super().prec_of(e)  # type: ignore[misc]
+
+    def _print_MatrixSymbol(self, e: MatrixSymbol) -> str:  # noqa: N802
+        if e.name in self.slots:
+            return self.slots[e.name][0]
+        return super()._print_MatrixSymbol(e)  # type: ignore[misc]
+
+
+class IndexLatexPrinter(_IndexPrinting, LatexPrinter):
+    """Index notation in LaTeX: ``\\sum_{t=1}^{m} \\frac{∂L}{∂Z_{it}} X_{jt}``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slots = {}
+
+    def _entry_name(self, base: Basic, idx: str) -> str:
+        body = self.doprint(base) if not isinstance(base, GradSymbol) else latex_name(base.of)
+        if not idx:
+            return body
+        if isinstance(base, OpNode):
+            return r"\left[" + body + r"\right]_{" + idx + "}"
+        if "_{" in body or "^" in body:
+            return "(" + body + ")_{" + idx + "}"
+        return body + "_{" + idx + "}"
+
+    def _ix_Entry(self, x: Entry) -> str:  # noqa: N802
+        letters = [t for t in x.index if t]
+        idx = ("," if any(len(t) > 1 for t in letters) else "").join(letters)
+        if isinstance(x.base, GradSymbol):
+            return r"\frac{\partial \mathcal{L}}{\partial " + self._entry_name(x.base, idx) + "}"
+        return self._entry_name(x.base, idx)
+
+    def _ix_Sum(self, x: Sum) -> str:  # noqa: N802
+        sums = "".join(rf"\sum_{{{t}=1}}^{{{self.doprint(n)}}} " for t, n in x.indices)
+        return sums + self.ix_operand(x.body, MUL)
+
+    def _ix_Product(self, x: Product) -> str:  # noqa: N802
+        return " ".join(self.ix_operand(f, MUL + 1) for f in x.factors)
+
+    def _ix_Scaled(self, x: Scaled) -> str:  # noqa: N802
+        return f"{self.doprint(x.coeff)} {self.ix_operand(x.body, MUL)}"
+
+
+class IndexTextPrinter(_IndexPrinting, TextPrinter):
+    """Index notation in Unicode: ``Σₜ ∂L/∂Z[i,t] X[j,t]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slots = {}
+
+    def _ix_Entry(self, x: Entry) -> str:  # noqa: N802
+        idx = ",".join(t for t in x.index if t)
+        if isinstance(x.base, GradSymbol):
+            name = "∂L/∂" + text_name(x.base.of)
+        elif isinstance(x.base, OpNode):
+            name = self.operand(x.base, ATOM)
+        else:
+            name = text_name(x.base.name)  # type: ignore[attr-defined]
+        return f"{name}[{idx}]" if idx else name
+
+    def _ix_Sum(self, x: Sum) -> str:  # noqa: N802
+        sums = " ".join("Σ" + text_subscript(t) for t, _ in x.indices)
+        return f"{sums} {self.ix_operand(x.body, MUL)}"
+
+    def _ix_Product(self, x: Product) -> str:  # noqa: N802
+        return " ".join(self.ix_operand(f, MUL + 1) for f in x.factors)
+
+    def _ix_Scaled(self, x: Scaled) -> str:  # noqa: N802
+        coeff = self.doprint(x.coeff)
+        if self.prec_of(x.coeff) < ATOM:
+            coeff = f"({coeff})"
+        return f"{coeff} {self.ix_operand(x.body, MUL)}"
+
+
+def latex(x: Ix) -> str:
+    return IndexLatexPrinter().ix(x)
+
+
+def text(x: Ix) -> str:
+    return IndexTextPrinter().ix(x)
+
+
+__all__ = [
+    "Apply", "Entry", "IndexEquation", "Ix", "Product", "Scaled", "Sum",
+    "gradient_index", "latex", "text", "to_index", "sympy",
+]

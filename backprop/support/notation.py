@@ -1,0 +1,203 @@
+"""Course-notes notation for names: W1 -> W₁ (``W_{1}``), yhat -> ŷ, lam -> λ."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from backprop.support.escape import TEX_SPECIAL, tex_text
+
+GREEK = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "eps": "ε",
+    "zeta": "ζ", "eta": "η", "theta": "θ", "iota": "ι", "kappa": "κ", "lam": "λ",
+    "lambda_": "λ", "lmbda": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ",
+    "sigma": "σ", "tau": "τ", "upsilon": "υ", "phi": "φ", "chi": "χ", "psi": "ψ",
+    "omega": "ω", "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ", "Lambda": "Λ", "Xi": "Ξ",
+    "Pi": "Π", "Sigma": "Σ", "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω",
+}
+_GREEK_TEX = {k: "\\" + (
+    {"lam": "lambda", "lambda_": "lambda", "lmbda": "lambda", "eps": "epsilon"}.get(k, k)
+) for k in GREEK}
+LOSS_NAMES = frozenset({"loss", "L", "cost"})
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_SPLIT = re.compile(r"^(?P<base>[A-Za-z]+?)(?P<hat>_?hat)?(?:_?(?P<sub>\d+)|_(?P<word>\w+))?$")
+
+
+def _parts(name: str) -> tuple[str, bool, str | None]:
+    """Split a name into base, whether it wears a hat, and its subscript."""
+    m = _SPLIT.match(name)
+    if not m:
+        return name, False, None
+    base, hat = m.group("base"), bool(m.group("hat"))
+    sub = m.group("sub") or m.group("word")
+    if base in ("hat",):
+        return name, False, None
+    return base, hat, sub
+
+
+def latex_name(name: str) -> str:
+    if name in LOSS_NAMES:
+        return r"\mathcal{L}"
+    base, hat, sub = _parts(name)
+    if base in _GREEK_TEX:
+        body = _GREEK_TEX[base]
+    elif len(base) == 1:
+        body = base
+    else:
+        body = r"\mathrm{" + base.replace("_", r"\_") + "}"
+    if hat:
+        body = r"\hat{" + body + "}"
+    if sub is not None:
+        sub_tex = sub if sub.isdigit() else r"\mathrm{" + sub.replace("_", r"\_") + "}"
+        body += "_{" + sub_tex + "}"
+    return body
+
+
+def with_hat(text: str) -> str:
+    """``text`` wearing a circumflex: one precomposed character where Unicode has one (ŷ, ŝ),
+    which every terminal draws; a combining U+0302 otherwise (v̂, p̂)."""
+    return unicodedata.normalize("NFC", text + "\u0302")
+
+
+def text_name(name: str) -> str:
+    if name in LOSS_NAMES:
+        return "L"
+    base, hat, sub = _parts(name)
+    body = GREEK.get(base, base)
+    if hat:
+        body = with_hat(body)
+    if sub is not None:
+        body += sub.translate(_SUB) if sub.isdigit() else "_" + sub
+    return body
+
+
+# ---------------------------------------------------------------------------
+# Rule text (Unicode, from the registry) as LaTeX math
+# ---------------------------------------------------------------------------
+
+#: Unicode in registry rule text -> LaTeX math.
+MATH_CHARS: dict[str, str] = {
+    "∂": r"\partial ", "⊙": r"\odot ", "−": "-", "ᵀ": r"^{\top}", "ᵖ": "^{p}", "²": "^{2}",
+    "³": "^{3}", "′": "'", "Σ": r"\Sigma ", "≤": r"\le ", "≥": r"\ge ", "·": r"\cdot ",
+    "×": r"\times ", "→": r"\to ", "←": r"\leftarrow ", "≠": r"\ne ", "∈": r"\in ",
+    **{g: _GREEK_TEX[k] + " " for k, g in reversed(list(GREEK.items()))},
+}
+#: Words that are operators, not prose, when they occur in a rule's formula.
+MATH_WORDS: dict[str, str] = {
+    "L": r"\mathcal{L}", "log": r"\log", "exp": r"\exp", "tanh": r"\tanh",
+    **{w: rf"\operatorname{{{w}}}" for w in (
+        "ReLU", "LeakyReLU", "softplus", "softmax", "sign", "mean", "rowsum", "colsum")},
+}
+_TOKEN = re.compile(r"[A-Za-z]+|\d+|\s+|.")
+class NotationError(ValueError):
+    """Text holds a character the LaTeX output has no form for."""
+
+
+def _is_prose(tok: str) -> bool:
+    return tok.isalpha() and len(tok) > 1 and tok not in MATH_WORDS
+
+
+def _juxtaposed(toks: list[str], i: int) -> bool:
+    """A space between two factors (``∂L/∂Z Xᵀ``, ``p A``) is a product: keep a thin space."""
+    before = toks[i - 1][-1:] if i else ""
+    after = toks[i + 1][:1] if i + 1 < len(toks) else ""
+    return bool(before) and bool(after) and (before.isalnum() or before in ")]ᵀᵖ²′") and (
+        after.isalnum() or after in "([∂√" or after in MATH_CHARS and after not in "−⊙·×≤≥→←≠∈"
+    )
+
+
+def math_to_latex(formula: str) -> str:
+    """A registry formula (``∂L/∂W = ∂L/∂Z Xᵀ for Z = W X``) as LaTeX math.
+
+    Operator words become ``\\log``/``\\operatorname``, other words of two or
+    more letters are prose (``\\text{ for }``), and every Unicode symbol goes
+    through :data:`MATH_CHARS`; anything else raises :class:`NotationError`.
+    """
+    toks = _TOKEN.findall(formula)
+    kinds = ["prose" if _is_prose(t) else "space" if t.isspace() else "math" for t in toks]
+    for i, k in enumerate(kinds):  # a space next to prose is part of the prose
+        if k == "space" and ("prose" in kinds[max(i - 1, 0) : i] or "prose" in kinds[i + 1 : i + 2]):
+            kinds[i] = "prose-space"
+    out: list[str] = []
+    text_run: list[str] = []
+    closers: list[int] = []  # paren depths at which a ^( group closes
+    depth = 0
+    i = 0
+    while i < len(toks):
+        tok, kind = toks[i], kinds[i]
+        if kind.startswith("prose"):
+            text_run.append(tok if kind == "prose" else " ")
+            i += 1
+            continue
+        if text_run:
+            out.append(r"\text{" + "".join(text_run) + "}")
+            text_run = []
+        nxt = toks[i + 1] if i + 1 < len(toks) else ""
+        if kind == "space":
+            out.append(r"\," if _juxtaposed(toks, i) else " ")
+        elif tok == "^" and nxt == "(":
+            out.append("^{(")
+            depth += 1
+            closers.append(depth)
+            i += 1
+        elif tok == "(":
+            depth += 1
+            out.append("(")
+        elif tok == ")":
+            out.append(")")
+            if closers and closers[-1] == depth:
+                closers.pop()
+                out.append("}")
+            depth -= 1
+        elif tok == "√" and nxt == "′":
+            out.append(r"\left(\sqrt{\cdot}\right)'")
+            i += 1
+        elif tok == "√" and nxt[:1].isalnum():
+            out.append(r"\sqrt{" + MATH_WORDS.get(nxt, nxt) + "}")
+            i += 1
+        elif tok in MATH_WORDS:
+            out.append(MATH_WORDS[tok] + ("" if nxt[:1] in "(^[" else " "))
+        elif tok in MATH_CHARS:
+            out.append(MATH_CHARS[tok])
+        elif tok.isascii() and tok not in TEX_SPECIAL or tok in "{}^_<>|":
+            out.append(tok)
+        else:
+            raise NotationError(f"no LaTeX form for {tok!r} in rule text {formula!r}")
+        i += 1
+    if text_run:
+        out.append(r"\text{" + "".join(text_run) + "}")
+    return re.sub(r" {2,}", " ", "".join(out)).strip()
+
+
+def rule_parts(rule: str) -> tuple[str, str | None]:
+    """``"name: formula"`` -> (name, formula); a rule without a formula -> (rule, None)."""
+    name, sep, formula = rule.partition(": ")
+    return (name, formula) if sep else (rule, None)
+
+
+def rule_latex(rule: str) -> tuple[str, str | None]:
+    """A registry rule as (LaTeX text for its name, LaTeX math for its formula)."""
+    name, formula = rule_parts(rule)
+    return tex_text(name), (math_to_latex(formula) if formula is not None else None)
+
+
+# ---------------------------------------------------------------------------
+# Terminal layout helpers
+# ---------------------------------------------------------------------------
+
+_SUBSCRIPT_LETTERS = dict(zip("aehijklmnoprstuvx", "ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
+
+
+def text_subscript(s: str) -> str:
+    """``t`` -> ``ₜ`` when Unicode has every character as a subscript, else ``_t``."""
+    table = {**_SUBSCRIPT_LETTERS, **{d: d.translate(_SUB) for d in "0123456789"}, ",": ","}
+    if all(ch in table for ch in s):
+        return "".join(table[ch] for ch in s)
+    return "_" + s
+
+
+def display_width(s: str) -> int:
+    """Columns a string takes in a terminal: combining marks (ŷ's hat) take none."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)

@@ -1,0 +1,35 @@
+"""backprop's version, for ``backprop --version``.
+
+The installed distribution's metadata is the truth (it is what ``pip`` and bug
+reports see); a checkout run without installing it (``PYTHONPATH=.``) has no
+metadata, so the version is then read from the ``pyproject.toml`` beside the
+package.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
+from pathlib import Path
+
+DISTRIBUTION = "backprop-toolkit"
+
+
+def version() -> str:
+    """The distribution's version; from pyproject.toml in an uninstalled checkout; else ``unknown``."""
+    try:
+        return _dist_version(DISTRIBUTION)
+    except PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        if project.get("name") == DISTRIBUTION:
+            return str(project["version"])
+    except (OSError, KeyError, TypeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        pass
+    return "unknown"
+
+
+__all__ = ["version"]

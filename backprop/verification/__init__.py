@@ -1,0 +1,1 @@
+"""Verification: hand-derived gradients (claims) judged right or wrong, with a diagnosis."""

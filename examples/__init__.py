@@ -1,1 +1,0 @@
-"""Bundled example specs (shipped in the wheel as package data)."""

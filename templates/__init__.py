@@ -1,1 +1,0 @@
-"""jinja2 templates for generated files (shipped in the wheel as package data)."""
