@@ -50,7 +50,7 @@ def test_write_then_up_to_date_then_regenerate_over_own_file(tmp_path, capsys):
     assert code == 0 and err.strip() == f"backprop: wrote {out}"
     text = out.read_text(encoding="utf-8")
     assert text == codegen.generate("mlp_softmax", output=str(out))
-    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~_umask()  # a normal file, not mkstemp's 0600
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~current_umask()  # a normal file, not mkstemp's 0600
     mtime = out.stat().st_mtime_ns
     code, _, err = run(capsys, "codegen", "mlp_softmax", "-o", str(out))
     assert code == 0 and "up to date" in err and out.stat().st_mtime_ns == mtime
@@ -59,7 +59,7 @@ def test_write_then_up_to_date_then_regenerate_over_own_file(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["net.py"]  # no temporary files left behind
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -265,7 +265,7 @@ def test_check_not_a_generated_module(tmp_path, capsys):
 
 def test_check_in_a_subprocess_exit_status():
     r = subprocess.run([*CLI, "check", "univariate_regression", "--tol", "0"], capture_output=True, text=True)
-    assert r.returncode == 2 and "--tol must be positive" in r.stderr
+    assert r.returncode == 2 and "--tol must be a positive finite number" in r.stderr
 
 
 # ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backprop import get_derivation, parse_spec
-from backprop.cli import main
+from backprop.cli import build_parser, main
 from backprop.codegen.emit import generate
 from backprop.codegen.header import spec_of, status
 from backprop.codegen.latex import latex_document
@@ -38,6 +38,7 @@ from backprop.support.escape import (
     docstring_text,
     is_unsafe,
     markdown_code,
+    path_word,
     py_str,
     shell_quote,
     shell_split,
@@ -124,10 +125,14 @@ def test_hostile_text_cannot_escape_the_generated_module(description: str, label
     about = description_of(text) or f"The network defined in {path}."
     assert f"\n\n{about}\n\n" in doc
     # the header: one comment line each, a command that splits back to the argv, an intact hash
-    assert header_argv(src) == ["backprop", "codegen", label, "-o", output]
+    argv = ["backprop", "codegen", path_word(label), "-o", path_word(output)]
+    assert header_argv(src) == argv
     if not any(is_unsafe(ch) for ch in label + output):
-        assert shlex.split(src.split("\n")[1][len("#     "):]) == ["backprop", "codegen", label, "-o", output]
-    assert spec_of(src) == label
+        assert shlex.split(src.split("\n")[1][len("#     "):]) == argv
+    # backprop's own command line reads the words back as the same spec and output files
+    args = build_parser().parse_args(argv[1:])
+    assert (Path(args.spec), Path(args.output)) == (Path(label), Path(output))
+    assert spec_of(src) == path_word(label)
     assert status(src) == "generated"
 
 
@@ -224,26 +229,28 @@ def test_description_comment_stays_in_the_docstring(comment: str, tmp_path: Path
 
 
 @pytest.mark.parametrize("name", ['a"""b', "nl\nimport os; os.system('touch PWNED')\n#", "semi;$(touch x)",
-                                  "it's \\U0001 $HOME", "\udcff-bytes"])
+                                  "it's \\U0001 $HOME", "\udcff-bytes", "--help", "-o"])
 def test_hostile_file_names(name: str, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     spec = f"{name}.spec"
     Path(spec).write_text(PAYLOAD + BODY, encoding="utf-8")
-    code, _, err = run_cli(capsys, "codegen", spec, "-o", "out.py")
+    code, _, err = run_cli(capsys, "codegen", "-o", "out.py", "--", spec)
     assert code == 0, err
     src = Path("out.py").read_text(encoding="utf-8")
     assert_module_is_safe(src)
     import_file(tmp_path / "out.py")
     assert not Path("PWNED").exists() and not Path("x").exists()
-    assert header_argv(src) == ["backprop", "codegen", spec, "-o", "out.py"]
-    assert spec_of(src) == spec
+    assert header_argv(src) == ["backprop", "codegen", path_word(spec), "-o", "out.py"]
+    assert spec_of(src) == path_word(spec)
     # the regenerate command, run by a real shell, regenerates the very file (and runs nothing else)
     bash = shutil.which("bash")
     if bash is not None:
         command = src.split("\n")[1][len("#     "):]
         argv = subprocess.run([bash, "-c", f"printf '%s\\0' {command}"], capture_output=True, check=True).stdout
-        assert argv.split(b"\0")[:-1] == [os.fsencode(a) for a in ["backprop", "codegen", spec, "-o", "out.py"]]
-    assert run_cli(capsys, "codegen", spec, "-o", "out.py")[0] == 0  # our own file: overwritten
+        assert argv.split(b"\0")[:-1] == [os.fsencode(a) for a in ["backprop", "codegen", path_word(spec), "-o", "out.py"]]
+        # ... and backprop's own parser reads those words as the same spec file
+        assert Path(build_parser().parse_args(header_argv(src)[1:]).spec) == Path(spec)
+    assert run_cli(capsys, *header_argv(src)[1:])[0] == 0  # the regenerate command, run: our own file, overwritten
     assert not Path("x").exists()
 
 

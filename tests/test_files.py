@@ -32,7 +32,7 @@ from backprop.support.files import png_status, stamp, status
 from backprop.train.data import save_npz
 
 CLI = (sys.executable, "-c", "import sys; from backprop.cli import main; sys.exit(main())")
-RUN_FILES = ["gradflow.png", "history.csv", "loss.png", "params.npz"]
+RUN_FILES = [".backprop-run.json", "gradflow.png", "history.csv", "loss.png", "params.npz"]
 QUICK = ["--epochs", "2", "--quiet", "--dims", "m=64"]
 
 
@@ -240,7 +240,7 @@ def test_gradflow_into_a_read_only_directory_fails_before_computing(tmp_path: Pa
     assert list(parent.iterdir()) == []
 
 
-def test_a_failure_midway_leaves_the_old_run_intact(tmp_path: Path, monkeypatch, old_run: Path) -> None:
+def test_a_failure_midway_leaves_the_old_run_intact(tmp_path: Path, monkeypatch, capsys, old_run: Path) -> None:
     out = tmp_path / "run"
     shutil.copytree(old_run, out)
     before = snapshot(out)
@@ -254,8 +254,8 @@ def test_a_failure_midway_leaves_the_old_run_intact(tmp_path: Path, monkeypatch,
         real_write(path, data)
 
     monkeypatch.setattr(backprop.train.loop, "write_atomic", fail_second)
-    with pytest.raises(OSError, match="No space left"):
-        main(["train", "univariate_regression", *QUICK, "--seed", "5", "--out", str(out)])
+    assert main(["train", "univariate_regression", *QUICK, "--seed", "5", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == "backprop: error: No space left on device\n"  # one line, no traceback
     assert written == ["history.csv", "loss.png"]
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging directory left behind
@@ -325,6 +325,37 @@ def test_train_refuses_a_directory_holding_other_files(tmp_path: Path, capsys, m
     code, _, err = run(capsys, "train", "univariate_regression", "--data", str(data), "--out", str(out))
     assert_refused(code, err, "it holds the input")
     assert snapshot(out) == {**before, **snapshot(data)}
+
+
+@pytest.mark.parametrize("name", ["history.csv", "params.npz", "loss.png", "gradflow.png", "gradflow_init.png"])
+@pytest.mark.parametrize("how", ["user's own", "edited"])
+def test_train_judges_run_files_by_content_not_name(tmp_path: Path, capsys, monkeypatch, old_run: Path,
+                                                     name: str, how: str) -> None:
+    """A file with a run file's name is replaced only if backprop wrote it there and it is unchanged."""
+    out = tmp_path / "run"
+    if how == "edited":
+        shutil.copytree(old_run, out)
+        assert run(capsys, "gradflow", "univariate_regression", "--out", str(out / "gradflow_init.png"))[0] == 0
+        with open(out / name, "ab") as f:
+            f.write(b"\n")  # one byte more: no longer what backprop wrote
+    else:
+        out.mkdir()
+        (out / name).write_bytes(b"\x89PNG\r\n\x1a\n my own" if name.endswith(".png") else b"epoch,loss\n1,2\n")
+    before = snapshot(out)
+    monkeypatch.setattr(backprop.train.loop, "train", _no_training)
+    code, _, err = run(capsys, "train", "univariate_regression", *QUICK, "--out", str(out))
+    assert_refused(code, err, f"it holds {name}, which backprop did not write or which were changed since")
+    assert snapshot(out) == before
+
+
+def test_a_forged_manifest_does_not_make_a_file_ours(tmp_path: Path, capsys, monkeypatch) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "history.csv").write_text("my,data\n", encoding="utf-8")
+    (out / ".backprop-run.json").write_text('{"generated_by": "written by backprop", "files": {"history.csv": "0"}}')
+    monkeypatch.setattr(backprop.train.loop, "train", _no_training)
+    code, _, err = run(capsys, "train", "univariate_regression", *QUICK, "--out", str(out))
+    assert_refused(code, err, "it holds history.csv")
 
 
 def test_gradflow_marks_its_chart_and_refuses_foreign_files(tmp_path: Path, capsys) -> None:
@@ -408,6 +439,20 @@ def _size_lying_npz() -> bytes:
     return bytes(raw)
 
 
+def _npz_of(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, raw in members.items():
+            z.writestr(name, raw)
+    return out.getvalue()
+
+
+def _bad_header() -> bytes:
+    """X's header is not a Python literal (an unclosed parenthesis: numpy's parser raises TokenError)."""
+    raw = _npy(np.ones((1, 10))).replace(b"'shape': (1, 10)", b"'shape': (1, 10 ")
+    return _npz_of({"x.npy": raw, "y.npy": _npy(np.ones((1, 10)))})
+
+
 def _pickled() -> bytes:
     out = io.BytesIO()
     np.savez(out, x=np.array([[object()] * 4], dtype=object), y=np.ones((1, 4)))
@@ -422,6 +467,10 @@ BAD_DATA = {
     "truncated zip": (save_npz({"x": np.ones((1, 10)), "y": np.ones((1, 10))})[:150], "not a readable NumPy .npz"),
     "header claims 75 GB": (_lying_npz(), "array 'x': its header claims shape (100000, 100000) (80.0 GB)"),
     "zip claims 75 GB": (_size_lying_npz(), "a damaged or forged file"),
+    "malformed header": (_bad_header(), "array 'x' is not a NumPy array (its header: "),
+    # both sizes round to 3.2 kB: the message gives them exactly rather than contradict itself
+    "8 bytes short": (_npz_of({"x.npy": _npy(np.ones((20, 20)))[:-8], "y.npy": _npy(np.ones((1, 10)))}),
+                      "its header claims shape (20, 20) (3,200 bytes), but the archive holds 3,192 bytes for it"),
     "pickled objects": (_pickled(), "array 'x' holds object values; expected numbers"),
     "no examples": (save_npz({"x": np.ones((1, 0)), "y": np.ones((1, 0))}),
                     "array 'x' has shape (1, 0): no examples (m = 0): an empty data set"),

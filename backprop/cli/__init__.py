@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from backprop.cli import check, codegen, derive, gradflow, show, train, verify
-from backprop.support.errors import SpecError, UsageError
+from backprop.support.errors import SpecError, UsageError, os_error
+from backprop.support.escape import visible
 from backprop.support.extras import MissingExtraError
 from backprop.support.version import version
 
@@ -57,10 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(e.format(), file=sys.stderr)
         return 2
     except (UsageError, MissingExtraError) as e:  # a missing extra: which one to install, not a traceback
-        print(f"backprop: error: {e}", file=sys.stderr)
+        print(f"backprop: error: {visible(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `backprop derive ... | head`
         return 0
+    except OSError as e:  # a path the user named that the system refuses (too long, no permission, disk full)
+        print(f"backprop: error: {os_error(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C: files are left as they were (writes are atomic), no traceback
         print("backprop: interrupted", file=sys.stderr)
         return 130

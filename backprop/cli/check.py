@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from backprop.cli.options import add_seed
 from backprop.codegen.dims import check_known_dims, check_sizes, parse_dims
 from backprop.codegen.gradcheck import DIM_RANGE, TOLERANCES
 from backprop.support.errors import UsageError
@@ -28,7 +29,7 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC", help="spec file, bundled example name, or a generated .py module")
     p.add_argument("--dims", default="", metavar="n=3,m=5,...",
                    help="fix some dimension sizes; the others are drawn at random from the seed")
-    p.add_argument("--seed", type=int, default=0, help="random seed for sizes, params and inputs (default 0)")
+    add_seed(p, help="random seed for sizes, params and inputs (default 0)")
     p.add_argument("--tol", type=float, default=None,
                    help="largest acceptable relative error, max|grad − fd| / max(|grad|, |fd|) "
                    f"(default {TOLERANCES['float64']:g}; {TOLERANCES['float32']:g} with --dtype float32)")
@@ -56,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from backprop.codegen.loader import load_module
 
     dims = parse_dims(args.dims)
-    if args.tol is not None and not args.tol > 0:
-        raise UsageError(f"--tol must be positive, got {args.tol:g}")
+    if args.tol is not None and not 0 < args.tol < float("inf"):
+        raise UsageError(f"--tol must be a positive finite number, got {args.tol:g}")
     target = args.spec
     reference = None
     if target.endswith(".py"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backprop.cli.options import path
 from backprop.codegen.safe_write import UnsafeWriteError, write_generated
 from backprop.support.errors import UsageError
 from backprop.support.files import spec_files
@@ -17,7 +18,7 @@ HELP = {
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC", help="spec file or bundled example name")
-    p.add_argument("-o", "--output", metavar="FILE",
+    p.add_argument("-o", "--output", type=path, metavar="FILE",
                    help="write to FILE atomically (default: stdout); refuses to overwrite the spec, a file "
                    "backprop did not generate, or one edited since; a symbolic link is followed")
     p.add_argument("--force", action="store_true", help="overwrite FILE even if it was not generated or was edited")

@@ -6,11 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from backprop.cli.options import path
 from backprop.engine.optim import OPTIMIZERS
 from backprop.engine.pipeline import get_derivation
 from backprop.present.render import FORMATS, render
 from backprop.support.errors import UsageError
-from backprop.support.escape import shell_join
+from backprop.support.escape import path_word, shell_join
 from backprop.support.files import UnsafeWriteError, check_target, safe_write, spec_files, stamp
 
 HELP = {
@@ -28,7 +29,7 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         help="output format (default: text; with -o, from the file suffix .tex/.md/.json/.txt)",
     )
     p.add_argument("--standalone", action="store_true", help="LaTeX: a whole document that compiles with pdflatex")
-    p.add_argument("-o", "--output", metavar="FILE",
+    p.add_argument("-o", "--output", type=path, metavar="FILE",
                    help="write to FILE (atomically, only if everything succeeded); refuses to overwrite the spec, "
                    "a file backprop did not write, or one edited since; a symbolic link is followed")
     p.add_argument("--force", action="store_true", help="with -o: overwrite FILE even if backprop did not write it")
@@ -51,11 +52,11 @@ def _format(args: argparse.Namespace) -> str:
 
 def _command(args: argparse.Namespace, fmt: str) -> str:
     """The command that rewrites the file, for its "written by backprop" mark."""
-    words = ["backprop", "derive", args.spec, "--format", fmt]
+    words = ["backprop", "derive", path_word(args.spec), "--format", fmt]
     words += ["--standalone"] * args.standalone + ["--expanded"] * args.expanded + ["--index"] * args.index
     words += ["--param", args.param] if args.param else []
     words += ["--optimizer", args.optimizer] if args.optimizer != "sgd" else []
-    return shell_join([*words, "-o", args.output])
+    return shell_join([*words, "-o", path_word(args.output)])
 
 
 def run(args: argparse.Namespace) -> int:

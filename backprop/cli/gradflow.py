@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from backprop.cli.options import add_seed, path
 from backprop.codegen.dims import check_known_dims, check_memory, network_shapes, parse_dims
 from backprop.support.errors import UsageError
-from backprop.support.escape import shell_join
+from backprop.support.escape import path_word, shell_join
 from backprop.support.extras import require
 from backprop.support.files import UnsafeWriteError, check_target, cleanup_on_signals, probe, safe_write, spec_files, stamp_png
 from backprop.train.gradflow import CHOICES
@@ -23,14 +24,15 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare-activation", metavar="ACT", action="append", choices=CHOICES, default=[],
                    help=f"also the network with every hidden activation replaced by ACT ({', '.join(CHOICES)}); "
                    "repeatable")
-    p.add_argument("--out", metavar="FILE.png", default=None,
+    p.add_argument("--out", type=path, metavar="FILE.png", default=None,
                    help="the bar chart (default runs/NAME/gradflow_init.png); refuses to overwrite a file backprop "
                    "did not write; a symbolic link is followed")
     p.add_argument("--force", action="store_true", help="overwrite --out even if backprop did not write it")
     p.add_argument("--dims", default="", metavar="n=8,m=512,...",
                    help="dim sizes (default: 512 examples, 8 for the data's other dims, 32 for hidden ones)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for params and synthetic data (default 0)")
-    p.add_argument("--data", metavar="FILE.npz", help="data to take the gradient on (default: synthetic, as backprop train)")
+    add_seed(p, help="seed for params and synthetic data (default 0)")
+    p.add_argument("--data", type=path, metavar="FILE.npz",
+                   help="data to take the gradient on (default: synthetic, as backprop train)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,7 +125,7 @@ def _mkdirs(directory: Path) -> list[Path]:
 
 def _command(args: argparse.Namespace) -> str:
     """The command that rewrites the chart, for its "written by backprop" mark (no paths but the spec's)."""
-    words = ["backprop", "gradflow", args.spec]
+    words = ["backprop", "gradflow", path_word(args.spec)]
     for act in args.compare_activation:
         words += ["--compare-activation", act]
     words += ["--dims", args.dims] if args.dims else []

@@ -14,14 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from backprop.cli.options import add_seed, path
 from backprop.codegen.dims import check_known_dims, check_memory, network_shapes, parse_dims
 from backprop.engine.optim import OPTIMIZERS, get_optimizer
-from backprop.support.errors import UsageError
+from backprop.expr.ir import fmt_shape
+from backprop.support.errors import SpecError, UsageError
 from backprop.support.extras import require
-from backprop.support.files import RunDir, UnsafeWriteError, spec_files
+from backprop.support.files import UnsafeWriteError, spec_files
+from backprop.support.rundir import RunDir
 from backprop.train.loop import DEFAULT_BATCH, DEFAULT_EPOCHS, DEFAULT_OPTIMIZER
 
 if TYPE_CHECKING:  # pragma: no cover
+    from backprop.language.model import Model
     from backprop.train.loop import History
 
 HELP = {
@@ -33,7 +37,7 @@ HELP = {
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC", help="spec file or bundled example name")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", metavar="FILE.npz",
+    src.add_argument("--data", type=path, metavar="FILE.npz",
                      help="training data: an .npz archive with one array per input of the spec (examples are columns)")
     src.add_argument("--synthetic", action="store_true",
                      help="make up data that suits the spec: targets from a random teacher network (the default "
@@ -50,12 +54,12 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--val", type=float, default=0.0, metavar="FRACTION",
                    help="hold out this fraction of the examples (chosen at random with --seed) and report their "
                    "loss every epoch (default 0: train on all)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for params, synthetic data and shuffling (default 0)")
+    add_seed(p, help="seed for params, synthetic data and shuffling (default 0)")
     p.add_argument("--dims", default="", metavar="n=8,m=512,...",
                    help="sizes of the dims the data does not fix "
                    "(default: 512 examples, 8 for the data's other dims, 32 for hidden ones)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="precision of params and data")
-    p.add_argument("--out", metavar="DIR", default=None, help="where to write the results (default runs/NAME)")
+    p.add_argument("--out", type=path, metavar="DIR", default=None, help="where to write the results (default runs/NAME)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -79,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     require("'backprop train'", "matplotlib", *(() if args.quiet else ("tqdm",)))
     from backprop.codegen.emit import derivation_of, generate
     from backprop.codegen.loader import load_source
-    from backprop.train.data import DataError, default_dims, load_npz, synthetic
+    from backprop.train.data import DataError, default_dims, example_dim, load_npz, synthetic
     from backprop.train.loop import RUN_FILES, write_outputs
 
     _check_numbers(args)
@@ -93,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir = RunDir(out, RUN_FILES, CARRIED, inputs=sources)
         run_dir.check()  # before the work: not after training
         module = load_source(generate(d, optimizer=args.optimizer), model.name)
+        _refuse_per_example_params(model, example_dim(module))
         with run_dir as staging:  # created now: the probe that the place is writable
             if args.data:
                 try:
@@ -121,6 +126,18 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _refuse_per_example_params(model: Model, mdim: str | None) -> None:
+    """A param with an axis of examples cannot be trained on mini-batches (nor used on new data): say so
+    at its declaration, before any work, rather than fail inside the first batch."""
+    for decl in model.params:
+        if mdim is not None and any(str(s) == mdim for s in decl.shape):
+            raise SpecError(f"param {decl.name!r} has shape {fmt_shape(decl.shape)}, one entry per example "
+                            f"({mdim} counts the examples): train feeds mini-batches of examples, and a param "
+                            "must be the same for each; give that axis size 1 to share it across examples, "
+                            "or declare it an input", decl.line, 1, model.path).at(
+                model.path, model.source.splitlines()[decl.line - 1] if decl.line else None)
 
 
 def _train(args: argparse.Namespace, name: str, module: ModuleType, inputs: dict[str, Any], dims: dict[str, int],

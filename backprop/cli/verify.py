@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from backprop.support.errors import SpecError, UsageError
+from backprop.cli.options import path
+from backprop.support.errors import UsageError
+from backprop.support.reading import read_user_text
 from backprop.verification.verify import ClaimSource, check_claims, claim_sources
 
 HELP = {
@@ -35,7 +36,7 @@ USAGE = "backprop verify [-h] [--claims FILE] [--format {text,json}] SPEC [CLAIM
 
 
 def _options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--claims", dest="claims_file", metavar="FILE",
+    p.add_argument("--claims", dest="claims_file", type=path, metavar="FILE",
                    help="read claims from FILE, one a line ('#' comments and blank lines allowed; '-' for stdin)")
     p.add_argument("--format", choices=("text", "json"), help="output format (default: text)")
 
@@ -67,17 +68,7 @@ def _file_sources(path: str) -> list[ClaimSource]:
     if path == "-":
         data, shown = sys.stdin.read(), "<stdin>"
     else:
-        p = Path(path)
-        if p.is_dir():
-            raise SpecError("is a directory, not a claims file", 0, 0, path)
-        if not p.is_file():
-            raise SpecError("no such claims file", 0, 0, path)
-        raw = p.read_bytes()
-        try:
-            data = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = raw[: e.start].count(b"\n") + 1
-            raise SpecError(f"not UTF-8 text: byte 0x{raw[e.start]:02x} cannot be decoded", line, 1, path) from None
+        data = read_user_text(path, "claims file")
         shown = path
     if data.startswith("\ufeff"):
         data = data[1:]

@@ -27,7 +27,12 @@ COPIES = 3
 def parse_dims(text: str, option: str = "--dims") -> dict[str, int]:
     """``n=3,m=5`` -> {"n": 3, "m": 5}; UsageError naming the bad item."""
     dims: dict[str, int] = {}
-    for item in filter(str.strip, text.split(",")):
+    if not text.strip():
+        return dims
+    for item in text.split(","):
+        if not item.strip():
+            raise UsageError(f"{option}: an empty item between commas in {_short(text)!r} "
+                             "(expected NAME=SIZE items, e.g. n=3,m=5)")
         m = _ITEM.fullmatch(item)
         if not m:
             raise UsageError(f"{option}: expected NAME=SIZE items separated by commas (e.g. n=3,m=5), "

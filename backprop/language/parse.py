@@ -26,6 +26,7 @@ from backprop.language.model import DOMAINS, KINDS, Assign, Decl, Model
 from backprop.support.bundled import SPEC_SUFFIX, example_names, examples_dir
 from backprop.support.deepstack import MAX_NESTING, deep_stack
 from backprop.support.errors import ShapeError, SpecError
+from backprop.support.reading import read_user_text
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BINOPS: dict[type, tuple[str, Callable[[Basic, Basic], Basic]]] = {
@@ -517,24 +518,12 @@ def parse_spec(text: str, path: str = "<spec>", name: str | None = None) -> Mode
 def read_spec(spec: str) -> tuple[str, str]:
     """Return (text, display path) for a spec path or bundled example name."""
     p = Path(spec)
-    if not p.is_file() and not spec.endswith(SPEC_SUFFIX) and "/" not in spec:
+    if not p.exists() and not spec.endswith(SPEC_SUFFIX) and "/" not in spec:
         bundled = examples_dir() / f"{spec}{SPEC_SUFFIX}"
         if bundled.is_file():
-            p = bundled
             spec = str(bundled)
-    if p.is_dir():
-        raise SpecError("is a directory, not a spec file", 0, 0, spec)
-    if not p.is_file():
-        names = ", ".join(example_names())
-        raise SpecError(f"no such file or bundled example (bundled: {names})", 0, 0, spec)
-    data = p.read_bytes()
-    try:
-        return data.decode("utf-8"), spec
-    except UnicodeDecodeError as e:
-        before = data[: e.start]
-        line = before.count(b"\n") + 1
-        col = e.start - (before.rfind(b"\n") + 1) + 1
-        raise SpecError(f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded", line, col, spec) from None
+    missing = f"no such file or bundled example (bundled: {', '.join(example_names())})"
+    return read_user_text(spec, "spec file", missing), spec
 
 
 @deep_stack

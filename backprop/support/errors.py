@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+from backprop.support.escape import visible
 
 
 @dataclass
@@ -19,13 +22,17 @@ class SpecError(Exception):
         return self.format()
 
     def format(self) -> str:
-        """The one-line diagnostic, plus the source line and a caret when known."""
-        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
-        text = f"{where}: error: {self.message}"
+        """The one-line diagnostic, plus the source line and a caret when known.
+
+        User text (the path, names quoted in the message, the source line) goes to a terminal: control
+        characters in it are shown as escapes, never sent raw, and the caret still points at the column.
+        """
+        where = f"{visible(self.file)}:{self.line}:{self.col}" if self.line else visible(self.file)
+        text = f"{where}: error: {visible(self.message)}"
         if self.source_line is not None and self.line:
             src = self.source_line.rstrip("\n")
-            caret = " " * max(self.col - 1, 0) + "^"
-            text += f"\n    {src}\n    {caret}"
+            caret = " " * len(visible(src[: max(self.col - 1, 0)])) + "^"
+            text += f"\n    {visible(src)}\n    {caret}"
         return text
 
     def at(self, file: str, source_line: str | None = None) -> SpecError:
@@ -46,3 +53,11 @@ class UnsupportedError(TypeError):
 
 class UsageError(Exception):
     """A bad option value or an unsafe request; printed as ``backprop: error: ...``."""
+
+
+def os_error(e: OSError) -> str:
+    """An OSError about a user's path as one line: ``PATH: reason`` (the reason as the system words it)."""
+    reason = e.strerror or str(e)
+    if e.filename is None:
+        return visible(reason)
+    return f"{visible(os.fsdecode(e.filename))}: {visible(reason)}"

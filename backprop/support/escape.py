@@ -31,7 +31,7 @@ import unicodedata
 from typing import Any
 
 __all__ = [
-    "is_unsafe", "visible", "py_str", "docstring_text", "comment_text", "shell_quote", "shell_split",
+    "is_unsafe", "visible", "path_word", "py_str", "docstring_text", "comment_text", "shell_quote", "shell_split",
     "tex_text", "markdown_text", "markdown_code", "mathtext_text", "json_text", "TEX_SPECIAL",
 ]
 
@@ -128,6 +128,15 @@ def shell_quote(word: str) -> str:
         return shlex.quote(word)
     body = "".join(_ANSI_ESCAPES.get(ch) or (_ansi_c_escape(ch) if is_unsafe(ch) else ch) for ch in word)
     return f"$'{body}'"
+
+
+def path_word(path: str) -> str:
+    """A path as a command-line word that no parser takes for an option: ``-x.spec`` -> ``./-x.spec``.
+
+    The same file, but ``backprop codegen -x.spec`` would read ``-x`` as an option; every path that
+    goes into a "regenerate with" command passes through here before :func:`shell_join`.
+    """
+    return f"./{path}" if path.startswith("-") else path
 
 
 def shell_join(words: list[str]) -> str:

@@ -10,8 +10,8 @@ Every ``-o``/``--out`` goes through here:
   (the same file, however spelled), a directory, or a file backprop did not
   write -- recognized by a one-line mark carrying a hash of the rest of the
   file (:func:`stamp`), so an edited file counts as someone's work too.
-- :class:`RunDir` writes a whole directory of results the same way: into a
-  staging directory beside it, renamed into place when complete.
+- :class:`~backprop.support.rundir.RunDir` (its own module) writes a whole
+  directory of results the same way.
 - :func:`cleanup_on_signals` turns SIGTERM/SIGHUP into SystemExit while temp
   files exist, so ``finally`` blocks remove them (SIGINT already raises
   KeyboardInterrupt).
@@ -20,13 +20,10 @@ Every ``-o``/``--out`` goes through here:
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import struct
 import tempfile
@@ -44,7 +41,7 @@ MARK = "written by backprop"
 HASH_KEY = "backprop-hash:"
 _MARK_LINE = re.compile(rf"^.*{re.escape(MARK)}.*{re.escape(HASH_KEY)} (?P<digest>[0-9a-f]{{64}}).*(?:\n|$)", re.M)
 #: A file larger than this is not one backprop wrote (its mark is not even looked for).
-_MAX_OWN_SIZE = 256 * 1024 * 1024
+MAX_OWN_SIZE = 256 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_KEY = b"backprop"
 
@@ -218,7 +215,7 @@ def check_target(path: str | os.PathLike[str], *, inputs: Iterable[str | os.Path
         raise UnsafeWriteError(f"refusing to write {option} {path}: not a regular file")
     try:
         size = target.stat().st_size
-        raw = target.read_bytes() if size <= _MAX_OWN_SIZE else b""
+        raw = target.read_bytes() if size <= MAX_OWN_SIZE else b""
     except OSError as e:
         raise UnsafeWriteError(f"cannot read {option} {path}: {_why(e)}") from None
     if force:
@@ -257,7 +254,7 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(raw)
-            os.chmod(tmp, _mode_for(target))  # mkstemp makes 0600; keep the file's usual mode
+            os.chmod(tmp, mode_for(target))  # mkstemp makes 0600; keep the file's usual mode
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -279,15 +276,15 @@ def safe_write(path: str | os.PathLike[str], data: str | bytes, *, inputs: Itera
     return True
 
 
-def _mode_for(target: Path) -> int:
+def mode_for(target: Path) -> int:
     """The replaced file's permissions, or what a plain ``open`` would give a new file."""
     try:
         return target.stat().st_mode & 0o7777
     except FileNotFoundError:
-        return 0o666 & ~_umask()
+        return 0o666 & ~current_umask()
 
 
-def _umask() -> int:
+def current_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
@@ -296,139 +293,6 @@ def _umask() -> int:
 # ---------------------------------------------------------------------------
 # A directory of results, written as a whole
 # ---------------------------------------------------------------------------
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-class RunDir:
-    """Write a directory of results as a whole: a staging directory beside ``path``, renamed into place.
-
-    Opening it is the write probe: the staging directory is created (and a
-    file written in it) before any work, so an unwritable place fails first.
-    An existing ``path`` is replaced only if it holds nothing but ``owned``
-    files (what this command writes) and ``carried`` ones (other backprop
-    outputs, linked into the new directory). Until :meth:`commit`, the old
-    directory is untouched; on any exit the staging directory is removed.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], owned: Iterable[str], carried: Iterable[str] = (),
-                 inputs: Iterable[str | os.PathLike[str]] = (), option: str = "--out") -> None:
-        self.shown = Path(path)
-        self.option = option
-        self.owned = set(owned)
-        self.carried = set(carried)
-        self.inputs = list(inputs)
-        self.path = Path(os.path.abspath(resolve_target(self.shown)))
-        self.staging: Path | None = None
-        self._created: list[Path] = []  # parent directories made for the run, removed if it fails
-        self._signals = cleanup_on_signals()
-
-    def check(self) -> None:
-        """UnsafeWriteError unless ``path`` is absent or a directory of this command's results."""
-        p = self.path
-        for source in self.inputs:
-            if same_file(source, p) or same_file(Path(source).parent, p):
-                raise UnsafeWriteError(f"refusing to replace {self.option} {self.shown}: it holds the input {source}")
-        if p.exists() and not p.is_dir():
-            raise UnsafeWriteError(f"{self.option} {self.shown}: exists and is not a directory")
-        if not p.exists():
-            return
-        try:
-            entries = sorted(os.listdir(p))
-        except OSError as e:
-            raise UnsafeWriteError(f"cannot read {self.option} {self.shown}: {_why(e)}") from None
-        foreign = [e for e in entries
-                   if e not in self.owned | self.carried or not (p / e).is_file() or (p / e).is_symlink()]
-        if foreign:
-            raise UnsafeWriteError(
-                f"refusing to replace {self.option} {self.shown}: it holds {', '.join(foreign[:5])}"
-                f"{', ...' if len(foreign) > 5 else ''}, which backprop did not write (choose another "
-                f"{self.option} or move them)")
-        if not os.access(p, os.W_OK):
-            raise UnsafeWriteError(f"cannot replace {self.option} {self.shown}: {os.strerror(errno.EACCES)}")
-
-    def __enter__(self) -> Path:
-        self.check()
-        parent = self.path.parent
-        self._signals.__enter__()
-        try:
-            missing = [a for a in [parent, *parent.parents] if not a.exists()]
-            for a in reversed(missing):
-                a.mkdir()
-                self._created.append(a)
-            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent))
-            probe = self.staging / ".probe"
-            probe.write_bytes(b"backprop")
-            probe.unlink()
-        except BaseException as e:
-            self.__exit__()
-            if isinstance(e, OSError):
-                raise UnsafeWriteError(f"cannot write {self.option} {self.shown}: {_why(e)}") from None
-            raise
-        return self.staging
-
-    def commit(self) -> None:
-        """Put the staging directory in ``path``'s place (with the carried files of the old one)."""
-        assert self.staging is not None
-        self.check()  # nothing foreign appeared meanwhile
-        old = self.path
-        if not old.exists():
-            os.chmod(self.staging, _mode_for(old) | 0o111 & ~_umask())  # mkdtemp makes 0700
-            os.rename(self.staging, old)
-            self.staging = None
-            return
-        for name in sorted(self.carried - set(os.listdir(self.staging))):
-            if (old / name).is_file():
-                try:
-                    os.link(old / name, self.staging / name)
-                except OSError:
-                    shutil.copy2(old / name, self.staging / name)
-        os.chmod(self.staging, old.stat().st_mode & 0o7777)
-        if _exchange(self.staging, old):  # staging now holds the old results: removed by _cleanup
-            return
-        trash = Path(tempfile.mkdtemp(prefix=f".{old.name}.", suffix=".old", dir=old.parent))
-        os.rename(old, trash / old.name)
-        try:
-            os.rename(self.staging, old)
-        except BaseException:
-            os.rename(trash / old.name, old)
-            shutil.rmtree(trash, ignore_errors=True)
-            raise
-        self.staging = trash
-
-    def _cleanup(self) -> None:
-        if self.staging is not None:
-            shutil.rmtree(self.staging, ignore_errors=True)
-            self.staging = None
-        if not self.path.exists():  # the run failed: the directories made for it go too
-            for a in reversed(self._created):
-                with contextlib.suppress(OSError):
-                    a.rmdir()
-        self._created = []
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self._cleanup()
-        finally:
-            self._signals.__exit__(None, None, None)
 
 
 def probe(directory: str | os.PathLike[str], shown: str | os.PathLike[str], option: str = "--out") -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -189,16 +190,19 @@ def _read_member(path: Path, z: zipfile.ZipFile, name: str, info: zipfile.ZipInf
                 shape, fortran, dtype = fmt.read_array_header_2_0(f)
             else:
                 raise ValueError(f"unsupported .npy format version {version}")
-        except ValueError as e:
-            raise DataError(f"{path}: array '{name}' is not a NumPy array ({_reason(e)})") from None
+        except (ValueError, SyntaxError, tokenize.TokenError) as e:  # the header is a Python literal NumPy parses
+            raise DataError(f"{path}: array '{name}' is not a NumPy array (its header: {_reason(e)})") from None
         if dtype.hasobject or dtype.kind not in "biuf":
             raise DataError(f"{path}: array '{name}' holds {dtype} values; expected numbers")
         header = f.tell()
         claimed = math.prod(shape) * dtype.itemsize
         if header + claimed != info.file_size:
-            raise DataError(f"{path}: array '{name}': its header claims shape {shape} ({fmt_bytes(claimed)}), but the "
-                            f"archive holds {fmt_bytes(max(info.file_size - header, 0))} for it: a damaged or "
-                            "forged file")
+            held = max(info.file_size - header, 0)
+            said, has = fmt_bytes(claimed), fmt_bytes(held)
+            if said == has:  # rounded alike: say the exact sizes, or the message contradicts itself
+                said, has = f"{claimed:,} bytes", f"{held:,} bytes"
+            raise DataError(f"{path}: array '{name}': its header claims shape {shape} ({said}), but the "
+                            f"archive holds {has} for it: a damaged or forged file")
         if claimed * 2 > budget:  # the array, and its float64 copy
             raise DataError(f"{path}: array '{name}' has shape {shape} ({fmt_bytes(claimed)}): more than the "
                             f"{fmt_bytes(max(budget, 0))} of memory available")
@@ -207,7 +211,8 @@ def _read_member(path: Path, z: zipfile.ZipFile, name: str, info: zipfile.ZipInf
 
 
 def _reason(e: BaseException) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+    text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)  # TokenError's str is a tuple
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _check_array(path: Path, name: str, a: np.ndarray, module: ModuleType, dims: dict[str, int],
