@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from backprop import codegen
-from backprop.codegen.gradcheck import TOLERANCE, TOLERANCES, draw, gradcheck, relative_error, resolve_dims
+from backprop.codegen.gradcheck import (
+    TOLERANCE,
+    TOLERANCES,
+    NotFiniteError,
+    draw,
+    gradcheck,
+    relative_error,
+    resolve_dims,
+)
 from backprop.codegen.regenerate import GENERATED
 from backprop.support.bundled import example_names
 
@@ -249,3 +257,40 @@ def test_float32_rounding_is_not_a_false_alarm(tmp_path):
         report = gradcheck(spec, seed=seed, dtype="float32")
         assert report.ok, report.format()
     assert gradcheck(spec, seed=1, dtype="float32").worst > TOLERANCES["float32"]
+
+
+# ---------------------------------------------------------------------------
+# Rounding the fd cannot see in themselves, and points where there is nothing to check
+# ---------------------------------------------------------------------------
+
+
+def test_a_tiny_cross_entropy_is_not_a_false_alarm():
+    """L ≈ 1e-8 is log(1 + 1e-8): quantized in steps of ε·1, not ε·L. The loss moves by a whole number of
+    quanta per step, so D(h) and D(2h) agree to 1e-19 while both are 1% off: before the noise counted the
+    magnitudes on the way to the loss, a correct module was called WRONG here."""
+    report = gradcheck("mlp_softmax", dims={"h": 1, "m": 1}, seed=0)
+    assert report.ok and not report.failed, report.format()
+    assert report.loss < 1e-7 and report.noisy  # honest: the fd cannot check these gradients to 1e-7
+
+
+def test_a_wrong_gradient_is_still_found_where_the_noise_floor_is_high():
+    source = codegen.generate("mlp_softmax")
+    report = gradcheck(codegen.load_module(_scaled(source, "W2", "1.01")), dims={"h": 3, "m": 4}, seed=0)
+    assert report.failed == ["W2"], report.format()
+
+
+def test_a_loss_that_is_not_finite_at_the_point_is_said_so(tmp_path, capsys):
+    spec = _spec(tmp_path, "logneg", "input x[n, m]\nparam w[1, n]\nloss = sum(log(w @ x)) / m\n")
+    with pytest.raises(NotFiniteError, match=r"^the loss is nan at the point drawn with seed 0"):
+        gradcheck(spec, seed=0)
+    from backprop.cli import main
+
+    assert main(["check", str(spec)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("backprop: error: the loss is nan") and err.count("\n") == 1, err
+
+
+def test_a_negative_zero_loss_is_shown_as_zero(tmp_path):
+    spec = _spec(tmp_path, "negzero", "input x[n, m]\nparam w[1, n]\nloss = -sum(w @ x - w @ x) / m\n")
+    report = gradcheck(spec, seed=0)
+    assert report.ok and "\nloss 0; reference evaluator 0 (" in report.format()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from backprop.cli.options import add_seed
 from backprop.codegen.dims import check_known_dims, check_sizes, parse_dims
-from backprop.codegen.gradcheck import DIM_RANGE, TOLERANCES
+from backprop.codegen.gradcheck import DIM_RANGE, TOLERANCES, NotFiniteError
 from backprop.support.errors import UsageError
 
 HELP = {
@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
         target = d
     check_known_dims(dims, known)
     check_sizes(target, dims, DIM_RANGE[1] - 1)  # before allocating: undrawn dims at their largest
-    report = gradcheck(target, dims=dims, seed=args.seed, tol=args.tol, reference=reference, dtype=args.dtype)
+    try:
+        report = gradcheck(target, dims=dims, seed=args.seed, tol=args.tol, reference=reference, dtype=args.dtype)
+    except NotFiniteError as e:
+        raise UsageError(str(e)) from None
     print(report.format())
     if report.ok and report.noisy:
         print(f"backprop: warning: finite differences too noisy to check {', '.join(report.noisy)} "

@@ -47,6 +47,7 @@ which checks the stable rewrites.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,10 @@ class ParamCheck:
     def error(self) -> float:
         """max |g − fd| relative to the gradient's scale (0 for a gradient that is 0 both ways)."""
         return self.discrepancy / self.scale if self.scale > 0 else (0.0 if self.discrepancy == 0 else np.inf)
+
+
+class NotFiniteError(ValueError):
+    """The loss is not a finite number at the drawn point: there is nothing to check there."""
 
 
 @dataclass(frozen=True)
@@ -255,11 +260,51 @@ class Differences:
     fd2: np.ndarray  # D(2h)
     step: np.ndarray  # h per entry, as represented (θ + h − θ)
     loss: np.ndarray  # the largest |L| met per entry
+    rounding: float = 0.0  # the loss's measured rounding noise near θ (see loss_noise)
 
     @property
     def noise(self) -> np.ndarray:
-        """K·(|D(h) − D(2h)| + ε·|L|/h): truncation measured, rounding measured and bounded below."""
-        return SAFETY * (np.abs(self.fd - self.fd2) + MACHINE_EPS * self.loss / self.step)
+        """K·(|D(h) − D(2h)| + max(ε·|L|, r)/h): truncation measured, rounding measured twice and bounded below."""
+        floor = np.maximum(MACHINE_EPS * self.loss, self.rounding)
+        return SAFETY * (np.abs(self.fd - self.fd2) + floor / self.step)
+
+
+def loss_noise(module: ModuleType, values: Mapping[str, Any], name: str, steps: np.ndarray) -> float:
+    """A bound on the rounding noise of the loss near θ: ε·M, M the largest magnitude met on the way to
+    the loss, or a measured estimate (Moré & Wild's ECnoise) where that is larger.
+
+    ε·|L| underestimates the noise when the loss is a small difference of large terms: a cross-entropy
+    of 1e-8 is log(1 + 1e-8), whose quanta are ε·1, not ε·1e-8; and |D(h) − D(2h)| can miss it, when
+    the quantized loss moves by a whole number of quanta per step (then both differences are off by the
+    same amount). M is the largest |value| among the params, inputs and the values forward keeps for
+    backward. The measurement evaluates the loss at θ + k·v for k = 0..8, v a fixed pseudo-random ±h
+    direction: high-order differences of a smooth function at that step are negligible, while noise of
+    standard deviation σ gives E[(Δᵏf)²] = C(2k, k)·σ²; the largest estimate over k = 4..6 counts. An
+    overestimate can only make a check "too noisy", never call a right gradient wrong.
+    """
+    loss, cache = module.forward(*(values[n] for n in module.SHAPES))
+    magnitude = max((_largest(v) for v in (*values.values(), *cache, loss)), default=0.0)
+    x = np.array(values[name], dtype=np.float64)
+    scalar = np.ndim(values[name]) == 0
+    signs = np.where(np.random.default_rng(len(name)).random(x.shape) < 0.5, -1.0, 1.0)
+    f = []
+    for k in range(9):
+        moved = x + k * signs * steps
+        f.append(_loss(module, {**values, name: float(moved) if scalar else moved}))
+    f_arr = np.array(f)
+    measured = 0.0
+    if np.all(np.isfinite(f_arr)):
+        measured = max(float(np.sqrt(np.mean(np.diff(f_arr, n=k) ** 2) / math.comb(2 * k, k))) for k in (4, 5, 6))
+    return max(MACHINE_EPS * magnitude, measured)
+
+
+def _largest(value: Any) -> float:
+    """The largest finite |entry| of a value (0 for one that holds no numbers, e.g. a dim)."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "biuf" or a.size == 0:
+        return 0.0
+    a = np.abs(a[np.isfinite(a)], dtype=np.float64)
+    return float(a.max(initial=0.0))
 
 
 def differences(module: ModuleType, values: Mapping[str, Any], name: str, step: float = STEP) -> Differences:
@@ -283,7 +328,7 @@ def differences(module: ModuleType, values: Mapping[str, Any], name: str, step: 
         out["fd2"][idx] = (plus2 - minus2) / (4 * h)
         out["step"][idx] = h
         out["loss"][idx] = max(base, *(abs(v) for v in losses))
-    return Differences(**out)
+    return Differences(**out, rounding=loss_noise(module, values, name, out["step"]))
 
 
 def numeric_gradient(module: ModuleType, values: dict[str, Any], name: str, step: float = STEP) -> Any:
@@ -317,7 +362,9 @@ def judge(name: str, grad: Any, d: Differences, theta: Any, tol: float, dtype: n
     if zero:
         ok |= (diff <= tol * natural) & (noise <= tol * natural)
     ok &= np.isfinite(g)
-    wrong = ~ok & ~(diff <= noise)
+    # where a step left the loss's domain the fd say nothing: such an entry is unchecked (noisy), not wrong
+    measured = np.isfinite(d.fd) & np.isfinite(d.fd2)
+    wrong = ~ok & ~(diff <= noise) & measured
     noisy = ~ok & ~wrong
     verdict = "wrong" if wrong.any() else "noisy" if noisy.any() else "ok"
     return ParamCheck(name, tuple(np.shape(grad)), float(scale), float(np.max(diff, initial=0.0)),
@@ -365,22 +412,29 @@ def gradcheck(spec: str | Path | Model | Derivation | ModuleType, dims: Mapping[
     params, inputs = random_point(module, sizes, rng)
     params = {n: _cast(v, dtype) for n, v in params.items()}
     inputs = {n: _cast(v, dtype) for n, v in inputs.items()}
-    loss, grads = module.loss_and_grads(params, inputs)
-    # differences in float64, at the point the gradients were computed at
-    values = {n: (_cast(v, np.dtype(np.float64))) for n, v in (params | inputs).items()}
-    values = {n: values[n] for n in module.SHAPES}
-    checks = {p: judge(p, grads[p], differences(module, values, p, step), values[p], tol, dtype)
-              for p in module.PARAMS}
-    failed = [p for p, c in checks.items() if c.verdict == "wrong"]
-    ref = loss_err = None
-    loss64 = _loss(module, values)
-    if d is not None:
-        ref = reference_loss(d, values, sizes)
-        loss_err = abs(loss64 - ref) / max(abs(ref), 1.0)
-        if not loss_err <= LOSS_TOLERANCE:
-            failed.append("loss")
-    return GradcheckReport(name, sizes, seed, tol, step, dtype.name, float(loss), loss64, checks, ref, loss_err, failed)
+    # The check probes the loss where it may overflow or leave its domain: that is reported, not warned.
+    with np.errstate(all="ignore"):
+        loss, grads = module.loss_and_grads(params, inputs)
+        if not np.isfinite(loss):
+            raise NotFiniteError(f"the loss is {loss} at the point drawn with seed {seed}: a function of the "
+                                 "spec is undefined or overflows there; declare the inputs' domains (positive, "
+                                 "prob, binary, onehot) or try another seed")
+        # differences in float64, at the point the gradients were computed at
+        values = {n: (_cast(v, np.dtype(np.float64))) for n, v in (params | inputs).items()}
+        values = {n: values[n] for n in module.SHAPES}
+        checks = {p: judge(p, grads[p], differences(module, values, p, step), values[p], tol, dtype)
+                  for p in module.PARAMS}
+        failed = [p for p, c in checks.items() if c.verdict == "wrong"]
+        ref = loss_err = None
+        loss64 = _loss(module, values) + 0.0  # + 0.0: a loss of -0.0 is shown as 0
+        if d is not None:
+            ref = reference_loss(d, values, sizes) + 0.0
+            loss_err = abs(loss64 - ref) / max(abs(ref), 1.0)
+            if not loss_err <= LOSS_TOLERANCE:
+                failed.append("loss")
+    return GradcheckReport(name, sizes, seed, tol, step, dtype.name, float(loss) + 0.0, loss64, checks, ref,
+                           loss_err, failed)
 
 
-__all__ = ["GradcheckReport", "ParamCheck", "gradcheck", "differences", "numeric_gradient", "relative_error",
+__all__ = ["GradcheckReport", "NotFiniteError", "ParamCheck", "gradcheck", "differences", "numeric_gradient", "relative_error",
            "random_point", "TOLERANCES"]
