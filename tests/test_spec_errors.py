@@ -67,6 +67,18 @@ CASES = [
     ("missing-bracket", "input X[n, m\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 8, ["unbalanced '['"]),
     ("trailing-junk", "input X[n, m] onehot extra\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 22, ["unexpected 'extra'"]),
     ("complex", HEAD + "A = W1 * 2j\nloss = sum(A)\n", 6, 10, ["complex literals are not supported"]),
+    # constants without a float64 value: refused where written, never folded into generated code
+    ("zero-to-negative-power", HEAD + "A = W1 * 0**-1\nloss = sum(A)\n", 6, 10, ["not finite"]),
+    ("imaginary-constant", HEAD + "A = (-1)**0.5 * W1\nloss = sum(A)\n", 6, 5, ["not a real number"]),
+    ("cube-root-of-negative", HEAD + "A = W1 * (-8)**(1/3)\nloss = sum(A)\n", 6, 10, ["not a real number"]),
+    ("constant-division-by-zero", HEAD + "A = W1 / 0\nloss = sum(A)\n", 6, 5, ["division by zero"]),
+    ("division-by-constant-zero", HEAD + "A = W1 / (m - m)\nloss = sum(A)\n", 6, 5, ["division by zero"]),
+    ("float-division-by-zero", HEAD + "A = W1 * (1 / 0.0)\nloss = sum(A)\n", 6, 11, ["not finite"]),
+    ("huge-power", HEAD + "A = W1 * 10**4301\nloss = sum(A)\n", 6, 10, ["exponent 4301", "too large to compute"]),
+    ("tower-power", HEAD + "A = W1 * 10**10**10\nloss = sum(A)\n", 6, 10, ["exponent 1e+10", "too large"]),
+    ("beyond-float", HEAD + "A = W1 * (1e308 * 1e308)\nloss = sum(A)\n", 6, 11, ["about 1e616", "beyond float64's range"]),
+    ("dim-in-exponent", HEAD + "A = W1 * 2**m\nloss = sum(A)\n", 6, 10, ["exponent may not depend on a dimension"]),
+    ("dim-power-overflow", HEAD + "A = W1 / m**30\nloss = sum(A)\n", 6, 10, ["power 30", "at most 25"]),
 ]
 
 

@@ -55,6 +55,8 @@ _ARITHMETIC = frozenset({"add", "sub", "mul", "div", "pow", "neg", "matmul"})
 _PLUMBING_CALLS = frozenset({"_check_shapes"})
 #: Conversions that do not change a value: shown as their argument.
 _IDENTITY_CALLS = frozenset({"_scalar", "_weak"})
+#: NumPy calls the printer uses for arithmetic on Python numbers (printer.IEEE_FORMS): shown as the operator.
+_OPERATOR_CALLS: dict[str, ast.operator] = {"divide": ast.Div(), "float_power": ast.Pow()}
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,11 @@ class MathView(ast.NodeTransformer):
     def visit_Call(self, node: ast.Call) -> ast.expr:  # noqa: N802
         if isinstance(node.func, ast.Name) and node.func.id in _IDENTITY_CALLS and len(node.args) == 1:
             return self.visit(node.args[0])
+        func = node.func
+        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "np"
+                and func.attr in _OPERATOR_CALLS and len(node.args) == 2):
+            left, right = (self.visit(a) for a in node.args)
+            return ast.BinOp(left, _OPERATOR_CALLS[func.attr], right)
         return self._op(node) or self._numpy(node) or self.generic_visit(node)
 
     def visit_Constant(self, node: ast.Constant) -> ast.Constant:  # noqa: N802

@@ -11,6 +11,8 @@ as Python arithmetic on the dimension variables. Anything else raises
 
 from __future__ import annotations
 
+import sys
+
 import sympy
 from sympy import Basic, MatrixSymbol
 from sympy.printing.str import StrPrinter
@@ -48,6 +50,9 @@ class NumpyPrinter(_Operands, StrPrinter):
             finally:
                 self._in_weak = False
         e = _grouped_sum(e)  # a long sum as groups Python's compiler can nest
+        ieee = self._ieee_form(e)
+        if ieee is not None:
+            return ieee
         peephole = self._peephole(e)
         if peephole is not None:
             return peephole
@@ -80,6 +85,24 @@ class NumpyPrinter(_Operands, StrPrinter):
             return self.doprint(e)
         finally:
             self.mask_ok = False
+
+    def _ieee_form(self, e: OpNode) -> str | None:
+        """Division and power of Python numbers only, through NumPy (see :data:`IEEE_FORMS`).
+
+        Python's ``/`` and ``**`` raise on numbers where NumPy's give inf or nan (``1.0 / 0.0``,
+        ``2.0 ** 5000``) and ``**`` turns complex (``(-2.0) ** 0.5``); a generated module follows
+        NumPy's float semantics throughout, so these are printed as NumPy calls, made Python floats
+        again (``_weak``). A divisor the model proves nonzero (a dimension, a nonzero constant)
+        keeps the plain operator.
+        """
+        form = IEEE_FORMS.get(e.op.name)
+        if form is None or not ir.is_scalar(e) or not e.atoms(MatrixSymbol) <= self.python_scalars:
+            return None
+        left, right = e.children
+        if e.op.name == "div" and ir.is_const(right) and _surely_nonzero(right):
+            return None
+        call = f"{form}({self.doprint(left)}, {self.doprint(right)})"
+        return call if self._in_weak else f"_weak({call})"
 
     def _needs_weak(self, e: OpNode) -> bool:
         """A NumPy function of Python numbers only (``np.exp(s)``) returns a float64 NumPy
@@ -116,6 +139,11 @@ class NumpyPrinter(_Operands, StrPrinter):
 
     def _print_Pow(self, e: sympy.Pow, rational: bool = False) -> str:  # noqa: N802
         base, ex = e.args
+        # Python raises (or turns complex) where NumPy gives inf or nan: 0 ** -1, (m − 2) ** 0.5 at m = 1
+        risky = (base.is_positive is not True or not _surely_nonzero(base)) and (
+            ex.is_negative is not False or ex.is_integer is not True)
+        if risky:
+            return f"_weak(np.float_power({self.doprint(base)}, {self.doprint(ex)}))"
         if ex == sympy.Rational(1, 2):
             return f"np.sqrt({self.doprint(base)})"
         if ex == -1:
@@ -123,12 +151,23 @@ class NumpyPrinter(_Operands, StrPrinter):
         return f"{self.parenthesize(base, 60)} ** {self.parenthesize(ex, 60)}"
 
     def _print_Rational(self, e: sympy.Rational) -> str:  # noqa: N802
-        """A spec's 0.01 as 0.01 (exact in decimal); other fractions as p / q."""
+        """A spec's 0.01 as 0.01 (exact in decimal); other fractions as p / q.
+
+        A constant the model folded past float64's range (``1e308 * 1e308``) is what float arithmetic
+        makes of it, inf; an integer too long to be exact in a float, a float literal (Python's int
+        would be exact, and then fail to convert)."""
+        if abs(e) > _FLOAT_MAX:
+            return "np.inf" if e > 0 else "-np.inf"
+        if e != 0 and abs(e) < _FLOAT_TINY:  # folded below the smallest float: what float arithmetic makes of it
+            return "0.0"
         if e.q == 1:
-            return str(e.p)
+            return str(e.p) if abs(e.p) < 2**53 else repr(float(e.p))
         if _short_decimal(e):
             return repr(float(e))
         return f"{e.p} / {e.q}"
+
+    def _print_Integer(self, e: sympy.Integer) -> str:  # noqa: N802
+        return self._print_Rational(e)
 
     def _print_Mul(self, e: sympy.Mul) -> str:  # noqa: N802
         """Constant products as Python reads them, spaced like the rest: 2 / m, 3 * m / 2."""
@@ -138,6 +177,8 @@ class NumpyPrinter(_Operands, StrPrinter):
         top = " * ".join(self.parenthesize(f, 50, strict=True) for f in sympy.Mul.make_args(num))
         if den == 1:
             return top
+        if not _surely_nonzero(den):  # 2/(m − 1) at m = 1: inf, as NumPy divides
+            return f"_weak(np.divide({top}, {self.doprint(den)}))"
         return f"{top} / {self.parenthesize(den, 51)}"
 
     def _print_Exp1(self, e: Basic) -> str:  # noqa: N802
@@ -249,11 +290,23 @@ def _grouped_sum(e: OpNode) -> OpNode:
 
 
 ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
+#: The arithmetic whose Python operator raises (or turns complex) on Python numbers, and the NumPy
+#: function with float semantics printed instead when every operand is a Python number.
+IEEE_FORMS = {"div": "np.divide", "pow": "np.float_power"}
 #: SymPy's names of the registry's elementwise functions, where they differ.
 SYMPY_FUNCTIONS = {"Abs": "abs"}
 
 #: Code-only spellings of particular shapes of an operation (else the registry's form).
 PEEPHOLES = {"sub": _one_minus_step}
+
+
+_FLOAT_MAX = sympy.Integer(int(sys.float_info.max))
+_FLOAT_TINY = sympy.Float(5e-324) / 2
+
+
+def _surely_nonzero(c: Basic) -> bool:
+    """A constant divisor that is not 0 for any dims, nor rounds to 0 as a float."""
+    return bool(c.is_zero is False and not (c.is_number and abs(c) < _FLOAT_TINY))
 
 
 def _short_decimal(e: sympy.Rational) -> bool:

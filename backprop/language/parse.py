@@ -22,6 +22,7 @@ from sympy import Basic, MatrixSymbol
 from backprop.expr import ir
 from backprop.expr.ir import fmt_shape, shape_of
 from backprop.expr.ops import AXIS_FUNCTIONS, AXIS_REQUIRED, FUNCTIONS
+from backprop.language.constants import constant_problem, power_problem
 from backprop.language.model import DOMAINS, KINDS, Assign, Decl, Model
 from backprop.support.bundled import SPEC_SUFFIX, example_names, examples_dir
 from backprop.support.deepstack import MAX_NESTING, deep_stack
@@ -117,6 +118,18 @@ def _byte_to_char(text: str, offset: int) -> int:
     return len(text.encode("utf-8")[:offset].decode("utf-8", errors="ignore"))
 
 
+def _constant_problem(value: Basic) -> str | None:
+    """Why a translated value is a constant without a float64 value (see :mod:`~backprop.language.constants`)."""
+    if ir.is_const(value):
+        return constant_problem(value)
+    if isinstance(value, ir.OpNode) and value.op.name == "pow":
+        base, exponent = value.children
+        return power_problem(base, exponent, ir.is_const(exponent)) if ir.is_const(base) else None
+    if isinstance(value, ir.OpNode) and value.op.name == "div" and value.children[1].is_zero:
+        return "division by zero"
+    return None
+
+
 class ExprBuilder:
     """Rebuild an ``ast`` expression as a model expression, node type by node type.
 
@@ -183,7 +196,11 @@ class ExprBuilder:
         if method is None:
             msg = _UNSUPPORTED.get(type(node), f"unsupported syntax: {type(node).__name__}")
             raise self.fail(node, msg)
-        return method(node)
+        result = method(node)
+        problem = _constant_problem(result)
+        if problem is not None:
+            raise self.fail(node, problem)
+        return result
 
     # --- leaves --------------------------------------------------------------
     def visit_Constant(self, node: ast.Constant) -> Basic:  # noqa: N802
