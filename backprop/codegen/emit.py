@@ -17,18 +17,18 @@ from typing import Any
 
 import sympy
 
-from backprop.codegen.cse import VIEWS
 from backprop.codegen.header import stamp
 from backprop.codegen.init import Init, init_schemes
 from backprop.codegen.loader import import_file, is_source, load_source
-from backprop.codegen.lower import Program, lower, shape_data
+from backprop.codegen.lower import Program, lower
 from backprop.codegen.step import step_section
+from backprop.codegen.stmt import VIEWS
 from backprop.codegen.templates import environment
 from backprop.engine.derivation import Derivation
 from backprop.engine.pipeline import backpropagate, get_model
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.printing import grad_symbol
-from backprop.language.model import Model
+from backprop.language.model import Decl, Model
 from backprop.support.bundled import examples_dir
 from backprop.support.deepstack import deep_stack
 from backprop.support.escape import py_str
@@ -133,6 +133,13 @@ def wrap(head: str, items: list[str], tail: str, indent: int) -> str:
         return one
     pad = " " * (indent + 4)
     return head + "\n" + "".join(f"{pad}{it},\n" for it in items) + " " * indent + tail
+
+
+def shape_data(decl: Decl) -> tuple:
+    """A declared shape as module data: dims by name, fixed sizes as ints; () for a scalar."""
+    if decl.scalar:
+        return ()
+    return tuple(int(d) if d.is_Integer else str(d) for d in decl.shape)
 
 
 def _about(model: Model) -> str:

@@ -33,12 +33,12 @@ import latexify
 import latexify.transformers
 import sympy
 
-from backprop.codegen.cse import TempSymbol
 from backprop.codegen.emit import derivation_of, generate, spec_label
 from backprop.codegen.header import stamp
 from backprop.codegen.loader import load_source
 from backprop.codegen.lower import Program, lower
 from backprop.codegen.printer import NumpyPrinter
+from backprop.codegen.stmt import TempSymbol
 from backprop.codegen.templates import environment
 from backprop.engine.derivation import Derivation
 from backprop.expr.ir import NODE_CLASSES, OpNode
