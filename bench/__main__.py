@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 
 from . import derive_speed, report
-from .run import BLAS_VARIABLES, CASES
+from .cases import CASES
+from .run import BLAS_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {

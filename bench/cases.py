@@ -127,3 +127,7 @@ def default_cases() -> list[Case]:
 def tiny_case() -> Case:
     """A seconds-fast case for the smoke test: the CS230 network with m = 8."""
     return cs230_two_layer(m=8)
+
+
+#: Every case by name: the four reported ones and the smoke test's tiny one.
+CASES: dict[str, Case] = {c.name: c for c in default_cases()} | {"tiny": tiny_case()}

@@ -23,6 +23,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .cases import CASES
+from .impls import by_name
+
 ROOT = Path(__file__).resolve().parent.parent
 MMAP_THRESHOLD = 64 * 1024
 
@@ -36,9 +39,6 @@ def _status(key: str) -> int:
 
 
 def _child(case_name: str, impl_name: str) -> int:
-    from .impls import by_name
-    from .run import CASES
-
     case = CASES[case_name]
     params, inputs = case.data(0)
     prepared = by_name(impl_name).build(case, params, inputs)

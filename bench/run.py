@@ -18,6 +18,7 @@ from importlib import metadata
 from typing import Any
 
 from . import cases as cases_mod
+from .cases import CASES
 from .harness import CaseResult, run_case
 from .impls import available
 
@@ -100,9 +101,6 @@ def collect(
         record["cases"].append(case_record(run_case(case, impls, rounds, burst, log=log, rss=rss)))
     record["load_after"] = _load()
     return record
-
-
-CASES = {c.name: c for c in cases_mod.default_cases()} | {"tiny": cases_mod.tiny_case()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,13 +27,15 @@ import sympy
 
 import backprop
 from backprop import codegen
-from backprop.codegen.cse import Stmt, TempSymbol, eliminate
+from backprop.codegen.cse import eliminate
+from backprop.codegen.equations import needed_steps
 from backprop.codegen.gradcheck import random_point, resolve_dims
 from backprop.codegen.header import status
-from backprop.codegen.lower import _duplicated, lower, needed_steps, registry_helpers
+from backprop.codegen.lower import _duplicated, lower, registry_helpers
 from backprop.codegen.printer import NumpyPrinter
 from backprop.codegen.regenerate import GENERATED, stale
 from backprop.codegen.rewrite import REUSES, RULES, available, resolver, reuse, stabilize
+from backprop.codegen.stmt import Stmt, TempSymbol
 from backprop.engine.pipeline import get_derivation
 from backprop.expr import ir
 from backprop.expr.evaluate import evaluate

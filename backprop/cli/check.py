@@ -53,8 +53,8 @@ def _reference(path: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    from backprop.codegen.emit import load_module
     from backprop.codegen.gradcheck import gradcheck
-    from backprop.codegen.loader import load_module
 
     dims = parse_dims(args.dims)
     if args.tol is not None and not 0 < args.tol < float("inf"):

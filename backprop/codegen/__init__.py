@@ -17,8 +17,7 @@ Every generated module defines ``forward``, ``backward``, ``loss_and_grads``,
 
 from __future__ import annotations
 
-from backprop.codegen.emit import generate
+from backprop.codegen.emit import generate, load_module
 from backprop.codegen.gradcheck import GradcheckReport, gradcheck
-from backprop.codegen.loader import load_module
 
 __all__ = ["generate", "load_module", "gradcheck", "GradcheckReport"]

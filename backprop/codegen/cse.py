@@ -10,34 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from sympy import Basic, MatrixSymbol
+from sympy import Basic
 
+from backprop.codegen.stmt import VIEWS, Stmt, TempSymbol
 from backprop.expr.ir import OpNode, shape_of
-
-#: Operations NumPy computes as views: naming them saves nothing.
-VIEWS = frozenset({"transpose", "broadcast"})
-
-
-class TempSymbol(MatrixSymbol):
-    """A common subexpression's temporary; prints as its own (already unique) name."""
-
-
-@dataclass(frozen=True)
-class Stmt:
-    """``symbol = expr`` in the generated code.
-
-    ``symbol`` is the leaf that stands for the value in other expressions: the
-    spec variable (a ``MatrixSymbol``), its gradient (a ``GradSymbol``) or a
-    temporary (a :class:`TempSymbol`).
-    """
-
-    symbol: MatrixSymbol
-    expr: Basic
-    kind: str  # "forward", "backward" or "temp"
-    section: str  # "forward" or "backward": the function it belongs to
-    comment: tuple[str, ...] = ()
 
 
 def worth_naming(e: Basic) -> bool:

@@ -4,58 +4,38 @@ It reads as the pipeline it runs: parse -> model -> derivation -> lower
 (stable forms, live steps, common subexpressions, cache) -> print (the NumPy
 printer, from the registry) -> template (``templates/module.py.j2``, the
 scaffolding only) -> header (what generated it, how to regenerate it, and a
-hash of the content that safe writes check).
+hash of the content that safe writes check). ``load_module`` runs it and then
+imports the source (:mod:`backprop.codegen.loader`), so the loader itself only ever
+sees source text and never reaches back here for the generator.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import jinja2
 import sympy
 
-from backprop.codegen.cse import VIEWS
 from backprop.codegen.header import stamp
 from backprop.codegen.init import Init, init_schemes
-from backprop.codegen.lower import Program, lower, shape_data
+from backprop.codegen.loader import import_file, is_source, load_source
+from backprop.codegen.lower import Program, lower
+from backprop.codegen.step import step_section
+from backprop.codegen.stmt import VIEWS
+from backprop.codegen.templates import environment
 from backprop.engine.derivation import Derivation
 from backprop.engine.pipeline import backpropagate, get_model
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.printing import grad_symbol
-from backprop.language.model import Model
-from backprop.support.bundled import examples_dir, templates_dir
+from backprop.language.model import Decl, Model
+from backprop.support.bundled import examples_dir
 from backprop.support.deepstack import deep_stack
-from backprop.support.escape import comment_text, docstring_text, py_str, tex_text
+from backprop.support.escape import py_str
 from backprop.support.gcpause import without_cyclic_gc
 
 WIDTH = 100
 _INIT_EXAMPLE_SIZE = 8
-
-
-
-def environment(latex: bool = False) -> jinja2.Environment:
-    """Jinja for the templates; LaTeX templates use ``<< >>`` / ``<% %>`` (braces are LaTeX's).
-
-    User text reaches a template only through these filters (:mod:`backprop.support.escape`):
-    ``pystr`` (a string literal), ``docstring`` (a line of a docstring), ``comment``
-    (the rest of a comment line), ``tex`` (LaTeX text).
-    """
-    delimiters = dict(
-        block_start_string="<%", block_end_string="%>", variable_start_string="<<",
-        variable_end_string=">>", comment_start_string="<#", comment_end_string="#>",
-    ) if latex else {}
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-        **delimiters,
-    )
-    env.filters.update(pystr=py_str, docstring=docstring_text, comment=comment_text, tex=tex_text)
-    return env
 
 
 # ---------------------------------------------------------------------------
@@ -98,8 +78,6 @@ def generate(
     program = lower(d)
     body = render(program)
     if optimizer:
-        from backprop.codegen.step import step_section
-
         body += step_section(optimizer)
     name = label or spec_label(spec)
     return stamp(body, name, output or f"{d.model.name}.py", flags=f"--optimizer {optimizer}" if optimizer else "")
@@ -108,6 +86,19 @@ def generate(
 def render(program: Program) -> str:
     """The module body (no header) from the template."""
     return environment().get_template("module.py.j2").render(**context(program))
+
+
+def load_module(spec_or_source: str | Path | Model | Derivation | ModuleType) -> ModuleType:
+    """The generated module for a spec (path, bundled name, Model or Derivation), for
+    generated source text, or for a ``.py`` file; a module is returned as is."""
+    if isinstance(spec_or_source, ModuleType):
+        return spec_or_source
+    if isinstance(spec_or_source, Path) or (isinstance(spec_or_source, str) and spec_or_source.endswith(".py")):
+        return import_file(spec_or_source)
+    if isinstance(spec_or_source, str) and is_source(spec_or_source):
+        return load_source(spec_or_source)
+    d = derivation_of(spec_or_source)
+    return load_source(generate(d), d.model.name)
 
 
 # ---------------------------------------------------------------------------
@@ -142,6 +133,13 @@ def wrap(head: str, items: list[str], tail: str, indent: int) -> str:
         return one
     pad = " " * (indent + 4)
     return head + "\n" + "".join(f"{pad}{it},\n" for it in items) + " " * indent + tail
+
+
+def shape_data(decl: Decl) -> tuple:
+    """A declared shape as module data: dims by name, fixed sizes as ints; () for a scalar."""
+    if decl.scalar:
+        return ()
+    return tuple(int(d) if d.is_Integer else str(d) for d in decl.shape)
 
 
 def _about(model: Model) -> str:

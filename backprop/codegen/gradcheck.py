@@ -56,8 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from backprop.codegen.emit import derivation_of
-from backprop.codegen.loader import load_module
+from backprop.codegen.emit import derivation_of, load_module
 from backprop.engine.derivation import Derivation
 from backprop.expr.evaluate import evaluate
 from backprop.language.model import Model

@@ -33,12 +33,13 @@ import latexify
 import latexify.transformers
 import sympy
 
-from backprop.codegen.cse import TempSymbol
-from backprop.codegen.emit import derivation_of, environment, generate
+from backprop.codegen.emit import derivation_of, generate, spec_label
 from backprop.codegen.header import stamp
 from backprop.codegen.loader import load_source
 from backprop.codegen.lower import Program, lower
 from backprop.codegen.printer import NumpyPrinter
+from backprop.codegen.stmt import TempSymbol
+from backprop.codegen.templates import environment
 from backprop.engine.derivation import Derivation
 from backprop.expr.ir import NODE_CLASSES, OpNode
 from backprop.expr.ops import AXIS_REQUIRED, REGISTRY
@@ -383,8 +384,6 @@ def to_latex(spec: str | Model | Derivation) -> tuple[str, str]:
 @deep_stack
 def latex_document(spec: str | Model | Derivation, output: str | None = None, label: str | None = None) -> str:
     """A standalone LaTeX document (pdflatex) showing the generated forward and backward functions."""
-    from backprop.codegen.emit import spec_label
-
     d = derivation_of(spec)
     forward, backward = to_latex(d)
     body = environment(latex=True).get_template("functions.tex.j2").render(

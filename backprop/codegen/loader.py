@@ -5,6 +5,9 @@ to disk, so a process killed by any signal (SIGKILL included) leaves no
 temporary files behind. Its lines are registered in :mod:`linecache` under the
 pseudo-filename ``<backprop_gen_NAME_DIGEST>``, so ``inspect.getsource`` (which
 the LaTeX renderer needs), tracebacks and debuggers still show real lines.
+
+This module only compiles and imports source it is given; generating that source
+from a spec and loading it is :func:`backprop.codegen.emit.load_module`.
 """
 
 from __future__ import annotations
@@ -15,10 +18,7 @@ import linecache
 from pathlib import Path
 from types import CodeType, ModuleType
 
-from backprop.codegen.emit import derivation_of, generate
 from backprop.codegen.header import digest
-from backprop.engine.derivation import Derivation
-from backprop.language.model import Model
 from backprop.support.naming import module_name
 
 
@@ -68,16 +68,3 @@ def load_source(source: str, model_name: str = "network") -> ModuleType:
     module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader, origin=filename))
     loader.exec_module(module)
     return module
-
-
-def load_module(spec_or_source: str | Path | Model | Derivation | ModuleType) -> ModuleType:
-    """The generated module for a spec (path, bundled name, Model or Derivation), for
-    generated source text, or for a ``.py`` file; a module is returned as is."""
-    if isinstance(spec_or_source, ModuleType):
-        return spec_or_source
-    if isinstance(spec_or_source, Path) or (isinstance(spec_or_source, str) and spec_or_source.endswith(".py")):
-        return import_file(spec_or_source)
-    if isinstance(spec_or_source, str) and is_source(spec_or_source):
-        return load_source(spec_or_source)
-    d = derivation_of(spec_or_source)
-    return load_source(generate(d), d.model.name)

@@ -17,7 +17,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 from sympy.printing.str import StrPrinter
 
-from backprop.codegen.cse import TempSymbol
+from backprop.codegen.stmt import TempSymbol
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, is_const
 from backprop.expr.ops import ATOM, MUL, REGISTRY

@@ -10,8 +10,8 @@ import textwrap
 from functools import cache
 from types import ModuleType
 
-from backprop.codegen.emit import environment
 from backprop.codegen.loader import load_source
+from backprop.codegen.templates import environment
 from backprop.engine.optim import generic_updates, get_optimizer
 
 _WIDTH = 76

@@ -1,0 +1,202 @@
+"""In-place array reuse: which values are computed in the array of one they consume, and
+which gradients must be copies.
+
+Hand-written NumPy rebinds one array rather than allocating a new one per step
+(``dZ = dA; dZ *= A``, ``Z = W1 @ X; Z += b1``, ``np.tanh(Z, out=Z)``). This pass
+decides, statement by statement, where that is safe: it needs to know which
+values are surely floating arrays (a float cannot be written into an int array
+or a mask) and which names may hold the same array, and nothing else the other
+passes know, so it is a pass of its own, run last on the live statements.
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy import Basic, MatrixSymbol
+
+from backprop.codegen.printer import SYMPY_FUNCTIONS, NumpyPrinter
+from backprop.codegen.stmt import VIEWS, Stmt, reads
+from backprop.expr import ir
+from backprop.expr.ir import OpNode, shape_of
+from backprop.expr.printing import GradSymbol, grad_symbol
+from backprop.language.model import Model
+
+#: Operations whose NumPy result is floating whatever their operands' dtypes.
+_FLOAT_RESULT = frozenset({"div", "mean", "sigmoid", "tanh", "softplus", "exp", "log", "sqrt", "softmax", "log_softmax"})
+
+
+def floating(model: Model, stmts: list[Stmt]) -> set[Basic]:
+    """Values of a floating dtype whatever dtypes the caller passes: the params, and values
+    computed from a floating value or by a function that returns floats. An input may be an
+    int array (∂L/∂W = X for L = Σ(W ⊙ X) is one), and a step, [A > 0], is a mask or an integer
+    count: a float cannot be written into those in place."""
+    out = {p.symbol for p in model.params}
+
+    def is_floating(e: Basic) -> bool:
+        if isinstance(e, MatrixSymbol):
+            return e in out
+        if not isinstance(e, OpNode):
+            return _const_floating(sympy.sympify(e))
+        if e.op.name == "step":
+            return False
+        if e.op.name in _FLOAT_RESULT:
+            return True
+        if e.op.name == "leaky_step":  # .astype(x.dtype)
+            return is_floating(e.children[0])
+        return any(is_floating(c) for c in e.children)
+
+    for s in stmts:
+        if is_floating(s.expr):
+            out.add(s.symbol)
+    return out
+
+
+def _const_floating(c: sympy.Expr) -> bool:
+    """Whether the NumPy code of constant ``c`` surely computes a float (unknown: no). Dims and
+    integers are Python ints; a fraction, a quotient (printed with ``/``), a root or a
+    transcendental function is a float; ``relu(k)`` or ``abs(1 - k)`` is an int of ints."""
+    if c.is_Integer or c.is_Symbol:
+        return False
+    if c.is_Rational or c.is_Float or c.is_NumberSymbol:
+        return True
+    if c.is_Pow:
+        return bool(c.exp.is_Integer is False or c.exp.is_negative) or _const_floating(c.base)
+    if c.is_Mul and sympy.fraction(c)[1] != 1:
+        return True
+    name = SYMPY_FUNCTIONS.get(type(c).__name__, type(c).__name__)
+    if name in _FLOAT_RESULT:
+        return True
+    return any(_const_floating(a) for a in c.args)
+
+
+def _terms(e: Basic, sign: str = "+") -> list[tuple[str, Basic]]:
+    """The terms of a sum/difference chain with their signs: a − b + c -> [(+, a), (−, b), (+, c)]."""
+    flip = {"+": "-", "-": "+"}
+    if isinstance(e, OpNode) and e.op.name == "add":
+        return [t for c in e.children for t in _terms(c, sign)]
+    if isinstance(e, OpNode) and e.op.name == "sub":
+        return _terms(e.children[0], sign) + _terms(e.children[1], flip[sign])
+    return [(sign, e)]
+
+
+def _factors(e: Basic) -> list[Basic]:
+    """The factors of an elementwise product, left to right: a ⊙ b ⊙ c -> [a, b, c]."""
+    if isinstance(e, OpNode) and e.op.name == "mul":
+        return [f for c in e.children for f in _factors(c)]
+    return [e]
+
+
+class ArrayReuse:
+    """Which values are computed in the array of one they consume, as hand-written code does:
+    a product in its gradient factor (``dZ = dA``, ``dZ *= A``), a sum in its leading matrix
+    product or spent value (``Z = W1 @ X``, ``Z += b1``), an activation in its argument
+    (``np.tanh(Z, out=Z)``); and which gradients must be copies.
+
+    Statement by statement, it tracks the arrays each name may hold (a bare name or a view
+    holds another's; a value computed in place holds its seed's), so that an array is written
+    into only when it is safe:
+
+    - it is a new floating array (:func:`floating`) made in this function by a statement of
+      the same shape -- never the caller's, a view, a scalar (a Python number or a NumPy
+      scalar has no array to write into) or an int or boolean array;
+    - no name holding it is read again: not later, not by the statement's other operands,
+      not as the loss, a gradient or the cache (``dP = dH`` keeps ``dH``'s array alive).
+
+    A gradient is a copy when its array is one the caller passed (∂L/∂W = X) or one an
+    earlier gradient is (two params with one gradient): no two gradients share memory, and
+    none shares memory with a param or input.
+    """
+
+    def __init__(self, model: Model, stmts: list[Stmt], roots: set[Basic], printer: NumpyPrinter) -> None:
+        self.stmts = stmts
+        self.roots = roots
+        self.floating = floating(model, stmts)
+        self.section = {s.symbol: s.section for s in stmts}
+        self.last: dict[Basic, int] = {}
+        for i, s in enumerate(stmts):
+            for x in reads(s.expr):
+                self.last[x] = i
+        self.maker = {s.symbol: s for s in stmts}
+        #: name -> the arrays it may hold, each named by the statement (or declaration) that made it
+        self.holds: dict[Basic, frozenset[Basic]] = {}
+        #: array -> the names that may hold it (the inverse of ``holds``)
+        self.holders: dict[Basic, set[Basic]] = {}
+        self.inplace: dict[Basic, tuple[Basic, list[Basic]]] = {}
+        self.sums: dict[Basic, tuple[Basic, list[tuple[str, Basic]]]] = {}
+        self.activations: dict[Basic, str] = {}
+        for i, s in enumerate(stmts):
+            self.holds[s.symbol] = self._decide(i, s, printer)
+            for array in self.holds[s.symbol]:
+                self.holders.setdefault(array, set()).add(s.symbol)
+        self.copies = self._copies(model)
+
+    def held(self, x: Basic) -> frozenset[Basic]:
+        return self.holds.get(x, frozenset({x}))
+
+    def new(self, s: Stmt) -> bool:
+        """``s`` makes a new floating array, not a view, a bare name or a scalar."""
+        return (
+            s.symbol in self.floating and isinstance(s.expr, OpNode) and s.expr.op.name not in VIEWS
+            and not ir.is_scalar(s.symbol)
+        )
+
+    def writable(self, x: Basic, i: int, others: list[Basic]) -> bool:
+        """Statement ``i`` may compute its value in the array ``x`` holds (see the class doc)."""
+        s = self.stmts[i]
+        arrays = self.held(x)
+        if len(arrays) != 1 or shape_of(x) != shape_of(s.symbol) or ir.is_scalar(s.symbol):
+            return False
+        (array,) = arrays
+        maker = self.maker.get(array)
+        if maker is None or maker.section != s.section or not self.new(maker):
+            return False
+        if shape_of(array) != shape_of(s.symbol):  # x is a broadcast (read-only) view of it
+            return False
+        for name in self.holders.get(array, set()) | {x}:
+            if name in self.roots or self.last.get(name, -1) > i or any(name in reads(o) for o in others):
+                return False
+        return True
+
+    def _decide(self, i: int, s: Stmt, printer: NumpyPrinter) -> frozenset[Basic]:
+        """Decide how statement ``i`` computes its value; return the arrays its name then holds."""
+        factors = _factors(s.expr)
+        for f in factors if len(factors) > 1 else ():
+            others = [g for g in factors if g is not f]
+            if isinstance(f, GradSymbol) and len(others) == len(factors) - 1 and self.writable(f, i, others):
+                self.inplace[s.symbol] = (f, others)
+                return self.held(f)
+        terms = _terms(s.expr)
+        (sign, first), rest = terms[0], terms[1:]
+        if rest and sign == "+" and shape_of(first) == shape_of(s.symbol) and not ir.is_scalar(s.symbol):
+            if isinstance(first, OpNode):
+                if first.op.name == "matmul" and reads(first) & self.floating:
+                    self.sums[s.symbol] = (first, rest)
+                    return frozenset({s.symbol})
+            elif self.writable(first, i, [t for _, t in rest]):
+                self.sums[s.symbol] = (first, rest)
+                return self.held(first)
+        e = s.expr
+        if isinstance(e, OpNode) and e.op.numpy_inplace and len(e.children) == 1:
+            arg = e.children[0]
+            if isinstance(arg, MatrixSymbol) and self.writable(arg, i, []):
+                self.activations[s.symbol] = e.op.numpy_inplace.format(printer.doprint(arg))
+                return self.held(arg)
+        while isinstance(e, OpNode) and e.op.name in VIEWS:
+            e = e.children[0]
+        return self.held(e) if isinstance(e, MatrixSymbol) else frozenset({s.symbol})
+
+    def _copies(self, model: Model) -> set[Basic]:
+        """Gradients holding a caller's array or one an earlier gradient (in statement order,
+        so the copy is the alias, not the array it aliases) holds."""
+        given = {d.symbol for d in model.decls.values()}
+        grads = {grad_symbol(p.name, p.shape) for p in model.params}
+        seen: set[Basic] = set()
+        out: set[Basic] = set()
+        for s in self.stmts:
+            if s.symbol not in grads:
+                continue
+            arrays = self.held(s.symbol)
+            if arrays & (given | seen):
+                out.add(s.symbol)
+            seen |= arrays
+        return out

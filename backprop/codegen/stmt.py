@@ -1,0 +1,45 @@
+"""The statement ``symbol = expr``: the unit every code-generation pass reads and writes.
+
+Each pass (:mod:`backprop.codegen.equations`, :mod:`backprop.codegen.cse`,
+:mod:`backprop.codegen.liveness`, :mod:`backprop.codegen.inplace`) takes a list of
+these and gives back a list or a decision about it; keeping the type apart from
+every pass lets each import it without importing another pass, and the printer
+print a temporary without knowing where it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sympy import Basic, MatrixSymbol
+
+#: Operations NumPy computes as views of their operand, not new arrays: naming them saves
+#: nothing (common subexpressions), and writing into one would write into the operand (in-place reuse).
+VIEWS = frozenset({"transpose", "broadcast"})
+
+
+class TempSymbol(MatrixSymbol):
+    """A common subexpression's temporary; prints as its own (already unique) name."""
+
+
+@dataclass(frozen=True)
+class Stmt:
+    """``symbol = expr`` in the generated code.
+
+    ``symbol`` is the leaf that stands for the value in other expressions: the
+    spec variable (a ``MatrixSymbol``), its gradient (a ``GradSymbol``) or a
+    temporary (a :class:`TempSymbol`).
+    """
+
+    symbol: MatrixSymbol
+    expr: Basic
+    kind: str  # "forward", "backward" or "temp"
+    section: str  # "forward" or "backward": the function it belongs to
+    comment: tuple[str, ...] = ()
+
+
+@lru_cache(maxsize=1 << 14)
+def reads(e: Basic) -> frozenset[Basic]:
+    """The values ``e`` reads. Memoized: liveness, frees, the cache and in-place reuse each ask of every statement."""
+    return frozenset(e.atoms(MatrixSymbol))
