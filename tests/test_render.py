@@ -36,19 +36,11 @@ from backprop.expr.ir import OpNode, is_const, shape_of
 from backprop.expr.ops import REGISTRY
 from backprop.expr.printing import GradSymbol
 from backprop.present.index import Apply, Entry, Product, Scaled, Sum, gradient_index, to_index
-from backprop.present.render import (
-    T_BACKWARD,
-    T_EXPANDED,
-    T_FORWARD,
-    T_GRADIENTS,
-    T_INDEX,
-    T_UPDATE,
-    needed_steps,
-    to_json,
-    to_latex,
-    to_markdown,
-    to_text,
-)
+from backprop.present.jsondoc import to_json
+from backprop.present.latex import to_latex
+from backprop.present.layout import T_BACKWARD, T_EXPANDED, T_FORWARD, T_GRADIENTS, T_INDEX, T_UPDATE, needed_steps
+from backprop.present.markdown import to_markdown
+from backprop.present.text import to_text
 from backprop.support.naming import grad_name
 from backprop.support.notation import NotationError, display_width, math_to_latex, rule_latex, text_name
 

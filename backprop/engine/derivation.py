@@ -130,11 +130,11 @@ class Derivation:
         return next(e for e in self.equations if e.name == name)
 
     def _repr_latex_(self) -> str:
-        from backprop.present.render import to_latex
+        from backprop.present.latex import to_latex
 
         return "$$" + to_latex(self, body_only=True) + "$$"
 
     def _repr_markdown_(self) -> str:
-        from backprop.present.render import to_markdown
+        from backprop.present.markdown import to_markdown
 
         return to_markdown(self)
