@@ -15,6 +15,7 @@ support -> expr -> language -> engine -> present / verification / codegen -> tra
 
 from __future__ import annotations
 
+from backprop import present as present  # importing it registers how a Derivation displays in Jupyter
 from backprop.codegen import GradcheckReport, generate, gradcheck, load_module
 from backprop.engine.chain import derive as backpropagate
 from backprop.engine.derivation import Derivation, Equation, Path, Step
