@@ -26,7 +26,8 @@ from backprop.language.pyfunc import network
 from backprop.support.bundled import example_names
 from backprop.support.errors import ShapeError, SpecError, UnsupportedError
 from backprop.support.version import version as _version
-from backprop.verification.verify import ClaimResult, VerifyReport, verify
+from backprop.verification.report import ClaimResult, VerifyReport
+from backprop.verification.verify import verify
 
 __version__ = _version()
 

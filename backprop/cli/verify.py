@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from backprop.support.errors import SpecError, UsageError
-from backprop.verification.verify import ClaimSource, check_claims, claim_sources
+from backprop.verification.claims import ClaimSource, claim_sources
+from backprop.verification.verify import check_claims
 
 HELP = {
     "verify": "check hand-derived gradients (claims such as 'dW1 = dZ @ X.T') and say what is wrong with them",
