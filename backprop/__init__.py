@@ -15,6 +15,7 @@ support -> expr -> language -> engine -> present / verification / codegen -> tra
 
 from __future__ import annotations
 
+from backprop import present as present  # importing it registers how a Derivation displays in Jupyter
 from backprop.codegen import GradcheckReport, generate, gradcheck, load_module
 from backprop.engine.chain import derive as backpropagate
 from backprop.engine.derivation import Derivation, Equation, Path, Step
@@ -25,7 +26,8 @@ from backprop.language.pyfunc import network
 from backprop.support.bundled import example_names
 from backprop.support.errors import ShapeError, SpecError, UnsupportedError
 from backprop.support.version import version as _version
-from backprop.verification.verify import ClaimResult, VerifyReport, verify
+from backprop.verification.report import ClaimResult, VerifyReport
+from backprop.verification.verify import verify
 
 __version__ = _version()
 

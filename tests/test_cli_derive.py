@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backprop.cli import main
-from backprop.present.render import T_BACKWARD, T_EXPANDED, T_FORWARD, T_INDEX
+from backprop.present.layout import T_BACKWARD, T_EXPANDED, T_FORWARD, T_INDEX
 
 MALFORMED = "input X[n, m]\nparam W1[k, n]\nZ = W1 @ X +\nloss = sum(Z)\n"
 

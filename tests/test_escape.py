@@ -32,7 +32,10 @@ from backprop.cli import build_parser, main
 from backprop.codegen.emit import generate
 from backprop.codegen.header import spec_of, status
 from backprop.codegen.latex import latex_document
-from backprop.present.render import to_json, to_latex, to_markdown, to_text
+from backprop.present.jsondoc import to_json
+from backprop.present.latex import to_latex
+from backprop.present.markdown import to_markdown
+from backprop.present.text import to_text
 from backprop.support.escape import (
     comment_text,
     docstring_text,

@@ -12,6 +12,7 @@ pdflatex is missing and the CI environment variable is set.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -36,19 +37,11 @@ from backprop.expr.ir import OpNode, is_const, shape_of
 from backprop.expr.ops import REGISTRY
 from backprop.expr.printing import GradSymbol
 from backprop.present.index import Apply, Entry, Product, Scaled, Sum, gradient_index, to_index
-from backprop.present.render import (
-    T_BACKWARD,
-    T_EXPANDED,
-    T_FORWARD,
-    T_GRADIENTS,
-    T_INDEX,
-    T_UPDATE,
-    needed_steps,
-    to_json,
-    to_latex,
-    to_markdown,
-    to_text,
-)
+from backprop.present.jsondoc import to_json
+from backprop.present.latex import to_latex
+from backprop.present.layout import T_BACKWARD, T_EXPANDED, T_FORWARD, T_GRADIENTS, T_INDEX, T_UPDATE, needed_steps
+from backprop.present.markdown import to_markdown
+from backprop.present.text import to_text
 from backprop.support.naming import grad_name
 from backprop.support.notation import NotationError, display_width, math_to_latex, rule_latex, text_name
 
@@ -585,6 +578,46 @@ def test_jupyter_reprs_are_strings() -> None:
     assert "align*" not in latex and r"\section" not in latex
     md = d._repr_markdown_()
     assert isinstance(md, str) and md == to_markdown(d)
+
+
+def test_import_backprop_is_enough_for_jupyter_display() -> None:
+    """A fresh interpreter that only imports backprop gets the rendered math: importing the
+    package registers the display formats the engine's Derivation reads."""
+    script = (
+        "import sys, backprop\n"
+        "d = backprop.get_derivation('two_layer_sigmoid')\n"
+        "sys.stdout.write(d._repr_latex_() + '\\0' + d._repr_markdown_())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, encoding="utf-8", check=True)
+    latex, md = run.stdout.split("\0")
+    d = derivation("two_layer_sigmoid")
+    assert latex == "$$" + to_latex(d, body_only=True) + "$$"
+    assert md == to_markdown(d)
+
+
+def test_engine_never_imports_present() -> None:
+    """The engine sits below the presenters: no module of it imports backprop.present, even inside
+    a function (the Derivation's display reads a registry that backprop.present fills)."""
+    engine = Path(backprop.__file__).parent / "engine"
+    offenders = []
+    for path in sorted(engine.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("backprop.present")]
+    assert engine.is_dir() and not offenders, offenders
+
+
+def test_derivation_displays_what_the_registry_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty slot tells Jupyter the form is not available (None); a filled one is called."""
+    from backprop.engine.derivation import DISPLAY_FORMATS
+
+    d = derivation("sigmoid_neuron")
+    monkeypatch.setattr(DISPLAY_FORMATS, "latex", None)
+    monkeypatch.setattr(DISPLAY_FORMATS, "markdown", lambda x: f"notes on {x.model.name}")
+    assert d._repr_latex_() is None
+    assert d._repr_markdown_() == "notes on sigmoid_neuron"
 
 
 def test_every_op_in_the_every_op_spec() -> None:

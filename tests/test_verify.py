@@ -16,7 +16,8 @@ import sympy
 
 import backprop
 from backprop import NetworkBuilder
-from backprop.verification.verify import ClaimSource, Verifier, claim_sources
+from backprop.verification.claims import ClaimSource, claim_sources
+from backprop.verification.verify import Verifier
 
 # (claim, verdict, mistake kind or None, phrases the diagnosis must contain)
 Row = tuple[str, bool, str | None, tuple[str, ...]]
@@ -411,14 +412,14 @@ SIZES = [{"m": 2, "n": 3, "k": 5}, {"m": 5, "n": 7, "k": 2}, {"m": 3, "n": 2, "k
     (lambda s: s["m"] / s["k"], "m/k times the correct gradient: a factor that depends on the sizes"),
 ])
 def test_factor_fit_and_phrase(ratio, phrase: str) -> None:  # noqa: ANN001
-    from backprop.verification.verify import factor_phrase, fit_factor
+    from backprop.verification.factors import factor_phrase, fit_factor
 
     f = fit_factor([ratio(s) for s in SIZES], SIZES)
     assert f is not None and factor_phrase(f) == phrase
 
 
 def test_factor_fit_rejects_what_varies() -> None:
-    from backprop.verification.verify import fit_factor
+    from backprop.verification.factors import fit_factor
 
     assert fit_factor([0.3, 1.7, 0.9, 2.2], SIZES) is None
 
@@ -431,6 +432,6 @@ def test_factor_fit_rejects_what_varies() -> None:
     (0.123456, (), "0.123"),
 ])
 def test_factor_text(c: object, exps: tuple, shown: str) -> None:
-    from backprop.verification.verify import Factor
+    from backprop.verification.factors import Factor
 
     assert Factor(c, exps).text() == shown

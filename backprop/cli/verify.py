@@ -13,7 +13,8 @@ import sys
 from backprop.cli.options import path
 from backprop.support.errors import UsageError
 from backprop.support.reading import read_user_text
-from backprop.verification.verify import ClaimSource, check_claims, claim_sources
+from backprop.verification.claims import ClaimSource, claim_sources
+from backprop.verification.verify import check_claims
 
 HELP = {
     "verify": "check hand-derived gradients (claims such as 'dW1 = dZ @ X.T') and say what is wrong with them",

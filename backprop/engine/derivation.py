@@ -1,21 +1,26 @@
-"""The derivation as data: forward equations, backward steps, gradients."""
+"""The derivation as data: forward equations, backward steps, gradients.
+
+A :class:`Derivation` shows itself in Jupyter, but the renderers sit above the engine in the
+pipeline (:mod:`backprop.present`), so the engine cannot call them. It keeps a registry of display
+formats (:data:`DISPLAY_FORMATS`) instead, which :mod:`backprop.present` fills when it is
+imported (and ``import backprop`` imports it): the dependency points down, never up.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import sympy
 from sympy import Basic, MatrixSymbol
 
+from backprop.engine.optim import Update, get_optimizer
+from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import Shape
 from backprop.expr.printing import GradSymbol, grad_symbol
-
-if TYPE_CHECKING:  # pragma: no cover
-    from backprop.engine.optim import Update
-    from backprop.language.model import Model
+from backprop.language.model import Model
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,6 @@ class Derivation:
 
     @cached_property
     def _expanded(self) -> dict[str, Basic]:
-        from backprop.engine.simplify import simplify
-
         out: dict[str, Basic] = {}
         domains = {d.name: d.domain for d in self.model.decls.values()}
         for s in self.steps:  # users come first, so their forms are ready
@@ -122,19 +125,42 @@ class Derivation:
 
     def updates(self, name: str) -> tuple[Update, ...]:
         """The update equations of a param under :attr:`optimizer` (state first, the param last)."""
-        from backprop.engine.optim import get_optimizer
-
         return get_optimizer(self.optimizer).updates(name, self.model.shape(name))
 
     def equation(self, name: str) -> Equation:
         return next(e for e in self.equations if e.name == name)
 
-    def _repr_latex_(self) -> str:
-        from backprop.present.render import to_latex
+    def _repr_latex_(self) -> str | None:
+        """Jupyter's LaTeX form, from the registered display format (None: not available)."""
+        show = DISPLAY_FORMATS.latex
+        return None if show is None else show(self)
 
-        return "$$" + to_latex(self, body_only=True) + "$$"
+    def _repr_markdown_(self) -> str | None:
+        """Jupyter's Markdown form, from the registered display format (None: not available)."""
+        show = DISPLAY_FORMATS.markdown
+        return None if show is None else show(self)
 
-    def _repr_markdown_(self) -> str:
-        from backprop.present.render import to_markdown
 
-        return to_markdown(self)
+#: A display format: the derivation as one MIME type's text.
+DisplayFormat = Callable[[Derivation], str]
+
+
+@dataclass
+class DisplayFormats:
+    """The forms a :class:`Derivation` shows itself in (Jupyter's ``_repr_*_`` hooks), one slot each.
+
+    Empty until a presentation layer registers its renderers (:mod:`backprop.present` does on
+    import); an empty slot tells Jupyter the form is not available.
+    """
+
+    latex: DisplayFormat | None = None
+    markdown: DisplayFormat | None = None
+
+    def register(self, *, latex: DisplayFormat, markdown: DisplayFormat) -> None:
+        """Fill both slots (registering again replaces them)."""
+        self.latex = latex
+        self.markdown = markdown
+
+
+#: The registry the Derivation's display hooks read.
+DISPLAY_FORMATS = DisplayFormats()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from backprop.engine.chain import derive as backpropagate
 from backprop.engine.derivation import Derivation
+from backprop.engine.optim import get_optimizer
 from backprop.language.model import Model
 from backprop.language.parse import load
 from backprop.support.deepstack import deep_stack
@@ -22,8 +23,6 @@ def get_model(spec: str | Model) -> Model:
 @deep_stack
 def get_derivation(spec: str | Model, optimizer: str = "sgd") -> Derivation:
     """Parse (if needed), then backpropagate: the derivation as data, ending with ``optimizer``'s updates."""
-    from backprop.engine.optim import get_optimizer
-
     d = backpropagate(get_model(spec))
     d.optimizer = get_optimizer(optimizer).name
     return d

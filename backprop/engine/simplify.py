@@ -20,6 +20,7 @@ from sympy import Basic, MatrixSymbol
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, is_const, shape_of
 from backprop.expr.ops import REGISTRY
+from backprop.expr.printing import GradSymbol
 
 ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
 _SYMPY_FUNCS = {"exp": "exp", "log": "log", "tanh": "tanh", "Abs": "abs", "sign": "sign"}
@@ -142,8 +143,6 @@ class _Region:
         return isinstance(self.leaves.get(f), OpNode)
 
     def _is_grad(self, f: sympy.Expr) -> bool:
-        from backprop.expr.printing import GradSymbol
-
         return isinstance(self.leaves.get(f), GradSymbol)
 
 

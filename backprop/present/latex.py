@@ -1,0 +1,148 @@
+"""The notes in LaTeX: amsmath ``align*`` blocks, a standalone document, or Jupyter's ``$$`` body.
+
+The aligned rows (:func:`align_rows`) are shared with Markdown, whose math is LaTeX too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import jinja2
+
+from backprop.engine.derivation import Derivation
+from backprop.present.layout import Block, Notes, Row, layout
+from backprop.support.bundled import templates_dir
+from backprop.support.deepstack import deep_stack
+from backprop.support.escape import tex_text
+from backprop.support.notation import rule_latex
+
+_REL_LATEX = {"=": "=", "<-": r"\leftarrow"}
+#: Text columns of a formula per row, as a proxy for its printed width: a page
+#: (LaTeX) and a notebook or GitHub page (Markdown, Jupyter).
+_LATEX_WIDTH = 56
+WIDE_WIDTH = 72
+
+
+def _rule_tex(rule: str, math: str = "$") -> str:
+    """``\\emph{name}: $formula$`` (text mode), or inside math with ``math=''``."""
+    name, f = rule_latex(rule)
+    if math:
+        return rf"\emph{{{name}}}" + (f": ${f}$" if f is not None else "")
+    return r"\text{" + name + (": }" + f if f is not None else "}")
+
+
+def align_rows(b: Block, fit: bool, width: int) -> list[str]:
+    """``lhs &= rhs && (shape)`` rows; a long sum continues on ``&\\quad + ...`` rows."""
+    rows = []
+    for ln in b.lines:
+        lhs = ln.lhs.latex if ln.lhs is not None else ""
+        for k, part in enumerate(ln.rhs.rows(width)):
+            rhs = rf"\fitmath{{{part.latex}}}" if fit else part.latex
+            if k:
+                rows.append(rf"&\quad {{}}{rhs}")  # {} keeps a leading + binary
+                continue
+            row = f"{lhs} &{_REL_LATEX[ln.rel]} {rhs}"
+            if ln.shape is not None:
+                row += rf" && ({ln.shape.latex})"
+            rows.append(row)
+    return rows
+
+
+def _latex_rules(b: Block) -> list[str]:
+    if not b.rules:
+        return []
+    out = [r"\begin{itemize}\setlength{\itemsep}{0pt}\small"]
+    for g in b.rules:
+        if g.via is not None:
+            out.append(rf"\item[] through ${g.via.latex}$:")
+        out += [rf"\item {_rule_tex(r)}" for r in g.rules]
+    out.append(r"\end{itemize}")
+    return out
+
+
+def _latex_table(rows: Sequence[Row], standalone: bool) -> list[str]:
+    """The variables; a standalone document's table may run over pages (longtable)."""
+    env = "longtable" if standalone else "tabular"
+    out = [] if standalone else [r"\begin{center}"]
+    out += [rf"\begin{{{env}}}{{lll}}", r"variable & shape & role \\ \hline"]
+    out += [rf"${r.name.latex}$ & ${r.shape.latex}$ & {tex_text(r.role)} \\" for r in rows]
+    return out + [rf"\end{{{env}}}"] + ([] if standalone else [r"\end{center}"])
+
+
+def _latex_sections(notes: Notes, fit: bool) -> list[str]:
+    out: list[str] = []
+    for sec in notes.sections:
+        out += ["", rf"\section*{{{_latex_title(sec.title)}}}"]
+        if sec.intro is not None:
+            out.append(sec.intro.latex)
+        if sec.table:
+            out += _latex_table(sec.table, standalone=fit)
+        for b in sec.blocks:
+            out += [r"\begin{align*}", " \\\\\n".join(align_rows(b, fit, _LATEX_WIDTH)), r"\end{align*}"]
+            out += _latex_rules(b)
+    return out
+
+
+def _latex_title(title: str) -> str:
+    return tex_text(title.replace("α", "@ALPHA@")).replace("@ALPHA@", r"$\alpha$")
+
+
+def _aligned_body(notes: Notes) -> str:
+    """All sections in one ``aligned`` environment: math-mode content for ``$$ ... $$``."""
+    rows: list[str] = []
+    for sec in notes.sections:
+        rows.append(r"&\textbf{" + tex_text(sec.title.replace("α", "@")).replace("@", r"}\alpha\textbf{") + "}")
+        for r in sec.table:
+            rows.append(rf"{r.name.latex} &: {r.shape.latex} && \text{{{tex_text(r.role)}}}")
+        for b in sec.blocks:
+            rows += align_rows(b, fit=False, width=WIDE_WIDTH)
+            for g in b.rules:
+                if g.via is not None:
+                    rows.append(rf"&\qquad \text{{through }} {g.via.latex}:")
+                rows += [rf"&\qquad {_rule_tex(r, math='')}" for r in g.rules]
+    return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        block_start_string="<%", block_end_string="%>", variable_start_string="<<",
+        variable_end_string=">>", comment_start_string="<#", comment_end_string="#>",
+        keep_trailing_newline=True, autoescape=False, undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template("derivation.tex.j2")
+
+
+@deep_stack
+def to_latex(
+    d: Derivation,
+    *,
+    standalone: bool = False,
+    body_only: bool = False,
+    param: str | None = None,
+    expanded: bool = False,
+    index: bool = False,
+) -> str:
+    """The notes in LaTeX (amsmath ``align*`` blocks; ASCII only).
+
+    ``standalone``: a whole article that compiles with pdflatex; long formulas
+    shrink to the line width. ``body_only``: one ``aligned`` environment, the
+    content of a ``$$ ... $$`` display (what Jupyter shows). Otherwise a
+    fragment to ``\\input`` into a document that loads amsmath.
+    """
+    if standalone and body_only:
+        raise ValueError("standalone and body_only exclude each other")
+    notes = layout(d, param=param, expanded=expanded, index=index)
+    if body_only:
+        return _aligned_body(notes)
+    body = "\n".join(_latex_sections(notes, fit=standalone)).lstrip("\n") + "\n"
+    if not standalone:
+        return f"% {tex_text(notes.title)} (backprop derive)\n" + body
+    return _template().render(
+        title=tex_text(notes.title.removesuffix(notes.name)) + r"\texttt{" + tex_text(notes.name) + "}",
+        title_plain=tex_text(notes.title),
+        summary=tex_text(notes.summary) if notes.summary else "",
+        body=body,
+    )

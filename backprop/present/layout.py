@@ -1,0 +1,342 @@
+"""What the lecture notes say, independent of the format: sections of aligned equation lines.
+
+A :class:`~backprop.engine.derivation.Derivation` is laid out once (:func:`layout`: sections of
+aligned equation lines, each line's formulas in LaTeX and in Unicode, the rules each backward step
+cites) and then written by one small module per format (:mod:`backprop.present.text`,
+:mod:`~backprop.present.latex`, :mod:`~backprop.present.markdown`, :mod:`~backprop.present.jsondoc`).
+Every formula comes from :mod:`backprop.present.formula` (and :mod:`backprop.present.index`);
+rule text comes from the operation registry, converted to LaTeX by :mod:`backprop.support.notation`.
+
+Layout of the notes, as a course prints them: the variables and their shapes,
+the forward pass, then the backward pass one step at a time from the loss
+back (the chain rule with symbolic partials, one term per use of the
+variable; the local derivatives applied; the result; the rules cited), each
+parameter's gradient, optionally fully expanded and entry by entry (index
+notation), and the gradient-descent update of every parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import sympy
+from sympy import Basic, MatrixSymbol
+
+from backprop.engine.derivation import Derivation, Path, Step
+from backprop.engine.optim import get_optimizer
+from backprop.engine.simplify import simplify
+from backprop.expr import ir
+from backprop.expr.ir import OpNode
+from backprop.expr.printing import GradSymbol, latex
+from backprop.present.formula import Formula, formula, grad_formula, join_formulas, name_formula, partial_formula, shape_formula
+from backprop.present.index import gradient_index
+from backprop.support.escape import tex_text
+from backprop.support.notation import latex_name, text_name
+
+#: Section titles, in order.
+T_VARIABLES = "Variables"
+T_FORWARD = "Forward pass"
+T_BACKWARD = "Backward pass (chain rule, from the loss back)"
+T_GRADIENTS = "Gradients"
+T_EXPANDED = "Gradients, fully expanded"
+T_INDEX = "Gradients, one entry at a time (index notation)"
+T_UPDATE = "Update (gradient descent, learning rate α)"
+
+_ROLES = {
+    None: "input", "onehot": "input, one-hot columns", "binary": "input, entries 0 or 1",
+    "positive": "input, positive entries", "prob": "input, probabilities",
+}
+
+
+
+@dataclass(frozen=True)
+class Prose:
+    """A sentence that may hold mathematics: plain text, and its LaTeX (text mode)."""
+
+    text: str
+    latex: str
+
+
+@dataclass(frozen=True)
+class Line:
+    """``lhs rel rhs`` with the value's shape; ``lhs`` None continues the line above."""
+
+    lhs: Formula | None
+    rhs: Formula
+    rel: str = "="
+    shape: Formula | None = None
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    """The registry rules one use of a variable went through; ``via`` labels it."""
+
+    via: Formula | None
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Block:
+    """Lines aligned together, then the rules they cite."""
+
+    lines: tuple[Line, ...]
+    rules: tuple[RuleGroup, ...] = ()
+
+
+@dataclass(frozen=True)
+class Row:
+    """A variable in the table of variables."""
+
+    name: Formula
+    shape: Formula
+    role: str
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    intro: Prose | None = None
+    blocks: tuple[Block, ...] = ()
+    table: tuple[Row, ...] = ()
+
+
+@dataclass
+class Notes:
+    title: str
+    name: str
+    summary: str | None
+    sections: list[Section] = field(default_factory=list)
+
+
+def spec_summary(d: Derivation) -> str | None:
+    """The spec's first comment line: what the network is."""
+    for line in d.model.source.splitlines():
+        s = line.strip()
+        if s.startswith("#"):
+            return s.lstrip("#").strip() or None
+        if s:
+            return None
+    return None
+
+
+def needed_steps(d: Derivation, param: str | None) -> list[Step]:
+    """The steps ∂L/∂param needs (all of them without ``param``), in backward order."""
+    if param is None:
+        return list(d.steps)
+    if param not in d.params:
+        raise ValueError(f"unknown parameter {param!r} (parameters: {', '.join(d.params)})")
+    need = {param}
+    for s in reversed(d.steps):  # users come first in d.steps, so walk back from the param
+        if s.target in need:
+            for e in (s.recursive, s.result, *(p.expr for p in s.paths)):
+                need.update(g.of for g in e.atoms(GradSymbol))
+    return [s for s in d.steps if s.target in need]
+
+
+# --- sections -----------------------------------------------------------------
+
+
+def _variables(d: Derivation) -> Section:
+    rows = []
+    for decl in d.model.decls.values():
+        role = "parameter" if decl.kind == "param" else _ROLES.get(decl.domain, f"input, {decl.domain}")
+        rows.append(Row(name_formula(decl.name), shape_formula(decl.shape), role))
+    intro = None
+    data = next((x for x in d.model.inputs if x.shape[1] != 1), None)
+    if data is not None:  # the CS230 convention, stated on the model's own data
+        name, shape = name_formula(data.name), shape_formula(data.shape)
+        cols = latex(data.shape[1])
+        intro = Prose(
+            f"Examples are columns: {name.text} is {shape.text}, one column per example ({data.shape[1]} examples).",
+            f"Examples are columns: ${name.latex}$ is ${shape.latex}$, one column per example (${cols}$ examples).",
+        )
+    return Section(T_VARIABLES, intro, table=tuple(rows))
+
+
+def _loss_lhs(d: Derivation) -> Formula:
+    loss = name_formula(d.loss.name)
+    if loss.text == "L":
+        return loss
+    return Formula(r"\mathcal{L} = " + loss.latex, "L = " + loss.text)
+
+
+def _forward(d: Derivation) -> Section:
+    lines = []
+    for eq in d.equations:
+        lhs = _loss_lhs(d) if eq is d.loss else name_formula(eq.name)
+        lines.append(Line(lhs, formula(eq.expr), shape=shape_formula(eq.shape)))
+    lifted = [e.name for e in d.equations if e.lifted]
+    intro = None
+    if lifted:
+        names = [name_formula(n) for n in lifted]
+        what = "names the pre-activation" if len(lifted) == 1 else "name the pre-activations"
+        intro = Prose(
+            f"{', '.join(n.text for n in names)} {what} the spec writes inline.",
+            f"{', '.join('$' + n.latex + '$' for n in names)} {what} the spec writes inline.",
+        )
+    return Section(T_FORWARD, intro, blocks=(Block(tuple(lines)),))
+
+
+def _via_groups(paths: Sequence[Path]) -> list[tuple[str, list[Path]]]:
+    groups: dict[str, list[Path]] = {}
+    for p in paths:
+        groups.setdefault(p.via, []).append(p)
+    return list(groups.items())
+
+
+#: Top-level terms of the loss are pruned through these (dispatch on the op's name).
+_ADDITIVE = {"add": ir.add, "sub": ir.sub}
+
+
+def _terms_with(e: Basic, name: str) -> Basic:
+    """The top-level terms of a sum that mention ``name`` (the others have ∂/∂name = 0)."""
+    first, rest = _top_terms(e)
+    out = first[0] if name in first[1] else sympy.Integer(0)
+    for op, term, names in rest:
+        out = _ADDITIVE[op](out, term if name in names else sympy.Integer(0))
+    return out
+
+
+_Term = tuple[Basic, frozenset[str]]
+
+
+@lru_cache(maxsize=4)
+def _top_terms(e: Basic) -> tuple[_Term, tuple[tuple[str, Basic, frozenset[str]], ...]]:
+    """A sum's left spine, once per loss, not once per gradient: its first term, then each
+    further term with its operator, each with the names it reads."""
+    spine = []
+    x = e
+    while isinstance(x, OpNode) and x.op.name in _ADDITIVE:
+        spine.append(x)
+        x = x.children[0]
+
+    def names(t: Basic) -> frozenset[str]:
+        return frozenset(s.name for s in t.atoms(MatrixSymbol))
+
+    rest = tuple((n.op.name, n.children[1], names(n.children[1])) for n in reversed(spine))
+    return (x, names(x)), rest
+
+
+def _chain_term(d: Derivation, via: str, target: str) -> Formula:
+    """∂L/∂via ∂via/∂target; for the loss itself, ∂/∂target of the terms that mention it."""
+    if via == d.loss.name:
+        body = formula(_terms_with(d.loss.expr, target))
+        t = text_name(target)
+        return Formula(
+            r"\frac{\partial}{\partial " + latex_name(target) + r"} \left[" + body.latex + r"\right]",
+            f"∂/∂{t} [{body.text}]",
+        )
+    return join_formulas([grad_formula(via), partial_formula(via, target)], " ", " ")
+
+
+def chain_formula(d: Derivation, s: Step) -> Formula:
+    """The chain rule for ∂L/∂target: one term per variable whose equation uses the target."""
+    return join_formulas([_chain_term(d, via, s.target) for via, _ in _via_groups(s.paths)], " + ", " + ")
+
+
+def _step_block(d: Derivation, s: Step, domains: dict[str, str | None]) -> Block:
+    groups = _via_groups(s.paths)
+    chain = chain_formula(d, s)
+    lines = [Line(grad_formula(s.target), chain, shape=shape_formula(s.shape))]
+    shown = {chain.text}
+
+    def more(e: Basic) -> None:
+        f = formula(e)
+        if f.text not in shown:
+            lines.append(Line(None, f))
+            shown.add(f.text)
+
+    if len(s.paths) > 1:  # one term per path, each simplified on its own
+        total: Basic | None = None
+        for p in s.paths:
+            c = simplify(p.expr, domains)
+            total = c if total is None else ir.add(total, c)
+        assert total is not None
+        more(total)
+    more(s.recursive)
+    more(s.result)
+    if len(groups) == 1:
+        rules = (RuleGroup(None, s.rules),)
+    else:
+        rules = tuple(
+            RuleGroup(name_formula(via), tuple(dict.fromkeys(r for p in ps for r in p.rules)))
+            for via, ps in groups
+        )
+    return Block(tuple(lines), rules)
+
+
+def _backward(d: Derivation, steps: Sequence[Step]) -> Section:
+    domains = {x.name: x.domain for x in d.model.decls.values()}
+    intro = Prose(
+        "Each gradient sums one term per use of the variable; "
+        "a gradient computed once is reused below, as backpropagation does.",
+        "Each gradient sums one term per use of the variable; "
+        "a gradient computed once is reused below, as backpropagation does.",
+    )
+    return Section(T_BACKWARD, intro, blocks=tuple(_step_block(d, s, domains) for s in steps))
+
+
+def _per_param(title: str, params: Iterable[str], line: Callable[[str], Line], intro: Prose | None = None) -> Section:
+    return Section(title, intro, blocks=(Block(tuple(line(p) for p in params)),))
+
+
+def layout(
+    d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False
+) -> Notes:
+    """What the notes say, section by section (see the module docstring)."""
+    steps = needed_steps(d, param)
+    params = [param] if param else d.params
+    notes = Notes(f"Backpropagation through {d.model.name}", d.model.name, spec_summary(d))
+    notes.sections += [_variables(d), _forward(d), _backward(d, steps)]
+
+    def grad_line(p: str) -> Line:
+        s = d.step(p)
+        return Line(grad_formula(p), formula(s.result), shape=shape_formula(s.shape))
+
+    notes.sections.append(_per_param(T_GRADIENTS, params, grad_line))
+    if expanded:
+        intro = Prose("Every gradient above substituted: forward quantities only.",
+                      "Every gradient above substituted: forward quantities only.")
+        notes.sections.append(_per_param(
+            T_EXPANDED, params, lambda p: Line(grad_formula(p), formula(d.expanded(p))), intro))
+    if index:
+        notes.sections.append(_per_param(T_INDEX, params, lambda p: _index_line(d, p), _index_intro()))
+
+    notes.sections.append(_updates(d, params))
+    return notes
+
+
+def _updates(d: Derivation, params: Sequence[str]) -> Section:
+    """The optimizer's update equations of every param (one block each when there are several)."""
+    opt = get_optimizer(d.optimizer)
+    per_param = [tuple(Line(formula(u.target), formula(u.expr), rel="<-") for u in d.updates(p)) for p in params]
+    if all(len(lines) == 1 for lines in per_param):
+        blocks = (Block(tuple(ln for lines in per_param for ln in lines)),)
+    else:
+        blocks = tuple(Block(lines) for lines in per_param)
+    doc = opt.doc[:1].upper() + opt.doc[1:] + "."
+    hypers_text = "; ".join(f"{h.text}: {h.doc}" for h in opt.hypers[1:])
+    hypers_latex = "; ".join(f"${latex_name(h.symbol.name)}$: {tex_text(h.doc)}" for h in opt.hypers[1:])
+    steps = " t counts the steps from 1." if opt.counts_steps else ""
+    steps_latex = " $t$ counts the steps from 1." if opt.counts_steps else ""
+    intro = Prose(
+        doc + (f" {hypers_text}." if hypers_text else "") + steps,
+        tex_text(doc.replace("α", "@")).replace("@", r"$\alpha$")
+        + (f" {hypers_latex}." if hypers_latex else "") + steps_latex,
+    )
+    return Section(f"Update ({opt.title}, learning rate α)", intro, blocks=blocks)
+
+
+def _index_line(d: Derivation, p: str) -> Line:
+    eq = gradient_index(d, p)
+    (ll, lr), (tl, tr) = eq.latex(), eq.text()
+    return Line(Formula(ll, tl), Formula(lr, tr))
+
+
+def _index_intro() -> Prose:
+    return Prose(
+        "Each entry of each gradient, summing over the repeated index.",
+        "Each entry of each gradient, summing over the repeated index.",
+    )

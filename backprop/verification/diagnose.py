@@ -1,0 +1,381 @@
+"""Diagnosing a wrong claim: what kind of mistake it is, and the earliest step where it goes wrong.
+
+A wrong shape (the transpose? a missing sum over the examples? the wrong axis?), a constant or
+size-dependent factor, a sign, missing paths, or the earliest backward step at which the claim
+stops matching -- found by replacing parts of the claim with true gradients until it holds, then
+describing what the offending part should have been. Separate from the verdict
+(:mod:`backprop.verification.verify`): only a wrong claim comes here, and all of this is wording.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sympy
+from sympy import Basic, MatrixSymbol
+
+from backprop.engine.derivation import Derivation, Step
+from backprop.engine.simplify import simplify
+from backprop.expr import ir
+from backprop.expr.ir import OpNode, fmt_shape, shape_of
+from backprop.expr.printing import GradSymbol, text
+from backprop.support.naming import grad_name
+from backprop.verification.claims import Claim
+from backprop.verification.factors import Factor, factor_phrase, fit_factor
+from backprop.verification.numeric import TOL, Points, rel
+
+_HINT_MAX = 40
+_MAX_PARTS = 120  # sub-expressions tried when locating a mistake (bounds the work on huge claims)
+_UNARY_ACTIVATIONS = frozenset({"sigmoid", "tanh", "relu", "softplus", "exp", "log", "sqrt", "abs"})
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _grad_text(name: str) -> str:
+    return text(GradSymbol(grad_name(name), 1, 1))
+
+
+def _derivative_label(eq_expr: Basic) -> str:
+    """σ(Z) -> σ′(Z), ReLU(Z₁) -> ReLU′(Z₁)."""
+    s = text(eq_expr)
+    i = s.find("(")
+    return s[:i] + "′" + s[i:] if i > 0 else s + "′"
+
+
+def _subexpressions(e: Basic) -> list[Basic]:
+    """Distinct operation and variable sub-expressions of ``e``, outermost first (constants left out)."""
+    out: dict[Basic, None] = {}
+    todo = [e]
+    while todo:
+        x = todo.pop(0)
+        if isinstance(x, OpNode):
+            out.setdefault(x, None)
+            todo.extend(x.children)
+        elif isinstance(x, MatrixSymbol):
+            out.setdefault(x, None)
+    return list(out)
+
+
+def _factors(e: Basic) -> list[Basic]:
+    """The factors of an elementwise product (a leading −1 for a negation)."""
+    if isinstance(e, OpNode) and e.op.name == "mul":
+        return _factors(e.children[0]) + _factors(e.children[1])
+    if isinstance(e, OpNode) and e.op.name == "neg":
+        return [sympy.Integer(-1)] + _factors(e.children[0])
+    return [e]
+
+
+def _terms(e: Basic, sign: int = 1) -> list[tuple[int, Basic]]:
+    """The signed terms of a sum: a + b − c -> [(1, a), (1, b), (−1, c)]."""
+    if isinstance(e, OpNode) and e.op.name in ("add", "sub"):
+        return _terms(e.children[0], sign) + _terms(e.children[1], sign if e.op.name == "add" else -sign)
+    if isinstance(e, OpNode) and e.op.name == "neg":
+        return _terms(e.children[0], -sign)
+    return [(sign, e)]
+
+
+def _product(fs: Sequence[Basic]) -> Basic:
+    out: Basic = sympy.Integer(1)
+    for f in fs:
+        out = ir.mul(out, f)
+    return out
+
+
+class Diagnosis:
+    """Says how a claim about one derivation goes wrong, from its values at the verifier's points."""
+
+    def __init__(self, deriv: Derivation, points: Points, grads: Sequence[str]) -> None:
+        self.deriv = deriv
+        self.model = deriv.model
+        self.at = points  # the verifier's points: self.at.vals(e) is e at every one of them
+        #: the variables a claim may name (``dNAME``), in the parser's order
+        self.grads = list(grads)
+        self.examples = {str(d.shape[1]) for d in self.model.inputs if isinstance(d.shape[1], sympy.Symbol)}
+        #: V -> the equation U = f(V) of an elementwise activation applied to V
+        self.activation_of: dict[str, Any] = {}
+        for eq in deriv.equations:
+            e = eq.expr
+            if (isinstance(e, OpNode) and (e.op.name in _UNARY_ACTIVATIONS or e.op.name == "leaky_relu")
+                    and isinstance(e.children[0], MatrixSymbol) and e.children[0].name in self.grads):
+                self.activation_of.setdefault(e.children[0].name, eq)
+        self.forward_vars: dict[str, MatrixSymbol] = {n: d.symbol for n, d in self.model.decls.items()}
+        self.forward_vars.update({eq.name: eq.symbol for eq in deriv.equations})
+
+    # --- wrong shapes ------------------------------------------------------------
+    def _over(self, dim: Basic, axis: int) -> str:
+        if axis == 1 and str(dim) in self.examples:
+            return "the examples"
+        return f"the {dim} {'columns' if axis == 1 else 'rows'}"
+
+    def _sum_code(self, rhs: str, axes: Sequence[int], scalar: bool) -> str:
+        body = rhs if len(rhs) <= _HINT_MAX else "..."
+        return f"sum({body})" if len(axes) == 2 or scalar else f"sum({body}, axis={axes[0]})"
+
+    def wrong_shape(self, claim: Claim, step: Step, c: list[np.ndarray], g: list[np.ndarray]) -> tuple[str, str]:
+        cs, ts = shape_of(claim.expr), step.shape
+        head = f"wrong shape {fmt_shape(cs)}: {_grad_text(step.target)} is {fmt_shape(ts)}"
+        if (cs[1], cs[0]) == ts:
+            ct = [x.T for x in c]
+            if self.at.close(ct, g):
+                return "transpose", f"{head}; it is the transpose of the correct gradient"
+            f = self.at.factor(ct, g)
+            if f is not None:
+                return "transpose", f"{head}; it is transposed, and {factor_phrase(f)}"
+        axis = self._wrong_axis(claim.expr, ts, g)
+        if axis is not None:
+            return "sum", f"{head}; it sums over the wrong axis: {axis}"
+        wide = [ax for ax in (0, 1) if ts[ax] == 1 and cs[ax] != 1]
+        if wide and all(cs[ax] == ts[ax] for ax in (0, 1) if ax not in wide):
+            red = [np.sum(x, axis=tuple(wide), keepdims=True) for x in c]
+            over = _and([self._over(cs[ax], ax) for ax in wide])
+            code = self._sum_code(claim.rhs, wide, ir.is_scalar_shape(ts))
+            if self.at.close(red, g):
+                return "sum", f"{head}; sum over {over}: {code}"
+            f = self.at.factor(red, g)
+            if f is not None:
+                return "sum", f"{head}; sum over {over} ({code}), and then it is {factor_phrase(f)}"
+        narrow = [ax for ax in (0, 1) if cs[ax] == 1 and ts[ax] != 1]
+        if narrow and all(cs[ax] == ts[ax] for ax in (0, 1) if ax not in narrow):
+            red = [np.sum(x, axis=tuple(narrow), keepdims=True) for x in g]
+            if self.at.close(c, red):
+                over = _and([self._over(ts[ax], ax) for ax in narrow])
+                keep = "keep one column per example" if "the examples" in over else "do not sum over them"
+                return "shape", f"{head}; it is the correct gradient summed over {over}: {keep}"
+        return "shape", head
+
+    def _wrong_axis(self, e: Basic, ts: tuple[Basic, Basic], g: list[np.ndarray]) -> str | None:
+        """sum(E, axis=0) where sum(E, axis=1) is meant (or the other way round)."""
+        if not (isinstance(e, OpNode) and e.op.name in ("sum", "mean") and len(e.attrs[0]) == 1):
+            return None
+        other = 1 - int(e.attrs[0][0])
+        x = e.children[0]
+        if shape_of(x)[other] == 1:
+            return None
+        fixed = ir.node(e.op.name, x, ir.axes_attr(other))
+        if shape_of(fixed) != ts or not self.at.close(self.at.vals(fixed), g):
+            return None
+        along = "the examples" if other == 1 and str(shape_of(x)[1]) in self.examples else (
+            "each row" if other == 1 else "each column")
+        return f"axis={other} sums over {along}: {e.op.name}(..., axis={other})"
+
+    # --- wrong values --------------------------------------------------------------
+    def wrong_value(self, claim: Claim, step: Step, c: list[np.ndarray], g: list[np.ndarray], err: float) -> tuple[str, str]:
+        if not all(np.all(np.isfinite(x)) for x in c):
+            return "value", "it is not finite at some points (a division by zero, or the log of a negative number?)"
+        if all(float(np.linalg.norm(x)) == 0.0 for x in c):
+            return "zero", "it is zero, but the correct gradient is not"
+        f = self.at.factor(c, g)
+        if f is not None:
+            kind = "sign" if (f.c == -1 and not f.exps) else "factor"
+            return kind, factor_phrase(f, claim=claim.expr)
+        ts = step.shape
+        if ts[0] == ts[1] and not ir.is_scalar_shape(ts) and self.at.close([x.T for x in c], g):
+            return "transpose", (f"it is the transpose of the correct gradient ({_grad_text(step.target)} is "
+                                 f"{fmt_shape(ts)}, so the shapes cannot tell)")
+        return self._locate(claim.expr, step.target, top=True, err=err)
+
+    def _locate(self, s: Basic, target: str, top: bool, err: float) -> tuple[str, str]:
+        """Descend to the part of ``s`` that stops matching: replace parts by true gradients until it holds."""
+        hole = self._hole(s, target)
+        if hole is not None:
+            part, var = hole
+            return self._locate(part, var, top=False, err=err)
+        return self._local(s, target, top, err)
+
+    def _hole(self, s: Basic, target: str) -> tuple[Basic, str] | None:
+        want = self.at.grad(target)
+        best: tuple[Basic, str] | None = None
+        for part in _subexpressions(s)[1:_MAX_PARTS]:
+            shape = shape_of(part)
+            if ir.is_scalar_shape(shape):
+                continue
+            for var in self.grads:
+                if self.deriv.step(var).shape != shape:
+                    continue
+                if self.at.close(self.at.vals(s, {part: self.at.grad(var)}), want) and not self._holds(part, var):
+                    if best is None or ir.count_nodes(part) > ir.count_nodes(best[0]):
+                        best = (part, var)
+                    break
+        return best
+
+    def _holds(self, part: Basic, var: str) -> bool:
+        """Whether ``part`` already contains ∂L/∂var: then the mistake is around it, not inside."""
+        want, shape = self.at.grad(var), self.deriv.step(var).shape
+        return any(shape_of(x) == shape and self.at.close(self.at.vals(x), want) for x in _subexpressions(part)[1:])
+
+    def _local(self, s: Basic, target: str, top: bool, err: float) -> tuple[str, str]:
+        """Describe how ``s`` fails to be ∂L/∂target when no smaller part is to blame."""
+        step = self.deriv.step(target)
+        got, want = self.at.vals(s), self.at.grad(target)
+        where = "" if top else f"in {_grad_text(target)}: "
+        for check in (self._paths, self._extra_term, self._other_gradient, self._activation):
+            found = check(s, step, got)
+            if found is not None:
+                return found[0], where + found[1] if check is self._paths else found[1]
+        if not top:
+            f = self.at.factor(got, want)
+            if f is not None:
+                part = f"its part {text(s)}, which should be {_grad_text(target)}, is "
+                return "factor", part + factor_phrase(f, of=f"the correct {_grad_text(target)}", claim=s)
+        for check in (self._transposed_leaf, self._swapped_leaf):
+            found = check(s, step)
+            if found is not None:
+                return found
+        rec = text(step.recursive)
+        if top:
+            return "value", f"does not match {_grad_text(target)} = {rec} (relative error {err:.2g})"
+        return "step", f"its part {text(s)} should be {_grad_text(target)} = {rec}"
+
+    def _paths(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
+        """A variable used several times: which uses the claim covers (fit over the paths' contributions)."""
+        paths = step.paths
+        if len(paths) < 2:
+            return None
+        contrib = [self.at.vals(p.expr) for p in paths]
+        coefs: list[list[float]] = [[] for _ in paths]
+        sizes = []
+        for i, y in enumerate(got):
+            a = np.column_stack([np.broadcast_to(c[i], y.shape).ravel() for c in contrib])
+            sol, _, rank, _ = np.linalg.lstsq(a, y.ravel(), rcond=None)
+            if rank < len(paths):
+                continue  # the uses cannot be told apart at this point (e.g. too few examples)
+            if rel(a @ sol, y.ravel()) > TOL * 10:
+                return None
+            sizes.append(self.at.sizes[i])
+            for j, v in enumerate(sol):
+                coefs[j].append(float(v))
+        if len(sizes) < 2:
+            return None
+        domains = {d.name: d.domain for d in self.model.decls.values()}
+        terms = [text(simplify(p.expr, domains)) for p in paths]
+        vias = [p.via for p in paths]
+        labels = [f"{p.via} (contributing {t})" if vias.count(p.via) > 1 else p.via for p, t in zip(paths, terms)]
+        matched, missing, other = [], [], []
+        for j, cs in enumerate(coefs):
+            scale = max(abs(x) for x in cs)
+            if scale < 1e-9:
+                missing.append(j)
+                continue
+            f = fit_factor(cs, sizes)
+            if f is None:
+                return None
+            (matched if f.is_one else other).append((j, f))
+        parts = []
+        if missing:
+            lost = [f"{paths[j].via} (contributing {terms[j]})" for j in missing]
+            s_ = "s" if len(missing) > 1 else ""
+            if matched:
+                ok = _and([labels[j] for j, _ in matched])
+                parts.append(f"matches the path{'s' if len(matched) > 1 else ''} through {ok} "
+                             f"but misses the path{s_} through {_and(lost)}")
+            else:
+                parts.append(f"misses the path{s_} through {_and(lost)}")
+        for j, f in other:
+            label = f"{paths[j].via} (contributing {terms[j]})"
+            if f.c == -1 and not f.exps:
+                parts.append(f"the path through {label} has the wrong sign")
+            else:
+                parts.append(f"the path through {label} is {factor_phrase(f, of='its correct contribution')}")
+        if not parts:
+            return None
+        return "paths", "; ".join(parts)
+
+    def _other_gradient(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
+        """The part is the gradient of another variable: a skipped step (often the activation's derivative)."""
+        for var in self.grads:
+            if var == step.target or self.deriv.step(var).shape != step.shape:
+                continue
+            if not self.at.close(got, self.at.grad(var)):
+                continue
+            act = self.activation_of.get(step.target)
+            if act is not None and act.name == var:
+                local = act.expr.op.vjps[0](sympy.Integer(1), act.symbol, act.expr)
+                label = _derivative_label(act.expr)
+                return "step", (f"the factor {label} = {text(local)} is missing: "
+                                f"{_grad_text(step.target)} = {_grad_text(var)} ⊙ {label}, not {_grad_text(var)}")
+            return "step", f"uses {_grad_text(var)} where {_grad_text(step.target)} belongs"
+        return None
+
+    def _activation(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
+        """δ_Z = δ_A ⊙ f′(Z): find the δ_A factor (or a multiple of it), then compare the rest with f′."""
+        act = self.activation_of.get(step.target)
+        if act is None:
+            return None
+        found = self._outer_factor(_factors(s), self.at.grad(act.name))
+        if found is None:
+            return None
+        pick, rest, f = found
+        claimed = _product(rest)
+        local = act.expr.op.vjps[0](sympy.Integer(1), act.symbol, act.expr)
+        label = _derivative_label(act.expr)
+        right = shape_of(claimed) == step.shape and self.at.close(self.at.vals(claimed), self.at.vals(local))
+        wrong = f"this would hold if {label} were {text(claimed)}; it is {text(local)}"
+        v = self.forward_vars[step.target]
+        if shape_of(claimed) == step.shape:
+            with_forward_value = self.at.vals(claimed, {v: self.at.var(act.name)})
+            if self.at.close(with_forward_value, self.at.vals(local)):
+                wrong += f": use {text(act.symbol)} = {text(act.expr)}, not {text(v)}"
+        if f is None:
+            return "step", wrong
+        off = f"{text(_product(pick))} is {factor_phrase(f, of=_grad_text(act.name))}"
+        if right:
+            return "factor", f"in {_grad_text(step.target)}: {off}"
+        return "step", f"two mistakes in {_grad_text(step.target)}: {off}; and {wrong}"
+
+    def _outer_factor(self, fs: list[Basic], outer: list[np.ndarray]) -> tuple[list[Basic], list[Basic], Factor | None] | None:
+        """Factors whose product is ``outer`` (factor None) or a multiple of it; the rest."""
+        loose = None
+        for size in (1, 2):
+            for pick in itertools.combinations(range(len(fs)), size):
+                if len(fs) - size < 1:
+                    continue
+                got = self.at.vals(_product([fs[i] for i in pick]))
+                split = ([fs[i] for i in pick], [x for i, x in enumerate(fs) if i not in pick])
+                if self.at.close(got, outer):
+                    return (*split, None)
+                f = self.at.factor(got, outer) if loose is None else None
+                if f is not None:
+                    loose = (*split, f)
+        return loose
+
+    def _extra_term(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
+        """A sum that holds without one of its terms."""
+        terms = _terms(s)
+        if len(terms) < 2:
+            return None
+        want = self.at.grad(step.target)
+        vals = [[sign * np.broadcast_to(v, w.shape) for v, w in zip(self.at.vals(t), want)] for sign, t in terms]
+        for i, (sign, t) in enumerate(terms):
+            rest = [sum(vals[j][k] for j in range(len(terms)) if j != i) for k in range(len(want))]
+            if self.at.close(rest, want):
+                return "value", f"the term {'−' if sign < 0 else '+'} {text(t)} does not belong: without it the claim holds"
+        return None
+
+    def _transposed_leaf(self, s: Basic, step: Step) -> tuple[str, str] | None:
+        want = self.at.grad(step.target)
+        for leaf in sorted(s.atoms(MatrixSymbol), key=lambda x: x.name):
+            r, c = shape_of(leaf)
+            if r != c or r == 1:
+                continue
+            if self.at.close(self.at.vals(s, {leaf: [x.T for x in self.at.vals(leaf)]}), want):
+                return "step", (f"{text(leaf)} needs a transpose here: "
+                                f"{_grad_text(step.target)} = {text(step.recursive)}")
+        return None
+
+    def _swapped_leaf(self, s: Basic, step: Step) -> tuple[str, str] | None:
+        want = self.at.grad(step.target)
+        for leaf in sorted(s.atoms(MatrixSymbol), key=lambda x: x.name):
+            if isinstance(leaf, GradSymbol):
+                continue
+            for name, sym in self.forward_vars.items():
+                if name == leaf.name or shape_of(sym) != shape_of(leaf):
+                    continue
+                if self.at.close(self.at.vals(s, {leaf: self.at.var(name)}), want):
+                    return "step", (f"has {text(leaf)} where {text(sym)} belongs: "
+                                    f"{_grad_text(step.target)} = {text(step.recursive)}")
+        return None

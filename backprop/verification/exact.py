@@ -1,0 +1,190 @@
+"""The exact check: a claim that passes numerically, proved equal with SymPy at small sizes.
+
+Forward values and true gradients are SymPy matrices (symbolic entries when possible, so the
+identity holds for every value at those sizes; a rational point clear of the kinks with piecewise
+operations). Deterministic budgets, not timeouts, skip what would grow too large.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import sympy
+from sympy import Basic
+
+from backprop.engine.derivation import Derivation
+from backprop.expr.evaluate import evaluate_exact
+from backprop.expr.ir import OpNode
+from backprop.language.model import Model
+from backprop.support.naming import grad_name
+from backprop.verification.numeric import concrete, sample
+
+#: Operations whose exact forms are piecewise: checked exactly at a rational point.
+PIECEWISE = frozenset({"relu", "leaky_relu", "step", "leaky_step", "abs", "sign"})
+#: The exact check is skipped beyond these (deterministic budgets, not timeouts).
+EXACT_MAX_FIXED_DIM = 4
+EXACT_MAX_ENTRIES = 48  # symbolic entries
+EXACT_MAX_RATIONAL_ENTRIES = 200  # entries at a rational point
+EXACT_MAX_OPS = 20000
+
+
+class ExactCheck:
+    """Proves or disproves claims about one derivation, in the cheapest mode that decides."""
+
+    def __init__(self, deriv: Derivation, seed: int = 0) -> None:
+        self.deriv = deriv
+        self.seed = seed
+        self._exact: dict[bool, _Exact] = {}
+
+    def check(self, e: Basic, name: str) -> tuple[str, str]:
+        """``proved`` / ``disproved`` / ``skipped``, and a note on how (or why not)."""
+        ops = {x.op.name for x in sympy.preorder_traversal(e) if isinstance(x, OpNode)}
+        for eq in self.deriv.equations:
+            ops |= {x.op.name for x in sympy.preorder_traversal(eq.expr) if isinstance(x, OpNode)}
+        modes = [True] if ops & PIECEWISE else [False, True]  # symbolic entries when possible, else a rational point
+        status, note = "skipped", ""
+        for rational in modes:
+            if rational not in self._exact:
+                self._exact[rational] = _Exact(self.deriv, rational, self.seed)
+            status, note = self._exact[rational].check(e, name)
+            if status != "skipped":
+                break
+        return status, note
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The sizes the exact check works at."""
+        return exact_sizes(self.deriv.model)
+
+def exact_sizes(model: Model) -> dict[str, int]:
+    return {d: 2 + i % 2 for i, d in enumerate(sorted(model.dims))}
+
+
+def _rational(x: float, den: int) -> sympy.Rational:
+    return sympy.Rational(round(float(x) * den), den)
+
+
+def _ops(m: sympy.MatrixBase) -> int:
+    return sum(sympy.count_ops(x) for x in m)
+
+
+class _Exact:
+    """Forward values and true gradients on SymPy matrices at small sizes.
+
+    Params and unconstrained inputs are symbols, so an identity that holds is
+    proved for every value at those sizes; inputs with a domain are concrete
+    values from it. With piecewise operations (ReLU) every entry is a rational
+    clear of the kinks instead.
+    """
+
+    def __init__(self, deriv: Derivation, rational: bool, seed: int) -> None:
+        self.deriv, self.rational = deriv, rational
+        model = deriv.model
+        self.sizes = exact_sizes(model)
+        self.dims = {model.dims[d]: v for d, v in self.sizes.items()}
+        self.reason = ""
+        self.env: dict[Any, Any] = {}
+        self.cache: dict[Basic, Any] = {}
+        fixed = [int(x) for d in model.decls.values() for x in d.shape if isinstance(x, sympy.Integer)]
+        shapes = {n: concrete(d.shape, self.dims) for n, d in model.decls.items()}
+        entries = sum(r * c for r, c in shapes.values())
+        if fixed and max(fixed) > EXACT_MAX_FIXED_DIM:
+            self.reason = f"skipped: the spec fixes a size of {max(fixed)}, too large for SymPy"
+            return
+        if entries > (EXACT_MAX_RATIONAL_ENTRIES if rational else EXACT_MAX_ENTRIES):
+            self.reason = "skipped: too many entries even at the smallest sizes"
+            return
+        rng = np.random.default_rng(seed + 7)
+        for _attempt in range(8):
+            if self._build(shapes, rng):
+                return
+        self.reason = self.reason or "skipped: no exact point clear of the kinks"
+
+    def _build(self, shapes: Mapping[str, tuple[int, int]], rng: np.random.Generator) -> bool:
+        model = self.deriv.model
+        self.env = dict(self.dims)
+        self.cache = {}
+        for n, d in model.decls.items():
+            r, c = shapes[n]
+            if d.domain in ("onehot", "binary") or self.rational or d.domain == "prob":
+                x = sample(d.domain, (r, c), rng)
+                if d.domain == "prob":
+                    x = np.clip(x, 0.1, 0.9)
+                den = 1 if d.domain in ("onehot", "binary") else 97
+                if d.domain == "positive":
+                    x = np.maximum(x, 0.25)
+                self.env[n] = sympy.Matrix(r, c, lambda i, j, x=x, den=den: _rational(x[i, j], den))
+            else:
+                pos = d.domain == "positive"
+                self.env[n] = sympy.Matrix(
+                    r, c, lambda i, j, n=n, pos=pos: sympy.Symbol(f"{n}[{i},{j}]", real=True, positive=pos or None))
+        try:
+            for eq in self.deriv.equations:
+                self.env[eq.name] = self._eval(eq.expr)
+            if self.rational and not self._clear_of_kinks():
+                return False
+            for s in self.deriv.steps:
+                v = self._eval(s.result)
+                r, c = concrete(s.shape, self.dims)
+                if v.shape != (r, c):
+                    v = sympy.Matrix(r, c, lambda i, j, v=v: v[i if v.rows > 1 else 0, j if v.cols > 1 else 0])
+                self.env[grad_name(s.target)] = v
+        except _TooLargeError:
+            self.reason = "skipped: the expressions grow too large at the smallest sizes"
+        return True
+
+    def _eval(self, e: Basic) -> sympy.Matrix:
+        v = evaluate_exact(e, self.env, self.cache)
+        if _ops(v) > EXACT_MAX_OPS:
+            raise _TooLargeError
+        return v
+
+    def _clear_of_kinks(self) -> bool:
+        for eq in self.deriv.equations:
+            for x in sympy.preorder_traversal(eq.expr):
+                if isinstance(x, OpNode) and x.op.name in PIECEWISE:
+                    arg = evaluate_exact(x.children[0], self.env, self.cache)
+                    if any(v == 0 for v in arg):
+                        return False
+        return True
+
+    def check(self, e: Basic, name: str) -> tuple[str, str]:
+        at = ", ".join(f"{k}={v}" for k, v in self.sizes.items()) or "the spec's sizes"
+        if self.reason:
+            return "skipped", self.reason
+        how = "at a rational point" if self.rational else "for every value of the params"
+        try:
+            got = self._eval(e)
+        except _TooLargeError:
+            return "skipped", "skipped: the claim grows too large at the smallest sizes"
+        want = self.env[grad_name(name)]
+        if got.shape != want.shape:
+            got = sympy.Matrix(*want.shape, lambda i, j: got[i if got.rows > 1 else 0, j if got.cols > 1 else 0])
+        verdicts = [_exact_zero(a - b) for a, b in zip(got, want)]
+        if any(v is False for v in verdicts):
+            return "disproved", f"at {at}"
+        if all(v is True for v in verdicts):
+            return "proved", f"proved equal at {at}, {how}"
+        return "skipped", f"inconclusive at {at}: SymPy could not decide"
+
+
+class _TooLargeError(Exception):
+    """An exact value exceeded the budget; the exact check is skipped."""
+
+
+def _exact_zero(x: sympy.Expr) -> bool | None:
+    """True when ``x`` is provably 0, False when provably not, None when undecided."""
+    x = sympy.sympify(x)
+    if x == 0 or sympy.cancel(x) == 0:
+        return True
+    if sympy.count_ops(x) < 400 and sympy.simplify(x) == 0:
+        return True
+    free = sorted(x.free_symbols, key=str)
+    rng = np.random.default_rng(len(free))
+    subs = {s: _rational(rng.uniform(0.2, 1.5), 97) for s in free}
+    v = x.evalf(40, subs=subs)
+    if v.is_number and abs(v) > sympy.Float("1e-25"):
+        return False
+    return None

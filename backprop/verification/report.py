@@ -1,0 +1,134 @@
+"""The verdicts: one claim's result and the report on all of them, as text, JSON, Markdown or HTML.
+
+Separate from the judging (:mod:`backprop.verification.verify`): these are plain records, written
+once the verifier is done, and the only part of verification a caller (the CLI, a notebook) reads.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from backprop.support.escape import json_text, markdown_code
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The verdict on one claim, why, and how it was checked."""
+
+    name: str
+    claim_text: str
+    verdict: bool
+    diagnosis: str | None
+    error: float  # largest relative error over the size sets (inf: wrong shape)
+    exact_checked: bool
+    mistake: str | None = None  # kind of mistake: shape, transpose, sum, factor, sign, zero, paths, step, value
+    exact_note: str = ""
+    file: str = "<claim 1>"
+    line: int = 1
+
+    @property
+    def correct(self) -> bool:
+        return self.verdict
+
+    def line_text(self) -> str:
+        """``✓ dW1 = ...  correct`` or ``✗ dW1 = ...  wrong: DIAGNOSIS``."""
+        if self.verdict:
+            return f"✓ {self.claim_text}  correct"
+        return f"✗ {self.claim_text}  wrong: {self.diagnosis}"
+
+    def __str__(self) -> str:
+        return self.line_text()
+
+    def _repr_markdown_(self) -> str:
+        mark = "✓ correct" if self.verdict else f"✗ wrong: {self.diagnosis}"
+        return f"{markdown_code(self.claim_text)} {mark}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "claim": self.claim_text,
+            "correct": self.verdict,
+            "verdict": "correct" if self.verdict else "wrong",
+            "mistake": self.mistake,
+            "diagnosis": self.diagnosis,
+            "error": float(f"{self.error:.3g}") if math.isfinite(self.error) else None,  # stable across BLAS builds
+            "exact_checked": self.exact_checked,
+            "exact_note": self.exact_note,
+            "source": f"{self.file}:{self.line}",
+        }
+
+
+@dataclass
+class VerifyReport:
+    """Every claim's result, printable as text, JSON, Markdown or an HTML table."""
+
+    model: str
+    results: list[ClaimResult]
+    sizes: list[dict[str, int]] = field(default_factory=list)
+    exact_sizes: dict[str, int] | None = None
+
+    @property
+    def all_correct(self) -> bool:
+        return all(r.verdict for r in self.results)
+
+    def __iter__(self) -> Iterator[ClaimResult]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> ClaimResult:
+        return self.results[i]
+
+    def summary(self) -> str:
+        good = sum(r.verdict for r in self.results)
+        exact = sum(r.exact_checked for r in self.results)
+        how = f"numerically at {len(self.sizes)} sets of sizes"
+        if exact and self.exact_sizes is not None:
+            at = ", ".join(f"{k}={v}" for k, v in self.exact_sizes.items()) or "its fixed sizes"
+            how += f"; exactly at {at} for {exact} of them"
+        return f"{good} of {len(self.results)} claim{'s' * (len(self.results) != 1)} correct ({how})"
+
+    def text(self) -> str:
+        return "\n".join([r.line_text() for r in self.results] + [self.summary()]) + "\n"
+
+    __str__ = text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "all_correct": self.all_correct,
+            "claims": [r.to_dict() for r in self.results],
+            "sizes": self.sizes,
+            "exact_sizes": self.exact_sizes,
+        }
+
+    def to_json(self) -> str:
+        return json_text(self.to_dict()) + "\n"
+
+    def _repr_markdown_(self) -> str:
+        # Left-aligned like the text report (a centred ✓ drifts from its claim in wide tables); headed "verdict"
+        # as in the JSON.
+        rows = ["| claim | verdict | diagnosis |", "|:---|:---|:---|"]
+        for r in self.results:
+            code = markdown_code(r.claim_text).replace("|", "\\|")  # a table cell: even a code span's | splits it
+            diag = "correct" if r.verdict else (r.diagnosis or "").replace("|", "\\|")
+            rows.append(f"| {code} | {'✓' if r.verdict else '✗'} | {diag} |")
+        return "\n".join(rows) + f"\n\n{self.summary()}\n"
+
+    def _repr_html_(self) -> str:
+        # Jupyter's stylesheet right-aligns table cells: each cell says left itself.
+        left = ' style="text-align:left"'
+        rows = []
+        for r in self.results:
+            mark = '<span style="color:#1a7f37">✓</span>' if r.verdict else '<span style="color:#cf222e">✗</span>'
+            diag = "correct" if r.verdict else html.escape(r.diagnosis or "")
+            rows.append(f"<tr><td{left}><code>{html.escape(r.claim_text)}</code></td><td{left}>{mark}</td>"
+                        f"<td{left}>{diag}</td></tr>")
+        head = "<tr>" + "".join(f"<th{left}>{h}</th>" for h in ("claim", "verdict", "diagnosis")) + "</tr>"
+        return (f"<table>{head}{''.join(rows)}</table>"
+                f"<p><small>{html.escape(self.summary())}</small></p>")
