@@ -31,7 +31,7 @@ from backprop.engine.optim import get_optimizer
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, Shape
-from backprop.expr.ops import ADD
+from backprop.expr.ops_row import ADD
 from backprop.expr.printing import GradSymbol, LatexPrinter, TextPrinter
 from backprop.language.model import Decl
 from backprop.present.index import gradient_index
