@@ -35,8 +35,9 @@ import sympy
 from backprop.expr import ir
 from backprop.expr.ops import FUNCTIONS
 from backprop.expr.printing import LatexPrinter
+from backprop.language.expression import ExprBuilder
 from backprop.language.model import DOMAINS, Model
-from backprop.language.parse import ExprBuilder, parse_spec
+from backprop.language.parse import parse_spec
 from backprop.support.errors import SpecError
 from backprop.support.escape import visible
 from backprop.support.naming import fresh
