@@ -20,9 +20,10 @@ from backprop.codegen import GradcheckReport, generate, gradcheck, load_module
 from backprop.engine.chain import derive as backpropagate
 from backprop.engine.derivation import Derivation, Equation, Path, Step
 from backprop.engine.pipeline import get_derivation, get_model
-from backprop.language.model import Assign, Decl, Model, NetworkBuilder
+from backprop.language.builder import NetworkBuilder
+from backprop.language.model import Assign, Decl, Model
 from backprop.language.parse import load, parse_spec
-from backprop.language.pyfunc import network
+from backprop.present.functions import network
 from backprop.support.bundled import example_names
 from backprop.support.errors import ShapeError, SpecError, UnsupportedError
 from backprop.support.version import version as _version

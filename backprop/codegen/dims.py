@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
-from backprop.language.parse import suggest
+from backprop.language.expression import suggest
 from backprop.support.errors import UsageError
 
 _ITEM = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*(\S+)\s*")

@@ -20,7 +20,8 @@ from sympy.printing.str import StrPrinter
 from backprop.codegen.stmt import TempSymbol
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, is_const
-from backprop.expr.ops import ATOM, MUL, REGISTRY
+from backprop.expr.ops import REGISTRY
+from backprop.expr.ops_row import ATOM, MUL
 from backprop.expr.printing import GradSymbol, _Operands
 from backprop.support.errors import UnsupportedError
 from backprop.support.naming import CodeNames

@@ -5,10 +5,15 @@ plain SymPy expressions of numbers and dimension symbols, and every operation is
 an ``OpNode`` -- a ``sympy.Basic`` subclass generated from the operation
 registry in :mod:`backprop.expr.ops`. Building a node checks its shape rule, so a model
 that was built is a model whose shapes agree.
+
+This module is the bottom of the stage and imports nothing above it: the registry hands it
+the node class for each operation's name (:data:`NODE_CLASSES`), and the package
+(:mod:`backprop.expr`) hands it the printer a node shows itself with (:func:`show_nodes_with`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 import sympy
@@ -18,7 +23,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from backprop.support.errors import ShapeError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from backprop.expr.ops import Op
+    from backprop.expr.ops_row import Op
 
 Shape = tuple[Expr, Expr]
 ONE = sympy.Integer(1)
@@ -26,6 +31,16 @@ SCALAR: Shape = (ONE, ONE)
 
 #: name -> node class, filled by :mod:`backprop.expr.ops` as it registers operations.
 NODE_CLASSES: dict[str, type[OpNode]] = {}
+
+#: How a node reads in ``str()`` and ``repr()``: SymPy's tree form until :mod:`backprop.expr`
+#: installs the Unicode text printer, which sits above the nodes.
+_show: Callable[[Basic], str] = sympy.srepr
+
+
+def show_nodes_with(printer: Callable[[Basic], str]) -> None:
+    """Make ``printer`` the form every operation node shows in ``str()`` and ``repr()``."""
+    global _show
+    _show = printer
 
 
 class OpNode(Basic):
@@ -55,9 +70,7 @@ class OpNode(Basic):
         return self._shape
 
     def __repr__(self) -> str:
-        from backprop.expr.printing import TextPrinter
-
-        return TextPrinter().doprint(self)
+        return _show(self)
 
     __str__ = __repr__
 

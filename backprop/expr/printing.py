@@ -19,7 +19,7 @@ from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
 from backprop.expr.ir import OpNode, is_const
-from backprop.expr.ops import ADD, ATOM, MUL, POW, UNARY
+from backprop.expr.ops_row import ADD, ATOM, MUL, POW, UNARY
 from backprop.support.errors import UnsupportedError
 from backprop.support.notation import latex_name, text_name
 

@@ -2,7 +2,8 @@
 
 A :class:`Model` is what every later stage works on. It is built by
 :func:`backprop.language.parse.parse_spec` from spec text, or from Python with
-:class:`NetworkBuilder`, which goes through the same checks line by line.
+:class:`~backprop.language.builder.NetworkBuilder` or :func:`backprop.network`, which go
+through the same parser. This module holds the data only and imports no parser.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from backprop.expr.ir import Shape, fmt_shape, shape_of
+from backprop.expr.printing import text
 
 KINDS = ("input", "param")
 DOMAINS = ("onehot", "binary", "positive", "prob")
@@ -95,8 +97,6 @@ class Model:
 
     def describe(self) -> str:
         """The forward pass with shapes, one line per declaration/assignment."""
-        from backprop.expr.printing import text
-
         lines = [f"# {self.name}: forward pass (examples are columns)"]
         for d in self.decls.values():
             dom = f" {d.domain}" if d.domain else ""
@@ -108,46 +108,3 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<Model {self.name}: {len(self.decls)} declarations, {len(self.assigns)} assignments>"
-
-
-class NetworkBuilder:
-    """Build a :class:`Model` from Python, one spec line per call.
-
-    >>> net = NetworkBuilder("neuron")
-    >>> net.input("x", "n", "m").input("y", 1, "m").param("w", 1, "n").param("b")
-    >>> net.assign("a", "sigmoid(w @ x + b)").assign("loss", "sum((a - y)**2) / m")
-    >>> model = net.build()
-
-    Expressions are spec-language text and go through the same parser and
-    checks as a spec file; nothing is evaluated.
-    """
-
-    def __init__(self, name: str = "network") -> None:
-        self.name = name
-        self.lines: list[str] = []
-
-    def _decl(self, kind: str, name: str, dims: tuple, domain: str | None) -> NetworkBuilder:
-        if len(dims) == 1 and isinstance(dims[0], str) and " " in dims[0].strip():
-            dims = tuple(dims[0].split())
-        shape = f"[{', '.join(str(d) for d in dims)}]" if dims else ""
-        self.lines.append(f"{kind} {name}{shape}" + (f" {domain}" if domain else ""))
-        return self
-
-    def input(self, name: str, *dims: str | int, domain: str | None = None) -> NetworkBuilder:
-        return self._decl("input", name, dims, domain)
-
-    def param(self, name: str, *dims: str | int) -> NetworkBuilder:
-        return self._decl("param", name, dims, None)
-
-    def assign(self, name: str, expr: str) -> NetworkBuilder:
-        self.lines.append(f"{name} = {expr}")
-        return self
-
-    @property
-    def source(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-    def build(self) -> Model:
-        from backprop.language.parse import parse_spec
-
-        return parse_spec(self.source, path=f"<{self.name}>", name=self.name)

@@ -14,7 +14,7 @@ from sympy import Basic
 
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, Shape
-from backprop.expr.ops import ADD
+from backprop.expr.ops_row import ADD
 from backprop.expr.printing import LatexPrinter, TextPrinter
 from backprop.support.notation import display_width, latex_name, text_name
 

@@ -21,7 +21,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from backprop.expr.ir import OpNode, is_const, shape_of
-from backprop.expr.ops import ADD, ATOM, MUL, Index
+from backprop.expr.ops_row import ADD, ATOM, MUL, Index
 from backprop.expr.printing import GradSymbol, LatexPrinter, TextPrinter, grad_symbol
 from backprop.support import naming
 from backprop.support.errors import UnsupportedError

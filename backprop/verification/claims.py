@@ -4,7 +4,7 @@ A claim is ∂L/∂NAME for a param or an intermediate (including the
 pre-activations the chain rule names), written with the spec's names, dims
 and functions, plus ``dOTHER`` for the derived gradient of another variable,
 ``(E > 0)`` for the indicator [E > 0] and ``ones(r, c)``. The right side is
-parsed by :class:`ClaimExprBuilder`, a :class:`~backprop.language.parse.ExprBuilder` --
+parsed by :class:`ClaimExprBuilder`, a :class:`~backprop.language.expression.ExprBuilder` --
 a whitelist walk over Python's ``ast``; nothing is evaluated. Every error is
 a :class:`~backprop.support.errors.SpecError` located in the claim.
 """
@@ -24,7 +24,8 @@ from backprop.expr import ir
 from backprop.expr.ir import shape_of
 from backprop.expr.ops import FUNCTIONS
 from backprop.expr.printing import GradSymbol
-from backprop.language.parse import IDENT, ExprBuilder, suggest
+from backprop.language.expression import ExprBuilder, suggest
+from backprop.language.parse import IDENT
 from backprop.support.deepstack import MAX_CLAIM_NESTING
 from backprop.support.errors import ShapeError, SpecError
 from backprop.support.naming import grad_name

@@ -4,7 +4,7 @@ A claim reads ``dNAME = EXPR``: ∂L/∂NAME for a param or an intermediate, in
 the spec language, with ``dOTHER`` standing for the derived gradient of
 another variable (so recursive forms like ``dZ = dA * A * (1 - A)`` work as
 well as closed ones). Claims are parsed in :mod:`backprop.verification.claims` by the spec
-parser's own :class:`~backprop.language.parse.ExprBuilder` -- never evaluated as Python.
+parser's own :class:`~backprop.language.expression.ExprBuilder` -- never evaluated as Python.
 
 The check is numerical first: at several sets of sizes (distinct primes, so a
 stray factor m or a swapped pair of dimensions shows) and random points drawn

@@ -1,0 +1,78 @@
+"""Rows of the registry: the matrix product and the transpose, the two operations that mix entries
+across a whole row or column and so have an index-notation rule of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sympy import Basic
+
+from backprop.expr import ir
+from backprop.expr.ir import OpNode, Shape, fmt_shape, shape_of
+from backprop.expr.ops_row import ATOM, MUL, POW, Index, IndexForm, Op, fmt
+from backprop.support.errors import ShapeError
+
+
+def _matmul_shape(shapes: list[Shape], e: OpNode) -> Shape:
+    (a, b), (c, d) = shapes
+    if b != c:
+        raise ShapeError(
+            f"matrix product {fmt_shape(shapes[0])} @ {fmt_shape(shapes[1])}: inner dimensions "
+            f"{b} and {c} differ"
+        )
+    return (a, d)
+
+
+def _transpose_shape(shapes: list[Shape], e: OpNode) -> Shape:
+    return (shapes[0][1], shapes[0][0])
+
+
+def _hadamard(x: Basic) -> bool:
+    """An elementwise product or quotient of matrices: A ⊙ B."""
+    return (
+        isinstance(x, OpNode) and x.op.elementwise and x.op.prec == MUL
+        and not any(ir.is_scalar(c) for c in x.children)
+    )
+
+
+def _matmul_form(p: Any, e: OpNode) -> str:
+    """``W X``; a ⊙ product as left factor keeps its parentheses: (A ⊙ B) Xᵀ."""
+    a, b = e.children
+    return f"{p.operand(a, MUL + 1 if _hadamard(a) else MUL)} {p.operand(b, MUL + 1)}"
+
+
+def _matmul_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
+    inner = shape_of(e.children[0])[1]
+    if inner == 1:  # an outer product sums nothing
+        return IndexForm((), ((ij[0], None), (None, ij[1])))
+    t = fresh()
+    return IndexForm(((t, inner),), ((ij[0], t), (t, ij[1])))
+
+
+#: The family's rows, in registration order.
+ROWS: tuple[Op, ...] = (
+    Op(
+        "matmul", 2, _matmul_shape,
+        vjps=(
+            lambda g, out, e: ir.matmul(g, ir.transpose(e.children[1])),
+            lambda g, out, e: ir.matmul(ir.transpose(e.children[0]), g),
+        ),
+        rules=(
+            "matrix product, left factor: ∂L/∂W = ∂L/∂Z Xᵀ for Z = W X",
+            "matrix product, right factor: ∂L/∂X = Wᵀ ∂L/∂Z for Z = W X",
+        ),
+        latex=_matmul_form, text=_matmul_form,
+        numpy=fmt("{0} @ {1}", MUL, [MUL, MUL + 1]), np_eval=lambda a, b, e=None: a @ b,
+        prec=MUL, sym_eval=lambda a, b, e=None: a * b, index=_matmul_index,
+    ),
+    Op(
+        "transpose", 1, _transpose_shape,
+        vjps=(lambda g, out, e: ir.transpose(g),),
+        rules=("transpose: ∂L/∂U = (∂L/∂Uᵀ)ᵀ",),
+        latex=fmt(r"{0}^{{\top}}", POW, [POW + 1]), text=fmt("{0}ᵀ", POW, [POW + 1]),
+        numpy=fmt("{0}.T", ATOM, [ATOM]), np_eval=lambda a, e=None: a.T,
+        prec=POW, sym_eval=lambda a, e=None: a.T, index=lambda e, ij, fresh: IndexForm((), ((ij[1], ij[0]),)),
+    ),
+)

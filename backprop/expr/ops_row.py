@@ -1,0 +1,114 @@
+"""What one operation row holds, and the helpers every family of rows builds its forms from.
+
+An :class:`Op` row says, in one place, how an operation
+- checks and infers shapes (``shape``),
+- pulls a gradient back to each operand (``vjps``: the adjoint, as a model
+  expression built from other registered operations),
+- reads in LaTeX, in Unicode text and in NumPy (``latex``, ``text``, ``numpy``),
+- evaluates numerically (``np_eval``) and exactly on concrete SymPy matrices
+  (``exact``, elementwise ops only; others give ``sym_eval``),
+- is cited in a derivation (``rules``, one per operand).
+
+This module is the shape of a row, separate from the rows themselves (the ``ops_*`` family
+modules) and from the table that registers them (:mod:`backprop.expr.ops`), so the families and
+the printers can share it without importing the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import sympy
+from sympy import Basic
+
+from backprop.expr import ir
+from backprop.expr.ir import OpNode, Shape
+
+# Printing precedence, as in Python: higher binds tighter.
+ATOM, POW, UNARY, MUL, ADD = 100, 60, 50, 40, 30
+
+VJP = Callable[[Basic, Basic, OpNode], Basic]
+Form = Callable[[Any, OpNode], str]
+Index = tuple[str | None, str | None]  # (row, column) index letters; None for a length-1 axis
+
+
+class IndexForm(NamedTuple):
+    """Entry ``(i, j)`` of an operation's result in index notation.
+
+    The entry is ``scale`` times the sum, over the ``summed`` indices (each with
+    its range), of the product of the operands' entries at ``operands``.
+    """
+
+    summed: tuple[tuple[str, Basic], ...]
+    operands: tuple[Index, ...]
+    scale: Basic = sympy.Integer(1)
+
+
+#: (node, its entry's indices, a source of fresh index letters) -> IndexForm
+IndexRule = Callable[[OpNode, Index, Callable[[], str]], IndexForm]
+
+
+@dataclass(frozen=True)
+class Op:
+    """Everything the toolkit knows about one operation."""
+
+    name: str
+    arity: int
+    shape: Callable[[list[Shape], OpNode], Shape]
+    vjps: tuple[VJP | None, ...]
+    rules: tuple[str, ...]
+    latex: Form
+    text: Form
+    numpy: Form
+    np_eval: Callable[..., Any]
+    prec: int = ATOM
+    elementwise: bool = False
+    exact: Callable[..., Any] | None = None  # scalar SymPy form (elementwise ops)
+    sym_eval: Callable[..., Any] | None = None  # on concrete sympy.Matrix (other ops)
+    numpy_helper: str | None = None  # a helper function the NumPy form calls
+    #: the NumPy form writing into its (fresh, last-read) argument, e.g. "np.tanh({0}, out={0})"
+    numpy_inplace: str | None = None
+    numpy_inplace_helper: str | None = None  # a helper function numpy_inplace calls
+    spec_name: str | None = None  # name in the spec language, when callable there
+    doc: str = ""
+    attrs: tuple[str, ...] = field(default=())
+    #: entry (i, j) in index notation; elementwise ops need none (same indices)
+    index: IndexRule | None = None
+
+
+# --- helpers the families share --------------------------------------------
+
+
+def fmt(template: str, prec: int = ATOM, child_prec: Sequence[int] | None = None) -> Form:
+    """A form from a template over printed operands ``{0}``, ``{1}``.
+
+    ``child_prec`` gives, per operand, the precedence below which it is
+    parenthesized (function-call forms need none).
+    """
+
+    def form(p: Any, e: OpNode) -> str:
+        needs = child_prec or [0] * e.op.arity
+        return template.format(*(p.operand(c, n) for c, n in zip(e.children, needs)))
+
+    return form
+
+
+def axes_of(e: OpNode) -> tuple[int, ...]:
+    """The axes an operation works along: its last attribute (see :func:`backprop.expr.ir.axes_attr`)."""
+    return tuple(int(a) for a in e.args[-1])
+
+
+def elementwise_shape(what: str) -> Callable[[list[Shape], OpNode], Shape]:
+    def rule(shapes: list[Shape], e: OpNode) -> Shape:
+        out = shapes[0]
+        for s in shapes[1:]:
+            out = ir.broadcast_shapes(out, s, what)
+        return out
+
+    return rule
+
+
+def same_shape(shapes: list[Shape], e: OpNode) -> Shape:
+    return shapes[0]

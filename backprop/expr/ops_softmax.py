@@ -1,0 +1,106 @@
+"""Rows of the registry: softmax and log-softmax along an axis (axis=0: each column is a distribution).
+
+Both are computed through log-sum-exp so large logits do not overflow; the generated code gets
+the same stable helpers (``numpy_helper``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy
+from sympy import Basic
+
+from backprop.expr import ir
+from backprop.expr.ir import OpNode
+from backprop.expr.ops_reduce import sym_sum
+from backprop.expr.ops_row import MUL, Form, Op, axes_of, same_shape
+
+
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    s = x - x.max(axis=axis, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    return np.exp(_log_softmax(x, axis))
+
+
+def _axis_suffix(e: OpNode, latex: bool) -> str:
+    return "" if axes_of(e) == (0,) else (r"_{\mathrm{rows}}" if latex else "_rows")
+
+
+def _softmax_vjp(g: Basic, out: Basic, e: OpNode) -> Basic:
+    ax = axes_of(e)[0]
+    return ir.mul(out, ir.sub(g, ir.total(ir.mul(g, out), ax)))
+
+
+def _log_softmax_vjp(g: Basic, out: Basic, e: OpNode) -> Basic:
+    ax = axes_of(e)[0]
+    return ir.sub(g, ir.mul(ir.node("softmax", e.children[0], e.args[1]), ir.total(g, ax)))
+
+
+def _sym_softmax(x: sympy.Matrix, e: OpNode) -> sympy.Matrix:
+    ex = x.applyfunc(sympy.exp)
+    sums = sym_sum(ex, e)
+    return sympy.Matrix(x.rows, x.cols, lambda i, j: ex[i, j] / sums[0 if sums.rows == 1 else i, 0 if sums.cols == 1 else j])
+
+
+def _softmax_forms(name: str) -> tuple[Form, Form]:
+    def latex(p: Any, e: OpNode) -> str:
+        return rf"\operatorname{{{name}}}{_axis_suffix(e, True)}\left({p.operand(e.children[0], 0)}\right)"
+
+    def text(p: Any, e: OpNode) -> str:
+        return f"{name}{_axis_suffix(e, False)}({p.operand(e.children[0], 0)})"
+
+    return latex, text
+
+
+def _softmax_numpy(helper: str) -> Form:
+    """The helper along the axis; of a scalar (a Python number or 0-d value, which has no axis),
+    the same function of one entry: log softmax(x) = 0.0 · x (a float 0, or nan as torch gives
+    for ±inf), softmax(x) = exp(0.0 · x)."""
+
+    def form(p: Any, e: OpNode) -> str:
+        x = e.children[0]
+        if ir.is_scalar(x):
+            zero = f"0.0 * {p.operand(x, MUL + 1)}"
+            return f"({zero})" if helper == "_log_softmax" else f"np.exp({zero})"
+        return f"{helper}({p.operand(x, 0)}, axis={axes_of(e)[0]})"
+
+    return form
+
+
+#: The family's rows, in registration order.
+ROWS: tuple[Op, ...] = (
+    Op(
+        "softmax", 1, same_shape,
+        vjps=(_softmax_vjp,),
+        rules=("softmax: ∂L/∂Z = P ⊙ (∂L/∂P − Σ(∂L/∂P ⊙ P)) along the axis",),
+        latex=_softmax_forms("softmax")[0], text=_softmax_forms("softmax")[1],
+        numpy=_softmax_numpy("_softmax"), np_eval=lambda x, e: _softmax(x, axes_of(e)[0]),
+        sym_eval=_sym_softmax, spec_name="softmax", attrs=("axis",),
+        doc="exp(x) normalized along axis=0 (each column) or axis=1 (each row)",
+        numpy_helper=(
+            "def _softmax(x, axis):\n"
+            '    """Softmax through log-sum-exp, so large logits do not overflow."""\n'
+            "    return np.exp(_log_softmax(x, axis))\n"
+        ),
+    ),
+    Op(
+        "log_softmax", 1, same_shape,
+        vjps=(_log_softmax_vjp,),
+        rules=("log-softmax: ∂L/∂Z = ∂L/∂S − softmax(Z) ⊙ Σ ∂L/∂S along the axis",),
+        latex=_softmax_forms("log\\,softmax")[0], text=_softmax_forms("log_softmax")[1],
+        numpy=_softmax_numpy("_log_softmax"), np_eval=lambda x, e: _log_softmax(x, axes_of(e)[0]),
+        sym_eval=lambda x, e: _sym_softmax(x, e).applyfunc(sympy.log), spec_name="log_softmax",
+        attrs=("axis",), doc="log of softmax, computed stably (log-sum-exp)",
+        numpy_helper=(
+            "def _log_softmax(x, axis):\n"
+            '    """x minus its log-sum-exp along axis, shifted by the max for stability."""\n'
+            "    s = x - x.max(axis=axis, keepdims=True)\n"
+            "    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))\n"
+        ),
+    ),
+)
