@@ -36,12 +36,20 @@ def constant_problem(value: Basic) -> str | None:
         return None
     for p in value.atoms(sympy.Pow):
         base, exponent = p.args
-        if not exponent.is_number:
-            return "an exponent may not depend on a dimension: its value could be any size"
+        if not exponent.is_number and not _at_most_one(base, exponent):
+            return ("an exponent may depend on a dimension only where the power stays at most 1 "
+                    "(2**-m, 0.5**m): otherwise its value could be any size")
         if base.free_symbols and abs(exponent) > MAX_DIM_EXPONENT:
             return (f"a dimension to the power {exponent} overflows float64 for large sizes "
                     f"(a dimension's exponent is at most {MAX_DIM_EXPONENT} in size)")
     return None
+
+
+def _at_most_one(base: Basic, exponent: Basic) -> bool:
+    """|base**exponent| <= 1 for every size: it can underflow to 0, never overflow."""
+    if not base.is_number or not base.is_positive:
+        return False
+    return bool((base >= 1 and exponent.is_nonpositive) or (base <= 1 and exponent.is_nonnegative))
 
 
 def power_problem(base: Basic, exponent: Basic, constant: bool) -> str | None:
