@@ -65,8 +65,11 @@ def suggest(name: str, candidates: list[str]) -> str:
     return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
-def check_identifiers(text: str, col0: int = 0) -> None:
-    """SpecError at the first identifier that NFKC normalization changes (``𝐰``, fullwidth ``ｂ``).
+def check_identifiers(text: str, col0: int = 0, ascii_only: bool = False) -> None:
+    """SpecError at the first identifier that NFKC normalization changes (``𝐰``, fullwidth ``ｂ``),
+    showing both forms; with ``ascii_only`` (a spec line, where every word names something the spec
+    declares), at any other non-ASCII one (``xé``) too. A claim's ``σ(Z)`` is left to the claim
+    parser, which says how the spec language writes it.
 
     Python's ``ast`` reads such an identifier as its normal form -- ``𝐰`` as
     ``w`` -- so the spec would silently mean a name it does not show. The
@@ -82,7 +85,15 @@ def check_identifiers(text: str, col0: int = 0) -> None:
         word = word[start:]
         normal = unicodedata.normalize("NFKC", word)
         if normal == word:
-            continue
+            if not ascii_only:
+                continue
+            i = next(i for i, ch in enumerate(word) if not ch.isascii())
+            raise SpecError(
+                f"name '{word}' has '{word[i]}' (U+{ord(word[i]):04X} "
+                f"{unicodedata.name(word[i], 'UNNAMED')}): names are ASCII letters, digits and '_', "
+                "so that the generated module and the LaTeX spell them alike",
+                0, col0 + m.start() + start + i + 1,
+            )
         i = next(i for i, ch in enumerate(word) if unicodedata.normalize("NFKC", ch) != ch)
         ch = word[i]
         what = f"U+{ord(ch):04X} {unicodedata.name(ch, 'UNNAMED')}"

@@ -55,7 +55,7 @@ class SpecParser:
             if not line.strip():
                 continue
             try:
-                check_identifiers(line)
+                check_identifiers(line, ascii_only=True)
                 self._statement(line, no)
             except SpecError as e:
                 if not e.line:
