@@ -139,17 +139,16 @@ class NumpyPrinter(_Operands, StrPrinter):
         return repr(float(e))
 
     def _print_Pow(self, e: sympy.Pow, rational: bool = False) -> str:  # noqa: N802
+        """A dim to an integer power in Python (``m ** 2``, ``1 / m``: a dim's exponent is at most 25,
+        so it stays in float range); any other power of constants through NumPy: Python's ``**``
+        raises where NumPy gives inf or nan (``0.0 ** -1``, ``1e200 ** 2``) or turns complex
+        (``(m − 2) ** 0.5`` at m = 1)."""
         base, ex = e.args
-        # Python raises (or turns complex) where NumPy gives inf or nan: 0 ** -1, (m − 2) ** 0.5 at m = 1
-        risky = (base.is_positive is not True or not _surely_nonzero(base)) and (
-            ex.is_negative is not False or ex.is_integer is not True)
-        if risky:
-            return f"_weak(np.float_power({self.doprint(base)}, {self.doprint(ex)}))"
-        if ex == sympy.Rational(1, 2):
+        if isinstance(base, sympy.Symbol) and ex.is_Integer:
+            return f"1 / {self.doprint(base)}" if ex == -1 else f"{self.doprint(base)} ** {self.parenthesize(ex, 60)}"
+        if ex == sympy.Rational(1, 2) and base.is_positive:
             return f"np.sqrt({self.doprint(base)})"
-        if ex == -1:
-            return f"1 / {self.parenthesize(base, 50)}"
-        return f"{self.parenthesize(base, 60)} ** {self.parenthesize(ex, 60)}"
+        return f"_weak(np.float_power({self.doprint(base)}, {self.doprint(ex)}))"
 
     def _print_Rational(self, e: sympy.Rational) -> str:  # noqa: N802
         """A spec's 0.01 as 0.01 (exact in decimal); other fractions as p / q.
@@ -163,7 +162,7 @@ class NumpyPrinter(_Operands, StrPrinter):
             return "0.0"
         if e.q == 1:
             return str(e.p) if abs(e.p) < 2**53 else repr(float(e.p))
-        if _short_decimal(e):
+        if _short_decimal(e) or max(abs(e.p), e.q) >= 2**53:  # p / q of long ints: a float is what it computes
             return repr(float(e))
         return f"{e.p} / {e.q}"
 
@@ -184,6 +183,19 @@ class NumpyPrinter(_Operands, StrPrinter):
 
     def _print_Exp1(self, e: Basic) -> str:  # noqa: N802
         return "np.e"
+
+    # What the engine folds 0 / 0 and c / 0 to (``30 / (0 * w)``: SymPy's 0 · w is 0) is what float
+    # arithmetic gives there; SymPy's unsigned infinity becomes +inf.
+    def _print_NaN(self, e: Basic) -> str:  # noqa: N802
+        return "np.nan"
+
+    def _print_Infinity(self, e: Basic) -> str:  # noqa: N802
+        return "np.inf"
+
+    def _print_NegativeInfinity(self, e: Basic) -> str:  # noqa: N802
+        return "-np.inf"
+
+    _print_ComplexInfinity = _print_Infinity  # noqa: N815
 
     # --- functions of constants: exp(1/k), sqrt(k), sigmoid(k) ------------------
     def _print_Function(self, e: sympy.Function) -> str:  # noqa: N802
@@ -306,8 +318,24 @@ _FLOAT_TINY = sympy.Float(5e-324) / 2
 
 
 def _surely_nonzero(c: Basic) -> bool:
-    """A constant divisor that is not 0 for any dims, nor rounds to 0 as a float."""
-    return bool(c.is_zero is False and not (c.is_number and abs(c) < _FLOAT_TINY))
+    """A constant divisor that is not 0 for any dims as the generated code computes it: a number
+    that does not round to 0 as a float, a dim, a positive power of one, or a sum of dims and
+    integers (exact in Python's ints) that the model proves nonzero; or a product of these. A sum
+    with other numbers is not (``m − 1 − 1e−320`` is ``m - 1.0`` in floats)."""
+    return all(_nonzero_factor(f) for f in sympy.Mul.make_args(c))
+
+
+def _nonzero_factor(f: Basic) -> bool:
+    if f.is_number:
+        return bool(f.is_zero is False and (f.is_real is False or abs(f) >= _FLOAT_TINY))
+    if isinstance(f, sympy.Symbol):
+        return True
+    if isinstance(f, sympy.Pow):
+        return bool(f.args[1].is_positive) and _nonzero_factor(f.args[0])
+    if isinstance(f, sympy.Add):
+        exact = all(n.is_Integer and abs(n) < 2**53 for n in f.atoms(sympy.Number))
+        return exact and f.is_zero is False
+    return False
 
 
 def _short_decimal(e: sympy.Rational) -> bool:

@@ -212,11 +212,31 @@ def div(a: Basic, b: Basic) -> Basic:
     return node("div", a, b)
 
 
-_MAX_FOLDED_EXPONENT = 1024
+#: The largest number in an exponent that constant folding will take: past it, SymPy would compute
+#: numbers of millions of digits (``3**10**8``; ``0.5**(m/1e-300)`` as it splits off ``0.5**(1e300 m)``).
+MAX_FOLDED_EXPONENT = 1024
+
+
+def written_size(b: Basic) -> Basic:
+    """The largest |number| written in ``b`` (a declared shape, ``x[2000, m]``, is not written in it)."""
+    largest: Basic = sympy.Integer(0)
+    todo = [b]
+    while todo:
+        e = todo.pop()
+        if isinstance(e, sympy.Number):
+            largest = max(largest, abs(e))
+        elif not isinstance(e, MatrixSymbol):
+            todo.extend(e.args)
+    return largest
+
+
+def foldable_exponent(b: Basic) -> bool:
+    """Every number in the exponent ``b`` is small enough for SymPy to raise numbers to."""
+    return written_size(b) <= MAX_FOLDED_EXPONENT
 
 
 def power(a: Basic, b: Basic) -> Basic:
-    if is_const(a) and is_const(b) and not (b.is_number and abs(b) > _MAX_FOLDED_EXPONENT):
+    if is_const(a) and is_const(b) and foldable_exponent(b):
         return a**b
     if _one(b):
         return a

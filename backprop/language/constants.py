@@ -12,6 +12,8 @@ from __future__ import annotations
 import sympy
 from sympy import Basic
 
+from backprop.expr import ir
+
 #: The largest finite float64.
 FLOAT_MAX = sympy.Float(1.7976931348623157e308)
 #: The smallest positive float64 (a subnormal); a nonzero constant below it would round to 0.
@@ -53,12 +55,17 @@ def _at_most_one(base: Basic, exponent: Basic) -> bool:
 
 
 def power_problem(base: Basic, exponent: Basic, constant: bool) -> str | None:
-    """Why a power node is refused, or None: two constants not folded (the exponent is too large to
-    compute), or a constant base that may be 0 or negative under a variable exponent (``constant`` is
-    whether the exponent is one): ∂(cˣ)/∂x = cˣ·log(c), and log(c) is not a real number there."""
-    if base.is_number and exponent.is_number:
-        return f"this constant power (exponent {_magnitude(exponent)}) is too large to compute"
-    if not constant and base.is_positive is not True:
+    """Why a power node is refused, or None (``constant``: whether the exponent is a constant).
+
+    An exponent holding a number too large to compute with (``x**1e308``, ``2**(w + 1e308)``: folding
+    and the simplifier would raise numbers to it, to millions of digits); or a constant base that may be 0 or
+    negative under a variable exponent: ∂(cˣ)/∂x = cˣ·log(c), and log(c) is not a real number there."""
+    if not ir.foldable_exponent(exponent):
+        largest = ir.written_size(exponent)
+        what = "exponent" if exponent.is_number else "its exponent holds"
+        return (f"this power ({what} {_magnitude(largest)}) is too large to compute: a number in an "
+                f"exponent is at most {ir.MAX_FOLDED_EXPONENT} in size")
+    if not constant and ir.is_const(base) and base.is_positive is not True:
         return ("a power with a variable exponent needs a positive base: its derivative is "
                 "base**x * log(base), and the log of 0 or a negative number is not a real number")
     return None

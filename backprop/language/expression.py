@@ -126,7 +126,7 @@ def _constant_problem(value: Basic) -> str | None:
         return constant_problem(value)
     if isinstance(value, ir.OpNode) and value.op.name == "pow":
         base, exponent = value.children
-        return power_problem(base, exponent, ir.is_const(exponent)) if ir.is_const(base) else None
+        return power_problem(base, exponent, ir.is_const(exponent))
     if isinstance(value, ir.OpNode) and value.op.name == "div" and value.children[1].is_zero:
         return "division by zero"
     return None
