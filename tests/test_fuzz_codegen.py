@@ -246,6 +246,8 @@ REGRESSIONS = [
     ("softmax of an int constant times an int input, then an activation in place", "input X[h, m]\nparam s\n"
      "L = sum(sigmoid(log_softmax(h, axis=1) * X) + relu(h) * X + tanh(s))", "int"),
     ("Σ(0 · x) simplified forever", "param W[m, n]\nparam b\nL = sum((W - sum(W, axis=0)) ** 0) + b", None),
+    ("U⁰ at U ≡ 0: 0 · 0⁻¹ made every gradient nan (PyTorch: a zero exponent passes no gradient)",
+     "param s[1, 1]\ninput x[n, 1]\nL = mean(softplus((s - s) ** 0)) + log(n + 1) * sum(s ** 2)", None),
 ]
 
 

@@ -27,6 +27,15 @@ def _pow_text(p: Any, e: OpNode) -> str:
     return f"{p.operand(base, POW + 1)}^{p.operand(ex, POW)}"
 
 
+def _pow_base_vjp(g: Basic, out: Basic, e: OpNode) -> Basic:
+    """∂L/∂U = ∂L/∂Uᵖ ⊙ p U^(p−1); zero for p = 0, as PyTorch has it: U⁰ = 1 is constant even at
+    U = 0, where p U^(p−1) would be 0 · ∞ (``(s - s) ** 0`` would give every gradient nan)."""
+    base, p = e.children
+    if ir.is_const(p) and p.is_zero:
+        return ir.mul(sympy.Integer(0), g)
+    return ir.mul(g, ir.mul(p, ir.power(base, ir.sub(p, sympy.Integer(1)))))
+
+
 def _left_of_hadamard(a: Basic) -> int:
     """A matrix product left of ⊙ keeps its parentheses: (w₂ᵀ δ) ⊙ A, not w₂ᵀ δ ⊙ A."""
     return MUL + 1 if isinstance(a, OpNode) and a.op.prec == MUL and not a.op.elementwise else MUL
@@ -85,7 +94,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "pow", 2, elementwise_shape("'**'"),
         vjps=(
-            lambda g, out, e: ir.mul(g, ir.mul(e.children[1], ir.power(e.children[0], ir.sub(e.children[1], sympy.Integer(1))))),
+            _pow_base_vjp,
             lambda g, out, e: ir.mul(g, ir.mul(out, ir.node("log", e.children[0]))),
         ),
         rules=("power, base: ∂L/∂U = ∂L/∂Uᵖ ⊙ p U^(p−1)", "power, exponent: ∂L/∂p = ∂L/∂Uᵖ ⊙ Uᵖ log U"),
