@@ -628,3 +628,17 @@ def test_every_op_in_the_every_op_spec() -> None:
 
     spec_ops = {op.name for op in FUNCTIONS.values()} | {"add", "sub", "mul", "div", "pow", "neg", "matmul", "transpose"}
     assert spec_ops <= used, spec_ops - used
+
+
+def test_long_exact_numbers_print_in_scientific_form(tmp_path: Path) -> None:
+    """The parser folds constants exactly, so 1e-300 is 1/10^300 and 1 + 1e-300 a fraction of
+    301-digit integers: notes show them as m·10^k (parenthesized as a power's base), not pages of
+    digits, and the LaTeX still compiles."""
+    d = get_derivation(parse_spec(
+        "input x[1, m]\nparam w\n"
+        "loss = (1e-300 ** m) ** 1000 * sum(x) + w * w * 3.7e200 + (1 + 1e-300) * w\n", name="sci"))
+    text, latex = to_text(d), to_latex(d, standalone=True)
+    assert not re.search(r"\d{16}", text) and not re.search(r"\d{16}", latex)
+    assert "7.4·10^200 · w" in text and r"3.7 \cdot 10^{200}" in latex
+    assert r"\left(10^{300}\right)^{" in latex  # never 10^{300}^{...}, a LaTeX error
+    compile_latex(latex, tmp_path, "sci")

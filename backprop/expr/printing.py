@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 from typing import Any
 
 import sympy
 from sympy import Basic, MatrixSymbol
 from sympy.printing.latex import LatexPrinter as _SympyLatex
-from sympy.printing.precedence import precedence
+from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from backprop.expr.ir import OpNode, is_const
@@ -36,11 +37,32 @@ def grad_symbol(name: str, shape: tuple[Any, Any]) -> GradSymbol:
     return GradSymbol("d" + name, shape[0], shape[1])
 
 
+#: Numbers with more digits than this print in scientific form (a fold of 1e-300 + 1 is exact,
+#: and would otherwise fill a page).
+MAX_DIGITS = 15
+
+
+def scientific(e: Basic) -> tuple[str, int] | None:
+    """A long exact number as (mantissa to 6 digits, power of ten), or None for a short one."""
+    if not isinstance(e, sympy.Rational) or max(abs(e.p), e.q) < 10**MAX_DIGITS:
+        return None
+    if Fraction(1, 10**5) <= abs(Fraction(e.p, e.q)) < 10**MAX_DIGITS:
+        return f"{float(e):.15g}", 0  # a long fraction of ordinary size (1 + 1e-300): as its float
+    size = Fraction(abs(e.p), e.q)
+    k = len(str(abs(e.p))) - len(str(e.q))
+    if Fraction(10) ** k > size:
+        k -= 1  # now 10^k <= |e| < 10^(k+1)
+    mantissa = f"{float(size / Fraction(10) ** k):.6g}"
+    if mantissa == "10":
+        mantissa, k = "1", k + 1
+    return ("-" if e < 0 else "") + mantissa, int(k)
+
+
 def _const_prec(e: Basic) -> int:
     """Map SymPy's precedence of a constant onto the registry's scale."""
     if isinstance(e, sympy.Symbol):  # a dimension or the learning rate: sign unknown
         return ATOM
-    if isinstance(e, sympy.Integer):
+    if isinstance(e, sympy.Integer) and scientific(e) is None:
         return ATOM if e >= 0 else UNARY
     if isinstance(e, sympy.Rational):
         return MUL if e > 0 else UNARY
@@ -130,6 +152,23 @@ class LatexPrinter(_Operands, _SympyLatex):
     def _print_Symbol(self, e: sympy.Symbol, style: str = "plain") -> str:  # noqa: N802
         return latex_name(e.name)
 
+    def _print_Rational(self, e: sympy.Rational) -> str:  # noqa: N802
+        """A long number as m · 10^k (see :func:`scientific`)."""
+        sci = scientific(e)
+        if sci is None:
+            return super()._print_Rational(e)
+        mantissa, k = sci
+        power = f"10^{{{k}}}"
+        return mantissa if k == 0 else {"1": power, "-1": f"-{power}"}.get(mantissa, rf"{mantissa} \cdot {power}")
+
+    def parenthesize(self, item: Any, level: int, is_neg: bool = False, strict: bool = False) -> str:
+        """m · 10^k is a product and a power: parenthesized as a base, ``(10^{300})^{m}``."""
+        if scientific(item) is not None and level >= PRECEDENCE["Pow"]:
+            return rf"\left({self._print(item)}\right)"
+        return super().parenthesize(item, level, is_neg, strict)
+
+    _print_Integer = _print_Rational  # noqa: N815
+
 
 class TextPrinter(_Operands, StrPrinter):
     """Model expressions in plain Unicode for the terminal."""
@@ -149,6 +188,23 @@ class TextPrinter(_Operands, StrPrinter):
 
     def _print_Symbol(self, e: sympy.Symbol) -> str:  # noqa: N802
         return text_name(e.name)
+
+    def _print_Rational(self, e: sympy.Rational) -> str:  # noqa: N802
+        """A long number as m·10^k (see :func:`scientific`)."""
+        sci = scientific(e)
+        if sci is None:
+            return super()._print_Rational(e)
+        mantissa, k = sci
+        power = f"10^{k}" if k >= 0 else f"10^({k})"
+        return mantissa if k == 0 else {"1": power, "-1": f"-{power}"}.get(mantissa, f"{mantissa}·{power}")
+
+    def parenthesize(self, item: Any, level: int, strict: bool = False) -> str:
+        """m·10^k is a product and a power: parenthesized as a base, ``(10^300)^m``."""
+        if scientific(item) is not None and level >= PRECEDENCE["Pow"]:
+            return f"({self._print(item)})"
+        return super().parenthesize(item, level, strict)
+
+    _print_Integer = _print_Rational  # noqa: N815
 
     def _print_Pow(self, e: sympy.Pow, rational: bool = False) -> str:  # noqa: N802
         """Powers of constants as the operation forms write them: m^2, β₁^t."""
