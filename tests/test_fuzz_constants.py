@@ -94,6 +94,10 @@ def test_constant_arithmetic_never_crashes_a_module(block: int) -> None:
     "(((1e-320 + 1e308) + (-1 * m)) ** 2)",  # Python's ** overflows; NumPy's gives inf
     "(((1e-320 + (m-1)) ** (1e-320 * -1)) - ((m-2) * (2 ** 1)))",  # 0.0 ** negative
     "(((m - 2) * 0) / (w * 0.5)) ** -1",
+    # SymPy decided the sign of 2**1e-320 - 1/2 through its minimal polynomial, of degree 10^320
+    # (a hang, then 24 GB): a high root of a number folds to its float
+    "((((0 - -1) - ((m-1) + 0)) - ((1 / 2) - (2 ** 1e-320))) / (m + 1))",
+    "(w * (2 ** 0.001 - 1) + (m - 10 ** (1 / 1000)))",
 ])
 def test_found_constant_crashes_stay_fixed(expression: str) -> None:
     spec = f"input x[1, m]\ninput s\nparam w\nloss = sum(x) * {expression} + w * w\n"

@@ -235,9 +235,25 @@ def foldable_exponent(b: Basic) -> bool:
     return written_size(b) <= MAX_FOLDED_EXPONENT
 
 
+#: The highest root a power of numbers keeps exactly (2**0.5, 10**(1/3)); past it SymPy's sign
+#: decisions build minimal polynomials of that degree (2**1e-320 is a root of degree 10^320).
+MAX_ROOT_DEGREE = 24
+
+
+def _root_as_float(a: Basic, b: Basic) -> Basic | None:
+    """A positive number to a fraction of high degree (2**1e-320, 10**0.001), as the float it is;
+    None where that float would be inf or 0 (the exact power is then refused by the parser)."""
+    if not (a.is_number and a.is_positive and isinstance(b, sympy.Rational) and b.q > MAX_ROOT_DEGREE):
+        return None
+    value = sympy.Pow(a, b).evalf(30)
+    number = float(value) if value.is_finite else float("inf")
+    return sympy.Rational(number) if 0 < number < float("inf") else None
+
+
 def power(a: Basic, b: Basic) -> Basic:
     if is_const(a) and is_const(b) and foldable_exponent(b):
-        return a**b
+        approximate = _root_as_float(a, b)
+        return a**b if approximate is None else approximate
     if _one(b):
         return a
     return node("pow", a, b)
