@@ -161,3 +161,22 @@ def test_a_param_with_an_axis_of_examples_is_refused_before_training(capsys, tmp
     assert code == 2 and "Traceback" not in err
     assert err.startswith(f"{spec}:4:1: error: param 'V' has shape 1×m, one entry per example")
     assert "training" not in out and not (tmp_path / "r").exists()
+
+
+def test_an_internal_error_is_one_line_and_says_it_is_a_bug(capsys, monkeypatch) -> None:
+    """A bug of ours ends as a compiler's internal error does: one line, its own exit status,
+    the traceback only on request."""
+    from backprop.cli import derive
+
+    def broken(args):
+        raise TypeError("BooleanAtom not allowed in this context.")
+
+    monkeypatch.setattr(derive, "run", broken)
+    monkeypatch.delenv("BACKPROP_TRACEBACK", raising=False)
+    assert main(["derive", "two_layer_sigmoid"]) == 70
+    err = capsys.readouterr().err
+    assert err.startswith("backprop: internal error: TypeError: BooleanAtom not allowed")
+    assert "Traceback" not in err and "BACKPROP_TRACEBACK=1" in err
+    monkeypatch.setenv("BACKPROP_TRACEBACK", "1")
+    with pytest.raises(TypeError):
+        main(["derive", "two_layer_sigmoid"])

@@ -3,12 +3,14 @@
 Each subcommand lives in its own module exposing ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only lists them
 and turns user errors -- and a missing optional dependency (``backprop.support.extras``) --
-into compiler-style messages with exit status 2.
+into compiler-style messages with exit status 2; a bug of ours is one line saying so, exit 70
+(``BACKPROP_TRACEBACK=1`` shows its traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -68,4 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: files are left as they were (writes are atomic), no traceback
         print("backprop: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("backprop: error: out of memory (smaller --dims, or a smaller spec)", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a bug of ours: say so in one line, as compilers do
+        if os.environ.get("BACKPROP_TRACEBACK"):
+            raise
+        print(f"backprop: internal error: {type(e).__name__}: {visible(str(e))[:500]}\n"
+              f"backprop: this is a bug in backprop {version()}, not in your input; nothing was written. "
+              "Please report it with the command and the spec (BACKPROP_TRACEBACK=1 shows the traceback).",
+              file=sys.stderr)
+        return 70  # EX_SOFTWARE
 
