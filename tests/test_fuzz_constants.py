@@ -98,6 +98,12 @@ def test_constant_arithmetic_never_crashes_a_module(block: int) -> None:
     # (a hang, then 24 GB): a high root of a number folds to its float
     "((((0 - -1) - ((m-1) + 0)) - ((1 / 2) - (2 ** 1e-320))) / (m + 1))",
     "(w * (2 ** 0.001 - 1) + (m - 10 ** (1 / 1000)))",
+    # an exact power of 327,000-digit integers: folded to its float
+    "((m-1) + ((1e-320 + 1) ** (2 ** 10)))",
+    "(((1e-320 / w) / 1e308) ** ((1 * 10) / (-1 - 1e-320)))",
+    # x ** 1.001 is x^(1001/1000): SymPy's cancel built polynomials of degree 1001 in x^(1/1000)
+    "(2 / ((w ** 1.001) - (m * m)))",
+    "(2 / ((w ** 1e-320) - (m * m)))",
 ])
 def test_found_constant_crashes_stay_fixed(expression: str) -> None:
     spec = f"input x[1, m]\ninput s\nparam w\nloss = sum(x) * {expression} + w * w\n"

@@ -56,6 +56,10 @@ class _Region:
             if isinstance(inner, OpNode) and inner.op.name != e.op.name:
                 return self.to_sympy(inner)  # e.g. colsum(onehot Y) became 1
             return self.leaf(inner)
+        if name == "pow" and _fine_exponent(e.children[1]):
+            base = e.children[0]
+            return self.leaf(ir.node("pow", simplify(base, self.domains) if isinstance(base, OpNode) else base,
+                                     e.children[1]))
         args = [self.to_sympy(c) for c in e.children]
         if name in ARITH:
             return e.op.exact(*args)
@@ -254,6 +258,15 @@ def _simplify(e: OpNode, domain_items: tuple[tuple[str, str | None], ...]) -> Ba
     if shape_of(out) != shape:
         out = ir.broadcast_to(out, shape)
     return out
+
+
+def _fine_exponent(p: Basic) -> bool:
+    """A constant exponent holding a fraction of long terms (x ** 1.001 = x^(1001/1000)): SymPy's
+    cancel would take x^(1/1000) as a generator and build polynomials of degree 1001, or 10^320 for
+    x ** 1e-320. Such a power stays one opaque factor; x ** 2.5 and x ** (1/3) are algebra as usual."""
+    return is_const(p) and any(
+        isinstance(n, sympy.Rational) and max(abs(n.p), n.q) > ir.MAX_ROOT_DEGREE and not n.is_Integer
+        for n in sympy.preorder_traversal(p) if isinstance(n, sympy.Number))
 
 
 def _simplify_region(e: Basic, domains: Mapping[str, str | None]) -> Basic:

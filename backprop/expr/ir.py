@@ -238,21 +238,30 @@ def foldable_exponent(b: Basic) -> bool:
 #: The highest root a power of numbers keeps exactly (2**0.5, 10**(1/3)); past it SymPy's sign
 #: decisions build minimal polynomials of that degree (2**1e-320 is a root of degree 10^320).
 MAX_ROOT_DEGREE = 24
+#: An exact power of numbers with more bits than this is folded to its float instead:
+#: (1 + 1e-320)**1024 is a fraction of two 327,000-digit integers, and ≈ 1.
+MAX_EXACT_BITS = 4096
 
 
-def _root_as_float(a: Basic, b: Basic) -> Basic | None:
-    """A positive number to a fraction of high degree (2**1e-320, 10**0.001), as the float it is;
-    None where that float would be inf or 0 (the exact power is then refused by the parser)."""
-    if not (a.is_number and a.is_positive and isinstance(b, sympy.Rational) and b.q > MAX_ROOT_DEGREE):
+def _power_as_float(a: Basic, b: Basic) -> Basic | None:
+    """A power of numbers SymPy should not compute exactly -- a positive number to a fraction of high
+    degree (2**1e-320, 10**0.001), or one whose exact value runs to thousands of digits -- as the
+    float it is; None to fold exactly (also where that float would be inf or 0: the exact power is
+    then refused by the parser)."""
+    if not (a.is_number and b.is_Rational and a.is_real and not a.is_zero):
         return None
-    value = sympy.Pow(a, b).evalf(30)
+    root = not b.is_Integer and b.q > MAX_ROOT_DEGREE
+    long = a.is_Rational and abs(b.p) * max(abs(a.p).bit_length(), a.q.bit_length()) > MAX_EXACT_BITS
+    if not (root and a.is_positive or long and (b.is_Integer or a.is_positive)):
+        return None
+    value = sympy.Pow(a, b, evaluate=False).evalf(30)
     number = float(value) if value.is_finite else float("inf")
-    return sympy.Rational(number) if 0 < number < float("inf") else None
+    return sympy.Rational(repr(number)) if 0 < abs(number) < float("inf") else None
 
 
 def power(a: Basic, b: Basic) -> Basic:
     if is_const(a) and is_const(b) and foldable_exponent(b):
-        approximate = _root_as_float(a, b)
+        approximate = _power_as_float(a, b)
         return a**b if approximate is None else approximate
     if _one(b):
         return a

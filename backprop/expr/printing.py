@@ -49,9 +49,11 @@ def scientific(e: Basic) -> tuple[str, int] | None:
     if Fraction(1, 10**5) <= abs(Fraction(e.p, e.q)) < 10**MAX_DIGITS:
         return f"{float(e):.15g}", 0  # a long fraction of ordinary size (1 + 1e-300): as its float
     size = Fraction(abs(e.p), e.q)
-    k = len(str(abs(e.p))) - len(str(e.q))
-    if Fraction(10) ** k > size:
-        k -= 1  # now 10^k <= |e| < 10^(k+1)
+    k = int((abs(e.p).bit_length() - e.q.bit_length()) * 0.30102999566398120)  # log10(2): no str() of
+    while Fraction(10) ** k > size:  # a number past Python's 4,300-digit limit
+        k -= 1
+    while Fraction(10) ** (k + 1) <= size:
+        k += 1  # now 10^k <= |e| < 10^(k+1)
     mantissa = f"{float(size / Fraction(10) ** k):.6g}"
     if mantissa == "10":
         mantissa, k = "1", k + 1
