@@ -104,6 +104,8 @@ def test_constant_arithmetic_never_crashes_a_module(block: int) -> None:
     # x ** 1.001 is x^(1001/1000): SymPy's cancel built polynomials of degree 1001 in x^(1/1000)
     "(2 / ((w ** 1.001) - (m * m)))",
     "(2 / ((w ** 1e-320) - (m * m)))",
+    "((((m - s) / m) + ((2 * m) ** (0.5 - 1e-320))) / ((((m-1) + 10) + ((m-2) - (m-1))) * w))",  # MemoryError
+    "(((1e-320 ** s) / (3 + (m-2))) ** ((2 - w) ** (3 ** 2)))",  # factor_terms on 10^320: 80 s
 ])
 def test_found_constant_crashes_stay_fixed(expression: str) -> None:
     spec = f"input x[1, m]\ninput s\nparam w\nloss = sum(x) * {expression} + w * w\n"

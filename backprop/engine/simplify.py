@@ -56,7 +56,7 @@ class _Region:
             if isinstance(inner, OpNode) and inner.op.name != e.op.name:
                 return self.to_sympy(inner)  # e.g. colsum(onehot Y) became 1
             return self.leaf(inner)
-        if name == "pow" and _fine_exponent(e.children[1]):
+        if name == "pow" and ir.fine_fraction(e.children[1]):  # one opaque factor (see there)
             base = e.children[0]
             return self.leaf(ir.node("pow", simplify(base, self.domains) if isinstance(base, OpNode) else base,
                                      e.children[1]))
@@ -260,20 +260,22 @@ def _simplify(e: OpNode, domain_items: tuple[tuple[str, str | None], ...]) -> Ba
     return out
 
 
-def _fine_exponent(p: Basic) -> bool:
-    """A constant exponent holding a fraction of long terms (x ** 1.001 = x^(1001/1000)): SymPy's
-    cancel would take x^(1/1000) as a generator and build polynomials of degree 1001, or 10^320 for
-    x ** 1e-320. Such a power stays one opaque factor; x ** 2.5 and x ** (1/3) are algebra as usual."""
-    return is_const(p) and any(
-        isinstance(n, sympy.Rational) and max(abs(n.p), n.q) > ir.MAX_ROOT_DEGREE and not n.is_Integer
-        for n in sympy.preorder_traversal(p) if isinstance(n, sympy.Number))
+#: Numbers longer than this (in bits) keep cancel and factor_terms away from a region: they
+#: compute contents and gcds of such numbers raised to symbolic powers, for minutes
+#: ((1e-320 ** s / (m + 1)) ** (2 - w) ** 9). 256 bits is 1e77; float64 holds 53.
+_MAX_NUMBER_BITS = 256
+
+
+def _long_numbers(s: sympy.Expr) -> bool:
+    return any(max(abs(n.p), n.q).bit_length() > _MAX_NUMBER_BITS
+               for n in s.atoms(sympy.Rational))
 
 
 def _simplify_region(e: Basic, domains: Mapping[str, str | None]) -> Basic:
     region = _Region(domains)
     s = region.to_sympy(e)
     candidates = [s]
-    if sympy.count_ops(s) <= _MAX_CANCEL_OPS:
+    if sympy.count_ops(s) <= _MAX_CANCEL_OPS and not _long_numbers(s):
         cancelled = sympy.cancel(s)
         candidates += [sympy.factor_terms(s), cancelled, sympy.factor_terms(cancelled)]
         candidates += [o for o in map(_oriented, candidates) if o not in candidates]

@@ -259,8 +259,17 @@ def _power_as_float(a: Basic, b: Basic) -> Basic | None:
     return sympy.Rational(repr(number)) if 0 < abs(number) < float("inf") else None
 
 
+def fine_fraction(p: Basic) -> bool:
+    """A constant exponent holding a fraction of long terms (x ** 1.001 = x^(1001/1000)). SymPy's
+    algebra takes x^(1/1000) as its unit: cancel builds polynomials of degree 1001 in it (10^320 for
+    x ** 1e-320), and (2m)^(1/2 − 1e−320) runs out of memory. Such a power stays one opaque factor."""
+    return is_const(p) and any(
+        isinstance(n, sympy.Rational) and max(abs(n.p), n.q) > MAX_ROOT_DEGREE and not n.is_Integer
+        for n in sympy.preorder_traversal(p) if isinstance(n, sympy.Number))
+
+
 def power(a: Basic, b: Basic) -> Basic:
-    if is_const(a) and is_const(b) and foldable_exponent(b):
+    if is_const(a) and is_const(b) and foldable_exponent(b) and (a.is_number or not fine_fraction(b)):
         approximate = _power_as_float(a, b)
         return a**b if approximate is None else approximate
     if _one(b):
