@@ -74,18 +74,23 @@ def eliminate(stmts: list[Stmt], new_temp: Callable[[], str], comment: Callable[
     counts = _count(stmts)
     repeated = sorted((e for e, n in counts.items() if n > 1 and worth_naming(e)), key=_size, reverse=True)
     placeholders = 0
+    # Each statement's subtrees, counted: a hoist rewrites only the statements holding its
+    # expression, so 1,000 chained layers cost linear work, not a scan of every statement per repeat.
+    held = [_subtrees(s.expr) for s in stmts]
 
     def hoist(e: Basic) -> None:
-        nonlocal stmts, placeholders
+        nonlocal placeholders
         sym = TempSymbol(f"_cse{placeholders}", *shape_of(e))
         placeholders += 1
-        first = next(i for i, s in enumerate(stmts) if _occurrences(s.expr, e))
-        section = stmts[first].section
-        stmts = [replace(s, expr=substitute(s.expr, {e: sym})) for s in stmts]
-        stmts.insert(first, Stmt(sym, e, "temp", section))
+        users = [i for i, h in enumerate(held) if e in h]
+        for i in users:
+            stmts[i] = replace(stmts[i], expr=substitute(stmts[i].expr, {e: sym}))
+            held[i] = _subtrees(stmts[i].expr)
+        stmts.insert(users[0], Stmt(sym, e, "temp", stmts[users[0]].section))
+        held.insert(users[0], _subtrees(e))
 
     for e in repeated:  # largest first: a repeat inside a larger one is absorbed by it
-        if sum(_occurrences(s.expr, e) for s in stmts) >= 2:
+        if sum(h.get(e, 0) for h in held) >= 2:
             hoist(e)
     while (e := _duplicated_operand(stmts, duplicated)) is not None:
         hoist(e)
@@ -134,13 +139,13 @@ def _reuse_targets(stmts: list[Stmt]) -> list[Stmt]:
     return out
 
 
-def _contains(e: Basic, sub: Basic) -> bool:
-    if e == sub:
-        return True
-    return isinstance(e, OpNode) and any(_contains(c, sub) for c in e.children)
-
-
-def _occurrences(e: Basic, sub: Basic) -> int:
-    if e == sub:
-        return 1
-    return sum(_occurrences(c, sub) for c in e.children) if isinstance(e, OpNode) else 0
+def _subtrees(e: Basic) -> Counter[Basic]:
+    """Every operation node in ``e``, counted as often as it occurs (iteratively: chains are deep)."""
+    found: Counter[Basic] = Counter()
+    todo = [e]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, OpNode):
+            found[x] += 1
+            todo.extend(x.children)
+    return found
