@@ -129,3 +129,12 @@ def test_exponents_too_large_to_compute_are_refused(expression: str, message: st
     with pytest.raises(SpecError) as caught:
         backprop.parse_spec(spec, name="huge")
     assert message in str(caught.value) and "at most 1024" in str(caught.value)
+
+
+def test_a_complex_constant_sympy_cannot_order_is_refused_not_a_traceback() -> None:
+    """(-3) ** sqrt(3) is not known to SymPy to be complex until evaluated: comparing it with
+    float64's range raised TypeError (constant fuzzer, seed 9316)."""
+    spec = "input x[1, m]\ninput s\nparam w\nloss = sum(x) * (3 ** (14 - ((-1 - 2) ** (3 ** 0.5)))) + w * w\n"
+    with pytest.raises(SpecError) as caught:
+        backprop.parse_spec(spec, name="complex")
+    assert "not a real number" in str(caught.value) and caught.value.col > 0

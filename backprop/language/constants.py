@@ -31,9 +31,14 @@ def constant_problem(value: Basic) -> str | None:
     if value.has(sympy.I) or (value.is_number and value.is_real is False):
         return "this constant is not a real number (a negative number to a fractional power)"
     if value.is_number:
-        if abs(value) > FLOAT_MAX:
+        # Decided on a 30-digit value: SymPy cannot always order exact forms ((-3)**sqrt(3) is not
+        # known to be complex until evaluated).
+        real, imag = value.evalf(30).as_real_imag()
+        if imag != 0 and abs(imag) > 1e-25 * abs(real):
+            return "this constant is not a real number (a negative number to a fractional power)"
+        if abs(real) > FLOAT_MAX:
             return f"this constant, about {_magnitude(value)}, is beyond float64's range (±1.8e308)"
-        if value != 0 and abs(value) < FLOAT_TINY:
+        if real != 0 and abs(real) < FLOAT_TINY:
             return f"this constant, about {_magnitude(value)}, is below float64's smallest (4.9e-324): it would be 0"
         return None
     for p in value.atoms(sympy.Pow):
