@@ -106,6 +106,7 @@ def test_constant_arithmetic_never_crashes_a_module(block: int) -> None:
     "(2 / ((w ** 1e-320) - (m * m)))",
     "((((m - s) / m) + ((2 * m) ** (0.5 - 1e-320))) / ((((m-1) + 10) + ((m-2) - (m-1))) * w))",  # MemoryError
     "(((1e-320 ** s) / (3 + (m-2))) ** ((2 - w) ** (3 ** 2)))",  # factor_terms on 10^320: 80 s
+    "((-1 ** w) ** w)",  # ∂/∂w holds log(−1) = iπ: printed as a bare I (NameError); nan, as in PyTorch
 ])
 def test_found_constant_crashes_stay_fixed(expression: str) -> None:
     spec = f"input x[1, m]\ninput s\nparam w\nloss = sum(x) * {expression} + w * w\n"

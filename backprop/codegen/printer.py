@@ -197,6 +197,11 @@ class NumpyPrinter(_Operands, StrPrinter):
 
     _print_ComplexInfinity = _print_Infinity  # noqa: N815
 
+    def _print_ImaginaryUnit(self, e: Basic) -> str:  # noqa: N802
+        """SymPy's log(−1) = iπ (from a negative base under a variable exponent, (−1) ** w): the
+        float log of a negative number is nan, and so is what is computed from it, as in PyTorch."""
+        return "np.nan"
+
     # --- functions of constants: exp(1/k), sqrt(k), sigmoid(k) ------------------
     def _print_Function(self, e: sympy.Function) -> str:  # noqa: N802
         """A function of numbers and dims, in the NumPy form of its registry row: SymPy's own
