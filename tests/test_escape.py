@@ -314,7 +314,6 @@ def test_nfkc_declaration_and_claim_rejected(tmp_path: Path, capsys) -> None:
     ("input xé[1, m]\nloss = sum(xé)\n", (1, 8)),
     ("input x[1, m]\nparam w\nhé = w * x\nloss = sum(hé)\n", (3, 2)),
     ("input x[1, mé]\nparam w\nloss = sum(x) * w\n", (1, 13)),
-    ("input x[1, m]\nparam w\nloss = σ(sum(x) * w)\n", (3, 8)),
 ])
 def test_non_ascii_names_are_named_in_the_error(text: str, col: tuple[int, int], tmp_path: Path, capsys) -> None:
     """A name outside ASCII is refused where it stands, naming the character (the README's rule),
@@ -327,9 +326,13 @@ def test_non_ascii_names_are_named_in_the_error(text: str, col: tuple[int, int],
     assert "Traceback" not in err
 
 
-def test_a_claims_greek_letters_get_the_notation_hint(capsys) -> None:
+def test_a_claims_greek_letters_get_the_notation_hint(capsys, tmp_path: Path) -> None:
     code, _, err = run_cli(capsys, "verify", "sigmoid_neuron", "da = σ(z)")
     assert code == 2 and "'σ(...)' is written sigmoid(...) here" in err
+    spec = tmp_path / "net.spec"
+    spec.write_text("input x[1, m]\nparam w\nloss = σ(sum(x) * w) + Σ(x)\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "derive", str(spec))
+    assert code == 2 and err.startswith(f"{spec}:3:8: error: 'σ' is written sigmoid(...) here")
 
 
 def test_nfkc_in_a_network_function_points_at_the_python_file(tmp_path: Path) -> None:

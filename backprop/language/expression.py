@@ -65,6 +65,10 @@ def suggest(name: str, candidates: list[str]) -> str:
     return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
+#: Symbols course notes write that the spec language spells as functions.
+MATH_SYMBOLS = {"σ": "sigmoid(...)", "Σ": "sum(...)"}
+
+
 def check_identifiers(text: str, col0: int = 0, ascii_only: bool = False) -> None:
     """SpecError at the first identifier that NFKC normalization changes (``𝐰``, fullwidth ``ｂ``),
     showing both forms; with ``ascii_only`` (a spec line, where every word names something the spec
@@ -87,6 +91,8 @@ def check_identifiers(text: str, col0: int = 0, ascii_only: bool = False) -> Non
         if normal == word:
             if not ascii_only:
                 continue
+            if word in MATH_SYMBOLS:
+                raise SpecError(f"'{word}' is written {MATH_SYMBOLS[word]} here", 0, col0 + m.start() + start + 1)
             i = next(i for i, ch in enumerate(word) if not ch.isascii())
             raise SpecError(
                 f"name '{word}' has '{word[i]}' (U+{ord(word[i]):04X} "
