@@ -22,6 +22,7 @@ from backprop import Derivation, Model, NetworkBuilder
 from backprop.expr.evaluate import evaluate, evaluate_exact
 from backprop.expr.ir import OpNode, shape_of
 from backprop.support.naming import grad_name
+from backprop.verification.numeric import sample
 
 #: Operations whose derivative jumps at 0: random points must stay clear of it.
 KINKED = frozenset({"relu", "leaky_relu", "abs", "step", "sign", "leaky_step"})
@@ -46,22 +47,6 @@ def concrete_shape(model: Model, name: str, sizes: Mapping[str, int]) -> tuple[i
     env = dim_env(model, sizes)
     r, c = model.shape(name)
     return int(sympy.sympify(r).subs(env)), int(sympy.sympify(c).subs(env))
-
-
-def sample(domain: str | None, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A random value from a declared input domain (params: domain None)."""
-    r, c = shape
-    if domain == "onehot":
-        out = np.zeros(shape)
-        out[rng.integers(0, r, size=c), np.arange(c)] = 1.0
-        return out
-    if domain == "binary":
-        return rng.integers(0, 2, size=shape).astype(float)
-    if domain == "positive":
-        return rng.uniform(0.5, 2.0, size=shape)
-    if domain == "prob":
-        return rng.uniform(0.05, 0.95, size=shape)
-    return rng.normal(size=shape)
 
 
 def random_point(model: Model, sizes: Mapping[str, int], rng: np.random.Generator) -> dict[Any, Any]:

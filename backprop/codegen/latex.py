@@ -45,6 +45,7 @@ from backprop.expr.ir import NODE_CLASSES, OpNode
 from backprop.expr.ops import AXIS_REQUIRED, REGISTRY
 from backprop.expr.printing import LatexPrinter, grad_symbol
 from backprop.language.model import Model
+from backprop.support import naming
 from backprop.support.deepstack import deep_stack
 from backprop.support.errors import UnsupportedError
 from backprop.support.naming import helper_name
@@ -278,12 +279,7 @@ class MathView(ast.NodeTransformer):
         return None
 
     def _head(self, tex: str) -> str:
-        for k, v in self.heads.items():
-            if v == tex:
-                return k
-        key = f"{_PLACEHOLDER}f{len(self.heads)}"
-        self.heads[key] = tex
-        return key
+        return naming.placeholder(self.heads, tex, f"{_PLACEHOLDER}f")
 
     def _is_scalar(self, e: ast.expr) -> bool:
         if isinstance(e, ast.Constant):

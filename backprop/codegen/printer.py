@@ -332,7 +332,7 @@ def _surely_nonzero(c: Basic) -> bool:
 
 def _nonzero_factor(f: Basic) -> bool:
     if f.is_number:
-        return bool(f.is_zero is False and (f.is_real is False or abs(f) >= _FLOAT_TINY))
+        return bool(f.is_zero is False and abs(f) >= _FLOAT_TINY)
     if isinstance(f, sympy.Symbol):
         return True
     if isinstance(f, sympy.Pow):

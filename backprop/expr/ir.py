@@ -13,7 +13,7 @@ the node class for each operation's name (:data:`NODE_CLASSES`), and the package
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 import sympy
@@ -217,17 +217,20 @@ def div(a: Basic, b: Basic) -> Basic:
 MAX_FOLDED_EXPONENT = 1024
 
 
-def written_size(b: Basic) -> Basic:
-    """The largest |number| written in ``b`` (a declared shape, ``x[2000, m]``, is not written in it)."""
-    largest: Basic = sympy.Integer(0)
+def written_numbers(b: Basic) -> Iterator[sympy.Number]:
+    """The numbers written in ``b``: a declared shape (``x[2000, m]``) is not written in it."""
     todo = [b]
     while todo:
         e = todo.pop()
         if isinstance(e, sympy.Number):
-            largest = max(largest, abs(e))
+            yield e
         elif not isinstance(e, MatrixSymbol):
             todo.extend(e.args)
-    return largest
+
+
+def written_size(b: Basic) -> Basic:
+    """The largest |number| written in ``b``."""
+    return max((abs(n) for n in written_numbers(b)), default=sympy.Integer(0))
 
 
 def foldable_exponent(b: Basic) -> bool:
@@ -252,7 +255,7 @@ def _power_as_float(a: Basic, b: Basic) -> Basic | None:
         return None
     root = not b.is_Integer and b.q > MAX_ROOT_DEGREE
     long = a.is_Rational and abs(b.p) * max(abs(a.p).bit_length(), a.q.bit_length()) > MAX_EXACT_BITS
-    if not (root and a.is_positive or long and (b.is_Integer or a.is_positive)):
+    if not ((root and a.is_positive) or (long and (b.is_Integer or a.is_positive))):
         return None
     value = sympy.Pow(a, b, evaluate=False).evalf(30)
     number = float(value) if value.is_finite else float("inf")
@@ -264,8 +267,8 @@ def fine_fraction(p: Basic) -> bool:
     algebra takes x^(1/1000) as its unit: cancel builds polynomials of degree 1001 in it (10^320 for
     x ** 1e-320), and (2m)^(1/2 − 1e−320) runs out of memory. Such a power stays one opaque factor."""
     return is_const(p) and any(
-        isinstance(n, sympy.Rational) and max(abs(n.p), n.q) > MAX_ROOT_DEGREE and not n.is_Integer
-        for n in sympy.preorder_traversal(p) if isinstance(n, sympy.Number))
+        isinstance(n, sympy.Rational) and not n.is_Integer and max(abs(n.p), n.q) > MAX_ROOT_DEGREE
+        for n in written_numbers(p))
 
 
 def power(a: Basic, b: Basic) -> Basic:

@@ -46,9 +46,9 @@ def scientific(e: Basic) -> tuple[str, int] | None:
     """A long exact number as (mantissa to 6 digits, power of ten), or None for a short one."""
     if not isinstance(e, sympy.Rational) or max(abs(e.p), e.q) < 10**MAX_DIGITS:
         return None
-    if Fraction(1, 10**5) <= abs(Fraction(e.p, e.q)) < 10**MAX_DIGITS:
-        return f"{float(e):.15g}", 0  # a long fraction of ordinary size (1 + 1e-300): as its float
     size = Fraction(abs(e.p), e.q)
+    if Fraction(1, 10**5) <= size < 10**MAX_DIGITS:
+        return f"{float(e):.15g}", 0  # a long fraction of ordinary size (1 + 1e-300): as its float
     k = int((abs(e.p).bit_length() - e.q.bit_length()) * 0.30102999566398120)  # log10(2): no str() of
     while Fraction(10) ** k > size:  # a number past Python's 4,300-digit limit
         k -= 1
@@ -129,7 +129,35 @@ class _Operands:
         raise UnsupportedError(f"{type(self).__name__} cannot print {type(e).__name__}: {e!r}")
 
 
-class LatexPrinter(_Operands, _SympyLatex):
+class _ScientificNumbers:
+    """Mixin for the printers of notes: a long exact number as m·10^k (see :func:`scientific`),
+    parenthesized as a power's base, ``(10^{300})^{m}``, never LaTeX's double superscript."""
+
+    sci_times = "·"
+
+    @staticmethod
+    def power_of_ten(k: int) -> str:
+        raise NotImplementedError
+
+    def _print_Rational(self, e: sympy.Rational) -> str:  # noqa: N802
+        sci = scientific(e)
+        if sci is None:
+            return super()._print_Rational(e)  # type: ignore[misc]
+        mantissa, k = sci
+        if k == 0:
+            return mantissa
+        power = self.power_of_ten(k)
+        return {"1": power, "-1": f"-{power}"}.get(mantissa, f"{mantissa}{self.sci_times}{power}")
+
+    _print_Integer = _print_Rational  # noqa: N815
+
+    def parenthesize(self, item: Any, level: int, *args: Any, **kwargs: Any) -> str:
+        if scientific(item) is not None and level >= PRECEDENCE["Pow"]:
+            return f"{self.open_paren}{self._print(item)}{self.close_paren}"  # type: ignore[attr-defined]
+        return super().parenthesize(item, level, *args, **kwargs)  # type: ignore[misc]
+
+
+class LatexPrinter(_ScientificNumbers, _Operands, _SympyLatex):
     """Model expressions in LaTeX, as course notes write them."""
 
     open_paren = r"\left("
@@ -154,25 +182,14 @@ class LatexPrinter(_Operands, _SympyLatex):
     def _print_Symbol(self, e: sympy.Symbol, style: str = "plain") -> str:  # noqa: N802
         return latex_name(e.name)
 
-    def _print_Rational(self, e: sympy.Rational) -> str:  # noqa: N802
-        """A long number as m · 10^k (see :func:`scientific`)."""
-        sci = scientific(e)
-        if sci is None:
-            return super()._print_Rational(e)
-        mantissa, k = sci
-        power = f"10^{{{k}}}"
-        return mantissa if k == 0 else {"1": power, "-1": f"-{power}"}.get(mantissa, rf"{mantissa} \cdot {power}")
+    sci_times = r" \cdot "
 
-    def parenthesize(self, item: Any, level: int, is_neg: bool = False, strict: bool = False) -> str:
-        """m · 10^k is a product and a power: parenthesized as a base, ``(10^{300})^{m}``."""
-        if scientific(item) is not None and level >= PRECEDENCE["Pow"]:
-            return rf"\left({self._print(item)}\right)"
-        return super().parenthesize(item, level, is_neg, strict)
-
-    _print_Integer = _print_Rational  # noqa: N815
+    @staticmethod
+    def power_of_ten(k: int) -> str:
+        return f"10^{{{k}}}"
 
 
-class TextPrinter(_Operands, StrPrinter):
+class TextPrinter(_ScientificNumbers, _Operands, StrPrinter):
     """Model expressions in plain Unicode for the terminal."""
 
     def prec_of(self, e: Basic) -> int:
@@ -191,22 +208,11 @@ class TextPrinter(_Operands, StrPrinter):
     def _print_Symbol(self, e: sympy.Symbol) -> str:  # noqa: N802
         return text_name(e.name)
 
-    def _print_Rational(self, e: sympy.Rational) -> str:  # noqa: N802
-        """A long number as m·10^k (see :func:`scientific`)."""
-        sci = scientific(e)
-        if sci is None:
-            return super()._print_Rational(e)
-        mantissa, k = sci
-        power = f"10^{k}" if k >= 0 else f"10^({k})"
-        return mantissa if k == 0 else {"1": power, "-1": f"-{power}"}.get(mantissa, f"{mantissa}·{power}")
+    sci_times = "·"
 
-    def parenthesize(self, item: Any, level: int, strict: bool = False) -> str:
-        """m·10^k is a product and a power: parenthesized as a base, ``(10^300)^m``."""
-        if scientific(item) is not None and level >= PRECEDENCE["Pow"]:
-            return f"({self._print(item)})"
-        return super().parenthesize(item, level, strict)
-
-    _print_Integer = _print_Rational  # noqa: N815
+    @staticmethod
+    def power_of_ten(k: int) -> str:
+        return f"10^{k}" if k >= 0 else f"10^({k})"
 
     def _print_Pow(self, e: sympy.Pow, rational: bool = False) -> str:  # noqa: N802
         """Powers of constants as the operation forms write them: m^2, β₁^t."""

@@ -24,18 +24,21 @@ MAX_DIM = 10**12
 MAX_DIM_EXPONENT = 25
 
 
+_NOT_REAL = "this constant is not a real number (a negative number to a fractional power)"
+
+
 def constant_problem(value: Basic) -> str | None:
     """Why ``value`` (a constant: numbers and dims only) has no float64 value, or None if it has one."""
     if value.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
         return "this constant is not finite (a division by zero, or 0 to a negative power)"
-    if value.has(sympy.I) or (value.is_number and value.is_real is False):
-        return "this constant is not a real number (a negative number to a fractional power)"
+    if value.has(sympy.I):
+        return _NOT_REAL
     if value.is_number:
         # Decided on a 30-digit value: SymPy cannot always order exact forms ((-3)**sqrt(3) is not
         # known to be complex until evaluated).
         real, imag = value.evalf(30).as_real_imag()
         if imag != 0 and abs(imag) > 1e-25 * abs(real):
-            return "this constant is not a real number (a negative number to a fractional power)"
+            return _NOT_REAL
         if abs(real) > FLOAT_MAX:
             return f"this constant, about {_magnitude(value)}, is beyond float64's range (±1.8e308)"
         if real != 0 and abs(real) < FLOAT_TINY:

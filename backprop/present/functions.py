@@ -23,6 +23,7 @@ from backprop.expr.printing import LatexPrinter
 from backprop.language.expression import ExprBuilder
 from backprop.language.model import Model
 from backprop.language.pyfunc import Shape, Source, model_of
+from backprop.support import naming
 from backprop.support.errors import SpecError
 from backprop.support.notation import latex_name
 
@@ -96,12 +97,7 @@ class _MathView(ast.NodeTransformer):
         self.names = {n: model.symbol(n) for n in model.names()}
 
     def placeholder(self, tex: str) -> str:
-        for k, v in self.table.items():
-            if v == tex:
-                return k
-        key = f"{_PH}{len(self.table)}"
-        self.table[key] = tex
-        return key
+        return naming.placeholder(self.table, tex, _PH)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:  # noqa: N802
         node.decorator_list = []

@@ -164,3 +164,14 @@ def helper_name(source: str) -> str:
     if not m:
         raise ValueError(f"a numpy_helper must start with 'def NAME(': {source[:40]!r}")
     return m.group(1)
+
+
+def placeholder(table: dict[str, str], text: str, prefix: str) -> str:
+    """The identifier standing for ``text`` in ``table`` (``prefix`` + a number), added if new:
+    the LaTeX renderers write formulas as Python with such names, then put the LaTeX back."""
+    for key, value in table.items():
+        if value == text:
+            return key
+    key = f"{prefix}{len(table)}"
+    table[key] = text
+    return key
