@@ -214,7 +214,7 @@ def test_scalar_params_accept_numbers_and_one_by_one_arrays():
     as_array = mod.loss_and_grads({"w": w, "b": np.full((1, 1), 0.5)}, {"X": x, "y": y})
     assert as_float[0] == as_array[0]
     assert type(as_float[1]["b"]) is float
-    with pytest.raises(ValueError, match=r"b: expected a 2-D array of shape \(\) \(a scalar\), got shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"b: expected a scalar \(a number or a 1×1 array\), got shape \(2,\)"):
         mod.forward(x, y, w, np.ones(2))
 
 

@@ -43,7 +43,7 @@ CASES = [
     ("dim-zero", "input X[n, 0]\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 12, ["positive integer, got 0"]),
     ("dim-negative", "input X[n, -3]\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 12, ["positive integer, got -3"]),
     ("dim-fraction", "input X[n, 2.5]\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 12, ["name or a positive integer, got '2.5'"]),
-    ("dim-count", "input X[n, m, p]\nparam w[1, n]\nloss = sum(w @ X)\n", 1, 9, ["two dimensions"]),
+    ("rank-3-matmul", "input X[n, m, p]\nparam w[1, n]\nloss = sum(w @ X)\n", 3, 14, ["product of two matrices", "einsum"]),
     ("bad-axis", HEAD + "loss = sum(sum(W1, axis=2))\n", 6, 25, ["axis must be 0", "got 2"]),
     ("axis-missing", HEAD + "loss = sum(softmax(W1))\n", 6, 12, ["softmax needs axis=0"]),
     ("no-params", "input X[n, m]\nloss = sum(X)\n", 2, 1, ["no params"]),

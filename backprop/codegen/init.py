@@ -84,12 +84,14 @@ def init_schemes(d: Derivation) -> dict[str, Init]:
                 named_uses.setdefault(n.name, []).append((n, eq))
     out: dict[str, Init] = {}
     for p in d.model.params:
-        rows, cols = p.shape
+        shape = p.shape
         uses = uses_of.get(p.symbol, [])
-        products = [(par, i, eq) for par, i, eq, _ in uses if par.op.name == "matmul"]
+        products = [(par, i, eq) for par, i, eq, _ in uses if par.op.contracts is not None]
         if products:
             par, i, eq = products[0]
-            fan_in, fan_out = (cols, rows) if i == 0 else (rows, cols)
+            inner = par.op.contracts(par, i)
+            fan_in = sympy.Mul(*(d for ax, d in enumerate(shape) if ax in inner))
+            fan_out = sympy.Mul(*(d for ax, d in enumerate(shape) if ax not in inner))
             act = _consumer(par, eq, parent_of, named_uses)
             scheme = "he" if act in HE else "glorot"
             where = f"feeds {act}" if act != "linear" else "no activation follows"
@@ -98,6 +100,6 @@ def init_schemes(d: Derivation) -> dict[str, Init]:
             out[p.name] = Init("zeros", reason="bias")
         elif uses and all(par.op.name == "leaky_relu" and i == 1 for par, i, _, _ in uses):
             out[p.name] = Init("slope", reason="leaky-ReLU slope")
-        else:
-            out[p.name] = Init("glorot", cols, rows, "elementwise factor, on its own shape")
+        else:  # a matrix's fan-in is its columns; a tensor's, every axis after the first
+            out[p.name] = Init("glorot", sympy.Mul(*shape[1:]), shape[0], "elementwise factor, on its own shape")
     return out

@@ -14,12 +14,14 @@ from functools import lru_cache
 
 from sympy import Basic, MatrixSymbol
 
+from backprop.expr.ir import TensorSymbol
+
 #: Operations NumPy computes as views of their operand, not new arrays: naming them saves
 #: nothing (common subexpressions), and writing into one would write into the operand (in-place reuse).
 VIEWS = frozenset({"transpose", "broadcast"})
 
 
-class TempSymbol(MatrixSymbol):
+class TempSymbol(TensorSymbol):
     """A common subexpression's temporary; prints as its own (already unique) name."""
 
 

@@ -60,7 +60,7 @@ def forward_equations(model: Model) -> list[Equation]:
                     layer += 1
                 name = naming.pre_activation(owner if by_owner else None, layer, taken)
                 taken.add(name)
-                sym = MatrixSymbol(name, *shape_of(x))
+                sym = ir.symbol(name, shape_of(x))
                 lifted.append(Equation(name, x, sym, lifted=True, line=a.line))
                 e = e.func(sym, *e.children[1:], *e.attrs)
             return e
@@ -80,7 +80,7 @@ def _fit(g: Basic, shape: ir.Shape) -> Basic:
     gs = shape_of(g)
     if gs == shape:
         return g
-    if all(gs[i] == shape[i] or gs[i] == 1 for i in (0, 1)):
+    if ir.is_scalar_shape(gs) or (len(gs) == len(shape) and all(a == b or a == 1 for a, b in zip(gs, shape))):
         return ir.broadcast_to(g, shape)
     return ir.unbroadcast(g, shape)
 
@@ -136,14 +136,14 @@ class _Pullback:
                 continue
             gc = vjp(g, out, e)
             cs = shape_of(child)
-            if e.op.elementwise and any(cs[k] == 1 and e.shape[k] != 1 for k in (0, 1)):
+            if e.op.elementwise and ir.stretched(cs, e.shape):
                 # The child was broadcast to e's shape, so it receives the sum over its copies.
                 # A cotangent smaller than e stands for its broadcast (a scalar 1/m is 1/m
                 # everywhere), so make that explicit before summing: Σ over m copies of c is m c.
                 gc = ir.unbroadcast(ir.broadcast_to(gc, e.shape), cs)
             if shape_of(gc) != cs and not (isinstance(child, OpNode) and child.op.elementwise):
                 gc = _fit(gc, cs)
-            elif shape_of(gc) != cs and any(shape_of(gc)[k] != cs[k] and cs[k] == 1 for k in (0, 1)):
+            elif shape_of(gc) != cs and ir.stretched(cs, shape_of(gc)):
                 gc = ir.unbroadcast(gc, cs)
             self.walk(child, gc, rules + (e.op.rules[i],))
 

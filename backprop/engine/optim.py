@@ -43,7 +43,7 @@ EPSILON = sympy.Symbol("epsilon")
 T = sympy.Symbol("t", integer=True, positive=True)
 
 
-class StateSymbol(MatrixSymbol):
+class StateSymbol(ir.TensorSymbol):
     """One param's running average: ``v_dW1`` prints v_{dW₁}; ``vhat_dW1`` is its bias-corrected v̂.
 
     The printers reach it through SymPy's ``_latex``/``_sympystr`` hooks, so the
@@ -74,7 +74,7 @@ class StateSymbol(MatrixSymbol):
 
 
 def state_symbol(letter: str, param: str, shape: Shape, corrected: bool = False) -> StateSymbol:
-    return StateSymbol(f"{letter}{'hat' if corrected else ''}_d{param}", shape[0], shape[1])
+    return StateSymbol(f"{letter}{'hat' if corrected else ''}_d{param}", *shape)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Slots:
     @classmethod
     def of(cls, name: str, shape: Shape, letters: tuple[str, ...]) -> Slots:
         return cls(
-            MatrixSymbol(name, shape[0], shape[1]),
+            ir.symbol(name, shape),
             grad_symbol(name, shape),
             {c: state_symbol(c, name, shape) for c in letters},
             {c: state_symbol(c, name, shape, corrected=True) for c in letters},

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import sympy
 from sympy import Basic, Expr, MatrixSymbol
+from sympy.core.symbol import Str
+from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from backprop.support.errors import ShapeError
@@ -25,8 +27,10 @@ from backprop.support.errors import ShapeError
 if TYPE_CHECKING:  # pragma: no cover
     from backprop.expr.ops_row import Op
 
-Shape = tuple[Expr, Expr]
+#: A value's dimensions, one per axis: two for a matrix, any number for a tensor.
+Shape = tuple[Expr, ...]
 ONE = sympy.Integer(1)
+#: A scalar is a 1×1 matrix, whatever it is combined with: it broadcasts to any rank.
 SCALAR: Shape = (ONE, ONE)
 
 #: name -> node class, filled by :mod:`backprop.expr.ops` as it registers operations.
@@ -75,6 +79,26 @@ class OpNode(Basic):
     __str__ = __repr__
 
 
+class TensorSymbol(MatrixSymbol):
+    """A named value of any rank. Its args are ``MatrixSymbol``'s, ``(Str(name), *dims)``, with
+    one dim per axis: so it hashes, compares and ``xreplace``s as a ``MatrixSymbol`` does, is found
+    by ``atoms(MatrixSymbol)``, prints through ``_print_MatrixSymbol``, and a rank-2 one has exactly
+    the args of the matrix of the same name and shape."""
+
+    def __new__(cls, name: str | Str, *shape: Basic) -> TensorSymbol:
+        return Basic.__new__(cls, Str(name) if isinstance(name, str) else name, *(_sympify(d) for d in shape))
+
+    @property
+    def shape(self) -> Shape:  # type: ignore[override]
+        return tuple(self.args[1:])
+
+
+def symbol(name: str, shape: Shape) -> MatrixSymbol:
+    """The leaf for a value named ``name`` of ``shape``: a ``MatrixSymbol`` for a matrix (as every
+    matrix model has always been built), a :class:`TensorSymbol` for any other rank."""
+    return MatrixSymbol(name, *shape) if len(shape) == 2 else TensorSymbol(name, *shape)
+
+
 def is_const(x: Basic) -> bool:
     """A scalar built from numbers and dimensions only."""
     return isinstance(x, Expr) and not isinstance(x, MatrixExpr)
@@ -88,14 +112,14 @@ def shape_of(x: Basic) -> Shape:
     if isinstance(x, OpNode):
         return x.shape
     if isinstance(x, MatrixSymbol):
-        return (sympy.sympify(x.shape[0]), sympy.sympify(x.shape[1]))
+        return tuple(sympy.sympify(d) for d in x.shape)
     if is_const(x):
         return SCALAR
     raise ShapeError(f"not a model expression: {x!r}")
 
 
 def is_scalar_shape(s: Shape) -> bool:
-    return s[0] == 1 and s[1] == 1
+    return len(s) == 2 and s[0] == 1 and s[1] == 1
 
 
 def is_scalar(x: Basic) -> bool:
@@ -107,25 +131,64 @@ def fmt_dim(d: Expr) -> str:
 
 
 def fmt_shape(s: Shape) -> str:
-    return f"{fmt_dim(s[0])}×{fmt_dim(s[1])}"
+    return "×".join(fmt_dim(d) for d in s)
+
+
+def rank_mismatch(a: Shape, b: Shape, what: str) -> ShapeError:
+    """Operands of different rank never broadcast: NumPy would silently prepend axes, which is
+    how a column of biases becomes a row. The message says how to line the axes up."""
+    lo, hi = (a, b) if len(a) < len(b) else (b, a)
+    return ShapeError(
+        f"cannot combine {fmt_shape(a)} (rank {len(a)}) and {fmt_shape(b)} (rank {len(b)}) in {what}: "
+        f"operands of different rank do not broadcast; give the {fmt_shape(lo)} value {len(hi)} axes "
+        f"with reshape (e.g. reshape(E, [{', '.join(fmt_dim(d) for d in lo)}{', 1' * (len(hi) - len(lo))}])), "
+        "or reduce with keepdims-style axes so the ranks agree"
+    )
 
 
 def broadcast_shapes(a: Shape, b: Shape, what: str = "elementwise operation") -> Shape:
-    """NumPy's rule on two dimensions: equal, or one of them is 1."""
+    """NumPy's rule between operands of equal rank: along each axis the lengths are equal, or one
+    of them is 1. A scalar goes with any shape; operands of different rank are an error."""
+    if is_scalar_shape(b):
+        return a
+    if is_scalar_shape(a):
+        return b
+    if len(a) != len(b):
+        raise rank_mismatch(a, b, what)
     out = []
     for axis, (x, y) in enumerate(zip(a, b)):
         if x == y or y == 1:
             out.append(x)
         elif x == 1:
             out.append(y)
-        else:
+        elif len(a) == 2:
             kind = "rows" if axis == 0 else "columns"
             raise ShapeError(
                 f"cannot broadcast {fmt_shape(a)} and {fmt_shape(b)} in {what}: "
                 f"{kind} {fmt_dim(x)} and {fmt_dim(y)} differ (only a scalar, an r×1 column "
                 "or a 1×c row broadcasts)"
             )
-    return (out[0], out[1])
+        else:
+            raise ShapeError(
+                f"cannot broadcast {fmt_shape(a)} and {fmt_shape(b)} in {what}: axis {axis} has "
+                f"{fmt_dim(x)} and {fmt_dim(y)} (only a scalar or a length-1 axis broadcasts)"
+            )
+    return tuple(out)
+
+
+def stretched(small: Shape, big: Shape) -> bool:
+    """Whether a value of shape ``small`` is broadcast along some axis to make ``big``."""
+    if is_scalar_shape(small):
+        return not is_scalar_shape(big)
+    return len(small) == len(big) and any(s == 1 and b != 1 for s, b in zip(small, big))
+
+
+def reduced_shape(s: Shape, axes: tuple[int, ...]) -> Shape:
+    """The shape left by summing ``s`` along ``axes``: a scalar when every axis is reduced, else
+    ``s`` with a 1 on each reduced axis (NumPy's ``keepdims``), so the result still broadcasts."""
+    if set(axes) >= set(range(len(s))):
+        return SCALAR
+    return tuple(ONE if ax in axes else d for ax, d in enumerate(s))
 
 
 def count_nodes(x: Basic) -> int:
@@ -292,28 +355,39 @@ def transpose(a: Basic) -> Basic:
     return node("transpose", a)
 
 
-def axes_attr(axis: int | None) -> sympy.Tuple:
-    """Reduced axes as a node attribute: None -> both."""
-    return sympy.Tuple(*((0, 1) if axis is None else (axis,)))
+Axis = int | tuple[int, ...] | None
 
 
-def total(a: Basic, axis: int | None = None) -> Basic:
-    """sum(a, axis): reducing an axis of length 1 is the identity; a sum over broadcast
+def axes_tuple(axis: Axis, rank: int = 2) -> tuple[int, ...]:
+    """An ``axis=`` argument as the sorted axes it names: None -> every axis."""
+    if axis is None:
+        return tuple(range(rank))
+    return tuple(sorted({axis} if isinstance(axis, int) else set(axis)))
+
+
+def axes_attr(axis: Axis, rank: int = 2) -> sympy.Tuple:
+    """Reduced axes as a node attribute: None -> every axis."""
+    return sympy.Tuple(*axes_tuple(axis, rank))
+
+
+def total(a: Basic, axis: Axis = None) -> Basic:
+    """sum(a, axis): reducing axes of length 1 is the identity; a sum over broadcast
     copies is a multiple (rowsum of c𝟏[k×m] is m c)."""
     s = shape_of(a)
-    axes = (0, 1) if axis is None else (axis,)
+    axes = axes_tuple(axis, len(s))
     if all(s[ax] == 1 for ax in axes):
         return a
+    want = reduced_shape(s, axes)
     if isinstance(a, OpNode) and a.op.name == "broadcast":
         x = a.children[0]
         xs = shape_of(x)
+        if is_scalar_shape(xs) and not is_scalar_shape(s):
+            return broadcast_to(mul(sympy.Mul(*(s[ax] for ax in axes)), x), want)
         copies = [s[ax] for ax in axes if xs[ax] == 1]
-        left = [ax for ax in axes if xs[ax] != 1]
-        inner = x if not left else total(x, None if len(left) == 2 else left[0])
-        out = mul(sympy.Mul(*copies), inner)
-        want = (ONE if 0 in axes else s[0], ONE if 1 in axes else s[1])
-        return broadcast_to(out, want)
-    return node("sum", a, axes_attr(axis))
+        left = tuple(ax for ax in axes if xs[ax] != 1)
+        inner = x if not left else total(x, left)
+        return broadcast_to(mul(sympy.Mul(*copies), inner), want)
+    return node("sum", a, axes_attr(axes))
 
 
 def broadcast_to(a: Basic, shape: Shape) -> Basic:
@@ -327,11 +401,12 @@ def unbroadcast(g: Basic, shape: Shape) -> Basic:
     gs = shape_of(g)
     if gs == shape:
         return g
-    summed = [ax for ax in (0, 1) if shape[ax] == 1 and gs[ax] != 1]
-    if len(summed) == 2 or (summed and is_scalar_shape(shape)):
+    if is_scalar_shape(shape):
         g = total(g)
-    elif summed:
-        g = total(g, summed[0])
+    elif len(gs) == len(shape):
+        summed = tuple(ax for ax in range(len(shape)) if shape[ax] == 1 and gs[ax] != 1)
+        if summed:
+            g = total(g, summed)
     if shape_of(g) != shape:
         g = broadcast_to(g, shape)
     return g

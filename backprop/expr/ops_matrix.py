@@ -16,6 +16,12 @@ from backprop.support.errors import ShapeError
 
 
 def _matmul_shape(shapes: list[Shape], e: OpNode) -> Shape:
+    for s in shapes:
+        if len(s) != 2:
+            raise ShapeError(
+                f"'@' is the product of two matrices, but one operand is {fmt_shape(s)} (rank {len(s)}): "
+                "write a product of tensors with einsum, e.g. einsum(\"fc,ctm->ftm\", W, X)"
+            )
     (a, b), (c, d) = shapes
     if b != c:
         raise ShapeError(
@@ -26,6 +32,11 @@ def _matmul_shape(shapes: list[Shape], e: OpNode) -> Shape:
 
 
 def _transpose_shape(shapes: list[Shape], e: OpNode) -> Shape:
+    if len(shapes[0]) != 2:
+        raise ShapeError(
+            f".T transposes a matrix, but this value is {fmt_shape(shapes[0])} (rank {len(shapes[0])}): "
+            f"to reorder its axes write transpose(E, [{', '.join(map(str, reversed(range(len(shapes[0])))))}])"
+        )
     return (shapes[0][1], shapes[0][0])
 
 
@@ -66,6 +77,7 @@ ROWS: tuple[Op, ...] = (
         latex=_matmul_form, text=_matmul_form,
         numpy=fmt("{0} @ {1}", MUL, [MUL, MUL + 1]), np_eval=lambda a, b, e=None: a @ b,
         prec=MUL, sym_eval=lambda a, b, e=None: a * b, index=_matmul_index,
+        contracts=lambda e, i: (1,) if i == 0 else (0,),
     ),
     Op(
         "transpose", 1, _transpose_shape,

@@ -16,32 +16,64 @@ from sympy import Basic
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, Shape, fmt_shape, shape_of
 from backprop.expr.ops_row import ATOM, MUL, Form, Index, IndexForm, Op, axes_of
+from backprop.support.errors import ShapeError
 
 
-def _np_axis(axes: tuple[int, ...]) -> int | None:
-    return None if len(axes) == 2 else axes[0]
+def _every_axis(e: OpNode) -> bool:
+    return len(axes_of(e)) == len(shape_of(e.children[0]))
+
+
+def _np_axis(e: OpNode) -> int | tuple[int, ...] | None:
+    """NumPy's ``axis=`` for the node's reduced axes: None for all of them."""
+    axes = axes_of(e)
+    return None if _every_axis(e) else axes[0] if len(axes) == 1 else axes
 
 
 def _reduce_shape(shapes: list[Shape], e: OpNode) -> Shape:
     axes = axes_of(e)
-    r, c = shapes[0]
-    return (sympy.Integer(1) if 0 in axes else r, sympy.Integer(1) if 1 in axes else c)
+    if not axes or len(set(axes)) != len(axes) or not all(0 <= ax < len(shapes[0]) for ax in axes):
+        raise ShapeError(f"axis {', '.join(map(str, axes))} is not an axis of a {fmt_shape(shapes[0])} value")
+    return ir.reduced_shape(shapes[0], axes)
 
 
 def _broadcast_shape(shapes: list[Shape], e: OpNode) -> Shape:
-    target = (e.args[1][0], e.args[1][1])
+    target = tuple(e.args[1])
     ir.broadcast_shapes(shapes[0], target, "broadcast")
     return target
 
 
+#: How notes name a matrix's reductions, by reduced axes: of everything, of each column, of each row.
+_MATRIX_NAMES = {
+    "sum": {(0, 1): ("Σ", r"\sum"), (0,): ("colsum", r"\operatorname{colsum}"), (1,): ("rowsum", r"\operatorname{rowsum}")},
+    "mean": {(0, 1): ("mean", r"\operatorname{mean}"), (0,): ("colmean", r"\operatorname{colmean}"),
+             (1,): ("rowmean", r"\operatorname{rowmean}")},
+}
+
+
+def _reduction_name(e: OpNode, word: str, latex: bool) -> str:
+    r"""``sum``/``mean`` of a matrix as notes name them (colsum, rowmean, Σ); of any other rank, the
+    word with the reduced axes as a subscript: sum_(0,2), \operatorname{sum}_{0,2}."""
+    axes = axes_of(e)
+    if len(shape_of(e.children[0])) == 2:
+        return _MATRIX_NAMES[word][axes][latex]
+    if _every_axis(e):
+        return _MATRIX_NAMES[word][(0, 1)][latex]
+    listed = ",".join(map(str, axes))
+    return rf"\operatorname{{{word}}}_{{{listed}}}" if latex else f"{word}_({listed})"
+
+
+def _broadcast_latex(p: Any, e: OpNode) -> str:
+    r"""c 𝟏 with the broadcast shape as subscript: c \mathbf{1}_{k \times m}."""
+    dims = r" \times ".join(p.doprint(d) for d in e.args[1])
+    return rf"{p.operand(e.children[0], MUL)} \mathbf{{1}}_{{{dims}}}"
+
+
 def _sum_latex(p: Any, e: OpNode) -> str:
-    name = {(0, 1): r"\sum", (0,): r"\operatorname{colsum}", (1,): r"\operatorname{rowsum}"}[axes_of(e)]
-    return rf"{name}\left({p.operand(e.children[0], 0)}\right)"
+    return rf"{_reduction_name(e, 'sum', True)}\left({p.operand(e.children[0], 0)}\right)"
 
 
 def _sum_text(p: Any, e: OpNode) -> str:
-    name = {(0, 1): "Σ", (0,): "colsum", (1,): "rowsum"}[axes_of(e)]
-    return f"{name}({p.operand(e.children[0], 0)})"
+    return f"{_reduction_name(e, 'sum', False)}({p.operand(e.children[0], 0)})"
 
 
 def _total_numpy(p: Any, x: Basic) -> str:
@@ -59,14 +91,14 @@ def _total_numpy(p: Any, x: Basic) -> str:
 
 
 def _sum_numpy(p: Any, e: OpNode) -> str:
-    axes = axes_of(e)
-    if len(axes) == 2 or ir.is_scalar(e.children[0]):  # a scalar may be a Python float: no .sum(axis=)
+    ax = _np_axis(e)
+    if ax is None or ir.is_scalar(e.children[0]):  # a scalar may be a Python float: no .sum(axis=)
         return _total_numpy(p, e.children[0])
-    return f"{p.operand(e.children[0], ATOM)}.sum(axis={axes[0]}, keepdims=True)"
+    return f"{p.operand(e.children[0], ATOM)}.sum(axis={ax}, keepdims=True)"
 
 
 def _np_sum(x: np.ndarray, e: OpNode) -> Any:
-    ax = _np_axis(axes_of(e))
+    ax = _np_axis(e)
     return np.sum(x) if ax is None else np.sum(x, axis=ax, keepdims=True)
 
 
@@ -82,14 +114,16 @@ def sym_sum(x: sympy.Matrix, e: OpNode) -> sympy.Matrix:
 
 def _sum_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
     """Each reduced axis gets a summed index over the operand's length."""
-    idx, summed = list(ij), []
+    xs = shape_of(e.children[0])
+    idx: list[str | None] = list(ij) if len(ij) == len(xs) else [None] * len(xs)
+    summed = []
     for ax in axes_of(e):
-        if shape_of(e.children[0])[ax] == 1:  # a sum of one term: no index
+        if xs[ax] == 1:  # a sum of one term: no index
             continue
         t = fresh()
         idx[ax] = t
-        summed.append((t, shape_of(e.children[0])[ax]))
-    return IndexForm(tuple(summed), ((idx[0], idx[1]),))
+        summed.append((t, xs[ax]))
+    return IndexForm(tuple(summed), (tuple(idx),))
 
 
 def _mean_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
@@ -97,21 +131,20 @@ def _mean_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
 
 
 def _count(e: OpNode) -> Basic:
-    r, c = shape_of(e.children[0])
-    return {(0, 1): r * c, (0,): r, (1,): c}[axes_of(e)]
+    xs = shape_of(e.children[0])
+    return sympy.Mul(*(xs[ax] for ax in axes_of(e)))
 
 
 def _mean_form(latex: bool) -> Form:
     def form(p: Any, e: OpNode) -> str:
-        name = {(0, 1): "mean", (0,): "colmean", (1,): "rowmean"}[axes_of(e)]
-        inner = p.operand(e.children[0], 0)
-        return rf"\operatorname{{{name}}}\left({inner}\right)" if latex else f"{name}({inner})"
+        name, inner = _reduction_name(e, "mean", latex), p.operand(e.children[0], 0)
+        return rf"{name}\left({inner}\right)" if latex else f"{name}({inner})"
 
     return form
 
 
 def _mean_numpy(p: Any, e: OpNode) -> str:
-    ax = _np_axis(axes_of(e))
+    ax = _np_axis(e)
     if ir.is_scalar(e.children[0]):  # may be a Python float, which has no .mean
         return f"np.mean({p.operand(e.children[0], 0)})"
     if ax is None:
@@ -153,9 +186,7 @@ ROWS: tuple[Op, ...] = (
         "broadcast", 1, _broadcast_shape,
         vjps=(lambda g, out, e: g,),  # the engine sums g back over the broadcast axes
         rules=("broadcast: ∂L/∂U sums ∂L/∂(broadcast U) over the copies",),
-        latex=lambda p, e: (
-            rf"{p.operand(e.children[0], MUL)} \mathbf{{1}}_{{{p.doprint(e.args[1][0])} \times {p.doprint(e.args[1][1])}}}"
-        ),
+        latex=_broadcast_latex,
         text=lambda p, e: f"{p.operand(e.children[0], MUL)}·𝟏[{fmt_shape(tuple(e.args[1]))}]",
         numpy=_broadcast_numpy, np_eval=lambda x, e: np.broadcast_to(x, tuple(int(d) for d in e.args[1])),
         sym_eval=_sym_broadcast, prec=MUL, attrs=("shape",),

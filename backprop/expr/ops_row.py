@@ -76,6 +76,9 @@ class Op:
     attrs: tuple[str, ...] = field(default=())
     #: entry (i, j) in index notation; elementwise ops need none (same indices)
     index: IndexRule | None = None
+    #: (node, operand index) -> the operand's axes the operation sums over (a product's inner
+    #: axes): a weight's fan-in is their length, its fan-out the length of the rest
+    contracts: Callable[[OpNode, int], tuple[int, ...]] | None = None
 
 
 # --- helpers the families share --------------------------------------------

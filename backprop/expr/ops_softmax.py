@@ -13,9 +13,10 @@ import sympy
 from sympy import Basic
 
 from backprop.expr import ir
-from backprop.expr.ir import OpNode
+from backprop.expr.ir import OpNode, Shape
 from backprop.expr.ops_reduce import sym_sum
-from backprop.expr.ops_row import MUL, Form, Op, axes_of, same_shape
+from backprop.expr.ops_row import MUL, Form, Op, axes_of
+from backprop.support.errors import ShapeError
 
 
 def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -28,7 +29,19 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _axis_suffix(e: OpNode, latex: bool) -> str:
-    return "" if axes_of(e) == (0,) else (r"_{\mathrm{rows}}" if latex else "_rows")
+    """A matrix's softmax is over each column (no suffix) or each row; any other rank's names its axis."""
+    ax = axes_of(e)[0]
+    if len(ir.shape_of(e.children[0])) != 2:
+        return f"_{{{ax}}}" if latex else f"_({ax})"
+    return "" if ax == 0 else (r"_{\mathrm{rows}}" if latex else "_rows")
+
+
+def _along_axis(shapes: list[Shape], e: OpNode) -> Shape:
+    """Same shape as the operand, along one of its axes."""
+    ax = axes_of(e)
+    if len(ax) != 1 or not 0 <= ax[0] < len(shapes[0]):
+        raise ShapeError(f"axis {', '.join(map(str, ax))} is not an axis of a {ir.fmt_shape(shapes[0])} value")
+    return shapes[0]
 
 
 def _softmax_vjp(g: Basic, out: Basic, e: OpNode) -> Basic:
@@ -75,7 +88,7 @@ def _softmax_numpy(helper: str) -> Form:
 #: The family's rows, in registration order.
 ROWS: tuple[Op, ...] = (
     Op(
-        "softmax", 1, same_shape,
+        "softmax", 1, _along_axis,
         vjps=(_softmax_vjp,),
         rules=("softmax: ∂L/∂Z = P ⊙ (∂L/∂P − Σ(∂L/∂P ⊙ P)) along the axis",),
         latex=_softmax_forms("softmax")[0], text=_softmax_forms("softmax")[1],
@@ -89,7 +102,7 @@ ROWS: tuple[Op, ...] = (
         ),
     ),
     Op(
-        "log_softmax", 1, same_shape,
+        "log_softmax", 1, _along_axis,
         vjps=(_log_softmax_vjp,),
         rules=("log-softmax: ∂L/∂Z = ∂L/∂S − softmax(Z) ⊙ Σ ∂L/∂S along the axis",),
         latex=_softmax_forms("log\\,softmax")[0], text=_softmax_forms("log_softmax")[1],

@@ -19,13 +19,13 @@ from sympy.printing.latex import LatexPrinter as _SympyLatex
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
-from backprop.expr.ir import OpNode, is_const
+from backprop.expr.ir import OpNode, TensorSymbol, is_const
 from backprop.expr.ops_row import ADD, ATOM, MUL, POW, UNARY
 from backprop.support.errors import UnsupportedError
 from backprop.support.notation import latex_name, text_name
 
 
-class GradSymbol(MatrixSymbol):
+class GradSymbol(TensorSymbol):
     """∂L/∂NAME as a leaf: the named gradient (δ) of a model variable."""
 
     @property
@@ -33,8 +33,8 @@ class GradSymbol(MatrixSymbol):
         return self.name[1:]
 
 
-def grad_symbol(name: str, shape: tuple[Any, Any]) -> GradSymbol:
-    return GradSymbol("d" + name, shape[0], shape[1])
+def grad_symbol(name: str, shape: tuple[Any, ...]) -> GradSymbol:
+    return GradSymbol("d" + name, *shape)
 
 
 #: Numbers with more digits than this print in scientific form (a fold of 1e-300 + 1 is exact,

@@ -293,26 +293,51 @@ class ExprBuilder:
             raise self.fail(node.args[1], f"the slope of leaky_relu must be a scalar, got {fmt_shape(shape_of(args[1]))}")
         try:
             if fname in AXIS_FUNCTIONS:
+                axes = self._check_axis(node, fname, axis, shape_of(args[0]))
                 if fname == "sum":
-                    return ir.total(args[0], axis) if axis is None or not ir.is_scalar(args[0]) else args[0]
-                return ir.node(op.name, args[0], ir.axes_attr(axis))
+                    return ir.total(args[0], axes) if axis is None or not ir.is_scalar(args[0]) else args[0]
+                return ir.node(op.name, args[0], ir.axes_attr(axes))
             return ir.node(op.name, *args)
         except ShapeError as e:
             raise self.fail(node, f"shape mismatch: {e}") from None
 
-    def _axis(self, node: ast.Call, fname: str) -> int | None:
-        axis: int | None = None
+    def _axis(self, node: ast.Call, fname: str) -> tuple[ast.expr, int | tuple[int, ...]] | None:
+        """The ``axis=`` keyword as written: an integer, or a tuple of them (sum, mean)."""
+        axis = None
         for kw in node.keywords:
             if kw.arg != "axis" or fname not in AXIS_FUNCTIONS:
                 what = f"'{kw.arg}='" if kw.arg else "'**'"
                 raise self.fail(kw.value, f"{fname} takes no keyword argument {what}")
             v = kw.value
-            if not (isinstance(v, ast.Constant) and type(v.value) is int and v.value in (0, 1)):
+            items = v.elts if isinstance(v, ast.Tuple) and fname not in AXIS_REQUIRED else [v]
+            if not items or not all(isinstance(i, ast.Constant) and type(i.value) is int for i in items):
                 shown = ast.get_source_segment(self.text, v) or "?"
-                raise self.fail(
-                    v, f"axis must be 0 (down each column, giving 1×c) or 1 (along each row, giving r×1), got {shown}"
-                )
-            axis = v.value
+                several = " or a tuple of them, as axis=(0, 2)" if fname not in AXIS_REQUIRED else ""
+                raise self.fail(v, f"axis must be a whole number{several}, got {shown}")
+            values = tuple(i.value for i in items)
+            axis = (v, values if isinstance(v, ast.Tuple) else values[0])
         if axis is None and fname in AXIS_REQUIRED:
             raise self.fail(node, f"{fname} needs axis=0 (each column) or axis=1 (each row)")
         return axis
+
+    def _check_axis(self, node: ast.Call, fname: str, axis: tuple[ast.expr, int | tuple[int, ...]] | None,
+                    shape: ir.Shape) -> int | tuple[int, ...] | None:
+        """The axes, checked against the operand's rank: a matrix's are 0 (down each column) and
+        1 (along each row); a tensor's, 0 to its rank − 1. A negative axis counts from the end."""
+        if axis is None:
+            return None
+        where, value = axis
+        rank = len(shape)
+        values = (value,) if isinstance(value, int) else value
+        bad = next((a for a in values if not -rank <= a < rank), None)
+        if bad is None and len({a % rank for a in values}) != len(values):
+            raise self.fail(where, f"axis names the same axis twice: {ast.get_source_segment(self.text, where)}")
+        if bad is not None:
+            if rank == 2:
+                raise self.fail(
+                    where, f"axis must be 0 (down each column, giving 1×c) or 1 (along each row, giving r×1), got {bad}"
+                )
+            raise self.fail(where, f"axis {bad} is out of range for {fmt_shape(shape)} (rank {rank}): "
+                                   f"axes are 0 to {rank - 1}")
+        normal = tuple(a % rank for a in values)
+        return normal[0] if isinstance(value, int) else normal

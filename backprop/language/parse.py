@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import sympy
-from sympy import Basic, MatrixSymbol
+from sympy import Basic
 
 from backprop.expr import ir
 from backprop.expr.ir import fmt_shape, shape_of
@@ -27,6 +27,8 @@ from backprop.support.errors import SpecError
 from backprop.support.reading import read_user_text
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The most axes a declared value may have (NumPy's own limit is 64; a spec needing more is a mistake).
+MAX_RANK = 16
 
 
 def dim_symbol(name: str) -> sympy.Symbol:
@@ -142,13 +144,13 @@ class SpecParser:
                     no, wcol,
                 )
             domain = words[0]
-        symbol = MatrixSymbol(name, dims[0], dims[1])
+        symbol = ir.symbol(name, tuple(dims))
         self.model.decls[name] = Decl(name, kind, symbol, domain, scalar, no)
 
     def _dims(self, line: str, start: int, end: int, no: int, name: str) -> list[Basic]:
         parts = line[start:end].split(",")
-        if len(parts) != 2:
-            raise SpecError(f"'{name}' needs two dimensions [rows, cols], got {len(parts)}", no, start + 1)
+        if len(parts) > MAX_RANK:
+            raise SpecError(f"'{name}' has {len(parts)} dimensions: at most {MAX_RANK} are supported", no, start + 1)
         out: list[Basic] = []
         col = start
         for part in parts:
@@ -194,7 +196,7 @@ class SpecParser:
         }
         expr = ExprBuilder(line[col0:], col0, names, self.model.dims, later, reserved).build()
         shape = shape_of(expr)
-        symbol = MatrixSymbol(target, shape[0], shape[1])
+        symbol = ir.symbol(target, shape)
         self.model.assigns.append(Assign(target, expr, symbol, no, line[col0:].strip()))
         self.lines_of[target] = no
 

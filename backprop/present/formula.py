@@ -78,8 +78,7 @@ def _pieces(e: Basic, printer: LatexPrinter | TextPrinter) -> list[str]:
 def shape_formula(shape: Shape) -> Formula:
     if ir.is_scalar_shape(shape):
         return Formula(r"\text{scalar}", "scalar")
-    r, c = (_LATEX.doprint(d) for d in shape)
-    return Formula(rf"{r} \times {c}", ir.fmt_shape(shape))
+    return Formula(r" \times ".join(_LATEX.doprint(d) for d in shape), ir.fmt_shape(shape))
 
 
 def name_formula(name: str) -> Formula:
