@@ -19,7 +19,7 @@ import sympy
 from sympy import Basic
 
 from backprop import Derivation, Model, NetworkBuilder
-from backprop.expr.evaluate import evaluate, evaluate_exact
+from backprop.expr.evaluate import evaluate, evaluate_exact, exact_array
 from backprop.expr.ir import OpNode, shape_of
 from backprop.support.naming import grad_name
 from backprop.verification.numeric import sample
@@ -176,7 +176,7 @@ def exact_point(model: Model, sizes: Mapping[str, int], rng: np.random.Generator
             x = np.maximum(x, 1 / den)
         if d.domain == "prob":
             x = np.clip(x, 1 / den, 1 - 1 / den)
-        env[d.name] = sympy.Matrix(x.shape[0], x.shape[1], lambda i, j, x=x: rational(x[i, j], den))
+        env[d.name] = exact_array([[rational(v, den) for v in row] for row in x.reshape(x.shape[0], -1)]).reshape(x.shape)
     return env
 
 
@@ -187,9 +187,9 @@ def exact_forward(deriv: Derivation, env: Mapping[Any, Any]) -> dict[Any, Any]:
     return out
 
 
-def exact_backward(deriv: Derivation, env: Mapping[Any, Any]) -> dict[str, sympy.Matrix]:
+def exact_backward(deriv: Derivation, env: Mapping[Any, Any]) -> dict[str, np.ndarray]:
     vals = exact_forward(deriv, env)
-    grads: dict[str, sympy.Matrix] = {}
+    grads: dict[str, np.ndarray] = {}
     for s in deriv.steps:
         g = evaluate_exact(s.result, vals)
         want = concrete(s.shape, env)

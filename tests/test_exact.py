@@ -43,15 +43,15 @@ def test_every_example_has_sizes() -> None:
     assert set(SIZES) == set(EXAMPLES)
 
 
-def _symbolic_entries(shape: tuple[int, int], rng: np.random.Generator) -> list[tuple[int, int]]:
+def _symbolic_entries(shape: tuple[int, ...], rng: np.random.Generator) -> list[tuple[int, int]]:
     idx = list(np.ndindex(*shape))
-    if shape[0] * shape[1] <= 12:
+    if len(idx) <= 12:
         return [tuple(int(i) for i in x) for x in idx]
     return [tuple(int(i) for i in idx[k]) for k in sorted(rng.choice(len(idx), MAX_SYMBOLIC, replace=False))]
 
 
 def _float_env(env: dict[Any, Any]) -> dict[Any, Any]:
-    return {k: (np.array(v.tolist(), dtype=float) if isinstance(v, sympy.MatrixBase) else v) for k, v in env.items()}
+    return {k: (np.array(v, dtype=float) if isinstance(v, np.ndarray) else v) for k, v in env.items()}
 
 
 def _point(deriv: backprop.Derivation, sizes: dict[str, int], rng: np.random.Generator) -> dict[Any, Any]:

@@ -1,4 +1,4 @@
-"""Evaluate model expressions: numerically (NumPy) or exactly (SymPy matrices).
+"""Evaluate model expressions: numerically (NumPy) or exactly (NumPy arrays of SymPy numbers).
 
 Both walk the expression and apply each operation's registry forms, so they
 serve as the reference the derived gradients and generated code are checked
@@ -65,36 +65,35 @@ def evaluate(e: Basic, env: Mapping[Any, Any], cache: dict | None = None) -> Any
     return out
 
 
-def evaluate_exact(e: Basic, env: Mapping[Any, Any], cache: dict | None = None) -> sympy.Matrix:
-    """Exact value on concrete SymPy matrices (small sizes only)."""
+def exact_array(x: Any) -> np.ndarray:
+    """An exact value as a NumPy array of SymPy numbers or expressions (``dtype=object``), any rank:
+    NumPy's own indexing, broadcasting, sums and products then work on it exactly. A SymPy matrix
+    or a nested list is converted; a 0-d value becomes 1×1, as a scalar is everywhere."""
+    if isinstance(x, sympy.MatrixBase):
+        x = x.tolist()
+    out = np.array(x, dtype=object)
+    return out.reshape(1, 1) if out.ndim == 0 else out
+
+
+def evaluate_exact(e: Basic, env: Mapping[Any, Any], cache: dict | None = None) -> np.ndarray:
+    """Exact value, an object array of SymPy expressions (small sizes only)."""
     cache = {} if cache is None else cache
     if e in cache:
         return cache[e]
     if isinstance(e, MatrixSymbol):
-        out = sympy.Matrix(env[e.name])
+        out = exact_array(env[e.name])
     elif is_const(e):
-        out = sympy.Matrix([[constant(e, env)]])
+        out = exact_array([[constant(e, env)]])
     elif isinstance(e, OpNode):
         args = [evaluate_exact(c, env, cache) for c in e.children]
         if e.op.elementwise:
-            out = _elementwise(e, args)
+            out = np.vectorize(e.op.exact, otypes=[object])(*args)
         elif e.op.name == "broadcast":
-            r, c = (int(sympy.sympify(d).subs(_dims_env(env))) for d in e.args[1])
-            x = args[0]
-            out = sympy.Matrix(r, c, lambda i, j: x[i if x.rows > 1 else 0, j if x.cols > 1 else 0])
+            shape = tuple(int(sympy.sympify(d).subs(_dims_env(env))) for d in e.args[1])
+            out = np.array(np.broadcast_to(args[0], shape), dtype=object)
         else:
-            out = e.op.sym_eval(*args, e)
+            out = exact_array(e.op.sym_eval(*args, e))
     else:
         raise UnsupportedError(f"cannot evaluate {type(e).__name__}")
     cache[e] = out
     return out
-
-
-def _elementwise(e: OpNode, args: list[sympy.Matrix]) -> sympy.Matrix:
-    rows = max(a.rows for a in args)
-    cols = max(a.cols for a in args)
-
-    def at(a: sympy.Matrix, i: int, j: int) -> Any:
-        return a[i if a.rows > 1 else 0, j if a.cols > 1 else 0]
-
-    return sympy.Matrix(rows, cols, lambda i, j: e.op.exact(*(at(a, i, j) for a in args)))

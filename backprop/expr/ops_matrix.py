@@ -76,7 +76,7 @@ ROWS: tuple[Op, ...] = (
         ),
         latex=_matmul_form, text=_matmul_form,
         numpy=fmt("{0} @ {1}", MUL, [MUL, MUL + 1]), np_eval=lambda a, b, e=None: a @ b,
-        prec=MUL, sym_eval=lambda a, b, e=None: a * b, index=_matmul_index,
+        prec=MUL, sym_eval=lambda a, b, e=None: a @ b, index=_matmul_index,
         contracts=lambda e, i: (1,) if i == 0 else (0,),
     ),
     Op(

@@ -102,14 +102,10 @@ def _np_sum(x: np.ndarray, e: OpNode) -> Any:
     return np.sum(x) if ax is None else np.sum(x, axis=ax, keepdims=True)
 
 
-def sym_sum(x: sympy.Matrix, e: OpNode) -> sympy.Matrix:
-    """The exact sum of a concrete matrix along the node's axes (softmax's exact form normalizes by it)."""
-    axes = axes_of(e)
-    if len(axes) == 2:
-        return sympy.Matrix([[sum(x)]])
-    if axes == (0,):
-        return sympy.Matrix([[sum(x[:, j]) for j in range(x.cols)]])
-    return sympy.Matrix([[sum(x[i, :])] for i in range(x.rows)])
+def sym_sum(x: np.ndarray, e: OpNode) -> np.ndarray:
+    """The exact sum of an object array along the node's axes (softmax's exact form normalizes by it)."""
+    ax = _np_axis(e)
+    return np.array([[x.sum()]], dtype=object) if ax is None else x.sum(axis=ax, keepdims=True)
 
 
 def _sum_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
@@ -157,11 +153,6 @@ def _broadcast_numpy(p: Any, e: OpNode) -> str:
     return f"np.broadcast_to({p.operand(e.children[0], 0)}, ({shape}))"
 
 
-def _sym_broadcast(x: sympy.Matrix, e: OpNode) -> sympy.Matrix:
-    r, c = (int(d) for d in e.args[1])
-    return sympy.Matrix(r, c, lambda i, j: x[i if x.rows > 1 else 0, j if x.cols > 1 else 0])
-
-
 #: The family's rows, in registration order.
 ROWS: tuple[Op, ...] = (
     Op(
@@ -178,7 +169,7 @@ ROWS: tuple[Op, ...] = (
         rules=("mean: every entry receives ∂L/∂mean divided by the count",),
         latex=_mean_form(True), text=_mean_form(False), numpy=_mean_numpy,
         np_eval=lambda x, e: _np_sum(x, e) / (x.size / np.size(_np_sum(x, e))),
-        sym_eval=lambda x, e: sym_sum(x, e) / (len(x) // len(sym_sum(x, e))),
+        sym_eval=lambda x, e: sym_sum(x, e) / sympy.Integer(x.size // sym_sum(x, e).size),
         spec_name="mean", doc="mean of all entries, or along axis=0 / axis=1", attrs=("axis",),
         index=_mean_index,
     ),
@@ -189,7 +180,7 @@ ROWS: tuple[Op, ...] = (
         latex=_broadcast_latex,
         text=lambda p, e: f"{p.operand(e.children[0], MUL)}·𝟏[{fmt_shape(tuple(e.args[1]))}]",
         numpy=_broadcast_numpy, np_eval=lambda x, e: np.broadcast_to(x, tuple(int(d) for d in e.args[1])),
-        sym_eval=_sym_broadcast, prec=MUL, attrs=("shape",),
+        prec=MUL, attrs=("shape",),
         index=lambda e, ij, fresh: IndexForm((), (ij,)),  # a length-1 axis of the operand drops its index
     ),
 )

@@ -5,8 +5,8 @@ An :class:`Op` row says, in one place, how an operation
 - pulls a gradient back to each operand (``vjps``: the adjoint, as a model
   expression built from other registered operations),
 - reads in LaTeX, in Unicode text and in NumPy (``latex``, ``text``, ``numpy``),
-- evaluates numerically (``np_eval``) and exactly on concrete SymPy matrices
-  (``exact``, elementwise ops only; others give ``sym_eval``),
+- evaluates numerically (``np_eval``) and exactly on NumPy arrays of SymPy numbers
+  (``exact``, a scalar function, for elementwise ops; ``sym_eval`` for the others),
 - is cited in a derivation (``rules``, one per operand).
 
 This module is the shape of a row, separate from the rows themselves (the ``ops_*`` family
@@ -66,7 +66,7 @@ class Op:
     prec: int = ATOM
     elementwise: bool = False
     exact: Callable[..., Any] | None = None  # scalar SymPy form (elementwise ops)
-    sym_eval: Callable[..., Any] | None = None  # on concrete sympy.Matrix (other ops)
+    sym_eval: Callable[..., Any] | None = None  # on object arrays of SymPy values (other ops)
     numpy_helper: str | None = None  # a helper function the NumPy form calls
     #: the NumPy form writing into its (fresh, last-read) argument, e.g. "np.tanh({0}, out={0})"
     numpy_inplace: str | None = None

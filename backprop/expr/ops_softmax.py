@@ -54,10 +54,9 @@ def _log_softmax_vjp(g: Basic, out: Basic, e: OpNode) -> Basic:
     return ir.sub(g, ir.mul(ir.node("softmax", e.children[0], e.args[1]), ir.total(g, ax)))
 
 
-def _sym_softmax(x: sympy.Matrix, e: OpNode) -> sympy.Matrix:
-    ex = x.applyfunc(sympy.exp)
-    sums = sym_sum(ex, e)
-    return sympy.Matrix(x.rows, x.cols, lambda i, j: ex[i, j] / sums[0 if sums.rows == 1 else i, 0 if sums.cols == 1 else j])
+def _sym_softmax(x: np.ndarray, e: OpNode) -> np.ndarray:
+    ex = np.vectorize(sympy.exp, otypes=[object])(x)
+    return ex / sym_sum(ex, e)
 
 
 def _softmax_forms(name: str) -> tuple[Form, Form]:
@@ -107,7 +106,7 @@ ROWS: tuple[Op, ...] = (
         rules=("log-softmax: ∂L/∂Z = ∂L/∂S − softmax(Z) ⊙ Σ ∂L/∂S along the axis",),
         latex=_softmax_forms("log\\,softmax")[0], text=_softmax_forms("log_softmax")[1],
         numpy=_softmax_numpy("_log_softmax"), np_eval=lambda x, e: _log_softmax(x, axes_of(e)[0]),
-        sym_eval=lambda x, e: _sym_softmax(x, e).applyfunc(sympy.log), spec_name="log_softmax",
+        sym_eval=lambda x, e: np.vectorize(sympy.log, otypes=[object])(_sym_softmax(x, e)), spec_name="log_softmax",
         attrs=("axis",), doc="log of softmax, computed stably (log-sum-exp)",
         numpy_helper=(
             "def _log_softmax(x, axis):\n"

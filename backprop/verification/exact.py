@@ -1,13 +1,14 @@
 """The exact check: a claim that passes numerically, proved equal with SymPy at small sizes.
 
-Forward values and true gradients are SymPy matrices (symbolic entries when possible, so the
+Forward values and true gradients are arrays of SymPy expressions (symbolic entries when possible, so the
 identity holds for every value at those sizes; a rational point clear of the kinks with piecewise
 operations). Deterministic budgets, not timeouts, skip what would grow too large.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -66,8 +67,8 @@ def _rational(x: float, den: int) -> sympy.Rational:
     return sympy.Rational(round(float(x) * den), den)
 
 
-def _ops(m: sympy.MatrixBase) -> int:
-    return sum(sympy.count_ops(x) for x in m)
+def _ops(m: np.ndarray) -> int:
+    return sum(sympy.count_ops(x) for x in m.flat)
 
 
 class _Exact:
@@ -89,7 +90,7 @@ class _Exact:
         self.cache: dict[Basic, Any] = {}
         fixed = [int(x) for d in model.decls.values() for x in d.shape if isinstance(x, sympy.Integer)]
         shapes = {n: concrete(d.shape, self.dims) for n, d in model.decls.items()}
-        entries = sum(r * c for r, c in shapes.values())
+        entries = sum(math.prod(s) for s in shapes.values())
         if fixed and max(fixed) > EXACT_MAX_FIXED_DIM:
             self.reason = f"skipped: the spec fixes a size of {max(fixed)}, too large for SymPy"
             return
@@ -102,24 +103,24 @@ class _Exact:
                 return
         self.reason = self.reason or "skipped: no exact point clear of the kinks"
 
-    def _build(self, shapes: Mapping[str, tuple[int, int]], rng: np.random.Generator) -> bool:
+    def _build(self, shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator) -> bool:
         model = self.deriv.model
         self.env = dict(self.dims)
         self.cache = {}
         for n, d in model.decls.items():
-            r, c = shapes[n]
+            shape = shapes[n]
             if d.domain in ("onehot", "binary") or self.rational or d.domain == "prob":
-                x = sample(d.domain, (r, c), rng)
+                x = sample(d.domain, shape, rng)
                 if d.domain == "prob":
                     x = np.clip(x, 0.1, 0.9)
                 den = 1 if d.domain in ("onehot", "binary") else 97
                 if d.domain == "positive":
                     x = np.maximum(x, 0.25)
-                self.env[n] = sympy.Matrix(r, c, lambda i, j, x=x, den=den: _rational(x[i, j], den))
+                self.env[n] = _entries(shape, lambda at, x=x, den=den: _rational(x[at], den))
             else:
                 pos = d.domain == "positive"
-                self.env[n] = sympy.Matrix(
-                    r, c, lambda i, j, n=n, pos=pos: sympy.Symbol(f"{n}[{i},{j}]", real=True, positive=pos or None))
+                self.env[n] = _entries(shape, lambda at, n=n, pos=pos: sympy.Symbol(
+                    f"{n}[{','.join(map(str, at))}]", real=True, positive=pos or None))
         try:
             for eq in self.deriv.equations:
                 self.env[eq.name] = self._eval(eq.expr)
@@ -127,15 +128,15 @@ class _Exact:
                 return False
             for s in self.deriv.steps:
                 v = self._eval(s.result)
-                r, c = concrete(s.shape, self.dims)
-                if v.shape != (r, c):
-                    v = sympy.Matrix(r, c, lambda i, j, v=v: v[i if v.rows > 1 else 0, j if v.cols > 1 else 0])
+                shape = concrete(s.shape, self.dims)
+                if v.shape != shape:
+                    v = np.array(np.broadcast_to(v, shape), dtype=object)
                 self.env[grad_name(s.target)] = v
         except _TooLargeError:
             self.reason = "skipped: the expressions grow too large at the smallest sizes"
         return True
 
-    def _eval(self, e: Basic) -> sympy.Matrix:
+    def _eval(self, e: Basic) -> np.ndarray:
         v = evaluate_exact(e, self.env, self.cache)
         if _ops(v) > EXACT_MAX_OPS:
             raise _TooLargeError
@@ -146,7 +147,7 @@ class _Exact:
             for x in sympy.preorder_traversal(eq.expr):
                 if isinstance(x, OpNode) and x.op.name in PIECEWISE:
                     arg = evaluate_exact(x.children[0], self.env, self.cache)
-                    if any(v == 0 for v in arg):
+                    if any(v == 0 for v in arg.flat):
                         return False
         return True
 
@@ -161,13 +162,21 @@ class _Exact:
             return "skipped", "skipped: the claim grows too large at the smallest sizes"
         want = self.env[grad_name(name)]
         if got.shape != want.shape:
-            got = sympy.Matrix(*want.shape, lambda i, j: got[i if got.rows > 1 else 0, j if got.cols > 1 else 0])
-        verdicts = [_exact_zero(a - b) for a, b in zip(got, want)]
+            got = np.broadcast_to(got, want.shape)
+        verdicts = [_exact_zero(a - b) for a, b in zip(got.flat, want.flat)]
         if any(v is False for v in verdicts):
             return "disproved", f"at {at}"
         if all(v is True for v in verdicts):
             return "proved", f"proved equal at {at}, {how}"
         return "skipped", f"inconclusive at {at}: SymPy could not decide"
+
+
+def _entries(shape: tuple[int, ...], entry: Callable[[tuple[int, ...]], sympy.Expr]) -> np.ndarray:
+    """An object array of ``shape`` whose entry at each index is ``entry(index)``."""
+    out = np.empty(shape, dtype=object)
+    for at in np.ndindex(*shape):
+        out[at] = entry(at)
+    return out
 
 
 class _TooLargeError(Exception):

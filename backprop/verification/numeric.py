@@ -29,17 +29,23 @@ TOL = 1e-7
 PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29)
 
 
-def sample(domain: str | None, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def onehot(shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0) -> np.ndarray:
+    """Random one-hot labels: along ``axis`` (the classes) exactly one 1 at every other index."""
+    classes = np.moveaxis(rng.integers(0, shape[axis], size=shape[:axis] + (1,) + shape[axis + 1:]), axis, 0)
+    out = np.zeros(shape)
+    np.put_along_axis(out, np.moveaxis(classes, 0, axis), 1.0, axis=axis)
+    return out
+
+
+def sample(domain: str | None, shape: tuple[int, ...], rng: np.random.Generator, class_axis: int = 0) -> np.ndarray:
     """A random value from a declared input domain (params and plain inputs: normal)."""
-    r, c = shape
     if domain == "onehot":
-        out = np.zeros(shape)
-        out[rng.integers(0, r, size=c), np.arange(c)] = 1.0
-        return out
+        return onehot(shape, rng, class_axis)
     if domain == "binary":  # both values, when there is room: a constant label hides terms
+        size = math.prod(shape)
         for _ in range(20):
             out = rng.integers(0, 2, size=shape).astype(float)
-            if r * c < 2 or 0 < out.sum() < r * c:
+            if size < 2 or 0 < out.sum() < size:
                 break
         return out
     if domain == "positive":
@@ -62,10 +68,10 @@ def size_sets(model: Model, seed: int) -> list[dict[str, int]]:
     return out
 
 
-def concrete(shape: tuple[Basic, Basic], env: Mapping[Any, Any]) -> tuple[int, int]:
+def concrete(shape: tuple[Basic, ...], env: Mapping[Any, Any]) -> tuple[int, ...]:
     """A symbolic shape at the sizes in ``env`` (its dimension-symbol keys)."""
     dims = {k: v for k, v in env.items() if isinstance(k, sympy.Symbol)}
-    return int(sympy.sympify(shape[0]).subs(dims)), int(sympy.sympify(shape[1]).subs(dims))
+    return tuple(int(sympy.sympify(d).subs(dims)) for d in shape)
 
 
 class Point:
