@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from backprop.language.parse import parse_spec
 from backprop.support.errors import SpecError
 
-Shape = tuple[str, str]
+Shape = tuple[str, ...]
 ONE = "1"
+SCALAR: Shape = (ONE, ONE)
+LETTERS = "abcdefghijkl"
 
 #: Names a generated module could trip over: its own globals and helpers, its functions'
 #: locals, NumPy, builtins, generated-looking names (t1, dW, Z1).
@@ -75,23 +77,34 @@ class FuzzGen:
         if same and self.rng.random() < 0.4:
             return self.rng.choice(same)
         name = self.fresh_name("P" if kind == "param" else "I")
-        if shape == (ONE, ONE) and self.rng.random() < 0.6:
+        if shape == SCALAR and self.rng.random() < 0.6:
             dims = ""  # a scalar: a Python number, a 0-d or a 1×1 array
         else:
-            dims = f"[{shape[0]}, {shape[1]}]"
+            dims = f"[{', '.join(shape)}]"
         domain = None
         if positive:
             domain = self.rng.choice(["positive", "positive", "prob"])
-        elif kind == "input" and shape[0] != ONE and shape[1] != ONE and self.rng.random() < 0.15:
+        elif kind == "input" and len(shape) == 2 and ONE not in shape and self.rng.random() < 0.15:
             domain = self.rng.choice(["onehot", "binary"])
         line = f"{kind} {name}{dims}" + (f" {domain}" if domain else "")
         self.decls[name] = (kind, shape, domain, line)
         return name
 
     def smaller(self, shape: Shape) -> Shape:
-        """A shape that broadcasts to ``shape``: itself, a column, a row or a scalar."""
-        r, c = shape
-        return self.rng.choice([(r, c), (r, c), (r, ONE), (ONE, c), (ONE, ONE)])
+        """A shape that broadcasts to ``shape``: itself, a column, a row, any axes of length 1, a scalar."""
+        pick = self.rng.random()
+        if pick < 0.4:
+            return shape
+        if pick < 0.55:
+            return SCALAR
+        return tuple(ONE if self.rng.random() < 0.5 else d for d in shape)
+
+    def wide(self) -> str:
+        return self.rng.choice(self.dims + (ONE,))
+
+    def random_shape(self, rank: int | None = None) -> Shape:
+        rank = rank or self.rng.choice([1, 2, 2, 2, 3, 3, 4])
+        return tuple(self.wide() for _ in range(rank))
 
     # --- constants --------------------------------------------------------------
     def constant(self, positive: bool = True) -> str:
@@ -112,11 +125,11 @@ class FuzzGen:
         """An expression of ``shape`` (``loose``: or of a shape that broadcasts to it)."""
         if depth <= 0 or self.rng.random() < 0.15:
             return self.leaf(self.smaller(shape) if loose and self.rng.random() < 0.3 else shape)
-        kind = self.rng.choice(
-            ["unary", "unary", "unary", "binary", "binary", "binary", "matmul", "transpose", "reduce",
-             "softmax", "scale", "name"]
-        )
-        return getattr(self, kind)(shape, depth - 1)
+        kinds = ["unary", "unary", "unary", "binary", "binary", "binary", "reduce", "softmax", "scale", "name",
+                 "einsum", "reshape", "permute", "concat", "take"]
+        if len(shape) == 2:
+            kinds += ["matmul", "transpose"]
+        return getattr(self, self.rng.choice(kinds))(shape, depth - 1)
 
     def bounded(self, shape: Shape, depth: int) -> str:
         """An expression with values in (−1, 1) or so, for exp and exponents."""
@@ -151,9 +164,9 @@ class FuzzGen:
             if slope == "const":
                 slope = self.constant()
             elif slope == "leaf":
-                slope = self.leaf((ONE, ONE))
+                slope = self.leaf(SCALAR)
             elif slope == "expr":
-                slope = self.bounded((ONE, ONE), depth)
+                slope = self.bounded(SCALAR, depth)
             return f"leaky_relu({inner}, {slope})"
         return f"{f}({inner})"
 
@@ -194,28 +207,98 @@ class FuzzGen:
         return f"({self.expr((shape[1], shape[0]), depth)}).T"
 
     def reduce(self, shape: Shape, depth: int) -> str:
-        """sum or mean down to ``shape``: of everything, along an axis, or over an axis of length 1."""
+        """sum or mean down to ``shape``: of everything, along axes, or over axes of length 1."""
         f = self.rng.choice(["sum", "mean"])
-        r, c = shape
-        wide = self.rng.choice(self.dims + (ONE,))
-        if r == ONE and c == ONE:
-            pick = self.rng.random()
-            if pick < 0.6:
-                return f"{f}({self.expr((wide, self.rng.choice(self.dims + (ONE,))), depth)})"
-            axis = self.rng.choice([0, 1])
-            inner = (wide, ONE) if axis == 0 else (ONE, wide)
-            return f"{f}({self.expr(inner, depth)}, axis={axis})"
-        if r == ONE:
-            return f"{f}({self.expr((wide, c), depth)}, axis=0)"
-        if c == ONE:
-            return f"{f}({self.expr((r, wide), depth)}, axis=1)"
-        inner = self.expr(shape, depth)  # a full shape: a reduction broadcast back against it
-        return f"({self.expr(shape, depth)}) - {f}({inner}, axis={self.rng.choice([0, 1])})"
+        if shape == SCALAR and self.rng.random() < 0.6:
+            return f"{f}({self.expr(self.random_shape(), depth)})"
+        ones = [ax for ax, d in enumerate(shape) if d == ONE]
+        if not ones:  # a full shape: a reduction broadcast back against it
+            axis = self.rng.randrange(len(shape))
+            return f"({self.expr(shape, depth)}) - {f}({self.expr(shape, depth)}, axis={axis})"
+        axes = sorted(self.rng.sample(ones, self.rng.randint(1, len(ones))))
+        inner = tuple(self.wide() if ax in axes else d for ax, d in enumerate(shape))
+        if len(axes) == len(shape):  # every axis: a scalar, given the rank of ``shape`` back
+            total = f"{f}({self.expr(inner, depth)})"
+            return total if len(shape) == 2 else f"reshape({total}, [{', '.join(shape)}])"
+        written = str(axes[0]) if len(axes) == 1 and self.rng.random() < 0.5 else f"({', '.join(map(str, axes))},)"
+        return f"{f}({self.expr(inner, depth)}, axis={written})"
 
     def softmax(self, shape: Shape, depth: int) -> str:
-        """softmax or log_softmax along either axis, an axis of length 1 (a constant) included."""
+        """softmax or log_softmax along any axis, an axis of length 1 (a constant) included."""
         f = self.rng.choice(["softmax", "log_softmax"])
-        return f"{f}({self.expr(shape, depth)}, axis={self.rng.choice([0, 1])})"
+        return f"{f}({self.expr(shape, depth)}, axis={self.rng.randrange(len(shape))})"
+
+    # --- tensor forms -------------------------------------------------------------
+    def einsum(self, shape: Shape, depth: int) -> str:
+        """A product of one to three operands whose result is ``shape``: output letters spread over
+        the operands, contracted letters shared, batch letters in several."""
+        target = () if shape == SCALAR else shape
+        out = LETTERS[: len(target)]
+        summed = LETTERS[len(target): len(target) + self.rng.randint(0 if target else 1, 2)]
+        size = dict(zip(out, target)) | {ch: self.rng.choice(self.dims) for ch in summed}
+        count = self.rng.choice([1, 2, 2, 3])
+        parts: list[list[str]] = [[] for _ in range(count)]
+        for ch in out + summed:
+            for k in self.rng.sample(range(count), self.rng.randint(1, count)):
+                parts[k].append(ch)
+        for part in parts:
+            self.rng.shuffle(part)
+            if not part or (len(part) == 2 and all(size[ch] == ONE for ch in part)):
+                return self.leaf(shape)  # an operand would be a scalar: einsum refuses those
+        operands = [self.expr(tuple(size[ch] for ch in part), depth) for part in parts]
+        spec = ",".join("".join(p) for p in parts) + "->" + out
+        return f'einsum("{spec}", {", ".join(operands)})'
+
+    def reshape(self, shape: Shape, depth: int) -> str:
+        """The same dims in another order or rank (axes of length 1 added or dropped)."""
+        dims = [d for d in shape if d != ONE]
+        self.rng.shuffle(dims)
+        dims += [ONE] * self.rng.randint(0 if dims else 1, 2)
+        if len(dims) == 2 and all(d == ONE for d in dims):
+            dims.append(ONE)
+        return f"reshape({self.expr(tuple(dims), depth)}, [{', '.join(shape)}])"
+
+    def permute(self, shape: Shape, depth: int) -> str:
+        if shape == SCALAR:
+            return self.leaf(shape)
+        perm = list(range(len(shape)))
+        self.rng.shuffle(perm)
+        source = [ONE] * len(shape)
+        for k, p in enumerate(perm):
+            source[p] = shape[k]
+        return f"transpose({self.expr(tuple(source), depth)}, [{', '.join(map(str, perm))}])"
+
+    def concat(self, shape: Shape, depth: int) -> str:
+        """Two or three values joined along an axis, then sliced back to ``shape`` (or reduced
+        along that axis when it has length 1)."""
+        axis = self.rng.randrange(len(shape))
+        lengths = [self.rng.choice(self.dims + (ONE, "2")) for _ in range(self.rng.choice([2, 3]))]
+        if shape[axis] != ONE:
+            lengths[0] = shape[axis]
+        parts = [self.expr(tuple(n if ax == axis else d for ax, d in enumerate(shape)), depth) for n in lengths]
+        joined = f"concat({', '.join(parts)}, axis={axis})"
+        if shape[axis] == ONE:
+            return f"sum({joined}, axis={axis})" if len(shape) > 1 else f"reshape(sum({joined}), [1])"
+        index = [":"] * len(shape)
+        index[axis] = f":{shape[axis]}"
+        return f"({joined})[{', '.join(index)}]"
+
+    def take(self, shape: Shape, depth: int) -> str:
+        """One position of an extra axis (its first or last), or a whole axis by a slice."""
+        if shape == SCALAR or self.rng.random() < 0.6:
+            kept = [] if shape == SCALAR else list(shape)
+            axis = self.rng.randint(0, len(kept))
+            length = self.rng.choice(self.dims + ("2",))
+            source = kept[:axis] + [length] + kept[axis:]
+            if len(source) == 2 and all(d == ONE for d in source):
+                return self.leaf(shape)
+            index = [":"] * len(source)
+            index[axis] = self.rng.choice(["0", f"{length} - 1", "-1"])
+            return f"({self.expr(tuple(source), depth)})[{', '.join(index)}]"
+        axis = self.rng.randrange(len(shape))
+        index = [":"] * len(shape)
+        index[axis] = self.rng.choice([f"0:{shape[axis]}", ":", "0:"])
+        return f"({self.expr(shape, depth)})[{', '.join(index)}]"
 
     def name(self, shape: Shape, depth: int) -> str:
         """Name an intermediate value, read up to three times."""
@@ -259,12 +342,12 @@ def _draw_spec(seed: int, depth: int) -> str:
     names = [n for n in HOSTILE_NAMES if n not in dims and not keyword.issoftkeyword(n)]  # the parser refuses those
     rng.shuffle(names)
     gen = FuzzGen(rng, dims, names[: rng.randrange(0, 12)])  # type: ignore[arg-type]
-    shape = (rng.choice(dims + (ONE,)), rng.choice(dims + (ONE,)))
+    shape = gen.random_shape(rng.choice([2, 2, 2, 3]))
     body = gen.expr(shape, depth)
     red = rng.choice(["sum", "mean", "sum"])
     loss = f"{red}({body})"
     if not any(kind == "param" for kind, *_ in gen.decls.values()):
-        loss = f"({loss}) * {gen.leaf((ONE, ONE), 'param')}"
+        loss = f"({loss}) * {gen.leaf(SCALAR, 'param')}"
     if rng.random() < 0.3:  # a penalty on a param already used: a second path to it
         p = rng.choice([n for n, (kind, *_) in gen.decls.items() if kind == "param"])
         loss = f"{loss} + {gen.constant()} * sum({p} ** 2)"

@@ -43,10 +43,9 @@ def random_sizes(model: Model, rng: np.random.Generator, lo: int = 1, hi: int = 
     return {name: int(rng.integers(lo, hi + 1)) for name in model.dims}
 
 
-def concrete_shape(model: Model, name: str, sizes: Mapping[str, int]) -> tuple[int, int]:
+def concrete_shape(model: Model, name: str, sizes: Mapping[str, int]) -> tuple[int, ...]:
     env = dim_env(model, sizes)
-    r, c = model.shape(name)
-    return int(sympy.sympify(r).subs(env)), int(sympy.sympify(c).subs(env))
+    return tuple(int(sympy.sympify(d).subs(env)) for d in model.shape(name))
 
 
 def random_point(model: Model, sizes: Mapping[str, int], rng: np.random.Generator) -> dict[Any, Any]:

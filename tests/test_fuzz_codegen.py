@@ -53,25 +53,25 @@ def _sizes(model: backprop.Model, rng: np.random.Generator) -> dict[sympy.Symbol
     return {s: int(rng.choice([1, 2, 2, 3, 3, 4])) for s in model.dims.values()}
 
 
-def _value(decl: Any, shape: tuple[int, int], rng: np.random.Generator, form: str | None = None) -> Any:
+def _value(decl: Any, shape: tuple[int, ...], rng: np.random.Generator, form: str | None = None) -> Any:
     """A random value of ``decl``: float64 or int arrays, read-only, Python numbers, 0-d or 1×1 arrays.
 
     ``form`` forces one: "int" (every input an int array or a Python int), or a scalar's
     "python", "0d" or "1x1"."""
-    r, c = shape
     as_int = decl.kind == "input" and decl.domain != "prob" and (form == "int" or (form is None and rng.random() < 0.3))
     if decl.domain == "onehot":
+        r, c = shape
         v = np.eye(r)[rng.integers(0, r, size=c)].T
     elif decl.domain == "binary":
-        v = rng.integers(0, 2, size=(r, c)).astype(float)
+        v = rng.integers(0, 2, size=shape).astype(float)
     elif decl.domain == "positive":
-        v = rng.integers(1, 4, size=(r, c)).astype(float) if as_int else rng.uniform(0.5, 2.0, size=(r, c))
+        v = rng.integers(1, 4, size=shape).astype(float) if as_int else rng.uniform(0.5, 2.0, size=shape)
     elif decl.domain == "prob":
-        v = rng.uniform(0.1, 0.9, size=(r, c))
+        v = rng.uniform(0.1, 0.9, size=shape)
     elif as_int:
-        v = rng.integers(-3, 4, size=(r, c)).astype(float)
+        v = rng.integers(-3, 4, size=shape).astype(float)
     else:
-        v = rng.normal(scale=0.8, size=(r, c))
+        v = rng.normal(scale=0.8, size=shape)
     if as_int:
         v = v.astype(np.int64)
     if decl.scalar:

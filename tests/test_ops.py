@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import sympy
 from helpers import rational
-from sympy import Basic, MatrixSymbol
+from sympy import Basic
+from sympy.core.symbol import Str
 
 from backprop.engine.chain import _Pullback
 from backprop.engine.derivation import Equation
@@ -31,14 +32,17 @@ from backprop.expr.ops import REGISTRY
 R, C, K = 2, 3, 4  # distinct sizes, so a transposed gradient cannot pass
 SCALAR, COLUMN, ROW, FULL = (1, 1), (R, 1), (1, C), (R, C)
 SHAPES = {"scalar": SCALAR, "column": COLUMN, "row": ROW, "full": FULL}
-NAMES = ("A", "B")
+NAMES = ("A", "B", "C")
+#: Tensors of rank 3 and 4: each axis of length 1 in turn, so every way a value broadcasts is met.
+TENSORS = {"t3": (2, 3, 4), "t3-unit0": (1, 3, 4), "t3-unit1": (2, 1, 4), "t3-unit2": (2, 3, 1), "t3-ones": (1, 1, 1)}
+RANK4 = {"t4": (2, 3, 1, 2), "t4-unit": (1, 3, 2, 1)}
 
 
 @dataclass(frozen=True)
 class Var:
     """A variable operand: its shape and the domain its random values come from."""
 
-    shape: tuple[int, int]
+    shape: tuple[int, ...]
     domain: str = "real"  # real | positive | away (|x| >= 0.5: clear of kinks and poles)
 
 
@@ -61,7 +65,7 @@ class Case:
         vars_: dict[str, Var] = {}
         for name, o in zip(NAMES, self.operands):
             if isinstance(o, Var):
-                children.append(MatrixSymbol(name, *o.shape))
+                children.append(ir.symbol(name, tuple(sympy.Integer(d) for d in o.shape)))
                 vars_[name] = o
             else:
                 children.append(o)
@@ -83,11 +87,13 @@ def draw(v: Var, rng: np.random.Generator) -> np.ndarray:
 Gen = Callable[[str], Iterator[Case]]
 
 
-def unary(domain: str = "real") -> Gen:
-    """Every operand shape: scalar, column, row, full."""
+def unary(domain: str = "real", ranks: tuple[int, ...] = (2, 3, 4)) -> Gen:
+    """Every operand shape: scalar, column, row, full; tensors of rank 3 and 4 with unit axes."""
 
     def gen(op: str) -> Iterator[Case]:
-        for label, s in SHAPES.items():
+        for label, s in {**SHAPES, **TENSORS, **RANK4}.items():
+            if len(s) not in ranks:
+                continue
             yield Case(op, (Var(s, domain),), label=label)
 
     return gen
@@ -99,9 +105,14 @@ def binary(left: str = "real", right: str = "real", constants: tuple[Basic, ...]
     def gen(op: str) -> Iterator[Case]:
         for (la, sa), (lb, sb) in product(SHAPES.items(), repeat=2):
             yield Case(op, (Var(sa, left), Var(sb, right)), label=f"{la}-{lb}")
+        for (la, sa), (lb, sb) in product({"scalar": SCALAR, **TENSORS}.items(), repeat=2):
+            if la != "scalar" or lb != "scalar":
+                yield Case(op, (Var(sa, left), Var(sb, right)), label=f"{la}-{lb}")
+        yield Case(op, (Var(RANK4["t4"], left), Var(RANK4["t4-unit"], right)), label="t4-t4-unit")
         for k in constants:
             yield Case(op, (k, Var(FULL, right)), label=f"const{k}-full")
             yield Case(op, (Var(FULL, left), k), label=f"full-const{k}")
+            yield Case(op, (Var(TENSORS["t3"], left), k), label=f"t3-const{k}")
 
     return gen
 
@@ -139,21 +150,86 @@ def matmul_cases(op: str) -> Iterator[Case]:
 
 
 def reduce_cases(op: str) -> Iterator[Case]:
-    """Each axis (and both) over full, column and row operands."""
+    """Each axis (and both) over full, column and row operands; every axis and pair of a tensor's."""
     for (label, s), axis in product([("full", FULL), ("column", COLUMN), ("row", ROW)], (None, 0, 1)):
         yield Case(op, (Var(s),), (ir.axes_attr(axis),), label=f"{label}-axis{axis}")
+    for (label, s), axes in product([("t3", TENSORS["t3"]), ("t3-unit1", TENSORS["t3-unit1"])],
+                                    [None, (0,), (1,), (2,), (0, 2), (1, 2)]):
+        yield Case(op, (Var(s),), (ir.axes_attr(axes, 3),), label=f"{label}-axis{axes}")
+    yield Case(op, (Var(RANK4["t4"]),), (ir.axes_attr((1, 3)),), label="t4-axis(1,3)")
 
 
 def softmax_cases(op: str) -> Iterator[Case]:
     for (label, s), axis in product([("full", FULL), ("column", COLUMN), ("row", ROW), ("square", (C, C))], (0, 1)):
         yield Case(op, (Var(s),), (ir.axes_attr(axis),), label=f"{label}-axis{axis}")
+    for axis in (0, 1, 2):
+        yield Case(op, (Var(TENSORS["t3"]),), (ir.axes_attr(axis),), label=f"t3-axis{axis}")
 
 
 def broadcast_cases(op: str) -> Iterator[Case]:
     targets = {"scalar-full": (SCALAR, FULL), "column-full": (COLUMN, FULL), "row-full": (ROW, FULL),
-               "scalar-column": (SCALAR, COLUMN), "scalar-row": (SCALAR, ROW)}
+               "scalar-column": (SCALAR, COLUMN), "scalar-row": (SCALAR, ROW), "scalar-t3": (SCALAR, TENSORS["t3"]),
+               "t3-unit1-t3": (TENSORS["t3-unit1"], TENSORS["t3"]), "t3-ones-t3": (TENSORS["t3-ones"], TENSORS["t3"])}
     for label, (src, dst) in targets.items():
         yield Case(op, (Var(src),), (sympy.Tuple(*dst),), label=label)
+
+
+def einsum_cases(op: str) -> Iterator[Case]:
+    """Products, contractions within one operand, full contractions, three operands, ranks 1 to 4."""
+    specs = {
+        "matmul": ("fc,cm->fm", (2, 3), (3, 4)),
+        "batched": ("fc,ctm->ftm", (2, 3), (3, 4, 2)),
+        "scores": ("dtm,dsm->tsm", (2, 3, 2), (2, 4, 2)),
+        "rowsum": ("ij->i", (2, 3)),
+        "within": ("ijk,j->ik", (2, 3, 4), (3,)),
+        "dot": ("ij,ij->", (2, 3), (2, 3)),
+        "permutation": ("ijk->kij", (2, 3, 4)),
+        "chain": ("ab,bc,cd->ad", (2, 3), (3, 4), (4, 2)),
+        "outer": ("i,jk->ijk", (2,), (3, 4)),
+        "rank4": ("abcd,cd->ab", (2, 3, 2, 2), (2, 2)),
+    }
+    for label, (spec, *shapes) in specs.items():
+        yield Case(op, tuple(Var(s) for s in shapes), (Str(spec),), label=label)
+
+
+def reshape_cases(op: str) -> Iterator[Case]:
+    for label, (src, dst) in {"flatten": ((2, 3, 4), (6, 4)), "unflatten": ((6, 4), (2, 3, 4)),
+                              "column": ((2, 3), (6, 1)), "rank4": ((2, 3, 1, 2), (3, 4))}.items():
+        yield Case(op, (Var(src),), (sympy.Tuple(*dst),), label=label)
+
+
+def permute_cases(op: str) -> Iterator[Case]:
+    for label, (shape, perm) in {"t3": ((2, 3, 4), (2, 0, 1)), "t3-swap": ((2, 3, 4), (0, 2, 1)),
+                                 "t4": ((2, 3, 1, 2), (3, 1, 0, 2))}.items():
+        yield Case(op, (Var(shape),), (sympy.Tuple(*perm),), label=label)
+
+
+def concat_cases(op: str) -> Iterator[Case]:
+    for label, (axis, *shapes) in {"rows": (0, (2, 3), (1, 3)), "columns": (1, (2, 3), (2, 2), (2, 1)),
+                                   "t3-axis2": (2, (2, 3, 1), (2, 3, 2)), "t3-axis0": (0, (1, 3, 2), (2, 3, 2))}.items():
+        yield Case(op, tuple(Var(s) for s in shapes), (ir.axes_attr(axis),), label=label)
+
+
+def _index(*entries: tuple[int, ...]) -> sympy.Tuple:
+    return sympy.Tuple(*(sympy.Tuple(*e) for e in entries))
+
+
+#: (operand shape, index) for slicing, and the slice's shape for embedding
+SLICES = {"rows": ((4, 3), _index((1, 3), (0, 3))), "one-row": ((4, 3), _index((2,), (0, 3))),
+          "t3": ((2, 3, 4), _index((0, 2), (1,), (1, 3))), "entry": ((4, 3), _index((1,), (2,))),
+          "corner": ((4, 3), _index((3, 4), (2, 3)))}
+
+
+def slice_cases(op: str) -> Iterator[Case]:
+    for label, (shape, index) in SLICES.items():
+        yield Case(op, (Var(shape),), (index,), label=label)
+
+
+def embed_cases(op: str) -> Iterator[Case]:
+    for label, (shape, index) in SLICES.items():
+        inner = ir.node("slice", ir.symbol("probe", tuple(sympy.Integer(d) for d in shape)), index)
+        small = tuple(int(d) for d in ir.shape_of(inner))
+        yield Case(op, (Var(small),), (sympy.Tuple(*shape), index), label=label)
 
 
 CASES: dict[str, Gen] = {
@@ -176,18 +252,24 @@ CASES: dict[str, Gen] = {
     "sign": unary("away"),
     "abs": unary("away"),
     "matmul": matmul_cases,
-    "transpose": unary(),
+    "transpose": unary(ranks=(2,)),  # .T is a matrix's; a tensor's axes are permuted ("permute")
     "sum": reduce_cases,
     "mean": reduce_cases,
     "broadcast": broadcast_cases,
     "softmax": softmax_cases,
     "log_softmax": softmax_cases,
+    "einsum": einsum_cases,
+    "reshape": reshape_cases,
+    "permute": permute_cases,
+    "concat": concat_cases,
+    "slice": slice_cases,
+    "embed": embed_cases,
 }
 
 ALL_CASES = [c for name in sorted(CASES) for c in CASES[name](name)]
 GRAD_CASES = [
     (c, i) for c in ALL_CASES for i, o in enumerate(c.operands)
-    if isinstance(o, Var) and REGISTRY[c.op].vjps[i] is not None
+    if isinstance(o, Var) and REGISTRY[c.op].operand_vjp(i) is not None
 ]
 
 
@@ -216,7 +298,7 @@ def _seed(case: Case, extra: int = 0) -> np.random.Generator:
 
 def _pullbacks(node: Basic, g: Basic) -> dict[str, Basic]:
     """What the engine sends back to each operand, through its own pullback of one equation."""
-    out = MatrixSymbol("OUT", *ir.shape_of(node))
+    out = ir.symbol("OUT", ir.shape_of(node))
     found = _Pullback(Equation("OUT", node, out), set(NAMES)).run(g)
     names = [name for name, _, _ in found]
     assert len(names) == len(set(names)), f"one contribution per operand expected, got {names}"
@@ -231,7 +313,7 @@ def test_vjp_matches_finite_differences(case: Case, index: int) -> None:
     env: dict[str, Any] = {n: draw(v, rng) for n, v in vars_.items()}
     out_shape = tuple(int(d) for d in ir.shape_of(node))
     g = rng.normal(size=out_shape)
-    gsym = MatrixSymbol("G", *out_shape)
+    gsym = ir.symbol("G", tuple(sympy.Integer(d) for d in out_shape))
 
     contrib = _pullbacks(node, gsym)[name]
     assert ir.shape_of(contrib) == tuple(sympy.Integer(d) for d in vars_[name].shape), (

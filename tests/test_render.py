@@ -29,10 +29,11 @@ import pytest
 import sympy
 from helpers import forward, random_point
 from sympy import MatrixSymbol
+from sympy.core.symbol import Str
 
 import backprop
 from backprop import Derivation, get_derivation, parse_spec
-from backprop.expr.evaluate import evaluate
+from backprop.expr.evaluate import constant, evaluate
 from backprop.expr.ir import OpNode, is_const, shape_of
 from backprop.expr.ops import REGISTRY
 from backprop.expr.printing import GradSymbol
@@ -69,6 +70,26 @@ S = sum(H1, axis=1)
 loss = -sum(Y * log(P)) / m + lam * sum(W1**2) + mean(log_softmax(G, axis=1)) + mean((t - mean(G, axis=0))**2) + sum(S)
 """
 
+#: Every tensor operation (einsum, reshape, transpose, concat, slices, rank-3 reductions) in one network.
+TENSOR_SPEC = """\
+# Tensor operations: einsum, reshape, transpose, concat and slices over a batch of sequences.
+input X[d, T, m]
+input Y[d, T, m]
+param Wq[d, d]
+param Wk[d, d]
+param G[d, 2, 1]
+param h0[d, 1]
+Q = einsum("ed,dtm->etm", Wq, X)
+K = einsum("ed,dtm->etm", Wk, X)
+P = softmax(einsum("dtm,dsm->tsm", Q, K) / sqrt(d), axis=1)
+H = einsum("dsm,tsm->dtm", X, P)
+F = reshape(transpose(H, [2, 0, 1]), [m, d*T])
+C = concat(H[:, 0:1, :], H[:, 1:, :], axis=1)
+R = tanh(G[:, 0:1, :] * C + G[:, 1:2, :])
+last = C[:, T - 1, :] + h0
+loss = mean((C - Y)**2) + sum(last**2) / m + mean(F**2) + mean(R, axis=(0, 1, 2))
+"""
+
 #: A variable used twice (tied weights) and a residual connection: several paths.
 TIED_SPEC = """\
 # Tied autoencoder with a residual connection.
@@ -86,7 +107,7 @@ KATEX_MACROS = frozenset({
     "frac", "partial", "mathcal", "left", "right", "odot", "top", "sum", "sigma", "log", "exp",
     "tanh", "sqrt", "operatorname", "text", "hat", "mathrm", "mathbf", "times", "alpha", "beta",
     "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "rho", "tau", "phi", "omega",
-    "Sigma", "leftarrow", "cdot", "le", "ge", "quad", "qquad", "textbf", "begin", "end", ",",
+    "Sigma", "leftarrow", "to", "cdot", "le", "ge", "quad", "qquad", "textbf", "begin", "end", ",",
     "\\",
 })
 
@@ -103,7 +124,8 @@ def spec_derivation(text: str, name: str) -> Derivation:
 
 def all_derivations() -> list[Derivation]:
     return [derivation(n) for n in EXAMPLES] + [
-        spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied"), adam_derivation()
+        spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied"), adam_derivation(),
+        spec_derivation(TENSOR_SPEC, "tensors"),
     ]
 
 
@@ -112,7 +134,7 @@ def adam_derivation() -> Derivation:
     return get_derivation("two_layer_sigmoid", optimizer="adam")
 
 
-ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam"]
+ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors"]
 
 
 # ---------------------------------------------------------------------------
@@ -390,15 +412,17 @@ def test_index_letters_avoid_dims_and_variables() -> None:
 def eval_index(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any, int]) -> float:
     """The number an index-notation tree denotes, for index values ``idx``."""
     if isinstance(x, Entry):
-        r, c = (idx[t] if t else 0 for t in x.index)
         if isinstance(x.base, GradSymbol):
             value = vals[grad_name(x.base.of)]
         elif isinstance(x.base, MatrixSymbol):
             value = vals[x.base.name]
         else:
             value = evaluate(x.base, vals)
-        value = np.asarray(value, dtype=float).reshape(np.shape(value) if np.ndim(value) == 2 else (1, 1))
-        return float(value[r if value.shape[0] > 1 else 0, c if value.shape[1] > 1 else 0])
+        value = np.asarray(value, dtype=float)
+        value = value.reshape(1, 1) if value.ndim == 0 else value
+        if len(x.index) != value.ndim:  # a scalar among values of another rank: its one entry
+            return float(value.reshape(-1)[0])
+        return float(value[tuple(idx[t] if t and n > 1 else 0 for t, n in zip(x.index, value.shape))])
     if isinstance(x, Sum):
         total = 0.0
         ranges = [range(int(sympy.sympify(n).subs(dims))) for _, n in x.indices]
@@ -408,26 +432,25 @@ def eval_index(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any
     if isinstance(x, Product):
         return float(np.prod([eval_index(f, idx, vals, dims) for f in x.factors]))
     if isinstance(x, Scaled):
-        return float(sympy.sympify(x.coeff).subs(dims)) * eval_index(x.body, idx, vals, dims)
+        return float(constant(x.coeff, dims)) * eval_index(x.body, idx, vals, dims)
     if isinstance(x, Apply):
         args = [np.array([[eval_index(a, idx, vals, dims)]]) for a in x.args]
         return float(np.asarray(x.node.op.np_eval(*args, x.node)).reshape(-1)[0])
     assert is_const(x)
-    return float(sympy.sympify(x).subs(dims))
+    return float(constant(x, dims))
 
 
 def check_index_form(expr: Any, shape: Any, vals: dict[str, Any], dims: dict[Any, int], taken: set[str]) -> None:
     want = np.asarray(evaluate(expr, vals), dtype=float)
     eq = to_index(expr, "g", shape, taken)
-    rows, cols = want.shape
-    entries = list(product(range(rows), range(cols)))
+    entries = list(np.ndindex(*want.shape))
     if len(entries) > 24:  # 784-pixel layers: a random sample of entries (corners included)
         pick = np.random.default_rng(len(entries)).choice(len(entries), 22, replace=False)
         entries = [entries[0], entries[-1], *(entries[int(i)] for i in pick)]
-    for r, c in entries:
-        idx = {t: v for t, v in zip(eq.index, (r, c)) if t}
+    for at in entries:
+        idx = {t: v for t, v in zip(eq.index, at) if t}
         got = eval_index(eq.rhs, idx, vals, dims)
-        assert got == pytest.approx(want[r, c], rel=1e-9, abs=1e-12), (eq.text(), r, c)
+        assert got == pytest.approx(want[at], rel=1e-9, abs=1e-12), (eq.text(), at)
 
 
 @pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)
@@ -459,13 +482,21 @@ def test_registry_index_rules(op: str) -> None:
         "sum": [((n, m), 0), ((n, m), 1), ((n, m), None), ((1, m), None)],
         "mean": [((n, m), 0), ((n, m), 1), ((n, m), None)],
         "broadcast": [((n, 1), (n, m)), ((1, m), (n, m)), ((1, 1), (n, m))],
+        "einsum": [((n, k), (k, m, 2), "fc,ctm->ftm"), ((n, k, m), (n, 2, m), "dtm,dsm->tsm"),
+                   ((n, k), (k, m), (m, 2), "ab,bc,cd->ad"), ((n, k), "ij->i")],
+        "permute": [((n, k, m), (2, 0, 1)), ((n, 1, m), (1, 2, 0))],
     }[op]
     from backprop.expr import ir
 
     for case in cases:
-        shapes = [c for c in case if isinstance(c, tuple)][: REGISTRY[op].arity]
-        leaves = [MatrixSymbol(f"V{i}", *s) for i, s in enumerate(shapes)]
-        if op in ("sum", "mean"):
+        shapes = [c for c in case if isinstance(c, tuple)]
+        shapes = shapes if op == "einsum" else shapes[: REGISTRY[op].arity]
+        leaves = [ir.symbol(f"V{i}", tuple(sympy.sympify(d) for d in s)) for i, s in enumerate(shapes)]
+        if op == "einsum":
+            e = ir.node(op, *leaves, Str(case[-1]))
+        elif op == "permute":
+            e = ir.node(op, leaves[0], sympy.Tuple(*case[1]))
+        elif op in ("sum", "mean"):
             e = ir.node(op, leaves[0], ir.axes_attr(case[1]))
         elif op == "broadcast":
             e = ir.node(op, leaves[0], sympy.Tuple(*case[1]))
@@ -490,7 +521,7 @@ def test_json_schema(d: Derivation) -> None:
     ]
     assert doc["spec"] == d.model.name and doc["dims"] == list(d.model.dims)
     for x in doc["inputs"] + doc["params"]:
-        assert list(x) == ["name", "shape", "domain", "latex", "text"] and len(x["shape"]) == 2
+        assert list(x) == ["name", "shape", "domain", "latex", "text"] and len(x["shape"]) == len(d.model.shape(x["name"]))
     assert [p["name"] for p in doc["params"]] == d.params
     assert [e["name"] for e in doc["forward"]] == [e.name for e in d.equations]
     for e in doc["forward"]:
@@ -621,12 +652,13 @@ def test_derivation_displays_what_the_registry_holds(monkeypatch: pytest.MonkeyP
 
 
 def test_every_op_in_the_every_op_spec() -> None:
-    """The every-op network really holds every operation the spec language offers."""
-    d = spec_derivation(EVERY_OP_SPEC, "every_op")
-    used = {x.op.name for eq in d.equations for x in eq.expr.atoms(OpNode)}
+    """The every-op and tensor networks really hold every operation the spec language offers."""
+    used = {x.op.name for spec, name in ((EVERY_OP_SPEC, "every_op"), (TENSOR_SPEC, "tensors"))
+            for eq in spec_derivation(spec, name).equations for x in eq.expr.atoms(OpNode)}
     from backprop.expr.ops import FUNCTIONS
 
-    spec_ops = {op.name for op in FUNCTIONS.values()} | {"add", "sub", "mul", "div", "pow", "neg", "matmul", "transpose"}
+    spec_ops = {op.name for op in FUNCTIONS.values()} | {"add", "sub", "mul", "div", "pow", "neg", "matmul", "transpose",
+                                                         "slice"}
     assert spec_ops <= used, spec_ops - used
 
 

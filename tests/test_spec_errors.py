@@ -11,6 +11,7 @@ import pytest
 from backprop.cli import main
 
 HEAD = "input X[n, m]\ninput y[1, m]\nparam W1[k, n]\nparam b1[k, 1]\nparam w2[1, k]\n"
+T3 = "input X3[d, T, m]\nparam W[d, d]\n"
 
 # (id, spec text, line, col, fragments the message must contain)
 CASES = [
@@ -21,7 +22,26 @@ CASES = [
     ("undefined", HEAD + "A = sigmoid(W2 @ X + b1)\nloss = sum(w2 @ A)\n", 6, 13, ["undefined name 'W2'", "did you mean 'w2'"]),
     ("unknown-function", HEAD + "A = sigmod(W1 @ X + b1)\nloss = sum(w2 @ A)\n", 6, 5,
      ["unknown function 'sigmod'", "did you mean 'sigmoid'", "known functions", "log_softmax"]),
-    ("subscript", HEAD + "A = W1[0]\nloss = sum(A)\n", 6, 5, ["subscripts are not supported"]),
+    ("subscript-step", HEAD + "A = W1[0:2:1, :]\nloss = sum(A)\n", 6, 12, ["a slice takes no step"]),
+    ("subscript-outside", HEAD + "A = W1[0:k + 1, :]\nloss = sum(A)\n", 6, 8, ["slice 0:k + 1 is outside axis 0 (length k)"]),
+    ("subscript-too-many", HEAD + "A = W1[0, 0, 0]\nloss = sum(A)\n", 6, 8, ["3 indices for a k×n value"]),
+    ("subscript-ellipsis", HEAD + "A = W1[..., 0]\nloss = sum(A)\n", 6, 8, ["an index is a whole number"]),
+    ("subscript-fraction", HEAD + "A = W1[0.5, :]\nloss = sum(A)\n", 6, 8, ["an index must be a whole number", "0.5"]),
+    ("rank-mismatch", T3 + "param b[d, 1]\nloss = sum(X3 + b + W)\n", 4, 15,
+     ["d×T×m (rank 3) and d×1 (rank 2)", "do not broadcast", "reshape(E, [d, 1, 1])"]),
+    ("einsum-sizes", T3 + 'loss = sum(einsum("ed,tdm->etm", W, X3))\n', 3, 19, ["axis 'd' has length d", "T in operand 2"]),
+    ("einsum-ellipsis", T3 + 'loss = sum(einsum("...d,dtm->tm", W, X3))\n', 3, 19, ["an ellipsis"]),
+    ("einsum-count", T3 + 'loss = sum(einsum("ed,dtm->etm", W))\n', 3, 19, ["name 2 operands, but 1 is given"]),
+    ("einsum-first", T3 + "loss = sum(einsum(W, X3))\n", 3, 19, ["first argument is its subscripts"]),
+    ("einsum-diagonal", T3 + 'loss = sum(einsum("dd->d", W))\n', 3, 19, ["repeat 'd' within one operand"]),
+    ("reshape-entries", T3 + "loss = sum(reshape(X3, [d, m]) + W)\n", 3, 12, ["cannot reshape d×T×m", "to d×m"]),
+    ("reshape-not-list", T3 + "loss = sum(reshape(X3, d))\n", 3, 24, ["a list in brackets", "got d"]),
+    ("transpose-perm", T3 + "loss = sum(transpose(X3, [0, 0, 1])) + sum(W)\n", 3, 26, ["needs each axis 0 to 2 once"]),
+    ("dot-T-rank3", T3 + "loss = sum(X3.T) + sum(W)\n", 3, 12, [".T transposes a matrix", "transpose(E, [2, 1, 0])"]),
+    ("concat-shapes", HEAD + "loss = sum(concat(W1, w2, axis=1))\n", 6, 12, ["every axis but 1 must agree"]),
+    ("concat-no-axis", HEAD + "loss = sum(concat(W1, b1))\n", 6, 12, ["concat needs the axis to join along"]),
+    ("axis-rank3", T3 + "loss = sum(sum(X3, axis=3)) + sum(W)\n", 3, 25, ["axis 3 is out of range for d×T×m", "0 to 2"]),
+    ("list-elsewhere", HEAD + "A = [W1]\nloss = sum(A)\n", 6, 5, ["lists are not supported here"]),
     ("attribute", HEAD + "A = W1.shape\nloss = sum(A)\n", 6, 5, ["'.shape'", "only .T"]),
     ("lambda", HEAD + "A = lambda: W1\nloss = sum(A)\n", 6, 5, ["lambda"]),
     ("comprehension", HEAD + "A = [W1 for W1 in X]\nloss = sum(A)\n", 6, 5, ["comprehensions"]),

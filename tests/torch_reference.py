@@ -17,7 +17,7 @@ import sympy
 import torch
 from sympy import Basic, MatrixSymbol
 
-from backprop.expr.ir import OpNode, is_const
+from backprop.expr.ir import OpNode, is_const, is_scalar
 
 
 def _axes(e: OpNode) -> tuple[int, ...]:
@@ -27,9 +27,26 @@ def _axes(e: OpNode) -> tuple[int, ...]:
 def _reduce(f: Callable[..., Any]) -> Callable[..., Any]:
     def run(e: OpNode, x: torch.Tensor) -> torch.Tensor:
         axes = _axes(e)
-        return f(x).reshape(1, 1) if len(axes) == 2 else f(x, dim=axes[0], keepdim=True)
+        return f(x).reshape(1, 1) if len(axes) == x.dim() else f(x, dim=axes, keepdim=True)
 
     return run
+
+
+def _sizes(e: OpNode, k: int, dims: Mapping[sympy.Symbol, int]) -> tuple[int, ...]:
+    return tuple(int(sympy.sympify(d).subs(dims)) for d in e.args[k])
+
+
+def _index(e: OpNode, dims: Mapping[sympy.Symbol, int]) -> tuple[Any, ...]:
+    def at(x: Basic) -> int:
+        return int(sympy.sympify(x).subs(dims))
+    return tuple(at(x[0]) if len(x) == 1 else slice(at(x[0]), at(x[1])) for x in e.args[-1])
+
+
+def _scatter(out: torch.Tensor, at: tuple[Any, ...], g: torch.Tensor) -> torch.Tensor:
+    """Zeros with ``g`` at ``at``, differentiably: a mask times ``g`` padded to the full shape."""
+    out = out.clone()
+    out[at] = g.reshape(out[at].shape)
+    return out
 
 
 TORCH: dict[str, Callable[..., torch.Tensor]] = {
@@ -55,10 +72,24 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "transpose": lambda e, a: a.T,
     "sum": _reduce(torch.sum),
     "mean": _reduce(torch.mean),
-    "broadcast": lambda e, a: a.expand(*(int(d) for d in e.args[1])),
     "softmax": lambda e, a: torch.softmax(a, dim=_axes(e)[0]),
     "log_softmax": lambda e, a: torch.log_softmax(a, dim=_axes(e)[0]),
+    "einsum": lambda e, *a: _scalar_2d(torch.einsum(str(e.args[-1]), *a)),
+    "permute": lambda e, a: a.permute(*_axes(e)),
+    "concat": lambda e, *a: torch.cat(a, dim=_axes(e)[0]),
 }
+#: Rows whose torch form needs the dims' sizes (a shape or bounds in an attribute).
+SIZED: dict[str, Callable[..., torch.Tensor]] = {
+    "broadcast": lambda e, dims, a: a.expand(*_sizes(e, 1, dims)),
+    "reshape": lambda e, dims, a: a.reshape(*_sizes(e, 1, dims)),
+    "slice": lambda e, dims, a: _scalar_2d(a[_index(e, dims)]),
+    "embed": lambda e, dims, g: _scatter(torch.zeros(_sizes(e, 1, dims), dtype=torch.float64), _index(e, dims), g),
+}
+
+
+def _scalar_2d(x: torch.Tensor) -> torch.Tensor:
+    """A 0-d result as the 1×1 a scalar is in the model."""
+    return x.reshape(1, 1) if x.dim() == 0 else x
 
 
 def torch_eval(e: Basic, env: Mapping[str, torch.Tensor], dims: Mapping[sympy.Symbol, int]) -> torch.Tensor:
@@ -68,10 +99,12 @@ def torch_eval(e: Basic, env: Mapping[str, torch.Tensor], dims: Mapping[sympy.Sy
     if is_const(e):
         return torch.tensor([[float(e.subs(dims))]], dtype=torch.float64)
     assert isinstance(e, OpNode)
-    if e.op.name == "broadcast":
-        shape = tuple(int(sympy.sympify(d).subs(dims)) for d in e.args[1])
-        return torch_eval(e.children[0], env, dims).expand(*shape)
-    return TORCH[e.op.name](e, *(torch_eval(c, env, dims) for c in e.children))
+    args = [torch_eval(c, env, dims) for c in e.children]
+    if len(e.shape) == 1:  # a scalar (a 1×1 value) goes anywhere: against a vector, as the one number it is
+        args = [a.reshape(()) if is_scalar(c) else a for a, c in zip(args, e.children)]
+    if e.op.name in SIZED:
+        return SIZED[e.op.name](e, dims, *args)
+    return TORCH[e.op.name](e, *args)
 
 
 def torch_loss_and_grads(
@@ -80,8 +113,8 @@ def torch_loss_and_grads(
     """The loss and every param's gradient by torch autograd, in float64, each gradient (r, c)."""
     tenv: dict[str, torch.Tensor] = {}
     for d in model.decls.values():
-        r, c = (int(sympy.sympify(x).subs(dims)) for x in d.shape)
-        v = torch.tensor(np.asarray(values[d.name], dtype=np.float64).reshape(r, c), dtype=torch.float64)
+        shape = tuple(int(sympy.sympify(x).subs(dims)) for x in d.shape)
+        v = torch.tensor(np.asarray(values[d.name], dtype=np.float64).reshape(shape), dtype=torch.float64)
         tenv[d.name] = v.requires_grad_(d.kind == "param")
     for a in model.assigns:
         tenv[a.name] = torch_eval(a.expr, tenv, dims)

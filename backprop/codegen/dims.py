@@ -14,6 +14,8 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
+import sympy
+
 from backprop.language.expression import suggest
 from backprop.support.errors import UsageError
 
@@ -89,8 +91,13 @@ def available_memory() -> int:
 
 
 def entries(shape: Iterable[object], dims: Mapping[str, int]) -> int:
-    """How many numbers an array of a symbolic shape (dim names or integers) holds at ``dims``."""
-    return math.prod(int(d) if str(d).isdigit() else int(dims[str(d)]) for d in shape)
+    """How many numbers an array of a symbolic shape (dims, integers, expressions of dims such as
+    ``T*d`` or ``n + k``) holds at ``dims``."""
+    def size(d: object) -> int:
+        e = sympy.sympify(d)
+        return int(e.xreplace({s: dims[s.name] for s in e.free_symbols}))
+
+    return math.prod(size(d) for d in shape)
 
 
 def fmt_bytes(n: float) -> str:

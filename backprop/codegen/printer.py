@@ -64,10 +64,15 @@ class NumpyPrinter(_Operands, StrPrinter):
             self._node = outer
 
     def operand(self, e: Basic, prec: int) -> str:
-        """An operand of the node being printed, which decides whether it may be a mask."""
+        """An operand of the node being printed, which decides whether it may be a mask; a
+        scalar operand of a vector is made one number."""
         outer = self.mask_ok
         self.mask_ok = self._node is not None and _masks_ok_in(self._node)
         try:
+            if self._node is not None and len(self._node.shape) == 1 and ir.is_scalar(e) and not ir.is_const(e):
+                # A scalar may be a 1×1 array, which NumPy would broadcast against a vector to a
+                # matrix (or refuse to broadcast to it): as the one number it is.
+                return f"np.reshape({self.doprint(e)}, ())"
             return super().operand(e, prec)
         finally:
             self.mask_ok = outer

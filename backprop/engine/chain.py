@@ -131,7 +131,7 @@ class _Pullback:
             g = ir.broadcast_to(g, e.shape)
         out = self.eq.symbol if root else e
         for i, child in enumerate(e.children):
-            vjp = e.op.vjps[i]
+            vjp = e.op.operand_vjp(i)
             if vjp is None or not self.depends(child):
                 continue
             gc = vjp(g, out, e)
@@ -145,7 +145,7 @@ class _Pullback:
                 gc = _fit(gc, cs)
             elif shape_of(gc) != cs and ir.stretched(cs, shape_of(gc)):
                 gc = ir.unbroadcast(gc, cs)
-            self.walk(child, gc, rules + (e.op.rules[i],))
+            self.walk(child, gc, rules + (e.op.rule(i),))
 
 
 # ---------------------------------------------------------------------------

@@ -51,11 +51,7 @@ def evaluate(e: Basic, env: Mapping[Any, Any], cache: dict | None = None) -> Any
         out = np.array([[float(constant(e, env))]])
     elif isinstance(e, OpNode):
         args = [evaluate(c, env, cache) for c in e.children]
-        if e.op.name == "broadcast":
-            shape = tuple(int(sympy.sympify(d).subs(_dims_env(env))) for d in e.args[1])
-            out = np.broadcast_to(args[0], shape)
-        else:
-            out = e.op.np_eval(*args, e)
+        out = e.op.np_eval(*args, e, _dims_env(env)) if e.op.sized else e.op.np_eval(*args, e)
         out = np.asarray(out, dtype=float)
         if out.ndim == 0:
             out = out.reshape(1, 1)
@@ -88,11 +84,8 @@ def evaluate_exact(e: Basic, env: Mapping[Any, Any], cache: dict | None = None) 
         args = [evaluate_exact(c, env, cache) for c in e.children]
         if e.op.elementwise:
             out = np.vectorize(e.op.exact, otypes=[object])(*args)
-        elif e.op.name == "broadcast":
-            shape = tuple(int(sympy.sympify(d).subs(_dims_env(env))) for d in e.args[1])
-            out = np.array(np.broadcast_to(args[0], shape), dtype=object)
         else:
-            out = exact_array(e.op.sym_eval(*args, e))
+            out = exact_array(e.op.sym_eval(*args, e, _dims_env(env)) if e.op.sized else e.op.sym_eval(*args, e))
     else:
         raise UnsupportedError(f"cannot evaluate {type(e).__name__}")
     cache[e] = out

@@ -13,7 +13,7 @@ the node class for each operation's name (:data:`NODE_CLASSES`), and the package
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 import sympy
@@ -58,16 +58,17 @@ class OpNode(Basic):
 
     def __new__(cls, *args: Basic) -> OpNode:
         obj = Basic.__new__(cls, *args)
-        obj._shape = cls.op.shape([shape_of(c) for c in obj.args[: cls.op.arity]], obj)
+        obj._operands = len(args) - len(cls.op.attrs) if cls.op.variadic else cls.op.arity
+        obj._shape = cls.op.shape([shape_of(c) for c in obj.args[: obj._operands]], obj)
         return obj
 
     @property
     def children(self) -> tuple[Basic, ...]:
-        return self.args[: self.op.arity]
+        return self.args[: self._operands]
 
     @property
     def attrs(self) -> tuple[Basic, ...]:
-        return self.args[self.op.arity :]
+        return self.args[self._operands :]
 
     @property
     def shape(self) -> Shape:
@@ -118,6 +119,11 @@ def shape_of(x: Basic) -> Shape:
     raise ShapeError(f"not a model expression: {x!r}")
 
 
+def concrete(d: Basic, sizes: Mapping[Basic, int]) -> int:
+    """A dim (or an expression of dims, such as n + k) at the sizes given for its symbols."""
+    return int(sympy.sympify(d).xreplace(dict(sizes)))
+
+
 def is_scalar_shape(s: Shape) -> bool:
     return len(s) == 2 and s[0] == 1 and s[1] == 1
 
@@ -127,7 +133,9 @@ def is_scalar(x: Basic) -> bool:
 
 
 def fmt_dim(d: Expr) -> str:
-    return str(d)
+    """A dim as shapes show it: ``n``, ``3``, an expression of dims in parentheses, ``(T·d)``, ``(n + k)``."""
+    text = str(d)
+    return text if d.is_Atom else "(" + text.replace("*", "·") + ")"
 
 
 def fmt_shape(s: Shape) -> str:
@@ -375,18 +383,16 @@ def total(a: Basic, axis: Axis = None) -> Basic:
     copies is a multiple (rowsum of c𝟏[k×m] is m c)."""
     s = shape_of(a)
     axes = axes_tuple(axis, len(s))
-    if all(s[ax] == 1 for ax in axes):
-        return a
     want = reduced_shape(s, axes)
+    if all(s[ax] == 1 for ax in axes) and want == s:
+        return a
     if isinstance(a, OpNode) and a.op.name == "broadcast":
         x = a.children[0]
         xs = shape_of(x)
         if is_scalar_shape(xs) and not is_scalar_shape(s):
             return broadcast_to(mul(sympy.Mul(*(s[ax] for ax in axes)), x), want)
         copies = [s[ax] for ax in axes if xs[ax] == 1]
-        left = tuple(ax for ax in axes if xs[ax] != 1)
-        inner = x if not left else total(x, left)
-        return broadcast_to(mul(sympy.Mul(*copies), inner), want)
+        return broadcast_to(mul(sympy.Mul(*copies), total(x, axes)), want)
     return node("sum", a, axes_attr(axes))
 
 

@@ -6,7 +6,7 @@ the gradient of a broadcast is summed over the copies, so the two families sit t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,8 @@ def _reduce_shape(shapes: list[Shape], e: OpNode) -> Shape:
 
 def _broadcast_shape(shapes: list[Shape], e: OpNode) -> Shape:
     target = tuple(e.args[1])
-    ir.broadcast_shapes(shapes[0], target, "broadcast")
+    if ir.broadcast_shapes(shapes[0], target, "broadcast") != target:
+        raise ShapeError(f"cannot broadcast {fmt_shape(shapes[0])} to the smaller {fmt_shape(target)}")
     return target
 
 
@@ -153,6 +154,10 @@ def _broadcast_numpy(p: Any, e: OpNode) -> str:
     return f"np.broadcast_to({p.operand(e.children[0], 0)}, ({shape}))"
 
 
+def _broadcast_eval(x: np.ndarray, e: OpNode, sizes: Mapping[Basic, int]) -> np.ndarray:
+    return np.array(np.broadcast_to(x, tuple(ir.concrete(d, sizes) for d in e.args[1])))
+
+
 #: The family's rows, in registration order.
 ROWS: tuple[Op, ...] = (
     Op(
@@ -179,7 +184,7 @@ ROWS: tuple[Op, ...] = (
         rules=("broadcast: ∂L/∂U sums ∂L/∂(broadcast U) over the copies",),
         latex=_broadcast_latex,
         text=lambda p, e: f"{p.operand(e.children[0], MUL)}·𝟏[{fmt_shape(tuple(e.args[1]))}]",
-        numpy=_broadcast_numpy, np_eval=lambda x, e: np.broadcast_to(x, tuple(int(d) for d in e.args[1])),
+        numpy=_broadcast_numpy, np_eval=_broadcast_eval, sym_eval=_broadcast_eval, sized=True,
         prec=MUL, attrs=("shape",),
         index=lambda e, ij, fresh: IndexForm((), (ij,)),  # a length-1 axis of the operand drops its index
     ),

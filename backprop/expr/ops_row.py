@@ -31,7 +31,7 @@ ATOM, POW, UNARY, MUL, ADD = 100, 60, 50, 40, 30
 
 VJP = Callable[[Basic, Basic, OpNode], Basic]
 Form = Callable[[Any, OpNode], str]
-Index = tuple[str | None, str | None]  # (row, column) index letters; None for a length-1 axis
+Index = tuple[str | None, ...]  # one index letter per axis ((row, column) for a matrix); None for a length-1 axis
 
 
 class IndexForm(NamedTuple):
@@ -79,6 +79,23 @@ class Op:
     #: (node, operand index) -> the operand's axes the operation sums over (a product's inner
     #: axes): a weight's fan-in is their length, its fan-out the length of the rest
     contracts: Callable[[OpNode, int], tuple[int, ...]] | None = None
+    #: takes any number (at least ``arity``) of operands (einsum, concat): its one ``vjps`` entry
+    #: and one ``rules`` entry then serve every operand, the VJP taking the operand's index last
+    variadic: bool = False
+    #: ``np_eval``/``sym_eval`` take the dims' sizes last ({symbol: int}): an attribute holds dims
+    #: (a reshape's target shape, a slice's bounds) that the operands' arrays alone do not fix
+    sized: bool = False
+
+    def operand_vjp(self, i: int) -> VJP | None:
+        """The VJP that pulls a gradient back to operand ``i``."""
+        if not self.variadic:
+            return self.vjps[i]
+        each = self.vjps[0]
+        return None if each is None else (lambda g, out, e: each(g, out, e, i))
+
+    def rule(self, i: int) -> str:
+        """The rule a derivation cites for operand ``i``."""
+        return self.rules[0 if self.variadic else i]
 
 
 # --- helpers the families share --------------------------------------------
@@ -92,7 +109,7 @@ def fmt(template: str, prec: int = ATOM, child_prec: Sequence[int] | None = None
     """
 
     def form(p: Any, e: OpNode) -> str:
-        needs = child_prec or [0] * e.op.arity
+        needs = child_prec or [0] * len(e.children)
         return template.format(*(p.operand(c, n) for c, n in zip(e.children, needs)))
 
     return form

@@ -23,6 +23,7 @@ from backprop.expr import ir
 from backprop.expr.ir import fmt_shape, shape_of
 from backprop.expr.ops import AXIS_FUNCTIONS, AXIS_REQUIRED, FUNCTIONS
 from backprop.language.constants import constant_problem, power_problem
+from backprop.language.tensor_syntax import TensorCalls
 from backprop.support.deepstack import MAX_NESTING
 from backprop.support.errors import ShapeError, SpecError
 
@@ -35,7 +36,6 @@ _BINOPS: dict[type, tuple[str, Callable[[Basic, Basic], Basic]]] = {
     ast.MatMult: ("@", ir.matmul),
 }
 _UNSUPPORTED: dict[type, str] = {
-    ast.Subscript: "subscripts are not supported: the language works on whole matrices",
     ast.Lambda: "lambda expressions are not supported",
     ast.ListComp: "comprehensions are not supported",
     ast.SetComp: "comprehensions are not supported",
@@ -45,7 +45,7 @@ _UNSUPPORTED: dict[type, str] = {
     ast.Compare: "comparisons are not supported",
     ast.BoolOp: "'and'/'or' are not supported",
     ast.JoinedStr: "strings are not supported",
-    ast.List: "lists are not supported",
+    ast.List: "lists are not supported here (only as reshape's shape or transpose's axes)",
     ast.Tuple: "tuples are not supported",
     ast.Dict: "dicts are not supported",
     ast.Set: "sets are not supported",
@@ -54,7 +54,7 @@ _UNSUPPORTED: dict[type, str] = {
     ast.Await: "'await' is not supported",
     ast.Yield: "'yield' is not supported",
     ast.YieldFrom: "'yield' is not supported",
-    ast.Slice: "slices are not supported",
+    ast.Slice: "a slice a:b is written inside a subscript, X[a:b, :]",
 }
 
 
@@ -138,7 +138,7 @@ def _constant_problem(value: Basic) -> str | None:
     return None
 
 
-class ExprBuilder:
+class ExprBuilder(TensorCalls):
     """Rebuild an ``ast`` expression as a model expression, node type by node type.
 
     ``names`` maps each visible name to its value; ``later`` maps names that
@@ -268,7 +268,11 @@ class ExprBuilder:
     def visit_Attribute(self, node: ast.Attribute) -> Basic:  # noqa: N802
         if node.attr != "T":
             raise self.fail(node, f"attribute '.{node.attr}' is not supported; only .T (transpose)")
-        return ir.transpose(self.visit(node.value))
+        value = self.visit(node.value)
+        try:
+            return ir.transpose(value)
+        except ShapeError as e:
+            raise self.fail(node, f"shape mismatch: {e}") from None
 
     # --- calls ---------------------------------------------------------------
     def visit_Call(self, node: ast.Call) -> Basic:  # noqa: N802
@@ -281,6 +285,9 @@ class ExprBuilder:
                 raise self.fail(node, f"'{fname}' is not a function; known functions: {known}")
             raise self.fail(node, f"unknown function '{fname}'{suggest(fname, list(FUNCTIONS))}; known functions: {known}")
         op = FUNCTIONS[fname]
+        special = getattr(self, f"call_{op.name}", None)
+        if special is not None:  # a tensor form reads its own arguments (subscripts, a shape, axes)
+            return special(node)
         axis = self._axis(node, fname)
         for a in node.args:
             if isinstance(a, ast.Starred):
@@ -296,7 +303,7 @@ class ExprBuilder:
                 axes = self._check_axis(node, fname, axis, shape_of(args[0]))
                 if fname == "sum":
                     return ir.total(args[0], axes) if axis is None or not ir.is_scalar(args[0]) else args[0]
-                return ir.node(op.name, args[0], ir.axes_attr(axes))
+                return ir.node(op.name, args[0], ir.axes_attr(axes, len(shape_of(args[0]))))
             return ir.node(op.name, *args)
         except ShapeError as e:
             raise self.fail(node, f"shape mismatch: {e}") from None
@@ -317,6 +324,8 @@ class ExprBuilder:
             values = tuple(i.value for i in items)
             axis = (v, values if isinstance(v, ast.Tuple) else values[0])
         if axis is None and fname in AXIS_REQUIRED:
+            if fname == "concat":
+                raise self.fail(node, "concat needs the axis to join along: concat(A, B, axis=0)")
             raise self.fail(node, f"{fname} needs axis=0 (each column) or axis=1 (each row)")
         return axis
 

@@ -20,7 +20,7 @@ from typing import Any
 import sympy
 from sympy import Basic, MatrixSymbol
 
-from backprop.expr.ir import OpNode, is_const, shape_of
+from backprop.expr.ir import OpNode, is_const, is_scalar_shape, shape_of
 from backprop.expr.ops_row import ADD, ATOM, MUL, Index
 from backprop.expr.printing import GradSymbol, LatexPrinter, TextPrinter, grad_symbol
 from backprop.support import naming
@@ -74,9 +74,12 @@ class Apply:
 Ix = Entry | Sum | Product | Scaled | Apply | Basic
 
 
-def _drop_unit(ij: Index, shape: tuple[Basic, Basic]) -> Index:
-    """An axis of length 1 has no index: a column is b[i], a row x[t], a scalar b."""
-    return (None if shape[0] == 1 else ij[0], None if shape[1] == 1 else ij[1])
+def _drop_unit(ij: Index, shape: tuple[Basic, ...]) -> Index:
+    """An axis of length 1 has no index: a column is b[i], a row x[t], a scalar b (which goes with
+    a value of any rank)."""
+    if is_scalar_shape(shape) or len(ij) != len(shape):
+        return (None,) * len(shape)
+    return tuple(None if d == 1 else x for x, d in zip(ij, shape))
 
 
 class _Walker:
@@ -109,7 +112,7 @@ class _Walker:
         form = e.op.index(e, ij, self.fresh)
         unit = {t for t, n in form.summed if n == 1}  # a sum over one term is that term
         operands = [tuple(None if x in unit else x for x in idx) for idx in form.operands]
-        factors = tuple(self.walk(c, (idx[0], idx[1])) for c, idx in zip(e.children, operands))
+        factors = tuple(self.walk(c, tuple(idx)) for c, idx in zip(e.children, operands))
         body: Ix = factors[0] if len(factors) == 1 else Product(factors)
         summed = tuple((t, n) for t, n in form.summed if n != 1)
         if summed:
@@ -124,7 +127,7 @@ class IndexEquation:
     """``∂L/∂name[i,j] = rhs``: one entry of a gradient."""
 
     name: str
-    shape: tuple[Basic, Basic]
+    shape: tuple[Basic, ...]
     index: Index
     rhs: Ix
 
@@ -146,12 +149,14 @@ def taken_letters(names: Iterable[str]) -> set[str]:
     return {n for n in names if len(n) == 1} | {n.lower() for n in names if len(n) == 1}
 
 
-def to_index(e: Basic, name: str, shape: tuple[Basic, Basic], taken: Iterable[str]) -> IndexEquation:
-    """Entry ``[i, j]`` of ``e`` (the value of ``∂L/∂name``, of ``shape``) in index notation."""
+def to_index(e: Basic, name: str, shape: tuple[Basic, ...], taken: Iterable[str]) -> IndexEquation:
+    """Entry ``[i, j]`` (``[i, j, k]`` ...: one letter per axis) of ``e``, the value of ``∂L/∂name``
+    of ``shape``, in index notation."""
     taken = set(taken)
-    row = naming.index_letter(taken, summed=False)
-    col = naming.index_letter(taken | {row}, summed=False)
-    ij = _drop_unit((row, col), shape)
+    letters: list[str] = []
+    for _ in shape:
+        letters.append(naming.index_letter(taken | set(letters), summed=False))
+    ij = _drop_unit(tuple(letters), shape)
     walker = _Walker(taken | {x for x in ij if x})
     return IndexEquation(name, shape, ij, walker.walk(e, ij))
 

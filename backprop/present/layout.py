@@ -257,6 +257,8 @@ def _step_block(d: Derivation, s: Step, domains: dict[str, str | None]) -> Block
         more(total)
     more(s.recursive)
     more(s.result)
+    if _tensor_step(s):  # beyond matrices the vectorized form alone is hard to check by hand
+        lines.append(_index_line(d, s.target))
     if len(groups) == 1:
         rules = (RuleGroup(None, s.rules),)
     else:
@@ -327,6 +329,13 @@ def _updates(d: Derivation, params: Sequence[str]) -> Section:
         + (f" {hypers_latex}." if hypers_latex else "") + steps_latex,
     )
     return Section(f"Update ({opt.title}, learning rate α)", intro, blocks=blocks)
+
+
+def _tensor_step(s: Step) -> bool:
+    """A step over a value of rank other than 2, or an einsum: shown entry by entry as well."""
+    values = [s.result, *s.result.atoms(MatrixSymbol),
+              *(x for x in sympy.preorder_traversal(s.result) if isinstance(x, OpNode))]
+    return any(len(ir.shape_of(v)) != 2 or (isinstance(v, OpNode) and v.op.name == "einsum") for v in values)
 
 
 def _index_line(d: Derivation, p: str) -> Line:
