@@ -16,6 +16,8 @@ import pytest
 import backprop
 from backprop import codegen
 from backprop.codegen.lower import lower
+from backprop.language.model import class_axis
+from backprop.verification.numeric import onehot
 
 BENCH_SPECS = sorted(str(p) for p in (Path(__file__).resolve().parent.parent / "bench" / "specs").glob("*.spec"))
 SPECS = backprop.example_names() + BENCH_SPECS
@@ -31,7 +33,7 @@ def _arrays(mod, seed: int = 0) -> tuple[dict, dict]:
         shape = tuple(dims[d] if isinstance(d, str) else d for d in mod.SHAPES[name])
         value = rng.uniform(0.1, 0.9, shape) if shape else 0.3
         if mod.DOMAINS[name] == "onehot":
-            value = np.eye(shape[0])[:, rng.integers(0, shape[0], shape[1])]
+            value = onehot(shape, rng, class_axis(len(shape), mod.EXAMPLE_AXES.get(name)))
         inputs[name] = value
     return params, inputs
 

@@ -35,6 +35,12 @@ SIZES: dict[str, dict[str, int]] = {
     "logistic_regression": {"n": 2, "m": 3},
     "mlp_softmax": {"h": 2, "m": 2},
     "deep_relu": {"n": 2, "h": 2, "c": 2, "m": 1},
+    "mlp_rows": {"m": 2, "n": 2, "c": 2, "h": 2},
+    "self_attention": {"d": 2, "T": 2, "m": 1},
+    "multihead_attention": {"d": 2, "T": 2, "m": 1, "a": 1, "k": 1},
+    "transformer_block": {"d": 2, "T": 1, "m": 1, "a": 1, "k": 1, "f": 1},
+    "gated_concat": {"n": 1, "k": 1, "m": 1},
+    "embedding": {"V": 2, "T": 2, "m": 1, "d": 1, "c": 2},
 }
 MAX_SYMBOLIC = 3  # entries checked per param for wide params (784 columns)
 
@@ -43,7 +49,7 @@ def test_every_example_has_sizes() -> None:
     assert set(SIZES) == set(EXAMPLES)
 
 
-def _symbolic_entries(shape: tuple[int, ...], rng: np.random.Generator) -> list[tuple[int, int]]:
+def _symbolic_entries(shape: tuple[int, ...], rng: np.random.Generator) -> list[tuple[int, ...]]:
     idx = list(np.ndindex(*shape))
     if len(idx) <= 12:
         return [tuple(int(i) for i in x) for x in idx]
@@ -80,15 +86,15 @@ def test_gradients_equal_sympy_diff_exactly(example: str) -> None:
     t = sympy.Symbol("t", real=True)
     checked = 0
     for p in deriv.params:
-        for i, j in _symbolic_entries(point[p].shape, rng):
+        for at in _symbolic_entries(point[p].shape, rng):
             value = point[p].copy()
-            value[i, j] = t
+            value[at] = t
             loss = _expanded_loss(deriv, {**point, p: value})
             assert loss.free_symbols <= {t}
-            want = sympy.diff(loss, t).xreplace({t: point[p][i, j]})
-            got = derived[p][i, j]
+            want = sympy.diff(loss, t).xreplace({t: point[p][at]})
+            got = derived[p][at]
             assert not got.free_symbols
-            assert is_exact_zero(got - want), f"∂L/∂{p}[{i},{j}]: derived {got} but SymPy's diff gives {want}"
+            assert is_exact_zero(got - want), f"∂L/∂{p}{list(at)}: derived {got} but SymPy's diff gives {want}"
             checked += 1
     assert checked >= len(deriv.params)
 

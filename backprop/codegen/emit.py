@@ -276,6 +276,9 @@ def context(program: Program) -> dict[str, Any]:
         "params": py_assign("PARAMS", tuple(p.name for p in model.params)),
         "inputs": py_assign("INPUTS", tuple(d.name for d in model.inputs)),
         "domains": py_assign("DOMAINS", {d.name: d.domain for d in model.inputs}),
+        "examples": py_assign("EXAMPLES", model.examples_dim),
+        "example_axes": py_assign("EXAMPLE_AXES", {d.name: axis for d in model.inputs
+                                                   if (axis := model.examples_axis(d.name)) is not None}),
         "dims": py_assign("DIMS", tuple(model.dims)),
         "init": py_assign("INIT", {p: schemes[p].scheme for p in schemes}),
         "helpers": [h.rstrip("\n") for h in program.helpers],

@@ -59,8 +59,9 @@ import numpy as np
 from backprop.codegen.emit import derivation_of, load_module
 from backprop.engine.derivation import Derivation
 from backprop.expr.evaluate import evaluate
-from backprop.language.model import Model
+from backprop.language.model import Model, class_axis
 from backprop.support.deepstack import deep_stack
+from backprop.verification.numeric import onehot
 
 #: Default tolerance per dtype of the checked gradients: relative to the gradient's scale.
 TOLERANCES = {"float64": 1e-7, "float32": 1e-4}
@@ -208,13 +209,11 @@ def _concrete(shape: tuple, dims: Mapping[str, int]) -> tuple[int, ...]:
     return tuple(dims[d] if isinstance(d, str) else int(d) for d in shape)
 
 
-def draw(shape: tuple[int, ...], domain: str | None, rng: np.random.Generator) -> Any:
-    """A value of ``shape`` from ``domain``: onehot columns, binary, positive, prob, or any real."""
+def draw(shape: tuple[int, ...], domain: str | None, rng: np.random.Generator, axis: int = 0) -> Any:
+    """A value of ``shape`` from ``domain``: one-hot along ``axis`` (the classes), binary, positive,
+    prob, or any real."""
     if domain == "onehot":
-        rows, cols = shape
-        out = np.zeros(shape)
-        out[rng.integers(0, rows, cols), np.arange(cols)] = 1.0
-        return out
+        return onehot(shape, rng, axis)
     size = shape or None
     if domain == "binary":
         x = rng.integers(0, 2, size).astype(float)
@@ -229,7 +228,8 @@ def draw(shape: tuple[int, ...], domain: str | None, rng: np.random.Generator) -
 
 def random_point(module: ModuleType, dims: Mapping[str, int], rng: np.random.Generator) -> tuple[dict, dict]:
     """(params, inputs) at random: params standard normal, inputs from their domains."""
-    inputs = {n: draw(_concrete(module.SHAPES[n], dims), module.DOMAINS.get(n), rng) for n in module.INPUTS}
+    inputs = {n: draw(_concrete(module.SHAPES[n], dims), module.DOMAINS.get(n), rng,
+                      class_axis(len(module.SHAPES[n]), module.EXAMPLE_AXES.get(n))) for n in module.INPUTS}
     params = {n: draw(_concrete(module.SHAPES[n], dims), None, rng) for n in module.PARAMS}
     return params, inputs
 

@@ -117,7 +117,7 @@ class NumpyPrinter(_Operands, StrPrinter):
         if self._in_weak or e.op.name in ARITH or not ir.is_scalar(e):
             return False
         leaves = e.atoms(MatrixSymbol)
-        return bool(leaves) and leaves <= self.python_scalars
+        return leaves <= self.python_scalars  # no leaves at all: a function of dims and numbers (np.sqrt(k))
 
     def prec_of(self, e: Basic) -> int:
         """A peephole spelling is parenthesized already: it binds like an atom."""
@@ -151,8 +151,8 @@ class NumpyPrinter(_Operands, StrPrinter):
         base, ex = e.args
         if isinstance(base, sympy.Symbol) and ex.is_Integer:
             return f"1 / {self.doprint(base)}" if ex == -1 else f"{self.doprint(base)} ** {self.parenthesize(ex, 60)}"
-        if ex == sympy.Rational(1, 2) and base.is_positive:
-            return f"np.sqrt({self.doprint(base)})"
+        if ex == sympy.Rational(1, 2) and base.is_positive:  # a Python float: NumPy's float64 would upcast float32
+            return f"{self.parenthesize(base, 60, strict=True)} ** 0.5"
         return f"_weak(np.float_power({self.doprint(base)}, {self.doprint(ex)}))"
 
     def _print_Rational(self, e: sympy.Rational) -> str:  # noqa: N802
@@ -215,7 +215,13 @@ class NumpyPrinter(_Operands, StrPrinter):
         name = SYMPY_FUNCTIONS.get(type(e).__name__, type(e).__name__)
         if name not in REGISTRY or not REGISTRY[name].elementwise or len(e.args) != REGISTRY[name].arity:
             raise UnsupportedError(f"NumpyPrinter: no NumPy form for the function {e}")
-        return self._print_OpNode(ir.node(name, *e.args))
+        if self._in_weak:
+            return self._print_OpNode(ir.node(name, *e.args))
+        self._in_weak = True  # a NumPy function of numbers is a float64 scalar: a Python float instead
+        try:
+            return f"_weak({self._print_OpNode(ir.node(name, *e.args))})"
+        finally:
+            self._in_weak = False
 
     _print_exp = _print_log = _print_tanh = _print_Abs = _print_sign = _print_AppliedUndef = _print_Function  # noqa: N815
 
@@ -376,7 +382,8 @@ def dims_read(e: Basic) -> set[str]:
         return set()
     if isinstance(e, OpNode):
         out: set[str] = set()
-        for a in e.args:
+        attrs = e.attrs if e.op.code_attrs is None else e.op.code_attrs(e)
+        for a in (*e.children, *attrs):
             out |= dims_read(a)
         return out
     return {s.name for s in e.free_symbols if isinstance(s, sympy.Symbol)}

@@ -195,7 +195,7 @@ def derive(model: Model) -> Derivation:
     eqs = forward_equations(model)
     needs = _needs_grad(model, eqs)
     users = _users(eqs, needs)
-    domains = {d.name: d.domain for d in model.decls.values()}
+    domains = model.domains()
     params = [p.name for p in model.params]
     paths: dict[str, list[Path]] = {n: [] for n in needs}
     pending = {n: len(u) for n, u in users.items()}

@@ -108,7 +108,7 @@ class Derivation:
     @cached_property
     def _expanded(self) -> dict[str, Basic]:
         out: dict[str, Basic] = {}
-        domains = {d.name: d.domain for d in self.model.decls.values()}
+        domains = self.model.domains()
         for s in self.steps:  # users come first, so their forms are ready
             subs = {g: out[g.of] for g in s.result.atoms(GradSymbol) if g.of in out}
             out[s.target] = simplify(s.result.xreplace(subs), domains)

@@ -21,6 +21,7 @@ from backprop.expr import ir
 from backprop.expr.ir import OpNode, is_const, shape_of
 from backprop.expr.ops import REGISTRY
 from backprop.expr.printing import GradSymbol
+from backprop.language.model import Domains
 
 ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
 _SYMPY_FUNCS = {"exp": "exp", "log": "log", "tanh": "tanh", "Abs": "abs", "sign": "sign"}
@@ -204,13 +205,13 @@ def _repeated_leaves(e: Basic) -> int:
 
 
 def _onehot_colsum(e: OpNode, domains: Mapping[str, str | None]) -> bool:
+    """A one-hot value summed over its classes (the rows of Y[c, m], or the class axis a
+    model's :class:`~backprop.language.model.Domains` gives): 1 for every example."""
     x = e.children[0]
-    return (
-        e.op.name == "sum"
-        and tuple(int(a) for a in e.args[-1]) == (0,)
-        and isinstance(x, MatrixSymbol)
-        and domains.get(x.name) == "onehot"
-    )
+    if not (e.op.name == "sum" and isinstance(x, MatrixSymbol) and domains.get(x.name) == "onehot"):
+        return False
+    axis = domains.class_axes.get(x.name, 0) if isinstance(domains, Domains) else 0
+    return tuple(int(a) for a in e.args[-1]) == (axis,)
 
 
 def _reduction(e: OpNode, domains: Mapping[str, str | None]) -> Basic:
@@ -240,14 +241,15 @@ def simplify(e: Basic, domains: Mapping[str, str | None] | None = None) -> Basic
         return e
     # Only declared domains matter (a missing name reads as None): keying on them alone keeps
     # the key, and the sort, small in a deep network with hundreds of undomained names.
-    return _simplify(e, tuple(sorted((k, v) for k, v in (domains or {}).items() if v is not None)))
+    axes = domains.class_axes if isinstance(domains, Domains) else {}
+    return _simplify(e, tuple(sorted((k, v, axes.get(k, 0)) for k, v in (domains or {}).items() if v is not None)))
 
 
 @lru_cache(maxsize=1 << 14)
-def _simplify(e: OpNode, domain_items: tuple[tuple[str, str | None], ...]) -> Basic:
+def _simplify(e: OpNode, domain_items: tuple[tuple[str, str | None, int], ...]) -> Basic:
     """Memoized: expanding a deep network's gradients meets each δ's subtree again
     at every layer, so each is simplified once, not once per layer."""
-    domains = dict(domain_items)
+    domains = Domains({k: v for k, v, _ in domain_items}, {k: axis for k, v, axis in domain_items if v == "onehot"})
     shape = shape_of(e)
     if e.op.name in ("sum", "mean"):
         out = _reduction(e, domains)

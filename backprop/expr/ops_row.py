@@ -85,6 +85,9 @@ class Op:
     #: ``np_eval``/``sym_eval`` take the dims' sizes last ({symbol: int}): an attribute holds dims
     #: (a reshape's target shape, a slice's bounds) that the operands' arrays alone do not fix
     sized: bool = False
+    #: the attribute values the NumPy form prints, where not all of them (a slice's ``a:`` omits its
+    #: stop): the dims the generated code must have at hand
+    code_attrs: Callable[[OpNode], tuple[Basic, ...]] | None = None
 
     def operand_vjp(self, i: int) -> VJP | None:
         """The VJP that pulls a gradient back to operand ``i``."""

@@ -209,18 +209,26 @@ def embed(g: Basic, shape: Shape, index: Sequence[Basic]) -> Basic:
     return ir.node("embed", g, sympy.Tuple(*shape), sympy.Tuple(*entries))
 
 
-def _bounds(p: Any, e: OpNode, shape: Shape) -> str:
-    """The index as written in a subscript: 0:3, :, t; a full axis is ':'."""
-    parts = []
+def _written(e: OpNode, shape: Shape) -> list[tuple[Basic | None, ...]]:
+    """The index as a subscript writes it: (i,) for a position, (start, stop) for a range with
+    None where it is left out (a start of 0, a stop at the axis's end)."""
+    out: list[tuple[Basic | None, ...]] = []
     for entry, size in zip(_index_entries(e), shape):
         if len(entry) == 1:
-            parts.append(p.doprint(entry[0]))
-            continue
-        start, stop = entry
-        left = "" if start == 0 else p.doprint(start)
-        right = "" if stop == size else p.doprint(stop)
-        parts.append(f"{left}:{right}")
-    return ", ".join(parts)
+            out.append((entry[0],))
+        else:
+            out.append((None if entry[0] == 0 else entry[0], None if entry[1] == size else entry[1]))
+    return out
+
+
+def _bounds(p: Any, e: OpNode, shape: Shape) -> str:
+    """The index as written in a subscript: 0:3, :, t; a full axis is ':'."""
+    return ", ".join(p.doprint(w[0]) if len(w) == 1 else ":".join("" if b is None else p.doprint(b) for b in w)
+                     for w in _written(e, shape))
+
+
+def _written_bounds(e: OpNode, shape: Shape) -> tuple[Basic, ...]:
+    return tuple(b for w in _written(e, shape) for b in w if b is not None)
 
 
 def _slice_forms(target: str) -> Callable[[Any, OpNode], str]:
@@ -306,6 +314,7 @@ ROWS: tuple[Op, ...] = (
         rules=("slice: ∂L/∂U is ∂L/∂U[a:b] at the sliced entries and 0 elsewhere",),
         latex=_slice_forms("latex"), text=_slice_forms("text"), numpy=_slice_forms("numpy"),
         np_eval=_take_eval, sym_eval=_take_eval, sized=True, attrs=("index",),
+        code_attrs=lambda e: _written_bounds(e, shape_of(e.children[0])),
     ),
     Op(
         "embed", 1, _embed_shape,
@@ -314,6 +323,7 @@ ROWS: tuple[Op, ...] = (
         latex=_embed_forms("latex"), text=_embed_forms("text"), numpy=_embed_forms("numpy"),
         np_eval=_embed_eval, sym_eval=lambda g, e, sizes: _embed_eval(g, e, sizes, sympy.Integer(0)),
         sized=True, attrs=("shape", "index"),
+        code_attrs=lambda e: (*e.args[1], *_written_bounds(e, tuple(e.args[1]))),
         numpy_helper=(
             "def _embed(g, shape, index):\n"
             '    """Zeros of shape with g at index: the gradient of a slice, for the array it was taken from."""\n'

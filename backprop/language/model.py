@@ -36,6 +36,21 @@ class Decl:
         return shape_of(self.symbol)
 
 
+def class_axis(rank: int, examples: int | None) -> int:
+    """The axis a one-hot value's classes run along: its first axis that is not the examples axis
+    (the rows of Y[c, m], the columns of Y[m, c])."""
+    return 1 if examples == 0 and rank > 1 else 0
+
+
+class Domains(dict[str, str | None]):
+    """Each declaration's domain by name, and each one-hot input's class axis (simplification
+    knows that a one-hot value summed over its classes is 1)."""
+
+    def __init__(self, domains: dict[str, str | None], class_axes: dict[str, int]) -> None:
+        super().__init__(domains)
+        self.class_axes = class_axes
+
+
 @dataclass(frozen=True)
 class Assign:
     """``NAME = EXPR``: the SymPy expression and the symbol naming its value."""
@@ -61,6 +76,8 @@ class Model:
     assigns: list[Assign] = field(default_factory=list)
     source: str = ""
     path: str = "<spec>"
+    #: the dim that counts examples, as a line ``examples m`` declares it (None: the default)
+    examples: str | None = None
 
     # --- queries -------------------------------------------------------------
     @property
@@ -95,9 +112,50 @@ class Model:
         d = self.decls.get(name)
         return d.domain if d else None
 
+    # --- the examples axis ------------------------------------------------------
+    @property
+    def examples_dim(self) -> str | None:
+        """The dim that counts examples: the one ``examples m`` names, else the last axis of the
+        inputs (the columns, as the course writes X[n, m]; ``m`` preferred when several)."""
+        if self.examples is not None:
+            return self.examples
+        last = [str(d.shape[-1]) for d in self.inputs if not d.scalar and isinstance(d.shape[-1], sympy.Symbol)]
+        return "m" if "m" in last else (last[0] if last else None)
+
+    def examples_axis(self, name: str) -> int | None:
+        """The axis of ``name`` that runs over the examples, or None for a value shared by all of
+        them (a param, a constant input)."""
+        dim = self.examples_dim
+        if dim is None or dim not in self.dims:
+            return None
+        shape = self.shape(name)
+        if self.examples is None:
+            return len(shape) - 1 if shape[-1] == self.dims[dim] else None
+        return next((ax for ax, d in enumerate(shape) if d == self.dims[dim]), None)
+
+    def examples_phrase(self) -> str:
+        """How the examples lie, in a few words: "examples are columns", "examples are rows"."""
+        axes = {self.examples_axis(d.name) for d in self.inputs if not d.scalar} - {None}
+        ranks = {len(d.shape) for d in self.inputs if self.examples_axis(d.name) is not None}
+        if axes == {1} and ranks == {2}:
+            return "examples are columns"
+        if axes == {0} and ranks == {2}:
+            return "examples are rows"
+        if len(axes) == 1:
+            return f"examples along axis {axes.pop()}"
+        return f"examples along {self.examples_dim}" if axes else "no examples axis"
+
+    def domains(self) -> Domains:
+        """Each declaration's domain, with the class axis of each one-hot input."""
+        return Domains(
+            {d.name: d.domain for d in self.decls.values()},
+            {d.name: class_axis(len(d.shape), self.examples_axis(d.name))
+             for d in self.inputs if d.domain == "onehot"},
+        )
+
     def describe(self) -> str:
         """The forward pass with shapes, one line per declaration/assignment."""
-        lines = [f"# {self.name}: forward pass (examples are columns)"]
+        lines = [f"# {self.name}: forward pass ({self.examples_phrase()})"]
         for d in self.decls.values():
             dom = f" {d.domain}" if d.domain else ""
             lines.append(f"{d.kind:5} {d.name:<10} {fmt_shape(d.shape):>9}{dom}")

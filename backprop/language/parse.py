@@ -27,6 +27,8 @@ from backprop.support.errors import SpecError
 from backprop.support.reading import read_user_text
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The statement naming the dim that counts examples: ``examples m``.
+EXAMPLES = "examples"
 #: The most axes a declared value may have (NumPy's own limit is 64; a spec needing more is a mistake).
 MAX_RANK = 16
 
@@ -43,6 +45,7 @@ class SpecParser:
         self.text, self.path, self.name = text, path, name
         self.model = Model(name=name, source=text, path=path)
         self.lines_of: dict[str, int] = {}
+        self.examples_at: tuple[int, int] | None = None  # the line and column of 'examples m'
         self.assign_lines: dict[str, int] = {}
 
     def error(self, message: str, line: int, col: int) -> SpecError:
@@ -80,6 +83,9 @@ class SpecParser:
         if m and m.group(2) in KINDS and (len(line) == m.end() or line[m.end()].isspace()):
             self._declaration(line, no, m.group(2), m.end())
             return
+        if m and m.group(2) == EXAMPLES and re.fullmatch(r"\s+\S.*", line[m.end():]) and "=" not in line:
+            self._examples(line, no, m.end())
+            return
         eq = re.match(r"\s*([^=]*?)\s*=(?!=)", line)
         if eq:
             self._assignment(line, no, eq)
@@ -91,6 +97,20 @@ class SpecParser:
             f"unknown statement '{word}'{hint}: expected 'input NAME[rows, cols]', "
             "'param NAME[rows, cols]' or 'NAME = EXPR'", no, col
         )
+
+    def _examples(self, line: str, no: int, pos: int) -> None:
+        """``examples m``: the dim that counts examples (checked against the inputs at the end)."""
+        words = line[pos:].split()
+        col = line.index(words[0], pos) + 1
+        if len(words) > 1:
+            raise SpecError(f"unexpected '{words[1]}': 'examples' names one dim, e.g. 'examples m'",
+                            no, line.index(words[1], col) + 1)
+        if not IDENT.fullmatch(words[0]):
+            raise SpecError(f"'examples' names a dim, e.g. 'examples m'; got '{words[0]}'", no, col)
+        if self.examples_at is not None:
+            raise SpecError(f"the examples dim is already declared (line {self.examples_at[0]})", no, pos - len(EXAMPLES) + 1)
+        self.model.examples = words[0]
+        self.examples_at = (no, col)
 
     # --- names ---------------------------------------------------------------
     def _check_name(self, name: str, no: int, col: int, declaring: bool) -> None:
@@ -217,11 +237,23 @@ class SpecParser:
                 f"the loss '{loss.name}' must be a scalar, but it is {fmt_shape(loss.shape)}: "
                 f"reduce it, e.g. sum(...) or mean(...)", loss.line, col
             )
+        if self.examples_at is not None:
+            self._check_examples(*self.examples_at)
         used = self._loss_dependencies()
         for p in m.params:
             if p.name not in used:
                 col = lines[p.line - 1].index(p.name) + 1
                 raise self.error(f"param '{p.name}' is declared but the loss does not depend on it", p.line, col)
+
+    def _check_examples(self, line: int, col: int) -> None:
+        name, m = self.model.examples, self.model
+        if name not in m.dims:
+            dims = f" (its dims: {', '.join(m.dims)})" if m.dims else ""
+            raise self.error(f"'{name}' is not a dim of this spec{suggest(name or '', list(m.dims))}: "
+                             f"'examples' names the dim that counts examples{dims}", line, col)
+        if not any(m.examples_axis(d.name) is not None for d in m.inputs):
+            raise self.error(f"no input has an axis of length {name}: the examples dim sizes the data, "
+                             f"e.g. 'input X[{name}, n]'", line, col)
 
     def _loss_dependencies(self) -> set[str]:
         deps = {a.name: {s.name for s in ir.variables(a.expr)} for a in self.model.assigns}

@@ -31,7 +31,7 @@ def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, 
     """The derivation as JSON (keys in a fixed, documented order; see README)."""
     steps = needed_steps(d, param)
     params = [param] if param else d.params
-    domains = {x.name: x.domain for x in d.model.decls.values()}
+    domains = d.model.domains()
     m = d.model
     opt = get_optimizer(d.optimizer)
 

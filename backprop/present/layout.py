@@ -140,19 +140,38 @@ def needed_steps(d: Derivation, param: str | None) -> list[Step]:
 
 def _variables(d: Derivation) -> Section:
     rows = []
+    classes = d.model.domains().class_axes
     for decl in d.model.decls.values():
         role = "parameter" if decl.kind == "param" else _ROLES.get(decl.domain, f"input, {decl.domain}")
+        if decl.domain == "onehot" and (len(decl.shape), classes[decl.name]) != (2, 0):  # columns: the role above
+            role = "input, one-hot rows" if len(decl.shape) == 2 else f"input, one-hot along axis {classes[decl.name]}"
         rows.append(Row(name_formula(decl.name), shape_formula(decl.shape), role))
-    intro = None
-    data = next((x for x in d.model.inputs if x.shape[1] != 1), None)
-    if data is not None:  # the CS230 convention, stated on the model's own data
-        name, shape = name_formula(data.name), shape_formula(data.shape)
-        cols = latex(data.shape[1])
-        intro = Prose(
-            f"Examples are columns: {name.text} is {shape.text}, one column per example ({data.shape[1]} examples).",
-            f"Examples are columns: ${name.latex}$ is ${shape.latex}$, one column per example (${cols}$ examples).",
-        )
-    return Section(T_VARIABLES, intro, table=tuple(rows))
+    return Section(T_VARIABLES, _examples_intro(d), table=tuple(rows))
+
+
+def _examples_intro(d: Derivation) -> Prose | None:
+    """How the examples lie, stated on the model's own data: the CS230 convention (examples are
+    columns), CS231n's and PyTorch's (rows), or the axis a tensor keeps them on."""
+    model = d.model
+    data = next((x for x in model.inputs if not x.scalar and model.examples_axis(x.name) is not None), None)
+    if data is None:
+        return None
+    axis = model.examples_axis(data.name)
+    assert axis is not None
+    count = data.shape[axis]
+    name, shape = name_formula(data.name), shape_formula(data.shape)
+    if len(data.shape) == 2:
+        what, each = ("columns", "one column") if axis == 1 else ("rows", "one row")
+        lead_text, lead_latex = f"Examples are {what}", f"Examples are {what}"
+        per_text = per_latex = f"{each} per example"
+    else:
+        rest = shape_formula(tuple(x for k, x in enumerate(data.shape) if k != axis))
+        lead_text = lead_latex = f"Examples run along axis {axis}"
+        per_text, per_latex = f"one {rest.text} slice per example", f"one ${rest.latex}$ slice per example"
+    return Prose(
+        f"{lead_text}: {name.text} is {shape.text}, {per_text} ({count} examples).",
+        f"{lead_latex}: ${name.latex}$ is ${shape.latex}$, {per_latex} (${latex(count)}$ examples).",
+    )
 
 
 def _loss_lhs(d: Derivation) -> Formula:
@@ -270,7 +289,7 @@ def _step_block(d: Derivation, s: Step, domains: dict[str, str | None]) -> Block
 
 
 def _backward(d: Derivation, steps: Sequence[Step]) -> Section:
-    domains = {x.name: x.domain for x in d.model.decls.values()}
+    domains = d.model.domains()
     intro = Prose(
         "Each gradient sums one term per use of the variable; "
         "a gradient computed once is reused below, as backpropagation does.",

@@ -98,7 +98,7 @@ def index_letter(taken: Container[str], summed: bool) -> str:
 #: tests/test_codegen.py checks this list against every name a rendered module uses.
 MODULE_NAMES = frozenset({
     "np", "numpy", "forward", "backward", "loss_and_grads", "init_params", "init_state", "step",
-    "SHAPES", "PARAMS", "INPUTS", "DOMAINS", "DIMS", "INIT",
+    "SHAPES", "PARAMS", "INPUTS", "DOMAINS", "EXAMPLES", "EXAMPLE_AXES", "DIMS", "INIT",
     "_forward", "_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
     "_weak", "_ACCEPTED", "_CACHE",
     "cache", "params", "inputs", "grads", "dims", "seed", "dtype", "rng",

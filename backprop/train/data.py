@@ -32,7 +32,8 @@ import numpy as np
 
 from backprop.engine.derivation import Derivation
 from backprop.expr import ir
-from backprop.language.model import Model
+from backprop.language.model import Model, class_axis
+from backprop.verification.numeric import onehot
 
 DEFAULT_EXAMPLES = 512
 DEFAULT_SIZE = 8
@@ -52,21 +53,18 @@ class DataError(ValueError):
 
 
 def example_dim(module: ModuleType) -> str | None:
-    """The dim that counts examples: the column dim of the inputs (``m`` preferred)."""
-    cols = []
-    for name in module.INPUTS:
-        shape = module.SHAPES[name]
-        if len(shape) == 2 and isinstance(shape[1], str) and shape[1] not in cols:
-            cols.append(shape[1])
-    if "m" in cols:
-        return "m"
-    return cols[0] if cols else None
+    """The dim that counts examples (the spec's ``examples m``, else the inputs' last axis)."""
+    return module.EXAMPLES
 
 
-def per_example(module: ModuleType, name: str, mdim: str | None) -> bool:
-    """Whether an input carries one column per example (and is sliced into batches)."""
-    shape = module.SHAPES[name]
-    return mdim is not None and len(shape) == 2 and shape[1] == mdim
+def example_axis(module: ModuleType, name: str) -> int | None:
+    """The axis of input ``name`` that runs over the examples (sliced into batches), or None."""
+    return module.EXAMPLE_AXES.get(name)
+
+
+def onehot_axis(module: ModuleType, name: str) -> int:
+    """The axis a one-hot input's classes run along."""
+    return class_axis(len(module.SHAPES[name]), example_axis(module, name))
 
 
 def concrete_shape(shape: tuple, dims: Mapping[str, int]) -> tuple[int, ...]:
@@ -128,7 +126,7 @@ def load_npz(path: str | Path, module: ModuleType, given: Mapping[str, int]) -> 
     for d in module.DIMS:
         dims.setdefault(d, int(given.get(d, default_size(module, d))))
     for name in module.INPUTS:
-        _check_domain(path, name, data[name], module.DOMAINS.get(name))
+        _check_domain(path, name, data[name], module.DOMAINS.get(name), onehot_axis(module, name))
     return data, {d: dims[d] for d in module.DIMS}
 
 
@@ -269,15 +267,18 @@ def _empty(want: tuple, got: tuple[int, ...], mdim: str | None) -> str:
     return "it is empty"
 
 
-def _check_domain(path: Path, name: str, a: Any, domain: str | None) -> None:
+def _check_domain(path: Path, name: str, a: Any, domain: str | None, axis: int = 0) -> None:
     if domain is None:
         return
     x = np.asarray(a)
     if domain == "onehot":
+        x = np.moveaxis(x, axis, 0)  # the classes first: each x[:, j] is one example's labels
         ok = np.isin(x, (0.0, 1.0)).all(axis=0) & (x.sum(axis=0) == 1)
         if not ok.all():
-            j = int(np.argmin(ok))
-            raise DataError(f"{path}: array '{name}' is declared onehot, but column {j} is not one-hot: {x[:, j].tolist()[:12]}")
+            j = np.unravel_index(int(np.argmin(ok)), ok.shape)
+            where = f"column {j[0]}" if len(j) == 1 and axis == 0 else f"the labels at {tuple(int(k) for k in j)}"
+            raise DataError(f"{path}: array '{name}' is declared onehot, but {where} "
+                            f"(along axis {axis}) is not one-hot: {x[(slice(None), *j)].tolist()[:12]}")
     elif domain == "binary" and not np.isin(x, (0.0, 1.0)).all():
         raise DataError(f"{path}: array '{name}' is declared binary, but holds values other than 0 and 1")
     elif domain == "positive" and not (x > 0).all():
@@ -317,13 +318,11 @@ def _as_params(model: Model, names: list[str]) -> Model:
     return dataclasses.replace(model, decls=decls)
 
 
-def _draw(domain: str | None, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
+def _draw(domain: str | None, shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0) -> Any:
     if shape == ():
         return CONSTANT_INPUT if domain is None else float(rng.uniform(0.5, 2.0) if domain == "positive" else 0.5)
     if domain == "onehot":
-        out = np.zeros(shape)
-        out[rng.integers(0, shape[0], size=shape[1]), np.arange(shape[1])] = 1.0
-        return out
+        return onehot(shape, rng, axis)
     if domain == "binary":
         return rng.integers(0, 2, size=shape).astype(float)
     if domain == "positive":
@@ -344,7 +343,7 @@ def synthetic(model: Model, d: Derivation, module: ModuleType, dims: Mapping[str
     how: dict[str, str] = {}
     for x in model.inputs:
         shape = () if x.scalar else concrete_shape(module.SHAPES[x.name], dims)
-        inputs[x.name] = _draw(x.domain, shape, rng)
+        inputs[x.name] = _draw(x.domain, shape, rng, onehot_axis(module, x.name))
         how[x.name] = ("constant " + repr(inputs[x.name])) if shape == () else f"random, {x.domain or 'standard normal'}"
     if not targets:
         for n in how:
@@ -353,7 +352,8 @@ def synthetic(model: Model, d: Derivation, module: ModuleType, dims: Mapping[str
     teacher_module = load_source(generate(_as_params(model, targets)), f"{model.name}_teacher")
     teacher = module.init_params(dict(dims), seed=seed + 1)
     for t in targets:
-        value, note = _teacher_target(teacher_module, teacher, inputs, t, module.DOMAINS.get(t), rng)
+        value, note = _teacher_target(teacher_module, teacher, inputs, t, module.DOMAINS.get(t), rng,
+                                      onehot_axis(module, t))
         inputs[t] = value
         how[t] = note
     return Synthetic(inputs, how)
@@ -367,14 +367,17 @@ def _gradient_at(mod: ModuleType, teacher: Mapping[str, Any], inputs: Mapping[st
 
 
 def _teacher_target(mod: ModuleType, teacher: Mapping[str, Any], inputs: Mapping[str, Any], t: str,
-                    domain: str | None, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+                    domain: str | None, rng: np.random.Generator, axis: int = 0) -> tuple[np.ndarray, str]:
     """The value of target ``t`` that makes the teacher's loss smallest (see the module docstring)."""
     shape = np.shape(inputs[t])
     if domain == "onehot":
-        g = _gradient_at(mod, teacher, inputs, t, np.full(shape, 1.0 / shape[0]))
-        out = np.zeros(shape)
-        out[_balanced_argmin(g), np.arange(shape[1])] = 1.0
-        return out, "one-hot: the teacher network's most likely class (its class biases shifted to balance the classes)"
+        g = _gradient_at(mod, teacher, inputs, t, np.full(shape, 1.0 / shape[axis]))
+        classes_first = np.moveaxis(g, axis, 0)
+        flat = classes_first.reshape(shape[axis], -1)  # one column per example (and position)
+        out = np.zeros(flat.shape)
+        out[_balanced_argmin(flat), np.arange(flat.shape[1])] = 1.0
+        return np.moveaxis(out.reshape(classes_first.shape), 0, axis), (
+            "one-hot: the teacher network's most likely class (its class biases shifted to balance the classes)")
     if domain == "binary":
         g = _gradient_at(mod, teacher, inputs, t, np.full(shape, 0.5))
         return (g < np.median(g)).astype(float), "binary: the teacher network's decision, thresholded at its median"

@@ -26,7 +26,7 @@ import numpy as np
 from backprop.engine.optim import get_optimizer
 from backprop.support.extras import require
 from backprop.support.files import write_atomic
-from backprop.train.data import example_dim, per_example, save_npz
+from backprop.train.data import example_axis, example_dim, save_npz
 
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_EPOCHS = 30
@@ -97,7 +97,7 @@ def grad_norm(g: Any) -> float:
 
 
 def split(
-    inputs: Mapping[str, Any], sliced: set[str], m: int, fraction: float, seed: int
+    inputs: Mapping[str, Any], sliced: Mapping[str, int], m: int, fraction: float, seed: int
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Training and held-out inputs: ``round(fraction * m)`` example columns drawn at random (seeded),
     in their original order, taken out of every example-carrying input. None when ``fraction`` is 0."""
@@ -111,17 +111,18 @@ def split(
                          "for training; each needs at least one")
     order = np.random.default_rng([seed, 3]).permutation(m)
     val_cols, train_cols = np.sort(order[:held]), np.sort(order[held:])
-    train = {k: (v[:, train_cols] if k in sliced else v) for k, v in inputs.items()}
-    val = {k: (v[:, val_cols] if k in sliced else v) for k, v in inputs.items()}
+    train = {k: (np.take(v, train_cols, axis=sliced[k]) if k in sliced else v) for k, v in inputs.items()}
+    val = {k: (np.take(v, val_cols, axis=sliced[k]) if k in sliced else v) for k, v in inputs.items()}
     return train, val
 
 
-def batches(inputs: Mapping[str, Any], sliced: set[str], order: np.ndarray, size: int) -> list[dict[str, Any]]:
-    """The mini-batches of one epoch: every example-carrying input's columns taken in ``order``."""
+def batches(inputs: Mapping[str, Any], sliced: Mapping[str, int], order: np.ndarray, size: int) -> list[dict[str, Any]]:
+    """The mini-batches of one epoch: every example-carrying input's examples (along its examples
+    axis, given in ``sliced``) taken in ``order``."""
     out = []
     for start in range(0, len(order), size):
         cols = order[start : start + size]
-        out.append({k: (v[:, cols] if k in sliced else v) for k, v in inputs.items()})
+        out.append({k: (np.take(v, cols, axis=sliced[k]) if k in sliced else v) for k, v in inputs.items()})
     return out
 
 
@@ -152,7 +153,7 @@ def train(
     opt = get_optimizer(optimizer)
     lr = opt.lr.default if lr is None else float(lr)
     mdim = example_dim(module)
-    sliced = {k for k in module.INPUTS if per_example(module, k, mdim)}
+    sliced = {k: axis for k in module.INPUTS if (axis := example_axis(module, k)) is not None}
     m = int(dims[mdim]) if mdim else 1
     data = {k: (np.asarray(v, dtype=dtype) if np.ndim(v) else v) for k, v in inputs.items()}
     data, val = split(data, sliced, m, val_fraction, seed)
@@ -204,9 +205,9 @@ def train(
     return h, params
 
 
-def _count(batch: Mapping[str, Any], sliced: set[str], size: int) -> int:
-    for k in sliced:
-        return int(np.shape(batch[k])[1])
+def _count(batch: Mapping[str, Any], sliced: Mapping[str, int], size: int) -> int:
+    for k, axis in sliced.items():
+        return int(np.shape(batch[k])[axis])
     return 1
 
 

@@ -251,7 +251,7 @@ class Diagnosis:
                 coefs[j].append(float(v))
         if len(sizes) < 2:
             return None
-        domains = {d.name: d.domain for d in self.model.decls.values()}
+        domains = self.model.domains()
         terms = [text(simplify(p.expr, domains)) for p in paths]
         vias = [p.via for p in paths]
         labels = [f"{p.via} (contributing {t})" if vias.count(p.via) > 1 else p.via for p, t in zip(paths, terms)]

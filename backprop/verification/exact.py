@@ -110,7 +110,7 @@ class _Exact:
         for n, d in model.decls.items():
             shape = shapes[n]
             if d.domain in ("onehot", "binary") or self.rational or d.domain == "prob":
-                x = sample(d.domain, shape, rng)
+                x = sample(d.domain, shape, rng, model.domains().class_axes.get(n, 0))
                 if d.domain == "prob":
                     x = np.clip(x, 0.1, 0.9)
                 den = 1 if d.domain in ("onehot", "binary") else 97

@@ -81,8 +81,9 @@ class Point:
         model = deriv.model
         self.sizes = sizes
         self.env: dict[Any, Any] = {model.dims[d]: v for d, v in sizes.items()}
+        classes = model.domains().class_axes
         for d in model.decls.values():
-            self.env[d.name] = sample(d.domain, concrete(d.shape, self.env), rng)
+            self.env[d.name] = sample(d.domain, concrete(d.shape, self.env), rng, classes.get(d.name, 0))
         for eq in deriv.equations:
             self.env[eq.name] = evaluate(eq.expr, self.env)
         for s in deriv.steps:
