@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ import backprop
 from backprop import codegen
 
 RTOL = 1e-9
+TENSOR_EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "tensors"
 Values = dict[str, np.ndarray]
 
 
@@ -130,7 +132,7 @@ def _inputs(module: Any, dims: dict[str, int], rng: np.random.Generator) -> Valu
 @pytest.mark.parametrize("sizes", range(len(SIZES)), ids=[f"sizes{i}" for i in range(len(SIZES))])
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_bundled_tensor_example_matches_pytorch(name: str, sizes: int) -> None:
-    model = backprop.load(name)
+    model = backprop.load(str(TENSOR_EXAMPLES / f"{name}.spec"))
     module = codegen.load_module(codegen.generate(model))
     dims = {d: SIZES[sizes][d] for d in model.dims}
     rng = np.random.default_rng([sizes, len(name)])
@@ -154,7 +156,7 @@ def test_mlp_rows_trains_with_examples_as_rows(tmp_path: Any) -> None:
     """Examples as rows run end to end: train batches and holds out rows, and the loss falls."""
     from backprop.cli import main
 
-    code = main(["train", "mlp_rows", "--synthetic", "--epochs", "4", "--val", "0.25", "--quiet",
+    code = main(["train", str(TENSOR_EXAMPLES / "mlp_rows.spec"), "--synthetic", "--epochs", "4", "--val", "0.25", "--quiet",
                  "--dims", "m=96,n=4,c=3,h=8", "--out", str(tmp_path / "run")])
     assert code == 0
     rows = list(csv.DictReader((tmp_path / "run" / "history.csv").read_text().splitlines()))

@@ -284,18 +284,18 @@ def test_missing_data_file_and_bad_options(tmp_path: Path, capsys) -> None:
 def test_split_holds_out_a_seeded_disjoint_share_of_the_columns() -> None:
     x = np.arange(3 * 10, dtype=float).reshape(3, 10)
     inputs = {"X": x, "y": x[:1] * 2, "lam": 0.5}
-    train_part, val = split(inputs, {"X", "y"}, 10, 0.3, seed=4)
+    train_part, val = split(inputs, {"X": 1, "y": 1}, 10, 0.3, seed=4)
     assert val is not None and val["lam"] == 0.5 and train_part["lam"] == 0.5
     assert val["X"].shape == (3, 3) and train_part["X"].shape == (3, 7)
     cols = sorted([*val["X"][0], *train_part["X"][0]])
     assert cols == list(x[0])  # every example on exactly one side
     np.testing.assert_array_equal(val["y"], val["X"][:1] * 2)  # columns stay paired across inputs
-    again, val_again = split(inputs, {"X", "y"}, 10, 0.3, seed=4)
+    again, val_again = split(inputs, {"X": 1, "y": 1}, 10, 0.3, seed=4)
     np.testing.assert_array_equal(val_again["X"], val["X"])
-    assert not np.array_equal(split(inputs, {"X", "y"}, 10, 0.3, seed=5)[1]["X"], val["X"])
-    assert split(inputs, {"X", "y"}, 10, 0.0, seed=4)[1] is None
+    assert not np.array_equal(split(inputs, {"X": 1, "y": 1}, 10, 0.3, seed=5)[1]["X"], val["X"])
+    assert split(inputs, {"X": 1, "y": 1}, 10, 0.0, seed=4)[1] is None
     with pytest.raises(ValueError, match="no input carries examples"):
-        split({"lam": 0.5}, set(), 1, 0.5, seed=0)
+        split({"lam": 0.5}, {}, 1, 0.5, seed=0)
 
 
 def test_train_with_validation_records_the_held_out_loss(tmp_path: Path, capsys) -> None:
@@ -313,7 +313,7 @@ def test_train_with_validation_records_the_held_out_loss(tmp_path: Path, capsys)
     d = derivation_of("two_layer_sigmoid")
     mod = load_source(generate(d), "two_layer_sigmoid")
     data = synthetic(d.model, d, mod, {"n": 3, "m": 200, "k": 5}, seed=0).inputs
-    train_part, val = split(data, {"X", "y"}, 200, 0.25, seed=0)
+    train_part, val = split(data, {"X": 1, "y": 1}, 200, 0.25, seed=0)
     saved = np.load(out / "params.npz")
     params = {k: (float(saved[k]) if saved[k].shape == () else saved[k]) for k in saved.files}
     assert mod.loss_and_grads(params, val)[0] == pytest.approx(rows[-1][-2], rel=1e-12)

@@ -87,6 +87,8 @@ def check_identifiers(text: str, col0: int = 0, ascii_only: bool = False) -> Non
         if start is None:
             continue
         word = word[start:]
+        if word.isascii():  # a non-identifier lead (an Arabic-Indic digit before 'A') left only ASCII
+            continue
         normal = unicodedata.normalize("NFKC", word)
         if normal == word:
             if not ascii_only:

@@ -276,9 +276,10 @@ def _check_domain(path: Path, name: str, a: Any, domain: str | None, axis: int =
         ok = np.isin(x, (0.0, 1.0)).all(axis=0) & (x.sum(axis=0) == 1)
         if not ok.all():
             j = np.unravel_index(int(np.argmin(ok)), ok.shape)
-            where = f"column {j[0]}" if len(j) == 1 and axis == 0 else f"the labels at {tuple(int(k) for k in j)}"
+            where = f"column {j[0]}" if len(j) == 1 and axis == 0 else \
+                f"the labels at {tuple(int(k) for k in j)} (along axis {axis})"
             raise DataError(f"{path}: array '{name}' is declared onehot, but {where} "
-                            f"(along axis {axis}) is not one-hot: {x[(slice(None), *j)].tolist()[:12]}")
+                            f"is not one-hot: {x[(slice(None), *j)].tolist()[:12]}")
     elif domain == "binary" and not np.isin(x, (0.0, 1.0)).all():
         raise DataError(f"{path}: array '{name}' is declared binary, but holds values other than 0 and 1")
     elif domain == "positive" and not (x > 0).all():
