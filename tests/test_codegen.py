@@ -241,6 +241,14 @@ def test_init_params_scales_and_reproducibility():
     assert a["W4"].std() == pytest.approx(np.sqrt(2 / 410), rel=0.05)  # Glorot: 2 / (fan_in + fan_out)
     assert mod.init_params(dims, seed=0, dtype=np.float32)["W1"].dtype == np.float32
     assert module("two_layer_sigmoid").INIT["W1"] == "glorot"  # feeds a sigmoid
+    # An embedding table (contracted only with one-hot tokens) starts N(0, 1), as nn.Embedding;
+    # the attention projections scale by their contracted axis d.
+    emb = module("embedding")
+    assert emb.INIT == {"E": "embedding", "W": "glorot", "b": "zeros"}
+    assert emb.init_params({"d": 200, "V": 300, "c": 3}, seed=0)["E"].std() == pytest.approx(1.0, rel=0.02)
+    attn = module("multihead_attention")
+    wq = attn.init_params({"d": 64, "a": 4, "k": 16}, seed=0)["Wq"]
+    assert attn.INIT["Wq"] == "glorot" and wq.std() == pytest.approx(np.sqrt(2 / (64 + 64)), rel=0.05)
     scalar = module("univariate_regression").init_params({}, seed=0)
     assert type(scalar["w"]) is float and scalar["b"] == 0.0
     with pytest.raises(ValueError, match="init_params needs dims h"):

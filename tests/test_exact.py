@@ -35,6 +35,12 @@ SIZES: dict[str, dict[str, int]] = {
     "logistic_regression": {"n": 2, "m": 3},
     "mlp_softmax": {"h": 2, "m": 2},
     "deep_relu": {"n": 2, "h": 2, "c": 2, "m": 1},
+    "mlp_rows": {"m": 2, "n": 2, "c": 2, "h": 2},
+    "self_attention": {"d": 2, "T": 2, "m": 1},
+    "multihead_attention": {"d": 2, "T": 2, "m": 1, "a": 1, "k": 1},
+    "transformer_block": {"d": 2, "T": 1, "m": 1, "a": 1, "k": 1, "f": 1},
+    "gated_concat": {"n": 1, "k": 1, "m": 1},
+    "embedding": {"V": 2, "T": 2, "m": 1, "d": 1, "c": 2},
 }
 MAX_SYMBOLIC = 3  # entries checked per param for wide params (784 columns)
 

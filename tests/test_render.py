@@ -471,12 +471,47 @@ def test_index_notation_evaluates_to_the_matrix_formula(d: Derivation) -> None:
     for s in d.steps:
         vals[grad_name(s.target)] = evaluate(s.result, vals)
     taken = set(d.model.dims) | {n for n in d.model.names() if len(n) == 1}
+    for eq in d.equations[:-1]:  # the forward equations too, as the notes show them for tensors
+        check_index_form(eq.expr, eq.shape, vals, dims, taken)
     for p in d.params:
         step = d.step(p)
         check_index_form(step.result, step.shape, vals, dims, taken)
         expanded = d.expanded(p)
         if count_nodes(expanded) <= EXPANDED_INDEX_BUDGET:
             check_index_form(expanded, step.shape, vals, dims, taken)
+
+
+#: The bundled examples all_derivations leaves out (einsum networks): rendered, compiled and indexed
+#: here without the expanded section.
+TENSOR_EXAMPLES = [n for n in backprop.example_names() if n not in EXAMPLES]
+
+
+@pytest.mark.parametrize("name", TENSOR_EXAMPLES)
+def test_tensor_examples_render_compile_and_index(name: str, tmp_path: Path) -> None:
+    d = derivation(name)
+    assert_no_overfull(compile_latex(to_latex(d, standalone=True, index=True), tmp_path, name), name)
+    used = {m for s in math_spans(to_markdown(d, index=True)) for m in re.findall(r"\\([A-Za-z]+|.)", s)}
+    assert used <= KATEX_MACROS, sorted(used - KATEX_MACROS)
+    rng = np.random.default_rng(3)
+    sizes = {n: int(rng.integers(2, 4)) for n in d.model.dims}
+    vals = forward(d, random_point(d.model, sizes, rng))
+    for s in d.steps:
+        vals[grad_name(s.target)] = evaluate(s.result, vals)
+    dims = {sym: sizes[n] for n, sym in d.model.dims.items()}
+    taken = set(d.model.dims) | {n for n in d.model.names() if len(n) == 1}
+    for eq in d.equations[:-1]:
+        check_index_form(eq.expr, eq.shape, vals, dims, taken)
+    for s in d.steps:
+        check_index_form(s.result, s.shape, vals, dims, taken)
+
+
+def test_forward_equations_of_tensors_are_shown_entry_by_entry() -> None:
+    """Z[f,t] = Σ_c W[f,c] X[c,t] under each einsum or rank-3 equation; matrix networks are unchanged."""
+    text = to_text(derivation("self_attention"))
+    assert "  Q[i,j,l] = Σₛ Wq[i,s] X[s,j,l]" in text
+    assert "  H[i,j,l] = Σₛ V[i,s,l] P[j,s,l]" in text
+    assert "P[i,j,l] = softmax" not in text  # no index rule: the line would say nothing
+    assert "A[i,j]" not in to_text(derivation("two_layer_sigmoid"))
 
 
 @pytest.mark.parametrize("op", sorted(n for n, op in REGISTRY.items() if op.index is not None))

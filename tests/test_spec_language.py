@@ -25,6 +25,14 @@ EXPECTED_SHAPES = {
                     "A1": "h×m", "loss": "1×1"},
     "deep_relu": {"X": "n×m", "Y": "c×m", "W1": "h×n", "W2": "h×h", "W4": "c×h", "b4": "c×1", "A1": "h×m",
                   "A3": "h×m", "loss": "1×1"},
+    "mlp_rows": {"X": "m×n", "Y": "m×c", "W1": "n×h", "b1": "1×h", "A1": "m×h", "loss": "1×1"},
+    "self_attention": {"X": "d×T×m", "Wq": "d×d", "Q": "d×T×m", "P": "T×T×m", "H": "d×T×m", "loss": "1×1"},
+    "multihead_attention": {"Wq": "a×k×d", "Wo": "d×a×k", "Q": "a×k×T×m", "P": "a×T×T×m", "H": "a×k×T×m",
+                            "O": "d×T×m", "loss": "1×1"},
+    "transformer_block": {"g1": "d×1×1", "N1": "d×T×m", "P": "a×T×T×m", "R": "d×T×m", "W1": "f×d", "b1": "f×1×1",
+                          "F": "f×T×m", "O": "d×T×m", "loss": "1×1"},
+    "gated_concat": {"XH": "(k + n)×m", "R": "k×m", "Hn": "k×m", "loss": "1×1"},
+    "embedding": {"X": "V×T×m", "E": "d×V", "H": "d×T×m", "P": "d×m", "loss": "1×1"},
 }
 
 

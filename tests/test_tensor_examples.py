@@ -22,7 +22,7 @@ import backprop
 from backprop import codegen
 
 RTOL = 1e-9
-TENSOR_EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "tensors"
+TENSOR_EXAMPLES = Path(__file__).resolve().parent.parent / "backprop" / "examples"
 Values = dict[str, np.ndarray]
 
 
@@ -64,7 +64,7 @@ def transformer_block(p: dict[str, torch.Tensor], x: Values) -> torch.Tensor:
     n2 = F.layer_norm(r, (d,), p["g2"].reshape(d), p["c2"].reshape(d), eps=1e-5)
     hidden = torch.relu(n2 @ p["W1"].T + p["b1"].reshape(-1))
     out = r + hidden @ p["W2"].T + p["b2"].reshape(-1)
-    return ((out - _tokens_first(torch.tensor(x["Y"]))) ** 2).sum() / (2 * tokens.shape[0])
+    return F.mse_loss(out, _tokens_first(torch.tensor(x["Y"])))
 
 
 def gated_concat(p: dict[str, torch.Tensor], x: Values) -> torch.Tensor:

@@ -19,6 +19,7 @@ from torch_reference import SIZED, TORCH, torch_eval
 import backprop
 from backprop.expr.evaluate import evaluate
 from backprop.expr.ops import REGISTRY
+from backprop.verification.numeric import sample
 
 
 def test_reference_covers_every_registered_operation() -> None:
@@ -26,19 +27,13 @@ def test_reference_covers_every_registered_operation() -> None:
 
 
 def draw(model: backprop.Model, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[sympy.Symbol, int]]:
+    """Random sizes, and a value of every declaration from its domain (one-hot along its class axis)."""
     dims = {s: int(rng.integers(2, 6)) for s in model.dims.values()}
+    classes = model.domains().class_axes
     values: dict[str, np.ndarray] = {}
     for d in model.decls.values():
-        r, c = (int(sympy.sympify(x).subs(dims)) for x in d.shape)
-        if d.domain == "onehot":
-            v = np.eye(r)[rng.integers(0, r, size=c)].T
-        elif d.domain == "binary":
-            v = (rng.random((r, c)) > 0.5).astype(float)
-        elif d.domain in ("positive", "prob"):
-            v = rng.uniform(0.1, 0.9, size=(r, c))
-        else:
-            v = rng.normal(size=(r, c))
-        values[d.name] = v
+        shape = tuple(int(sympy.sympify(x).subs(dims)) for x in d.shape)
+        values[d.name] = sample(d.domain, shape, rng, classes.get(d.name, 0))
     return values, dims
 
 

@@ -89,7 +89,9 @@ def test_every_optimizer_halves_the_loss_with_its_default_rate(optimizer: str, m
         mod = module_for(modules, name, optimizer)
         dims = default_dims(mod, {"m": 256})
         data = synthetic(d.model, d, mod, dims, seed=0)
-        h, _ = train(mod, data.inputs, dims, optimizer=optimizer, epochs=10, batch_size=16, progress=False)
+        # 15 epochs: the slowest learner, embedding with plain SGD (its mean over T tokens damps the
+        # signal), was measured halving by epoch 12; the others halve within 10.
+        h, _ = train(mod, data.inputs, dims, optimizer=optimizer, epochs=15, batch_size=16, progress=False)
         assert h.last <= h.first / 2, f"{name} with {optimizer}: loss {h.first} -> {h.last}"
 
 
@@ -350,8 +352,10 @@ def test_synthetic_targets_suit_the_spec(name: str, modules: dict) -> None:
     domain = mod.DOMAINS[target]
     assert "teacher" in made.how[target]
     if domain == "onehot":
-        assert set(np.unique(y)) == {0.0, 1.0} and (y.sum(axis=0) == 1).all()
-        assert y.sum(axis=1).min() >= 300 / y.shape[0] / 2  # every class well represented
+        axis = d.model.domains().class_axes[target]
+        assert set(np.unique(y)) == {0.0, 1.0} and (y.sum(axis=axis) == 1).all()
+        per_class = y.sum(axis=tuple(ax for ax in range(y.ndim) if ax != axis))
+        assert per_class.min() >= 300 / y.shape[axis] / 2  # every class well represented
     elif domain == "binary":
         assert 0.4 < y.mean() < 0.6
     else:  # a real target: the teacher's output plus 10% noise, so a student can fit it closely

@@ -188,6 +188,126 @@ TABLES: dict[str, list[Row]] = {
         bad("dZ4 = (softmax(Z4, axis=1) - Y) / m", "value", "does not match ∂L/∂Z₄"),
         bad("db2 = sum(dZ2, axis=0)", "sum", "wrong axis"),
     ],
+    # Tensor examples: examples as rows, einsum claims, permuted axes, 1/√d, kept axes.
+    "mlp_rows": [
+        ok("dW2 = A1.T @ (softmax(A1 @ W2 + b2, axis=1) - Y) / m"),
+        ok("db2 = sum(softmax(A1 @ W2 + b2, axis=1) - Y, axis=0) / m"),
+        ok("dA1 = (softmax(A1 @ W2 + b2, axis=1) - Y) @ W2.T / m"),
+        ok("dW1 = X.T @ (dA1 * (A1 > 0))"),
+        ok("db1 = sum(dA1 * (A1 > 0), axis=0)"),
+        ok("db1 = ones(1, m) @ (dA1 * (A1 > 0))"),
+        bad("dW2 = (softmax(A1 @ W2 + b2, axis=1) - Y).T @ A1 / m", "transpose", "wrong shape c×h",
+            "transpose of the correct gradient"),
+        bad("db2 = (softmax(A1 @ W2 + b2, axis=1) - Y) / m", "sum", "wrong shape m×c", "sum over the examples",
+            "axis=0)"),
+        bad("db1 = sum(dA1 * (A1 > 0), axis=1)", "sum", "wrong axis", "axis=0 sums over the examples"),
+        bad("dW1 = X.T @ dA1", "step", "the factor ReLU′(Z₁) = [Z₁ > 0] is missing"),
+        bad("dW1 = X.T @ (dA1 * A1)", "step", "ReLU′(Z₁) were A₁"),
+        bad("dW2 = A1.T @ (softmax(A1 @ W2 + b2, axis=1) - Y)", "factor", "m times too large: a missing 1/m?"),
+        bad("dW2 = A1.T @ (Y - softmax(A1 @ W2 + b2, axis=1)) / m", "sign", "sign error"),
+        bad("dW2 = A1.T @ (softmax(A1 @ W2 + b2, axis=0) - Y) / m", "value", "does not match ∂L/∂W₂"),
+    ],
+    "self_attention": [
+        ok("dH = (H - Y) / m"),
+        ok("dV = einsum('dtm,tsm->dsm', dH, P)"),
+        ok("dWv = einsum('esm,dsm->ed', dV, X)"),
+        ok("dWv = einsum('etm,tsm,dsm->ed', (H - Y) / m, P, X)"),
+        ok("dP = einsum('dtm,dsm->tsm', dH, V)"),
+        ok("dQ = einsum('tsm,dsm->dtm', P * (dP - sum(dP * P, axis=1)), K) / sqrt(d)"),
+        ok("dWq = einsum('etm,dtm->ed', dQ, X)"),
+        ok("dK = einsum('tsm,dtm->dsm', P * (dP - sum(dP * P, axis=1)), Q) / sqrt(d)"),
+        ok("dWk = einsum('esm,dsm->ed', dK, X)"),
+        bad("dWv = einsum('esm,dsm->de', dV, X)", "transpose", "transpose of the correct gradient",
+            "the shapes cannot tell"),
+        bad("dQ = einsum('tsm,dsm->dtm', P * (dP - sum(dP * P, axis=1)), K)", "factor",
+            "√d times too large: a missing 1/√d?"),
+        bad("dQ = einsum('tsm,dsm->dtm', dP, K) / sqrt(d)", "step", "uses ∂L/∂P where ∂L/∂Z belongs"),
+        bad("dQ = einsum('tsm,dsm->dtm', P * (dP - sum(dP * P, axis=0)), K) / sqrt(d)", "step",
+            "should be ∂L/∂Z"),
+        bad("dWq = einsum('etm,dtm->ed', dK, X)", "step", "uses ∂L/∂K where ∂L/∂Q belongs"),
+        bad("dV = einsum('dtm,tsm->dsm', dH, P) * m", "factor", "m times too large"),
+        bad("dH = (Y - H) / m", "sign", "sign error"),
+    ],
+    "multihead_attention": [
+        ok("dO = (O - Y) / m"),
+        ok("dWo = einsum('dtm,hktm->dhk', dO, H)"),
+        ok("dH = einsum('dhk,dtm->hktm', Wo, dO)"),
+        ok("dV = einsum('hktm,htsm->hksm', dH, P)"),
+        ok("dWv = einsum('hksm,dsm->hkd', dV, X)"),
+        ok("dP = einsum('hktm,hksm->htsm', dH, V)"),
+        ok("dQ = einsum('htsm,hksm->hktm', P * (dP - sum(dP * P, axis=2)), K) / sqrt(k)"),
+        ok("dWq = einsum('hktm,dtm->hkd', dQ, X)"),
+        ok("dK = einsum('htsm,hktm->hksm', P * (dP - sum(dP * P, axis=2)), Q) / sqrt(k)"),
+        ok("dWk = einsum('hksm,dsm->hkd', dK, X)"),
+        bad("dWo = einsum('dtm,hktm->hkd', dO, H)", "transpose", "wrong shape a×k×d",
+            "transpose(..., [2, 0, 1]) of it is the correct gradient"),
+        bad("dWo = einsum('dtm,hktm->dhkm', dO, H)", "sum", "wrong shape d×a×k×m",
+            "sum over the examples and drop the axis: reshape(sum(..., axis=3), [d, a, k])"),
+        bad("dWo = sum(einsum('dtm,hktm->dhkm', dO, H), axis=3)", "shape",
+            "a sum keeps its axes (with size 1): drop them with reshape(..., [d, a, k])"),
+        bad("dQ = einsum('htsm,hksm->hktm', P * (dP - sum(dP * P, axis=2)), K)", "factor", "a missing 1/√k?"),
+        bad("dWq = einsum('hktm,dtm->hkd', dK, X)", "step", "uses ∂L/∂K where ∂L/∂Q belongs"),
+        bad("dV = -einsum('hktm,htsm->hksm', dH, P)", "sign", "sign error"),
+    ],
+    "transformer_block": [
+        ok("dO = 2 * (O - Y) / (d * T * m)"),
+        ok("dO = (O - Y) * 2 / (m * d * T)"),
+        ok("dW2 = einsum('dtm,ftm->df', dO, F)"),
+        ok("db2 = sum(dO, axis=(1, 2))"),
+        ok("dF = einsum('df,dtm->ftm', W2, dO)"),
+        ok("dW1 = einsum('ftm,dtm->fd', dF * (F > 0), N2)"),
+        ok("db1 = sum(dF * (F > 0), axis=(1, 2))"),
+        ok("dg2 = sum(dN2 * U2 / sqrt(mean(U2**2, axis=0) + 1e-5), axis=(1, 2))"),
+        ok("dc2 = sum(dN2, axis=(1, 2))"),
+        ok("dWo = einsum('dtm,hksm,htsm->dhk', dR, V, P)"),
+        ok("dWv = einsum('dhk,dtm,htsm,esm->hke', Wo, dR, P, N1)"),
+        ok("dWq = einsum('htsm,hksm,dtm->hkd', P * (dP - sum(dP * P, axis=2)), K, N1) / sqrt(k)"),
+        ok("dWk = einsum('htsm,hktm,dsm->hkd', P * (dP - sum(dP * P, axis=2)), Q, N1) / sqrt(k)"),
+        ok("dc1 = sum(dN1, axis=(1, 2))"),
+        ok("dg1 = sum(dN1 * U1 / sqrt(mean(U1**2, axis=0) + 1e-5), axis=(1, 2))"),
+        bad("db2 = sum(dO, axis=1)", "sum", "wrong shape d×1×m", "sum over the examples"),
+        bad("db2 = reshape(sum(dO, axis=(1, 2)), [d])", "shape", "the entries are right, the axes are not",
+            "reshape(..., [d, 1, 1])"),
+        bad("dW1 = einsum('ftm,dtm->fd', dF, N2)", "step", "ReLU′(Z_F) = [Z_F > 0] is missing"),
+        bad("dW1 = einsum('ftm,dtm->df', dF * (F > 0), N2)", "transpose", "transpose of the correct gradient"),
+        bad("dW2 = 2 * einsum('dtm,ftm->df', dO, F)", "factor", "2 times the correct gradient"),
+        bad("dO = (O - Y) / m", "factor", "a missing 2/(T·d)?"),
+        bad("dg2 = sum(dN2 * U2, axis=(1, 2))", "value", "does not match ∂L/∂g₂"),
+    ],
+    "gated_concat": [
+        ok("dHn = (Hn - Y) / m"),
+        ok("dN = dHn * (1 - Z)"),
+        ok("dR = dN * (1 - N**2) * (Un @ H + cn)"),
+        ok("dWn = (dN * (1 - N**2)) @ X.T"),
+        ok("dbn = sum(dN * (1 - N**2), axis=1)"),
+        ok("dUn = (dN * (1 - N**2) * R) @ H.T"),
+        ok("dcn = sum(dN * (1 - N**2) * R, axis=1)"),
+        ok("dWz = (dHn * (H - N) * Z * (1 - Z)) @ X.T"),
+        ok("dUz = (dHn * (H - N) * Z * (1 - Z)) @ H.T"),
+        ok("dbz = sum(dHn * (H - N) * Z * (1 - Z), axis=1)"),
+        ok("dWr = (dR * R * (1 - R)) @ X.T"),
+        ok("dUr = (dR * R * (1 - R)) @ H.T"),
+        ok("dbr = sum(dR * R * (1 - R), axis=1)"),
+        bad("dWz = (dHn * (H - N)) @ X.T", "step", "the factor σ′(Z_Z) = Z ⊙ (1 − Z) is missing"),
+        bad("dWn = (dN * N * (1 - N)) @ X.T", "step", "tanh′(Z_N) were N ⊙ (1 − N); it is 1 − N²"),
+        bad("dWr = (dR * R * (1 - R)) @ H.T", "shape", "wrong shape k×k", "∂L/∂Wr is k×n"),
+        bad("dbr = dR * R * (1 - R)", "sum", "sum over the examples"),
+        bad("dHn = (Hn - Y)", "factor", "m times too large"),
+        bad("dN = dHn * Z", "value", "does not match ∂L/∂N"),
+    ],
+    "embedding": [
+        ok("dW = (softmax(W @ P + b, axis=0) - Y) @ P.T / m"),
+        ok("db = sum(softmax(W @ P + b, axis=0) - Y, axis=1) / m"),
+        ok("dP = W.T @ (softmax(W @ P + b, axis=0) - Y) / m"),
+        ok("dE = einsum('dm,vtm->dv', dP, X) / T"),
+        ok("dE = einsum('dtm,vtm->dv', dH, X)"),
+        bad("dE = einsum('dm,vtm->dv', dP, X)", "factor", "T times too large: a missing 1/T?"),
+        bad("dE = einsum('dm,vtm->vd', dP, X) / T", "transpose", "wrong shape V×d", "transpose of the correct gradient"),
+        bad("dH = reshape(dP, [d, 1, m]) / T", "shape", "its entries are right, but the gradient repeats them",
+            "T along axis 1"),
+        bad("db = (softmax(W @ P + b, axis=0) - Y) / m", "sum", "sum over the examples"),
+        bad("dW = (softmax(W @ P + b, axis=1) - Y) @ P.T / m", "value", "does not match ∂L/∂W"),
+    ],
 }
 
 CASES = [(ex, *row) for ex, rows in TABLES.items() for row in rows]
@@ -377,6 +497,7 @@ def _claim(v: Verifier, name: str, expr: object) -> object:
 @pytest.mark.parametrize("example", sorted(TABLES))
 def test_every_step_in_recursive_and_closed_form(example: str) -> None:
     from backprop.expr import ir
+    from backprop.expr.ops_tensor import permute
 
     v = verifier(example)
     m = v.model.dims["m"]
@@ -389,10 +510,12 @@ def test_every_step_in_recursive_and_closed_form(example: str) -> None:
         assert r.diagnosis == "3 times the correct gradient: an extra factor 3?", r.diagnosis
         r = _claim(v, step.target, ir.div(step.result, m))
         assert r.diagnosis == "m times too small: an extra 1/m?", r.diagnosis
-        rows, cols = step.shape
-        if rows != cols:
-            r = _claim(v, step.target, ir.transpose(step.result))
-            assert r.mistake == "transpose" and "transpose of the correct gradient" in (r.diagnosis or "")
+        shape = step.shape
+        back = tuple(reversed(range(len(shape))))  # the axes reversed: for a matrix, the transpose
+        if tuple(shape[k] for k in back) != shape:
+            r = _claim(v, step.target, permute(step.result, back))
+            want = "transpose of the correct gradient" if len(shape) == 2 else "of it is the correct gradient"
+            assert r.mistake == "transpose" and want in (r.diagnosis or ""), r.diagnosis
 
 
 SIZES = [{"m": 2, "n": 3, "k": 5}, {"m": 5, "n": 7, "k": 2}, {"m": 3, "n": 2, "k": 7}, {"m": 7, "n": 5, "k": 3}]
@@ -410,6 +533,9 @@ SIZES = [{"m": 2, "n": 3, "k": 5}, {"m": 5, "n": 7, "k": 2}, {"m": 3, "n": 2, "k
     (lambda s: 2 / s["m"] ** 2, "2/m² times the correct gradient: an extra 2/m²?"),
     (lambda s: s["m"] * s["k"], "k·m times the correct gradient: a missing 1/(k·m)?"),
     (lambda s: s["m"] / s["k"], "m/k times the correct gradient: a factor that depends on the sizes"),
+    (lambda s: s["k"] ** 0.5, "√k times too large: a missing 1/√k?"),
+    (lambda s: s["n"] ** -0.5, "√n times too small: an extra 1/√n?"),
+    (lambda s: 2 * s["m"] ** 0.5, "2√m times the correct gradient: a missing 1/(2√m)?"),
 ])
 def test_factor_fit_and_phrase(ratio, phrase: str) -> None:  # noqa: ANN001
     from backprop.verification.factors import factor_phrase, fit_factor

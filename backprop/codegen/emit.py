@@ -187,6 +187,8 @@ def _init_line(program: Program, name: str, init: Init) -> dict[str, str]:
     if init.scheme == "slope":
         code = "0.01" if decl.scalar else f"np.full({shape}, 0.01, dtype)"
         return {"name": name, "code": code, "note": init.reason}
+    if init.scheme == "embedding":
+        return {"name": name, "code": f"_normal(rng, {shape}, 1.0, dtype)", "note": init.reason}
     fan_in = program.code(sympy.sympify(init.fan_in))
     if init.scheme == "he":
         std, note = f"np.sqrt(2 / {fan_in})", f"He: {init.reason}"

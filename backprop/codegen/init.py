@@ -8,6 +8,9 @@ the product up through bias additions and named pre-activations:
   variance of rectified units steady across layers;
 - sigmoid, tanh, softmax or a linear output: Glorot, std = sqrt(2 / (fan_in + fan_out)).
 
+A param contracted only with one-hot inputs is an embedding table: each product
+picks one of its columns, so the fan-in is 1 and it starts N(0, 1), as
+``torch.nn.Embedding`` does (a 1/sqrt(V) scale would shrink every embedding).
 A param only ever added (a bias) starts at zero; a leaky-ReLU slope at 0.01;
 anything else is treated as a weight on its own shape (Glorot).
 """
@@ -29,7 +32,7 @@ ADDITIVE = frozenset({"add", "sub", "broadcast"})
 
 @dataclass(frozen=True)
 class Init:
-    """One param's initial values: ``scheme`` is "he", "glorot", "zeros" or "slope"."""
+    """One param's initial values: ``scheme`` is "he", "glorot", "embedding", "zeros" or "slope"."""
 
     scheme: str
     fan_in: sympy.Expr = sympy.Integer(1)
@@ -87,7 +90,11 @@ def init_schemes(d: Derivation) -> dict[str, Init]:
         shape = p.shape
         uses = uses_of.get(p.symbol, [])
         products = [(par, i, eq) for par, i, eq, _ in uses if par.op.contracts is not None]
-        if products:
+        onehot = {x.name for x in d.model.inputs if x.domain == "onehot"}
+        if products and all(isinstance(c, MatrixSymbol) and c.name in onehot
+                            for par, i, _ in products for j, c in enumerate(par.children) if j != i):
+            out[p.name] = Init("embedding", reason="embedding table: a one-hot input picks one column")
+        elif products:
             par, i, eq = products[0]
             inner = par.op.contracts(par, i)
             fan_in = sympy.Mul(*(d for ax, d in enumerate(shape) if ax in inner))

@@ -42,12 +42,21 @@ def grad_symbol(name: str, shape: tuple[Any, ...]) -> GradSymbol:
 MAX_DIGITS = 15
 
 
+def _small_decimal(e: sympy.Rational) -> bool:
+    """A number the spec wrote as a decimal below 10⁻³ (a layer norm's 1e-5): 10⁻⁵, not 1/100000."""
+    q = e.q
+    return q >= 10**4 and 10 ** (len(str(q)) - 1) == q and abs(e.p) * 1000 < q
+
+
 def scientific(e: Basic) -> tuple[str, int] | None:
     """A long exact number as (mantissa to 6 digits, power of ten), or None for a short one."""
-    if not isinstance(e, sympy.Rational) or max(abs(e.p), e.q) < 10**MAX_DIGITS:
+    if not isinstance(e, sympy.Rational):
         return None
     size = Fraction(abs(e.p), e.q)
-    if Fraction(1, 10**5) <= size < 10**MAX_DIGITS:
+    if max(abs(e.p), e.q) < 10**MAX_DIGITS:
+        if not _small_decimal(e):
+            return None
+    elif Fraction(1, 10**5) <= size < 10**MAX_DIGITS:
         return f"{float(e):.15g}", 0  # a long fraction of ordinary size (1 + 1e-300): as its float
     k = int((abs(e.p).bit_length() - e.q.bit_length()) * 0.30102999566398120)  # log10(2): no str() of
     while Fraction(10) ** k > size:  # a number past Python's 4,300-digit limit

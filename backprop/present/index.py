@@ -20,7 +20,7 @@ from typing import Any
 import sympy
 from sympy import Basic, MatrixSymbol
 
-from backprop.expr.ir import OpNode, is_const, is_scalar_shape, shape_of
+from backprop.expr.ir import OpNode, is_const, is_scalar_shape, shape_of, symbol
 from backprop.expr.ops_row import ADD, ATOM, MUL, Index
 from backprop.expr.printing import GradSymbol, LatexPrinter, TextPrinter, grad_symbol
 from backprop.support import naming
@@ -124,16 +124,18 @@ class _Walker:
 
 @dataclass(frozen=True)
 class IndexEquation:
-    """``∂L/∂name[i,j] = rhs``: one entry of a gradient."""
+    """``∂L/∂name[i,j] = rhs``: one entry of a gradient (or ``name[i,j] = rhs``, of a forward value)."""
 
     name: str
     shape: tuple[Basic, ...]
     index: Index
     rhs: Ix
+    gradient: bool = True
 
     @property
     def lhs(self) -> Entry:
-        return Entry(grad_symbol(self.name, self.shape), self.index)
+        base = grad_symbol(self.name, self.shape) if self.gradient else symbol(self.name, self.shape)
+        return Entry(base, self.index)
 
     def latex(self) -> tuple[str, str]:
         p = IndexLatexPrinter()
@@ -149,24 +151,33 @@ def taken_letters(names: Iterable[str]) -> set[str]:
     return {n for n in names if len(n) == 1} | {n.lower() for n in names if len(n) == 1}
 
 
-def to_index(e: Basic, name: str, shape: tuple[Basic, ...], taken: Iterable[str]) -> IndexEquation:
+def to_index(e: Basic, name: str, shape: tuple[Basic, ...], taken: Iterable[str],
+             gradient: bool = True) -> IndexEquation:
     """Entry ``[i, j]`` (``[i, j, k]`` ...: one letter per axis) of ``e``, the value of ``∂L/∂name``
-    of ``shape``, in index notation."""
+    (or of ``name`` itself, a forward value) of ``shape``, in index notation."""
     taken = set(taken)
     letters: list[str] = []
     for _ in shape:
         letters.append(naming.index_letter(taken | set(letters), summed=False))
     ij = _drop_unit(tuple(letters), shape)
     walker = _Walker(taken | {x for x in ij if x})
-    return IndexEquation(name, shape, ij, walker.walk(e, ij))
+    return IndexEquation(name, shape, ij, walker.walk(e, ij), gradient)
+
+
+def _taken(d: Any) -> set[str]:
+    return taken_letters(list(d.model.dims) + d.model.names() + [e.name for e in d.equations])
 
 
 def gradient_index(d: Any, name: str) -> IndexEquation:
     """∂L/∂name of a :class:`~backprop.engine.derivation.Derivation`, one entry at a time."""
-    model = d.model
-    taken = taken_letters(list(model.dims) + model.names() + [e.name for e in d.equations])
     step = d.step(name)
-    return to_index(step.result, name, step.shape, taken)
+    return to_index(step.result, name, step.shape, _taken(d))
+
+
+def value_index(d: Any, name: str) -> IndexEquation:
+    """The forward equation of ``name``, one entry at a time: Z[f,t] = Σ_c W[f,c] X[c,t]."""
+    eq = next(e for e in d.equations if e.name == name)
+    return to_index(eq.expr, name, eq.shape, _taken(d), gradient=False)
 
 
 # ---------------------------------------------------------------------------

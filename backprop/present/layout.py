@@ -31,7 +31,7 @@ from backprop.expr import ir
 from backprop.expr.ir import OpNode
 from backprop.expr.printing import GradSymbol, latex
 from backprop.present.formula import Formula, formula, grad_formula, join_formulas, name_formula, partial_formula, shape_formula
-from backprop.present.index import gradient_index
+from backprop.present.index import Entry, gradient_index, value_index
 from backprop.support.escape import tex_text
 from backprop.support.notation import latex_name, text_name
 
@@ -186,6 +186,11 @@ def _forward(d: Derivation) -> Section:
     for eq in d.equations:
         lhs = _loss_lhs(d) if eq is d.loss else name_formula(eq.name)
         lines.append(Line(lhs, formula(eq.expr), shape=shape_formula(eq.shape)))
+        if eq is not d.loss and _tensor_valued(eq.expr):  # and entry by entry, as for the gradients
+            ix = value_index(d, eq.name)
+            if not (isinstance(ix.rhs, Entry) and isinstance(ix.rhs.base, OpNode)):  # P[i,j] = softmax(Z)[i,j] says nothing
+                (ll, lr), (tl, tr) = ix.latex(), ix.text()
+                lines.append(Line(Formula(ll, tl), Formula(lr, tr)))
     lifted = [e.name for e in d.equations if e.lifted]
     intro = None
     if lifted:
@@ -350,11 +355,14 @@ def _updates(d: Derivation, params: Sequence[str]) -> Section:
     return Section(f"Update ({opt.title}, learning rate α)", intro, blocks=blocks)
 
 
-def _tensor_step(s: Step) -> bool:
-    """A step over a value of rank other than 2, or an einsum: shown entry by entry as well."""
-    values = [s.result, *s.result.atoms(MatrixSymbol),
-              *(x for x in sympy.preorder_traversal(s.result) if isinstance(x, OpNode))]
+def _tensor_valued(e: Basic) -> bool:
+    """An expression over values of rank other than 2, or with an einsum: shown entry by entry as well."""
+    values = [e, *e.atoms(MatrixSymbol), *(x for x in sympy.preorder_traversal(e) if isinstance(x, OpNode))]
     return any(len(ir.shape_of(v)) != 2 or (isinstance(v, OpNode) and v.op.name == "einsum") for v in values)
+
+
+def _tensor_step(s: Step) -> bool:
+    return _tensor_valued(s.result)
 
 
 def _index_line(d: Derivation, p: str) -> Line:

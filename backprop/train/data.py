@@ -302,13 +302,21 @@ class Synthetic:
 
 
 def targets_of(model: Model, d: Derivation) -> list[str]:
-    """Which inputs are targets: one-hot/binary inputs, inputs only the loss reads, inputs named like targets."""
-    used_before_loss = {s.name for eq in d.equations[:-1] for s in ir.variables(eq.expr)}
+    """Which inputs are targets: inputs only the loss reads, inputs named like targets, and one-hot or
+    binary inputs compared with the network's output. A one-hot input that enters the network where
+    no computed value is read yet (tokens into an embedding) is a feature."""
+    reads = {eq.name: {s.name for s in ir.variables(eq.expr)} for eq in d.equations}
+    computed: set[str] = set()  # assignments that depend on a param
+    for eq in d.equations:
+        if reads[eq.name] & (computed | {p.name for p in model.params}):
+            computed.add(eq.name)
+    used_before_loss = set().union(*(reads[eq.name] for eq in d.equations[:-1]))
     out = []
     for x in model.inputs:
         if x.scalar or x.shape == (1, 1):
             continue
-        if x.domain in ("onehot", "binary") or x.name not in used_before_loss or x.name in TARGET_NAMES:
+        compared = any(x.name in r and r & computed for r in reads.values())
+        if (x.domain in ("onehot", "binary") and compared) or x.name not in used_before_loss or x.name in TARGET_NAMES:
             out.append(x.name)
     features = [x.name for x in model.inputs if not x.scalar and x.name not in out]
     return out if features else []

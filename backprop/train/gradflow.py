@@ -75,7 +75,7 @@ def norms_at_init(module: ModuleType, inputs: Mapping[str, Any], dims: Mapping[s
 def weights(module: ModuleType) -> list[str]:
     """Params that are weights (drawn at random, not started at zero), input side first."""
     init = getattr(module, "INIT", {})
-    return [p for p in module.PARAMS if init.get(p) in ("he", "glorot")]
+    return [p for p in module.PARAMS if init.get(p) in ("he", "glorot", "embedding")]
 
 
 #: A first-to-last ratio below this is called vanishing gradients (in the table and on the chart).

@@ -144,6 +144,8 @@ class ClaimExprBuilder(ExprBuilder):
 
         For the claim's outermost product, one giving the gradient's shape is preferred.
         """
+        if len(shape_of(a)) != 2 or len(shape_of(b)) != 2:
+            return ""  # the shape error already points to einsum
         (ar, ac), (br, bc) = shape_of(a), shape_of(b)
         sa, sb = (self._src(node.left, left=True), self._src(node.left, left=False))
         ra, rb = (self._src(node.right, left=True), self._src(node.right, left=False))

@@ -20,7 +20,7 @@ from sympy import Basic, MatrixSymbol
 from backprop.engine.derivation import Derivation, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
-from backprop.expr.ir import OpNode, fmt_shape, shape_of
+from backprop.expr.ir import OpNode, fmt_dim, fmt_shape, shape_of
 from backprop.expr.printing import GradSymbol, text
 from backprop.support.naming import grad_name
 from backprop.verification.claims import Claim
@@ -28,6 +28,7 @@ from backprop.verification.factors import Factor, factor_phrase, fit_factor
 from backprop.verification.numeric import TOL, Points, rel
 
 _HINT_MAX = 40
+_MAX_PERMUTED_RANK = 4  # axis orders tried for a permuted claim: at most 4! = 24
 _MAX_PARTS = 120  # sub-expressions tried when locating a mistake (bounds the work on huge claims)
 _UNARY_ACTIVATIONS = frozenset({"sigmoid", "tanh", "relu", "softplus", "exp", "log", "sqrt", "abs"})
 
@@ -95,7 +96,7 @@ class Diagnosis:
         self.at = points  # the verifier's points: self.at.vals(e) is e at every one of them
         #: the variables a claim may name (``dNAME``), in the parser's order
         self.grads = list(grads)
-        self.examples = {str(d.shape[1]) for d in self.model.inputs if isinstance(d.shape[1], sympy.Symbol)}
+        self.examples = {self.model.examples_dim} - {None}
         #: V -> the equation U = f(V) of an elementwise activation applied to V
         self.activation_of: dict[str, Any] = {}
         for eq in deriv.equations:
@@ -107,61 +108,122 @@ class Diagnosis:
         self.forward_vars.update({eq.name: eq.symbol for eq in deriv.equations})
 
     # --- wrong shapes ------------------------------------------------------------
-    def _over(self, dim: Basic, axis: int) -> str:
-        if axis == 1 and str(dim) in self.examples:
+    def _over(self, dim: Basic, axis: int, rank: int) -> str:
+        if str(dim) in self.examples:
             return "the examples"
-        return f"the {dim} {'columns' if axis == 1 else 'rows'}"
+        if rank == 2:
+            return f"the {dim} {'columns' if axis == 1 else 'rows'}"
+        return f"the {dim} entries of axis {axis}"
 
-    def _sum_code(self, rhs: str, axes: Sequence[int], scalar: bool) -> str:
+    def _keep(self, dims: Sequence[Basic], axes: Sequence[int]) -> str:
+        """What a claim summed over the examples should keep instead."""
+        ax = next((a for a in axes if str(dims[a]) in self.examples), None)
+        if ax is None:
+            return "do not sum over them"
+        if len(dims) == 2:
+            return f"keep one {'column' if ax == 1 else 'row'} per example"
+        return f"keep axis {ax}, one entry per example"
+
+    @staticmethod
+    def _sum_code(rhs: str, axes: Sequence[int], rank: int, scalar: bool) -> str:
         body = rhs if len(rhs) <= _HINT_MAX else "..."
-        return f"sum({body})" if len(axes) == 2 or scalar else f"sum({body}, axis={axes[0]})"
+        if len(axes) == rank or scalar:
+            return f"sum({body})"
+        return f"sum({body}, axis={axes[0] if len(axes) == 1 else tuple(axes)})"
+
+    def _permuted(self, cs: tuple, ts: tuple, c: list[np.ndarray], g: list[np.ndarray], head: str) -> str | None:
+        """The claim is the gradient with its axes in another order: a transpose (or permutation)."""
+        for perm in itertools.permutations(range(len(cs))):
+            if perm == tuple(range(len(cs))) or tuple(cs[p] for p in perm) != ts:
+                continue
+            moved = [np.transpose(x, perm) for x in c]
+            fix = f"transpose(..., {list(perm)}) of it"
+            if self.at.close(moved, g):
+                what = "it is the transpose of the correct gradient" if len(cs) == 2 else f"{fix} is the correct gradient"
+                return f"{head}; {what}"
+            f = self.at.factor(moved, g)
+            if f is not None:
+                how = "it is transposed" if len(cs) == 2 else f"its axes are permuted ({fix})"
+                return f"{head}; {how}, and {factor_phrase(f)}"
+        return None
 
     def wrong_shape(self, claim: Claim, step: Step, c: list[np.ndarray], g: list[np.ndarray]) -> tuple[str, str]:
         cs, ts = shape_of(claim.expr), step.shape
         head = f"wrong shape {fmt_shape(cs)}: {_grad_text(step.target)} is {fmt_shape(ts)}"
-        if (cs[1], cs[0]) == ts:
-            ct = [x.T for x in c]
-            if self.at.close(ct, g):
-                return "transpose", f"{head}; it is the transpose of the correct gradient"
-            f = self.at.factor(ct, g)
-            if f is not None:
-                return "transpose", f"{head}; it is transposed, and {factor_phrase(f)}"
+        if len(cs) != len(ts):
+            kind, more = self._extra_axes(cs, ts, c, g)
+            return kind, head + more
+        rank, axes = len(ts), range(len(ts))
+        if len(ts) <= _MAX_PERMUTED_RANK:
+            found = self._permuted(cs, ts, c, g, head)
+            if found is not None:
+                return "transpose", found
         axis = self._wrong_axis(claim.expr, ts, g)
         if axis is not None:
             return "sum", f"{head}; it sums over the wrong axis: {axis}"
-        wide = [ax for ax in (0, 1) if ts[ax] == 1 and cs[ax] != 1]
-        if wide and all(cs[ax] == ts[ax] for ax in (0, 1) if ax not in wide):
+        wide = [ax for ax in axes if ts[ax] == 1 and cs[ax] != 1]
+        if wide and all(cs[ax] == ts[ax] for ax in axes if ax not in wide):
             red = [np.sum(x, axis=tuple(wide), keepdims=True) for x in c]
-            over = _and([self._over(cs[ax], ax) for ax in wide])
-            code = self._sum_code(claim.rhs, wide, ir.is_scalar_shape(ts))
+            over = _and([self._over(cs[ax], ax, rank) for ax in wide])
+            code = self._sum_code(claim.rhs, wide, rank, ir.is_scalar_shape(ts))
             if self.at.close(red, g):
                 return "sum", f"{head}; sum over {over}: {code}"
             f = self.at.factor(red, g)
             if f is not None:
                 return "sum", f"{head}; sum over {over} ({code}), and then it is {factor_phrase(f)}"
-        narrow = [ax for ax in (0, 1) if cs[ax] == 1 and ts[ax] != 1]
-        if narrow and all(cs[ax] == ts[ax] for ax in (0, 1) if ax not in narrow):
+        narrow = [ax for ax in axes if cs[ax] == 1 and ts[ax] != 1]
+        if narrow and all(cs[ax] == ts[ax] for ax in axes if ax not in narrow):
             red = [np.sum(x, axis=tuple(narrow), keepdims=True) for x in g]
             if self.at.close(c, red):
-                over = _and([self._over(ts[ax], ax) for ax in narrow])
-                keep = "keep one column per example" if "the examples" in over else "do not sum over them"
-                return "shape", f"{head}; it is the correct gradient summed over {over}: {keep}"
+                over = _and([self._over(ts[ax], ax, rank) for ax in narrow])
+                return "shape", f"{head}; it is the correct gradient summed over {over}: {self._keep(ts, narrow)}"
+            if self.at.close([np.broadcast_to(x, y.shape) for x, y in zip(c, g)], g):
+                along = _and([f"{fmt_dim(ts[ax])} along axis {ax}" for ax in narrow])
+                return "shape", f"{head}; its entries are right, but the gradient repeats them ({along}): give it the full shape"
         return "shape", head
 
-    def _wrong_axis(self, e: Basic, ts: tuple[Basic, Basic], g: list[np.ndarray]) -> str | None:
-        """sum(E, axis=0) where sum(E, axis=1) is meant (or the other way round)."""
+    def _extra_axes(self, cs: tuple, ts: tuple, c: list[np.ndarray], g: list[np.ndarray]) -> tuple[str, str]:
+        """A claim of higher rank whose extra axes are the gradient summed away or kept with size 1."""
+        extra = len(cs) - len(ts)
+        shape = f"[{', '.join(fmt_dim(d) for d in ts)}]"
+        if extra < 0 and [d for d in cs if d != 1] == [d for d in ts if d != 1]:
+            if self.at.close([np.reshape(x, y.shape) for x, y in zip(c, g)], g):
+                return "shape", f"; the entries are right, the axes are not: reshape(..., {shape})"
+        if extra <= 0 or len(cs) > _MAX_PERMUTED_RANK + 1:
+            return "shape", ""
+        for drop in itertools.combinations(range(len(cs)), extra):
+            if tuple(d for ax, d in enumerate(cs) if ax not in drop) != ts:
+                continue
+            red = [np.sum(x, axis=drop) for x in c]
+            if not self.at.close(red, g):
+                continue
+            axes = drop[0] if len(drop) == 1 else drop
+            if all(cs[ax] == 1 for ax in drop):
+                return "shape", f"; a sum keeps its axes (with size 1): drop them with reshape(..., {shape})"
+            over = _and([self._over(cs[ax], ax, len(cs)) for ax in drop])
+            return "sum", f"; sum over {over} and drop the axis: reshape(sum(..., axis={axes}), {shape})"
+        return "shape", ""
+
+    def _wrong_axis(self, e: Basic, ts: tuple[Basic, ...], g: list[np.ndarray]) -> str | None:
+        """sum(E, axis=0) where sum(E, axis=1) is meant (or any other single axis)."""
         if not (isinstance(e, OpNode) and e.op.name in ("sum", "mean") and len(e.attrs[0]) == 1):
             return None
-        other = 1 - int(e.attrs[0][0])
         x = e.children[0]
-        if shape_of(x)[other] == 1:
-            return None
-        fixed = ir.node(e.op.name, x, ir.axes_attr(other))
-        if shape_of(fixed) != ts or not self.at.close(self.at.vals(fixed), g):
-            return None
-        along = "the examples" if other == 1 and str(shape_of(x)[1]) in self.examples else (
-            "each row" if other == 1 else "each column")
-        return f"axis={other} sums over {along}: {e.op.name}(..., axis={other})"
+        xs = shape_of(x)
+        for other in range(len(xs)):
+            if other == int(e.attrs[0][0]) or xs[other] == 1:
+                continue
+            fixed = ir.node(e.op.name, x, ir.axes_attr(other))
+            if shape_of(fixed) != ts or not self.at.close(self.at.vals(fixed), g):
+                continue
+            if str(xs[other]) in self.examples:
+                along = "the examples"
+            elif len(xs) == 2:
+                along = "each row" if other == 1 else "each column"
+            else:
+                along = f"the {fmt_dim(xs[other])} entries of axis {other}"
+            return f"axis={other} sums over {along}: {e.op.name}(..., axis={other})"
+        return None
 
     # --- wrong values --------------------------------------------------------------
     def wrong_value(self, claim: Claim, step: Step, c: list[np.ndarray], g: list[np.ndarray], err: float) -> tuple[str, str]:
@@ -174,9 +236,13 @@ class Diagnosis:
             kind = "sign" if (f.c == -1 and not f.exps) else "factor"
             return kind, factor_phrase(f, claim=claim.expr)
         ts = step.shape
-        if ts[0] == ts[1] and not ir.is_scalar_shape(ts) and self.at.close([x.T for x in c], g):
-            return "transpose", (f"it is the transpose of the correct gradient ({_grad_text(step.target)} is "
-                                 f"{fmt_shape(ts)}, so the shapes cannot tell)")
+        for perm in itertools.permutations(range(len(ts))) if len(ts) <= _MAX_PERMUTED_RANK else ():
+            if perm == tuple(range(len(ts))) or tuple(ts[p] for p in perm) != ts or ir.is_scalar_shape(ts):
+                continue
+            if self.at.close([np.transpose(x, perm) for x in c], g):
+                what = "it is the transpose of" if len(ts) == 2 else f"transpose(..., {list(perm)}) of it is"
+                return "transpose", (f"{what} the correct gradient ({_grad_text(step.target)} is "
+                                     f"{fmt_shape(ts)}, so the shapes cannot tell)")
         return self._locate(claim.expr, step.target, top=True, err=err)
 
     def _locate(self, s: Basic, target: str, top: bool, err: float) -> tuple[str, str]:
@@ -359,8 +425,8 @@ class Diagnosis:
     def _transposed_leaf(self, s: Basic, step: Step) -> tuple[str, str] | None:
         want = self.at.grad(step.target)
         for leaf in sorted(s.atoms(MatrixSymbol), key=lambda x: x.name):
-            r, c = shape_of(leaf)
-            if r != c or r == 1:
+            shape = shape_of(leaf)
+            if len(shape) != 2 or shape[0] != shape[1] or shape[0] == 1:
                 continue
             if self.at.close(self.at.vals(s, {leaf: [x.T for x in self.at.vals(leaf)]}), want):
                 return "step", (f"{text(leaf)} needs a transpose here: "

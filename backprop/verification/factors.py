@@ -16,7 +16,7 @@ from fractions import Fraction
 import sympy
 from sympy import Basic
 
-from backprop.expr.ir import OpNode
+from backprop.expr.ir import OpNode, shape_of
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Factor:
     """A factor ``c · ∏ dim^k``; ``c`` exact when it was recognized as a small fraction."""
 
     c: Fraction | float
-    exps: tuple[tuple[str, int], ...] = ()
+    exps: tuple[tuple[str, int | Fraction], ...] = ()  # a power is an integer or ±1/2 (a square root)
 
     @property
     def is_one(self) -> bool:
@@ -32,8 +32,8 @@ class Factor:
 
     def text(self) -> str:
         a = abs(self.c)
-        num = [f"{d}{_sup(k)}" for d, k in self.exps if k > 0]
-        den = [f"{d}{_sup(-k)}" for d, k in self.exps if k < 0]
+        num = [_power(d, k) for d, k in self.exps if k > 0]
+        den = [_power(d, -k) for d, k in self.exps if k < 0]
         if isinstance(a, Fraction):
             n, q = a.numerator, a.denominator
         else:
@@ -43,6 +43,11 @@ class Factor:
         if bottom and (len(den) > 1 or (q != 1 and den)):
             bottom = f"({bottom})"  # 1/(2m), 1/(k·m)
         return top + (f"/{bottom}" if bottom else "")
+
+
+def _power(d: str, k: int | Fraction) -> str:
+    """d, d², √d (attention's 1/√d scale is the one fractional power a gradient meets)."""
+    return f"√{d}" if k == Fraction(1, 2) else f"{d}{_sup(int(k))}"
 
 
 def _sup(k: int) -> str:
@@ -60,16 +65,21 @@ def _nice(x: float) -> Fraction | None:
     return None
 
 
+_HALF = Fraction(1, 2)
+
+
 def fit_factor(ratios: Sequence[float], sizes: Sequence[Mapping[str, int]]) -> Factor | None:
     """Explain per-size-set ratios as ``c · ∏ dim^k`` (at most two dims, |k| ≤ 2), simplest first."""
     if not ratios or any(r == 0 for r in ratios):
         return None
     dims = sorted(sizes[0])
     candidates: list[tuple[tuple[str, int], ...]] = [()]
-    ks = (1, -1, 2, -2)
+    ks: tuple[int, ...] = (1, -1, 2, -2)
     candidates += [((d, k),) for d in dims for k in ks]
+    candidates += [((d, k),) for d in dims for k in (_HALF, -_HALF)]
     candidates += [((a, i), (b, j)) for a, b in itertools.combinations(dims, 2) for i in ks for j in ks]
-    candidates.sort(key=lambda e: sum(abs(k) for _, k in e))
+    # simplest first; a square root ranks after the integer powers of one dim
+    candidates.sort(key=lambda e: sum(abs(k) if isinstance(k, int) else 1.5 for _, k in e))
     loose: Factor | None = None
     for exps in candidates:
         cs = [r / math.prod(s[d] ** k for d, k in exps) for r, s in zip(ratios, sizes)]
@@ -88,10 +98,11 @@ def factor_phrase(f: Factor, of: str = "the correct gradient", claim: Basic | No
     a = Factor(abs(f.c), f.exps)
     if a.is_one:
         return f"the negative of {of}: a sign error"
-    if len(a.exps) == 1 and a.c == 1 and abs(a.exps[0][1]) == 1:
+    if len(a.exps) == 1 and a.c == 1 and abs(a.exps[0][1]) in (1, _HALF):
         d, k = a.exps[0]
+        d = _power(d, abs(k))
         size, hint = (f"{d} times too large", f"a missing 1/{d}?") if k > 0 else (f"{d} times too small", f"an extra 1/{d}?")
-        if k < 0 and claim is not None and _has_op(claim, "mean"):
+        if k < 0 and claim is not None and _means_over(claim, a.exps[0][0]):
             hint += f" (mean(...) divides by {d}; the gradient sums)"
         return f"the negative of {of} and {size}: a sign error and {hint}" if neg else f"{size}: {hint}"
     if not a.exps and a.c < 1:
@@ -113,6 +124,9 @@ def factor_phrase(f: Factor, of: str = "the correct gradient", claim: Basic | No
     return f"{size}: {hint}"
 
 
-def _has_op(e: Basic, name: str) -> bool:
-    return any(isinstance(x, OpNode) and x.op.name == name for x in sympy.preorder_traversal(e))
+def _means_over(e: Basic, dim: str) -> bool:
+    """Whether ``e`` takes a mean over an axis of size ``dim`` (a layer norm's mean over d is no excuse)."""
+    return any(isinstance(x, OpNode) and x.op.name == "mean"
+               and any(str(shape_of(x.children[0])[int(ax)]) == dim for ax in x.attrs[0])
+               for x in sympy.preorder_traversal(e))
 
