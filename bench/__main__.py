@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="directory for the tables and plots")
     parser.add_argument("--no-rss", action="store_true", help="skip the fresh-process RSS measurement")
     parser.add_argument("--skip-cases", action="store_true", help="only time derivation and code generation")
-    parser.add_argument("--skip-derive", action="store_true", help="only run the four cases")
+    parser.add_argument("--skip-derive", action="store_true", help="only run the cases")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     status = 0

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .cases import Case
+from .base import Case
 from .reference import make_reference
 
 REFERENCE = "numpy"
@@ -82,17 +82,6 @@ def _build_generated(case: Case, params: dict, inputs: dict) -> Prepared:
 # --- PyTorch eager -----------------------------------------------------------------------
 
 
-def _torch_forward(torch: Any, case: Case, p: dict, x: Any, y: Any) -> Any:
-    a = x
-    for layer in case.layers:
-        z = p[layer.weight] @ a + p[layer.bias]
-        a = torch.sigmoid(z) if layer.activation == "sigmoid" else torch.relu(z) if layer.activation == "relu" else z
-    m = x.shape[1]
-    if case.loss == "mse":
-        return ((a - y) ** 2).sum() / m
-    return -(y * torch.log_softmax(a, dim=0)).sum() / m
-
-
 def _build_torch(case: Case, params: dict, inputs: dict, threads: int | None = None) -> Prepared:
     """PyTorch eager with ``threads`` intra-op threads (default: as many as NumPy's BLAS).
 
@@ -109,7 +98,7 @@ def _build_torch(case: Case, params: dict, inputs: dict, threads: int | None = N
     def call() -> Any:
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
-        loss = _torch_forward(torch, case, p, x, y)
+        loss = case.torch_loss(torch, p, x, y)
         return loss, torch.autograd.grad(loss, leaves)
 
     def to_numpy(out: Any) -> tuple[float, dict[str, Any]]:
@@ -126,27 +115,15 @@ def _build_torch_1(case: Case, params: dict, inputs: dict) -> Prepared:
 # --- JAX: jit(value_and_grad) ------------------------------------------------------------
 
 
-def _jax_loss(jnp: Any, nn: Any, case: Case, p: dict, x: Any, y: Any) -> Any:
-    a = x
-    for layer in case.layers:
-        z = p[layer.weight] @ a + p[layer.bias]
-        a = nn.sigmoid(z) if layer.activation == "sigmoid" else nn.relu(z) if layer.activation == "relu" else z
-    m = x.shape[1]
-    if case.loss == "mse":
-        return jnp.sum((a - y) ** 2) / m
-    return -jnp.sum(y * nn.log_softmax(a, axis=0)) / m
-
-
 def _build_jax(case: Case, params: dict, inputs: dict) -> Prepared:
     import jax
 
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
-    from jax import nn
 
     p = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in params.items()}
     x, y = (jnp.asarray(inputs[k]) for k in (case.x_name, case.y_name))
-    f = jax.jit(jax.value_and_grad(lambda p, x, y: _jax_loss(jnp, nn, case, p, x, y)))
+    f = jax.jit(jax.value_and_grad(lambda p, x, y: case.jax_loss(jax, p, x, y)))
     start = time.perf_counter()
     jax.block_until_ready(f(p, x, y))  # trace + compile + one run
     compile_seconds = time.perf_counter() - start
@@ -169,24 +146,7 @@ def _build_autograd(case: Case, params: dict, inputs: dict) -> Prepared:
     from autograd import value_and_grad
 
     x, y = inputs[case.x_name], inputs[case.y_name]
-
-    def loss(p: dict) -> Any:
-        a = x
-        for layer in case.layers:
-            z = anp.dot(p[layer.weight], a) + p[layer.bias]
-            if layer.activation == "sigmoid":
-                a = 0.5 * (anp.tanh(0.5 * z) + 1.0)
-            elif layer.activation == "relu":
-                a = anp.maximum(z, 0.0)
-            else:
-                a = z
-        m = x.shape[1]
-        if case.loss == "mse":
-            return anp.sum((a - y) ** 2) / m
-        s = a - anp.max(a, axis=0, keepdims=True)
-        return -anp.sum(y * (s - anp.log(anp.sum(anp.exp(s), axis=0, keepdims=True)))) / m
-
-    f = value_and_grad(loss)
+    f = value_and_grad(lambda p: case.autograd_loss(anp, p, x, y))
     return Prepared(lambda: f(params), _identity_result, threads=f"BLAS {blas_threads()}")
 
 

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--json", required=True, help="where to write the run's record")
     parser.add_argument("--label", default="", help="name of this BLAS configuration")
-    parser.add_argument("--cases", nargs="*", default=[c.name for c in cases_mod.default_cases()], choices=sorted(CASES))
+    parser.add_argument("--cases", nargs="*", default=[c.name for c in cases_mod.reported_cases()], choices=sorted(CASES))
     parser.add_argument("--impls", nargs="*", default=None, help="implementations (default: every available one)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--burst", type=float, default=0.05, help="seconds per burst of calls")
