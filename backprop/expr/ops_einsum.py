@@ -165,14 +165,48 @@ def _einsum_path(e: OpNode) -> list[Any]:
     return np.einsum_path(einsum_text(ins, out), *arrays, optimize="optimal")[0]
 
 
+def _tensordot(ins: Sequence[str], out: str) -> tuple[int, int, tuple[tuple[int, ...], tuple[int, ...]]] | None:
+    """A two-operand einsum that one ``np.tensordot`` computes with its result already in the output's
+    axis order: (first operand, second operand, axes). None when it needs a batch index (a letter in
+    both operands and the output), a diagonal or a sum within one operand, or a transposed result.
+
+    np.einsum hands such a pair to tensordot too, but may swap the operands and return a strided
+    view: every elementwise step after it then mixes memory layouts (measured 6x slower on a
+    transformer block's ReLU mask)."""
+    if len(ins) != 2 or any(len(set(part)) != len(part) for part in ins):
+        return None
+    a, b = ins
+    if set(a) & set(b) & set(out) or not set(a + b) <= set(out) | (set(a) & set(b)):
+        return None
+    free_a, free_b = "".join(c for c in a if c in out), "".join(c for c in b if c in out)
+    if out == free_a + free_b:
+        first, second = 0, 1
+    elif out == free_b + free_a:
+        first, second = 1, 0
+    else:
+        return None
+    x, y = ins[first], ins[second]
+    summed = [c for c in x if c in y]
+    return first, second, (tuple(x.index(c) for c in summed), tuple(y.index(c) for c in summed))
+
+
 def _einsum_numpy(p: Any, e: OpNode) -> str:
     ins, out = _subscripts(e)
     operands = ", ".join(p.operand(c, 0) for c in e.children)
     spec = py_str(einsum_text(ins, out))
     if len(e.children) == 1:
         return f"np.einsum({spec}, {operands})"
+    dot = _tensordot(ins, out)
+    if dot is not None:
+        first, second, axes = dot
+        x, y = (p.operand(e.children[k], 0) for k in (first, second))
+        return f"np.tensordot({x}, {y}, axes=({_ints(axes[0])}, {_ints(axes[1])}))"
     path = ", ".join(repr(tuple(int(k) for k in step)) for step in _einsum_path(e)[1:])
     return f'np.einsum({spec}, {operands}, optimize=["einsum_path", {path}])'
+
+
+def _ints(xs: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(x) for x in xs) + ("," if len(xs) == 1 else "") + ")"
 
 
 def _einsum_forms(latex: bool) -> Callable[[Any, OpNode], str]:

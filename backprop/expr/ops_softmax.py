@@ -25,7 +25,8 @@ def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    return np.exp(_log_softmax(x, axis))
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _axis_suffix(e: OpNode, latex: bool) -> str:
@@ -96,8 +97,10 @@ ROWS: tuple[Op, ...] = (
         doc="exp(x) normalized along axis=0 (each column) or axis=1 (each row)",
         numpy_helper=(
             "def _softmax(x, axis):\n"
-            '    """Softmax through log-sum-exp, so large logits do not overflow."""\n'
-            "    return np.exp(_log_softmax(x, axis))\n"
+            '    """exp(x) normalized along axis, shifted by the max first so large logits do not overflow."""\n'
+            "    e = np.exp(x - x.max(axis=axis, keepdims=True))\n"
+            "    e /= e.sum(axis=axis, keepdims=True)\n"
+            "    return e\n"
         ),
     ),
     Op(
