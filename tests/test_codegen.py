@@ -597,3 +597,40 @@ def test_spec_names_that_shadow_loss_and_grads_locals():
     src = codegen.generate(spec)
     assert "def forward(inputs_, grads_, params_, b):" in src
     assert codegen.gradcheck(spec).ok
+
+
+# ---------------------------------------------------------------------------
+# einsum: the NumPy call each contraction is printed as
+# ---------------------------------------------------------------------------
+
+EINSUM_LOWERINGS = [  # (subscripts, shapes, the call printed) -- every branch and the fallback
+    ("fd,dtm->ftm", [(3, 4), (4, 5, 2)], "np.tensordot(A, B, axes=((1,), (0,)))"),
+    ("dtm,df->ftm", [(4, 5, 2), (4, 3)], "np.tensordot(B, A, axes=((0,), (0,)))"),
+    ("dtm,ftm->df", [(4, 5, 2), (3, 5, 2)], "np.tensordot(A, B, axes=((1, 2), (1, 2)))"),
+    ("mtd,hkd->mhtk", [(2, 5, 4), (3, 2, 4)], "np.tensordot(A, B, axes=((2,), (2,))).transpose(0, 2, 1, 3)"),
+    ("ab,cd->abcd", [(2, 3), (4, 5)], "np.tensordot(A, B, axes=((), ()))"),
+    ("mthk,mshk->mhts", [(2, 5, 3, 4), (2, 6, 3, 4)], "np.matmul(A.transpose(0, 2, 1, 3), B.transpose(0, 2, 3, 1))"),
+    ("mhts,mshk->mhtk", [(2, 3, 5, 6), (2, 6, 3, 4)], "np.matmul(A, B.transpose(0, 2, 1, 3))"),
+    ("mhts,mshk->mthk", [(2, 3, 5, 6), (2, 6, 3, 4)], "np.matmul(A, B.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)"),
+    ("mhtk,mhts->mshk", [(2, 3, 5, 4), (2, 3, 5, 6)],
+     "np.matmul(B.transpose(0, 1, 3, 2), A).transpose(0, 2, 1, 3)"),
+    # the examples axis last: no matrix of these has a unit stride, so einsum's own loop
+    ("hktm,hksm->htsm", [(3, 4, 5, 2), (3, 4, 6, 2)], 'np.einsum("hktm,hksm->htsm", A, B, optimize=["einsum_path", (0, 1)])'),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)], 'np.einsum("ij,jk,kl->il", A, B, C, optimize=["einsum_path", (0, 1), (0, 1)])'),
+    ("ij,jk->k", [(2, 3), (3, 4)], 'np.einsum("ij,jk->k", A, B, optimize=["einsum_path", (0, 1)])'),  # i summed in A
+]
+
+
+@pytest.mark.parametrize(("spec", "shapes", "call"), EINSUM_LOWERINGS, ids=[c[0] for c in EINSUM_LOWERINGS])
+def test_einsum_prints_as_tensordot_matmul_or_einsum_and_agrees(spec: str, shapes: list, call: str) -> None:
+    """A contraction is one BLAS call where one computes it with unit-stride matrices; whatever the
+    call, its value is np.einsum's."""
+    from backprop.expr.ops_einsum import einsum
+
+    syms = [ir.symbol(n, tuple(sympy.Integer(s) for s in shape)) for n, shape in zip("ABC", shapes)]
+    e = einsum(spec, *syms)
+    code = NumpyPrinter(CodeNames(), set()).doprint(e)
+    assert code == call
+    rng = np.random.default_rng(0)
+    arrays = {n: rng.normal(size=shape) for n, shape in zip("ABC", shapes)}
+    np.testing.assert_allclose(eval(code, {"np": np}, arrays), np.einsum(spec, *arrays.values()), rtol=1e-12, atol=1e-12)

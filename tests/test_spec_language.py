@@ -29,8 +29,8 @@ EXPECTED_SHAPES = {
     "self_attention": {"X": "d×T×m", "Wq": "d×d", "Q": "d×T×m", "P": "T×T×m", "H": "d×T×m", "loss": "1×1"},
     "multihead_attention": {"Wq": "a×k×d", "Wo": "d×a×k", "Q": "a×k×T×m", "P": "a×T×T×m", "H": "a×k×T×m",
                             "O": "d×T×m", "loss": "1×1"},
-    "transformer_block": {"g1": "d×1×1", "N1": "d×T×m", "P": "a×T×T×m", "R": "d×T×m", "W1": "f×d", "b1": "f×1×1",
-                          "F": "f×T×m", "O": "d×T×m", "loss": "1×1"},
+    "transformer_block": {"X": "m×T×d", "g1": "1×1×d", "N1": "m×T×d", "Q": "m×T×a×k", "P": "m×a×T×T", "R": "m×T×d",
+                          "W1": "d×f", "b1": "1×1×f", "F": "m×T×f", "O": "m×T×d", "loss": "1×1"},
     "gated_concat": {"XH": "(k + n)×m", "R": "k×m", "Hn": "k×m", "loss": "1×1"},
     "embedding": {"X": "V×T×m", "E": "d×V", "H": "d×T×m", "P": "d×m", "loss": "1×1"},
 }

@@ -57,14 +57,21 @@ def multihead_attention(p: dict[str, torch.Tensor], x: Values) -> torch.Tensor:
 
 
 def transformer_block(p: dict[str, torch.Tensor], x: Values) -> torch.Tensor:
-    tokens = _tokens_first(torch.tensor(x["X"]))
-    d = tokens.shape[-1]
+    """Batch first, as the spec (and PyTorch) lays it out: tokens [m, T, d], weights as F.linear takes them."""
+    tokens = torch.tensor(x["X"])
+    m, t, d = tokens.shape
+    _, a, k = p["Wq"].shape
+
+    def heads(w: torch.Tensor, n: torch.Tensor) -> torch.Tensor:  # [d, a, k] -> queries etc. [m, a, T, k]
+        return F.linear(n, w.reshape(d, a * k).T).reshape(m, t, a, k).transpose(1, 2)
+
     n1 = F.layer_norm(tokens, (d,), p["g1"].reshape(d), p["c1"].reshape(d), eps=1e-5)
-    r = tokens + _sdpa_heads(p["Wq"], p["Wk"], p["Wv"], p["Wo"], n1)
+    z = F.scaled_dot_product_attention(heads(p["Wq"], n1), heads(p["Wk"], n1), heads(p["Wv"], n1))
+    r = tokens + F.linear(z.transpose(1, 2).reshape(m, t, a * k), p["Wo"].reshape(a * k, d).T)
     n2 = F.layer_norm(r, (d,), p["g2"].reshape(d), p["c2"].reshape(d), eps=1e-5)
-    hidden = torch.relu(n2 @ p["W1"].T + p["b1"].reshape(-1))
-    out = r + hidden @ p["W2"].T + p["b2"].reshape(-1)
-    return F.mse_loss(out, _tokens_first(torch.tensor(x["Y"])))
+    hidden = torch.relu(F.linear(n2, p["W1"].T, p["b1"].reshape(-1)))
+    out = r + F.linear(hidden, p["W2"].T, p["b2"].reshape(-1))
+    return F.mse_loss(out, torch.tensor(x["Y"]))
 
 
 def gated_concat(p: dict[str, torch.Tensor], x: Values) -> torch.Tensor:

@@ -86,6 +86,11 @@ def _factors(e: Basic) -> list[Basic]:
     return [e]
 
 
+def _constant(e: Basic) -> bool:
+    """A number or a function of dims only (√k): the same for every entry, no array read."""
+    return ir.is_scalar(e) and not e.atoms(MatrixSymbol)
+
+
 class ArrayReuse:
     """Which values are computed in the array of one they consume, as hand-written code does:
     a product in its gradient factor (``dZ = dA``, ``dZ *= A``), a sum in its leading matrix
@@ -157,6 +162,23 @@ class ArrayReuse:
                 return False
         return True
 
+    def _fresh_product(self, e: Basic) -> bool:
+        """A matrix product or contraction: NumPy returns it in a new floating array of its own."""
+        return (isinstance(e, OpNode) and (e.op.name == "matmul" or (e.op.name == "einsum" and len(e.children) > 1))
+                and bool(reads(e) & self.floating))
+
+    def _scaled(self, s: Stmt) -> tuple[Basic, list[tuple[str, Basic]]] | None:
+        """``P = Q Kᵀ / √k``: the product's new array, then scaled in it (``P /= √k``)."""
+        e = s.expr
+        if not isinstance(e, OpNode) or e.op.name not in ("mul", "div") or ir.is_scalar(s.symbol):
+            return None
+        a, b = e.children
+        if e.op.name == "mul" and _constant(a):
+            a, b = b, a
+        if not (self._fresh_product(a) and _constant(b) and shape_of(a) == shape_of(s.symbol)):
+            return None
+        return a, [("*" if e.op.name == "mul" else "/", b)]
+
     def _decide(self, i: int, s: Stmt, printer: NumpyPrinter) -> frozenset[Basic]:
         """Decide how statement ``i`` computes its value; return the arrays its name then holds."""
         factors = _factors(s.expr)
@@ -165,11 +187,20 @@ class ArrayReuse:
             if isinstance(f, GradSymbol) and len(others) == len(factors) - 1 and self.writable(f, i, others):
                 self.inplace[s.symbol] = (f, others)
                 return self.held(f)
+        scaled = self._scaled(s)
+        if scaled is not None:
+            self.sums[s.symbol] = scaled
+            return frozenset({s.symbol})
+        e = s.expr
+        if (isinstance(e, OpNode) and e.op.name == "div" and isinstance(e.children[0], GradSymbol)
+                and _constant(e.children[1]) and self.writable(e.children[0], i, [])):
+            self.sums[s.symbol] = (e.children[0], [("/", e.children[1])])  # t = dZ; t /= √k
+            return self.held(e.children[0])
         terms = _terms(s.expr)
         (sign, first), rest = terms[0], terms[1:]
         if rest and sign == "+" and shape_of(first) == shape_of(s.symbol) and not ir.is_scalar(s.symbol):
             if isinstance(first, OpNode):
-                if first.op.name == "matmul" and reads(first) & self.floating:
+                if self._fresh_product(first):
                     self.sums[s.symbol] = (first, rest)
                     return frozenset({s.symbol})
             elif self.writable(first, i, [t for _, t in rest]):

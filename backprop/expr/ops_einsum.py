@@ -19,7 +19,7 @@ from sympy.core.symbol import Str
 
 from backprop.expr import ir
 from backprop.expr.ir import SCALAR, OpNode, Shape, fmt_shape, shape_of
-from backprop.expr.ops_row import IndexForm, Op
+from backprop.expr.ops_row import ATOM, IndexForm, Op
 from backprop.expr.ops_tensor import permute, reshape
 from backprop.support.errors import ShapeError
 from backprop.support.escape import py_str
@@ -165,29 +165,58 @@ def _einsum_path(e: OpNode) -> list[Any]:
     return np.einsum_path(einsum_text(ins, out), *arrays, optimize="optimal")[0]
 
 
-def _tensordot(ins: Sequence[str], out: str) -> tuple[int, int, tuple[tuple[int, ...], tuple[int, ...]]] | None:
-    """A two-operand einsum that one ``np.tensordot`` computes with its result already in the output's
-    axis order: (first operand, second operand, axes). None when it needs a batch index (a letter in
-    both operands and the output), a diagonal or a sum within one operand, or a transposed result.
+def _tensordot(ins: Sequence[str], out: str) -> tuple[int, int, tuple[tuple[int, ...], tuple[int, ...]], str] | None:
+    """A two-operand einsum that one ``np.tensordot`` computes: (first operand, second operand, axes,
+    result letters), the operands in the order that gives the output's axis order when one does (a
+    C-ordered result), else a view away from it. None when it needs a batch index (a letter in both
+    operands and the output), a diagonal, or a sum within one operand.
 
     np.einsum hands such a pair to tensordot too, but may swap the operands and return a strided
-    view: every elementwise step after it then mixes memory layouts (measured 6x slower on a
-    transformer block's ReLU mask)."""
+    view even when the other order is C-ordered: every elementwise step after it then mixes memory
+    layouts (measured 6x slower on a transformer block's ReLU mask)."""
     if len(ins) != 2 or any(len(set(part)) != len(part) for part in ins):
         return None
     a, b = ins
     if set(a) & set(b) & set(out) or not set(a + b) <= set(out) | (set(a) & set(b)):
         return None
     free_a, free_b = "".join(c for c in a if c in out), "".join(c for c in b if c in out)
-    if out == free_a + free_b:
-        first, second = 0, 1
-    elif out == free_b + free_a:
-        first, second = 1, 0
-    else:
-        return None
+    first, second = (1, 0) if out == free_b + free_a or (free_a and free_b and out[0] in free_b) else (0, 1)
     x, y = ins[first], ins[second]
     summed = [c for c in x if c in y]
-    return first, second, (tuple(x.index(c) for c in summed), tuple(y.index(c) for c in summed))
+    res = "".join(c for c in x if c in out) + "".join(c for c in y if c in out)
+    return first, second, (tuple(x.index(c) for c in summed), tuple(y.index(c) for c in summed)), res
+
+
+def _batched_matmul(ins: Sequence[str], out: str) -> tuple[int, int, tuple[int, ...], tuple[int, ...], str] | None:
+    """A two-operand einsum that is a batch of matrix products: (left operand, right operand, left
+    axes, right axes, result letters), each operand's axes reordered to (batch..., rows, inner) and
+    (batch..., inner, cols); the result letters are (batch..., rows, cols), a view away from ``out``.
+    ``np.matmul`` runs it through BLAS only when every matrix has a unit stride, so each operand's
+    last axis (contiguous in a C-ordered array) must be one of its two matrix axes: with the examples
+    axis last in attention it is not, and einsum's own loop stays."""
+    if len(ins) != 2 or any(len(set(part)) != len(part) for part in ins):
+        return None
+    a, b = ins
+    batch = "".join(ch for ch in out if ch in a and ch in b)
+    inner = (set(a) & set(b)) - set(out)
+    if not batch or len(inner) != 1 or len(a) != len(batch) + 2 or len(b) != len(batch) + 2:
+        return None
+    (c,) = inner
+    (fa,) = set(a) - set(batch) - {c}
+    (fb,) = set(b) - set(batch) - {c}
+    if not set(out) == set(batch) | {fa, fb} or a[-1] not in (fa, c) or b[-1] not in (fb, c):
+        return None
+    left, right = (1, 0) if out.index(fb) < out.index(fa) else (0, 1)
+    x, y = ins[left], ins[right]
+    rows, cols = (fa, fb) if left == 0 else (fb, fa)
+    return (left, right, tuple(x.index(ch) for ch in batch + rows + c), tuple(y.index(ch) for ch in batch + c + cols),
+            batch + rows + cols)
+
+
+def _axes_view(p: Any, x: Basic, perm: tuple[int, ...]) -> str:
+    """``x`` with its axes reordered (a view, no copy)."""
+    code = p.operand(x, ATOM)
+    return code if perm == tuple(range(len(perm))) else f"{code}.transpose({', '.join(str(k) for k in perm)})"
 
 
 def _einsum_numpy(p: Any, e: OpNode) -> str:
@@ -198,9 +227,15 @@ def _einsum_numpy(p: Any, e: OpNode) -> str:
         return f"np.einsum({spec}, {operands})"
     dot = _tensordot(ins, out)
     if dot is not None:
-        first, second, axes = dot
+        first, second, axes, res = dot
         x, y = (p.operand(e.children[k], 0) for k in (first, second))
-        return f"np.tensordot({x}, {y}, axes=({_ints(axes[0])}, {_ints(axes[1])}))"
+        product = f"np.tensordot({x}, {y}, axes=({_ints(axes[0])}, {_ints(axes[1])}))"
+        return product if res == out else f"{product}.transpose({', '.join(str(res.index(ch)) for ch in out)})"
+    bmm = _batched_matmul(ins, out)
+    if bmm is not None:
+        left, right, pa, pb, res = bmm
+        product = f"np.matmul({_axes_view(p, e.children[left], pa)}, {_axes_view(p, e.children[right], pb)})"
+        return product if res == out else f"{product}.transpose({', '.join(str(res.index(ch)) for ch in out)})"
     path = ", ".join(repr(tuple(int(k) for k in step)) for step in _einsum_path(e)[1:])
     return f'np.einsum({spec}, {operands}, optimize=["einsum_path", {path}])'
 
