@@ -249,6 +249,11 @@ def test_init_params_scales_and_reproducibility():
     attn = module("multihead_attention")
     wq = attn.init_params({"d": 64, "a": 4, "k": 16}, seed=0)["Wq"]
     assert attn.INIT["Wq"] == "glorot" and wq.std() == pytest.approx(np.sqrt(2 / (64 + 64)), rel=0.05)
+    # A layer norm's gain starts at 1 and its shift at 0, as nn.LayerNorm; a scalar weight on an input does not.
+    block = module("transformer_block")
+    assert block.INIT["g1"] == block.INIT["g2"] == "ones" and block.INIT["c1"] == "zeros"
+    assert (block.init_params({"m": 2, "T": 3, "d": 4, "a": 2, "k": 2, "f": 5}, seed=0)["g1"] == 1).all()
+    assert module("univariate_regression").INIT["w"] == "glorot"
     scalar = module("univariate_regression").init_params({}, seed=0)
     assert type(scalar["w"]) is float and scalar["b"] == 0.0
     with pytest.raises(ValueError, match="init_params needs dims h"):

@@ -184,6 +184,8 @@ def _init_line(program: Program, name: str, init: Init) -> dict[str, str]:
     shape = _shape_code(program, decl.shape, decl.scalar)
     if init.scheme == "zeros":
         return {"name": name, "code": "0.0" if decl.scalar else f"np.zeros({shape}, dtype)", "note": ""}
+    if init.scheme == "ones":
+        return {"name": name, "code": "1.0" if decl.scalar else f"np.ones({shape}, dtype)", "note": init.reason}
     if init.scheme == "slope":
         code = "0.01" if decl.scalar else f"np.full({shape}, 0.01, dtype)"
         return {"name": name, "code": code, "note": init.reason}

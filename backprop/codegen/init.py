@@ -11,8 +11,10 @@ the product up through bias additions and named pre-activations:
 A param contracted only with one-hot inputs is an embedding table: each product
 picks one of its columns, so the fan-in is 1 and it starts N(0, 1), as
 ``torch.nn.Embedding`` does (a 1/sqrt(V) scale would shrink every embedding).
-A param only ever added (a bias) starts at zero; a leaky-ReLU slope at 0.01;
-anything else is treated as a weight on its own shape (Glorot).
+A param only ever added (a bias) starts at zero; a leaky-ReLU slope at 0.01; a
+gain (a param only ever multiplied, entry by entry and broadcast, into a computed
+value: a layer norm's g) at one, as ``nn.LayerNorm`` starts, so the value passes
+through unscaled; anything else is treated as a weight on its own shape (Glorot).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sympy import Basic, MatrixSymbol
 
 from backprop.engine.chain import ACTIVATIONS
 from backprop.engine.derivation import Derivation
+from backprop.expr import ir
 from backprop.expr.ir import OpNode
 
 HE = frozenset({"relu", "leaky_relu", "softplus"})
@@ -32,7 +35,7 @@ ADDITIVE = frozenset({"add", "sub", "broadcast"})
 
 @dataclass(frozen=True)
 class Init:
-    """One param's initial values: ``scheme`` is "he", "glorot", "embedding", "zeros" or "slope"."""
+    """One param's initial values: ``scheme`` is "he", "glorot", "embedding", "zeros", "ones" or "slope"."""
 
     scheme: str
     fan_in: sympy.Expr = sympy.Integer(1)
@@ -73,6 +76,15 @@ def _consumer(node: Basic, eq: str, parent_of: dict, named_uses: dict) -> str:
         node, eq = uses[0]
 
 
+def _gain_use(parent: OpNode, i: int, param: Basic, given: set[Basic]) -> bool:
+    """``g ⊙ U``: an elementwise product that stretches ``param`` over a value computed in the network
+    (not over an input or another param: ``w x`` is a weight)."""
+    if parent.op.name != "mul" or ir.shape_of(param) == ir.shape_of(parent):
+        return False
+    other = parent.children[1 - i]
+    return not ir.is_scalar(other) and not (isinstance(other, MatrixSymbol) and other in given)
+
+
 def init_schemes(d: Derivation) -> dict[str, Init]:
     """Param name -> how to initialize it (see the module docstring)."""
     nodes = _parents(d)
@@ -86,6 +98,7 @@ def init_schemes(d: Derivation) -> dict[str, Init]:
             if isinstance(n, MatrixSymbol):
                 named_uses.setdefault(n.name, []).append((n, eq))
     out: dict[str, Init] = {}
+    given = {x.symbol for x in d.model.decls.values()}
     for p in d.model.params:
         shape = p.shape
         uses = uses_of.get(p.symbol, [])
@@ -105,6 +118,8 @@ def init_schemes(d: Derivation) -> dict[str, Init]:
             out[p.name] = Init(scheme, fan_in, fan_out, where)
         elif uses and all(par.op.name in ADDITIVE for par, _, _, _ in uses):
             out[p.name] = Init("zeros", reason="bias")
+        elif uses and all(_gain_use(par, i, p.symbol, given) for par, i, _, _ in uses):
+            out[p.name] = Init("ones", reason="gain: scales a computed value, starts at 1")
         elif uses and all(par.op.name == "leaky_relu" and i == 1 for par, i, _, _ in uses):
             out[p.name] = Init("slope", reason="leaky-ReLU slope")
         else:  # a matrix's fan-in is its columns; a tensor's, every axis after the first
