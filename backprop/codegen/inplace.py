@@ -18,6 +18,7 @@ from backprop.codegen.printer import SYMPY_FUNCTIONS, NumpyPrinter
 from backprop.codegen.stmt import VIEWS, Stmt, reads
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
+from backprop.expr.ops_row import axes_of
 from backprop.expr.printing import GradSymbol, grad_symbol
 from backprop.language.model import Model
 
@@ -210,7 +211,8 @@ class ArrayReuse:
         if isinstance(e, OpNode) and e.op.numpy_inplace and len(e.children) == 1:
             arg = e.children[0]
             if isinstance(arg, MatrixSymbol) and self.writable(arg, i, []):
-                self.activations[s.symbol] = e.op.numpy_inplace.format(printer.doprint(arg))
+                along = {"axis": axes_of(e)[0]} if "axis" in e.op.attrs else {}  # softmax along its axis
+                self.activations[s.symbol] = e.op.numpy_inplace.format(printer.doprint(arg), **along)
                 return self.held(arg)
         while isinstance(e, OpNode) and e.op.name in VIEWS:
             e = e.children[0]

@@ -102,6 +102,15 @@ ROWS: tuple[Op, ...] = (
             "    e /= e.sum(axis=axis, keepdims=True)\n"
             "    return e\n"
         ),
+        numpy_inplace="_softmax_({0}, {axis})",
+        numpy_inplace_helper=(
+            "def _softmax_(x, axis):\n"
+            '    """softmax along axis in x\'s own array (x is spent): shift, exp and normalize in place."""\n'
+            "    x -= x.max(axis=axis, keepdims=True)\n"
+            "    np.exp(x, out=x)\n"
+            "    x /= x.sum(axis=axis, keepdims=True)\n"
+            "    return x\n"
+        ),
     ),
     Op(
         "log_softmax", 1, _along_axis,
