@@ -1,36 +1,41 @@
 """A pre-norm transformer block, the bundled ``transformer_block`` spec, as a benchmark case.
 
-The spec: ``X[d, T, m]`` (features, positions, examples last), layer norm over
-the ``d`` features of each token (biased variance, eps 1e-5) with gain ``g1`` and
-shift ``c1``; ``a`` heads of width ``k`` with ``Wq, Wk, Wv[a, k, d]`` and
-``Wo[d, a, k]``, softmax over the key positions, logits scaled by ``1/sqrt(k)``,
-no mask; the residual; a second layer norm; a ReLU MLP of width ``f``
-(``W1[f, d]``, ``b1``, ``W2[d, f]``, ``b2``); the residual again; and
+The spec, batch first as PyTorch writes it: ``X[m, T, d]`` (examples,
+positions, features), layer norm over the ``d`` features of each token (biased
+variance, eps 1e-5) with gain ``g1`` and shift ``c1`` (``[1, 1, d]``); ``a``
+heads of width ``k`` with ``Wq, Wk, Wv[d, a, k]`` and ``Wo[a, k, d]``, softmax
+over the key positions, logits scaled by ``1/sqrt(k)``, no mask; the residual; a
+second layer norm; a ReLU MLP of width ``f`` (``W1[d, f]``, ``b1[1, 1, f]``,
+``W2[f, d]``, ``b2[1, 1, d]``); the residual again; and
 ``loss = mean((O - Y)**2)`` (``F.mse_loss``).
 
 The hand-written reference (:func:`reference_loss_and_grads`) is the 1.0
 baseline, written the way an expert writes this block by hand in NumPy:
 
-- tokens are reordered once to ``(m, T)`` (a strided view of ``X``: every
-  other array is then C-ordered by construction), so each ``(head, example)``
-  slice of Q, K, V is a BLAS-ready ``k × T`` matrix and the attention products
-  are single ``np.matmul`` calls over the ``(a, m)`` batch, each writing
-  straight into its destination through ``out=`` -- no copy of a head anywhere;
+- batch first is the natural layout: the tokens are the rows of a C-ordered
+  ``(m·T, d)`` matrix, a free reshape of ``X``, and every weight is already a
+  ``(fan-in, fan-out)`` matrix (``Wq`` is ``d × ak``, ``Wo`` is ``ak × d``);
 - the projections are one GEMM: ``Wq, Wk, Wv`` are stacked into a
-  ``3ak × d`` matrix, with ``1/sqrt(k)`` folded into the ``Wq`` rows (the scale
-  then costs ``a·k·d`` multiplications instead of ``a·m·T²``); backward, one
-  GEMM gives all three weight gradients and one gives ``dN1``;
+  ``d × 3ak`` matrix, with ``1/sqrt(k)`` folded into the ``Wq`` columns (the
+  scale then costs ``d·a·k`` multiplications instead of ``m·a·T²``); each
+  ``(example, head)`` slice of Q, K, V is then a ``T × k`` view with a
+  contiguous last axis, so the attention products are single ``np.matmul``
+  calls over the ``(m, a)`` batch on views, the output written straight into
+  its ``(m·T, ak)`` destination through ``out=`` -- no copy of a head anywhere;
+- each layer norm's gain and shift are folded into the weights of the product
+  that follows (``N @ W = x̂ @ (g ⊙ W) + c @ W``), so ``N1`` and ``N2`` are never
+  formed; backward, the one GEMM ``x̂ᵀ dZ`` gives the weight gradient
+  (``g ⊙ x̂ᵀdZ + c·colsum(dZ)``) and ``dg, dc`` come from ``d × fan-out``
+  matrices; with no gradient for the input ``X``, ``dN1`` is never computed;
 - softmax in place on the logits; its backward fused,
   ``dS = P ⊙ (dP − Σ_s dP ⊙ P)``, in place on ``dP``;
-- layer norm forward keeps ``x̂`` and ``1/σ``, backward in the compact form
-  ``dx = (dx̂ − mean(dx̂) − x̂ ⊙ mean(dx̂ ⊙ x̂)) / σ`` with ``dx̂ = g ⊙ dN``,
-  in place; the first layer norm's input gradient is not computed at all (it
-  would be ``dX``: no gradient for inputs);
-- buffers whose value is dead are reused through ``out=`` (``dH`` into ``F``,
-  ``dN2`` into ``N2``, ``dZ`` into ``Z``, ``dN1`` into ``N1``): fewer fresh
-  pages to fault in on every call.
+- the second layer norm's backward in the compact form
+  ``dx = (dx̂ − mean(dx̂) − x̂ ⊙ mean(dx̂ ⊙ x̂)) / σ``, in place;
+- buffers whose value is dead are reused through ``out=`` (``dH`` into the
+  ReLU output, ``dx̂2`` into ``R``, ``dZ`` into ``Z``): fewer fresh pages to
+  fault in on every call. Gradients come back in the params' shapes
+  (``dWq`` is ``d × a × k``) and dtype.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -86,14 +91,14 @@ class TransformerCase(Case):
             return (mean + std * rng.standard_normal(shape)).astype(dtype)
 
         params = {
-            "g1": normal((d, 1, 1), 0.1, 1.0), "c1": normal((d, 1, 1), 0.1),
-            "Wq": normal((a, k, d), d**-0.5), "Wk": normal((a, k, d), d**-0.5), "Wv": normal((a, k, d), d**-0.5),
-            "Wo": normal((d, a, k), (a * k) ** -0.5),
-            "g2": normal((d, 1, 1), 0.1, 1.0), "c2": normal((d, 1, 1), 0.1),
-            "W1": normal((f, d), (2 / d) ** 0.5), "b1": normal((f, 1, 1), 0.1),
-            "W2": normal((d, f), f**-0.5), "b2": normal((d, 1, 1), 0.1),
+            "g1": normal((1, 1, d), 0.1, 1.0), "c1": normal((1, 1, d), 0.1),
+            "Wq": normal((d, a, k), d**-0.5), "Wk": normal((d, a, k), d**-0.5), "Wv": normal((d, a, k), d**-0.5),
+            "Wo": normal((a, k, d), (a * k) ** -0.5),
+            "g2": normal((1, 1, d), 0.1, 1.0), "c2": normal((1, 1, d), 0.1),
+            "W1": normal((d, f), (2 / d) ** 0.5), "b1": normal((1, 1, f), 0.1),
+            "W2": normal((f, d), f**-0.5), "b2": normal((1, 1, d), 0.1),
         }
-        inputs = {self.x_name: normal((d, t, m), 1.0), self.y_name: normal((d, t, m), 1.0)}
+        inputs = {self.x_name: normal((m, t, d), 1.0), self.y_name: normal((m, t, d), 1.0)}
         return params, inputs
 
     def reference(self) -> LossAndGrads:
@@ -101,22 +106,21 @@ class TransformerCase(Case):
         return lambda params, inputs: reference_loss_and_grads(params, inputs[x_name], inputs[y_name])
 
     def torch_loss(self, torch: Any, p: dict, x: Any, y: Any) -> Any:
-        """Idiomatic PyTorch: tokens-major, ``F.layer_norm``, ``F.linear``, fused attention."""
+        """Idiomatic PyTorch, batch first: ``F.layer_norm``, ``@``, fused attention, ``F.mse_loss``."""
         fn = torch.nn.functional
-        d, t, m = x.shape
-        a, k, _ = p["Wq"].shape
-        xt = x.permute(2, 1, 0)  # (m, T, d): features last, as layer_norm and linear want them
-        n1 = fn.layer_norm(xt, (d,), p["g1"].reshape(d), p["c1"].reshape(d), eps=EPS)
+        m, t, d = x.shape
+        _, a, k = p["Wq"].shape
+        n1 = fn.layer_norm(x, (d,), p["g1"].reshape(d), p["c1"].reshape(d), eps=EPS)
 
-        def heads(w: Any) -> Any:  # (a, k, d) weights -> (m, a, T, k)
-            return fn.linear(n1, w.reshape(a * k, d)).reshape(m, t, a, k).transpose(1, 2)
+        def heads(w: Any) -> Any:  # (d, a, k) weights -> (m, a, T, k)
+            return (n1 @ w.reshape(d, a * k)).reshape(m, t, a, k).transpose(1, 2)
 
         z = fn.scaled_dot_product_attention(heads(p["Wq"]), heads(p["Wk"]), heads(p["Wv"]))  # scale 1/sqrt(k)
-        r = xt + fn.linear(z.transpose(1, 2).reshape(m, t, a * k), p["Wo"].reshape(d, a * k))
+        r = x + z.transpose(1, 2).reshape(m, t, a * k) @ p["Wo"].reshape(a * k, d)
         n2 = fn.layer_norm(r, (d,), p["g2"].reshape(d), p["c2"].reshape(d), eps=EPS)
-        h = torch.relu(fn.linear(n2, p["W1"], p["b1"].reshape(-1)))
-        o = r + fn.linear(h, p["W2"], p["b2"].reshape(d))
-        return fn.mse_loss(o, y.permute(2, 1, 0))
+        h = torch.relu(n2 @ p["W1"] + p["b1"].reshape(-1))
+        o = r + h @ p["W2"] + p["b2"].reshape(d)
+        return fn.mse_loss(o, y)
 
     def jax_loss(self, jax: Any, p: dict, x: Any, y: Any) -> Any:
         return _array_loss(jax.numpy, lambda s: jax.nn.softmax(s, axis=-1), jax.nn.relu, p, x, y)
@@ -130,37 +134,37 @@ class TransformerCase(Case):
 
 
 def _array_loss(xp: Any, softmax: Any, relu: Any, p: dict, x: Any, y: Any) -> Any:
-    """The block's loss in NumPy-like array code (``jax.numpy`` or ``autograd.numpy``), tokens-major."""
-    d, t, m = x.shape
-    a, k, _ = p["Wq"].shape
-    xt = xp.transpose(x, (2, 1, 0))  # (m, T, d)
+    """The block's loss in NumPy-like array code (``jax.numpy`` or ``autograd.numpy``), batch first."""
+    m, t, d = x.shape
+    _, a, k = p["Wq"].shape
 
     def norm(v: Any, g: Any, c: Any) -> Any:
         u = v - xp.mean(v, axis=-1, keepdims=True)
-        return u / xp.sqrt(xp.mean(u * u, axis=-1, keepdims=True) + EPS) * xp.reshape(g, (d,)) + xp.reshape(c, (d,))
+        return u / xp.sqrt(xp.mean(u * u, axis=-1, keepdims=True) + EPS) * g + c
 
-    n1 = norm(xt, p["g1"], p["c1"])
+    n1 = norm(x, p["g1"], p["c1"])
 
-    def heads(w: Any) -> Any:  # (a, k, d) weights -> (m, a, T, k)
-        return xp.transpose(xp.reshape(n1 @ xp.reshape(w, (a * k, d)).T, (m, t, a, k)), (0, 2, 1, 3))
+    def heads(w: Any) -> Any:  # (d, a, k) weights -> (m, a, T, k)
+        return xp.transpose(xp.reshape(n1 @ xp.reshape(w, (d, a * k)), (m, t, a, k)), (0, 2, 1, 3))
 
     q, key, v = heads(p["Wq"]), heads(p["Wk"]), heads(p["Wv"])
     z = softmax(q @ xp.swapaxes(key, -1, -2) / np.sqrt(k)) @ v  # (m, a, T, k)
-    r = xt + xp.reshape(xp.transpose(z, (0, 2, 1, 3)), (m, t, a * k)) @ xp.reshape(p["Wo"], (d, a * k)).T
+    r = x + xp.reshape(xp.transpose(z, (0, 2, 1, 3)), (m, t, a * k)) @ xp.reshape(p["Wo"], (a * k, d))
     n2 = norm(r, p["g2"], p["c2"])
-    h = relu(n2 @ p["W1"].T + xp.reshape(p["b1"], (-1,)))
-    o = r + h @ p["W2"].T + xp.reshape(p["b2"], (d,))
-    return xp.mean((o - xp.transpose(y, (2, 1, 0))) ** 2)
+    h = relu(n2 @ p["W1"] + p["b1"])
+    o = r + h @ p["W2"] + p["b2"]
+    return xp.mean((o - y) ** 2)
 
 
 # --- the hand-written reference --------------------------------------------------------
 
 
 def _normalize(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``x̂`` as a fresh C-ordered ``(d, tokens)`` matrix, and ``1/σ``: layer norm over axis 0, biased variance."""
-    u = np.subtract(v, v.mean(axis=0), order="C").reshape(v.shape[0], -1)
-    rstd = np.einsum("dn,dn->n", u, u)
-    rstd *= 1.0 / u.shape[0]
+    """``x̂`` as a fresh ``(tokens, d)`` matrix, and ``1/σ`` as a ``(tokens, 1)`` column: layer norm over
+    the features of each token (the last, contiguous axis), biased variance."""
+    u = v - v.mean(axis=1, keepdims=True)
+    rstd = np.einsum("nd,nd->n", u, u)[:, None]
+    rstd *= 1.0 / u.shape[1]
     rstd += EPS
     np.sqrt(rstd, out=rstd)
     np.divide(1.0, rstd, out=rstd)
@@ -171,93 +175,97 @@ def _normalize(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def reference_loss_and_grads(params: dict, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, Any]]:
     """Loss and the 12 param gradients of the block, forward and backward written out by hand.
 
-    Internally every activation is a ``(features, tokens)`` matrix with tokens
-    ordered ``(m, T)``; heads are ``(a, m, k, T)`` views of the stacked
-    projections. Inputs and params are only read.
+    Internally every activation is a C-ordered ``(tokens, features)`` matrix,
+    tokens ordered ``(m, T)`` as in ``X``; heads are ``(m, a, T, k)`` views of
+    the stacked projections. Each layer norm's gain and shift are folded into
+    the weights of the product that follows it. Inputs and params are only read.
     """
     g1, c1, wq, wk, wv, wo, g2, c2, w1, b1, w2, b2 = (params[name] for name in PARAMS)
-    d, t, m = x.shape
-    a, k, _ = wq.shape
-    f = w1.shape[0]
+    m, t, d = x.shape
+    _, a, k = wq.shape
+    f = w1.shape[1]
     n, ak = m * t, a * k
-    scale = 1.0 / np.sqrt(k)
-    xt = x.transpose(0, 2, 1)  # (d, m, T), a view
+    scale = 1.0 / float(np.sqrt(k))  # a Python float: float32 stays float32
+    g1, c1, g2, c2 = (v.reshape(d, 1) for v in (g1, c1, g2, c2))
 
     # --- forward
-    xh1, rstd1 = _normalize(xt)
-    n1 = xh1 * g1.reshape(d, 1)
-    n1 += c1.reshape(d, 1)
-    w_qkv = np.empty((3, a, k, d), dtype=wq.dtype)
-    np.multiply(wq, scale, out=w_qkv[0])
-    w_qkv[1], w_qkv[2] = wk, wv
-    w_qkv = w_qkv.reshape(3 * ak, d)
-    qkv = w_qkv @ n1  # (3ak, n): the scaled Q, then K, then V
-    q, kk, v = (h.transpose(0, 2, 1, 3) for h in qkv.reshape(3, a, k, m, t))  # (a, m, k, T) views
-    p = np.matmul(q.transpose(0, 1, 3, 2), kk)  # logits (a, m, T, T), already scaled
+    w_qkv = np.empty((d, 3, ak), dtype=wq.dtype)  # columns: the scaled Wq, then Wk, then Wv
+    np.multiply(wq.reshape(d, ak), scale, out=w_qkv[:, 0])
+    w_qkv[:, 1], w_qkv[:, 2] = wk.reshape(d, ak), wv.reshape(d, ak)
+    w_qkv = w_qkv.reshape(d, 3 * ak)
+    xh1, _ = _normalize(x.reshape(n, d))
+    qkv = xh1 @ (g1 * w_qkv)  # N1 @ W = x̂1 @ (g1 ⊙ W) + c1 @ W: N1 is never formed
+    qkv += c1.T @ w_qkv
+    q, kk, v = (h.transpose(0, 2, 1, 3) for h in qkv.reshape(m, t, 3, a, k).transpose(2, 0, 1, 3, 4))  # (m, a, T, k)
+    p = np.matmul(q, kk.transpose(0, 1, 3, 2))  # logits (m, a, T, T), already scaled
     p -= p.max(axis=-1, keepdims=True)
     np.exp(p, out=p)
     p /= p.sum(axis=-1, keepdims=True)
-    z = np.empty((ak, n), dtype=p.dtype)  # attention output, rows (head, k) as Wo wants them
-    np.matmul(v, p.transpose(0, 1, 3, 2), out=z.reshape(a, k, m, t).transpose(0, 2, 1, 3))
-    wo2 = wo.reshape(d, ak)
-    r = wo2 @ z
-    r.reshape(d, m, t).__iadd__(xt)
+    z = np.empty((n, ak), dtype=p.dtype)  # attention output, columns (head, k) as Wo wants them
+    zh = z.reshape(m, t, a, k).transpose(0, 2, 1, 3)
+    np.matmul(p, v, out=zh)
+    wo2 = wo.reshape(ak, d)
+    r = z @ wo2
+    r += x.reshape(n, d)
     xh2, rstd2 = _normalize(r)
-    n2 = xh2 * g2.reshape(d, 1)
-    n2 += c2.reshape(d, 1)
-    hid = w1 @ n2
-    hid += b1.reshape(f, 1)
+    w1g = g2 * w1  # the same folding: N2 @ W1 + b1 = x̂2 @ (g2 ⊙ W1) + (c2 @ W1 + b1)
+    hid = xh2 @ w1g
+    hid += c2.T @ w1 + b1.reshape(1, f)
     np.maximum(hid, 0.0, out=hid)
-    e = w2 @ hid
-    e += b2.reshape(d, 1)
+    e = hid @ w2
+    e += b2.reshape(d)
     e += r
-    e.reshape(d, m, t).__isub__(y.transpose(0, 2, 1))
+    e -= y.reshape(n, d)
     loss = float(np.vdot(e, e)) / e.size
-    del r
 
     # --- backward
     do = e
     do *= 2.0 / do.size
-    db2 = do.sum(axis=1).reshape(d, 1, 1)
-    dw2 = do @ hid.T
+    db2 = do.sum(axis=0)
+    dw2 = hid.T @ do
     active = hid > 0
-    dh = np.matmul(w2.T, do, out=hid)  # ReLU output is dead: its buffer takes dH
+    dh = np.matmul(do, w2.T, out=hid)  # ReLU output is dead: its buffer takes dH
     dh *= active
     del active
-    db1 = dh.sum(axis=1).reshape(f, 1, 1)
-    dw1 = dh @ n2.T
-    dn2 = np.matmul(w1.T, dh, out=n2)
+    db1 = dh.sum(axis=0)
+    gw1 = xh2.T @ dh  # x̂2ᵀ dH: dW1 = g2 ⊙ gw1 + c2 db1ᵀ, dg2 = rowsum(gw1 ⊙ W1), dc2 = W1 db1
+    dg2 = np.einsum("df,df->d", gw1, w1)
+    dc2 = w1 @ db1
+    dw1 = gw1
+    dw1 *= g2
+    dw1 += c2 * db1
+    dr = np.matmul(dh, w1g.T, out=r)  # dx̂2 = dN2 ⊙ g2; R's buffer is free since E took R in
     del dh, hid
-    dg2 = np.einsum("dn,dn->d", dn2, xh2).reshape(d, 1, 1)
-    dc2 = dn2.sum(axis=1).reshape(d, 1, 1)
-    dr = dn2  # layer-norm backward, in place: dR = (dx̂ - mean dx̂ - x̂ mean(dx̂ x̂)) / σ + dO
-    dr *= g2.reshape(d, 1)
-    proj = np.einsum("dn,dn->n", dr, xh2)
-    proj *= 1.0 / d
-    dr -= dr.mean(axis=0)
+    proj = np.einsum("nd,nd->n", dr, xh2)[:, None]  # layer-norm backward, in place:
+    proj *= 1.0 / d  # dR = (dx̂ - mean dx̂ - x̂ mean(dx̂ x̂)) / σ + dO
+    dr -= dr.mean(axis=1, keepdims=True)
     xh2 *= proj
     dr -= xh2
     dr *= rstd2
     dr += do
     del do, e, xh2
-    dwo = (dr @ z.T).reshape(d, a, k)
-    dz = np.matmul(wo2.T, dr, out=z).reshape(a, k, m, t).transpose(0, 2, 1, 3)  # (a, m, k, T)
-    del dr, dn2, n2
-    dqkv = np.empty((3 * ak, n), dtype=dz.dtype)
-    dq, dk, dv = (h.transpose(0, 2, 1, 3) for h in dqkv.reshape(3, a, k, m, t))
-    np.matmul(dz, p, out=dv)
-    ds = np.matmul(dz.transpose(0, 1, 3, 2), v)  # dP (a, m, T, T)
-    ds -= np.einsum("amts,amts->amt", ds, p)[..., None]  # fused softmax backward, in place
+    dwo = (z.T @ dr).reshape(a, k, d)
+    dz = np.matmul(dr, wo2.T, out=z).reshape(m, t, a, k).transpose(0, 2, 1, 3)  # (m, a, T, k)
+    del dr
+    dqkv = np.empty((n, 3 * ak), dtype=dz.dtype)
+    dq, dk, dv = (h.transpose(0, 2, 1, 3) for h in dqkv.reshape(m, t, 3, a, k).transpose(2, 0, 1, 3, 4))
+    np.matmul(p.transpose(0, 1, 3, 2), dz, out=dv)
+    ds = np.matmul(dz, v.transpose(0, 1, 3, 2))  # dP (m, a, T, T)
+    ds -= np.einsum("mats,mats->mat", ds, p)[..., None]  # fused softmax backward, in place
     ds *= p
-    np.matmul(kk, ds.transpose(0, 1, 3, 2), out=dq)  # gradient of the scaled Q
-    np.matmul(q, ds, out=dk)
-    del ds, dz, z, p, q, kk, v, qkv
-    dw = (dqkv @ n1.T).reshape(3, a, k, d)
-    dw[0] *= scale
-    dn1 = np.matmul(w_qkv.T, dqkv, out=n1)
-    dg1 = np.einsum("dn,dn->d", dn1, xh1).reshape(d, 1, 1)
-    dc1 = dn1.sum(axis=1).reshape(d, 1, 1)
+    np.matmul(ds, kk, out=dq)  # gradient of the scaled Q
+    np.matmul(ds.transpose(0, 1, 3, 2), q, out=dk)
+    del ds, dz, zh, z, p, q, kk, v, qkv
+    gw = xh1.T @ dqkv  # as for W1: dW = g1 ⊙ gw + c1 colsum(dQKV)ᵀ; no dN1, and no dX
+    cs = dqkv.sum(axis=0)
+    dg1 = np.einsum("dj,dj->d", gw, w_qkv)
+    dc1 = w_qkv @ cs
+    dw = gw.reshape(d, 3, a, k)
+    dw *= g1.reshape(d, 1, 1, 1)
+    dw += c1.reshape(d, 1, 1, 1) * cs.reshape(1, 3, a, k)
+    dw[:, 0] *= scale
     return loss, {
-        "g1": dg1, "c1": dc1, "Wq": dw[0], "Wk": dw[1], "Wv": dw[2], "Wo": dwo,
-        "g2": dg2, "c2": dc2, "W1": dw1, "b1": db1, "W2": dw2, "b2": db2,
+        "g1": dg1.reshape(1, 1, d), "c1": dc1.reshape(1, 1, d), "Wq": dw[:, 0], "Wk": dw[:, 1], "Wv": dw[:, 2],
+        "Wo": dwo, "g2": dg2.reshape(1, 1, d), "c2": dc2.reshape(1, 1, d), "W1": dw1, "b1": db1.reshape(1, 1, f),
+        "W2": dw2, "b2": db2.reshape(1, 1, d),
     }
