@@ -639,3 +639,20 @@ def test_einsum_prints_as_tensordot_matmul_or_einsum_and_agrees(spec: str, shape
     rng = np.random.default_rng(0)
     arrays = {n: rng.normal(size=shape) for n, shape in zip("ABC", shapes)}
     np.testing.assert_allclose(eval(code, {"np": np}, arrays), np.einsum(spec, *arrays.values()), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["two_layer_sigmoid", "univariate_regression", "transformer_block"])
+def test_accepted_shapes_skip_the_check(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second call with the same shapes and dtypes is a dict lookup: _check_shapes is not called
+    again (it was, on every call, when its key gained the dtypes and the lookup did not)."""
+    mod = module(name)
+    params, inputs = point(mod)
+    mod.loss_and_grads(params, inputs)
+
+    def fail(*_: object) -> None:
+        raise AssertionError("_check_shapes called for shapes accepted before")
+
+    monkeypatch.setattr(mod, "_check_shapes", fail)
+    mod.loss_and_grads(params, inputs)
+    with pytest.raises(AssertionError, match="accepted before"):  # another dtype is checked again
+        mod.loss_and_grads({k: np.asarray(v, dtype=np.float32) for k, v in params.items()}, inputs)

@@ -260,7 +260,9 @@ def context(program: Program) -> dict[str, Any]:
     init_dims = _init_dims(program)
     init_example = py_data({d: _INIT_EXAMPLE_SIZE for d in init_dims})
     assign = "dims = " if program.forward_dims else ""
+    # the key _check_shapes stores accepted arguments under: every shape, then every dtype
     keys = [f'getattr({a}, "shape", {a}.__class__)' if d.scalar else f"{a}.shape" for a, d in zip(args, decls)]
+    keys += [f'getattr({a}, "dtype", None)' if d.scalar else f"{a}.dtype" for a, d in zip(args, decls)]
     init_dims_line = (
         wrap("[", [names.dim(d) for d in init_dims], "]", 4)
         + " = " + ", ".join(["_init_dims(dims"] + [py_str(d) for d in init_dims]) + ")"
