@@ -246,6 +246,8 @@ TABLES: dict[str, list[Row]] = {
         bad("dWo = sum(einsum('dtm,hktm->dhkm', dO, H), axis=3)", "shape",
             "a sum keeps its axes (with size 1): drop them with reshape(..., [d, a, k])"),
         bad("dQ = einsum('htsm,hksm->hktm', P * (dP - sum(dP * P, axis=2)), K)", "factor", "a missing 1/√k?"),
+        bad("dQ = einsum('htsm,hksm->hktm', P * (dP - sum(dP * P, axis=2)), K) / sqrt(d)", "factor",
+            "a 1/√d where 1/√k belongs?"),
         bad("dWq = einsum('hktm,dtm->hkd', dK, X)", "step", "uses ∂L/∂K where ∂L/∂Q belongs"),
         bad("dV = -einsum('hktm,htsm->hksm', dH, P)", "sign", "sign error"),
     ],
@@ -540,6 +542,7 @@ SIZES = [{"m": 2, "n": 3, "k": 5}, {"m": 5, "n": 7, "k": 2}, {"m": 3, "n": 2, "k
     (lambda s: s["k"] ** 0.5, "√k times too large: a missing 1/√k?"),
     (lambda s: s["n"] ** -0.5, "√n times too small: an extra 1/√n?"),
     (lambda s: 2 * s["m"] ** 0.5, "2√m times the correct gradient: a missing 1/(2√m)?"),
+    (lambda s: (s["k"] / s["n"]) ** 0.5, "√k/√n times the correct gradient: a 1/√n where 1/√k belongs?"),
 ])
 def test_factor_fit_and_phrase(ratio, phrase: str) -> None:  # noqa: ANN001
     from backprop.verification.factors import factor_phrase, fit_factor

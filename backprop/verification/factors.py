@@ -78,6 +78,8 @@ def fit_factor(ratios: Sequence[float], sizes: Sequence[Mapping[str, int]]) -> F
     candidates += [((d, k),) for d in dims for k in ks]
     candidates += [((d, k),) for d in dims for k in (_HALF, -_HALF)]
     candidates += [((a, i), (b, j)) for a, b in itertools.combinations(dims, 2) for i in ks for j in ks]
+    halves = (_HALF, -_HALF)  # 1/√d where 1/√k belongs
+    candidates += [((a, i), (b, -i)) for a, b in itertools.combinations(dims, 2) for i in halves]
     # simplest first; a square root ranks after the integer powers of one dim
     candidates.sort(key=lambda e: sum(abs(k) if isinstance(k, int) else 1.5 for _, k in e))
     loose: Factor | None = None
@@ -105,7 +107,11 @@ def factor_phrase(f: Factor, of: str = "the correct gradient", claim: Basic | No
         if k < 0 and claim is not None and _means_over(claim, a.exps[0][0]):
             hint += f" (mean(...) divides by {d}; the gradient sums)"
         return f"the negative of {of} and {size}: a sign error and {hint}" if neg else f"{size}: {hint}"
-    if not a.exps and a.c < 1:
+    halves = sorted((k, d) for d, k in a.exps if abs(k) == _HALF)
+    if a.c == 1 and len(a.exps) == 2 and len(halves) == 2 and halves[0][0] == -halves[1][0]:
+        (_, wrong), (_, right) = halves  # claim/gradient = √right/√wrong: it divides by √wrong
+        size, hint = f"{a.text()} times {of}", f"a 1/√{wrong} where 1/√{right} belongs?"
+    elif not a.exps and a.c < 1:
         inv = Factor(1 / a.c if isinstance(a.c, Fraction) else 1.0 / a.c)
         size, hint = f"exactly {a.text()} of {of}", f"a missing factor {inv.text()}?"
     elif not a.exps:
