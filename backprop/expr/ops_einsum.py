@@ -229,15 +229,19 @@ def _einsum_numpy(p: Any, e: OpNode) -> str:
     if dot is not None:
         first, second, axes, res = dot
         x, y = (p.operand(e.children[k], 0) for k in (first, second))
-        product = f"np.tensordot({x}, {y}, axes=({_ints(axes[0])}, {_ints(axes[1])}))"
-        return product if res == out else f"{product}.transpose({', '.join(str(res.index(ch)) for ch in out)})"
+        return _in_order(f"np.tensordot({x}, {y}, axes=({_ints(axes[0])}, {_ints(axes[1])}))", res, out)
     bmm = _batched_matmul(ins, out)
     if bmm is not None:
         left, right, pa, pb, res = bmm
-        product = f"np.matmul({_axes_view(p, e.children[left], pa)}, {_axes_view(p, e.children[right], pb)})"
-        return product if res == out else f"{product}.transpose({', '.join(str(res.index(ch)) for ch in out)})"
+        return _in_order(f"np.matmul({_axes_view(p, e.children[left], pa)}, {_axes_view(p, e.children[right], pb)})",
+                         res, out)
     path = ", ".join(repr(tuple(int(k) for k in step)) for step in _einsum_path(e)[1:])
     return f'np.einsum({spec}, {operands}, optimize=["einsum_path", {path}])'
+
+
+def _in_order(code: str, res: str, out: str) -> str:
+    """``code``, whose axes are the letters ``res``, viewed in the output's order ``out``."""
+    return code if res == out else f"{code}.transpose({', '.join(str(res.index(ch)) for ch in out)})"
 
 
 def _ints(xs: tuple[int, ...]) -> str:

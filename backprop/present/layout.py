@@ -281,7 +281,7 @@ def _step_block(d: Derivation, s: Step, domains: dict[str, str | None]) -> Block
         more(total)
     more(s.recursive)
     more(s.result)
-    if _tensor_step(s):  # beyond matrices the vectorized form alone is hard to check by hand
+    if _tensor_valued(s.result):  # beyond matrices the vectorized form alone is hard to check by hand
         lines.append(_index_line(d, s.target))
     if len(groups) == 1:
         rules = (RuleGroup(None, s.rules),)
@@ -360,9 +360,6 @@ def _tensor_valued(e: Basic) -> bool:
     values = [e, *e.atoms(MatrixSymbol), *(x for x in sympy.preorder_traversal(e) if isinstance(x, OpNode))]
     return any(len(ir.shape_of(v)) != 2 or (isinstance(v, OpNode) and v.op.name == "einsum") for v in values)
 
-
-def _tensor_step(s: Step) -> bool:
-    return _tensor_valued(s.result)
 
 
 def _index_line(d: Derivation, p: str) -> Line:

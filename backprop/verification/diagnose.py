@@ -10,7 +10,7 @@ describing what the offending part should have been. Separate from the verdict
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +87,16 @@ def _product(fs: Sequence[Basic]) -> Basic:
     return out
 
 
+def _reorders(have: Sequence[Basic], want: Sequence[Basic]) -> Iterator[tuple[int, ...]]:
+    """Axis orders other than the identity that turn shape ``have`` into ``want`` (ranks up to
+    :data:`_MAX_PERMUTED_RANK`: at most 4! orders to try)."""
+    if len(have) > _MAX_PERMUTED_RANK:
+        return
+    for perm in itertools.permutations(range(len(have))):
+        if perm != tuple(range(len(have))) and tuple(have[p] for p in perm) == tuple(want):
+            yield perm
+
+
 class Diagnosis:
     """Says how a claim about one derivation goes wrong, from its values at the verifier's points."""
 
@@ -133,9 +143,7 @@ class Diagnosis:
 
     def _permuted(self, cs: tuple, ts: tuple, c: list[np.ndarray], g: list[np.ndarray], head: str) -> str | None:
         """The claim is the gradient with its axes in another order: a transpose (or permutation)."""
-        for perm in itertools.permutations(range(len(cs))):
-            if perm == tuple(range(len(cs))) or tuple(cs[p] for p in perm) != ts:
-                continue
+        for perm in _reorders(cs, ts):
             moved = [np.transpose(x, perm) for x in c]
             fix = f"transpose(..., {list(perm)}) of it"
             if self.at.close(moved, g):
@@ -154,10 +162,9 @@ class Diagnosis:
             kind, more = self._extra_axes(cs, ts, c, g)
             return kind, head + more
         rank, axes = len(ts), range(len(ts))
-        if len(ts) <= _MAX_PERMUTED_RANK:
-            found = self._permuted(cs, ts, c, g, head)
-            if found is not None:
-                return "transpose", found
+        found = self._permuted(cs, ts, c, g, head)
+        if found is not None:
+            return "transpose", found
         axis = self._wrong_axis(claim.expr, ts, g)
         if axis is not None:
             return "sum", f"{head}; it sums over the wrong axis: {axis}"
@@ -236,9 +243,7 @@ class Diagnosis:
             kind = "sign" if (f.c == -1 and not f.exps) else "factor"
             return kind, factor_phrase(f, claim=claim.expr)
         ts = step.shape
-        for perm in itertools.permutations(range(len(ts))) if len(ts) <= _MAX_PERMUTED_RANK else ():
-            if perm == tuple(range(len(ts))) or tuple(ts[p] for p in perm) != ts or ir.is_scalar_shape(ts):
-                continue
+        for perm in () if ir.is_scalar_shape(ts) else _reorders(ts, ts):
             if self.at.close([np.transpose(x, perm) for x in c], g):
                 what = "it is the transpose of" if len(ts) == 2 else f"transpose(..., {list(perm)}) of it is"
                 return "transpose", (f"{what} the correct gradient ({_grad_text(step.target)} is "
