@@ -366,6 +366,41 @@ def test_synthetic_targets_suit_the_spec(name: str, modules: dict) -> None:
         assert loss_teacher < loss_student
 
 
+TARGET_CASES = {
+    # label smoothing: the one-hot labels reach the loss through a param-free line
+    "smoothed": (
+        "input X[n, m]\ninput C[c, m] onehot\nparam W[c, n]\nS = 0.9 * C + 0.1 / c\n"
+        "loss = -sum(S * log_softmax(W @ X, axis=0)) / m",
+        ["C"],
+    ),
+    # a binary dropout mask multiplies a hidden layer: the network goes on from it, so it is a feature
+    "mask": (
+        "input X[n, m]\ninput M[h, m] binary\ninput y[1, m]\nparam W1[h, n]\nparam w2[1, h]\n"
+        "A = relu(W1 @ X) * M\nloss = sum((w2 @ A - y) ** 2) / m",
+        ["y"],
+    ),
+    # one-hot tokens into an embedding are features; the one-hot labels compared with the output are targets
+    "tokens": (
+        "input X[V, m] onehot\ninput Y[c, m] onehot\nparam E[d, V]\nparam W[c, d]\nH = E @ X\n"
+        "P = softmax(W @ H, axis=0)\nD = P - Y\nloss = sum(D ** 2) / m",
+        ["Y"],
+    ),
+    # a binary label compared line by line, with weight decay on the loss line
+    "binary": (
+        "input X[n, m]\ninput t[1, m] binary\nparam w[1, n]\np = sigmoid(w @ X)\n"
+        "E = -(t * log(p) + (1 - t) * log(1 - p))\nloss = sum(E) / m + 0.01 * sum(w ** 2)",
+        ["t"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TARGET_CASES))
+def test_targets_follow_param_free_lines(case: str) -> None:
+    text, expected = TARGET_CASES[case]
+    d = derivation_of(backprop.language.parse.parse_spec(text))
+    assert targets_of(d.model, d) == expected
+
+
 # ---------------------------------------------------------------------------
 # backprop gradflow
 # ---------------------------------------------------------------------------

@@ -303,23 +303,64 @@ class Synthetic:
 
 def targets_of(model: Model, d: Derivation) -> list[str]:
     """Which inputs are targets: inputs only the loss reads, inputs named like targets, and one-hot or
-    binary inputs compared with the network's output. A one-hot input that enters the network where
-    no computed value is read yet (tokens into an embedding) is a feature."""
+    binary inputs compared with the network's output.
+
+    "Compared" follows the input through param-free lines (label smoothing ``S = 0.9*C + 0.1/c`` keeps
+    C a target) and asks whether a param is applied afterwards: a one-hot input fed to an embedding, or
+    a binary mask multiplied into a hidden layer, is a feature, since the network goes on from it."""
+    params = {p.name for p in model.params}
     reads = {eq.name: {s.name for s in ir.variables(eq.expr)} for eq in d.equations}
     computed: set[str] = set()  # assignments that depend on a param
     for eq in d.equations:
-        if reads[eq.name] & (computed | {p.name for p in model.params}):
+        if reads[eq.name] & (computed | params):
             computed.add(eq.name)
-    used_before_loss = set().union(*(reads[eq.name] for eq in d.equations[:-1]))
+    *body, last = d.equations
+    used_before_loss = set().union(*(reads[eq.name] for eq in body))
+
+    def compared(x: str) -> bool:
+        plain = {x}  # x and the param-free lines made from it
+        met = False  # x (or a plain copy) has met a computed value
+        downstream: set[str] = set()  # param-free lines that combine x with a computed value
+        for eq in body:
+            r = reads[eq.name]
+            if not r & (plain | downstream):
+                continue
+            if eq.name not in computed:
+                plain.add(eq.name)
+            elif r & params:
+                return False  # a param is applied to something made from x: x feeds the network
+            else:
+                met = True
+                downstream.add(eq.name)
+        for term in _terms(last.expr):  # the loss, term by term: weight decay on a param is no application
+            r = {s.name for s in ir.variables(term)}
+            if r & (plain | downstream):
+                if r & params:
+                    return False
+                met = met or bool(r & computed or downstream & r)
+        return met
+
     out = []
     for x in model.inputs:
         if x.scalar or x.shape == (1, 1):
             continue
-        compared = any(x.name in r and r & computed for r in reads.values())
-        if (x.domain in ("onehot", "binary") and compared) or x.name not in used_before_loss or x.name in TARGET_NAMES:
+        if (x.domain in ("onehot", "binary") and compared(x.name)) or x.name not in used_before_loss or x.name in TARGET_NAMES:
             out.append(x.name)
     features = [x.name for x in model.inputs if not x.scalar and x.name not in out]
     return out if features else []
+
+
+def _terms(e: Any) -> list[Any]:
+    """The additive terms of an expression (through +, − and negation), e.g. a loss and its penalty."""
+    out, todo = [], [e]
+    while todo:  # a loop, not recursion: a sum of thousands of terms is a valid loss
+        x = todo.pop()
+        name = x.op.name if isinstance(x, ir.OpNode) else None
+        if name in ("add", "sub", "neg"):
+            todo.extend(reversed(x.children))
+        else:
+            out.append(x)
+    return out
 
 
 def _as_params(model: Model, names: list[str]) -> Model:
