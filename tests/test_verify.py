@@ -16,6 +16,7 @@ import sympy
 
 import backprop
 from backprop import NetworkBuilder
+from backprop.language.parse import parse_spec
 from backprop.verification.claims import ClaimSource, claim_sources
 from backprop.verification.verify import Verifier
 
@@ -244,7 +245,7 @@ TABLES: dict[str, list[Row]] = {
         bad("dWo = einsum('dtm,hktm->dhkm', dO, H)", "sum", "wrong shape d×a×k×m",
             "sum over the examples and drop the axis: reshape(sum(..., axis=3), [d, a, k])"),
         bad("dWo = sum(einsum('dtm,hktm->dhkm', dO, H), axis=3)", "shape",
-            "a sum keeps its axes (with size 1): drop them with reshape(..., [d, a, k])"),
+            "its axis 3 has size 1 where the gradient has none: drop it with reshape(..., [d, a, k])"),
         bad("dQ = einsum('htsm,hksm->hktm', P * (dP - sum(dP * P, axis=2)), K)", "factor", "a missing 1/√k?"),
         bad("dQ = einsum('htsm,hksm->hktm', P * (dP - sum(dP * P, axis=2)), K) / sqrt(d)", "factor",
             "a 1/√d where 1/√k belongs?"),
@@ -387,6 +388,27 @@ def test_several_paths(claim: str, verdict: bool, phrases: tuple[str, ...]) -> N
     assert r.verdict is verdict, r.diagnosis
     for p in phrases:
         assert p in (r.diagnosis or ""), f"{p!r} not in {r.diagnosis!r}"
+
+
+@functools.cache
+def scaled_tensor() -> Verifier:
+    """A scalar param scaling a rank-3 value: its gradient sums every entry."""
+    spec = "input X[d, T, m]\ninput Y[d, T, m]\nparam s\nparam W[d, d]\nH = s * einsum('ed,dtm->etm', W, X)\n"
+    return Verifier(backprop.get_derivation(parse_spec(spec + "loss = sum((H - Y) ** 2) / m")))
+
+
+@pytest.mark.parametrize(("claim", "kind", "phrases"), [
+    ("ds = dH * H / s", "sum", ("wrong shape d×T×m", "sum over all its entries: sum(dH * H / s)")),
+    ("ds = 2 * dH * H / s", "sum", ("sum over all its entries (sum(2 * dH * H / s)), and then it is 2 times",)),
+    ("ds = sum(dH * H / s, axis=(0, 1))", "sum", ("wrong shape 1×1×m", "sum over all its entries")),
+])
+def test_scalar_gradient_of_a_tensor_claim(claim: str, kind: str, phrases: tuple[str, ...]) -> None:
+    v = scaled_tensor()
+    r = v.check(v.parse(ClaimSource(claim, "<claim 1>")))
+    assert not r.verdict and r.mistake == kind, r.diagnosis
+    for p in phrases:
+        assert p in (r.diagnosis or ""), f"{p!r} not in {r.diagnosis!r}"
+    assert v.check(v.parse(ClaimSource("ds = sum(dH * H) / s", "<claim 1>"))).verdict
 
 
 # ---------------------------------------------------------------------------
@@ -568,3 +590,16 @@ def test_factor_text(c: object, exps: tuple, shown: str) -> None:
     from backprop.verification.factors import Factor
 
     assert Factor(c, exps).text() == shown
+
+
+@pytest.mark.parametrize(("power", "phrase"), [
+    (-1, "k times too small: an extra 1/k? (mean(...) divides by k; the gradient sums)"),
+    (Fraction(-1, 2), "√k times too small: an extra 1/√k?"),  # a mean divides by k, never by √k
+])
+def test_mean_hint_only_for_a_whole_power(power: object, phrase: str) -> None:
+    from backprop.language.parse import parse_spec
+    from backprop.verification.factors import Factor, factor_phrase
+
+    model = parse_spec("input X[k, m]\nparam w[1, k]\nloss = sum(w @ X) + sum(mean(X, axis=0))")
+    claim = model.loss.expr
+    assert factor_phrase(Factor(Fraction(1), (("k", power),)), claim=claim) == phrase

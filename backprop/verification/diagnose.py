@@ -159,7 +159,7 @@ class Diagnosis:
         cs, ts = shape_of(claim.expr), step.shape
         head = f"wrong shape {fmt_shape(cs)}: {_grad_text(step.target)} is {fmt_shape(ts)}"
         if len(cs) != len(ts):
-            kind, more = self._extra_axes(cs, ts, c, g)
+            kind, more = self._extra_axes(cs, ts, c, g, claim.rhs)
             return kind, head + more
         rank, axes = len(ts), range(len(ts))
         found = self._permuted(cs, ts, c, g, head)
@@ -189,10 +189,19 @@ class Diagnosis:
                 return "shape", f"{head}; its entries are right, but the gradient repeats them ({along}): give it the full shape"
         return "shape", head
 
-    def _extra_axes(self, cs: tuple, ts: tuple, c: list[np.ndarray], g: list[np.ndarray]) -> tuple[str, str]:
+    def _extra_axes(self, cs: tuple, ts: tuple, c: list[np.ndarray], g: list[np.ndarray], rhs: str) -> tuple[str, str]:
         """A claim of higher rank whose extra axes are the gradient summed away or kept with size 1."""
         extra = len(cs) - len(ts)
         shape = f"[{', '.join(fmt_dim(d) for d in ts)}]"
+        if ir.is_scalar_shape(ts) and len(cs) > 2:  # a scalar's gradient: every entry summed
+            red = [np.sum(x).reshape(y.shape) for x, y in zip(c, g)]
+            code = self._sum_code(rhs, range(len(cs)), len(cs), True)
+            if self.at.close(red, g):
+                return "sum", f"; sum over all its entries: {code}"
+            f = self.at.factor(red, g)
+            if f is not None:
+                return "sum", f"; sum over all its entries ({code}), and then it is {factor_phrase(f)}"
+            return "shape", ""
         if extra < 0 and [d for d in cs if d != 1] == [d for d in ts if d != 1]:
             if self.at.close([np.reshape(x, y.shape) for x, y in zip(c, g)], g):
                 return "shape", f"; the entries are right, the axes are not: reshape(..., {shape})"
@@ -205,10 +214,13 @@ class Diagnosis:
             if not self.at.close(red, g):
                 continue
             axes = drop[0] if len(drop) == 1 else drop
+            them = "it" if len(drop) == 1 else "them"
             if all(cs[ax] == 1 for ax in drop):
-                return "shape", f"; a sum keeps its axes (with size 1): drop them with reshape(..., {shape})"
+                size1 = f"axis {drop[0]} has" if len(drop) == 1 else f"axes {_and([str(a) for a in drop])} have"
+                return "shape", f"; its {size1} size 1 where the gradient has none: drop {them} with reshape(..., {shape})"
             over = _and([self._over(cs[ax], ax, len(cs)) for ax in drop])
-            return "sum", f"; sum over {over} and drop the axis: reshape(sum(..., axis={axes}), {shape})"
+            drop_them = "the axis" if len(drop) == 1 else "the axes"
+            return "sum", f"; sum over {over} and drop {drop_them}: reshape(sum(..., axis={axes}), {shape})"
         return "shape", ""
 
     def _wrong_axis(self, e: Basic, ts: tuple[Basic, ...], g: list[np.ndarray]) -> str | None:

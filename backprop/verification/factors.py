@@ -104,7 +104,7 @@ def factor_phrase(f: Factor, of: str = "the correct gradient", claim: Basic | No
         d, k = a.exps[0]
         d = _power(d, abs(k))
         size, hint = (f"{d} times too large", f"a missing 1/{d}?") if k > 0 else (f"{d} times too small", f"an extra 1/{d}?")
-        if k < 0 and claim is not None and _means_over(claim, a.exps[0][0]):
+        if k == -1 and claim is not None and _means_over(claim, a.exps[0][0]):  # a mean divides by d, not √d
             hint += f" (mean(...) divides by {d}; the gradient sums)"
         return f"the negative of {of} and {size}: a sign error and {hint}" if neg else f"{size}: {hint}"
     halves = sorted((k, d) for d, k in a.exps if abs(k) == _HALF)
