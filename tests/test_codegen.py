@@ -39,6 +39,7 @@ from backprop.codegen.stmt import Stmt, TempSymbol
 from backprop.engine.pipeline import get_derivation
 from backprop.expr import ir
 from backprop.expr.evaluate import evaluate
+from backprop.language.parse import parse_spec
 from backprop.support.bundled import example_names
 from backprop.support.errors import UnsupportedError
 from backprop.support.naming import CodeNames
@@ -262,6 +263,26 @@ def test_init_params_scales_and_reproducibility():
         mod.init_params(dims | {"k": 2})
     with pytest.raises(ValueError, match="dim h must be a positive integer"):
         mod.init_params(dims | {"h": 0})
+
+
+@pytest.mark.parametrize(("spec", "param", "scheme", "fan_in"), [
+    # a readout written as a summed elementwise product is a weight over the summed axis, not a gain
+    ("input X[n, m]\ninput y[1, m]\nparam W1[h, n]\nparam w2[h, 1]\nA = relu(W1 @ X)\n"
+     "loss = sum((sum(w2 * A, axis=0) - y) ** 2) / m", "w2", "glorot", "h"),
+    ("input X[n, m]\ninput y[1, m]\nparam w[n, 1]\nloss = sum((relu(sum(w * X, axis=0)) - y) ** 2) / m",
+     "w", "he", "n"),
+    # a table tied to the output (E.T scores the hidden state) is a weight, not an N(0, 1) embedding
+    ("input X[V, m] onehot\ninput Y[V, m] onehot\nparam E[d, V]\nH = tanh(E @ X)\n"
+     "loss = -sum(Y * log_softmax(E.T @ H, axis=0)) / m", "E", "glorot", "V"),
+    ("input X[V, m] onehot\ninput Y[c, m] onehot\nparam E[d, V]\nparam W[c, d]\n"
+     "loss = -sum(Y * log_softmax(W @ (E @ X), axis=0)) / m", "E", "embedding", "1"),
+])
+def test_init_scheme_follows_the_use(spec, param, scheme, fan_in):
+    from backprop.codegen.init import init_schemes
+
+    init = init_schemes(backprop.get_derivation(parse_spec(spec)))[param]
+    assert init.scheme == scheme, init
+    assert str(init.fan_in) == fan_in
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

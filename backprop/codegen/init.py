@@ -11,6 +11,8 @@ the product up through bias additions and named pre-activations:
 A param contracted only with one-hot inputs is an embedding table: each product
 picks one of its columns, so the fan-in is 1 and it starts N(0, 1), as
 ``torch.nn.Embedding`` does (a 1/sqrt(V) scale would shrink every embedding).
+An elementwise product summed along an axis where the param varies,
+``sum(w ⊙ A, axis=0)``, is a matrix product written out: a weight whose fan-in is the summed axes.
 A param only ever added (a bias) starts at zero; a leaky-ReLU slope at 0.01; a
 gain (a param only ever multiplied, entry by entry and broadcast, into a computed
 value: a layer norm's g) at one, as ``nn.LayerNorm`` starts, so the value passes
@@ -28,6 +30,7 @@ from backprop.engine.chain import ACTIVATIONS
 from backprop.engine.derivation import Derivation
 from backprop.expr import ir
 from backprop.expr.ir import OpNode
+from backprop.expr.ops_row import axes_of
 
 HE = frozenset({"relu", "leaky_relu", "softplus"})
 ADDITIVE = frozenset({"add", "sub", "broadcast"})
@@ -76,6 +79,21 @@ def _consumer(node: Basic, eq: str, parent_of: dict, named_uses: dict) -> str:
         node, eq = uses[0]
 
 
+def _summed_product(par: OpNode, eq: str, param: Basic, parent_of: dict) -> tuple[OpNode, tuple[int, ...]] | None:
+    """``sum(w ⊙ A, axis=0)`` with w[h, 1]: an elementwise product summed along an axis where the param
+    varies is a matrix product written out (a readout), so the param is a weight. The reduction and
+    the param's axes it sums, if so."""
+    if par.op.name != "mul":
+        return None
+    up = parent_of.get((id(par), eq))
+    while up is not None and up.op.name in ADDITIVE | {"neg"}:
+        up = parent_of.get((id(up), eq))
+    if up is None or up.op.name not in ("sum", "mean"):
+        return None
+    summed = tuple(ax for ax in axes_of(up) if ir.shape_of(param)[ax] != 1)
+    return (up, summed) if summed else None
+
+
 def _gain_use(parent: OpNode, i: int, param: Basic, given: set[Basic]) -> bool:
     """``g ⊙ U``: an elementwise product that stretches ``param`` over a value computed in the network
     (not over an input or another param: ``w x`` is a weight)."""
@@ -104,8 +122,11 @@ def init_schemes(d: Derivation) -> dict[str, Init]:
         uses = uses_of.get(p.symbol, [])
         products = [(par, i, eq) for par, i, eq, _ in uses if par.op.contracts is not None]
         onehot = {x.name for x in d.model.inputs if x.domain == "onehot"}
-        if products and all(isinstance(c, MatrixSymbol) and c.name in onehot
-                            for par, i, _ in products for j, c in enumerate(par.children) if j != i):
+        readouts = [(r, eq) for par, _, eq, _ in uses if (r := _summed_product(par, eq, p.symbol, parent_of))]
+        # only ever looked up by a one-hot input (a table also used as E.T, tied to the output, is a weight)
+        if products and len(products) == len(uses) and all(
+                isinstance(c, MatrixSymbol) and c.name in onehot
+                for par, i, _ in products for j, c in enumerate(par.children) if j != i):
             out[p.name] = Init("embedding", reason="embedding table: a one-hot input picks one column")
         elif products:
             par, i, eq = products[0]
@@ -116,6 +137,13 @@ def init_schemes(d: Derivation) -> dict[str, Init]:
             scheme = "he" if act in HE else "glorot"
             where = f"feeds {act}" if act != "linear" else "no activation follows"
             out[p.name] = Init(scheme, fan_in, fan_out, where)
+        elif readouts:
+            (red, inner), eq = readouts[0]
+            fan_in = sympy.Mul(*(d for ax, d in enumerate(shape) if ax in inner))
+            fan_out = sympy.Mul(*(d for ax, d in enumerate(shape) if ax not in inner))
+            act = _consumer(red, eq, parent_of, named_uses)
+            where = f"summed product, feeds {act}" if act != "linear" else "summed product, no activation follows"
+            out[p.name] = Init("he" if act in HE else "glorot", fan_in, fan_out, where)
         elif uses and all(par.op.name in ADDITIVE for par, _, _, _ in uses):
             out[p.name] = Init("zeros", reason="bias")
         elif uses and all(_gain_use(par, i, p.symbol, given) for par, i, _, _ in uses):
