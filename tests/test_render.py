@@ -718,3 +718,12 @@ def test_long_exact_numbers_print_in_scientific_form(tmp_path: Path) -> None:
     assert "7.4·10^200 · w" in text and r"3.7 \cdot 10^{200}" in latex
     assert r"\left(10^{300}\right)^{" in latex  # never 10^{300}^{...}, a LaTeX error
     compile_latex(latex, tmp_path, "sci")
+
+
+@pytest.mark.parametrize(("number", "shown"), [
+    ("1e-5", "10^(−5) · Σ"), ("5e-5", "5·10^(−5) · Σ"), ("2.5e-4", "2.5·10^(−4) · Σ"), ("1.25e-6", "1.25·10^(−6) · Σ"),
+    ("0.5", "1/2 · Σ((w · x)²)"), ("1/1024", "Σ((w · x)²)/1024"),  # 0.0009765625 needs ten digits: an exact fraction
+])
+def test_small_decimals_read_as_written(number: str, shown: str) -> None:
+    d = get_derivation(parse_spec(f"input x[1, m]\nparam w\nloss = sum((w * x) ** 2) * {number}\n", name="dec"))
+    assert shown in to_text(d)

@@ -43,9 +43,18 @@ MAX_DIGITS = 15
 
 
 def _small_decimal(e: sympy.Rational) -> bool:
-    """A number the spec wrote as a decimal below 10⁻³ (a layer norm's 1e-5): 10⁻⁵, not 1/100000."""
-    q = e.q
-    return q >= 10**4 and 10 ** (len(str(q)) - 1) == q and abs(e.p) * 1000 < q
+    """A number the spec wrote as a decimal below 10⁻³ (a layer norm's 1e-5, a rate's 5e-5): 10⁻⁵, not
+    1/100000, and 5·10⁻⁵, not 1/20000. Only a terminating decimal of at most six digits, so the
+    mantissa shown is exact."""
+    q, twos, fives = e.q, 0, 0
+    while q % 2 == 0:
+        q, twos = q // 2, twos + 1
+    while q % 5 == 0:
+        q, fives = q // 5, fives + 1
+    if q != 1 or abs(e.p) * 1000 >= e.q:
+        return False
+    digits = abs(e.p) * 10 ** max(twos, fives) // e.q  # the decimal's digits, as an integer
+    return len(str(digits).rstrip("0")) <= 6
 
 
 def scientific(e: Basic) -> tuple[str, int] | None:
