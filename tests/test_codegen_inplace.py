@@ -178,3 +178,14 @@ def test_gradients_equal_to_a_callers_array_or_to_each_other_are_copies() -> Non
     assert {program.name(g) for g in program.copies} == {"dP", "dQ"}
     shared = _program("input X[n, m]\nparam P[n, m]\nparam Q[n, m]\nloss = sum(tanh(P + Q))\n")
     assert {program.name(g) for g in shared.copies} == {"dQ"}  # dP holds the array, dQ a copy
+
+
+def test_a_product_is_fresh_floating_only_when_its_value_is() -> None:
+    """[W > 0] @ X reads the float W but, for an int X, makes an int array: no float is written into it."""
+    from backprop.codegen.inplace import is_floating
+    from backprop.expr import ir
+
+    w, x = ir.symbol("W", (3, 4)), ir.symbol("X", (4, 5))
+    assert is_floating(ir.node("matmul", w, x), {w})
+    assert not is_floating(ir.node("matmul", ir.node("step", w), x), {w})
+    assert is_floating(ir.node("matmul", ir.node("step", w), x), {w, x})

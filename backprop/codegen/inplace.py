@@ -32,24 +32,25 @@ def floating(model: Model, stmts: list[Stmt]) -> set[Basic]:
     int array (∂L/∂W = X for L = Σ(W ⊙ X) is one), and a step, [A > 0], is a mask or an integer
     count: a float cannot be written into those in place."""
     out = {p.symbol for p in model.params}
-
-    def is_floating(e: Basic) -> bool:
-        if isinstance(e, MatrixSymbol):
-            return e in out
-        if not isinstance(e, OpNode):
-            return _const_floating(sympy.sympify(e))
-        if e.op.name == "step":
-            return False
-        if e.op.name in _FLOAT_RESULT:
-            return True
-        if e.op.name == "leaky_step":  # .astype(x.dtype)
-            return is_floating(e.children[0])
-        return any(is_floating(c) for c in e.children)
-
     for s in stmts:
-        if is_floating(s.expr):
+        if is_floating(s.expr, out):
             out.add(s.symbol)
     return out
+
+
+def is_floating(e: Basic, known: set[Basic]) -> bool:
+    """Whether expression ``e`` surely computes a floating array, ``known`` being the names that hold one."""
+    if isinstance(e, MatrixSymbol):
+        return e in known
+    if not isinstance(e, OpNode):
+        return _const_floating(sympy.sympify(e))
+    if e.op.name == "step":
+        return False
+    if e.op.name in _FLOAT_RESULT:
+        return True
+    if e.op.name == "leaky_step":  # .astype(x.dtype)
+        return is_floating(e.children[0], known)
+    return any(is_floating(c, known) for c in e.children)
 
 
 def _const_floating(c: sympy.Expr) -> bool:
@@ -166,7 +167,7 @@ class ArrayReuse:
     def _fresh_product(self, e: Basic) -> bool:
         """A matrix product or contraction: NumPy returns it in a new floating array of its own."""
         return (isinstance(e, OpNode) and (e.op.name == "matmul" or (e.op.name == "einsum" and len(e.children) > 1))
-                and bool(reads(e) & self.floating))
+                and is_floating(e, self.floating))  # [W > 0] @ X of an int X is an int array
 
     def _scaled(self, s: Stmt) -> tuple[Basic, list[tuple[str, Basic]]] | None:
         """``P = Q Kᵀ / √k``: the product's new array, then scaled in it (``P /= √k``)."""
