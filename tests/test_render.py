@@ -722,8 +722,19 @@ def test_long_exact_numbers_print_in_scientific_form(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("number", "shown"), [
     ("1e-5", "10^(−5) · Σ"), ("5e-5", "5·10^(−5) · Σ"), ("2.5e-4", "2.5·10^(−4) · Σ"), ("1.25e-6", "1.25·10^(−6) · Σ"),
-    ("0.5", "1/2 · Σ((w · x)²)"), ("1/1024", "Σ((w · x)²)/1024"),  # 0.0009765625 needs ten digits: an exact fraction
+    ("0.5", "1/2 · Σ((w · x)²)"), ("0", "L = 0"),
+    ("1/1024", "Σ((w · x)²)/1024"),  # 0.0009765625 needs ten digits: an exact fraction
 ])
 def test_small_decimals_read_as_written(number: str, shown: str) -> None:
     d = get_derivation(parse_spec(f"input x[1, m]\nparam w\nloss = sum((w * x) ** 2) * {number}\n", name="dec"))
     assert shown in to_text(d)
+
+
+def test_zero_and_whole_numbers_are_not_scientific() -> None:
+    """Zero is no decimal: taken for one, the search for its power of ten never ended."""
+    import sympy
+
+    from backprop.expr.printing import scientific
+
+    assert scientific(sympy.Integer(0)) is None and scientific(sympy.Integer(7)) is None
+    assert scientific(sympy.Rational(1, 20000)) == ("5", -5)

@@ -46,6 +46,8 @@ def _small_decimal(e: sympy.Rational) -> bool:
     """A number the spec wrote as a decimal below 10⁻³ (a layer norm's 1e-5, a rate's 5e-5): 10⁻⁵, not
     1/100000, and 5·10⁻⁵, not 1/20000. Only a terminating decimal of at most six digits, so the
     mantissa shown is exact."""
+    if e.p == 0:
+        return False  # zero is no decimal to write as m·10^k
     q, twos, fives = e.q, 0, 0
     while q % 2 == 0:
         q, twos = q // 2, twos + 1
