@@ -637,9 +637,11 @@ EINSUM_LOWERINGS = [  # (subscripts, shapes, the call printed) -- every branch a
     ("ab,cd->abcd", [(2, 3), (4, 5)], "np.tensordot(A, B, axes=((), ()))"),
     ("mthk,mshk->mhts", [(2, 5, 3, 4), (2, 6, 3, 4)], "np.matmul(A.transpose(0, 2, 1, 3), B.transpose(0, 2, 3, 1))"),
     ("mhts,mshk->mhtk", [(2, 3, 5, 6), (2, 6, 3, 4)], "np.matmul(A, B.transpose(0, 2, 1, 3))"),
-    ("mhts,mshk->mthk", [(2, 3, 5, 6), (2, 6, 3, 4)], "np.matmul(A, B.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)"),
-    ("mhtk,mhts->mshk", [(2, 3, 5, 4), (2, 3, 5, 6)],
-     "np.matmul(B.transpose(0, 1, 3, 2), A).transpose(0, 2, 1, 3)"),
+    # batch axes moved, rows unit-stride: written through out= into a C-ordered array in the output's order
+    ("mhts,mshk->mthk", [(2, 3, 5, 6), (2, 6, 3, 4)], "_matmul_to(A, B.transpose(0, 2, 1, 3), (0, 2, 1, 3))"),
+    ("mhtk,mhts->mshk", [(2, 3, 5, 4), (2, 3, 5, 6)], "_matmul_to(B.transpose(0, 1, 3, 2), A, (0, 2, 1, 3))"),
+    # a batch axis last in the output: a view of the product (through out=, no matrix would be unit-stride)
+    ("mhts,mshk->tkmh", [(2, 3, 5, 6), (2, 6, 3, 4)], "np.matmul(A, B.transpose(0, 2, 1, 3)).transpose(2, 3, 0, 1)"),
     # the examples axis last: no matrix of these has a unit stride, so einsum's own loop
     ("hktm,hksm->htsm", [(3, 4, 5, 2), (3, 4, 6, 2)], 'np.einsum("hktm,hksm->htsm", A, B, optimize=["einsum_path", (0, 1)])'),
     ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)], 'np.einsum("ij,jk,kl->il", A, B, C, optimize=["einsum_path", (0, 1), (0, 1)])'),
@@ -659,7 +661,12 @@ def test_einsum_prints_as_tensordot_matmul_or_einsum_and_agrees(spec: str, shape
     assert code == call
     rng = np.random.default_rng(0)
     arrays = {n: rng.normal(size=shape) for n, shape in zip("ABC", shapes)}
-    np.testing.assert_allclose(eval(code, {"np": np}, arrays), np.einsum(spec, *arrays.values()), rtol=1e-12, atol=1e-12)
+    scope: dict = {"np": np}
+    exec(registry_helpers()["_matmul_to"], scope)  # the registry's own helper source
+    got = eval(code, scope, arrays)
+    np.testing.assert_allclose(got, np.einsum(spec, *arrays.values()), rtol=1e-12, atol=1e-12)
+    if code.startswith("_matmul_to"):
+        assert got.flags.c_contiguous
 
 
 @pytest.mark.parametrize("name", ["two_layer_sigmoid", "univariate_regression", "transformer_block"])

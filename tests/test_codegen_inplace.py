@@ -189,3 +189,17 @@ def test_a_product_is_fresh_floating_only_when_its_value_is() -> None:
     assert is_floating(ir.node("matmul", w, x), {w})
     assert not is_floating(ir.node("matmul", ir.node("step", w), x), {w})
     assert is_floating(ir.node("matmul", ir.node("step", w), x), {w, x})
+
+
+def test_softmax_backward_is_computed_in_the_spent_gradient() -> None:
+    """dZ = P ⊙ (dP − Σ(dP ⊙ P)): the difference in dP's array (its first term may read dP: it is
+    computed before dP is written), then scaled by P, and the gradients still match finite differences."""
+    from backprop.language.parse import parse_spec
+
+    src = codegen.generate("self_attention")
+    assert ("    dZ = dP  # computed in place: dP is not needed again\n"
+            "    dZ -= (dP * P).sum(axis=1, keepdims=True)\n    dZ *= P\n") in src
+    spec = parse_spec("input X[d, m]\ninput Y[c, m]\nparam W[c, d]\nP = softmax(W @ X, axis=0)\n"
+                      "loss = -sum(Y * log(P)) + sum(P ** 3)")
+    assert "dZ -= (dP * P).sum(axis=0, keepdims=True)" in codegen.generate(spec)
+    assert codegen.gradcheck(spec).ok

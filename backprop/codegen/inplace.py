@@ -181,6 +181,21 @@ class ArrayReuse:
             return None
         return a, [("*" if e.op.name == "mul" else "/", b)]
 
+    def _shifted_product(self, i: int, s: Stmt) -> tuple[Basic, list[tuple[str, Basic]]] | None:
+        """``dZ = P ⊙ (dP − Σ(dP ⊙ P))``, softmax's backward: the difference in the spent gradient's
+        array, then scaled in it (``dZ = dP``, ``dZ -= Σ(dP ⊙ P)``, ``dZ *= P``). The first term after
+        the seed may read it (its value is computed before the seed is written); later ones may not."""
+        e = s.expr
+        if not isinstance(e, OpNode) or e.op.name != "mul":
+            return None
+        for k in (0, 1):
+            other, terms = e.children[1 - k], _terms(e.children[k])
+            (sign, seed), rest = terms[0], terms[1:]
+            if (rest and sign == "+" and isinstance(seed, GradSymbol)
+                    and self.writable(seed, i, [other, *(t for _, t in rest[1:])])):
+                return seed, [*rest, ("*", other)]
+        return None
+
     def _decide(self, i: int, s: Stmt, printer: NumpyPrinter) -> frozenset[Basic]:
         """Decide how statement ``i`` computes its value; return the arrays its name then holds."""
         factors = _factors(s.expr)
@@ -189,6 +204,10 @@ class ArrayReuse:
             if isinstance(f, GradSymbol) and len(others) == len(factors) - 1 and self.writable(f, i, others):
                 self.inplace[s.symbol] = (f, others)
                 return self.held(f)
+        shifted = self._shifted_product(i, s)
+        if shifted is not None:
+            self.sums[s.symbol] = shifted
+            return self.held(shifted[0])
         scaled = self._scaled(s)
         if scaled is not None:
             self.sums[s.symbol] = scaled

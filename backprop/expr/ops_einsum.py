@@ -233,8 +233,10 @@ def _einsum_numpy(p: Any, e: OpNode) -> str:
     bmm = _batched_matmul(ins, out)
     if bmm is not None:
         left, right, pa, pb, res = bmm
-        return _in_order(f"np.matmul({_axes_view(p, e.children[left], pa)}, {_axes_view(p, e.children[right], pb)})",
-                         res, out)
+        x, y = _axes_view(p, e.children[left], pa), _axes_view(p, e.children[right], pb)
+        if res != out and out[-1] == res[-1]:  # batch axes moved, each matrix's rows still contiguous
+            return f"_matmul_to({x}, {y}, {_ints(tuple(res.index(ch) for ch in out))})"
+        return _in_order(f"np.matmul({x}, {y})", res, out)
     path = ", ".join(repr(tuple(int(k) for k in step)) for step in _einsum_path(e)[1:])
     return f'np.einsum({spec}, {operands}, optimize=["einsum_path", {path}])'
 
@@ -283,5 +285,14 @@ ROWS: tuple[Op, ...] = (
         spec_name="einsum", attrs=("subscripts",), variadic=True, index=_einsum_index,
         contracts=lambda e, i: tuple(ax for ax, ch in enumerate(_subscripts(e)[0][i]) if ch not in _subscripts(e)[1]),
         doc='sum of products over the repeated letters: einsum("fc,cm->fm", W, X)',
+        numpy_helper=(
+            "def _matmul_to(a, b, axes):\n"
+            '    """np.matmul(a, b).transpose(axes) as a C-ordered array: the products are written through\n'
+            "    out= into an array already in that order, so no later reshape copies a strided view.\"\"\"\n"
+            "    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])\n"
+            "    out = np.empty(tuple(shape[i] for i in axes), dtype=np.result_type(a, b))\n"
+            "    np.matmul(a, b, out=out.transpose(np.argsort(axes)))\n"
+            "    return out\n"
+        ),
     ),
 )
