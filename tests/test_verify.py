@@ -471,9 +471,30 @@ def test_claim_sources_number_claims() -> None:
     assert [(s.file, s.line) for s in claim_sources("dw = 1\n# c\n\ndb = 2\n")] == [("<claims>", 1), ("<claims>", 4)]
 
 
+@pytest.mark.parametrize(("claim", "phrases"), [
+    ("dW1 = X.T @ dZ", ("shape mismatch", "did you mean dZ @ X.T?")),
+    ("dA = w2 @ dyhat", ("inner dimensions", "did you mean w2.T @ dyhat?")),
+    ("dW1 = dZ * X.T", ("cannot broadcast k×m and m×n", "for a matrix product write @")),
+])
+def test_a_shape_slip_is_wrong_not_unusable(claim: str, phrases: tuple[str, ...]) -> None:
+    """Well-formed answers whose shapes do not fit are marked wrong, the mismatch the diagnosis."""
+    report = backprop.verify("two_layer_sigmoid", [claim, "dW1 = dZ @ X.T"])
+    (r, ok) = report
+    assert (r.status, r.mistake, ok.status, report.errors) == ("wrong", "shape", "correct", [])
+    for p in phrases:
+        assert p in (r.diagnosis or ""), r.diagnosis
+
+
+def test_an_unusable_claim_stops_no_other() -> None:
+    report = backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T", "dW1 = dZ @", "db1 = dZ", "dQ = 1"])
+    assert [r.status for r in report] == ["correct", "unusable", "wrong", "unusable"]
+    assert [(e.file, e.col) for e in report.errors] == [("<claim 2>", 11), ("<claim 4>", 1)]
+    assert report.summary().startswith("1 of 4 claims correct, 2 unusable")
+    assert [c["verdict"] for c in report.to_dict()["claims"]] == ["correct", "unusable", "wrong", "unusable"]
+    assert report.unusable[0].name == "W1" and report.unusable[1].name == "Q"
+
+
 @pytest.mark.parametrize(("claim", "col", "phrases"), [
-    ("dW1 = X.T @ dZ", 11, ("shape mismatch", "did you mean dZ @ X.T?")),
-    ("dA = w2 @ dyhat", 9, ("inner dimensions", "did you mean w2.T @ dyhat?")),
     ("dX = 1", 1, ("X is an input", "which has no gradient", "params (W1, b1, w2, b2)")),
     ("W1 = 3", 1, ("write dW1",)),
     ("dq = 2", 1, ("'dq' is not the gradient of a variable",)),
@@ -488,7 +509,6 @@ def test_claim_sources_number_claims() -> None:
     ("dZ = dA * (Z == 0)", 12, ("only comparisons with 0",)),
     ("db1 = dZ @ ones(q, 1)", 17, ("a dimension must be",)),
     ("dZ = dA * A * (1 - A) * lam", 25, ("undefined name 'lam'",)),
-    ("dW1 = dZ * X.T", 10, ("cannot broadcast k×m and m×n", "for a matrix product write @")),
     ("dA = w2^T @ dyhat", 8, ("for a transpose write w2.T",)),
     ("dW1 = np.dot(dZ, X.T)", 7, ("is written A @ B",)),
     ("db1 = np.sum(dZ, axis=1)", 7, ("'np.sum' is written sum(...)",)),
@@ -496,9 +516,9 @@ def test_claim_sources_number_claims() -> None:
     ("dW1 = dL/dZ @ X.T", 7, ("∂L/∂Z is written dZ",)),
 ])
 def test_claim_errors_point_into_the_claim(claim: str, col: int, phrases: tuple[str, ...]) -> None:
-    with pytest.raises(backprop.SpecError) as info:
-        backprop.verify("two_layer_sigmoid", [claim])
-    e = info.value
+    report = backprop.verify("two_layer_sigmoid", [claim])
+    (e,) = report.errors
+    assert report[0].status == "unusable" and report[0].diagnosis == e.message
     assert (e.file, e.line, e.col) == ("<claim 1>", 1, col), e.format()
     for p in phrases:
         assert p in e.message, e.message

@@ -43,12 +43,15 @@ def test_a_wrong_claim_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_claim_error_exits_2_and_points_into_the_claim(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "two_layer_sigmoid", "dw2 = dyhat @ A.T", "dW1 = X.T @ dZ", "dQ = 1")
-    assert code == 2 and out == ""
-    assert err.splitlines() == [
-        "<claim 2>:1:11: error: shape mismatch: matrix product m×n @ k×m: inner dimensions n and k differ "
+    assert code == 2  # the unusable claim is an error; the others are judged all the same
+    assert out.splitlines()[:3] == [
+        "✓ dw2 = dyhat @ A.T  correct",
+        "✗ dW1 = X.T @ dZ  wrong: shape mismatch: matrix product m×n @ k×m: inner dimensions n and k differ "
         "(did you mean dZ @ X.T?)",
-        "    dW1 = X.T @ dZ",
-        "              ^",
+        "? dQ = 1  unusable: 'dQ' is not the gradient of a variable of two_layer_sigmoid; "
+        "claims are about params (W1, b1, w2, b2) and intermediates (Z, A, yhat)",
+    ]
+    assert err.splitlines() == [
         "<claim 3>:1:1: error: 'dQ' is not the gradient of a variable of two_layer_sigmoid; "
         "claims are about params (W1, b1, w2, b2) and intermediates (Z, A, yhat)",
         "    dQ = 1",
@@ -67,7 +70,7 @@ def test_claims_file_errors_use_file_line_col(tmp_path: Path, capsys: pytest.Cap
     f = tmp_path / "answers.txt"
     f.write_text("# answers\ndW1 = dZ @ X.T\n\ndb1 = sum(dZ, axis=2)\n", encoding="utf-8")
     code, out, err = run(capsys, "two_layer_sigmoid", "--claims", str(f))
-    assert code == 2 and out == ""
+    assert code == 2 and out.startswith("✓ dW1 = dZ @ X.T  correct\n? db1 = sum(dZ, axis=2)  unusable: axis must be 0")
     assert err.startswith(f"{f}:4:20: error: axis must be 0")
 
 
@@ -149,3 +152,17 @@ def test_readme_example_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert argv[:2] == ["backprop", "verify"]
     code, out, _ = run(capsys, *argv[2:])
     assert code == 1 and out == shown
+
+
+def test_a_batch_with_a_bad_line_still_reports_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Line 601 of a class's answers being unreadable does not cost the other 1,199 their verdicts."""
+    import json
+
+    f = tmp_path / "answers.txt"
+    f.write_text("dW1 = dZ @ X.T\ndW1 = dZ @@ X.T\ndW1 = X.T @ dZ\n", encoding="utf-8")
+    code, out, err = run(capsys, "two_layer_sigmoid", "--claims", str(f), "--format", "json")
+    doc = json.loads(out)
+    assert code == 2 and err.startswith(f"{f}:2:")
+    assert [(c["verdict"], c["mistake"], c["source"]) for c in doc["claims"]] == [
+        ("correct", None, f"{f}:1"), ("unusable", "unusable", f"{f}:2"), ("wrong", "shape", f"{f}:3")]
+    assert doc["unusable"] == 1 and not doc["all_correct"]

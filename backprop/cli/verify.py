@@ -1,8 +1,9 @@
 """``backprop verify SPEC CLAIM... [--claims FILE] [--format text|json]``.
 
 Exit status: 0 when every claim is correct, 1 when any is wrong, 2 when the
-spec or a claim cannot be used (every bad claim is reported, compiler-style,
-before anything is checked).
+spec or a claim cannot be used. A claim that cannot be read is reported on stderr,
+compiler-style, and as "unusable" in the report; the others are judged all the same.
+A claim whose shapes do not fit is wrong, with the mismatch as its diagnosis.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ examples:
   backprop verify two_layer_sigmoid "dW1 = (dA * A * (1 - A)) @ X.T" "db1 = sum(dZ, axis=1)"
   backprop verify net.spec --claims answers.txt --format json
 
-exit status: 0 all correct, 1 some claim wrong, 2 unusable spec or claim
+exit status: 0 all correct, 1 some claim wrong, 2 unusable spec or claim (the
+other claims are still judged and reported)
 """
 
 
@@ -84,10 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if not sources:
         raise UsageError("no claims: give one or more 'dNAME = EXPR' arguments, or --claims FILE")
     report, errors = check_claims(args.spec, sources)
-    if errors:
-        for e in errors:
-            print(e.format(), file=sys.stderr)
-        return 2
-    assert report is not None
+    for e in errors:  # located, compiler-style; the other claims are judged all the same
+        print(e.format(), file=sys.stderr)
     sys.stdout.write(report.to_json() if args.format == "json" else report.text())
-    return 0 if report.all_correct else 1
+    return 2 if errors else 0 if report.all_correct else 1

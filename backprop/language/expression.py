@@ -201,6 +201,10 @@ class ExprBuilder(TensorCalls):
     def fail(self, node: ast.AST, message: str) -> SpecError:
         return SpecError(message, 0, self.col(node))
 
+    def shape_fail(self, node: ast.AST, e: ShapeError, col: int | None = None) -> SpecError:
+        """A shape rule's rejection, located: well-formed text whose shapes do not fit."""
+        return SpecError(f"shape mismatch: {e}", 0, self.col(node) if col is None else col, shapes=True)
+
     def visit(self, node: ast.AST) -> Basic:
         method = getattr(self, f"visit_{type(node).__name__}", None)
         if method is None:
@@ -257,7 +261,7 @@ class ExprBuilder(TensorCalls):
         try:
             return make(left, right)
         except ShapeError as e:
-            raise SpecError(f"shape mismatch: {e}", 0, self._op_col(node, symbol)) from None
+            raise self.shape_fail(node, e, self._op_col(node, symbol)) from None
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Basic:  # noqa: N802
         if isinstance(node.op, ast.USub):
@@ -274,7 +278,7 @@ class ExprBuilder(TensorCalls):
         try:
             return ir.transpose(value)
         except ShapeError as e:
-            raise self.fail(node, f"shape mismatch: {e}") from None
+            raise self.shape_fail(node, e) from None
 
     # --- calls ---------------------------------------------------------------
     def visit_Call(self, node: ast.Call) -> Basic:  # noqa: N802
@@ -308,7 +312,7 @@ class ExprBuilder(TensorCalls):
                 return ir.node(op.name, args[0], ir.axes_attr(axes, len(shape_of(args[0]))))
             return ir.node(op.name, *args)
         except ShapeError as e:
-            raise self.fail(node, f"shape mismatch: {e}") from None
+            raise self.shape_fail(node, e) from None
 
     def _axis(self, node: ast.Call, fname: str) -> tuple[ast.expr, int | tuple[int, ...]] | None:
         """The ``axis=`` keyword as written: an integer, or a tuple of them (sum, mean)."""

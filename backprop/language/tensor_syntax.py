@@ -41,7 +41,7 @@ class TensorCalls(_Base):
         try:
             return make(*args)
         except ShapeError as e:
-            raise self.fail(node, f"shape mismatch: {e}") from None
+            raise self.shape_fail(node, e) from None
 
     def _whole(self, node: ast.expr, what: str) -> Basic:
         """A dim expression: whole numbers and the spec's dims (``c*h*w``, ``n + k``, ``T - 1``)."""

@@ -17,6 +17,8 @@ class SpecError(Exception):
     col: int = 0
     file: str = "<spec>"
     source_line: str | None = None
+    #: the text is well formed and its names known, but shapes do not fit (a claim with it is wrong, not unusable)
+    shapes: bool = False
 
     def __str__(self) -> str:
         return self.format()

@@ -124,7 +124,7 @@ class ClaimExprBuilder(ExprBuilder):
             return ir.matmul(left, right)
         except ShapeError as e:
             hint = self._matmul_hint(node, left, right)
-            raise SpecError(f"shape mismatch: {e}{hint}", 0, self._op_col(node, "@")) from None
+            raise SpecError(f"shape mismatch: {e}{hint}", 0, self._op_col(node, "@"), shapes=True) from None
 
     def _product(self, node: ast.BinOp) -> Basic:
         """``*`` is elementwise; when the shapes only fit a matrix product, say so."""
@@ -137,7 +137,7 @@ class ClaimExprBuilder(ExprBuilder):
                 hint = " (for a matrix product write @)"
             except ShapeError:
                 hint = ""
-            raise SpecError(f"shape mismatch: {e}{hint}", 0, self._op_col(node, "*")) from None
+            raise SpecError(f"shape mismatch: {e}{hint}", 0, self._op_col(node, "*"), shapes=True) from None
 
     def _matmul_hint(self, node: ast.BinOp, a: Basic, b: Basic) -> str:
         """A rearrangement of ``a @ b`` whose shapes fit: swapped and/or transposed.

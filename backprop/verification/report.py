@@ -14,6 +14,9 @@ from typing import Any
 
 from backprop.support.escape import json_text, markdown_code
 
+#: How a verdict is marked in every form: correct, wrong, could not be read.
+_MARKS = {"correct": "✓", "wrong": "✗", "unusable": "?"}
+
 
 @dataclass(frozen=True)
 class ClaimResult:
@@ -29,15 +32,24 @@ class ClaimResult:
     exact_note: str = ""
     file: str = "<claim 1>"
     line: int = 1
+    #: the claim could not be read (a syntax error, an unknown name): ``diagnosis`` holds the error
+    unusable: bool = False
 
     @property
     def correct(self) -> bool:
         return self.verdict
 
+    @property
+    def status(self) -> str:
+        """``correct``, ``wrong`` or ``unusable``."""
+        return "correct" if self.verdict else "unusable" if self.unusable else "wrong"
+
     def line_text(self) -> str:
-        """``✓ dW1 = ...  correct`` or ``✗ dW1 = ...  wrong: DIAGNOSIS``."""
+        """``✓ dW1 = ...  correct``, ``✗ dW1 = ...  wrong: DIAGNOSIS`` or ``? ... unusable: ERROR``."""
         if self.verdict:
             return f"✓ {self.claim_text}  correct"
+        if self.unusable:
+            return f"? {self.claim_text}  unusable: {self.diagnosis}"
         return f"✗ {self.claim_text}  wrong: {self.diagnosis}"
 
     def __str__(self) -> str:
@@ -52,7 +64,7 @@ class ClaimResult:
             "name": self.name,
             "claim": self.claim_text,
             "correct": self.verdict,
-            "verdict": "correct" if self.verdict else "wrong",
+            "verdict": self.status,
             "mistake": self.mistake,
             "diagnosis": self.diagnosis,
             "error": float(f"{self.error:.3g}") if math.isfinite(self.error) else None,  # stable across BLAS builds
@@ -70,6 +82,8 @@ class VerifyReport:
     results: list[ClaimResult]
     sizes: list[dict[str, int]] = field(default_factory=list)
     exact_sizes: dict[str, int] | None = None
+    #: the located errors of the unusable claims, in order (compiler-style, for stderr)
+    errors: list[Any] = field(default_factory=list)
 
     @property
     def all_correct(self) -> bool:
@@ -84,6 +98,11 @@ class VerifyReport:
     def __getitem__(self, i: int) -> ClaimResult:
         return self.results[i]
 
+    @property
+    def unusable(self) -> list[ClaimResult]:
+        """The claims that could not be read; the others were judged all the same."""
+        return [r for r in self.results if r.unusable]
+
     def summary(self) -> str:
         good = sum(r.verdict for r in self.results)
         exact = sum(r.exact_checked for r in self.results)
@@ -91,7 +110,8 @@ class VerifyReport:
         if exact and self.exact_sizes is not None:
             at = ", ".join(f"{k}={v}" for k, v in self.exact_sizes.items()) or "its fixed sizes"
             how += f"; exactly at {at} for {exact} of them"
-        return f"{good} of {len(self.results)} claim{'s' * (len(self.results) != 1)} correct ({how})"
+        bad = f", {len(self.unusable)} unusable" if self.unusable else ""
+        return f"{good} of {len(self.results)} claim{'s' * (len(self.results) != 1)} correct{bad} ({how})"
 
     def text(self) -> str:
         return "\n".join([r.line_text() for r in self.results] + [self.summary()]) + "\n"
@@ -102,6 +122,7 @@ class VerifyReport:
         return {
             "model": self.model,
             "all_correct": self.all_correct,
+            "unusable": len(self.unusable),
             "claims": [r.to_dict() for r in self.results],
             "sizes": self.sizes,
             "exact_sizes": self.exact_sizes,
@@ -117,7 +138,7 @@ class VerifyReport:
         for r in self.results:
             code = markdown_code(r.claim_text).replace("|", "\\|")  # a table cell: even a code span's | splits it
             diag = "correct" if r.verdict else (r.diagnosis or "").replace("|", "\\|")
-            rows.append(f"| {code} | {'✓' if r.verdict else '✗'} | {diag} |")
+            rows.append(f"| {code} | {_MARKS[r.status]} | {diag} |")
         return "\n".join(rows) + f"\n\n{self.summary()}\n"
 
     def _repr_html_(self) -> str:
@@ -125,7 +146,8 @@ class VerifyReport:
         left = ' style="text-align:left"'
         rows = []
         for r in self.results:
-            mark = '<span style="color:#1a7f37">✓</span>' if r.verdict else '<span style="color:#cf222e">✗</span>'
+            color = {"correct": "#1a7f37", "wrong": "#cf222e", "unusable": "#9a6700"}[r.status]
+            mark = f'<span style="color:{color}">{_MARKS[r.status]}</span>'
             diag = "correct" if r.verdict else html.escape(r.diagnosis or "")
             rows.append(f"<tr><td{left}><code>{html.escape(r.claim_text)}</code></td><td{left}>{mark}</td>"
                         f"<td{left}>{diag}</td></tr>")

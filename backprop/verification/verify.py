@@ -102,22 +102,34 @@ class Verifier:
 @deep_stack
 def check_claims(
     spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0
-) -> tuple[VerifyReport | None, list[SpecError]]:
-    """Parse every claim (collecting all errors), then judge them if all parsed."""
+) -> tuple[VerifyReport, list[SpecError]]:
+    """Judge every claim, in order. One that cannot be read is reported (an unusable result, and its
+    located error) and never stops the others; one whose shapes do not fit is judged wrong, with the
+    shape mismatch as its diagnosis, as a grader would mark it."""
     deriv = spec_or_model if isinstance(spec_or_model, Derivation) else get_derivation(spec_or_model)
     verifier = Verifier(deriv, seed)
-    claims: list[Claim] = []
+    results: list[ClaimResult] = []
     errors: list[SpecError] = []
     for src in sources:
         try:
-            claims.append(verifier.parse(src))
+            results.append(verifier.check(verifier.parse(src)))
         except SpecError as err:
-            errors.append(err)
-    if errors:
-        return None, errors
-    results = [verifier.check(c) for c in claims]
+            name = _claimed_name(src.text)
+            kind = {"verdict": False, "diagnosis": err.message, "error": math.inf, "exact_checked": False,
+                    "file": src.file, "line": src.line, "name": name, "claim_text": src.text.strip()}
+            if err.shapes:
+                results.append(ClaimResult(mistake="shape", **kind))
+            else:
+                errors.append(err)
+                results.append(ClaimResult(mistake="unusable", unusable=True, **kind))
     exact = verifier.exact_sizes if any(r.exact_checked for r in results) else None
-    return VerifyReport(deriv.model.name, results, verifier.sizes, exact), []
+    return VerifyReport(deriv.model.name, results, verifier.sizes, exact, errors), errors
+
+
+def _claimed_name(text: str) -> str:
+    """The NAME of ``dNAME = ...`` as written, for a claim that could not be parsed ('' if none)."""
+    lhs = text.split("=", 1)[0].strip() if "=" in text else ""
+    return lhs[1:] if lhs.startswith("d") and lhs[1:].isidentifier() else ""
 
 
 @deep_stack
@@ -125,11 +137,8 @@ def verify(spec_or_model: str | Model | Derivation, claims: str | Sequence[str],
     """Judge hand-derived gradients: ``verify("two_layer_sigmoid", ["dW1 = dZ @ X.T"])``.
 
     ``claims`` is a list of ``dNAME = EXPR`` strings, or one string holding one
-    claim per line (``#`` comments and blank lines allowed). Raises the first
-    :class:`~backprop.support.errors.SpecError` when a claim cannot be parsed.
+    claim per line (``#`` comments and blank lines allowed). A claim that cannot be read
+    does not stop the others: it is in the report as unusable, its located
+    :class:`~backprop.support.errors.SpecError` in ``report.errors``.
     """
-    report, errors = check_claims(spec_or_model, claim_sources(claims), seed)
-    if errors:
-        raise errors[0]
-    assert report is not None
-    return report
+    return check_claims(spec_or_model, claim_sources(claims), seed)[0]
