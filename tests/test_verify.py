@@ -438,6 +438,14 @@ def test_exact_check_catches_what_rounding_hides() -> None:
     assert not r.verdict and r.exact_checked and "differs exactly" in (r.diagnosis or "")
 
 
+@pytest.mark.parametrize("claim", ["dW1 = dZ @ X.T * 1.0000005", "dW1 = dZ @ X.T + 1e-6 * W1"])
+def test_a_near_miss_is_named_as_one(claim: str) -> None:
+    """Off by a relative 5e-7: not 'exactly 1 of the correct gradient: a missing factor 1?'."""
+    r = judge("two_layer_sigmoid", claim)
+    assert not r.verdict and r.mistake == "near", r.diagnosis
+    assert r.diagnosis.startswith("agrees to ") and "not within the tolerance 1e-07: a stabilizing epsilon" in r.diagnosis
+
+
 def test_verify_api_and_report() -> None:
     report = backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T", "db1 = dZ"])
     assert len(report) == 2 and not report.all_correct

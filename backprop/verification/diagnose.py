@@ -27,6 +27,9 @@ from backprop.verification.claims import Claim
 from backprop.verification.factors import Factor, factor_phrase, fit_factor
 from backprop.verification.numeric import TOL, Points, rel
 
+#: Relative errors up to this (above TOL) are a near miss, not a factor "1.000001" or a wrong step.
+NEAR = 1e-4
+
 _HINT_MAX = 40
 _MAX_PERMUTED_RANK = 4  # axis orders tried for a permuted claim: at most 4! = 24
 _MAX_PARTS = 120  # sub-expressions tried when locating a mistake (bounds the work on huge claims)
@@ -250,6 +253,9 @@ class Diagnosis:
             return "value", "it is not finite at some points (a division by zero, or the log of a negative number?)"
         if all(float(np.linalg.norm(x)) == 0.0 for x in c):
             return "zero", "it is zero, but the correct gradient is not"
+        if err <= NEAR:  # no factor or step to name: the claim is right but for a small perturbation
+            return "near", (f"agrees to {err:.1g}, not within the tolerance {TOL:.0e}: a stabilizing epsilon, "
+                            "or a constant rounded?")
         f = self.at.factor(c, g)
         if f is not None:
             kind = "sign" if (f.c == -1 and not f.exps) else "factor"
