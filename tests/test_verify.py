@@ -493,6 +493,17 @@ def test_a_shape_slip_is_wrong_not_unusable(claim: str, phrases: tuple[str, ...]
         assert p in (r.diagnosis or ""), r.diagnosis
 
 
+@pytest.mark.parametrize(("claim", "hint"), [
+    ("dW1 = X.T @ dZ", True),  # dZ @ X.T fits and is correct: suggested
+    ("db1 = dZ @ ones(k, 1)", False),  # dZ.T @ ones(k, 1) fits but is wrong (ones(m, 1) is right): not suggested
+    ("dW1 = (X.T @ dZ) / 2", False),  # the rearranged claim is still half the gradient
+])
+def test_a_suggested_rearrangement_is_checked_first(claim: str, hint: bool) -> None:
+    (r,) = backprop.verify("two_layer_sigmoid", [claim])
+    assert r.mistake == "shape" and r.diagnosis.startswith("shape mismatch: matrix product")
+    assert ("did you mean" in r.diagnosis) is hint, r.diagnosis
+
+
 def test_an_unusable_claim_stops_no_other() -> None:
     report = backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T", "dW1 = dZ @", "db1 = dZ", "dQ = 1"])
     assert [r.status for r in report] == ["correct", "unusable", "wrong", "unusable"]

@@ -198,6 +198,10 @@ class ExprBuilder(TensorCalls):
     def col(self, node: ast.AST) -> int:
         return self.col0 + _byte_to_char(self.text, node.col_offset) + 1
 
+    def span(self, node: ast.AST) -> tuple[int, int]:
+        """Where ``node``'s text is in the source line: 0-based character offsets, end excluded."""
+        return self.col(node) - 1, self.col0 + _byte_to_char(self.text, node.end_col_offset or 0)
+
     def fail(self, node: ast.AST, message: str) -> SpecError:
         return SpecError(message, 0, self.col(node))
 

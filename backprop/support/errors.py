@@ -19,6 +19,9 @@ class SpecError(Exception):
     source_line: str | None = None
     #: the text is well formed and its names known, but shapes do not fit (a claim with it is wrong, not unusable)
     shapes: bool = False
+    #: a rewrite the message suggests, to be checked before it is shown: (start, end) character offsets
+    #: in the source line, the replacement, and the hint's text in the message
+    fix: tuple[int, int, str, str] | None = None
 
     def __str__(self) -> str:
         return self.format()

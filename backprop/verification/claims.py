@@ -123,8 +123,10 @@ class ClaimExprBuilder(ExprBuilder):
         try:
             return ir.matmul(left, right)
         except ShapeError as e:
-            hint = self._matmul_hint(node, left, right)
-            raise SpecError(f"shape mismatch: {e}{hint}", 0, self._op_col(node, "@"), shapes=True) from None
+            rewrite = self._matmul_hint(node, left, right)
+            hint = f" (did you mean {rewrite}?)" if rewrite else ""
+            fix = (*self.span(node), rewrite, hint) if rewrite else None
+            raise SpecError(f"shape mismatch: {e}{hint}", 0, self._op_col(node, "@"), shapes=True, fix=fix) from None
 
     def _product(self, node: ast.BinOp) -> Basic:
         """``*`` is elementwise; when the shapes only fit a matrix product, say so."""
@@ -140,7 +142,7 @@ class ClaimExprBuilder(ExprBuilder):
             raise SpecError(f"shape mismatch: {e}{hint}", 0, self._op_col(node, "*"), shapes=True) from None
 
     def _matmul_hint(self, node: ast.BinOp, a: Basic, b: Basic) -> str:
-        """A rearrangement of ``a @ b`` whose shapes fit: swapped and/or transposed.
+        """A rearrangement of ``a @ b`` whose shapes fit: swapped and/or transposed ('' if none).
 
         For the claim's outermost product, one giving the gradient's shape is preferred.
         """
@@ -161,7 +163,7 @@ class ClaimExprBuilder(ExprBuilder):
         whole = (ast.get_source_segment(self.text, node) or "").strip() == self.text.strip()
         if whole and self.want is not None:
             fits = [f for f in fits if f[0] == self.want] + [f for f in fits if f[0] != self.want]
-        return f" (did you mean {fits[0][1]}?)" if fits else ""
+        return fits[0][1] if fits else ""
 
     def _src(self, node: ast.AST, left: bool) -> str:
         """Operand source text, parenthesized when it would not stay one operand of ``@``."""

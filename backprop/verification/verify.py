@@ -118,12 +118,27 @@ def check_claims(
             kind = {"verdict": False, "diagnosis": err.message, "error": math.inf, "exact_checked": False,
                     "file": src.file, "line": src.line, "name": name, "claim_text": src.text.strip()}
             if err.shapes:
+                kind["diagnosis"] = _checked_fix(verifier, src, err)
                 results.append(ClaimResult(mistake="shape", **kind))
             else:
                 errors.append(err)
                 results.append(ClaimResult(mistake="unusable", unusable=True, **kind))
     exact = verifier.exact_sizes if any(r.exact_checked for r in results) else None
     return VerifyReport(deriv.model.name, results, verifier.sizes, exact, errors), errors
+
+
+def _checked_fix(verifier: Verifier, src: ClaimSource, err: SpecError) -> str:
+    """The shape mismatch's message, its "did you mean" kept only if the suggested claim is correct:
+    ``dZ @ ones(k, 1)`` is not told to write ``dZ.T @ ones(k, 1)``, which fits and is wrong too."""
+    if err.fix is None:
+        return err.message
+    start, end, rewrite, hint = err.fix
+    other = ClaimSource(src.text[:start] + rewrite + src.text[end:], src.file, src.line)
+    try:
+        good = verifier.check(verifier.parse(other)).verdict
+    except SpecError:
+        good = False
+    return err.message if good else err.message.replace(hint, "")
 
 
 def _claimed_name(text: str) -> str:
