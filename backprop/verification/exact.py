@@ -29,6 +29,9 @@ EXACT_MAX_FIXED_DIM = 4
 EXACT_MAX_ENTRIES = 48  # symbolic entries
 EXACT_MAX_RATIONAL_ENTRIES = 200  # entries at a rational point
 EXACT_MAX_OPS = 20000
+#: A difference is put to ``cancel`` only below this many operations times symbols (measured: 91 ops
+#: of 10 symbols take 0.02 s, 281 of 23 take 5 s an entry); beyond it the numeric verdict stands.
+EXACT_MAX_CANCEL = 3000
 
 
 class ExactCheck:
@@ -184,12 +187,16 @@ class _TooLargeError(Exception):
 
 
 def _exact_zero(x: sympy.Expr) -> bool | None:
-    """True when ``x`` is provably 0, False when provably not, None when undecided."""
+    """True when ``x`` is provably 0, False when provably not, None when undecided (or too large to try)."""
     x = sympy.sympify(x)
-    if x == 0 or sympy.cancel(x) == 0:
+    if x == 0:
         return True
-    if sympy.count_ops(x) < 400 and sympy.simplify(x) == 0:
-        return True
+    y = _exp_generators(x)
+    if sympy.count_ops(y) * len(y.free_symbols) <= EXACT_MAX_CANCEL:
+        if sympy.cancel(y) == 0:
+            return True
+        if sympy.count_ops(x) < 400 and sympy.simplify(x) == 0:
+            return True
     free = sorted(x.free_symbols, key=str)
     rng = np.random.default_rng(len(free))
     subs = {s: _rational(rng.uniform(0.2, 1.5), 97) for s in free}
@@ -197,3 +204,22 @@ def _exact_zero(x: sympy.Expr) -> bool | None:
     if v.is_number and abs(v) > sympy.Float("1e-25"):
         return False
     return None
+
+
+def _exp_generators(x: sympy.Expr) -> sympy.Expr:
+    """``x`` with each exp(c·t) of a sum written as a product of powers uᶜ of one fresh symbol u per
+    monomial t (c an integer): σ(z) = 1/(1 + exp(−z)) and exp(−z)/(1 + exp(−z))² become rational
+    functions of u = exp(z), which ``cancel`` decides fast (84 s -> 21 s on a closed-form ∂L/∂W₁).
+    Sound for proofs: an identity in independent symbols holds for any values of them."""
+    gens: dict[sympy.Expr, sympy.Dummy] = {}
+
+    def power(e: sympy.Expr) -> sympy.Expr:
+        out = sympy.Integer(1)
+        for term in sympy.Add.make_args(sympy.expand(e.args[0])):
+            c, t = term.as_coeff_Mul()
+            if not c.is_Integer:
+                c, t = sympy.Integer(1), term
+            out *= gens.setdefault(t, sympy.Dummy(f"u{len(gens)}")) ** c
+        return out
+
+    return x.replace(lambda e: isinstance(e, sympy.exp), power)
