@@ -650,3 +650,37 @@ def test_mean_hint_only_for_a_whole_power(power: object, phrase: str) -> None:
     model = parse_spec("input X[k, m]\nparam w[1, k]\nloss = sum(w @ X) + sum(mean(X, axis=0))")
     claim = model.loss.expr
     assert factor_phrase(Factor(Fraction(1), (("k", power),)), claim=claim) == phrase
+
+
+# ---------------------------------------------------------------------------
+# What dOTHER stands for: the true gradient, the student's own answer, or nothing
+# ---------------------------------------------------------------------------
+
+CHAIN = ["dyhat = 2/m * (yhat - y)", "dA = w2.T @ dyhat", "dZ = dA * A * (1 + A)", "dW1 = dZ @ X.T",
+         "dw2 = dyhat @ A.T", "db2 = sum(dq)", "db1 = sum(dQ, axis=1)"]
+
+
+@pytest.mark.parametrize(("chain", "statuses", "phrase"), [
+    ("true", ["correct", "correct", "wrong", "correct", "correct", "unusable", "unusable"], None),
+    # dW1 through the student's own (wrong) dZ is wrong, and says which factor is off
+    ("own", ["correct", "correct", "wrong", "wrong", "correct", "unusable", "unusable"],
+     "this would hold if σ′(Z) were A ⊙ (1 + A)"),
+    ("closed", ["correct", "wrong", "wrong", "wrong", "wrong", "unusable", "unusable"],
+     "a closed form is required: dZ stands for another gradient; write it out"),
+])
+def test_chain_modes(chain: str, statuses: list[str], phrase: str | None) -> None:
+    report = backprop.verify("two_layer_sigmoid", CHAIN, chain=chain)
+    assert [r.status for r in report] == statuses
+    if phrase:
+        assert phrase in report[3].diagnosis
+
+
+def test_own_chain_needs_the_answers_before() -> None:
+    report = backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T", "dZ = dA * A * (1 - A)", "dW1 = dZ @ X.T",
+                                                   "dA = w2.T @ (2/m * (yhat - y))", "dZ = dA * A * (1 - A)",
+                                                   "dW1 = dZ @ X.T", "db1 = sum(dZ, axis=0)"], chain="own")
+    assert [r.mistake for r in report] == ["chain", "chain", "chain", None, None, None, "sum"]
+    assert report[0].diagnosis == "uses dZ, but no answer for it comes before this one"
+    assert report[2].diagnosis == "uses dZ, whose answer above is itself a broken chain"
+    with pytest.raises(ValueError, match="chain must be one of true, own, closed"):
+        backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T"], chain="mine")

@@ -166,3 +166,11 @@ def test_a_batch_with_a_bad_line_still_reports_json(tmp_path: Path, capsys: pyte
     assert [(c["verdict"], c["mistake"], c["source"]) for c in doc["claims"]] == [
         ("correct", None, f"{f}:1"), ("unusable", "unusable", f"{f}:2"), ("wrong", "shape", f"{f}:3")]
     assert doc["unusable"] == 1 and not doc["all_correct"]
+
+
+def test_chain_own_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "two_layer_sigmoid", "--chain", "own", "dZ = dA * A * (1 - A)",
+                       "dA = w2.T @ (2/m * (yhat - y))", "dW1 = dZ @ X.T")
+    assert code == 1
+    assert out.splitlines()[0] == "✗ dZ = dA * A * (1 - A)  wrong: uses dA, but no answer for it comes before this one"
+    assert out.splitlines()[2] == "✗ dW1 = dZ @ X.T  wrong: uses dZ, whose answer above is itself a broken chain"

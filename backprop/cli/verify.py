@@ -15,7 +15,7 @@ from backprop.cli.options import path
 from backprop.support.errors import UsageError
 from backprop.support.reading import read_user_text
 from backprop.verification.claims import ClaimSource, claim_sources
-from backprop.verification.verify import check_claims
+from backprop.verification.verify import CHAINS, check_claims
 
 HELP = {
     "verify": "check hand-derived gradients (claims such as 'dW1 = dZ @ X.T') and say what is wrong with them",
@@ -23,7 +23,8 @@ HELP = {
 
 EPILOG = """\
 a claim reads dNAME = EXPR: the gradient of the loss with respect to a param or an
-intermediate NAME, in the spec language, with dOTHER for another variable's gradient.
+intermediate NAME, in the spec language, with dOTHER for another variable's gradient
+(the true one; with --chain own, the claimant's own earlier answer for it).
 (E > 0) is the indicator [E > 0] and ones(r, c) a matrix of ones.
 
 examples:
@@ -35,13 +36,16 @@ other claims are still judged and reported)
 """
 
 
-USAGE = "backprop verify [-h] [--claims FILE] [--format {text,json}] SPEC [CLAIM ...]"
+USAGE = "backprop verify [-h] [--claims FILE] [--format {text,json}] [--chain {true,own,closed}] SPEC [CLAIM ...]"
 
 
 def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--claims", dest="claims_file", type=path, metavar="FILE",
                    help="read claims from FILE, one a line ('#' comments and blank lines allowed; '-' for stdin)")
     p.add_argument("--format", choices=("text", "json"), help="output format (default: text)")
+    p.add_argument("--chain", choices=CHAINS,
+                   help="what dOTHER stands for: the true gradient (default), the claimant's own earlier answer "
+                        "for OTHER (the chain graded as written), or nothing (closed forms required)")
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -63,6 +67,7 @@ def _rest(args: argparse.Namespace) -> argparse.Namespace:
     rest = p.parse_intermixed_args(args.rest)
     rest.claims_file = rest.claims_file if rest.claims_file is not None else args.claims_file
     rest.format = rest.format or args.format or "text"
+    rest.chain = rest.chain or args.chain or "true"
     rest.spec = args.spec
     return rest
 
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         sources += _file_sources(args.claims_file)
     if not sources:
         raise UsageError("no claims: give one or more 'dNAME = EXPR' arguments, or --claims FILE")
-    report, errors = check_claims(args.spec, sources)
+    report, errors = check_claims(args.spec, sources, chain=args.chain)
     for e in errors:  # located, compiler-style; the other claims are judged all the same
         print(e.format(), file=sys.stderr)
     sys.stdout.write(report.to_json() if args.format == "json" else report.text())

@@ -27,6 +27,7 @@ diagnosis of a wrong claim (:mod:`~backprop.verification.diagnose`, with factors
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -36,9 +37,10 @@ from sympy import Basic
 from backprop.engine.derivation import Derivation
 from backprop.engine.pipeline import get_derivation
 from backprop.expr.ir import shape_of
+from backprop.expr.printing import GradSymbol
 from backprop.language.model import Model
 from backprop.support.deepstack import deep_stack
-from backprop.support.errors import SpecError
+from backprop.support.errors import ShapeError, SpecError
 from backprop.verification.claims import Claim, ClaimParser, ClaimSource, claim_sources
 from backprop.verification.diagnose import Diagnosis
 from backprop.verification.exact import ExactCheck
@@ -99,20 +101,64 @@ class Verifier:
         return self._exact.sizes
 
 
+#: What ``dOTHER`` in a claim stands for: the true gradient, the student's own earlier answer for
+#: OTHER (the chain graded as written), or nothing (a closed form is required).
+CHAINS = ("true", "own", "closed")
+
+
+def _chained(claim: Claim, mode: str, own: dict[str, Claim | None]) -> Claim | tuple[str, str]:
+    """The claim with each ``dOTHER`` resolved as ``mode`` says, or (mistake, diagnosis) when the
+    rules of the mode make it wrong: a recursive form where a closed one is required, or a chain
+    through an answer that is missing or does not fit."""
+    grads = sorted(claim.expr.atoms(GradSymbol), key=lambda g: g.name)
+    if mode == "true" or not grads:
+        return claim
+    names = ", ".join(g.name for g in grads)
+    if mode == "closed":
+        what = "stands for another gradient" if len(grads) == 1 else "stand for other gradients"
+        return "closed", f"a closed form is required: {names} {what}; write it out"
+    missing = [g.name for g in grads if g.of not in own]
+    if missing:
+        return "chain", f"uses {', '.join(missing)}, but no answer for it comes before this one"
+    broken = [g.name for g in grads if own[g.of] is None]
+    if broken:
+        return "chain", f"uses {', '.join(broken)}, whose answer above is itself a broken chain"
+    try:
+        expr = claim.expr.xreplace({g: own[g.of].expr for g in grads})  # type: ignore[union-attr]
+    except ShapeError as e:
+        return "shape", f"shape mismatch with your own {names}: {e}"
+    return dataclasses.replace(claim, expr=expr)
+
+
 @deep_stack
 def check_claims(
-    spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0
+    spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0, chain: str = "true"
 ) -> tuple[VerifyReport, list[SpecError]]:
     """Judge every claim, in order. One that cannot be read is reported (an unusable result, and its
     located error) and never stops the others; one whose shapes do not fit is judged wrong, with the
-    shape mismatch as its diagnosis, as a grader would mark it."""
+    shape mismatch as its diagnosis, as a grader would mark it. ``chain`` (one of :data:`CHAINS`)
+    says what ``dOTHER`` stands for."""
+    if chain not in CHAINS:
+        raise ValueError(f"chain must be one of {', '.join(CHAINS)}, got {chain!r}")
     deriv = spec_or_model if isinstance(spec_or_model, Derivation) else get_derivation(spec_or_model)
     verifier = Verifier(deriv, seed)
     results: list[ClaimResult] = []
     errors: list[SpecError] = []
+    own: dict[str, Claim | None] = {}  # each target's latest answer, its dOTHERs resolved (None: they cannot be)
     for src in sources:
         try:
-            results.append(verifier.check(verifier.parse(src)))
+            parsed = verifier.parse(src)
+            claim = _chained(parsed, chain, own)
+            if isinstance(claim, tuple):
+                mistake, why = claim
+                if mistake == "chain":
+                    own[parsed.name] = None  # answered, but not resolvable: later uses say so
+                results.append(ClaimResult(name=parsed.name, claim_text=parsed.text, verdict=False, diagnosis=why,
+                                           error=math.inf, exact_checked=False, mistake=mistake, file=src.file,
+                                           line=src.line))
+                continue
+            own[claim.name] = claim
+            results.append(verifier.check(claim))
         except SpecError as err:
             name = _claimed_name(src.text)
             kind = {"verdict": False, "diagnosis": err.message, "error": math.inf, "exact_checked": False,
@@ -148,12 +194,15 @@ def _claimed_name(text: str) -> str:
 
 
 @deep_stack
-def verify(spec_or_model: str | Model | Derivation, claims: str | Sequence[str], seed: int = 0) -> VerifyReport:
+def verify(
+    spec_or_model: str | Model | Derivation, claims: str | Sequence[str], seed: int = 0, chain: str = "true"
+) -> VerifyReport:
     """Judge hand-derived gradients: ``verify("two_layer_sigmoid", ["dW1 = dZ @ X.T"])``.
 
     ``claims`` is a list of ``dNAME = EXPR`` strings, or one string holding one
     claim per line (``#`` comments and blank lines allowed). A claim that cannot be read
     does not stop the others: it is in the report as unusable, its located
-    :class:`~backprop.support.errors.SpecError` in ``report.errors``.
+    :class:`~backprop.support.errors.SpecError` in ``report.errors``. ``chain``: ``dOTHER`` is the
+    true gradient ("true"), the claimant's own earlier answer for OTHER ("own"), or not allowed ("closed").
     """
-    return check_claims(spec_or_model, claim_sources(claims), seed)[0]
+    return check_claims(spec_or_model, claim_sources(claims), seed, chain)[0]
