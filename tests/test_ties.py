@@ -122,3 +122,25 @@ def test_a_cut_is_stated_in_the_notes() -> None:
     assert "No gradient flows through stop_gradient(V X) (in T)." in text
     assert "No gradient flows through [Z > 0] (in L)." in text
     assert [c.via for c in d.cuts] == ["T", "loss"]
+
+
+@pytest.mark.parametrize(("spec", "claim", "correct"), [
+    ("param A[2, 3]\nparam B[2, 3]\nloss = sum(G * maximum(A, B))", "dA = G * (A > B)", False),
+    ("param A[2, 3]\nparam B[2, 3]\nloss = sum(G * maximum(A, B))", "dB = G * (B >= A)", False),
+    ("param A[2, 3]\nparam B[2, 3]\nloss = sum(G * maximum(A, B))", "dA = G * ((A > B) + (A >= B)) / 2", True),
+    ("param A[2, 3]\nloss = sum(G * clip(A, -1, 1))", "dA = G * (A > -1) * (A < 1)", False),
+    ("param A[2, 3]\nloss = sum(G * clip(A, -1, 1))", "dA = G * (A >= -1) * (A <= 1)", True),
+    ("input g[1, 3]\nparam A[2, 3]\nloss = sum(g * max(A, axis=0))", "dA = g * (A >= max(A, axis=0))", False),
+    ("input g[1, 3]\nparam A[2, 3]\nloss = sum(g * max(A, axis=0))",
+     "dA = g * (A >= max(A, axis=0)) / sum(A >= max(A, axis=0), axis=0)", True),
+    ("param A[2, 3]\nloss = sum(G * relu(A))", "dA = G * (A > 0)", True),
+])
+def test_verify_diagnoses_a_claim_that_forgets_the_tie_convention(spec: str, claim: str, correct: bool) -> None:
+    """Random points never tie, so a claim is compared again where values do: a claim that forgets the
+    convention is wrong there, and the diagnosis cites the rule it broke."""
+    report = backprop.verify(backprop.parse_spec(HEAD + spec + "\n", name="tie"), [claim])
+    (r,) = report.results
+    assert r.verdict == correct, r.diagnosis
+    if not correct:
+        assert r.mistake == "tie" and "wrong where values tie or sit on a kink" in (r.diagnosis or "")
+        assert "PyTorch" in (r.diagnosis or "") and "docs/operations.md" in (r.diagnosis or "")

@@ -25,7 +25,7 @@ class ClaimResult:
     diagnosis: str | None
     error: float  # largest relative error over the size sets (inf: wrong shape)
     exact_checked: bool
-    mistake: str | None = None  # kind of mistake: shape, transpose, sum, factor, sign, zero, paths, step, value
+    mistake: str | None = None  # kind of mistake: shape, transpose, sum, factor, sign, zero, paths, step, value, tie
     exact_note: str = ""
     file: str = "<claim 1>"
     line: int = 1
