@@ -17,7 +17,7 @@ from sympy import Basic
 
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
-from backprop.expr.ops_reduce import _np_axis, _reduce_shape, sym_sum
+from backprop.expr.ops_reduce import np_axis, reduce_shape, sym_sum
 from backprop.expr.ops_row import ATOM, Op, axes_of
 
 
@@ -58,7 +58,7 @@ def _extreme_numpy(method: str) -> Any:
         x = e.children[0]
         if ir.is_scalar(x):  # may be a Python float, which has no .max
             return p.operand(x, ATOM)
-        ax = _np_axis(e)
+        ax = np_axis(e)
         if ax is None:
             return f"{p.operand(x, ATOM)}.{method}()"
         return f"{p.operand(x, ATOM)}.{method}(axis={ax}, keepdims=True)"
@@ -68,7 +68,7 @@ def _extreme_numpy(method: str) -> Any:
 
 def _np_extreme(f: Any) -> Any:
     def run(x: np.ndarray, e: OpNode) -> Any:
-        ax = _np_axis(e)
+        ax = np_axis(e)
         return f(x) if ax is None else f(x, axis=ax, keepdims=True)
 
     return run
@@ -85,7 +85,7 @@ def _sym_extreme(f: Any) -> Any:
         return np.expand_dims(out.reshape(moved.shape[:-1]), k)
 
     def run(x: np.ndarray, e: OpNode) -> np.ndarray:
-        if _np_axis(e) is None:
+        if np_axis(e) is None:
             return np.array([[f(*x.ravel())]], dtype=object)
         for k in axes_of(e):
             x = along(x, k)
@@ -105,7 +105,7 @@ def _logsumexp_numpy(p: Any, e: OpNode) -> str:
     x = e.children[0]
     if ir.is_scalar(x):  # of one entry, the entry itself
         return p.operand(x, ATOM)
-    return f"_logsumexp({p.operand(x, 0)}, {_np_axis(e)})"
+    return f"_logsumexp({p.operand(x, 0)}, {np_axis(e)})"
 
 
 def _logsumexp_vjp(g: Basic, out: Basic, e: OpNode) -> Basic:
@@ -124,25 +124,25 @@ _MIN_RULE = "min, tied entries sharing evenly: ∂L/∂E = ∂L/∂M ⊙ [E ≤ 
 #: The family's rows, in registration order.
 ROWS: tuple[Op, ...] = (
     Op(
-        "max", 1, _reduce_shape,
+        "max", 1, reduce_shape,
         vjps=(_extreme_vjp("ge"),), rules=(_MAX_RULE,),
         latex=_forms("max")[0], text=_forms("max")[1], numpy=_extreme_numpy("max"),
         np_eval=_np_extreme(np.max), sym_eval=_sym_extreme(sympy.Max), piecewise=True,
         spec_name="max", attrs=("axis",), doc="largest entry, of all or along axis=k; ties share the gradient",
     ),
     Op(
-        "min", 1, _reduce_shape,
+        "min", 1, reduce_shape,
         vjps=(_extreme_vjp("le"),), rules=(_MIN_RULE,),
         latex=_forms("min")[0], text=_forms("min")[1], numpy=_extreme_numpy("min"),
         np_eval=_np_extreme(np.min), sym_eval=_sym_extreme(sympy.Min), piecewise=True,
         spec_name="min", attrs=("axis",), doc="smallest entry, of all or along axis=k; ties share the gradient",
     ),
     Op(
-        "logsumexp", 1, _reduce_shape,
+        "logsumexp", 1, reduce_shape,
         vjps=(_logsumexp_vjp,),
         rules=("log-sum-exp, whose gradient is the softmax along the axes: ∂L/∂E = ∂L/∂S ⊙ exp(E − S)",),
         latex=_forms("logsumexp")[0], text=_forms("logsumexp")[1], numpy=_logsumexp_numpy,
-        np_eval=lambda x, e: _logsumexp(x, _np_axis(e)), sym_eval=_sym_logsumexp,
+        np_eval=lambda x, e: _logsumexp(x, np_axis(e)), sym_eval=_sym_logsumexp,
         spec_name="logsumexp", attrs=("axis",), doc="log Σ exp(E), of all or along axis=k, computed stably",
         numpy_helper=(
             "def _logsumexp(x, axis):\n"

@@ -149,9 +149,12 @@ def _clip_exact(x: Basic, lo: Basic, hi: Basic) -> Basic:
 
 
 def _fill_shape(shapes: list[Shape], e: OpNode) -> Shape:
+    """The shape written in the call: at least one dim, each a positive whole number or a dim expression."""
     dims = tuple(e.args[0])
+    if not dims:
+        raise ShapeError("a constant array needs at least one dim: ones(r, c)")
     bad = next((d for d in dims if not (ir.is_const(d) and d.is_integer and d.is_positive)), None)
-    if not dims or bad is not None:
+    if bad is not None:
         raise ShapeError(f"a shape needs positive whole numbers or dims, got {bad}")
     return dims
 
