@@ -47,8 +47,8 @@ class SelectCalls(_Base):
         if type(op) not in COMPARISONS:
             sym = _REFUSED.get(type(op), "?")
             raise self.fail(node, f"'{sym}' is not supported: the comparisons are >, >=, <, <= "
-                                  "(a tie is [A >= B] * [A <= B])")
-        symbol, name = COMPARISONS[type(op)]
+                                  "(equality is the mask (A >= B) * (A <= B))")
+        _, name = COMPARISONS[type(op)]
         left, right = self.visit(node.left), self.visit(node.comparators[0])
         try:
             return ir.node(name, left, right)
