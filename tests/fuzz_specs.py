@@ -18,6 +18,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from backprop.expr.ops import FUNCTIONS
 from backprop.language.parse import parse_spec
 from backprop.support.errors import SpecError
 
@@ -41,7 +42,10 @@ HOSTILE_NAMES = (
 #: Dimension names, some of them hostile too (a fixed size sometimes replaces one).
 DIM_NAMES = ("n", "m", "k", "h", "rng", "seed", "dtype", "dims", "N", "size")
 
-UNARY = ("sigmoid", "tanh", "relu", "softplus", "abs", "neg", "leaky_relu", "exp", "log", "sqrt")
+UNARY = ("sigmoid", "tanh", "relu", "softplus", "abs", "neg", "leaky_relu", "exp", "log", "sqrt", "erf", "sin", "cos",
+         "log1p", "expm1", "sign", "stop_gradient")
+#: The comparisons, each a 0/1 mask.
+COMPARE = (">", ">=", "<", "<=")
 
 
 @dataclass
@@ -126,7 +130,7 @@ class FuzzGen:
         if depth <= 0 or self.rng.random() < 0.15:
             return self.leaf(self.smaller(shape) if loose and self.rng.random() < 0.3 else shape)
         kinds = ["unary", "unary", "unary", "binary", "binary", "binary", "reduce", "softmax", "scale", "name",
-                 "einsum", "reshape", "permute", "concat", "take"]
+                 "einsum", "reshape", "permute", "concat", "take", "select", "select"]
         if len(shape) == 2:
             kinds += ["matmul", "transpose"]
         return getattr(self, self.rng.choice(kinds))(shape, depth - 1)
@@ -154,8 +158,10 @@ class FuzzGen:
             return f"log({self.positive(shape, depth)})"
         if f == "sqrt":
             return f"sqrt({self.positive(shape, depth)})"
-        if f == "exp":
-            return f"exp({self.bounded(shape, depth)})"
+        if f in ("exp", "expm1"):
+            return f"{f}({self.bounded(shape, depth)})"
+        if f == "log1p":
+            return f"log1p({self.positive(shape, depth)})"
         inner = self.expr(shape, depth)
         if f == "neg":
             return f"-({inner})"
@@ -201,14 +207,36 @@ class FuzzGen:
 
     def matmul(self, shape: Shape, depth: int) -> str:
         inner = self.rng.choice(self.dims + (ONE,))
-        return f"({self.expr((shape[0], inner), depth)}) @ ({self.expr((inner, shape[1]), depth)})"
+        eye = f" @ (eye({inner}) + ones({inner}, {inner}))" if self.rng.random() < 0.2 else ""
+        return f"({self.expr((shape[0], inner), depth)}){eye} @ ({self.expr((inner, shape[1]), depth)})"
+
+    def select(self, shape: Shape, depth: int) -> str:
+        """maximum/minimum (a relu against 0 meets ties), clip, where over a comparison, a mask as a
+        factor, or a constant array: the kinks follow PyTorch's conventions, ties included."""
+        kind = self.rng.choice(["extreme", "extreme", "clip", "where", "mask", "fill"])
+        a = self.expr(shape, depth)
+        if kind == "extreme":
+            f = self.rng.choice(["maximum", "minimum"])
+            small = self.smaller(shape)
+            other = self.rng.choice(["0", f"relu({self.expr(small, depth)})", self.expr(small, depth)])
+            return f"{f}(relu({a}), {other})" if other == "0" and self.rng.random() < 0.5 else f"{f}({a}, {other})"
+        if kind == "clip":
+            lo, hi = self.rng.choice([("-0.5", "0.5"), ("0", "1"), (f"-{self.positive(SCALAR, 0)}", "1")])
+            return f"clip({a}, {lo}, {hi})"
+        bound = self.rng.choice(["0", self.leaf(SCALAR)])
+        cond = f"({self.expr(self.smaller(shape), depth)}) {self.rng.choice(COMPARE)} ({bound})"
+        if kind == "where":
+            return f"where({cond}, {a}, {self.expr(self.smaller(shape), depth)})"
+        if kind == "mask":
+            return f"({cond}) * ({a})"
+        return f"({a}) + {self.rng.choice(['ones', 'zeros'])}({', '.join(shape)})"
 
     def transpose(self, shape: Shape, depth: int) -> str:
         return f"({self.expr((shape[1], shape[0]), depth)}).T"
 
     def reduce(self, shape: Shape, depth: int) -> str:
         """sum or mean down to ``shape``: of everything, along axes, or over axes of length 1."""
-        f = self.rng.choice(["sum", "mean"])
+        f = self.rng.choice(["sum", "mean", "sum", "mean", "max", "min", "logsumexp"])
         if shape == SCALAR and self.rng.random() < 0.6:
             return f"{f}({self.expr(self.random_shape(), depth)})"
         ones = [ax for ax, d in enumerate(shape) if d == ONE]
@@ -327,7 +355,8 @@ def fuzz_spec(seed: int, depth: int = 3) -> str:
                 name, value = last.split(" = ", 1)
                 text = "\n".join(["param P_scale", *body, f"{name} = ({value}) * P_scale"]) + "\n"
                 continue
-            unused = re.search(r"param '(\w+)' is declared but the loss does not depend on it", str(e))
+            unused = re.search(r"param '(\w+)' (is declared but the loss does not depend on it|reaches the loss only)",
+                               str(e))
             if not unused:
                 raise
             text = re.sub(rf"^param {unused.group(1)}\b", f"input {unused.group(1)}", text, flags=re.M)
@@ -339,7 +368,8 @@ def _draw_spec(seed: int, depth: int) -> str:
     dims = tuple(rng.sample(DIM_NAMES, 3))
     if rng.random() < 0.2:  # a fixed size: W[3, n]
         dims = (rng.choice(["2", "3"]),) + dims[1:]
-    names = [n for n in HOSTILE_NAMES if n not in dims and not keyword.issoftkeyword(n)]  # the parser refuses those
+    names = [n for n in HOSTILE_NAMES if n not in dims and not keyword.issoftkeyword(n)
+             and n not in FUNCTIONS]  # the parser refuses those
     rng.shuffle(names)
     gen = FuzzGen(rng, dims, names[: rng.randrange(0, 12)])  # type: ignore[arg-type]
     shape = gen.random_shape(rng.choice([2, 2, 2, 3]))

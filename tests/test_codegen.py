@@ -601,13 +601,13 @@ def test_new_residual_architecture_in_one_command(tmp_path):
 def test_spec_names_that_shadow_python_or_numpy():
     spec = _spec_file("""
         input np[n, m]
-        input max[1, m]
+        input len[1, m]
         param cache[1, n]
         param dims
-        loss = sum((cache @ np + dims - max)**2) / m
+        loss = sum((cache @ np + dims - len)**2) / m
     """)
     src = codegen.generate(spec)
-    assert "def forward(np_, max_, cache_, dims_):" in src
+    assert "def forward(np_, len_, cache_, dims_):" in src
     assert codegen.gradcheck(spec).ok
 
 

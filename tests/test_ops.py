@@ -43,7 +43,8 @@ class Var:
     """A variable operand: its shape and the domain its random values come from."""
 
     shape: tuple[int, ...]
-    domain: str = "real"  # real | positive | away (|x| >= 0.5: clear of kinks and poles)
+    #: real | positive | away (|x| >= 0.5: clear of kinks and poles) | mask (0 or 1) | low (< -2) | high (> 2)
+    domain: str = "real"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class Case:
 def draw(v: Var, rng: np.random.Generator) -> np.ndarray:
     if v.domain == "positive":
         return rng.uniform(0.5, 2.0, size=v.shape)
+    if v.domain == "mask":
+        return rng.integers(0, 2, size=v.shape).astype(float)
+    if v.domain in ("low", "high"):
+        return (1 if v.domain == "high" else -1) * rng.uniform(2.0, 3.0, size=v.shape)
     if v.domain == "away":
         return rng.choice([-1.0, 1.0], size=v.shape) * rng.uniform(0.5, 2.0, size=v.shape)
     return rng.normal(size=v.shape)
@@ -232,6 +237,37 @@ def embed_cases(op: str) -> Iterator[Case]:
         yield Case(op, (Var(small),), (sympy.Tuple(*shape), index), label=label)
 
 
+def where_cases(op: str) -> Iterator[Case]:
+    """A 0/1 condition and both branches, each broadcasting in turn; a constant branch."""
+    combos = {"full": (FULL, FULL, FULL), "mask-column": (COLUMN, FULL, FULL), "a-row": (FULL, ROW, FULL),
+              "b-scalar": (FULL, FULL, SCALAR), "all-broadcast": (COLUMN, ROW, SCALAR),
+              "t3": (TENSORS["t3-unit1"], TENSORS["t3"], TENSORS["t3-unit0"])}
+    for label, (sc, sa, sb) in combos.items():
+        yield Case(op, (Var(sc, "mask"), Var(sa), Var(sb)), label=label)
+    yield Case(op, (Var(FULL, "mask"), Var(FULL), sympy.Rational(1, 10)), label="b-const")
+
+
+def clip_cases(op: str) -> Iterator[Case]:
+    """Constant bounds over every shape; variable bounds (lo < hi, clear of each other) broadcasting."""
+    for label, s in {**SHAPES, **TENSORS}.items():
+        yield Case(op, (Var(s), sympy.Rational(-1, 2), sympy.Rational(1, 2)), label=f"{label}-const")
+    for label, (sx, sl, sh) in {"scalar-bounds": (FULL, SCALAR, SCALAR), "column-row": (FULL, COLUMN, ROW),
+                                "t3": (TENSORS["t3"], TENSORS["t3-unit1"], SCALAR)}.items():
+        for dx in ("low", "real", "high"):
+            yield Case(op, (Var(sx, dx), Var(sl, "real" if dx == "low" else "low"),
+                            Var(sh, "real" if dx == "high" else "high")), label=f"{label}-{dx}")
+
+
+def eye_cases(op: str) -> Iterator[Case]:
+    for n in (1, 3):
+        yield Case(op, (), (sympy.Integer(n),), label=f"n{n}")
+
+
+def fill_cases(op: str) -> Iterator[Case]:
+    for label, s in {"full": FULL, "column": COLUMN, "scalar": SCALAR, "t3": TENSORS["t3"]}.items():
+        yield Case(op, (), (sympy.Tuple(*s),), label=label)
+
+
 CASES: dict[str, Gen] = {
     "add": binary(),
     "sub": binary(),
@@ -264,6 +300,27 @@ CASES: dict[str, Gen] = {
     "concat": concat_cases,
     "slice": slice_cases,
     "embed": embed_cases,
+    "erf": unary(),
+    "sin": unary(),
+    "cos": unary(),
+    "log1p": unary("positive"),
+    "expm1": unary(),
+    "max": reduce_cases,
+    "min": reduce_cases,
+    "logsumexp": reduce_cases,
+    "gt": binary(),
+    "ge": binary(),
+    "lt": binary(),
+    "le": binary(),
+    "half_step": unary("away"),
+    "where": where_cases,
+    "maximum": binary(),
+    "minimum": binary(),
+    "clip": clip_cases,
+    "stop_gradient": unary(),
+    "eye": eye_cases,
+    "ones": fill_cases,
+    "zeros": fill_cases,
 }
 
 ALL_CASES = [c for name in sorted(CASES) for c in CASES[name](name)]

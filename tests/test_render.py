@@ -36,7 +36,7 @@ from backprop import Derivation, get_derivation, parse_spec
 from backprop.expr.evaluate import constant, evaluate
 from backprop.expr.ir import OpNode, count_nodes, is_const, shape_of
 from backprop.expr.ops import REGISTRY
-from backprop.expr.printing import GradSymbol
+from backprop.expr.printing import GradSymbol, text
 from backprop.present.index import Apply, Entry, Product, Scaled, Sum, gradient_index, to_index
 from backprop.present.jsondoc import to_json
 from backprop.present.latex import to_latex
@@ -104,13 +104,33 @@ R = W.T @ H + c + X
 loss = mean((R - X)**2) + 0.1 * sum(W**2)
 """
 
+#: Comparisons, selections, extremes, the new elementwise functions, constants and stop_gradient.
+SELECT_SPEC = """\
+# Masks, where, maximum and clip, extremes and log-sum-exp, erf and sinusoids, stop-gradient.
+input X[n, m]
+input Y[c, m] onehot
+input T[1, m]
+param W1[k, n]
+param b1[k, 1]
+param W2[c, k]
+param lo
+Z1 = W1 @ X + b1
+M = (Z1 > 0) * (Z1 <= 3)
+H = where(M, Z1, 0.1 * Z1) + maximum(Z1, -Z1) - minimum(Z1, 0) + clip(Z1, lo, 1)
+G = erf(H / sqrt(2)) + sin(pi * H) * cos(e * H) + log1p(H**2) - expm1(-H**2) + sign(Z1) * stop_gradient(H)
+S = W2 @ (G + eye(k) @ G + ones(k, k) @ G / k + zeros(k, m))
+P = S - logsumexp(S, axis=0)
+R = max(S, axis=0) - min(S, axis=0) + (T < 0) + (T >= 1)
+loss = -sum(Y * P) / m + mean(R**2) + max(W1**2) - min(b1) + 0.01 * sum(abs(W2))
+"""
+
 #: Macros KaTeX and MathJax both render (GitHub and Jupyter Markdown).
 KATEX_MACROS = frozenset({
     "frac", "partial", "mathcal", "left", "right", "odot", "top", "sum", "sigma", "log", "exp",
     "tanh", "sqrt", "operatorname", "text", "hat", "mathrm", "mathbf", "times", "alpha", "beta",
     "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "rho", "tau", "phi", "omega",
     "Sigma", "leftarrow", "to", "cdot", "le", "ge", "quad", "qquad", "textbf", "begin", "end", ",",
-    "\\",
+    "\\", "max", "min", "sin", "cos", "pi", "tfrac",
 })
 
 
@@ -127,7 +147,7 @@ def spec_derivation(text: str, name: str) -> Derivation:
 def all_derivations() -> list[Derivation]:
     return [derivation(n) for n in EXAMPLES] + [
         spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied"), adam_derivation(),
-        spec_derivation(TENSOR_SPEC, "tensors"),
+        spec_derivation(TENSOR_SPEC, "tensors"), spec_derivation(SELECT_SPEC, "select"),
     ]
 
 
@@ -136,7 +156,7 @@ def adam_derivation() -> Derivation:
     return get_derivation("two_layer_sigmoid", optimizer="adam")
 
 
-ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors"]
+ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select"]
 
 
 # ---------------------------------------------------------------------------
@@ -560,9 +580,12 @@ def test_registry_index_rules(op: str) -> None:
 def test_json_schema(d: Derivation) -> None:
     doc = json.loads(to_json(d, expanded=True, index=True))
     assert list(doc) == [
-        "spec", "summary", "dims", "inputs", "params", "forward", "loss", "steps", "gradients",
+        "spec", "summary", "dims", "inputs", "params", "forward", "loss", "steps", "cuts", "gradients",
         "optimizer", "updates",
     ]
+    assert [(c["via"], c["text"]) for c in doc["cuts"]] == [(c.via, text(c.expr)) for c in d.cuts]
+    for c in doc["cuts"]:
+        assert list(c) == ["via", "rule", "latex", "text"]
     assert doc["spec"] == d.model.name and doc["dims"] == list(d.model.dims)
     for x in doc["inputs"] + doc["params"]:
         assert list(x) == ["name", "shape", "domain", "latex", "text"] and len(x["shape"]) == len(d.model.shape(x["name"]))
@@ -697,12 +720,12 @@ def test_derivation_displays_what_the_registry_holds(monkeypatch: pytest.MonkeyP
 
 def test_every_op_in_the_every_op_spec() -> None:
     """The every-op and tensor networks really hold every operation the spec language offers."""
-    used = {x.op.name for spec, name in ((EVERY_OP_SPEC, "every_op"), (TENSOR_SPEC, "tensors"))
+    used = {x.op.name for spec, name in ((EVERY_OP_SPEC, "every_op"), (TENSOR_SPEC, "tensors"), (SELECT_SPEC, "select"))
             for eq in spec_derivation(spec, name).equations for x in eq.expr.atoms(OpNode)}
     from backprop.expr.ops import FUNCTIONS
 
     spec_ops = {op.name for op in FUNCTIONS.values()} | {"add", "sub", "mul", "div", "pow", "neg", "matmul", "transpose",
-                                                         "slice"}
+                                                         "slice", "gt", "ge", "lt", "le"}
     assert spec_ops <= used, spec_ops - used
 
 

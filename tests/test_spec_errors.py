@@ -54,7 +54,24 @@ CASES = [
     ("lambda", HEAD + "A = lambda: W1\nloss = sum(A)\n", 6, 5, ["lambda"]),
     ("comprehension", HEAD + "A = [W1 for W1 in X]\nloss = sum(A)\n", 6, 5, ["comprehensions"]),
     ("conditional", HEAD + "A = W1 if X else W1\nloss = sum(A)\n", 6, 5, ["conditional expressions"]),
-    ("comparison", HEAD + "A = W1 > 0\nloss = sum(A)\n", 6, 5, ["comparisons"]),
+    ("comparison-chained", HEAD + "A = 0 < W1 < 1\nloss = sum(A * W1)\n", 6, 5, ["chained comparisons"]),
+    ("comparison-equal", HEAD + "A = W1 == 0\nloss = sum(A * W1)\n", 6, 5, ["'==' is not supported", ">, >=, <, <="]),
+    ("comparison-shapes", HEAD + "A = W1 > w2\nloss = sum(A * W1)\n", 6, 8, ["shape mismatch", "'>'"]),
+    ("only-through-a-mask", HEAD + "loss = sum(W1 > 0) + sum(b1) + sum(w2)\n", 3, 7,
+     ["param 'W1' reaches the loss only through", "would always be 0", "declare it an input"]),
+    ("only-through-stop-gradient", HEAD + "A = stop_gradient(W1 @ X + b1)\nloss = sum(w2 @ A)\n", 3, 7,
+     ["param 'W1' reaches the loss only through stop_gradient"]),
+    ("where-not-a-mask", HEAD + "A = where(W1, W1, 0)\nloss = sum(A)\n", 6, 11, ["where's condition must be a mask"]),
+    ("where-shapes", HEAD + "A = where(W1 > 0, W1, w2)\nloss = sum(A)\n", 6, 5, ["shape mismatch", "where"]),
+    ("where-arity", HEAD + "A = where(W1 > 0, W1)\nloss = sum(A)\n", 6, 5, ["where takes 3 arguments", "where(C, A, B)"]),
+    ("clip-bounds-order", HEAD + "A = clip(W1, 1, -1)\nloss = sum(A)\n", 6, 5,
+     ["clip's lower bound 1 is above its upper bound -1"]),
+    ("eye-not-a-dim", HEAD + "A = W1 @ eye(W1)\nloss = sum(A)\n", 6, 14, ["eye's size must be a whole number"]),
+    ("eye-fraction", HEAD + "A = W1 @ eye(n / 2)\nloss = sum(A)\n", 6, 14, ["eye's size must be a whole number"]),
+    ("ones-not-positive", HEAD + "A = W1 + ones(k, n - n)\nloss = sum(A)\n", 6, 18, ["must be positive"]),
+    ("max-of-two", HEAD + "A = max(W1, 0)\nloss = sum(A)\n", 6, 5, ["max takes one value", "maximum(A, B)"]),
+    ("maximum-arity", HEAD + "A = maximum(W1)\nloss = sum(A)\n", 6, 5, ["maximum takes 2 arguments", "maximum(A, B)"]),
+    ("logsumexp-axis", HEAD + "A = logsumexp(W1, axis=2)\nloss = sum(A)\n", 6, 24, ["axis must be 0"]),
     ("string", HEAD + "A = 'W1'\nloss = sum(A)\n", 6, 5, ["strings are not supported"]),
     ("call-non-function", HEAD + "A = np.exp(W1)\nloss = sum(A)\n", 6, 5, ["only the known functions can be called"]),
     ("call-variable", HEAD + "A = W1(X)\nloss = sum(A)\n", 6, 5, ["'W1' is not a function"]),
@@ -185,8 +202,8 @@ def test_every_case_is_distinct() -> None:
 
 
 def test_python_clashing_names_work() -> None:
-    """Names that would clash in generated Python (np, max, ...) are accepted here; codegen renames them."""
+    """Names that would clash in generated Python (np, len, ...) are accepted here; codegen renames them."""
     from backprop import parse_spec
 
-    m = parse_spec("input np[n, m]\nparam max[1, n]\nloss = sum(max @ np)\n")
-    assert [d.name for d in m.decls.values()] == ["np", "max"]
+    m = parse_spec("input np[n, m]\nparam len[1, n]\nloss = sum(len @ np)\n")
+    assert [d.name for d in m.decls.values()] == ["np", "len"]

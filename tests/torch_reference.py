@@ -77,6 +77,25 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "einsum": lambda e, *a: _scalar_2d(torch.einsum(str(e.args[-1]), *a)),
     "permute": lambda e, a: a.permute(*_axes(e)),
     "concat": lambda e, *a: torch.cat(a, dim=_axes(e)[0]),
+    "erf": lambda e, a: torch.erf(a),
+    "sin": lambda e, a: torch.sin(a),
+    "cos": lambda e, a: torch.cos(a),
+    "log1p": lambda e, a: torch.log1p(a),
+    "expm1": lambda e, a: torch.expm1(a),
+    "max": _reduce(torch.amax),
+    "min": _reduce(torch.amin),
+    "logsumexp": lambda e, a: (torch.logsumexp(a.reshape(-1), 0).reshape(1, 1) if len(_axes(e)) == a.dim()
+                               else torch.logsumexp(a, dim=_axes(e), keepdim=True)),
+    "gt": lambda e, a, b: (a > b).to(torch.float64),
+    "ge": lambda e, a, b: (a >= b).to(torch.float64),
+    "lt": lambda e, a, b: (a < b).to(torch.float64),
+    "le": lambda e, a, b: (a <= b).to(torch.float64),
+    "half_step": lambda e, a: torch.heaviside(a, torch.tensor(0.5, dtype=a.dtype)),
+    "where": lambda e, c, a, b: torch.where(c != 0, a, b),
+    "maximum": lambda e, a, b: torch.maximum(a, b),
+    "minimum": lambda e, a, b: torch.minimum(a, b),
+    "clip": lambda e, x, lo, hi: torch.clamp(x, lo, hi),
+    "stop_gradient": lambda e, a: a.detach(),
 }
 #: Rows whose torch form needs the dims' sizes (a shape or bounds in an attribute).
 SIZED: dict[str, Callable[..., torch.Tensor]] = {
@@ -84,6 +103,9 @@ SIZED: dict[str, Callable[..., torch.Tensor]] = {
     "reshape": lambda e, dims, a: a.reshape(*_sizes(e, 1, dims)),
     "slice": lambda e, dims, a: _scalar_2d(a[_index(e, dims)]),
     "embed": lambda e, dims, g: _scatter(torch.zeros(_sizes(e, 1, dims), dtype=torch.float64), _index(e, dims), g),
+    "eye": lambda e, dims: torch.eye(int(sympy.sympify(e.args[0]).subs(dims)), dtype=torch.float64),
+    "ones": lambda e, dims: torch.ones(_sizes(e, 0, dims), dtype=torch.float64),
+    "zeros": lambda e, dims: torch.zeros(_sizes(e, 0, dims), dtype=torch.float64),
 }
 
 

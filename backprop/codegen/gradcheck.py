@@ -48,17 +48,19 @@ which checks the stable rewrites.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+import sympy
 
 from backprop.codegen.emit import derivation_of, load_module
 from backprop.engine.derivation import Derivation
 from backprop.expr.evaluate import evaluate
+from backprop.expr.ir import OpNode
 from backprop.language.model import Model, class_axis
 from backprop.support.deepstack import deep_stack
 from backprop.verification.numeric import onehot
@@ -251,6 +253,35 @@ def _loss(module: ModuleType, values: Mapping[str, Any]) -> float:
     return float(module.forward(*(values[n] for n in module.SHAPES))[0])
 
 
+#: The loss as finite differences see it: the module's, or one with cut paths held fixed.
+LossFn = Callable[[Mapping[str, Any]], float]
+
+
+def frozen_loss(d: Derivation, at: Mapping[str, Any], dims: Mapping[str, int]) -> LossFn | None:
+    """The loss with every cut (``stop_gradient(H)``, a comparison) held at its value at ``at``: the
+    function whose gradient the module computes, by the reference evaluator. None when the spec
+    cuts no path, so that finite differences of the module's own loss are taken as always."""
+    if not d.cuts:
+        return None
+    cuts = {x for eq in d.equations for x in sympy.preorder_traversal(eq.expr)
+            if isinstance(x, OpNode) and x.children and not any(x.op.operand_vjp(i) for i in range(len(x.children)))}
+    sizes = {sym: dims[name] for name, sym in d.model.dims.items()}
+
+    def run(values: Mapping[str, Any], held: dict[Any, Any]) -> float:
+        env: dict[Any, Any] = {**values, **sizes}
+        for eq in d.equations:
+            cache = dict(held)
+            env[eq.name] = evaluate(eq.expr, env, cache)
+            for c in cuts:
+                if c in cache:
+                    held.setdefault(c, cache[c])
+        return float(np.asarray(env[d.loss.name]).reshape(()))
+
+    held: dict[Any, Any] = {}
+    run(at, held)
+    return lambda values: run(values, dict(held))
+
+
 @dataclass(frozen=True)
 class Differences:
     """Central differences of the loss for every entry of one param, at two steps each."""
@@ -268,7 +299,8 @@ class Differences:
         return SAFETY * (np.abs(self.fd - self.fd2) + floor / self.step)
 
 
-def loss_noise(module: ModuleType, values: Mapping[str, Any], name: str, steps: np.ndarray) -> float:
+def loss_noise(module: ModuleType, values: Mapping[str, Any], name: str, steps: np.ndarray,
+               loss_fn: LossFn | None = None) -> float:
     """A bound on the rounding noise of the loss near θ: ε·M, M the largest magnitude met on the way to
     the loss, or a measured estimate (Moré & Wild's ECnoise) where that is larger.
 
@@ -283,13 +315,14 @@ def loss_noise(module: ModuleType, values: Mapping[str, Any], name: str, steps: 
     """
     loss, cache = module.forward(*(values[n] for n in module.SHAPES))
     magnitude = max((_largest(v) for v in (*values.values(), *cache, loss)), default=0.0)
+    at = loss_fn or (lambda v: _loss(module, v))
     x = np.array(values[name], dtype=np.float64)
     scalar = np.ndim(values[name]) == 0
     signs = np.where(np.random.default_rng(len(name)).random(x.shape) < 0.5, -1.0, 1.0)
     f = []
     for k in range(9):
         moved = x + k * signs * steps
-        f.append(_loss(module, {**values, name: float(moved) if scalar else moved}))
+        f.append(at({**values, name: float(moved) if scalar else moved}))
     f_arr = np.array(f)
     measured = 0.0
     if np.all(np.isfinite(f_arr)):
@@ -306,12 +339,15 @@ def _largest(value: Any) -> float:
     return float(a.max(initial=0.0))
 
 
-def differences(module: ModuleType, values: Mapping[str, Any], name: str, step: float = STEP) -> Differences:
-    """Central differences (float64) with respect to ``values[name]``, at h = step·max(1, |θᵢ|) and 2h."""
+def differences(module: ModuleType, values: Mapping[str, Any], name: str, step: float = STEP,
+                loss_fn: LossFn | None = None) -> Differences:
+    """Central differences (float64) with respect to ``values[name]``, at h = step·max(1, |θᵢ|) and 2h,
+    of the module's loss or of ``loss_fn`` (the loss with cut paths held, :func:`frozen_loss`)."""
+    at = loss_fn or (lambda v: _loss(module, v))
     x = np.array(values[name], dtype=np.float64)
     scalar = np.ndim(values[name]) == 0
     trial = dict(values)
-    base = abs(_loss(module, {**values, name: float(x) if scalar else x}))
+    base = abs(at({**values, name: float(x) if scalar else x}))
     out = {k: np.zeros(x.shape) for k in ("fd", "fd2", "step", "loss")}
     for idx in np.ndindex(x.shape):
         keep = float(x[idx])
@@ -320,14 +356,14 @@ def differences(module: ModuleType, values: Mapping[str, Any], name: str, step: 
         for k in (1, -1, 2, -2):
             x[idx] = keep + k * h
             trial[name] = float(x) if scalar else x
-            losses.append(_loss(module, trial))
+            losses.append(at(trial))
         x[idx] = keep
         plus, minus, plus2, minus2 = losses
         out["fd"][idx] = (plus - minus) / (2 * h)
         out["fd2"][idx] = (plus2 - minus2) / (4 * h)
         out["step"][idx] = h
         out["loss"][idx] = max(base, *(abs(v) for v in losses))
-    return Differences(**out, rounding=loss_noise(module, values, name, out["step"]))
+    return Differences(**out, rounding=loss_noise(module, values, name, out["step"], loss_fn))
 
 
 def numeric_gradient(module: ModuleType, values: dict[str, Any], name: str, step: float = STEP) -> Any:
@@ -421,7 +457,8 @@ def gradcheck(spec: str | Path | Model | Derivation | ModuleType, dims: Mapping[
         # differences in float64, at the point the gradients were computed at
         values = {n: (_cast(v, np.dtype(np.float64))) for n, v in (params | inputs).items()}
         values = {n: values[n] for n in module.SHAPES}
-        checks = {p: judge(p, grads[p], differences(module, values, p, step), values[p], tol, dtype)
+        held = frozen_loss(d, values, sizes) if d is not None else None
+        checks = {p: judge(p, grads[p], differences(module, values, p, step, held), values[p], tol, dtype)
                   for p in module.PARAMS}
         failed = [p for p, c in checks.items() if c.verdict == "wrong"]
         ref = loss_err = None

@@ -23,7 +23,8 @@ from backprop.expr.printing import GradSymbol, grad_symbol
 from backprop.language.model import Model
 
 #: Operations whose NumPy result is floating whatever their operands' dtypes.
-_FLOAT_RESULT = frozenset({"div", "mean", "sigmoid", "tanh", "softplus", "exp", "log", "sqrt", "softmax", "log_softmax"})
+_FLOAT_RESULT = frozenset({"div", "mean", "sigmoid", "tanh", "softplus", "exp", "log", "sqrt", "softmax", "log_softmax",
+                           "erf", "sin", "cos", "log1p", "expm1", "logsumexp", "half_step", "eye", "ones", "zeros"})
 
 
 def floating(model: Model, stmts: list[Stmt]) -> set[Basic]:
@@ -44,7 +45,7 @@ def is_floating(e: Basic, known: set[Basic]) -> bool:
         return e in known
     if not isinstance(e, OpNode):
         return _const_floating(sympy.sympify(e))
-    if e.op.name == "step":
+    if e.op.mask:  # a comparison may be a boolean array
         return False
     if e.op.name in _FLOAT_RESULT:
         return True

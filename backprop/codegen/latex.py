@@ -54,6 +54,9 @@ from backprop.support.notation import latex_name
 _PLACEHOLDER = "zqph"
 #: Operations latexify already renders as arithmetic (BinOp / UnaryOp).
 _ARITHMETIC = frozenset({"add", "sub", "mul", "div", "pow", "neg", "matmul"})
+#: Operations whose NumPy call is shown by :meth:`MathView._numpy` rather than by a pattern: every
+#: ``np.where`` (where's own, leaky_step's) reads as cases.
+_SHOWN_BY_CALL = frozenset({"where"})
 _PLUMBING_CALLS = frozenset({"_check_shapes"})
 #: Conversions that do not change a value: shown as their argument.
 _IDENTITY_CALLS = frozenset({"_scalar", "_weak"})
@@ -91,7 +94,7 @@ def patterns(printer: NumpyPrinter) -> list[Pattern]:
     out: list[Pattern] = []
     latex = LatexPrinter()
     for name in sorted(REGISTRY):
-        if name in _ARITHMETIC:
+        if name in _ARITHMETIC or name in _SHOWN_BY_CALL:
             continue
         for attrs in _attr_variants(name):
             e = _probe(name, attrs)
@@ -100,9 +103,11 @@ def patterns(printer: NumpyPrinter) -> list[Pattern]:
             except UnsupportedError:  # a variant with no NumPy form is simply never matched
                 continue
             head = _head(latex.doprint(e), [latex.doprint(k) for k in e.children])
-            if head is not None:
-                out.append(Pattern(ast.parse(code, mode="eval").body, len(e.children), head))
-    return out
+            tree = ast.parse(code, mode="eval").body
+            if head is not None and not isinstance(tree, ast.Name):  # stop_gradient(x) is x: a wildcard matches all
+                out.append(Pattern(tree, len(e.children), head))
+    # fewer operands first: the more specific form wins (relu's np.maximum(x, 0) before maximum's)
+    return sorted(out, key=lambda p: p.arity)
 
 
 def _head(tex: str, args: list[str]) -> str | None:

@@ -245,8 +245,8 @@ def _is_one_minus_step(e: Basic) -> bool:
 
 
 def _is_mask(e: Basic) -> bool:
-    """A value NumPy may print as a boolean mask: [x > 0] or [x ≤ 0]."""
-    return (isinstance(e, OpNode) and e.op.name == "step") or _is_one_minus_step(e)
+    """A value NumPy may print as a boolean mask: a comparison ([x > 0], [A ≥ B]) or [x ≤ 0]."""
+    return (isinstance(e, OpNode) and e.op.mask) or _is_one_minus_step(e)
 
 
 def _masks_ok_in(e: OpNode) -> bool:

@@ -18,7 +18,7 @@ from backprop.expr.ir import TensorSymbol
 
 #: Operations NumPy computes as views of their operand, not new arrays: naming them saves
 #: nothing (common subexpressions), and writing into one would write into the operand (in-place reuse).
-VIEWS = frozenset({"transpose", "broadcast", "permute", "reshape", "slice"})
+VIEWS = frozenset({"transpose", "broadcast", "permute", "reshape", "slice", "stop_gradient"})
 
 
 class TempSymbol(TensorSymbol):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import sympy
 from sympy import Basic, MatrixSymbol
 
-from backprop.engine.derivation import Derivation, Equation, Path, Step
+from backprop.engine.derivation import Cut, Derivation, Equation, Path, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
@@ -154,9 +154,11 @@ class _Pullback:
 
 
 def _needs_grad(model: Model, eqs: list[Equation]) -> set[str]:
+    """The params and the values a gradient reaches them through: a value read by a param only
+    across a cut (``stop_gradient``, a comparison) has no gradient to compute."""
     needs = {p.name for p in model.params}
     for eq in eqs:
-        if any(s.name in needs for s in eq.expr.atoms(MatrixSymbol)):
+        if any(s.name in needs for s in ir.differentiable_reads(eq.expr)):
             needs.add(eq.name)
     return needs
 
@@ -166,7 +168,7 @@ def _users(eqs: list[Equation], needs: set[str]) -> dict[str, list[str]]:
     for eq in eqs:
         if eq.name not in needs:
             continue
-        for s in sorted(eq.expr.atoms(MatrixSymbol), key=lambda s: s.name):
+        for s in sorted(ir.differentiable_reads(eq.expr), key=lambda s: s.name):
             if s.name in needs and eq.name not in users[s.name]:
                 users[s.name].append(eq.name)
     return users
@@ -186,6 +188,37 @@ def _inline(result: Basic, done: Mapping[str, Step], domains: Mapping[str, str |
         if ir.count_nodes(candidate) < ir.count_nodes(best):
             best = candidate
     return best
+
+
+def _cuts(model: Model, eqs: list[Equation]) -> list[Cut]:
+    """Where the forward pass reads a param-dependent value through an operand that passes no
+    gradient: ``stop_gradient(H)``, a comparison ``[Z > 0]``, ``where``'s condition. The notes say
+    so, since such a path contributes nothing to the gradients it seems to lead to."""
+    tainted = {p.name for p in model.params}
+    for eq in eqs:
+        if any(s.name in tainted for s in eq.expr.atoms(MatrixSymbol)):
+            tainted.add(eq.name)
+    out: list[Cut] = []
+    seen: set[Basic] = set()
+    for eq in eqs:
+        todo = [eq.expr]
+        while todo:
+            e = todo.pop()
+            if not isinstance(e, OpNode) or e in seen:
+                continue
+            seen.add(e)
+            for i, c in enumerate(e.children):
+                if e.op.operand_vjp(i) is not None:
+                    todo.append(c)
+                elif any(s.name in tainted for s in c.atoms(MatrixSymbol)) and (
+                        not isinstance(c, MatrixSymbol) or e.op.arity == 1):  # a named mask was cut where computed
+                    # a node that passes nothing (stop_gradient, a comparison) is named whole; a
+                    # condition of a node that passes the rest (where) is named alone
+                    whole = all(e.op.operand_vjp(k) is None for k in range(len(e.children)))
+                    cut = Cut(eq.name, e if whole else c, e.op.rule(i))
+                    if cut not in out:
+                        out.append(cut)
+    return out
 
 
 @deep_stack
@@ -231,4 +264,4 @@ def derive(model: Model) -> Derivation:
             pending[t] -= 1
             if pending[t] == 0 and t in params:
                 emit(t, "param")
-    return Derivation(model, eqs, steps)
+    return Derivation(model, eqs, steps, cuts=tuple(_cuts(model, eqs)))

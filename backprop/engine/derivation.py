@@ -48,6 +48,16 @@ class Path:
 
 
 @dataclass(frozen=True)
+class Cut:
+    """A place where no gradient flows: ``expr`` (``stop_gradient(H)``, a mask ``[Z > 0]``) in the
+    equation of ``via`` reads values that depend on params, and passes none of their gradient."""
+
+    via: str
+    expr: Basic
+    rule: str
+
+
+@dataclass(frozen=True)
 class Step:
     """∂L/∂target: the chain rule over every path, its δ form and its result."""
 
@@ -85,6 +95,8 @@ class Derivation:
     rate: sympy.Symbol = field(default_factory=lambda: sympy.Symbol("alpha"))
     #: the optimizer whose update equations end the derivation (a name in backprop.engine.optim.OPTIMIZERS)
     optimizer: str = "sgd"
+    #: where the forward pass cuts a path: no gradient flows through these
+    cuts: tuple[Cut, ...] = ()
 
     @property
     def loss(self) -> Equation:

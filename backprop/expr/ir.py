@@ -211,6 +211,24 @@ def variables(x: Basic) -> set[MatrixSymbol]:
     return {s for s in x.atoms(MatrixSymbol)}
 
 
+def differentiable_reads(x: Basic) -> set[MatrixSymbol]:
+    """The variables a gradient can reach in ``x``: read through operands that pass a gradient,
+    not those an operation cuts (a comparison's, ``stop_gradient``'s, ``where``'s condition)."""
+    out: set[MatrixSymbol] = set()
+    seen: set[Basic] = set()
+    todo = [x]
+    while todo:
+        e = todo.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        if isinstance(e, MatrixSymbol):
+            out.add(e)
+        elif isinstance(e, OpNode):
+            todo.extend(c for i, c in enumerate(e.children) if e.op.operand_vjp(i) is not None)
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Smart constructors: fold constants and drop identities so derived adjoints
 # stay small; everything else goes straight to the registered node class.

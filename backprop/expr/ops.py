@@ -4,8 +4,8 @@ A row (:class:`~backprop.expr.ops_row.Op`) holds all of an operation's forms; th
 family modules grouped as the operations are (as in HIPS/autograd's ``numpy_vjps.py``):
 :mod:`~backprop.expr.ops_arithmetic`, :mod:`~backprop.expr.ops_activations`,
 :mod:`~backprop.expr.ops_matrix`, :mod:`~backprop.expr.ops_reduce`,
-:mod:`~backprop.expr.ops_softmax`, :mod:`~backprop.expr.ops_tensor`,
-:mod:`~backprop.expr.ops_einsum`. This module registers every family from one place, in that
+:mod:`~backprop.expr.ops_extrema`, :mod:`~backprop.expr.ops_softmax`, :mod:`~backprop.expr.ops_tensor`,
+:mod:`~backprop.expr.ops_einsum`, :mod:`~backprop.expr.ops_select`. This module registers every family from one place, in that
 order (the order the generated code's helpers follow).
 
 Adding an operation is one row in its family's ``ROWS`` plus one row in ``tests/test_ops.py``;
@@ -15,7 +15,18 @@ the nodes (:mod:`backprop.expr.ir`), which never import it: it hands them their 
 
 from __future__ import annotations
 
-from backprop.expr import ir, ops_activations, ops_arithmetic, ops_einsum, ops_matrix, ops_reduce, ops_softmax, ops_tensor
+from backprop.expr import (
+    ir,
+    ops_activations,
+    ops_arithmetic,
+    ops_einsum,
+    ops_extrema,
+    ops_matrix,
+    ops_reduce,
+    ops_select,
+    ops_softmax,
+    ops_tensor,
+)
 from backprop.expr.ir import OpNode
 from backprop.expr.ops_row import Op
 
@@ -25,9 +36,11 @@ FAMILIES: tuple[tuple[Op, ...], ...] = (
     ops_activations.ROWS,
     ops_matrix.ROWS,
     ops_reduce.ROWS,
+    ops_extrema.ROWS,
     ops_softmax.ROWS,
     ops_tensor.ROWS,
     ops_einsum.ROWS,
+    ops_select.ROWS,
 )
 
 
@@ -44,5 +57,5 @@ FUNCTIONS: dict[str, Op] = {op.spec_name: op for op in REGISTRY.values() if op.s
 ir.NODE_CLASSES.update({name: _node_class(op) for name, op in REGISTRY.items()})
 
 #: Functions taking ``axis=``; the ones in ``AXIS_REQUIRED`` must be given it.
-AXIS_FUNCTIONS = frozenset({"sum", "mean", "softmax", "log_softmax", "concat"})
+AXIS_FUNCTIONS = frozenset({"sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax", "concat"})
 AXIS_REQUIRED = frozenset({"softmax", "log_softmax", "concat"})

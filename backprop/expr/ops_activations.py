@@ -7,6 +7,7 @@ rows too, so derivatives of piecewise functions stay model expressions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,17 @@ def _step_numpy(p: Any, e: OpNode) -> str:
     if getattr(p, "mask_ok", True):
         return f"({p.operand(e.children[0], MUL + 1)} > 0)"
     return f"np.heaviside({p.operand(e.children[0], 0)}, 0)"
+
+
+def _np_erf(x: Any) -> np.ndarray:
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=float)
+
+
+def _erf_vjp(g: Basic, out: Basic, e: OpNode) -> Basic:
+    """erf′(x) = (2/√π) exp(−x²), the Gaussian density the error function integrates."""
+    x = e.children[0]
+    slope = ir.node("exp", ir.neg(ir.power(x, sympy.Integer(2))))
+    return ir.mul(g, ir.mul(2 / sympy.sqrt(sympy.pi), slope))
 
 
 def _leaky_slope(g: Basic, out: Basic, e: OpNode) -> Basic:
@@ -109,7 +121,7 @@ ROWS: tuple[Op, ...] = (
         latex=fmt(r"\left[{0} > 0\right]"), text=fmt("[{0} > 0]"),
         numpy=_step_numpy, np_eval=_np_unary(lambda x: (x > 0).astype(np.asarray(x).dtype)),
         elementwise=True, exact=lambda x: sympy.Piecewise((1, x > 0), (0, True)),
-        doc="indicator [x > 0]",
+        doc="indicator [x > 0]", mask=True, piecewise=True,
     ),
     Op(
         "relu", 1, same_shape,
@@ -118,7 +130,8 @@ ROWS: tuple[Op, ...] = (
         latex=_func_latex(r"\operatorname{ReLU}"), text=_func_text("ReLU"), numpy=fmt("np.maximum({0}, 0)"),
         numpy_inplace="np.maximum({0}, 0, out={0})",
         np_eval=_np_unary(lambda x: np.maximum(x, 0)), elementwise=True,
-        exact=lambda x: sympy.Piecewise((x, x > 0), (0, True)), spec_name="relu", doc="max(x, 0)",
+        exact=lambda x: sympy.Piecewise((x, x > 0), (0, True)), spec_name="relu", doc="max(x, 0); ReLU′(0) = 0",
+        piecewise=True,
     ),
     Op(
         "leaky_step", 2, elementwise_shape("leaky_relu"),
@@ -131,7 +144,7 @@ ROWS: tuple[Op, ...] = (
             else fmt("np.where({0} > 0, 1, {1}).astype({0}.dtype)", ATOM, [ATOM, 0])  # keeps float32 float32
         )(p, e),
         np_eval=lambda x, s, e=None: np.where(x > 0, 1.0, s) * np.ones_like(x),
-        elementwise=True, exact=lambda x, s: sympy.Piecewise((1, x > 0), (s, True)),
+        elementwise=True, exact=lambda x, s: sympy.Piecewise((1, x > 0), (s, True)), piecewise=True,
     ),
     Op(
         "leaky_relu", 2, elementwise_shape("leaky_relu"),
@@ -141,7 +154,7 @@ ROWS: tuple[Op, ...] = (
         numpy=fmt("np.where({0} > 0, {0}, {1} * {0})", ATOM, [MUL + 1, MUL]),
         np_eval=lambda x, s, e=None: np.where(x > 0, x, s * x), elementwise=True,
         exact=lambda x, s: sympy.Piecewise((x, x > 0), (s * x, True)), spec_name="leaky_relu",
-        doc="x for x > 0, slope·x otherwise",
+        doc="x for x > 0, slope·x otherwise", piecewise=True, signature="(E, slope)",
     ),
     Op(
         "softplus", 1, same_shape,
@@ -177,13 +190,66 @@ ROWS: tuple[Op, ...] = (
         vjps=(None,),
         rules=("sign (derivative zero almost everywhere)",),
         latex=_func_latex(r"\operatorname{sign}"), text=_func_text("sign"), numpy=fmt("np.sign({0})"),
-        np_eval=_np_unary(np.sign), elementwise=True, exact=sympy.sign, doc="sign of x",
+        np_eval=_np_unary(np.sign), elementwise=True, exact=sympy.sign, spec_name="sign",
+        doc="−1, 0 or 1; no gradient (sign′ = 0, as PyTorch)", piecewise=True,
     ),
     Op(
         "abs", 1, same_shape,
         vjps=(lambda g, out, e: ir.mul(g, ir.node("sign", e.children[0])),),
         rules=("absolute value: |Z|′ = sign(Z)",),
         latex=fmt(r"\left|{0}\right|"), text=fmt("|{0}|"), numpy=fmt("np.abs({0})"),
-        np_eval=_np_unary(np.abs), elementwise=True, exact=sympy.Abs, spec_name="abs", doc="absolute value",
+        np_eval=_np_unary(np.abs), elementwise=True, exact=sympy.Abs, spec_name="abs",
+        doc="absolute value; |x|′ = sign(x), 0 at 0 (as PyTorch)", piecewise=True,
+    ),
+    Op(
+        "erf", 1, same_shape,
+        vjps=(_erf_vjp,),
+        rules=("error function: erf′(Z) = (2/√π) exp(−Z²)",),
+        latex=_func_latex(r"\operatorname{erf}"), text=_func_text("erf"), numpy=fmt("_erf({0})"),
+        np_eval=_np_unary(_np_erf), elementwise=True, exact=sympy.erf, spec_name="erf",
+        doc="error function (exact GELU is x·(1 + erf(x/√2))/2)",
+        numpy_helper=(
+            "def _erf(x):\n"
+            '    """The error function entry by entry (NumPy has none), by the C library\'s erf; an array\n'
+            '    of floats keeps its dtype."""\n'
+            "    import math\n"
+            "\n"
+            "    if np.ndim(x) == 0:\n"
+            "        return math.erf(x)\n"
+            "    x = np.asarray(x)\n"
+            "    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype if x.dtype.kind == \"f\" else np.float64)\n"
+        ),
+    ),
+    Op(
+        "sin", 1, same_shape,
+        vjps=(lambda g, out, e: ir.mul(g, ir.node("cos", e.children[0])),),
+        rules=("sine: sin′(Z) = cos(Z)",),
+        latex=_func_latex(r"\sin"), text=_func_text("sin"), numpy=fmt("np.sin({0})"),
+        numpy_inplace="np.sin({0}, out={0})",
+        np_eval=_np_unary(np.sin), elementwise=True, exact=sympy.sin, spec_name="sin", doc="sine (radians)",
+    ),
+    Op(
+        "cos", 1, same_shape,
+        vjps=(lambda g, out, e: ir.neg(ir.mul(g, ir.node("sin", e.children[0]))),),
+        rules=("cosine: cos′(Z) = −sin(Z)",),
+        latex=_func_latex(r"\cos"), text=_func_text("cos"), numpy=fmt("np.cos({0})"),
+        numpy_inplace="np.cos({0}, out={0})",
+        np_eval=_np_unary(np.cos), elementwise=True, exact=sympy.cos, spec_name="cos", doc="cosine (radians)",
+    ),
+    Op(
+        "log1p", 1, same_shape,
+        vjps=(lambda g, out, e: ir.div(g, ir.add(sympy.Integer(1), e.children[0])),),
+        rules=("log1p: log1p′(Z) = 1/(1 + Z)",),
+        latex=_func_latex(r"\operatorname{log1p}"), text=_func_text("log1p"), numpy=fmt("np.log1p({0})"),
+        np_eval=_np_unary(np.log1p), elementwise=True, exact=lambda x: sympy.log(1 + x), spec_name="log1p",
+        doc="log(1 + x), accurate for small x",
+    ),
+    Op(
+        "expm1", 1, same_shape,
+        vjps=(lambda g, out, e: ir.mul(g, ir.node("exp", e.children[0])),),
+        rules=("expm1: expm1′(Z) = exp(Z)",),
+        latex=_func_latex(r"\operatorname{expm1}"), text=_func_text("expm1"), numpy=fmt("np.expm1({0})"),
+        np_eval=_np_unary(np.expm1), elementwise=True, exact=lambda x: sympy.exp(x) - 1, spec_name="expm1",
+        doc="eˣ − 1, accurate for small x",
     ),
 )

@@ -23,13 +23,13 @@ def _every_axis(e: OpNode) -> bool:
     return len(axes_of(e)) == len(shape_of(e.children[0]))
 
 
-def _np_axis(e: OpNode) -> int | tuple[int, ...] | None:
+def np_axis(e: OpNode) -> int | tuple[int, ...] | None:
     """NumPy's ``axis=`` for the node's reduced axes: None for all of them."""
     axes = axes_of(e)
     return None if _every_axis(e) else axes[0] if len(axes) == 1 else axes
 
 
-def _reduce_shape(shapes: list[Shape], e: OpNode) -> Shape:
+def reduce_shape(shapes: list[Shape], e: OpNode) -> Shape:
     axes = axes_of(e)
     if not axes or len(set(axes)) != len(axes) or not all(0 <= ax < len(shapes[0]) for ax in axes):
         raise ShapeError(f"axis {', '.join(map(str, axes))} is not an axis of a {fmt_shape(shapes[0])} value")
@@ -92,20 +92,20 @@ def _total_numpy(p: Any, x: Basic) -> str:
 
 
 def _sum_numpy(p: Any, e: OpNode) -> str:
-    ax = _np_axis(e)
+    ax = np_axis(e)
     if ax is None or ir.is_scalar(e.children[0]):  # a scalar may be a Python float: no .sum(axis=)
         return _total_numpy(p, e.children[0])
     return f"{p.operand(e.children[0], ATOM)}.sum(axis={ax}, keepdims=True)"
 
 
 def _np_sum(x: np.ndarray, e: OpNode) -> Any:
-    ax = _np_axis(e)
+    ax = np_axis(e)
     return np.sum(x) if ax is None else np.sum(x, axis=ax, keepdims=True)
 
 
 def sym_sum(x: np.ndarray, e: OpNode) -> np.ndarray:
     """The exact sum of an object array along the node's axes (softmax's exact form normalizes by it)."""
-    ax = _np_axis(e)
+    ax = np_axis(e)
     return np.array([[x.sum()]], dtype=object) if ax is None else x.sum(axis=ax, keepdims=True)
 
 
@@ -141,7 +141,7 @@ def _mean_form(latex: bool) -> Form:
 
 
 def _mean_numpy(p: Any, e: OpNode) -> str:
-    ax = _np_axis(e)
+    ax = np_axis(e)
     if ir.is_scalar(e.children[0]):  # may be a Python float, which has no .mean
         return f"np.mean({p.operand(e.children[0], 0)})"
     if ax is None:
@@ -161,7 +161,7 @@ def _broadcast_eval(x: np.ndarray, e: OpNode, sizes: Mapping[Basic, int]) -> np.
 #: The family's rows, in registration order.
 ROWS: tuple[Op, ...] = (
     Op(
-        "sum", 1, _reduce_shape,
+        "sum", 1, reduce_shape,
         vjps=(lambda g, out, e: g,),  # the engine broadcasts g back to the operand's shape
         rules=("sum: every entry receives ∂L/∂Σ (broadcast back)",),
         latex=_sum_latex, text=_sum_text, numpy=_sum_numpy, np_eval=_np_sum, sym_eval=sym_sum,
@@ -169,7 +169,7 @@ ROWS: tuple[Op, ...] = (
         index=_sum_index,
     ),
     Op(
-        "mean", 1, _reduce_shape,
+        "mean", 1, reduce_shape,
         vjps=(lambda g, out, e: ir.div(g, _count(e)),),
         rules=("mean: every entry receives ∂L/∂mean divided by the count",),
         latex=_mean_form(True), text=_mean_form(False), numpy=_mean_numpy,

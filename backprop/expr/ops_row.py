@@ -88,6 +88,14 @@ class Op:
     #: the attribute values the NumPy form prints, where not all of them (a slice's ``a:`` omits its
     #: stop): the dims the generated code must have at hand
     code_attrs: Callable[[OpNode], tuple[Basic, ...]] | None = None
+    #: the value is a 0/1 mask (a comparison): no gradient flows through it, the generated code may
+    #: hold it as a boolean array, and a float is never written into it in place
+    mask: bool = False
+    #: the arguments as an error message shows a call: leaky_relu(E, slope)
+    signature: str = "(E)"
+    #: the exact form is piecewise (a kink or a jump): the exact check works at a rational point
+    #: clear of the kinks rather than on symbolic entries
+    piecewise: bool = False
 
     def operand_vjp(self, i: int) -> VJP | None:
         """The VJP that pulls a gradient back to operand ``i``."""

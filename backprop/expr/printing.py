@@ -15,11 +15,12 @@ from typing import Any
 
 import sympy
 from sympy import Basic, MatrixSymbol
+from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter as _SympyLatex
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
-from backprop.expr.ir import OpNode, TensorSymbol, is_const
+from backprop.expr.ir import NODE_CLASSES, OpNode, TensorSymbol, is_const
 from backprop.expr.ops_row import ADD, ATOM, MUL, POW, UNARY
 from backprop.support.errors import UnsupportedError
 from backprop.support.notation import latex_name, text_name
@@ -202,6 +203,15 @@ class LatexPrinter(_ScientificNumbers, _Operands, _SympyLatex):
     def _print_Symbol(self, e: sympy.Symbol, style: str = "plain") -> str:  # noqa: N802
         return latex_name(e.name)
 
+    def _print_Function(self, e: sympy.Function, exp: str | None = None) -> str:  # noqa: N802
+        r"""A registry function of constants the simplifier kept by name (``sqrt(2)``) in its registry
+        form, \sqrt{2}; a power of it parenthesized, never SymPy's \sqrt^{2}{(2)}."""
+        name = type(e).__name__
+        if not (isinstance(e, AppliedUndef) and name in NODE_CLASSES):
+            return super()._print_Function(e, exp)
+        shown = self._print(NODE_CLASSES[name](*e.args))
+        return shown if exp is None else rf"\left({shown}\right)^{{{exp}}}"
+
     sci_times = r" \cdot "
 
     @staticmethod
@@ -237,6 +247,12 @@ class TextPrinter(_ScientificNumbers, _Operands, StrPrinter):
     def _print_Pow(self, e: sympy.Pow, rational: bool = False) -> str:  # noqa: N802
         """Powers of constants as the operation forms write them: m^2, β₁^t."""
         return super()._print_Pow(e, rational).replace("**", "^")
+
+    def _print_Pi(self, e: Basic) -> str:  # noqa: N802
+        return "π"
+
+    def _print_Exp1(self, e: Basic) -> str:  # noqa: N802
+        return "e"
 
     def _print_Mul(self, expr: sympy.Mul) -> str:  # noqa: N802
         """Constant products as the operation forms write them: 2/(m·n), not 2/(m*n)."""

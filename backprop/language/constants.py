@@ -14,6 +14,9 @@ from sympy import Basic
 
 from backprop.expr import ir
 
+#: Constants a spec may name (a declared name of the same spelling shadows one).
+NAMED_CONSTANTS: dict[str, sympy.Expr] = {"pi": sympy.pi, "e": sympy.E}
+
 #: The largest finite float64.
 FLOAT_MAX = sympy.Float(1.7976931348623157e308)
 #: The smallest positive float64 (a subnormal); a nonzero constant below it would round to 0.

@@ -14,7 +14,7 @@ import ast
 import difflib
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 
 import sympy
 from sympy import Basic
@@ -22,7 +22,8 @@ from sympy import Basic
 from backprop.expr import ir
 from backprop.expr.ir import fmt_shape, shape_of
 from backprop.expr.ops import AXIS_FUNCTIONS, AXIS_REQUIRED, FUNCTIONS
-from backprop.language.constants import constant_problem, power_problem
+from backprop.language.constants import NAMED_CONSTANTS, constant_problem, power_problem
+from backprop.language.select_syntax import SelectCalls
 from backprop.language.tensor_syntax import TensorCalls
 from backprop.support.deepstack import MAX_NESTING
 from backprop.support.errors import ShapeError, SpecError
@@ -41,8 +42,7 @@ _UNSUPPORTED: dict[type, str] = {
     ast.SetComp: "comprehensions are not supported",
     ast.DictComp: "comprehensions are not supported",
     ast.GeneratorExp: "comprehensions are not supported",
-    ast.IfExp: "conditional expressions are not supported (for [Z > 0] use relu)",
-    ast.Compare: "comparisons are not supported",
+    ast.IfExp: "conditional expressions are not supported: write where(C, A, B)",
     ast.BoolOp: "'and'/'or' are not supported",
     ast.JoinedStr: "strings are not supported",
     ast.List: "lists are not supported here (only as reshape's shape or transpose's axes)",
@@ -140,7 +140,18 @@ def _constant_problem(value: Basic) -> str | None:
     return None
 
 
-class ExprBuilder(TensorCalls):
+#: Reductions that are the identity on one entry (a mean is too, but keeps its node as it always has).
+_PICKS = frozenset({"max", "min", "logsumexp"})
+
+
+def _keeps_value(shape: ir.Shape, axes: int | tuple[int, ...] | None) -> bool:
+    """Every reduced axis has length 1 (a scalar over every axis): the reduction is the identity."""
+    if ir.is_scalar_shape(shape):
+        return True
+    return axes is not None and all(shape[a] == 1 for a in ((axes,) if isinstance(axes, int) else axes))
+
+
+class ExprBuilder(TensorCalls, SelectCalls):
     """Rebuild an ``ast`` expression as a model expression, node type by node type.
 
     ``names`` maps each visible name to its value; ``later`` maps names that
@@ -159,11 +170,13 @@ class ExprBuilder(TensorCalls):
         dims: Mapping[str, sympy.Symbol],
         later: Mapping[str, int] | None = None,
         reserved: Mapping[str, str] | None = None,
+        masks: Container[str] = frozenset(),
     ) -> None:
         self.text, self.col0 = text, col0
         self.names, self.dims = names, dims
         self.later = later or {}
         self.reserved = reserved or {}
+        self.masks = masks
 
     # --- entry ---------------------------------------------------------------
     def build(self) -> Basic:
@@ -236,6 +249,8 @@ class ExprBuilder(TensorCalls):
             return self.names[name]
         if name in self.dims:
             return self.dims[name]
+        if name in NAMED_CONSTANTS:
+            return NAMED_CONSTANTS[name]
         if name in FUNCTIONS:
             raise self.fail(node, f"'{name}' is a function: call it, as in {name}(...)")
         if name in self.later:
@@ -298,13 +313,18 @@ class ExprBuilder(TensorCalls):
         special = getattr(self, f"call_{op.name}", None)
         if special is not None:  # a tensor form reads its own arguments (subscripts, a shape, axes)
             return special(node)
+        return self.registry_call(node, fname)
+
+    def registry_call(self, node: ast.Call, fname: str) -> Basic:
+        """A call of a registry function with value arguments (and ``axis=`` where it takes one)."""
+        op = FUNCTIONS[fname]
         axis = self._axis(node, fname)
         for a in node.args:
             if isinstance(a, ast.Starred):
                 raise self.fail(a, "'*' unpacking is not supported")
         if len(node.args) != op.arity:
-            want = "(E, slope)" if op.arity == 2 else "(E)"
-            raise self.fail(node, f"{fname} takes {op.arity} argument{'s' * (op.arity > 1)}: {fname}{want}, got {len(node.args)}")
+            raise self.fail(node, f"{fname} takes {op.arity} argument{'s' * (op.arity > 1)}: {fname}{op.signature}, "
+                                  f"got {len(node.args)}")
         args = [self.visit(a) for a in node.args]
         if fname == "leaky_relu" and not ir.is_scalar(args[1]):
             raise self.fail(node.args[1], f"the slope of leaky_relu must be a scalar, got {fmt_shape(shape_of(args[1]))}")
@@ -313,6 +333,8 @@ class ExprBuilder(TensorCalls):
                 axes = self._check_axis(node, fname, axis, shape_of(args[0]))
                 if fname == "sum":
                     return ir.total(args[0], axes) if axis is None or not ir.is_scalar(args[0]) else args[0]
+                if fname in _PICKS and _keeps_value(shape_of(args[0]), axes):
+                    return args[0]  # the max (or log-sum-exp) of one entry is that entry
                 return ir.node(op.name, args[0], ir.axes_attr(axes, len(shape_of(args[0]))))
             return ir.node(op.name, *args)
         except ShapeError as e:

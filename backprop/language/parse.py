@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import sympy
-from sympy import Basic
+from sympy import Basic, MatrixSymbol
 
 from backprop.expr import ir
 from backprop.expr.ir import fmt_shape, shape_of
 from backprop.expr.ops import FUNCTIONS
+from backprop.expr.ops_select import is_mask
 from backprop.language.expression import ExprBuilder, check_identifiers, suggest
 from backprop.language.model import DOMAINS, KINDS, Assign, Decl, Model
 from backprop.support.bundled import SPEC_SUFFIX, example_names, examples_dir
@@ -47,6 +49,8 @@ class SpecParser:
         self.lines_of: dict[str, int] = {}
         self.examples_at: tuple[int, int] | None = None  # the line and column of 'examples m'
         self.assign_lines: dict[str, int] = {}
+        #: names holding a 0/1 mask: binary inputs and values assigned a comparison (where's conditions)
+        self.masks: set[str] = set()
 
     def error(self, message: str, line: int, col: int) -> SpecError:
         src = self.text.splitlines()[line - 1] if 0 < line <= len(self.text.splitlines()) else None
@@ -166,6 +170,8 @@ class SpecParser:
             domain = words[0]
         symbol = ir.symbol(name, tuple(dims))
         self.model.decls[name] = Decl(name, kind, symbol, domain, scalar, no)
+        if domain == "binary":
+            self.masks.add(name)
 
     def _dims(self, line: str, start: int, end: int, no: int, name: str) -> list[Basic]:
         parts = line[start:end].split(",")
@@ -214,7 +220,9 @@ class SpecParser:
             "d" + n: f"'d{n}' means the gradient of {n}; it can be used in claims, not in a spec"
             for n in names
         }
-        expr = ExprBuilder(line[col0:], col0, names, self.model.dims, later, reserved).build()
+        expr = ExprBuilder(line[col0:], col0, names, self.model.dims, later, reserved, self.masks).build()
+        if is_mask(expr, self.masks):
+            self.masks.add(target)
         shape = shape_of(expr)
         symbol = ir.symbol(target, shape)
         self.model.assigns.append(Assign(target, expr, symbol, no, line[col0:].strip()))
@@ -239,11 +247,17 @@ class SpecParser:
             )
         if self.examples_at is not None:
             self._check_examples(*self.examples_at)
-        used = self._loss_dependencies()
+        used = self._loss_dependencies(ir.variables)
+        reached = self._loss_dependencies(ir.differentiable_reads)
         for p in m.params:
+            col = lines[p.line - 1].index(p.name) + 1
             if p.name not in used:
-                col = lines[p.line - 1].index(p.name) + 1
                 raise self.error(f"param '{p.name}' is declared but the loss does not depend on it", p.line, col)
+            if p.name not in reached:
+                raise self.error(
+                    f"param '{p.name}' reaches the loss only through stop_gradient(...), a comparison or "
+                    "where's condition, which pass no gradient: its gradient would always be 0 (declare "
+                    "it an input if it is held fixed)", p.line, col)
 
     def _check_examples(self, line: int, col: int) -> None:
         name, m = self.model.examples, self.model
@@ -255,8 +269,10 @@ class SpecParser:
             raise self.error(f"no input has an axis of length {name}: the examples dim sizes the data, "
                              f"e.g. 'input X[{name}, n]'", line, col)
 
-    def _loss_dependencies(self) -> set[str]:
-        deps = {a.name: {s.name for s in ir.variables(a.expr)} for a in self.model.assigns}
+    def _loss_dependencies(self, reads: Callable[[Basic], set[MatrixSymbol]]) -> set[str]:
+        """The names the loss reads, directly or through assignments, by ``reads`` (every read, or only
+        those a gradient flows back through)."""
+        deps = {a.name: {s.name for s in reads(a.expr)} for a in self.model.assigns}
         seen: set[str] = set()
         todo = [self.model.loss.name]
         while todo:

@@ -70,6 +70,7 @@ def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, 
         ],
         "loss": d.loss.name,
         "steps": [step(s) for s in steps],
+        "cuts": [{"via": c.via, "rule": c.rule, **_fj(formula(c.expr))} for c in d.cuts],
         "gradients": [gradient(p) for p in params],
         "optimizer": {
             "name": opt.name, "title": opt.title,

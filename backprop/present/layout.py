@@ -293,13 +293,24 @@ def _step_block(d: Derivation, s: Step, domains: dict[str, str | None]) -> Block
     return Block(tuple(lines), rules)
 
 
+def _cut_prose(d: Derivation) -> tuple[str, str]:
+    """One sentence per place the forward pass cuts a path: no gradient flows through it."""
+    texts, latexes = [], []
+    for c in d.cuts:
+        f, via = formula(c.expr), name_formula(c.via)
+        texts.append(f" No gradient flows through {f.text} (in {via.text}).")
+        latexes.append(f" No gradient flows through ${f.latex}$ (in ${via.latex}$).")
+    return "".join(texts), "".join(latexes)
+
+
 def _backward(d: Derivation, steps: Sequence[Step]) -> Section:
     domains = d.model.domains()
+    cut_text, cut_latex = _cut_prose(d)
     intro = Prose(
         "Each gradient sums one term per use of the variable; "
-        "a gradient computed once is reused below, as backpropagation does.",
+        "a gradient computed once is reused below, as backpropagation does." + cut_text,
         "Each gradient sums one term per use of the variable; "
-        "a gradient computed once is reused below, as backpropagation does.",
+        "a gradient computed once is reused below, as backpropagation does." + cut_latex,
     )
     return Section(T_BACKWARD, intro, blocks=tuple(_step_block(d, s, domains) for s in steps))
 

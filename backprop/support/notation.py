@@ -79,14 +79,15 @@ def text_name(name: str) -> str:
 MATH_CHARS: dict[str, str] = {
     "∂": r"\partial ", "⊙": r"\odot ", "−": "-", "ᵀ": r"^{\top}", "ᵖ": "^{p}", "²": "^{2}",
     "³": "^{3}", "′": "'", "Σ": r"\Sigma ", "≤": r"\le ", "≥": r"\ge ", "·": r"\cdot ",
-    "×": r"\times ", "→": r"\to ", "←": r"\leftarrow ", "≠": r"\ne ", "∈": r"\in ",
+    "×": r"\times ", "→": r"\to ", "←": r"\leftarrow ", "≠": r"\ne ", "∈": r"\in ", "½": r"\tfrac{1}{2}",
     **{g: _GREEK_TEX[k] + " " for k, g in reversed(list(GREEK.items()))},
 }
 #: Words that are operators, not prose, when they occur in a rule's formula.
 MATH_WORDS: dict[str, str] = {
     "L": r"\mathcal{L}", "log": r"\log", "exp": r"\exp", "tanh": r"\tanh",
     **{w: rf"\operatorname{{{w}}}" for w in (
-        "ReLU", "LeakyReLU", "softplus", "softmax", "sign", "mean", "rowsum", "colsum")},
+        "ReLU", "LeakyReLU", "softplus", "softmax", "sign", "mean", "rowsum", "colsum", "erf", "log1p", "expm1")},
+    "sin": r"\sin", "cos": r"\cos", "max": r"\max", "min": r"\min",
 }
 _TOKEN = re.compile(r"[A-Za-z]+|\d+|\s+|.")
 class NotationError(ValueError):
@@ -153,7 +154,7 @@ def math_to_latex(formula: str) -> str:
             out.append(r"\left(\sqrt{\cdot}\right)'")
             i += 1
         elif tok == "√" and nxt[:1].isalnum():
-            out.append(r"\sqrt{" + MATH_WORDS.get(nxt, nxt) + "}")
+            out.append(r"\sqrt{" + MATH_WORDS.get(nxt, MATH_CHARS.get(nxt, nxt)).strip() + "}")
             i += 1
         elif tok in MATH_WORDS:
             out.append(MATH_WORDS[tok] + ("" if nxt[:1] in "(^[" else " "))

@@ -83,7 +83,7 @@ class ClaimExprBuilder(ExprBuilder):
                 return ir.node("step", self.visit(left))
             if isinstance(op, (ast.Lt, ast.LtE)) and _is_zero(left):
                 return ir.node("step", self.visit(right))
-        raise self.fail(node, "only comparisons with 0 are supported: (Z > 0) is the indicator [Z > 0], ReLU′(Z)")
+        return super().visit_Compare(node)  # a mask [A > B], [A <= B], as in a spec
 
     def visit_Call(self, node: ast.Call) -> Basic:  # noqa: N802
         if isinstance(node.func, ast.Name) and node.func.id == "ones" and "ones" not in self.names:

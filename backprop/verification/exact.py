@@ -18,12 +18,13 @@ from sympy import Basic
 from backprop.engine.derivation import Derivation
 from backprop.expr.evaluate import evaluate_exact
 from backprop.expr.ir import OpNode
+from backprop.expr.ops import REGISTRY
 from backprop.language.model import Model
 from backprop.support.naming import grad_name
 from backprop.verification.numeric import concrete, sample
 
-#: Operations whose exact forms are piecewise: checked exactly at a rational point.
-PIECEWISE = frozenset({"relu", "leaky_relu", "step", "leaky_step", "abs", "sign"})
+#: Operations whose exact forms are piecewise (the registry's ``piecewise`` rows): checked exactly at a rational point.
+PIECEWISE = frozenset(name for name, op in REGISTRY.items() if op.piecewise)
 #: The exact check is skipped beyond these (deterministic budgets, not timeouts).
 EXACT_MAX_FIXED_DIM = 4
 EXACT_MAX_ENTRIES = 48  # symbolic entries
@@ -32,6 +33,17 @@ EXACT_MAX_OPS = 20000
 #: A difference is put to ``cancel`` only below this many operations times symbols (measured: 91 ops
 #: of 10 symbols take 0.02 s, 281 of 23 take 5 s an entry); beyond it the numeric verdict stands.
 EXACT_MAX_CANCEL = 3000
+
+
+def _at_kink(x: OpNode, args: list[np.ndarray]) -> bool:
+    """Whether a piecewise operation is evaluated on a kink: its operand at 0 (ReLU, |x|, the slope of
+    a leaky unit being no kink), or its first operand equal to another (a tie of maximum, of a
+    comparison, of clip and a bound). A where's condition selects, and is 0 or 1 by design."""
+    if x.op.name == "where":
+        return False
+    if len(args) == 1 or x.op.name in ("leaky_relu", "leaky_step"):
+        return any(v == 0 for v in args[0].flat)
+    return any(bool(a == b) for other in args[1:] for a, b in zip(*(m.flat for m in np.broadcast_arrays(args[0], other))))
 
 
 class ExactCheck:
@@ -148,10 +160,9 @@ class _Exact:
     def _clear_of_kinks(self) -> bool:
         for eq in self.deriv.equations:
             for x in sympy.preorder_traversal(eq.expr):
-                if isinstance(x, OpNode) and x.op.name in PIECEWISE:
-                    arg = evaluate_exact(x.children[0], self.env, self.cache)
-                    if any(v == 0 for v in arg.flat):
-                        return False
+                if isinstance(x, OpNode) and x.op.name in PIECEWISE and _at_kink(
+                        x, [evaluate_exact(c, self.env, self.cache) for c in x.children]):
+                    return False
         return True
 
     def check(self, e: Basic, name: str) -> tuple[str, str]:

@@ -77,13 +77,17 @@ def concrete(shape: tuple[Basic, ...], env: Mapping[Any, Any]) -> tuple[int, ...
 class Point:
     """One size set and random point: forward values and every true gradient."""
 
-    def __init__(self, deriv: Derivation, sizes: dict[str, int], rng: np.random.Generator) -> None:
+    def __init__(self, deriv: Derivation, sizes: dict[str, int], rng: np.random.Generator, ties: bool = False) -> None:
         model = deriv.model
         self.sizes = sizes
         self.env: dict[Any, Any] = {model.dims[d]: v for d, v in sizes.items()}
         classes = model.domains().class_axes
         for d in model.decls.values():
-            self.env[d.name] = sample(d.domain, concrete(d.shape, self.env), rng, classes.get(d.name, 0))
+            shape = concrete(d.shape, self.env)
+            if ties and d.domain is None:  # -1, 0, 1: values tie and sit on kinks
+                self.env[d.name] = rng.integers(-1, 2, size=shape).astype(float)
+            else:
+                self.env[d.name] = sample(d.domain, shape, rng, classes.get(d.name, 0))
         for eq in deriv.equations:
             self.env[eq.name] = evaluate(eq.expr, self.env)
         for s in deriv.steps:
@@ -114,6 +118,19 @@ def ratio(c: np.ndarray, g: np.ndarray) -> float | None:
         return None
     return r
 
+
+
+def tie_point(deriv: Derivation, sizes: dict[str, int], seed: int) -> Point | None:
+    """A point where the params and plain inputs are -1, 0 or 1, so values tie and sit on kinks
+    (maximum(A, B) at A = B, relu at 0, clip on its boundary), with finite values and gradients; None
+    when this spec has no finite one there (a log or a quotient of 0)."""
+    with np.errstate(all="ignore"):
+        try:
+            p = Point(deriv, sizes, np.random.default_rng(seed + 7), ties=True)
+        except (ValueError, FloatingPointError):
+            return None
+    finite = all(np.all(np.isfinite(np.asarray(v, dtype=float))) for k, v in p.env.items() if isinstance(k, str))
+    return p if finite else None
 
 
 class Points:

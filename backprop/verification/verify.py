@@ -32,19 +32,22 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import sympy
 from sympy import Basic
 
 from backprop.engine.derivation import Derivation
 from backprop.engine.pipeline import get_derivation
-from backprop.expr.ir import shape_of
+from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.printing import GradSymbol
 from backprop.language.model import Model
 from backprop.support.deepstack import deep_stack
 from backprop.support.errors import ShapeError, SpecError
+from backprop.support.naming import grad_name
 from backprop.verification.claims import Claim, ClaimParser, ClaimSource, claim_sources
 from backprop.verification.diagnose import Diagnosis
 from backprop.verification.exact import ExactCheck
-from backprop.verification.numeric import TOL, Points, rel
+from backprop.verification.numeric import TOL, Point, Points, rel, tie_point
 from backprop.verification.report import ClaimResult, VerifyReport
 
 
@@ -61,6 +64,7 @@ class Verifier:
         self.diagnosis = Diagnosis(deriv, self.points, self.parser.grads)
         self._exact = ExactCheck(deriv, seed)
         self._memo: dict[tuple[str, Basic, str], dict[str, Any]] = {}
+        self._tie_points: list[Point] | None = None  # built when a claim first needs them
 
     # --- entry -----------------------------------------------------------------
     def parse(self, src: ClaimSource) -> Claim:
@@ -82,6 +86,9 @@ class Verifier:
             return {"verdict": False, "diagnosis": msg, "error": math.inf, "exact_checked": False, "mistake": kind}
         err = max(rel(x, y) for x, y in zip(c, g))
         if err <= TOL:
+            tie = self._at_ties(e, name)
+            if tie is not None:
+                return {"verdict": False, "diagnosis": tie, "error": err, "exact_checked": False, "mistake": "tie"}
             status, note = self.exact(e, name)
             if status == "disproved":
                 msg = f"agrees to {err:.1g} numerically but differs exactly ({note})"
@@ -91,6 +98,30 @@ class Verifier:
                     "exact_note": note}
         kind, msg = self.diagnosis.wrong_value(claim, step, c, g, err)
         return {"verdict": False, "diagnosis": msg, "error": err, "exact_checked": False, "mistake": kind}
+
+    def _at_ties(self, e: Basic, name: str) -> str | None:
+        """Why a claim right at random points is wrong where values tie or sit on a kink, or None.
+
+        Random points never tie, so a claim that forgets a convention (a tie of maximum split half
+        and half, clip passing the gradient on its boundary) passes them; it is compared again at a
+        point of -1, 0 and 1 when the forward pass has such an operation, and the diagnosis cites it."""
+        kinks = {x.op.name: x.op for eq in self.deriv.equations for x in sympy.preorder_traversal(eq.expr)
+                 if isinstance(x, OpNode) and x.op.piecewise and any(x.op.operand_vjp(i) for i in range(x.op.arity))}
+        if not kinks:
+            return None
+        if self._tie_points is None:  # every size set, so that some column or row surely ties
+            self._tie_points = [p for p in (tie_point(self.deriv, sizes, self.seed) for sizes in self.sizes) if p]
+        for point in self._tie_points:
+            with np.errstate(all="ignore"):
+                want = point.env[grad_name(name)]
+                got = np.broadcast_to(point.value(e), np.shape(want))
+            if np.all(np.isfinite(got)) and rel(got, want) > TOL:
+                break
+        else:
+            return None
+        rules = "; ".join(op.rule(0) for op in kinks.values())
+        return (f"right at random points but wrong where values tie or sit on a kink (every param and input "
+                f"-1, 0 or 1): the derivation follows PyTorch's convention there ({rules}; see docs/operations.md)")
 
     def exact(self, e: Basic, name: str) -> tuple[str, str]:
         """``proved`` / ``disproved`` / ``skipped``, and a note on how (or why not)."""
