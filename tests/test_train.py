@@ -385,6 +385,12 @@ TARGET_CASES = {
         "P = softmax(W @ H, axis=0)\nD = P - Y\nloss = sum(D ** 2) / m",
         ["Y"],
     ),
+    # named like a target, but multiplied into the features the network goes on from: a feature
+    "named": (
+        "input X[n, m]\ninput T[n, m]\ninput Y[c, m] onehot\nparam W[c, n]\nH = X * T\n"
+        "loss = -sum(Y * log_softmax(W @ H, axis=0)) / m",
+        ["Y"],
+    ),
     # a binary label compared line by line, with weight decay on the loss line
     "binary": (
         "input X[n, m]\ninput t[1, m] binary\nparam w[1, n]\np = sigmoid(w @ X)\n"
@@ -458,3 +464,16 @@ def test_load_npz_binds_dims_from_the_arrays(tmp_path: Path) -> None:
     path = _bad(tmp_path, _mlp_arrays(30), "ok.npz")
     data, dims = load_npz(path, mod, {"h": 7})
     assert dims == {"m": 30, "h": 7} and data["X"].shape == (784, 30)
+
+
+def test_synthetic_with_two_targets_gives_each_its_teacher() -> None:
+    """Both targets are params of the teacher module: each one's gradient needs the other's value
+    (it was a KeyError, 'params is missing t')."""
+    from backprop.language.parse import parse_spec
+
+    d = derivation_of(parse_spec("input X[n, m]\ninput y[1, m]\ninput t[1, m]\nparam w[1, n]\nyhat = w @ X\n"
+                                 "loss = sum((yhat - y) ** 2) / m + sum((yhat - t) ** 2) / m"))
+    mod = load_source(generate(d), "two_targets")
+    made = synthetic(d.model, d, mod, default_dims(mod, {"m": 64}), seed=1)
+    assert targets_of(d.model, d) == ["y", "t"]
+    assert all("teacher" in made.how[n] for n in ("y", "t"))

@@ -303,7 +303,7 @@ class Synthetic:
 
 def targets_of(model: Model, d: Derivation) -> list[str]:
     """Which inputs are targets: inputs only the loss reads, inputs named like targets, and one-hot or
-    binary inputs compared with the network's output.
+    binary inputs compared with the network's output; never an input a param is applied after.
 
     "Compared" follows the input through param-free lines (label smoothing ``S = 0.9*C + 0.1/c`` keeps
     C a target) and asks whether a param is applied afterwards: a one-hot input fed to an embedding, or
@@ -317,9 +317,11 @@ def targets_of(model: Model, d: Derivation) -> list[str]:
     *body, last = d.equations
     used_before_loss = set().union(*(reads[eq.name] for eq in body))
 
-    def compared(x: str) -> bool:
+    def reach(x: str) -> tuple[bool, bool]:
+        """(met, fed): whether x, or a param-free line made from it, meets a computed value, and
+        whether a param is applied to something made from it (then the network goes on from x)."""
         plain = {x}  # x and the param-free lines made from it
-        met = False  # x (or a plain copy) has met a computed value
+        met = False
         downstream: set[str] = set()  # param-free lines that combine x with a computed value
         for eq in body:
             r = reads[eq.name]
@@ -328,7 +330,7 @@ def targets_of(model: Model, d: Derivation) -> list[str]:
             if eq.name not in computed:
                 plain.add(eq.name)
             elif r & params:
-                return False  # a param is applied to something made from x: x feeds the network
+                return met, True
             else:
                 met = True
                 downstream.add(eq.name)
@@ -336,15 +338,16 @@ def targets_of(model: Model, d: Derivation) -> list[str]:
             r = {s.name for s in ir.variables(term)}
             if r & (plain | downstream):
                 if r & params:
-                    return False
+                    return met, True
                 met = met or bool(r & computed or downstream & r)
-        return met
+        return met, False
 
     out = []
     for x in model.inputs:
         if x.scalar or x.shape == (1, 1):
             continue
-        if (x.domain in ("onehot", "binary") and compared(x.name)) or x.name not in used_before_loss or x.name in TARGET_NAMES:
+        met, fed = reach(x.name)
+        if x.name not in used_before_loss or (not fed and (x.name in TARGET_NAMES or (met and x.domain in ("onehot", "binary")))):
             out.append(x.name)
     features = [x.name for x in model.inputs if not x.scalar and x.name not in out]
     return out if features else []
@@ -410,8 +413,11 @@ def synthetic(model: Model, d: Derivation, module: ModuleType, dims: Mapping[str
 
 
 def _gradient_at(mod: ModuleType, teacher: Mapping[str, Any], inputs: Mapping[str, Any], t: str, y: np.ndarray) -> np.ndarray:
-    params = {**teacher, t: y}
-    rest = {k: v for k, v in inputs.items() if k != t}
+    """The teacher's loss gradient in target ``t`` at ``y``; every other target (a param of the teacher
+    module too) at its value in ``inputs``."""
+    targets = set(mod.PARAMS) - set(teacher)
+    params = {**teacher, **{u: inputs[u] for u in targets}, t: y}
+    rest = {k: v for k, v in inputs.items() if k not in targets}
     _, grads = mod.loss_and_grads(params, rest)
     return np.asarray(grads[t], dtype=float)
 
