@@ -234,8 +234,8 @@ class SpecParser:
         if not ir.is_scalar(loss.symbol):
             col = lines[loss.line - 1].index(loss.name) + 1
             raise self.error(
-                f"the loss '{loss.name}' must be a scalar, but it is {fmt_shape(loss.shape)}: "
-                f"reduce it, e.g. sum(...) or mean(...)", loss.line, col
+                f"the loss (the last assignment, '{loss.name}' at line {loss.line}) must be a scalar, "
+                f"but it is {fmt_shape(loss.shape)}: reduce it, e.g. sum(...) or mean(...)", loss.line, col
             )
         if self.examples_at is not None:
             self._check_examples(*self.examples_at)
@@ -243,7 +243,8 @@ class SpecParser:
         for p in m.params:
             if p.name not in used:
                 col = lines[p.line - 1].index(p.name) + 1
-                raise self.error(f"param '{p.name}' is declared but the loss does not depend on it", p.line, col)
+                raise self.error(f"param '{p.name}' is declared but the loss (the last assignment, "
+                                 f"'{m.loss.name}' at line {m.loss.line}) does not depend on it", p.line, col)
 
     def _check_examples(self, line: int, col: int) -> None:
         name, m = self.model.examples, self.model
