@@ -17,6 +17,10 @@ from backprop.support.files import UnsafeWriteError, check_target, safe_write, s
 HELP = {
     "derive": "print the chain-rule derivation: forward pass, backward steps, gradients, updates",
 }
+EXAMPLES = {"derive": (
+    "backprop derive two_layer_sigmoid --param W1 --index",
+    "backprop derive net.spec --format latex --standalone -o notes.tex && pdflatex notes.tex",
+)}
 
 #: ``-o FILE`` without ``--format``: the format follows the file's suffix.
 SUFFIX_FORMATS = {".txt": "text", ".tex": "latex", ".md": "markdown", ".json": "json"}
