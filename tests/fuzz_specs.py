@@ -29,7 +29,7 @@ LETTERS = "abcdefghijkl"
 #: Names a generated module could trip over: its own globals and helpers, its functions'
 #: locals, NumPy, builtins, generated-looking names (t1, dW, Z1).
 HOSTILE_NAMES = (
-    "_ACCEPTED", "_CACHE", "_forward", "_check_shapes", "_expect_keys", "_like", "_normal", "_layout_hint", "_blame",
+    "_ACCEPTED", "_CACHE", "_forward", "_check_shapes", "_expect_keys", "_like", "_normal",
     "_init_dims", "_fmt_shape", "_scalar", "_weak", "_sigmoid", "_sigmoid_", "_softmax",
     "_log_softmax", "np", "numpy", "dims", "grads", "cache", "params", "inputs", "loss", "rng",
     "dtype", "seed", "forward", "backward", "loss_and_grads", "init_params", "init_state",

@@ -76,17 +76,17 @@ def _command(args: argparse.Namespace, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    fmt = _format(args)
-    if args.standalone and fmt != "latex":
-        raise UsageError(f"--standalone applies to --format latex, not {fmt}")
     if args.force and not args.output:
         raise UsageError("--force only applies with -o FILE")
     inputs = spec_files(args.spec)
     if args.output:  # refuse before the work, and again (in safe_write) just before writing
         try:
             check_target(args.output, inputs=inputs, force=args.force)
-        except UnsafeWriteError as e:
+        except UnsafeWriteError as e:  # first: "it is the input" says more than "unknown suffix .spec"
             raise UsageError(str(e)) from None
+    fmt = _format(args)
+    if args.standalone and fmt != "latex":
+        raise UsageError(f"--standalone applies to --format latex, not {fmt}")
     d = get_derivation(args.spec, optimizer=args.optimizer)
     if args.param is not None and args.param not in d.params:
         raise UsageError(f"--param {args.param}: not a parameter of {d.model.name} (parameters: {', '.join(d.params)})")
