@@ -355,8 +355,8 @@ def fuzz_spec(seed: int, depth: int = 3) -> str:
                 name, value = last.split(" = ", 1)
                 text = "\n".join(["param P_scale", *body, f"{name} = ({value}) * P_scale"]) + "\n"
                 continue
-            unused = re.search(r"param '(\w+)' (is declared but the loss does not depend on it|reaches the loss only)",
-                               str(e))
+            unused = re.search(r"param '(\w+)' (is declared but the loss \(.*?\) does not depend on it"
+                               r"|reaches the loss only)", str(e))
             if not unused:
                 raise
             text = re.sub(rf"^param {unused.group(1)}\b", f"input {unused.group(1)}", text, flags=re.M)

@@ -139,21 +139,6 @@ def test_options_anywhere(capsys: pytest.CaptureFixture[str], argv: list[str]) -
     assert code == 0 and json.loads(out)["claims"][0]["claim"] == "db = sum(dz)"
 
 
-def test_readme_example_output(capsys: pytest.CaptureFixture[str]) -> None:
-    """The README's verify example prints exactly what the README shows."""
-    import shlex
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Checking hand derivations", 1)[1]
-    command, rest = section.split("```sh\n", 1)[1].split("```\n", 1)
-    command = command.replace("\\\n", " ")
-    shown = rest.split("```\n", 1)[1].split("```", 1)[0]
-    argv = shlex.split(command)
-    assert argv[:2] == ["backprop", "verify"]
-    code, out, _ = run(capsys, *argv[2:])
-    assert code == 1 and out == shown
-
-
 def test_a_batch_with_a_bad_line_still_reports_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Line 601 of a class's answers being unreadable does not cost the other 1,199 their verdicts."""
     import json

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from types import ModuleType
 
-from backprop.cli import check, codegen, derive, gradflow, show, train, verify
+from backprop.cli import check, codegen, completion, derive, gradflow, show, train, verify
 from backprop.support.errors import SpecError, UsageError, os_error
 from backprop.support.escape import visible
 from backprop.support.extras import MissingExtraError
@@ -31,6 +32,7 @@ COMMANDS: dict[str, ModuleType] = {
     "check": check,
     "train": train,
     "gradflow": gradflow,
+    "completion": completion,
 }
 
 
@@ -44,9 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         helps = getattr(module, "HELP", {})
-        p = sub.add_parser(name, help=helps.get(name, ""), description=helps.get(name, ""))
+        examples = "\n".join(f"  {e}" for e in module.EXAMPLES[name])
+        p = sub.add_parser(name, help=helps.get(name, ""), description=textwrap.fill(helps.get(name, ""), 79),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(name, p)
+        p.epilog = (p.epilog.rstrip() + "\n\n" if p.epilog else "") + f"examples:\n{examples}"  # always last
         p.set_defaults(_module=module)
+    completion.mark_completions(parser)
+    parser.set_defaults(_parser=parser)  # what `backprop completion` writes its script from
     return parser
 
 

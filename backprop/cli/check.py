@@ -23,6 +23,10 @@ HELP = {
     "check": "generate the NumPy module and check every gradient against central finite differences "
     "(float64); exit status 1 for a wrong gradient, 0 with a warning where they are too noisy to tell",
 }
+EXAMPLES = {"check": (
+    "backprop check mlp_softmax --dims h=16",
+    "backprop check mlp.py --dtype float32 --seed 3",
+)}
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:

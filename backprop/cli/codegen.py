@@ -14,6 +14,10 @@ HELP = {
     "codegen": "generate a NumPy module with the forward and backward pass (or, with --latex, "
     "its forward and backward functions as LaTeX)",
 }
+EXAMPLES = {"codegen": (
+    "backprop codegen mlp_softmax -o mlp.py",
+    "backprop codegen mlp_softmax --optimizer adam --latex -o mlp.tex",
+)}
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:

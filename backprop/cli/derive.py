@@ -17,6 +17,10 @@ from backprop.support.files import UnsafeWriteError, check_target, safe_write, s
 HELP = {
     "derive": "print the chain-rule derivation: forward pass, backward steps, gradients, updates",
 }
+EXAMPLES = {"derive": (
+    "backprop derive two_layer_sigmoid --param W1 --index",
+    "backprop derive net.spec --format latex --standalone -o notes.tex && pdflatex notes.tex",
+)}
 
 #: ``-o FILE`` without ``--format``: the format follows the file's suffix.
 SUFFIX_FORMATS = {".txt": "text", ".tex": "latex", ".md": "markdown", ".json": "json"}
@@ -40,14 +44,25 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         "--optimizer", choices=list(OPTIMIZERS), default="sgd",
         help="the update equations that end the derivation (default: sgd, plain gradient descent)",
     )
+    p.add_argument("--per-param-updates", action="store_true",
+                   help="the optimizer's equations written out for every param (default: once, for a generic θ)")
 
 
 def _format(args: argparse.Namespace) -> str:
+    """--format, else the -o suffix's; a suffix that names no format is refused rather than
+    written as text (``-o notes.pdf`` would be a text file named .pdf)."""
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    if suffix == ".pdf" or (suffix and not args.format and suffix not in SUFFIX_FORMATS):
+        where = f"-o {path_word(str(args.output))}: unknown output suffix '{suffix}'"
+        known = ", ".join(sorted(SUFFIX_FORMATS))
+        if suffix != ".pdf":
+            raise UsageError(f"{where} (known: {known}; or name the format with --format)")
+        tex = shell_join([path_word(str(Path(args.output).with_suffix(".tex")))])
+        raise UsageError(f"{where} (known: {known}): for a PDF, write LaTeX and compile it: backprop derive "
+                         f"{shell_join([path_word(args.spec)])} --format latex --standalone -o {tex} && pdflatex {tex}")
     if args.format:
         return str(args.format)
-    if args.output:
-        return SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "text")
-    return "text"
+    return SUFFIX_FORMATS.get(suffix, "text")
 
 
 def _command(args: argparse.Namespace, fmt: str) -> str:
@@ -56,25 +71,27 @@ def _command(args: argparse.Namespace, fmt: str) -> str:
     words += ["--standalone"] * args.standalone + ["--expanded"] * args.expanded + ["--index"] * args.index
     words += ["--param", args.param] if args.param else []
     words += ["--optimizer", args.optimizer] if args.optimizer != "sgd" else []
+    words += ["--per-param-updates"] * args.per_param_updates
     return shell_join([*words, "-o", path_word(args.output)])
 
 
 def run(args: argparse.Namespace) -> int:
-    fmt = _format(args)
-    if args.standalone and fmt != "latex":
-        raise UsageError(f"--standalone applies to --format latex, not {fmt}")
     if args.force and not args.output:
         raise UsageError("--force only applies with -o FILE")
     inputs = spec_files(args.spec)
     if args.output:  # refuse before the work, and again (in safe_write) just before writing
         try:
             check_target(args.output, inputs=inputs, force=args.force)
-        except UnsafeWriteError as e:
+        except UnsafeWriteError as e:  # first: "it is the input" says more than "unknown suffix .spec"
             raise UsageError(str(e)) from None
+    fmt = _format(args)
+    if args.standalone and fmt != "latex":
+        raise UsageError(f"--standalone applies to --format latex, not {fmt}")
     d = get_derivation(args.spec, optimizer=args.optimizer)
     if args.param is not None and args.param not in d.params:
         raise UsageError(f"--param {args.param}: not a parameter of {d.model.name} (parameters: {', '.join(d.params)})")
-    out = render(d, fmt, standalone=args.standalone, param=args.param, expanded=args.expanded, index=args.index)
+    out = render(d, fmt, standalone=args.standalone, param=args.param, expanded=args.expanded, index=args.index,
+                 per_param_updates=args.per_param_updates)
     if args.output:
         try:
             safe_write(args.output, stamp(out, fmt, _command(args, fmt)), inputs=inputs, force=args.force)

@@ -17,6 +17,10 @@ HELP = {
     "gradflow": "the gradient norm of every param at initialization, as a table and a bar chart; "
     "--compare-activation shows the same network with other hidden activations (vanishing gradients)",
 }
+EXAMPLES = {"gradflow": (
+    "backprop gradflow deep_relu --compare-activation sigmoid",
+    "backprop gradflow mlp_softmax --data mnist.npz --out grads.png",
+)}
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:

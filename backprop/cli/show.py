@@ -11,6 +11,10 @@ HELP = {
     "show": "print the parsed forward pass with every shape",
     "examples": "list the bundled example specs (usable by name wherever a SPEC is accepted)",
 }
+EXAMPLES = {
+    "show": ("backprop show mlp_softmax", "backprop show net.spec"),
+    "examples": ("backprop examples", "backprop examples | grep -i attention"),
+}
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:

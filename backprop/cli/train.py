@@ -32,6 +32,10 @@ HELP = {
     "train": "train the network with its generated NumPy module: mini-batches, a progress bar, "
     "history.csv, loss and gradient-flow plots, final params",
 }
+EXAMPLES = {"train": (
+    "backprop train two_layer_sigmoid --synthetic --epochs 10",
+    "backprop train mlp_softmax --data mnist.npz --optimizer adam --lr 1e-3 --val 0.1",
+)}
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:

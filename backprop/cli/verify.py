@@ -20,16 +20,16 @@ from backprop.verification.verify import CHAINS, check_claims
 HELP = {
     "verify": "check hand-derived gradients (claims such as 'dW1 = dZ @ X.T') and say what is wrong with them",
 }
+EXAMPLES = {"verify": (
+    'backprop verify two_layer_sigmoid "dW1 = (dA * A * (1 - A)) @ X.T" "db1 = sum(dZ, axis=1)"',
+    "backprop verify net.spec --claims answers.txt --format json",
+)}
 
 EPILOG = """\
 a claim reads dNAME = EXPR: the gradient of the loss with respect to a param or an
 intermediate NAME, in the spec language, with dOTHER for another variable's gradient
 (the true one; with --chain own, the claimant's own earlier answer for it).
 (E > 0) is the indicator [E > 0] and ones(r, c) a matrix of ones.
-
-examples:
-  backprop verify two_layer_sigmoid "dW1 = (dA * A * (1 - A)) @ X.T" "db1 = sum(dZ, axis=1)"
-  backprop verify net.spec --claims answers.txt --format json
 
 exit status: 0 all correct, 1 some claim wrong, 2 unusable spec or claim (the
 other claims are still judged and reported)

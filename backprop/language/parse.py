@@ -242,8 +242,8 @@ class SpecParser:
         if not ir.is_scalar(loss.symbol):
             col = lines[loss.line - 1].index(loss.name) + 1
             raise self.error(
-                f"the loss '{loss.name}' must be a scalar, but it is {fmt_shape(loss.shape)}: "
-                f"reduce it, e.g. sum(...) or mean(...)", loss.line, col
+                f"the loss (the last assignment, '{loss.name}' at line {loss.line}) must be a scalar, "
+                f"but it is {fmt_shape(loss.shape)}: reduce it, e.g. sum(...) or mean(...)", loss.line, col
             )
         if self.examples_at is not None:
             self._check_examples(*self.examples_at)
@@ -252,7 +252,8 @@ class SpecParser:
         for p in m.params:
             col = lines[p.line - 1].index(p.name) + 1
             if p.name not in used:
-                raise self.error(f"param '{p.name}' is declared but the loss does not depend on it", p.line, col)
+                raise self.error(f"param '{p.name}' is declared but the loss (the last assignment, "
+                                 f"'{m.loss.name}' at line {m.loss.line}) does not depend on it", p.line, col)
             if p.name not in reached:
                 raise self.error(
                     f"param '{p.name}' reaches the loss only through stop_gradient(...), a comparison or "

@@ -27,8 +27,10 @@ def _shape_json(shape: Shape) -> list[str]:
 
 
 @deep_stack
-def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
-    """The derivation as JSON (keys in a fixed, documented order; see README)."""
+def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
+            per_param_updates: bool = True) -> str:
+    """The derivation as JSON (keys in a fixed, documented order; see README). Data, not notes:
+    ``updates`` always holds each param's equations (``per_param_updates`` is the notes' option)."""
     steps = needed_steps(d, param)
     params = [param] if param else d.params
     domains = d.model.domains()

@@ -37,8 +37,8 @@ def align_rows(b: Block, fit: bool, width: int) -> list[str]:
     rows = []
     for ln in b.lines:
         lhs = ln.lhs.latex if ln.lhs is not None else ""
-        for k, part in enumerate(ln.rhs.rows(width)):
-            rhs = rf"\fitmath{{{part.latex}}}" if fit else part.latex
+        for k, part in enumerate(ln.rhs.latex_rows(width)):
+            rhs = rf"\fitmath{{{part}}}" if fit else part
             if k:
                 rows.append(rf"&\quad {{}}{rhs}")  # {} keeps a leading + binary
                 continue
@@ -124,17 +124,20 @@ def to_latex(
     param: str | None = None,
     expanded: bool = False,
     index: bool = False,
+    per_param_updates: bool = False,
 ) -> str:
     """The notes in LaTeX (amsmath ``align*`` blocks; ASCII only).
 
     ``standalone``: a whole article that compiles with pdflatex; long formulas
-    shrink to the line width. ``body_only``: one ``aligned`` environment, the
+    break over rows (see :meth:`Formula.latex_rows`), and shrink to the line width only where
+    one factor alone is wider. ``per_param_updates``: the optimizer's equations for every param,
+    not once for a generic θ. ``body_only``: one ``aligned`` environment, the
     content of a ``$$ ... $$`` display (what Jupyter shows). Otherwise a
     fragment to ``\\input`` into a document that loads amsmath.
     """
     if standalone and body_only:
         raise ValueError("standalone and body_only exclude each other")
-    notes = layout(d, param=param, expanded=expanded, index=index)
+    notes = layout(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates)
     if body_only:
         return _aligned_body(notes)
     body = "\n".join(_latex_sections(notes, fit=standalone)).lstrip("\n") + "\n"

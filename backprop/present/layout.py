@@ -30,7 +30,16 @@ from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode
 from backprop.expr.printing import GradSymbol, latex
-from backprop.present.formula import Formula, formula, grad_formula, join_formulas, name_formula, partial_formula, shape_formula
+from backprop.present.formula import (
+    Formula,
+    formula,
+    grad_formula,
+    join_formulas,
+    name_formula,
+    partial_formula,
+    shape_formula,
+    unordered,
+)
 from backprop.present.index import Entry, gradient_index, value_index
 from backprop.support.escape import tex_text
 from backprop.support.notation import latex_name, text_name
@@ -264,13 +273,13 @@ def _step_block(d: Derivation, s: Step, domains: dict[str, str | None]) -> Block
     groups = _via_groups(s.paths)
     chain = chain_formula(d, s)
     lines = [Line(grad_formula(s.target), chain, shape=shape_formula(s.shape))]
-    shown = {chain.text}
+    shown: set[object] = {chain.text}
 
     def more(e: Basic) -> None:
         f = formula(e)
-        if f.text not in shown:
+        if f.text not in shown and (key := unordered(e)) not in shown:  # a line that only reorders says nothing
             lines.append(Line(None, f))
-            shown.add(f.text)
+            shown.update((f.text, key))
 
     if len(s.paths) > 1:  # one term per path, each simplified on its own
         total: Basic | None = None
@@ -320,7 +329,8 @@ def _per_param(title: str, params: Iterable[str], line: Callable[[str], Line], i
 
 
 def layout(
-    d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False
+    d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
+    per_param_updates: bool = False,
 ) -> Notes:
     """What the notes say, section by section (see the module docstring)."""
     steps = needed_steps(d, param)
@@ -341,27 +351,46 @@ def layout(
     if index:
         notes.sections.append(_per_param(T_INDEX, params, lambda p: _index_line(d, p), _index_intro()))
 
-    notes.sections.append(_updates(d, params))
+    notes.sections.append(_updates(d, params, per_param_updates))
     return notes
 
 
-def _updates(d: Derivation, params: Sequence[str]) -> Section:
-    """The optimizer's update equations of every param (one block each when there are several)."""
+#: The generic parameter an optimizer's equations are shown for once (unless a spec names one so).
+GENERIC = "theta"
+
+
+def _updates(d: Derivation, params: Sequence[str], per_param_updates: bool = False) -> Section:
+    """The optimizer's update equations: one line per param when each has one (W ← W − α ∂L/∂W);
+    an optimizer with running averages once, for a generic θ that stands for every param (the same
+    five equations per param would fill pages), or each param's block with ``per_param_updates``."""
     opt = get_optimizer(d.optimizer)
-    per_param = [tuple(Line(formula(u.target), formula(u.expr), rel="<-") for u in d.updates(p)) for p in params]
-    if all(len(lines) == 1 for lines in per_param):
-        blocks = (Block(tuple(ln for lines in per_param for ln in lines)),)
+
+    def lines(p: str, shape: ir.Shape) -> tuple[Line, ...]:
+        return tuple(Line(formula(u.target), formula(u.expr), rel="<-") for u in opt.updates(p, shape))
+
+    per_param = [lines(p, d.model.shape(p)) for p in params]
+    generic = (not per_param_updates and len(params) > 1 and any(len(ls) > 1 for ls in per_param)
+               and GENERIC not in d.model.decls and GENERIC not in d.model.dims
+               and all(a.name != GENERIC for a in d.model.assigns))
+    every_text = every_latex = ""
+    if generic:
+        blocks = (Block(lines(GENERIC, d.model.shape(params[0]))),)
+        every_text = f" For every parameter θ ({', '.join(text_name(p) for p in params)}), each with its own averages:"
+        every_latex = (rf" For every parameter $\theta$ (${', '.join(latex_name(p) for p in params)}$), "
+                       "each with its own averages:")
+    elif all(len(ls) == 1 for ls in per_param):
+        blocks = (Block(tuple(ln for ls in per_param for ln in ls)),)
     else:
-        blocks = tuple(Block(lines) for lines in per_param)
+        blocks = tuple(Block(ls) for ls in per_param)
     doc = opt.doc[:1].upper() + opt.doc[1:] + "."
     hypers_text = "; ".join(f"{h.text}: {h.doc}" for h in opt.hypers[1:])
     hypers_latex = "; ".join(f"${latex_name(h.symbol.name)}$: {tex_text(h.doc)}" for h in opt.hypers[1:])
     steps = " t counts the steps from 1." if opt.counts_steps else ""
     steps_latex = " $t$ counts the steps from 1." if opt.counts_steps else ""
     intro = Prose(
-        doc + (f" {hypers_text}." if hypers_text else "") + steps,
+        doc + (f" {hypers_text}." if hypers_text else "") + steps + every_text,
         tex_text(doc.replace("α", "@")).replace("@", r"$\alpha$")
-        + (f" {hypers_latex}." if hypers_latex else "") + steps_latex,
+        + (f" {hypers_latex}." if hypers_latex else "") + steps_latex + every_latex,
     )
     return Section(f"Update ({opt.title}, learning rate α)", intro, blocks=blocks)
 

@@ -11,9 +11,10 @@ from backprop.support.notation import rule_latex
 
 
 @deep_stack
-def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
+def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
+                per_param_updates: bool = False) -> str:
     """The notes in Markdown: headings, a table of variables, ``$$`` aligned blocks."""
-    notes = layout(d, param=param, expanded=expanded, index=index)
+    notes = layout(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates)
     out = [f"# Backpropagation through {markdown_code(notes.name)}"]
     if notes.summary:
         out += ["", markdown_text(notes.summary)]

@@ -66,9 +66,10 @@ def _text_section(sec: Section) -> list[str]:
 
 
 @deep_stack
-def to_text(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False) -> str:
+def to_text(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
+            per_param_updates: bool = False) -> str:
     """The notes in plain Unicode, aligned for a terminal."""
-    notes = layout(d, param=param, expanded=expanded, index=index)
+    notes = layout(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates)
     out = [visible(notes.title)]
     if notes.summary:
         out.append(visible(notes.summary))

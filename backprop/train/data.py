@@ -238,14 +238,14 @@ def _check_array(path: Path, name: str, a: np.ndarray, module: ModuleType, dims:
             if d in dims and dims[d] != size:
                 raise DataError(
                     f"{path}: array '{name}' has shape {a.shape}, but {fmt_decl(name, want)} needs {d}={dims[d]} "
-                    f"(from array '{source[d]}')"
+                    f"(from array '{source[d]}')" + _layout(module, name, a.shape, dims, source)
                 )
             dims.setdefault(d, size)
             source.setdefault(d, name)
         elif size != int(d):
             what = "rows" if axis == 0 else "columns"
             raise DataError(f"{path}: array '{name}' has shape {a.shape}, but the spec declares {fmt_decl(name, want)} "
-                            f"({int(d)} {what})")
+                            f"({int(d)} {what})" + _layout(module, name, a.shape, dims, source))
     bad = ~np.isfinite(a)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -254,6 +254,13 @@ def _check_array(path: Path, name: str, a: np.ndarray, module: ModuleType, dims:
             f"{path}: array '{name}' has {int(bad.sum())} NaN or infinite entries (the first, {kind}, at {list(where)})"
         )
     return a
+
+
+def _layout(module: ModuleType, name: str, shape: tuple[int, ...], dims: dict[str, int], source: dict[str, str]) -> str:
+    """". X looks transposed: ...; save X.T" when the array's axes in another order fit: the generated
+    module's own hint (a shape error from it and from --data read the same), or ''."""
+    hint = module._layout_hint(name, shape, {d: dims[d] for d in dims if source[d] != name}, "save")
+    return f". {hint}" if hint else ""
 
 
 def _empty(want: tuple, got: tuple[int, ...], mdim: str | None) -> str:
