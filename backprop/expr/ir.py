@@ -132,6 +132,24 @@ def is_scalar(x: Basic) -> bool:
     return is_scalar_shape(shape_of(x))
 
 
+def signed_terms(e: Basic) -> list[tuple[int, Basic]]:
+    """The signed terms of a sum, in order: a + b − c -> [(1, a), (1, b), (−1, c)], through negations.
+    A loop, not recursion: a sum of thousands of terms is a valid loss."""
+    out: list[tuple[int, Basic]] = []
+    todo: list[tuple[int, Basic]] = [(1, e)]
+    while todo:
+        sign, x = todo.pop()
+        name = x.op.name if isinstance(x, OpNode) else None
+        if name in ("add", "sub"):
+            a, b = x.children
+            todo += [(sign if name == "add" else -sign, b), (sign, a)]
+        elif name == "neg":
+            todo.append((-sign, x.children[0]))
+        else:
+            out.append((sign, x))
+    return out
+
+
 def fmt_dim(d: Expr) -> str:
     """A dim as shapes show it: ``n``, ``3``, an expression of dims in parentheses, ``(T·d)``, ``(n + k)``."""
     text = str(d)

@@ -341,7 +341,7 @@ def targets_of(model: Model, d: Derivation) -> list[str]:
             else:
                 met = True
                 downstream.add(eq.name)
-        for term in _terms(last.expr):  # the loss, term by term: weight decay on a param is no application
+        for _, term in ir.signed_terms(last.expr):  # the loss, term by term: weight decay on a param is no application
             r = {s.name for s in ir.variables(term)}
             if r & (plain | downstream):
                 if r & params:
@@ -358,19 +358,6 @@ def targets_of(model: Model, d: Derivation) -> list[str]:
             out.append(x.name)
     features = [x.name for x in model.inputs if not x.scalar and x.name not in out]
     return out if features else []
-
-
-def _terms(e: Any) -> list[Any]:
-    """The additive terms of an expression (through +, − and negation), e.g. a loss and its penalty."""
-    out, todo = [], [e]
-    while todo:  # a loop, not recursion: a sum of thousands of terms is a valid loss
-        x = todo.pop()
-        name = x.op.name if isinstance(x, ir.OpNode) else None
-        if name in ("add", "sub", "neg"):
-            todo.extend(reversed(x.children))
-        else:
-            out.append(x)
-    return out
 
 
 def _as_params(model: Model, names: list[str]) -> Model:

@@ -74,15 +74,6 @@ def _factors(e: Basic) -> list[Basic]:
     return [e]
 
 
-def _terms(e: Basic, sign: int = 1) -> list[tuple[int, Basic]]:
-    """The signed terms of a sum: a + b − c -> [(1, a), (1, b), (−1, c)]."""
-    if isinstance(e, OpNode) and e.op.name in ("add", "sub"):
-        return _terms(e.children[0], sign) + _terms(e.children[1], sign if e.op.name == "add" else -sign)
-    if isinstance(e, OpNode) and e.op.name == "neg":
-        return _terms(e.children[0], -sign)
-    return [(sign, e)]
-
-
 def _product(fs: Sequence[Basic]) -> Basic:
     out: Basic = sympy.Integer(1)
     for f in fs:
@@ -434,7 +425,7 @@ class Diagnosis:
 
     def _extra_term(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
         """A sum that holds without one of its terms."""
-        terms = _terms(s)
+        terms = ir.signed_terms(s)
         if len(terms) < 2:
             return None
         want = self.at.grad(step.target)
