@@ -21,8 +21,8 @@ from sympy import Basic
 from backprop import Derivation, Model, NetworkBuilder
 from backprop.expr.evaluate import evaluate, evaluate_exact, exact_array
 from backprop.expr.ir import OpNode, shape_of
+from backprop.language.domains import sample
 from backprop.support.naming import grad_name
-from backprop.verification.numeric import sample
 
 #: Operations whose derivative jumps at 0: random points must stay clear of it.
 KINKED = frozenset({"relu", "leaky_relu", "abs", "step", "sign", "leaky_step"})

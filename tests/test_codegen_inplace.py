@@ -16,8 +16,8 @@ import pytest
 import backprop
 from backprop import codegen
 from backprop.codegen.lower import lower
+from backprop.language.domains import onehot
 from backprop.language.model import class_axis
-from backprop.verification.numeric import onehot
 
 BENCH_SPECS = sorted(str(p) for p in (Path(__file__).resolve().parent.parent / "bench" / "specs").glob("*.spec"))
 SPECS = backprop.example_names() + BENCH_SPECS

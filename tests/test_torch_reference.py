@@ -19,7 +19,7 @@ from torch_reference import SIZED, TORCH, torch_eval
 import backprop
 from backprop.expr.evaluate import evaluate
 from backprop.expr.ops import REGISTRY
-from backprop.verification.numeric import sample
+from backprop.language.domains import sample
 
 
 def test_reference_covers_every_registered_operation() -> None:

@@ -61,9 +61,9 @@ from backprop.codegen.emit import derivation_of, load_module
 from backprop.engine.derivation import Derivation
 from backprop.expr.evaluate import evaluate
 from backprop.expr.ir import OpNode
+from backprop.language.domains import sample
 from backprop.language.model import Model, class_axis
 from backprop.support.deepstack import deep_stack
-from backprop.verification.numeric import onehot
 
 #: Default tolerance per dtype of the checked gradients: relative to the gradient's scale.
 TOLERANCES = {"float64": 1e-7, "float32": 1e-4}
@@ -212,19 +212,9 @@ def _concrete(shape: tuple, dims: Mapping[str, int]) -> tuple[int, ...]:
 
 
 def draw(shape: tuple[int, ...], domain: str | None, rng: np.random.Generator, axis: int = 0) -> Any:
-    """A value of ``shape`` from ``domain``: one-hot along ``axis`` (the classes), binary, positive,
-    prob, or any real."""
-    if domain == "onehot":
-        return onehot(shape, rng, axis)
-    size = shape or None
-    if domain == "binary":
-        x = rng.integers(0, 2, size).astype(float)
-    elif domain == "positive":
-        x = rng.uniform(0.5, 2.0, size)
-    elif domain == "prob":
-        x = rng.uniform(0.05, 0.95, size)
-    else:
-        x = rng.standard_normal(size)
+    """A value of ``shape`` from ``domain`` (see :mod:`backprop.language.domains`); a scalar as a
+    Python float."""
+    x = sample(domain, shape, rng, axis)
     return float(x) if shape == () else x
 
 

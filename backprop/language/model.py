@@ -17,7 +17,6 @@ from backprop.expr.ir import Shape, fmt_shape, shape_of
 from backprop.expr.printing import text
 
 KINDS = ("input", "param")
-DOMAINS = ("onehot", "binary", "positive", "prob")
 
 
 @dataclass(frozen=True)

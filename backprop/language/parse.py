@@ -21,8 +21,9 @@ from backprop.expr import ir
 from backprop.expr.ir import fmt_shape, shape_of
 from backprop.expr.ops import FUNCTIONS
 from backprop.expr.ops_select import is_mask
+from backprop.language.domains import DOMAINS
 from backprop.language.expression import ExprBuilder, check_identifiers, suggest
-from backprop.language.model import DOMAINS, KINDS, Assign, Decl, Model
+from backprop.language.model import KINDS, Assign, Decl, Model
 from backprop.support.bundled import SPEC_SUFFIX, example_names, examples_dir
 from backprop.support.deepstack import deep_stack
 from backprop.support.errors import SpecError

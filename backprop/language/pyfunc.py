@@ -32,7 +32,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from backprop.language.model import DOMAINS, Model
+from backprop.language.domains import DOMAINS
+from backprop.language.model import Model
 from backprop.language.parse import parse_spec
 from backprop.support.errors import SpecError
 from backprop.support.escape import visible

@@ -30,6 +30,7 @@ from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode
 from backprop.expr.printing import GradSymbol, latex
+from backprop.language.domains import domain
 from backprop.present.formula import (
     Formula,
     formula,
@@ -53,10 +54,6 @@ T_EXPANDED = "Gradients, fully expanded"
 T_INDEX = "Gradients, one entry at a time (index notation)"
 T_UPDATE = "Update (gradient descent, learning rate α)"
 
-_ROLES = {
-    None: "input", "onehot": "input, one-hot columns", "binary": "input, entries 0 or 1",
-    "positive": "input, positive entries", "prob": "input, probabilities",
-}
 
 
 
@@ -151,7 +148,7 @@ def _variables(d: Derivation) -> Section:
     rows = []
     classes = d.model.domains().class_axes
     for decl in d.model.decls.values():
-        role = "parameter" if decl.kind == "param" else _ROLES.get(decl.domain, f"input, {decl.domain}")
+        role = "parameter" if decl.kind == "param" else domain(decl.domain).role
         if decl.domain == "onehot" and (len(decl.shape), classes[decl.name]) != (2, 0):  # columns: the role above
             role = "input, one-hot rows" if len(decl.shape) == 2 else f"input, one-hot along axis {classes[decl.name]}"
         rows.append(Row(name_formula(decl.name), shape_formula(decl.shape), role))

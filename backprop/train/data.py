@@ -32,8 +32,8 @@ import numpy as np
 
 from backprop.engine.derivation import Derivation
 from backprop.expr import ir
+from backprop.language.domains import domain, sample, violation
 from backprop.language.model import Model, class_axis
-from backprop.verification.numeric import onehot
 
 DEFAULT_EXAMPLES = 512
 DEFAULT_SIZE = 8
@@ -275,24 +275,9 @@ def _empty(want: tuple, got: tuple[int, ...], mdim: str | None) -> str:
 
 
 def _check_domain(path: Path, name: str, a: Any, domain: str | None, axis: int = 0) -> None:
-    if domain is None:
-        return
-    x = np.asarray(a)
-    if domain == "onehot":
-        x = np.moveaxis(x, axis, 0)  # the classes first: each x[:, j] is one example's labels
-        ok = np.isin(x, (0.0, 1.0)).all(axis=0) & (x.sum(axis=0) == 1)
-        if not ok.all():
-            j = np.unravel_index(int(np.argmin(ok)), ok.shape)
-            where = f"column {j[0]}" if len(j) == 1 and axis == 0 else \
-                f"the labels at {tuple(int(k) for k in j)} (along axis {axis})"
-            raise DataError(f"{path}: array '{name}' is declared onehot, but {where} "
-                            f"is not one-hot: {x[(slice(None), *j)].tolist()[:12]}")
-    elif domain == "binary" and not np.isin(x, (0.0, 1.0)).all():
-        raise DataError(f"{path}: array '{name}' is declared binary, but holds values other than 0 and 1")
-    elif domain == "positive" and not (x > 0).all():
-        raise DataError(f"{path}: array '{name}' is declared positive, but holds values <= 0")
-    elif domain == "prob" and not ((x >= 0) & (x <= 1)).all():
-        raise DataError(f"{path}: array '{name}' is declared prob, but holds values outside [0, 1]")
+    wrong = violation(domain, a, axis)
+    if wrong:
+        raise DataError(f"{path}: array '{name}' is declared {domain}, but {wrong}")
 
 
 # ---------------------------------------------------------------------------
@@ -354,7 +339,7 @@ def targets_of(model: Model, d: Derivation) -> list[str]:
         if x.scalar or x.shape == (1, 1):
             continue
         met, fed = reach(x.name)
-        if x.name not in used_before_loss or (not fed and (x.name in TARGET_NAMES or (met and x.domain in ("onehot", "binary")))):
+        if x.name not in used_before_loss or (not fed and (x.name in TARGET_NAMES or (met and domain(x.domain).label))):
             out.append(x.name)
     features = [x.name for x in model.inputs if not x.scalar and x.name not in out]
     return out if features else []
@@ -368,15 +353,7 @@ def _as_params(model: Model, names: list[str]) -> Model:
 def _draw(domain: str | None, shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0) -> Any:
     if shape == ():
         return CONSTANT_INPUT if domain is None else float(rng.uniform(0.5, 2.0) if domain == "positive" else 0.5)
-    if domain == "onehot":
-        return onehot(shape, rng, axis)
-    if domain == "binary":
-        return rng.integers(0, 2, size=shape).astype(float)
-    if domain == "positive":
-        return rng.uniform(0.5, 2.0, size=shape)
-    if domain == "prob":
-        return rng.uniform(0.05, 0.95, size=shape)
-    return rng.standard_normal(shape)
+    return sample(domain, shape, rng, axis)
 
 
 def synthetic(model: Model, d: Derivation, module: ModuleType, dims: Mapping[str, int], seed: int) -> Synthetic:

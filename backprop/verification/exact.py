@@ -19,9 +19,10 @@ from backprop.engine.derivation import Derivation
 from backprop.expr.evaluate import evaluate_exact
 from backprop.expr.ir import OpNode
 from backprop.expr.ops import REGISTRY
+from backprop.language.domains import domain
 from backprop.language.model import Model
 from backprop.support.naming import grad_name
-from backprop.verification.numeric import concrete, sample
+from backprop.verification.numeric import concrete
 
 #: Operations whose exact forms are piecewise (the registry's ``piecewise`` rows): checked exactly at a rational point.
 PIECEWISE = frozenset(name for name, op in REGISTRY.items() if op.piecewise)
@@ -124,18 +125,13 @@ class _Exact:
         self.cache = {}
         for n, d in model.decls.items():
             shape = shapes[n]
-            if d.domain in ("onehot", "binary") or self.rational or d.domain == "prob":
-                x = sample(d.domain, shape, rng, model.domains().class_axes.get(n, 0))
-                if d.domain == "prob":
-                    x = np.clip(x, 0.1, 0.9)
-                den = 1 if d.domain in ("onehot", "binary") else 97
-                if d.domain == "positive":
-                    x = np.maximum(x, 0.25)
-                self.env[n] = _entries(shape, lambda at, x=x, den=den: _rational(x[at], den))
+            row = domain(d.domain)
+            if row.symbol is None or self.rational:
+                x = (row.exact_sample or row.sample)(shape, rng, model.domains().class_axes.get(n, 0))
+                self.env[n] = _entries(shape, lambda at, x=x, den=row.exact_den: _rational(x[at], den))
             else:
-                pos = d.domain == "positive"
-                self.env[n] = _entries(shape, lambda at, n=n, pos=pos: sympy.Symbol(
-                    f"{n}[{','.join(map(str, at))}]", real=True, positive=pos or None))
+                self.env[n] = _entries(shape, lambda at, n=n, kw=row.symbol: sympy.Symbol(
+                    f"{n}[{','.join(map(str, at))}]", real=True, **kw))
         try:
             for eq in self.deriv.equations:
                 self.env[eq.name] = self._eval(eq.expr)

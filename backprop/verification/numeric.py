@@ -19,6 +19,7 @@ from sympy import Basic
 from backprop.engine.derivation import Derivation
 from backprop.expr.evaluate import evaluate
 from backprop.expr.ir import shape_of
+from backprop.language.domains import sample
 from backprop.language.model import Model
 from backprop.support.naming import grad_name
 from backprop.verification.factors import Factor, fit_factor
@@ -27,32 +28,6 @@ from backprop.verification.factors import Factor, fit_factor
 TOL = 1e-7
 #: Sizes for the numerical check: distinct primes, so factors of one dimension cannot pose as another's.
 PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29)
-
-
-def onehot(shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0) -> np.ndarray:
-    """Random one-hot labels: along ``axis`` (the classes) exactly one 1 at every other index."""
-    classes = np.moveaxis(rng.integers(0, shape[axis], size=shape[:axis] + (1,) + shape[axis + 1:]), axis, 0)
-    out = np.zeros(shape)
-    np.put_along_axis(out, np.moveaxis(classes, 0, axis), 1.0, axis=axis)
-    return out
-
-
-def sample(domain: str | None, shape: tuple[int, ...], rng: np.random.Generator, class_axis: int = 0) -> np.ndarray:
-    """A random value from a declared input domain (params and plain inputs: normal)."""
-    if domain == "onehot":
-        return onehot(shape, rng, class_axis)
-    if domain == "binary":  # both values, when there is room: a constant label hides terms
-        size = math.prod(shape)
-        for _ in range(20):
-            out = rng.integers(0, 2, size=shape).astype(float)
-            if size < 2 or 0 < out.sum() < size:
-                break
-        return out
-    if domain == "positive":
-        return rng.uniform(0.5, 2.0, size=shape)
-    if domain == "prob":
-        return rng.uniform(0.05, 0.95, size=shape)
-    return rng.normal(size=shape)
 
 
 def size_sets(model: Model, seed: int) -> list[dict[str, int]]:

@@ -1,0 +1,126 @@
+"""The input domains: what values an input may hold, one row per domain.
+
+``input Y[c, m] onehot`` says more than a shape: it lets the simplifier use that each column sums
+to 1, the derivation name the input's role, and every stage that needs values of the input draw
+them (the numerical and exact checks, the generated module's gradient check, synthetic training
+data) or check them (``train --data``). Each of those reads the domain's row here, so a new domain
+is one row, not a branch in five places.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Sampler = Callable[[tuple[int, ...], np.random.Generator, int], np.ndarray]
+#: What is wrong with an array for a domain (``None``: nothing), given the array and its class axis.
+Checker = Callable[[np.ndarray, int], "str | None"]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One input domain and every form of it the stages use."""
+
+    name: str | None
+    #: The role in the derivation's table of variables ("input, one-hot columns").
+    role: str
+    #: A random value of a shape, the class axis given (for one-hot); entries clear of the edges.
+    sample: Sampler
+    #: What is wrong with an array declared in this domain, as the end of a sentence
+    #: ("holds values other than 0 and 1"), or ``None``.
+    violation: Checker
+    #: Exact checks: entries are SymPy symbols with these assumptions, or (``None``) a rational
+    #: point drawn from :attr:`exact_sample` with denominator :attr:`exact_den`.
+    symbol: dict[str, bool] | None
+    exact_den: int = 97
+    #: Values for a rational exact point: the sampler's, moved further from the edges.
+    exact_sample: Sampler | None = None
+    #: Its values are labels (a classifier's target), not features: a hint for finding targets.
+    label: bool = False
+
+
+# ---------------------------------------------------------------------------
+# Samplers and checks
+# ---------------------------------------------------------------------------
+
+
+def onehot(shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0) -> np.ndarray:
+    """Random one-hot labels: along ``axis`` (the classes) exactly one 1 at every other index."""
+    classes = np.moveaxis(rng.integers(0, shape[axis], size=shape[:axis] + (1,) + shape[axis + 1:]), axis, 0)
+    out = np.zeros(shape)
+    np.put_along_axis(out, np.moveaxis(classes, 0, axis), 1.0, axis=axis)
+    return out
+
+
+def _binary(shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0) -> np.ndarray:
+    """0s and 1s, both values when there is room: a constant label hides terms."""
+    size = math.prod(shape)
+    for _ in range(20):
+        out = rng.integers(0, 2, size=shape).astype(float)
+        if size < 2 or 0 < out.sum() < size:
+            break
+    return out
+
+
+def _uniform(lo: float, hi: float) -> Sampler:
+    return lambda shape, rng, axis=0: rng.uniform(lo, hi, size=shape)
+
+
+def _normal(shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0) -> np.ndarray:
+    return rng.normal(size=shape)
+
+
+def _not_onehot(x: np.ndarray, axis: int) -> str | None:
+    x = np.moveaxis(x, axis, 0)  # the classes first: each x[:, j] is one example's labels
+    ok = np.isin(x, (0.0, 1.0)).all(axis=0) & (x.sum(axis=0) == 1)
+    if ok.all():
+        return None
+    j = np.unravel_index(int(np.argmin(ok)), ok.shape)
+    where = f"column {j[0]}" if len(j) == 1 and axis == 0 else \
+        f"the labels at {tuple(int(k) for k in j)} (along axis {axis})"
+    return f"{where} is not one-hot: {x[(slice(None), *j)].tolist()[:12]}"
+
+
+def _outside(test: Callable[[np.ndarray], np.ndarray], what: str) -> Checker:
+    return lambda x, axis=0: None if test(x).all() else what
+
+
+# ---------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------
+
+REAL = Domain(None, "input", _normal, lambda x, axis=0: None, symbol={})
+
+_ROWS = (
+    Domain("onehot", "input, one-hot columns", onehot, _not_onehot, symbol=None, exact_den=1, label=True),
+    Domain("binary", "input, entries 0 or 1", _binary,
+           _outside(lambda x: np.isin(x, (0.0, 1.0)), "holds values other than 0 and 1"),
+           symbol=None, exact_den=1, label=True),
+    Domain("positive", "input, positive entries", _uniform(0.5, 2.0),
+           _outside(lambda x: x > 0, "holds values <= 0"), symbol={"positive": True},
+           exact_sample=lambda shape, rng, axis=0: np.maximum(rng.uniform(0.5, 2.0, size=shape), 0.25)),
+    Domain("prob", "input, probabilities", _uniform(0.05, 0.95),
+           _outside(lambda x: (x >= 0) & (x <= 1), "holds values outside [0, 1]"), symbol=None,
+           exact_sample=lambda shape, rng, axis=0: np.clip(rng.uniform(0.05, 0.95, size=shape), 0.1, 0.9)),
+)
+
+#: Every named domain, in the order the docs and errors list them.
+DOMAINS: dict[str, Domain] = {d.name: d for d in _ROWS if d.name is not None}
+
+
+def domain(name: str | None) -> Domain:
+    """The row of a declared domain; no domain is :data:`REAL`."""
+    return REAL if name is None else DOMAINS[name]
+
+
+def sample(name: str | None, shape: tuple[int, ...], rng: np.random.Generator, class_axis: int = 0) -> np.ndarray:
+    """A random value from a declared input domain (params and plain inputs: normal)."""
+    return domain(name).sample(shape, rng, class_axis)
+
+
+def violation(name: str | None, x: np.ndarray, class_axis: int = 0) -> str | None:
+    """What is wrong with ``x`` for the domain, or ``None``."""
+    return domain(name).violation(np.asarray(x), class_axis)

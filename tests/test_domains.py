@@ -1,0 +1,44 @@
+"""The domain table: every row's samples satisfy its own check, and its check catches a value
+outside it (the data check of ``train --data`` and the samplers of every stage read the same row)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backprop.language.domains import DOMAINS, REAL, domain, sample, violation
+
+SHAPES = [(3, 5), (1, 4), (4, 1), (2, 3, 4)]
+
+
+@pytest.mark.parametrize("name", list(DOMAINS))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_samples_lie_in_their_domain(name: str, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(0)
+    for axis in range(len(shape)):
+        x = sample(name, shape, rng, axis)
+        assert x.shape == shape
+        assert violation(name, x, axis) is None
+        row = domain(name)
+        if row.exact_sample is not None:
+            assert violation(name, row.exact_sample(shape, rng, axis), axis) is None
+
+
+@pytest.mark.parametrize("name", list(DOMAINS))
+def test_a_value_outside_is_named(name: str) -> None:
+    x = sample(name, (3, 4), np.random.default_rng(1))
+    x[1, 2] = -0.5  # negative: outside every named domain
+    wrong = violation(name, x)
+    assert wrong and "declared" not in wrong  # the end of a sentence the caller begins
+
+
+def test_no_domain_is_any_real() -> None:
+    assert domain(None) is REAL
+    assert violation(None, np.array([[-1e9, np.pi]])) is None
+
+
+def test_binary_draws_both_values_when_there_is_room() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        x = sample("binary", (2, 3), rng)
+        assert 0 < x.sum() < x.size
