@@ -144,3 +144,13 @@ def test_verify_diagnoses_a_claim_that_forgets_the_tie_convention(spec: str, cla
     if not correct:
         assert r.mistake == "tie" and "wrong where values tie or sit on a kink" in (r.diagnosis or "")
         assert "PyTorch" in (r.diagnosis or "") and "docs/operations.md" in (r.diagnosis or "")
+
+
+def test_verify_on_the_maxout_example_knows_its_ties() -> None:
+    """The bundled maxout network: a dZ1 that routes the gradient to every tied piece in full is
+    wrong where pieces tie; shared evenly, it is right."""
+    forgot = "dZ1 = reshape(dA1, [1, h, m]) * (Z1 >= max(Z1, axis=0))"
+    right = forgot + " / sum(Z1 >= max(Z1, axis=0), axis=0)"
+    report = backprop.verify(backprop.load("maxout"), [forgot, right])
+    assert [r.verdict for r in report.results] == [False, True]
+    assert report.results[0].mistake == "tie"

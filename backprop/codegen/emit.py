@@ -145,12 +145,7 @@ def shape_data(decl: Decl) -> tuple:
 def _about(model: Model) -> str:
     """The spec's leading comment lines, joined: the module docstring's description (raw user
     text; the template escapes it)."""
-    lines = []
-    for raw in model.source.splitlines():
-        if not raw.startswith("#"):
-            break
-        lines.append(raw.lstrip("#").strip())
-    return " ".join(lines) or f"The network defined in {model.path}."
+    return " ".join(model.about()) or f"The network defined in {model.path}."
 
 
 def _stmt_view(program: Program, s: Any) -> dict[str, Any]:

@@ -112,6 +112,16 @@ class Model:
         return d.domain if d else None
 
     # --- the examples axis ------------------------------------------------------
+    def about(self) -> list[str]:
+        """The spec's leading comment lines, without their ``#``: what the network is, in the
+        user's words (raw text: every renderer escapes it)."""
+        lines = []
+        for raw in self.source.splitlines():
+            if not raw.startswith("#"):
+                break
+            lines.append(raw.lstrip("#").strip())
+        return lines
+
     @property
     def examples_dim(self) -> str | None:
         """The dim that counts examples: the one ``examples m`` names, else the last axis of the

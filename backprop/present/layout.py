@@ -117,14 +117,16 @@ class Notes:
 
 
 def spec_summary(d: Derivation) -> str | None:
-    """The spec's first comment line: what the network is."""
-    for line in d.model.source.splitlines():
-        s = line.strip()
-        if s.startswith("#"):
-            return s.lstrip("#").strip() or None
-        if s:
-            return None
-    return None
+    """The first sentence of the spec's leading comment: what the network is. A sentence that
+    runs on over several comment lines is joined, not cut mid-way."""
+    words: list[str] = []
+    for line in d.model.about():
+        if not line:
+            break
+        words.append(line)
+        if line.endswith((".", "!", "?", ":")):
+            break
+    return " ".join(words) or None
 
 
 def needed_steps(d: Derivation, param: str | None) -> list[Step]:
