@@ -281,14 +281,13 @@ class MathReader:
     def _group_text(self) -> str:
         """The raw text of one token or one braced group, for exponents and subscripts."""
         if self._is("{"):
-            start = self.take()
+            self.take()
             depth, parts = 1, []
             while depth:
                 tok = self.take()
                 depth += {"{": 1, "}": -1}.get(tok.text, 0)
                 if depth:
                     parts.append(tok.text)
-            del start
             return "".join(parts)
         tok = self.take()
         if tok.kind == "name" and len(tok.text) > 1 and not tok.text.isdigit():
@@ -394,13 +393,13 @@ class MathReader:
                 if prime is None:
                     raise SpecError(f"{tok.text}' has no reading: write its derivative out", 0, tok.col)
                 arg = self._argument(tok)
-                return _Val(prime.format(arg.text if arg.prec >= _ATOM else arg.text), _MUL)
+                return _Val(prime.format(arg.text), _MUL)
             if self._is("(", "{") or tok.text in ("σ", "sigma"):
                 return self._call(func, tok)
         return self._finish_name(tok.text, tok)
 
     def _argument(self, tok: _Tok) -> _Val:
-        if not self._is("(", "{", "\\left"):
+        if not self._is("(", "{"):
             raise SpecError("a function's argument goes in parentheses", 0, tok.col)
         return self.primary()
 
@@ -432,9 +431,6 @@ class MathReader:
         name = "".join(_greek(c) for c in name)
         if name.startswith("d") and len(name) > 1 and name[1:] in self.aliases:
             return "d" + self.aliases[name[1:]]
-        return self.aliases.get(name, name)
-
-    def _alias(self, name: str) -> str:
         return self.aliases.get(name, name)
 
     def _finish_name(self, name: str, tok: _Tok) -> _Val:
