@@ -454,10 +454,22 @@ def test_exact_check_of_a_closed_form_with_exp_is_quick() -> None:
     assert r.verdict and r.exact_checked and "at a rational point" in r.exact_note  # symbolic: over budget
 
 
-def test_exact_check_catches_what_rounding_hides() -> None:
-    r = judge("two_layer_sigmoid", "dW1 = dZ @ X.T + 1e-12 * W1")
-    assert r.error < 1e-7  # numerically indistinguishable ...
+def test_the_stated_tolerance_decides_whether_or_not_the_exact_check_runs() -> None:
+    """Within the tolerance is correct on every spec alike (the exact check says it is not exact);
+    --tol exact makes the exact check decide where it can run."""
+    claim = "dW1 = dZ @ X.T + 1e-12 * W1"
+    r = judge("two_layer_sigmoid", claim)
+    assert r.error < 1e-7 and r.verdict and "not exactly equal" in r.exact_note and "--tol exact" in r.exact_note
+    (r,) = backprop.verify("two_layer_sigmoid", [claim], tol="exact").results
     assert not r.verdict and r.exact_checked and "differs exactly" in (r.diagnosis or "")
+    (r,) = backprop.verify("mlp_softmax", ["dW2 = dZ2 @ A1.T * (1 + 1e-12)"]).results  # no exact check: same verdict
+    assert r.verdict and not r.exact_checked
+    (r,) = backprop.verify("mlp_softmax", ["dW2 = dZ2 @ A1.T"], tol="exact").results
+    assert r.verdict and "judged numerically, within 1e-07" in r.exact_note
+    (r,) = backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T * 1.0000005"], tol=1e-5).results
+    assert r.verdict
+    (r,) = backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T * 1.00005"], tol=1e-6).results
+    assert r.mistake == "near" and "not within the tolerance 1e-06" in (r.diagnosis or "")
 
 
 @pytest.mark.parametrize("claim", ["dW1 = dZ @ X.T * 1.0000005", "dW1 = dZ @ X.T + 1e-6 * W1"])

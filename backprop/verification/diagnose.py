@@ -94,8 +94,9 @@ def _reorders(have: Sequence[Basic], want: Sequence[Basic]) -> Iterator[tuple[in
 class Diagnosis:
     """Says how a claim about one derivation goes wrong, from its values at the verifier's points."""
 
-    def __init__(self, deriv: Derivation, points: Points, grads: Sequence[str]) -> None:
+    def __init__(self, deriv: Derivation, points: Points, grads: Sequence[str], tol: float = TOL) -> None:
         self.deriv = deriv
+        self.tol = tol
         self.model = deriv.model
         self.at = points  # the verifier's points: self.at.vals(e) is e at every one of them
         #: the variables a claim may name (``dNAME``), in the parser's order
@@ -244,8 +245,8 @@ class Diagnosis:
             return "value", "it is not finite at some points (a division by zero, or the log of a negative number?)"
         if all(float(np.linalg.norm(x)) == 0.0 for x in c):
             return "zero", "it is zero, but the correct gradient is not"
-        if err <= NEAR:  # no factor or step to name: the claim is right but for a small perturbation
-            return "near", (f"agrees to {err:.1g}, not within the tolerance {TOL:.0e}: a stabilizing epsilon, "
+        if err <= max(NEAR, 100 * self.tol):  # no factor or step to name: the claim is right but for a small perturbation
+            return "near", (f"agrees to {err:.1g}, not within the tolerance {self.tol:.0e}: a stabilizing epsilon, "
                             "or a constant rounded?")
         f = self.at.factor(c, g)
         if f is not None:
