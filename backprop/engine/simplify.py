@@ -235,6 +235,25 @@ def _reduction(e: OpNode, domains: Mapping[str, str | None]) -> Basic:
     return rebuilt
 
 
+def _is_eye(x: Basic) -> bool:
+    return isinstance(x, OpNode) and x.op.name == "eye"
+
+
+def _without_identity(e: Basic) -> Basic:
+    """A product with the identity is its other factor, I B = B and A I = A (the trace's adjoint is
+    ∂L/∂t I, so ∂ tr(A B)/∂A reads Bᵀ, not I Bᵀ); a solve against it is the inverse, solve(A, I) = A⁻¹."""
+    if not isinstance(e, OpNode) or e.op.name not in ("matmul", "solve"):
+        return e
+    a, b = e.children
+    if e.op.name == "matmul":
+        return b if _is_eye(a) else (a if _is_eye(b) else e)
+    if not _is_eye(b):
+        return e
+    if isinstance(a, OpNode) and a.op.name == "transpose":
+        return ir.transpose(ir.node("inv", a.children[0]))
+    return ir.node("inv", a)
+
+
 def simplify(e: Basic, domains: Mapping[str, str | None] | None = None) -> Basic:
     """An equal expression in the smallest textbook form found."""
     if not isinstance(e, OpNode):
@@ -254,7 +273,7 @@ def _simplify(e: OpNode, domain_items: tuple[tuple[str, str | None, int], ...]) 
     if e.op.name in ("sum", "mean"):
         out = _reduction(e, domains)
     elif not e.op.elementwise and e.op.name != "broadcast":
-        out = e.func(*(simplify(c, domains) for c in e.children), *e.attrs)
+        out = _without_identity(e.func(*(simplify(c, domains) for c in e.children), *e.attrs))
     else:
         out = _simplify_region(e, domains)
     if shape_of(out) != shape:
