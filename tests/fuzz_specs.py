@@ -8,7 +8,11 @@ constants and functions of dims (``/ m``, ``sqrt(k)``, ``sigmoid(k)``); and name
 from a pool of the generated module's own globals and locals (``_ACCEPTED``, ``_CACHE``,
 ``np``, ``grads`` ...) and builtins. Arguments of ``log``, ``sqrt``,
 ``/`` and variable powers are positive by construction, and ``exp`` sees bounded
-arguments, so every draw has a finite loss. Deterministic for a given seed.
+arguments, so every draw has a finite loss. The matrix-calculus functions (``trace``, ``inv``,
+``det``, ``logdet``, ``solve``) see 2I + tanh(E)/d, whose singular values lie in [1, 3] (so it is
+invertible, well conditioned, and its determinant positive); whether a node is one of them is drawn
+from a second stream, so a seed that draws none spells the spec it did before they existed.
+Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ DIM_NAMES = ("n", "m", "k", "h", "rng", "seed", "dtype", "dims", "N", "size")
 
 UNARY = ("sigmoid", "tanh", "relu", "softplus", "abs", "neg", "leaky_relu", "exp", "log", "sqrt", "erf", "sin", "cos",
          "log1p", "expm1", "sign", "stop_gradient")
+#: How often an expression node is a matrix-calculus function, where its shape allows one.
+LINALG_RATE = 0.04
 #: The comparisons, each a 0/1 mask.
 COMPARE = (">", ">=", "<", "<=")
 
@@ -55,6 +61,8 @@ class FuzzGen:
     names: list[str]
     decls: dict[str, tuple[str, Shape, str | None, str]] = field(default_factory=dict)  # name -> kind, shape, domain, line
     lines: list[str] = field(default_factory=list)
+    #: decides, apart from ``rng``, where a matrix-calculus function goes (see the module doc)
+    linalg_rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     # --- names and leaves -----------------------------------------------------
     def fresh_name(self, prefix: str) -> str:
@@ -129,6 +137,8 @@ class FuzzGen:
         """An expression of ``shape`` (``loose``: or of a shape that broadcasts to it)."""
         if depth <= 0 or self.rng.random() < 0.15:
             return self.leaf(self.smaller(shape) if loose and self.rng.random() < 0.3 else shape)
+        if self.linalg_rng.random() < LINALG_RATE:
+            return self.linalg(shape, depth - 1)
         kinds = ["unary", "unary", "unary", "binary", "binary", "binary", "reduce", "softmax", "scale", "name",
                  "einsum", "reshape", "permute", "concat", "take", "select", "select"]
         if len(shape) == 2:
@@ -230,6 +240,32 @@ class FuzzGen:
         if kind == "mask":
             return f"({cond}) * ({a})"
         return f"({a}) + {self.rng.choice(['ones', 'zeros'])}({', '.join(shape)})"
+
+    def well_conditioned(self, d: str, depth: int) -> str:
+        """A d×d value 2I + tanh(E)/d: ‖tanh(E)/d‖₂ ≤ 1, so its singular values lie in [1, 3], and its
+        eigenvalues within 1 of 2, so its determinant is positive."""
+        return f"(2 * eye({d}) + tanh({self.expr((d, d), depth)}) / {d})"
+
+    def linalg(self, shape: Shape, depth: int) -> str | None:
+        """trace, det or logdet (a scalar, alone or scaling an expression of any shape); a product by an
+        inverse, a solve or an inverse (a matrix). The choice is ``linalg_rng``'s."""
+        pick = self.linalg_rng.choice
+        rows, cols = shape if len(shape) == 2 else (ONE, ONE)
+        forms = ["scalar"] + (["solve", "left"] if rows != ONE else []) + (["right"] if cols != ONE else [])
+        forms += ["inv"] if rows == cols != ONE else []
+        form = pick(forms)
+        if form == "scalar":
+            d = pick([d for d in self.dims if d != ONE])
+            f = pick(["trace", "det", "logdet", "trace-any"])
+            value = f"trace({self.expr((d, d), depth)})" if f == "trace-any" else f"{f}({self.well_conditioned(d, depth)})"
+            return value if shape == SCALAR else f"{value} * ({self.expr(shape, depth)})"
+        if form == "inv":
+            return f"inv({self.well_conditioned(rows, depth)}){pick(['', '.T'])}"
+        if form == "solve":
+            return f"solve({self.well_conditioned(rows, depth)}{pick(['', '.T'])}, {self.expr(shape, depth)})"
+        if form == "left":
+            return f"inv({self.well_conditioned(rows, depth)}){pick(['', '.T'])} @ ({self.expr(shape, depth)})"
+        return f"({self.expr(shape, depth)}) @ inv({self.well_conditioned(cols, depth)}){pick(['', '.T'])}"
 
     def transpose(self, shape: Shape, depth: int) -> str:
         return f"({self.expr((shape[1], shape[0]), depth)}).T"
@@ -371,7 +407,7 @@ def _draw_spec(seed: int, depth: int) -> str:
     names = [n for n in HOSTILE_NAMES if n not in dims and not keyword.issoftkeyword(n)
              and n not in FUNCTIONS]  # the parser refuses those
     rng.shuffle(names)
-    gen = FuzzGen(rng, dims, names[: rng.randrange(0, 12)])  # type: ignore[arg-type]
+    gen = FuzzGen(rng, dims, names[: rng.randrange(0, 12)], linalg_rng=random.Random(f"linalg-{seed}"))  # type: ignore[arg-type]
     shape = gen.random_shape(rng.choice([2, 2, 2, 3]))
     body = gen.expr(shape, depth)
     red = rng.choice(["sum", "mean", "sum"])

@@ -96,6 +96,11 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "minimum": lambda e, a, b: torch.minimum(a, b),
     "clip": lambda e, x, lo, hi: torch.clamp(x, lo, hi),
     "stop_gradient": lambda e, a: a.detach(),
+    "trace": lambda e, a: torch.trace(a).reshape(1, 1),
+    "inv": lambda e, a: torch.linalg.inv(a),
+    "det": lambda e, a: torch.linalg.det(a).reshape(1, 1),
+    "logdet": lambda e, a: torch.logdet(a).reshape(1, 1),
+    "solve": lambda e, a, b: torch.linalg.solve(a, b),
 }
 #: Rows whose torch form needs the dims' sizes (a shape or bounds in an attribute).
 SIZED: dict[str, Callable[..., torch.Tensor]] = {
