@@ -330,6 +330,23 @@ TABLES: dict[str, list[Row]] = {
         bad('dW1 = einsum("khm,nm->hkn", dZ1, X)', "transpose", "transpose(..., [1, 0, 2])"),
         bad('dW1 = einsum("khm,nm->khn", reshape(dA1, [1, h, m]), X)', "shape", "summed over the 4 entries of axis 0"),
     ],
+    # S = F Fᵀ + εI is symmetric, so S⁻¹ and S⁻ᵀ agree here: both forms are right
+    "gaussian_full_cov": [
+        ok("dS = (inv(S).T - inv(S).T @ D @ D.T @ inv(S).T / m) / 2"),
+        ok("dS = (inv(S) - inv(S) @ D @ D.T @ inv(S) / m) / 2"),
+        ok("dD = (inv(S) + inv(S).T) @ D / (2 * m)"),
+        ok("dD = solve(S, D) / m"),
+        ok("dmu = -sum(dD, axis=1)"),
+        ok("dmu = -sum(solve(S, D), axis=1) / m"),
+        ok("dF = dS @ F + dS.T @ F"),
+        ok("dF = 2 * dS @ F"),
+        bad("dmu = -dD", "sum", "sum over the examples"),
+        bad("dD = inv(S) @ D", "factor", "m times too large"),
+        bad("dF = dS @ F", "factor", "exactly 1/2 of the correct gradient"),
+        bad("dF = dS @ F.T + dS.T @ F", "transpose", "Fᵀ has a transpose too many: F belongs there"),
+        bad("dS = -inv(S) @ D @ D.T @ inv(S) / (2 * m)", "paths", "misses the path through loss (contributing S⁻ᵀ/2)"),
+        bad("dS = (inv(S) + inv(S) @ D @ D.T @ inv(S) / m) / 2", "paths", "has the wrong sign"),
+    ],
 }
 
 CASES = [(ex, *row) for ex, rows in TABLES.items() for row in rows]
@@ -370,6 +387,48 @@ def test_claim(example: str, claim: str, verdict: bool, kind: str | None, phrase
         for p in phrases:
             assert p in (r.diagnosis or ""), f"{p!r} not in {r.diagnosis!r}"
         assert "\n" not in (r.diagnosis or ""), "a diagnosis is one line"
+
+
+# ---------------------------------------------------------------------------
+# Matrix calculus: a missing transpose of an inverse is named (A is not symmetric, so it shows)
+# ---------------------------------------------------------------------------
+
+LINALG_SPECS = {
+    "logdet": "param A[n, n]\nloss = logdet(A)\n",
+    "inv": "input G[n, n]\nparam A[n, n]\nloss = sum(G * inv(A))\n",
+    "solve": "input G[n, k]\ninput B[n, k]\nparam A[n, n]\nloss = sum(G * solve(A, B))\n",
+    "det": "param A[n, n]\nloss = det(A)\n",
+    "trace": "input B[n, n]\nparam A[n, n]\nloss = trace(A @ B)\n",
+}
+INVERSE = "an inverse's gradient carries A⁻ᵀ, not A⁻¹: ∂ log det(A)/∂A = A⁻ᵀ"
+
+
+@pytest.mark.parametrize(("spec", "claim", "kind", "phrases"), [
+    ("logdet", "dA = inv(A).T", None, ()),
+    ("logdet", "dA = inv(A.T)", None, ()),
+    ("logdet", "dA = inv(A)", "transpose", ("a transpose is missing", "transpose of the correct gradient", INVERSE)),
+    ("inv", "dA = -inv(A).T @ G @ inv(A).T", None, ()),
+    ("inv", "dA = -inv(A) @ G @ inv(A)", "transpose",
+     ("a transpose is missing: A⁻¹ should be A⁻ᵀ (at every occurrence)", INVERSE, "∂L/∂A = −A⁻ᵀ G A⁻ᵀ")),
+    ("inv", "dA = -inv(A).T @ G @ inv(A)", "transpose", ("a transpose is missing: A⁻¹ should be A⁻ᵀ (its 2nd occurrence)",)),
+    ("inv", "dA = -inv(A) @ G @ inv(A).T", "transpose", ("A⁻¹ should be A⁻ᵀ (its 1st occurrence)",)),
+    ("inv", "dA = -inv(A).T @ G.T @ inv(A).T", "transpose", ("Gᵀ has a transpose too many: G belongs there",)),
+    ("solve", "dA = -solve(A.T, G) @ solve(A, B).T", None, ()),
+    ("solve", "dA = -inv(A).T @ G @ B.T @ inv(A).T", None, ()),
+    ("solve", "dA = -solve(A, G) @ solve(A, B).T", "step", ("A needs a transpose here (its 1st occurrence)",)),
+    ("det", "dA = det(A) * inv(A).T", None, ()),
+    ("det", "dA = det(A) * inv(A)", "transpose", ("a transpose is missing", INVERSE)),
+    ("trace", "dA = B.T", None, ()),
+    ("trace", "dA = B", "transpose", ("a transpose is missing: it is the transpose of the correct gradient",)),
+])
+def test_a_missing_transpose_of_an_inverse_is_named(spec: str, claim: str, kind: str | None,
+                                                     phrases: tuple[str, ...]) -> None:
+    report = backprop.verify(parse_spec(LINALG_SPECS[spec], name=spec), [claim])
+    (r,) = report.results
+    assert r.verdict is (kind is None), r.diagnosis
+    assert r.mistake == kind, r.diagnosis
+    for p in phrases:
+        assert p in (r.diagnosis or ""), f"{p!r} not in {r.diagnosis!r}"
 
 
 # ---------------------------------------------------------------------------
