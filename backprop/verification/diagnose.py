@@ -27,6 +27,16 @@ from backprop.support.naming import grad_name
 from backprop.verification.claims import Claim
 from backprop.verification.factors import Factor, factor_phrase, fit_factor
 from backprop.verification.numeric import TOL, Points, rel
+from backprop.verification.transposes import (
+    INVERSE_NOTE,
+    flipped,
+    holds_inverse,
+    ordinal,
+    replace_at,
+    scaling,
+    square_places,
+    transpose_phrase,
+)
 
 #: Relative errors up to this (above TOL) are a near miss, not a factor "1.000001" or a wrong step.
 NEAR = 1e-4
@@ -90,71 +100,6 @@ def _reorders(have: Sequence[Basic], want: Sequence[Basic]) -> Iterator[tuple[in
     for perm in itertools.permutations(range(len(have))):
         if perm != tuple(range(len(have))) and tuple(have[p] for p in perm) == tuple(want):
             yield perm
-
-
-#: Said where a transpose is missing around an inverse: the identities that put A⁻ᵀ in a gradient.
-INVERSE_NOTE = ("; an inverse's gradient carries A⁻ᵀ, not A⁻¹: ∂ log det(A)/∂A = A⁻ᵀ, and Y = A⁻¹ "
-                "sends ∂L/∂A = −A⁻ᵀ ∂L/∂Y A⁻ᵀ back (A⁻¹ and A⁻ᵀ differ unless A is symmetric)")
-
-
-def _holds_inverse(e: Basic) -> bool:
-    return any(isinstance(x, OpNode) and x.op.name in ("inv", "solve") for x in sympy.preorder_traversal(e))
-
-
-def _square_places(e: Basic) -> list[tuple[tuple[int, ...], Basic]]:
-    """Every square (non-scalar) matrix part of ``e`` but ``e`` itself, with its path of operand
-    indices, in reading order (left to right, outermost first); at most :data:`_MAX_PARTS`."""
-    out: list[tuple[tuple[int, ...], Basic]] = []
-    todo: list[tuple[tuple[int, ...], Basic]] = [((), e)]
-    while todo and len(out) < _MAX_PARTS:
-        path, x = todo.pop()
-        shape = shape_of(x)
-        if path and len(shape) == 2 and shape[0] == shape[1] and not ir.is_scalar_shape(shape):
-            out.append((path, x))
-        if isinstance(x, OpNode):
-            todo.extend(reversed([(path + (i,), c) for i, c in enumerate(x.children)]))
-    return out
-
-
-def _replace_at(e: Basic, path: tuple[int, ...], new: Basic) -> Basic:
-    """``e`` with the part at ``path`` (operand indices from the root) replaced by ``new``."""
-    if not path:
-        return new
-    assert isinstance(e, OpNode)
-    kids = list(e.children)
-    kids[path[0]] = _replace_at(kids[path[0]], path[1:], new)
-    return e.func(*kids, *e.attrs)
-
-
-def _scaling(x: Basic) -> bool:
-    """A negation or a scalar multiple of a matrix, which transposing passes through."""
-    if not isinstance(x, OpNode):
-        return False
-    if x.op.name == "neg":
-        return True
-    return x.op.name in ("mul", "div") and sum(not ir.is_scalar(c) for c in x.children) == 1 and (
-        x.op.name == "mul" or not ir.is_scalar(x.children[0]))
-
-
-def _flipped(x: Basic) -> Basic:
-    """The transpose of ``x``; of a transpose, what it transposes."""
-    return x.children[0] if isinstance(x, OpNode) and x.op.name == "transpose" else ir.transpose(x)
-
-
-def _ordinal(k: int) -> str:
-    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
-
-
-def _transpose_phrase(part: Basic, where: str, rec: str) -> tuple[str, str]:
-    """What transposing ``part`` fixes, in words: a leaf needs a transpose, a transpose is one too many,
-    any other part misses one."""
-    if isinstance(part, MatrixSymbol):
-        return "step", f"{text(part)} needs a transpose here{where}: {rec}"
-    if isinstance(part, OpNode) and part.op.name == "transpose":
-        return "transpose", (f"{text(part)} has a transpose too many{where}: {text(part.children[0])} belongs there; "
-                             f"{rec}")
-    note = INVERSE_NOTE if _holds_inverse(part) else ""
-    return "transpose", f"a transpose is missing: {text(part)} should be {text(_flipped(part))}{where}{note}; {rec}"
 
 
 class Diagnosis:
@@ -323,7 +268,7 @@ class Diagnosis:
             if self.at.close([np.transpose(x, perm) for x in c], g):
                 what = ("a transpose is missing: it is the transpose of" if len(ts) == 2
                         else f"transpose(..., {list(perm)}) of it is")
-                note = INVERSE_NOTE if len(ts) == 2 and _holds_inverse(claim.expr) else ""
+                note = INVERSE_NOTE if len(ts) == 2 and holds_inverse(claim.expr) else ""
                 return "transpose", (f"{what} the correct gradient ({_grad_text(step.target)} is "
                                      f"{fmt_shape(ts)}, so the shapes cannot tell){note}")
         return self._locate(claim.expr, step.target, top=True, err=err)
@@ -553,25 +498,25 @@ class Diagnosis:
         transposed part has one too many, any other part misses one (an inverse: which identity says so)."""
         want = self.at.grad(step.target)
         rec = f"{_grad_text(step.target)} = {text(step.recursive)}"
-        places = _square_places(s)
+        places = square_places(s)
         seen: dict[Basic, int] = {}
         counts = {part: sum(1 for _, p in places if p == part) for _, part in places}
         def fixes(path: tuple[int, ...], part: Basic) -> bool:
-            return self.at.close(self.at.vals(_replace_at(s, path, _flipped(part))), want)
+            return self.at.close(self.at.vals(replace_at(s, path, flipped(part))), want)
 
         for path, part in places:
             seen[part] = seen.get(part, 0) + 1
             if not fixes(path, part):
                 continue
-            while _scaling(part):  # (−A⁻¹)ᵀ = −A⁻ᵀ: name the inverse, not its negation or multiple
+            while scaling(part):  # (−A⁻¹)ᵀ = −A⁻ᵀ: name the inverse, not its negation or multiple
                 i = next(i for i, c in enumerate(part.children) if not ir.is_scalar(c))
                 path, part = path + (i,), part.children[i]
                 seen[part] = sum(1 for q, p in places if p == part and q <= path)
-            where = f" (its {_ordinal(seen[part])} occurrence)" if counts[part] > 1 else ""
-            return _transpose_phrase(part, where, rec)
+            where = f" (its {ordinal(seen[part])} occurrence)" if counts[part] > 1 else ""
+            return transpose_phrase(part, where, rec)
         for part in dict.fromkeys(p for _, p in places):
-            if counts[part] > 1 and self.at.close(self.at.vals(s.xreplace({part: _flipped(part)})), want):
-                return _transpose_phrase(part, " (at every occurrence)", rec)
+            if counts[part] > 1 and self.at.close(self.at.vals(s.xreplace({part: flipped(part)})), want):
+                return transpose_phrase(part, " (at every occurrence)", rec)
         return None
 
     def _swapped_leaf(self, s: Basic, step: Step) -> tuple[str, str] | None:
