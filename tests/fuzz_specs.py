@@ -132,7 +132,7 @@ class FuzzGen:
         kinds = ["unary", "unary", "unary", "binary", "binary", "binary", "reduce", "softmax", "scale", "name",
                  "einsum", "reshape", "permute", "concat", "take", "select", "select"]
         if len(shape) == 2:
-            kinds += ["matmul", "transpose"]
+            kinds += ["matmul", "transpose", "linalg", "linalg"]
         return getattr(self, self.rng.choice(kinds))(shape, depth - 1)
 
     def bounded(self, shape: Shape, depth: int) -> str:
@@ -209,6 +209,22 @@ class FuzzGen:
         inner = self.rng.choice(self.dims + (ONE,))
         eye = f" @ (eye({inner}) + ones({inner}, {inner}))" if self.rng.random() < 0.2 else ""
         return f"({self.expr((shape[0], inner), depth)}){eye} @ ({self.expr((inner, shape[1]), depth)})"
+
+    def linalg(self, shape: Shape, depth: int) -> str:
+        """trace, det, logdet (a scalar), inv, solve of a square matrix near the identity, I + tanh(E)/(2n):
+        the perturbation's norm is below 1/2, so it is invertible with a positive determinant."""
+        n = shape[0] if shape[0] == shape[1] and shape != SCALAR else self.rng.choice(self.dims)
+        near = f"(eye({n}) + tanh({self.expr((n, n), depth)}) / (2 * {n}))"
+        scalar = f"{self.rng.choice(['trace', 'trace', 'det', 'logdet'])}({near})"
+        if shape == SCALAR:
+            return scalar
+        if self.rng.random() < 0.4:  # a scalar of a matrix scaling an expression
+            return f"{scalar} * ({self.expr(shape, depth)})"
+        if shape[0] == shape[1] and self.rng.random() < 0.5:
+            return f"inv({near})"
+        n = shape[0]
+        near = f"(eye({n}) + tanh({self.expr((n, n), depth)}) / (2 * {n}))"
+        return f"solve({near}, {self.expr(shape, depth)})"
 
     def select(self, shape: Shape, depth: int) -> str:
         """maximum/minimum (a relu against 0 meets ties), clip, where over a comparison, a mask as a

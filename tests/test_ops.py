@@ -44,6 +44,7 @@ class Var:
 
     shape: tuple[int, ...]
     #: real | positive | away (|x| >= 0.5: clear of kinks and poles) | mask (0 or 1) | low (< -2) | high (> 2)
+    #: | square (a well-conditioned square matrix with a positive determinant: inv, det, logdet, solve)
     domain: str = "real"
 
 
@@ -82,6 +83,8 @@ def draw(v: Var, rng: np.random.Generator) -> np.ndarray:
         return (1 if v.domain == "high" else -1) * rng.uniform(2.0, 3.0, size=v.shape)
     if v.domain == "away":
         return rng.choice([-1.0, 1.0], size=v.shape) * rng.uniform(0.5, 2.0, size=v.shape)
+    if v.domain == "square":  # not symmetric, so a missing transpose in an adjoint shows
+        return 1.5 * np.eye(v.shape[0]) + 0.3 * rng.normal(size=v.shape)
     return rng.normal(size=v.shape)
 
 
@@ -263,6 +266,18 @@ def eye_cases(op: str) -> Iterator[Case]:
         yield Case(op, (), (sympy.Integer(n),), label=f"n{n}")
 
 
+def square_cases(op: str) -> Iterator[Case]:
+    """trace, inv, det, logdet: square matrices of sizes 1 and 3 (a 1×1 is a scalar's reciprocal)."""
+    for n in (1, C):
+        yield Case(op, (Var((n, n), "square"),), label=f"n{n}")
+
+
+def solve_cases(op: str) -> Iterator[Case]:
+    for label, b in {"full": (C, K), "column": (C, 1), "square": (C, C)}.items():
+        yield Case(op, (Var((C, C), "square"), Var(b)), label=label)
+    yield Case(op, (Var((1, 1), "square"), Var((1, K))), label="scalar")
+
+
 def fill_cases(op: str) -> Iterator[Case]:
     for label, s in {"full": FULL, "column": COLUMN, "scalar": SCALAR, "t3": TENSORS["t3"]}.items():
         yield Case(op, (), (sympy.Tuple(*s),), label=label)
@@ -321,6 +336,11 @@ CASES: dict[str, Gen] = {
     "eye": eye_cases,
     "ones": fill_cases,
     "zeros": fill_cases,
+    "trace": square_cases,
+    "inv": square_cases,
+    "det": square_cases,
+    "logdet": square_cases,
+    "solve": solve_cases,
 }
 
 ALL_CASES = [c for name in sorted(CASES) for c in CASES[name](name)]

@@ -316,6 +316,18 @@ TABLES: dict[str, list[Row]] = {
         bad("db = (softmax(W @ P + b, axis=0) - Y) / m", "sum", "sum over the examples"),
         bad("dW = (softmax(W @ P + b, axis=1) - Y) @ P.T / m", "axis", "softmax_rows(W P + b) runs along axis 1"),
     ],
+    "gaussian_full_cov": [
+        ok("dmu = -sum(solve(S, D), axis=1) / m"),
+        ok("dD = solve(S, D) / m"),
+        ok("dS = inv(S) / 2 - solve(S, D) @ solve(S, D).T / (2 * m)"),
+        ok("dA = (dS + dS.T) @ A"),
+        ok("dA = 2 * dS @ A"),
+        bad("dmu = -sum(solve(S, D), axis=1)", "factor", "m times too large"),
+        bad("dA = dS @ A", "factor", "exactly 1/2 of the correct gradient"),
+        bad("dS = inv(S) / 2", "paths", "misses the path through loss"),
+        bad("dmu = sum(solve(S, D), axis=1) / m", "sign", "sign error"),
+        bad("dA = (dS + dS.T) @ A.T", "step", "A needs a transpose here"),
+    ],
     "maxout": [
         ok("dW2 = (softmax(W2 @ A1 + b2, axis=0) - Y) @ A1.T / m"),
         ok("db2 = sum(softmax(W2 @ A1 + b2, axis=0) - Y, axis=1) / m"),
@@ -748,3 +760,14 @@ def test_sharper_diagnoses(spec: str, claim: str, kind: str, phrases: tuple[str,
     (r,) = backprop.verify(parse_spec(spec, name="net"), [claim]).results
     assert not r.verdict and r.mistake == kind, r.diagnosis
     assert all(p in (r.diagnosis or "") for p in phrases), r.diagnosis
+
+
+@pytest.mark.parametrize(("spec", "claim"), [
+    ("input X[n, m]\nparam W[n, n]\nloss = sum((W @ X)**2) / m - logdet(W)\n", "dW = 2/m * (W @ X) @ X.T - inv(W)"),
+    ("input X[n, m]\ninput Y[n, m]\nparam W[n, n]\nloss = sum((inv(W) @ X - Y)**2) / m\n",
+     "dW = -inv(W) @ (2/m * (inv(W) @ X - Y) @ X.T) @ inv(W)"),
+])
+def test_a_forgotten_inverse_transpose_is_named(spec: str, claim: str) -> None:
+    """∂ log det W = W⁻ᵀ and ∂W⁻¹ = −W⁻ᵀ (·) W⁻ᵀ: a claim with W⁻¹ where W⁻ᵀ belongs says so."""
+    (r,) = backprop.verify(parse_spec(spec, name="net"), [claim]).results
+    assert not r.verdict and r.mistake == "transpose" and "W⁻¹ needs a transpose" in (r.diagnosis or ""), r.diagnosis

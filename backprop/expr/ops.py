@@ -21,6 +21,7 @@ from backprop.expr import (
     ops_arithmetic,
     ops_einsum,
     ops_extrema,
+    ops_linalg,
     ops_matrix,
     ops_reduce,
     ops_select,
@@ -41,6 +42,7 @@ FAMILIES: tuple[tuple[Op, ...], ...] = (
     ops_tensor.ROWS,
     ops_einsum.ROWS,
     ops_select.ROWS,
+    ops_linalg.ROWS,
 )
 
 
