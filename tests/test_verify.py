@@ -684,3 +684,16 @@ def test_own_chain_needs_the_answers_before() -> None:
     assert report[2].diagnosis == "uses dZ, whose answer above is itself a broken chain"
     with pytest.raises(ValueError, match="chain must be one of true, own, closed"):
         backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T"], chain="mine")
+
+
+def test_a_shared_verifier_gives_the_same_verdicts() -> None:
+    """A grader judging a class batch by batch shares one Verifier (and its memo): same verdicts."""
+    from backprop.verification.verify import check_claims
+
+    deriv = backprop.get_derivation("two_layer_sigmoid")
+    shared = Verifier(deriv)
+    claims = ["dW1 = dZ @ X.T", "dw2 = 2 * (yhat - y) @ A.T", "dZ = dA * Z * (1 - Z)", "dQ = 1"]
+    fresh = backprop.verify(deriv, claims)
+    for _ in range(2):  # the second batch is answered from the memo
+        report, errors = check_claims(deriv, claim_sources(claims), verifier=shared)
+        assert report.to_json() == fresh.to_json() and len(errors) == 1

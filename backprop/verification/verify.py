@@ -163,16 +163,23 @@ def _chained(claim: Claim, mode: str, own: dict[str, Claim | None]) -> Claim | t
 
 @deep_stack
 def check_claims(
-    spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0, chain: str = "true"
+    spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0, chain: str = "true",
+    verifier: Verifier | None = None,
 ) -> tuple[VerifyReport, list[SpecError]]:
     """Judge every claim, in order. One that cannot be read is reported (an unusable result, and its
     located error) and never stops the others; one whose shapes do not fit is judged wrong, with the
     shape mismatch as its diagnosis, as a grader would mark it. ``chain`` (one of :data:`CHAINS`)
-    says what ``dOTHER`` stands for."""
+    says what ``dOTHER`` stands for.
+
+    ``verifier``: one already built for this derivation (``spec_or_model`` is then its derivation),
+    so a caller judging many batches -- a class's answers, one student at a time -- builds the
+    sizes, points and exact checker once and shares its memo of verdicts across the batches."""
     if chain not in CHAINS:
         raise ValueError(f"chain must be one of {', '.join(CHAINS)}, got {chain!r}")
-    deriv = spec_or_model if isinstance(spec_or_model, Derivation) else get_derivation(spec_or_model)
-    verifier = Verifier(deriv, seed)
+    if verifier is None:
+        deriv = spec_or_model if isinstance(spec_or_model, Derivation) else get_derivation(spec_or_model)
+        verifier = Verifier(deriv, seed)
+    deriv = verifier.deriv
     results: list[ClaimResult] = []
     errors: list[SpecError] = []
     own: dict[str, Claim | None] = {}  # each target's latest answer, its dOTHERs resolved (None: they cannot be)
