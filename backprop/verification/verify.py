@@ -137,10 +137,15 @@ class Verifier:
 CHAINS = ("true", "own", "closed")
 
 
-def _chained(claim: Claim, mode: str, own: dict[str, Claim | None]) -> Claim | tuple[str, str]:
+#: What ``own`` holds for an answer that is there but cannot stand for its gradient: why not.
+_BROKEN, _UNREADABLE = "is itself a broken chain", "could not be read"
+
+
+def _chained(claim: Claim, mode: str, own: dict[str, Claim | str]) -> Claim | tuple[str, str]:
     """The claim with each ``dOTHER`` resolved as ``mode`` says, or (mistake, diagnosis) when the
     rules of the mode make it wrong: a recursive form where a closed one is required, or a chain
-    through an answer that is missing or does not fit."""
+    through an answer that is missing or does not fit (``own`` maps a target to its answer, or to
+    why that answer cannot be used)."""
     grads = sorted(claim.expr.atoms(GradSymbol), key=lambda g: g.name)
     if mode == "true" or not grads:
         return claim
@@ -151,9 +156,11 @@ def _chained(claim: Claim, mode: str, own: dict[str, Claim | None]) -> Claim | t
     missing = [g.name for g in grads if g.of not in own]
     if missing:
         return "chain", f"uses {', '.join(missing)}, but no answer for it comes before this one"
-    broken = [g.name for g in grads if own[g.of] is None]
+    broken = [g for g in grads if isinstance(own[g.of], str)]
     if broken:
-        return "chain", f"uses {', '.join(broken)}, whose answer above is itself a broken chain"
+        why = {own[g.of] for g in broken}
+        reason = why.pop() if len(why) == 1 else f"{_BROKEN} or {_UNREADABLE}"
+        return "chain", f"uses {', '.join(g.name for g in broken)}, whose answer above {reason}"
     try:
         expr = claim.expr.xreplace({g: own[g.of].expr for g in grads})  # type: ignore[union-attr]
     except ShapeError as e:
@@ -164,7 +171,7 @@ def _chained(claim: Claim, mode: str, own: dict[str, Claim | None]) -> Claim | t
 @deep_stack
 def check_claims(
     spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0, chain: str = "true",
-    verifier: Verifier | None = None,
+    verifier: Verifier | None = None, earlier: Sequence[tuple[ClaimSource, str]] = (),
 ) -> tuple[VerifyReport, list[SpecError]]:
     """Judge every claim, in order. One that cannot be read is reported (an unusable result, and its
     located error) and never stops the others; one whose shapes do not fit is judged wrong, with the
@@ -173,7 +180,11 @@ def check_claims(
 
     ``verifier``: one already built for this derivation (``spec_or_model`` is then its derivation),
     so a caller judging many batches -- a class's answers, one student at a time -- builds the
-    sizes, points and exact checker once and shares its memo of verdicts across the batches."""
+    sizes, points and exact checker once and shares its memo of verdicts across the batches.
+
+    ``earlier``: answers given before these, each with the chain mode it is graded in; never judged
+    here, they are what ``dOTHER`` stands for with ``chain="own"`` -- a grader judging one question
+    at a time passes the student's answers to the questions before it."""
     if chain not in CHAINS:
         raise ValueError(f"chain must be one of {', '.join(CHAINS)}, got {chain!r}")
     if verifier is None:
@@ -182,7 +193,17 @@ def check_claims(
     deriv = verifier.deriv
     results: list[ClaimResult] = []
     errors: list[SpecError] = []
-    own: dict[str, Claim | None] = {}  # each target's latest answer, its dOTHERs resolved (None: they cannot be)
+    own: dict[str, Claim | str] = {}  # each target's latest answer, its dOTHERs resolved (or why it is unusable)
+    for src, mode in earlier:
+        try:
+            parsed = verifier.parse(src)
+        except SpecError:
+            name = _claimed_name(src.text)
+            if name:
+                own[name] = _UNREADABLE
+            continue
+        resolved = _chained(parsed, mode, own)
+        own[parsed.name] = _BROKEN if isinstance(resolved, tuple) else resolved
     for src in sources:
         try:
             parsed = verifier.parse(src)
@@ -190,7 +211,7 @@ def check_claims(
             if isinstance(claim, tuple):
                 mistake, why = claim
                 if mistake == "chain":
-                    own[parsed.name] = None  # answered, but not resolvable: later uses say so
+                    own[parsed.name] = _BROKEN  # answered, but not resolvable: later uses say so
                 results.append(ClaimResult(name=parsed.name, claim_text=parsed.text, verdict=False, diagnosis=why,
                                            error=math.inf, exact_checked=False, mistake=mistake, file=src.file,
                                            line=src.line))
