@@ -360,9 +360,9 @@ def test_non_ascii_names_are_named_in_the_error(text: str, col: tuple[int, int],
     assert "Traceback" not in err
 
 
-def test_a_claims_greek_letters_get_the_notation_hint(capsys, tmp_path: Path) -> None:
-    code, _, err = run_cli(capsys, "verify", "sigmoid_neuron", "da = σ(z)")
-    assert code == 2 and "'σ(...)' is written sigmoid(...) here" in err
+def test_a_claims_greek_letters_are_read_and_a_specs_get_the_notation_hint(capsys, tmp_path: Path) -> None:
+    code, out, _ = run_cli(capsys, "verify", "sigmoid_neuron", "da = σ(z)")  # a claim's σ is read (forms.py)
+    assert code == 1 and "(read as da = sigmoid(z))  wrong" in out
     spec = tmp_path / "net.spec"
     spec.write_text("input x[1, m]\nparam w\nloss = σ(sum(x) * w) + Σ(x)\n", encoding="utf-8")
     code, _, err = run_cli(capsys, "derive", str(spec))

@@ -41,6 +41,7 @@ SIZES: dict[str, dict[str, int]] = {
     "transformer_block": {"d": 2, "T": 1, "m": 1, "a": 1, "k": 1, "f": 1},
     "gated_concat": {"n": 1, "k": 1, "m": 1},
     "embedding": {"V": 2, "T": 2, "m": 1, "d": 1, "c": 2},
+    "maxout": {"n": 2, "m": 2, "c": 2, "h": 1},
 }
 MAX_SYMBOLIC = 3  # entries checked per param for wide params (784 columns)
 

@@ -53,7 +53,7 @@ def maxout_ties(p: dict[str, np.ndarray], x: dict[str, np.ndarray]) -> None:
 
 
 REFERENCES: dict[str, tuple[Callable[..., torch.Tensor], dict[str, int], Callable[..., None]]] = {
-    "maxout": (maxout, {"n": 4, "m": 6, "c": 3, "k": 3, "h": 5}, maxout_ties),
+    "maxout": (maxout, {"n": 4, "m": 6, "c": 3, "h": 5}, maxout_ties),
 }
 
 

@@ -33,6 +33,7 @@ EXPECTED_SHAPES = {
                           "W1": "d×f", "b1": "1×1×f", "F": "m×T×f", "O": "m×T×d", "loss": "1×1"},
     "gated_concat": {"XH": "(k + n)×m", "R": "k×m", "Hn": "k×m", "loss": "1×1"},
     "embedding": {"X": "V×T×m", "E": "d×V", "H": "d×T×m", "P": "d×m", "loss": "1×1"},
+    "maxout": {"W1": "4×h×n", "Z1": "4×h×m", "A1": "h×m", "loss": "1×1"},
 }
 
 

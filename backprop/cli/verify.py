@@ -15,6 +15,7 @@ from backprop.cli.options import path
 from backprop.support.errors import UsageError
 from backprop.support.reading import read_user_text
 from backprop.verification.claims import ClaimSource, claim_sources
+from backprop.verification.forms import parse_aliases
 from backprop.verification.verify import CHAINS, check_claims
 
 HELP = {
@@ -29,14 +30,17 @@ EPILOG = """\
 a claim reads dNAME = EXPR: the gradient of the loss with respect to a param or an
 intermediate NAME, in the spec language, with dOTHER for another variable's gradient
 (the true one; with --chain own, the claimant's own earlier answer for it).
-(E > 0) is the indicator [E > 0] and ones(r, c) a matrix of ones.
+(E > 0) is the indicator [E > 0] and ones(r, c) a matrix of ones. Answers may also be
+written in LaTeX (\frac{1}{m} dZ X^T), NumPy (np.dot(dZ, X.T)) or as the derivation
+prints them (∂L/∂W₁ = ∂L/∂Z Xᵀ); the reading is shown beside the verdict.
 
 exit status: 0 all correct, 1 some claim wrong, 2 unusable spec or claim (the
 other claims are still judged and reported)
 """
 
 
-USAGE = "backprop verify [-h] [--claims FILE] [--format {text,json}] [--chain {true,own,closed}] SPEC [CLAIM ...]"
+USAGE = ("backprop verify [-h] [--claims FILE] [--format {text,json}] [--chain {true,own,closed}] "
+         "[--alias COURSE=SPEC] SPEC [CLAIM ...]")
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -46,6 +50,8 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chain", choices=CHAINS,
                    help="what dOTHER stands for: the true gradient (default), the claimant's own earlier answer "
                         "for OTHER (the chain graded as written), or nothing (closed forms required)")
+    p.add_argument("--alias", action="append", metavar="COURSE=SPEC[,...]",
+                   help="read a course's names as the spec's, e.g. --alias A=p,Y=y (dA reads as dp)")
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -68,6 +74,7 @@ def _rest(args: argparse.Namespace) -> argparse.Namespace:
     rest.claims_file = rest.claims_file if rest.claims_file is not None else args.claims_file
     rest.format = rest.format or args.format or "text"
     rest.chain = rest.chain or args.chain or "true"
+    rest.alias = (args.alias or []) + (rest.alias or [])
     rest.spec = args.spec
     return rest
 
@@ -90,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
         sources += _file_sources(args.claims_file)
     if not sources:
         raise UsageError("no claims: give one or more 'dNAME = EXPR' arguments, or --claims FILE")
-    report, errors = check_claims(args.spec, sources, chain=args.chain)
+    try:
+        aliases = {k: v for text in args.alias for k, v in parse_aliases(text).items()}
+    except ValueError as e:
+        raise UsageError(f"--alias: {e}") from None
+    report, errors = check_claims(args.spec, sources, chain=args.chain, aliases=aliases)
     for e in errors:  # located, compiler-style; the other claims are judged all the same
         print(e.format(), file=sys.stderr)
     sys.stdout.write(report.to_json() if args.format == "json" else report.text())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import sympy
@@ -29,6 +29,7 @@ from backprop.language.parse import IDENT
 from backprop.support.deepstack import MAX_CLAIM_NESTING
 from backprop.support.errors import ShapeError, SpecError
 from backprop.support.naming import grad_name
+from backprop.verification.forms import read_answer
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Claim:
     expr: Basic
     file: str = "<claim 1>"
     line: int = 1
+    #: the answer as the student wrote it, when it was read from another notation (LaTeX, NumPy)
+    answer: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class ClaimSource:
     text: str
     file: str
     line: int = 1
+    #: the answer as written, when ``text`` is its reading in the spec language
+    answer: str = ""
 
 
 class ClaimExprBuilder(ExprBuilder):
@@ -187,6 +192,9 @@ NOTATION = {
 }
 
 
+#: Errors of a claim that another notation may read (implicit multiplication: 1/m (p - y)).
+_NOT_SPEC = ("syntax error", "is not a function", "not callable", "unknown function", "is written", "for a transpose")
+
 _LOSS_D = frozenset({"dL", "dloss", "dJ", "dC", "dcost"})
 
 
@@ -235,6 +243,37 @@ class ClaimParser:
             out += " and intermediates (" + ", ".join(inter) + ")"
         return out
 
+    def read(self, src: ClaimSource, aliases: Mapping[str, str] | None = None) -> ClaimSource:
+        """``src`` read into the spec language from the notation it is written in (LaTeX, NumPy, the
+        derivation's Unicode), course names renamed by ``aliases``; raises :class:`SpecError` located
+        in the answer."""
+        try:
+            reading = read_answer(src.text, self.shape_of, aliases, plain_ok=self._reads_plainly)
+        except SpecError as e:
+            if not e.line:
+                e.line = src.line
+            raise e.at(src.file, src.text) from None
+        if not reading.translated:
+            return src
+        return ClaimSource(reading.claim, src.file, src.line, answer=src.text.strip())
+
+    def shape_of(self, text: str) -> tuple | None:
+        """The shape of a spec-language expression over the claim's names, or None."""
+        try:
+            return tuple(shape_of(ClaimExprBuilder(text, 0, self.names, self.deriv.model.dims,
+                                                   reserved=self.reserved).build()))
+        except (SpecError, ShapeError, RecursionError):
+            return None
+
+    def _reads_plainly(self, text: str) -> bool:
+        """Whether ``text`` is a claim in the spec language: it parses, or fails for a reason no
+        other notation would change (a shape, an unknown name)."""
+        try:
+            self._parse(text, ClaimSource(text, "<claim>"))
+        except SpecError as e:
+            return e.shapes or not any(w in e.message for w in _NOT_SPEC)
+        return True
+
     def parse(self, src: ClaimSource) -> Claim:
         """Parse one claim; raises :class:`SpecError` located in ``src``."""
         raw = src.text
@@ -265,7 +304,7 @@ class ClaimParser:
             hit = re.search(rf"(?<![\w.]){own}(?!\w)", rhs)
             col = col0 + (hit.start() if hit else 0) + 1
             raise SpecError(f"the claim for {own} uses {own} itself: write it in terms of other quantities", 0, col)
-        return Claim(name, line.strip(), rhs.strip(), expr, src.file, src.line)
+        return Claim(name, line.strip(), rhs.strip(), expr, src.file, src.line, src.answer)
 
     def _target(self, lhs: str, col: int) -> str:
         model = self.deriv.model

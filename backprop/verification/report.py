@@ -33,6 +33,8 @@ class ClaimResult:
     line: int = 1
     #: the claim could not be read (a syntax error, an unknown name): ``diagnosis`` holds the error
     unusable: bool = False
+    #: how an answer in another notation (LaTeX, NumPy, Unicode) was read, in the spec language
+    reading: str = ""
 
     @property
     def correct(self) -> bool:
@@ -45,11 +47,12 @@ class ClaimResult:
 
     def line_text(self) -> str:
         """``✓ dW1 = ...  correct``, ``✗ dW1 = ...  wrong: DIAGNOSIS`` or ``? ... unusable: ERROR``."""
+        read = f"  (read as {self.reading})" if self.reading else ""
         if self.verdict:
-            return f"✓ {self.claim_text}  correct"
+            return f"✓ {self.claim_text}{read}  correct"
         if self.unusable:
-            return f"? {self.claim_text}  unusable: {self.diagnosis}"
-        return f"✗ {self.claim_text}  wrong: {self.diagnosis}"
+            return f"? {self.claim_text}{read}  unusable: {self.diagnosis}"
+        return f"✗ {self.claim_text}{read}  wrong: {self.diagnosis}"
 
     def __str__(self) -> str:
         return self.line_text()
@@ -62,6 +65,7 @@ class ClaimResult:
         return {
             "name": self.name,
             "claim": self.claim_text,
+            **({"reading": self.reading} if self.reading else {}),
             "correct": self.verdict,
             "verdict": self.status,
             "mistake": self.mistake,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,8 @@ class Verifier:
         key = (claim.name, claim.expr, claim.rhs)
         if key not in self._memo:
             self._memo[key] = self._judge(claim)
-        return ClaimResult(name=claim.name, claim_text=claim.text, file=claim.file, line=claim.line, **self._memo[key])
+        return ClaimResult(name=claim.name, claim_text=claim.answer or claim.text, file=claim.file, line=claim.line,
+                           reading=claim.text if claim.answer else "", **self._memo[key])
 
     def _judge(self, claim: Claim) -> dict[str, Any]:
         name, e = claim.name, claim.expr
@@ -171,12 +172,15 @@ def _chained(claim: Claim, mode: str, own: dict[str, Claim | str]) -> Claim | tu
 @deep_stack
 def check_claims(
     spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0, chain: str = "true",
-    verifier: Verifier | None = None, earlier: Sequence[tuple[ClaimSource, str]] = (),
+    aliases: Mapping[str, str] | None = None, verifier: Verifier | None = None,
+    earlier: Sequence[tuple[ClaimSource, str]] = (),
 ) -> tuple[VerifyReport, list[SpecError]]:
     """Judge every claim, in order. One that cannot be read is reported (an unusable result, and its
     located error) and never stops the others; one whose shapes do not fit is judged wrong, with the
     shape mismatch as its diagnosis, as a grader would mark it. ``chain`` (one of :data:`CHAINS`)
-    says what ``dOTHER`` stands for.
+    says what ``dOTHER`` stands for; ``aliases`` maps course names to the spec's (``A`` → ``p``).
+    An answer in LaTeX, NumPy or the derivation's Unicode is read into the spec language first,
+    and its reading is in the result.
 
     ``verifier``: one already built for this derivation (``spec_or_model`` is then its derivation),
     so a caller judging many batches -- a class's answers, one student at a time -- builds the
@@ -196,7 +200,7 @@ def check_claims(
     own: dict[str, Claim | str] = {}  # each target's latest answer, its dOTHERs resolved (or why it is unusable)
     for src, mode in earlier:
         try:
-            parsed = verifier.parse(src)
+            parsed = verifier.parse(verifier.parser.read(src, aliases))
         except SpecError:
             name = _claimed_name(src.text)
             if name:
@@ -204,24 +208,27 @@ def check_claims(
             continue
         resolved = _chained(parsed, mode, own)
         own[parsed.name] = _BROKEN if isinstance(resolved, tuple) else resolved
-    for src in sources:
+    for answer in sources:
+        src = answer
         try:
+            src = verifier.parser.read(answer, aliases)
             parsed = verifier.parse(src)
             claim = _chained(parsed, chain, own)
             if isinstance(claim, tuple):
                 mistake, why = claim
                 if mistake == "chain":
                     own[parsed.name] = _BROKEN  # answered, but not resolvable: later uses say so
-                results.append(ClaimResult(name=parsed.name, claim_text=parsed.text, verdict=False, diagnosis=why,
-                                           error=math.inf, exact_checked=False, mistake=mistake, file=src.file,
-                                           line=src.line))
+                results.append(ClaimResult(name=parsed.name, claim_text=parsed.answer or parsed.text, verdict=False,
+                                           diagnosis=why, error=math.inf, exact_checked=False, mistake=mistake,
+                                           file=src.file, line=src.line, reading=parsed.text if parsed.answer else ""))
                 continue
             own[claim.name] = claim
             results.append(verifier.check(claim))
         except SpecError as err:
             name = _claimed_name(src.text)
             kind = {"verdict": False, "diagnosis": err.message, "error": math.inf, "exact_checked": False,
-                    "file": src.file, "line": src.line, "name": name, "claim_text": src.text.strip()}
+                    "file": src.file, "line": src.line, "name": name, "claim_text": answer.text.strip(),
+                    "reading": src.text.strip() if src.answer else ""}
             if err.shapes:
                 kind["diagnosis"] = _checked_fix(verifier, src, err)
                 results.append(ClaimResult(mistake="shape", **kind))
@@ -254,7 +261,8 @@ def _claimed_name(text: str) -> str:
 
 @deep_stack
 def verify(
-    spec_or_model: str | Model | Derivation, claims: str | Sequence[str], seed: int = 0, chain: str = "true"
+    spec_or_model: str | Model | Derivation, claims: str | Sequence[str], seed: int = 0, chain: str = "true",
+    aliases: Mapping[str, str] | None = None,
 ) -> VerifyReport:
     """Judge hand-derived gradients: ``verify("two_layer_sigmoid", ["dW1 = dZ @ X.T"])``.
 
@@ -263,5 +271,7 @@ def verify(
     does not stop the others: it is in the report as unusable, its located
     :class:`~backprop.support.errors.SpecError` in ``report.errors``. ``chain``: ``dOTHER`` is the
     true gradient ("true"), the claimant's own earlier answer for OTHER ("own"), or not allowed ("closed").
+    Answers may be written in LaTeX, NumPy or the derivation's Unicode (each result shows its
+    ``reading``); ``aliases`` maps course names to the spec's: ``{"A": "p"}``.
     """
-    return check_claims(spec_or_model, claim_sources(claims), seed, chain)[0]
+    return check_claims(spec_or_model, claim_sources(claims), seed, chain, aliases)[0]
