@@ -15,7 +15,7 @@ from backprop.grading.answers import read_answers
 from backprop.grading.grade import claim_of, grade_class, normalized
 from backprop.grading.manifest import PARTIAL_KINDS, load_assignment, single_spec
 from backprop.grading.outputs import OUTPUT_FILES, class_files
-from backprop.support.errors import SpecError, UsageError
+from backprop.support.errors import SpecError
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASS = ROOT / "examples" / "class"
@@ -242,13 +242,17 @@ def test_answers_name_questions_by_id_or_target_once(tmp_path: Path) -> None:
         assert ((e.line, e.col), phrase in e.message) == (where, True), e.format()
 
 
-def test_aliases_wait_for_the_verifier_that_reads_them(tmp_path: Path) -> None:
-    from backprop.grading import grade
-
-    if grade._TAKES_ALIASES:
-        pytest.skip("the verifier translates aliases itself")
-    with pytest.raises(UsageError, match="aliases need"):
-        grade_csv(tmp_path, [("a", "dW1", "dZ @ X.T")], aliases={"P": "A"})
+def test_answers_as_students_write_them_with_the_courses_names(tmp_path: Path) -> None:
+    """LaTeX, NumPy and the derivation's Unicode are read by verify; each verdict keeps the reading."""
+    g = grade_csv(tmp_path, [("a", "dw2", r"\frac{2}{m} (p - y) H^T"), ("a", "db1", "np.sum(dZ, axis=1, keepdims=True)"),
+                             ("a", "dW1", "∂L/∂Z Xᵀ"), ("b", "dw2", "np.dot(2 * (p - y), H.T)")],
+                  aliases={"p": "yhat", "H": "A"}, partial_credit=0.5)
+    row = g.grades["a"]
+    assert [x.status for x in row.values()] == ["correct"] * 3
+    assert [x.reading for x in row.values()] == ["dW1 = dZ @ X.T", "db1 = sum(dZ, axis=1)",
+                                                 "dw2 = 2 / m * (yhat - y) @ A.T"]
+    b = g.grades["b"]["dw2"]
+    assert (b.status, b.result.mistake, b.reading) == ("partial", "factor", "dw2 = 2 * (yhat - y) @ A.T")
 
 
 # ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from backprop.support.escape import path_word, shell_join
 from backprop.support.extras import missing
 from backprop.support.files import UnsafeWriteError, safe_write, spec_files
 from backprop.support.rundir import RunDir
+from backprop.verification.forms import parse_aliases
 from backprop.verification.verify import CHAINS
 
 HELP = {"grade": "grade a class's hand-derived gradients: a score table, a feedback page per student, "
@@ -56,14 +57,11 @@ cannot be used (nothing written)
 
 
 def _alias(text: str) -> dict[str, str]:
-    """``--alias A=p,Y=y``: course names -> spec names."""
-    out = {}
-    for part in text.split(","):
-        name, eq, spec_name = (s.strip() for s in part.partition("="))
-        if not (eq and name and spec_name):
-            raise argparse.ArgumentTypeError(f"expected NAME=SPECNAME pairs such as A=p,Y=y, got {part.strip()!r}")
-        out[name] = spec_name
-    return out
+    """``--alias A=p,Y=y``: course names -> spec names (as ``backprop verify --alias`` reads them)."""
+    try:
+        return parse_aliases(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _fraction(text: str) -> float:
@@ -82,7 +80,7 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC", help="a spec file or bundled example, or an assignment manifest (.toml, .json)")
     p.add_argument("answers", metavar="ANSWERS", nargs="*", help="answers: .csv, .json, or one student's .txt")
     p.add_argument("-o", "--output", type=path, metavar="DIR", help="where the results go (default grades/NAME)")
-    p.add_argument("--alias", type=_alias, action="append", metavar="A=p,Y=y",
+    p.add_argument("--alias", type=_alias, action="append", metavar="COURSE=SPEC[,...]",
                    help="course names for the spec's names, for every question (merged over the manifest's)")
     p.add_argument("--chain", choices=CHAINS, help="what dOTHER stands for (default: the manifest's, else true)")
     p.add_argument("--partial", type=_fraction, metavar="FRACTION",

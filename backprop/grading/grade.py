@@ -16,7 +16,6 @@ partial-credit policy names, nothing for the rest) and the bookkeeping of who an
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
 import unicodedata
@@ -28,7 +27,7 @@ from backprop.grading.answers import Answer
 from backprop.grading.manifest import Assignment, Question, target_name
 from backprop.language.expression import suggest
 from backprop.support.deepstack import deep_stack
-from backprop.support.errors import SpecError, UsageError
+from backprop.support.errors import SpecError
 from backprop.support.naming import grad_name
 from backprop.verification.claims import ClaimSource
 from backprop.verification.report import ClaimResult
@@ -50,10 +49,10 @@ class Graded:
     status: str  # one of STATUSES
 
     @property
-    def reading(self) -> str | None:
-        """The answer as the spec language reads it, when the verifier says (LaTeX, NumPy, aliases)."""
-        reading = getattr(self.result, "reading", None)
-        return reading if isinstance(reading, str) and reading else None
+    def reading(self) -> str:
+        """The answer as the spec language reads it, when it was written otherwise (LaTeX, NumPy, Unicode,
+        a course's names); '' when it was read as written."""
+        return self.result.reading if self.result is not None else ""
 
 
 @dataclass
@@ -144,10 +143,6 @@ def claim_of(answer: str, target: str) -> str:
     return text_ if _has_left_side(text_) else f"{grad_name(target)} = {text_}"
 
 
-#: Whether the verifier reads aliases and other input forms (LaTeX, NumPy) itself.
-_TAKES_ALIASES = "aliases" in inspect.signature(check_claims).parameters
-
-
 def _other_target(result: ClaimResult, q: Question) -> ClaimResult:
     """An answer that names another gradient than the question's (``dW2 = ...`` for ∂L/∂W₁) is wrong."""
     if result.unusable or not result.name or result.name == q.target:
@@ -183,15 +178,12 @@ class _Job:
 
 
 def _judge(verifier: Verifier, job: _Job, a: Answer) -> ClaimResult:
+    """The verdict on one job: its claim read (LaTeX, NumPy, aliases) and judged as verify does."""
     source = ClaimSource(job.claim, a.file, a.line)
     earlier = [(ClaimSource(c, a.file, a.line), mode) for c, mode in job.earlier]
-    if not job.aliases:
-        return check_claims(verifier.deriv, [source], chain=job.chain, verifier=verifier, earlier=earlier)[0][0]
-    if not _TAKES_ALIASES:
-        raise UsageError("aliases need the verifier's translation of course names, which this version of "
-                         "backprop lacks: remove them from the manifest and --alias")
-    return check_claims(verifier.deriv, [source], chain=job.chain, verifier=verifier,  # type: ignore[call-arg]
-                        earlier=earlier, aliases=dict(job.aliases))[0][0]
+    report, _ = check_claims(verifier.deriv, [source], chain=job.chain, aliases=dict(job.aliases), verifier=verifier,
+                             earlier=earlier)
+    return report[0]
 
 
 @deep_stack
