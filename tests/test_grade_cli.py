@@ -52,7 +52,9 @@ def graded(tmp_path: Path, capsys: pytest.CaptureFixture[str], in_root: None) ->
     out = tmp_path / "hw3"
     code, stdout, err = grade(capsys, *INPUTS, "-o", str(out))
     assert (code, err) == (0, "")
-    assert stdout.startswith("graded 63 answers of 11 students to 6 questions (59 distinct, each judged once) in ")
+    assert stdout.splitlines() == [
+        "graded 63 answers of 11 students to 6 questions (59 distinct, each judged once); mean score 3.23 of 7",
+        f"wrote {out}/scores.csv, verdicts.csv, summary.md, feedback/ and gradescope/ (11 students)"]
     return out
 
 

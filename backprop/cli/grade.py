@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,9 +169,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_dir = RunDir(out, OUTPUT_FILES, inputs=inputs, option="-o")
         run_dir.check()  # before the work: not after grading a class
-        start = time.perf_counter()
         graded = grade_class(assignment, answers, progress=_progress(args.quiet))
-        seconds = time.perf_counter() - start
         with run_dir as staging:
             for rel, text in class_files(graded).items():
                 target = staging / rel
@@ -181,17 +178,18 @@ def run(args: argparse.Namespace) -> int:
             run_dir.commit()
     except UnsafeWriteError as e:
         raise UsageError(str(e)) from None
-    print(_summary(graded, seconds))
+    print(_summary(graded))
     print(f"wrote {out}/scores.csv, verdicts.csv, summary.md, feedback/ and gradescope/ "
           f"({len(graded.students)} student{'s' * (len(graded.students) != 1)})")
     return 0
 
 
-def _summary(graded: ClassGrades, seconds: float) -> str:
+def _summary(graded: ClassGrades) -> str:
+    """What was graded -- the same line for the same answers (no clock time: ``bench.grade_speed`` measures that)."""
     n = len(graded.students)
     mean = sum(graded.total(s) for s in graded.students) / n if n else 0.0
     return (f"graded {graded.answered} answers of {n} student{'s' * (n != 1)} to {len(graded.assignment.questions)} "
-            f"questions ({graded.judged} distinct, each judged once) in {seconds:.1f} s; mean score {mean:.3g} of "
+            f"questions ({graded.judged} distinct, each judged once); mean score {mean:.3g} of "
             f"{graded.assignment.max_score:g}")
 
 
