@@ -187,7 +187,8 @@ TABLES: dict[str, list[Row]] = {
         bad("dZ3 = dA3 * A3", "step", "ReLU′(Z₃) were A₃"),
         bad("dW1 = (W2.T @ dZ2) @ X.T", "step", "ReLU′(Z₁) = [Z₁ > 0] is missing"),
         bad("db4 = mean(dZ4, axis=1)", "factor", "m times too small"),
-        bad("dZ4 = (softmax(Z4, axis=1) - Y) / m", "value", "does not match ∂L/∂Z₄"),
+        bad("dZ4 = (softmax(Z4, axis=1) - Y) / m", "axis",
+            "softmax_rows(Z₄) runs along axis 1; it should run along axis 0: softmax(Z₄)"),
         bad("db2 = sum(dZ2, axis=0)", "sum", "wrong axis"),
     ],
     # Tensor examples: examples as rows, einsum claims, permuted axes, 1/√d, kept axes.
@@ -207,7 +208,7 @@ TABLES: dict[str, list[Row]] = {
         bad("dW1 = X.T @ (dA1 * A1)", "step", "ReLU′(Z₁) were A₁"),
         bad("dW2 = A1.T @ (softmax(A1 @ W2 + b2, axis=1) - Y)", "factor", "m times too large: a missing 1/m?"),
         bad("dW2 = A1.T @ (Y - softmax(A1 @ W2 + b2, axis=1)) / m", "sign", "sign error"),
-        bad("dW2 = A1.T @ (softmax(A1 @ W2 + b2, axis=0) - Y) / m", "value", "does not match ∂L/∂W₂"),
+        bad("dW2 = A1.T @ (softmax(A1 @ W2 + b2, axis=0) - Y) / m", "axis", "runs along axis 0; it should run along axis 1"),
     ],
     "self_attention": [
         ok("dH = (H - Y) / m"),
@@ -224,8 +225,8 @@ TABLES: dict[str, list[Row]] = {
         bad("dQ = einsum('tsm,dsm->dtm', P * (dP - sum(dP * P, axis=1)), K)", "factor",
             "√d times too large: a missing 1/√d?"),
         bad("dQ = einsum('tsm,dsm->dtm', dP, K) / sqrt(d)", "step", "uses ∂L/∂P where ∂L/∂Z belongs"),
-        bad("dQ = einsum('tsm,dsm->dtm', P * (dP - sum(dP * P, axis=0)), K) / sqrt(d)", "step",
-            "should be ∂L/∂Z"),
+        bad("dQ = einsum('tsm,dsm->dtm', P * (dP - sum(dP * P, axis=0)), K) / sqrt(d)", "axis",
+            "sum_(0)(∂L/∂P ⊙ P) runs along axis 0; it should run along axis 1"),
         bad("dWq = einsum('etm,dtm->ed', dK, X)", "step", "uses ∂L/∂K where ∂L/∂Q belongs"),
         bad("dV = einsum('dtm,tsm->dsm', dH, P) * m", "factor", "m times too large"),
         bad("dH = (Y - H) / m", "sign", "sign error"),
@@ -314,7 +315,7 @@ TABLES: dict[str, list[Row]] = {
         bad("dH = reshape(dP, [d, 1, m]) / T", "shape", "its entries are right, but the gradient repeats them",
             "T along axis 1"),
         bad("db = (softmax(W @ P + b, axis=0) - Y) / m", "sum", "sum over the examples"),
-        bad("dW = (softmax(W @ P + b, axis=1) - Y) @ P.T / m", "value", "does not match ∂L/∂W"),
+        bad("dW = (softmax(W @ P + b, axis=1) - Y) @ P.T / m", "axis", "softmax_rows(W P + b) runs along axis 1"),
     ],
     "maxout": [
         ok("dW2 = (softmax(W2 @ A1 + b2, axis=0) - Y) @ A1.T / m"),
@@ -455,10 +456,22 @@ def test_exact_check_of_a_closed_form_with_exp_is_quick() -> None:
     assert r.verdict and r.exact_checked and "at a rational point" in r.exact_note  # symbolic: over budget
 
 
-def test_exact_check_catches_what_rounding_hides() -> None:
-    r = judge("two_layer_sigmoid", "dW1 = dZ @ X.T + 1e-12 * W1")
-    assert r.error < 1e-7  # numerically indistinguishable ...
+def test_the_stated_tolerance_decides_whether_or_not_the_exact_check_runs() -> None:
+    """Within the tolerance is correct on every spec alike (the exact check says it is not exact);
+    --tol exact makes the exact check decide where it can run."""
+    claim = "dW1 = dZ @ X.T + 1e-12 * W1"
+    r = judge("two_layer_sigmoid", claim)
+    assert r.error < 1e-7 and r.verdict and "not exactly equal" in r.exact_note and "--tol exact" in r.exact_note
+    (r,) = backprop.verify("two_layer_sigmoid", [claim], tol="exact").results
     assert not r.verdict and r.exact_checked and "differs exactly" in (r.diagnosis or "")
+    (r,) = backprop.verify("mlp_softmax", ["dW2 = dZ2 @ A1.T * (1 + 1e-12)"]).results  # no exact check: same verdict
+    assert r.verdict and not r.exact_checked
+    (r,) = backprop.verify("mlp_softmax", ["dW2 = dZ2 @ A1.T"], tol="exact").results
+    assert r.verdict and "judged numerically, within 1e-07" in r.exact_note
+    (r,) = backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T * 1.0000005"], tol=1e-5).results
+    assert r.verdict
+    (r,) = backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T * 1.00005"], tol=1e-6).results
+    assert r.mistake == "near" and "not within the tolerance 1e-06" in (r.diagnosis or "")
 
 
 @pytest.mark.parametrize("claim", ["dW1 = dZ @ X.T * 1.0000005", "dW1 = dZ @ X.T + 1e-6 * W1"])
@@ -729,3 +742,45 @@ def test_earlier_answers_feed_an_own_chain_each_in_its_own_mode() -> None:
     assert judge("dZ = dA X", "true").diagnosis == "uses dZ, whose answer above could not be read"
     assert judge("dZ = dA * A * (1 - A)", "true", "dW1 = dA @ X.T").diagnosis == (
         "uses dA, but no answer for it comes before this one")
+
+
+SOFTMAX_MSE = """input X[n, m]
+input Y[c, m]
+param W[c, n]
+Z = W @ X
+P = softmax(Z, axis=0)
+loss = sum((P - Y)**2) / m
+"""
+
+BATCH_NORM = """input X[d, m]
+input Y[1, m]
+param W[n, d]
+param g[n, 1]
+param c[n, 1]
+param w[1, n]
+Z = W @ X
+mu = sum(Z, axis=1) / m
+v = sum((Z - mu)**2, axis=1) / m
+Zh = (Z - mu) / sqrt(v + 0.001)
+H = g * Zh + c
+loss = sum((w @ H - Y)**2) / m
+"""
+
+
+@pytest.mark.parametrize(("spec", "claim", "kind", "phrases"), [
+    (SOFTMAX_MSE, "dZ = dP * P * (1 - P)", "slip", ("only the diagonal of the softmax Jacobian", "−PᵢPⱼ")),
+    (SOFTMAX_MSE, "dW = (dP * P * (1 - P)) @ X.T", "slip", ("only the diagonal of the softmax Jacobian",)),
+    (SOFTMAX_MSE, "dZ = P * (dP - sum(dP * P, axis=1))", "axis",
+     ("rowsum(∂L/∂P ⊙ P) runs along axis 1; it should run along axis 0: colsum(∂L/∂P ⊙ P)",)),
+    (BATCH_NORM, "dZ = dZh / sqrt(v + 0.001)", "paths",
+     ("misses the paths through v", "it treats mu and v as constants, but Z reaches the loss through them too")),
+    (BATCH_NORM, "dZ = (dZh - sum(dZh, axis=1) / m) / sqrt(v + 0.001)", "paths",
+     ("it treats v as constant, but Z reaches the loss through it too",)),
+    (BATCH_NORM, "dZ = (dZh - sum(dZh, axis=0) / m - Zh * sum(dZh * Zh, axis=1) / m) / sqrt(v + 0.001)", "axis",
+     ("colsum(∂L/∂Zh) runs along axis 0; it should run along axis 1",)),
+])
+def test_sharper_diagnoses(spec: str, claim: str, kind: str, phrases: tuple[str, ...]) -> None:
+    """The slips a class makes most on normalization and softmax layers are named, not 'does not match'."""
+    (r,) = backprop.verify(parse_spec(spec, name="net"), [claim]).results
+    assert not r.verdict and r.mistake == kind, r.diagnosis
+    assert all(p in (r.diagnosis or "") for p in phrases), r.diagnosis

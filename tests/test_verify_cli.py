@@ -159,3 +159,14 @@ def test_chain_own_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 1
     assert out.splitlines()[0] == "✗ dZ = dA * A * (1 - A)  wrong: uses dA, but no answer for it comes before this one"
     assert out.splitlines()[2] == "✗ dW1 = dZ @ X.T  wrong: uses dZ, whose answer above is itself a broken chain"
+
+
+def test_tol_is_stated_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    claim = "dW1 = dZ @ X.T * 1.0000005"
+    assert main(["verify", "two_layer_sigmoid", claim]) == 1
+    assert main(["verify", "two_layer_sigmoid", "--tol", "1e-5", claim]) == 0
+    assert main(["verify", "two_layer_sigmoid", "--tol", "exact", "dW1 = dZ @ X.T + 1e-12 * W1"]) == 1
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["verify", "two_layer_sigmoid", "--tol", "2", claim])
+    assert e.value.code == 2 and "between 0 and 1" in capsys.readouterr().err

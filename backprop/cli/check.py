@@ -25,7 +25,7 @@ HELP = {
 }
 EXAMPLES = {"check": (
     "backprop check mlp_softmax --dims h=16",
-    "backprop check mlp.py --dtype float32 --seed 3",
+    "backprop check two_layer_sigmoid --student hw3_alice.py --timeout 10",
 )}
 
 
@@ -39,6 +39,11 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                    f"(default {TOLERANCES['float64']:g}; {TOLERANCES['float32']:g} with --dtype float32)")
     p.add_argument("--dtype", choices=tuple(TOLERANCES), default="float64",
                    help="precision the gradients are computed in (the differences are always float64)")
+    p.add_argument("--student", metavar="FILE.py",
+                   help="check a student's own loss_and_grads(params, inputs) -> (loss, grads) in FILE.py against "
+                        "the spec's true gradient instead (run in a separate process with a time limit)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --student: how long the student's code may run (default 20)")
 
 
 def _reference(path: str):
@@ -61,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from backprop.codegen.gradcheck import gradcheck
 
     dims = parse_dims(args.dims)
+    if args.student is not None:
+        return _student(args, dims)
+    if args.timeout is not None:
+        raise UsageError("--timeout goes with --student (the student's code is what it limits)")
     if args.tol is not None and not 0 < args.tol < float("inf"):
         raise UsageError(f"--tol must be a positive finite number, got {args.tol:g}")
     target = args.spec
@@ -91,3 +100,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"backprop: warning: finite differences too noisy to check {', '.join(report.noisy)} "
               f"to {report.tol:g} (no gradient found wrong); try another --seed", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _student(args: argparse.Namespace, dims: dict[str, int]) -> int:
+    """``--student FILE.py``: exit 0 all gradients right, 1 one is wrong, 2 the code could not be run."""
+    from backprop.codegen.emit import derivation_of
+    from backprop.codegen.student import TIMEOUT, check_student
+
+    if args.spec.endswith(".py"):
+        raise UsageError("--student checks against a spec: give the spec (or a bundled example's name), not a module")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.tol is not None or args.dtype != "float64":
+        raise UsageError("--tol and --dtype are for the finite-difference check; --student compares with the "
+                         "spec's true gradient in float64")
+    d = derivation_of(args.spec)  # SpecError -> exit 2
+    check_known_dims(dims, list(d.model.dims))
+    report = check_student(d, args.student, dims=dims, seed=args.seed, timeout=args.timeout or TIMEOUT)
+    print(report.format())
+    return 2 if report.problem else 0 if report.ok else 1

@@ -16,6 +16,7 @@ from backprop.support.errors import UsageError
 from backprop.support.reading import read_user_text
 from backprop.verification.claims import ClaimSource, claim_sources
 from backprop.verification.forms import parse_aliases
+from backprop.verification.numeric import TOL
 from backprop.verification.verify import CHAINS, check_claims
 
 HELP = {
@@ -40,7 +41,7 @@ other claims are still judged and reported)
 
 
 USAGE = ("backprop verify [-h] [--claims FILE] [--format {text,json}] [--chain {true,own,closed}] "
-         "[--alias COURSE=SPEC] SPEC [CLAIM ...]")
+         "[--tol TOL] [--alias COURSE=SPEC] SPEC [CLAIM ...]")
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -50,8 +51,23 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chain", choices=CHAINS,
                    help="what dOTHER stands for: the true gradient (default), the claimant's own earlier answer "
                         "for OTHER (the chain graded as written), or nothing (closed forms required)")
+    p.add_argument("--tol", type=_tolerance, metavar="TOL",
+                   help="a claim is correct when its relative error is at most TOL at every point (default 1e-7), "
+                        "whether or not the exact check runs; 'exact': only when proved exactly where it can run")
     p.add_argument("--alias", action="append", metavar="COURSE=SPEC[,...]",
                    help="read a course's names as the spec's, e.g. --alias A=p,Y=y (dA reads as dp)")
+
+
+def _tolerance(text: str) -> float | str:
+    if text == "exact":
+        return text
+    try:
+        tol = float(text)
+    except ValueError:
+        tol = -1.0
+    if not 0 < tol < 1:
+        raise argparse.ArgumentTypeError(f"expected a relative tolerance between 0 and 1 (e.g. 1e-6) or 'exact', got '{text}'")
+    return tol
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -75,6 +91,7 @@ def _rest(args: argparse.Namespace) -> argparse.Namespace:
     rest.format = rest.format or args.format or "text"
     rest.chain = rest.chain or args.chain or "true"
     rest.alias = (args.alias or []) + (rest.alias or [])
+    rest.tol = rest.tol if rest.tol is not None else args.tol if args.tol is not None else TOL
     rest.spec = args.spec
     return rest
 
@@ -101,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         aliases = {k: v for text in args.alias for k, v in parse_aliases(text).items()}
     except ValueError as e:
         raise UsageError(f"--alias: {e}") from None
-    report, errors = check_claims(args.spec, sources, chain=args.chain, aliases=aliases)
+    report, errors = check_claims(args.spec, sources, chain=args.chain, aliases=aliases, tol=args.tol)
     for e in errors:  # located, compiler-style; the other claims are judged all the same
         print(e.format(), file=sys.stderr)
     sys.stdout.write(report.to_json() if args.format == "json" else report.text())

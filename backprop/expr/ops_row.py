@@ -96,6 +96,9 @@ class Op:
     #: the exact form is piecewise (a kink or a jump): the exact check works at a rational point
     #: clear of the kinks rather than on symbolic entries
     piecewise: bool = False
+    #: adjoints students commonly write instead of the right one, each with what it misses:
+    #: (operand-0 VJP, explanation); verification names the slip when a claim matches one
+    slips: tuple[tuple[VJP, str], ...] = ()
 
     def operand_vjp(self, i: int) -> VJP | None:
         """The VJP that pulls a gradient back to operand ``i``."""

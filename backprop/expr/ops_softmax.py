@@ -95,6 +95,10 @@ ROWS: tuple[Op, ...] = (
         numpy=_softmax_numpy("_softmax"), np_eval=lambda x, e: _softmax(x, axes_of(e)[0]),
         sym_eval=_sym_softmax, spec_name="softmax", attrs=("axis",),
         doc="exp(x) normalized along axis=0 (each column) or axis=1 (each row)",
+        slips=((lambda g, out, e: ir.mul(ir.mul(g, out), ir.sub(sympy.Integer(1), out)),
+                "it keeps only the diagonal of the softmax Jacobian, ∂L/∂P ⊙ P ⊙ (1 − P), as if each entry "
+                "were a sigmoid of its own; every entry of P depends on every entry of Z along the axis, so "
+                "the off-diagonal terms −PᵢPⱼ add −P ⊙ Σ(∂L/∂P ⊙ P) along it"),),
         numpy_helper=(
             "def _softmax(x, axis):\n"
             '    """exp(x) normalized along axis, shifted by the max first so large logits do not overflow."""\n'

@@ -22,6 +22,7 @@ from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, fmt_dim, fmt_shape, shape_of
 from backprop.expr.printing import GradSymbol, text
+from backprop.support.errors import ShapeError
 from backprop.support.naming import grad_name
 from backprop.verification.claims import Claim
 from backprop.verification.factors import Factor, factor_phrase, fit_factor
@@ -94,8 +95,9 @@ def _reorders(have: Sequence[Basic], want: Sequence[Basic]) -> Iterator[tuple[in
 class Diagnosis:
     """Says how a claim about one derivation goes wrong, from its values at the verifier's points."""
 
-    def __init__(self, deriv: Derivation, points: Points, grads: Sequence[str]) -> None:
+    def __init__(self, deriv: Derivation, points: Points, grads: Sequence[str], tol: float = TOL) -> None:
         self.deriv = deriv
+        self.tol = tol
         self.model = deriv.model
         self.at = points  # the verifier's points: self.at.vals(e) is e at every one of them
         #: the variables a claim may name (``dNAME``), in the parser's order
@@ -244,8 +246,8 @@ class Diagnosis:
             return "value", "it is not finite at some points (a division by zero, or the log of a negative number?)"
         if all(float(np.linalg.norm(x)) == 0.0 for x in c):
             return "zero", "it is zero, but the correct gradient is not"
-        if err <= NEAR:  # no factor or step to name: the claim is right but for a small perturbation
-            return "near", (f"agrees to {err:.1g}, not within the tolerance {TOL:.0e}: a stabilizing epsilon, "
+        if err <= max(NEAR, 100 * self.tol):  # no factor or step to name: the claim is right but for a small perturbation
+            return "near", (f"agrees to {err:.1g}, not within the tolerance {self.tol:.0e}: a stabilizing epsilon, "
                             "or a constant rounded?")
         f = self.at.factor(c, g)
         if f is not None:
@@ -293,7 +295,8 @@ class Diagnosis:
         step = self.deriv.step(target)
         got, want = self.at.vals(s), self.at.grad(target)
         where = "" if top else f"in {_grad_text(target)}: "
-        for check in (self._paths, self._extra_term, self._other_gradient, self._activation):
+        for check in (self._paths, self._extra_term, self._other_gradient, self._activation, self._slip,
+                      self._axis_in_claim):
             found = check(s, step, got)
             if found is not None:
                 return found[0], where + found[1] if check is self._paths else found[1]
@@ -355,6 +358,11 @@ class Diagnosis:
                              f"but misses the path{s_} through {_and(lost)}")
             else:
                 parts.append(f"misses the path{s_} through {_and(lost)}")
+            held = sorted({paths[j].via for j in missing} & set(self.grads) - {step.target})
+            if held:  # batch norm's μ and σ²: computed from the target, then treated as given
+                it = "them" if len(held) > 1 else "it"
+                parts[-1] += (f": it treats {_and(held)} as constant{'s' if len(held) > 1 else ''}, "
+                              f"but {step.target} reaches the loss through {it} too")
         for j, f in other:
             label = f"{paths[j].via} (contributing {terms[j]})"
             if f.c == -1 and not f.exps:
@@ -364,6 +372,42 @@ class Diagnosis:
         if not parts:
             return None
         return "paths", "; ".join(parts)
+
+    def _slip(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
+        """The part is an adjoint students commonly write instead of the right one (the registry's
+        ``slips``: softmax's diagonal-only Jacobian): name what it misses."""
+        target = self.forward_vars.get(step.target)
+        for eq in self.deriv.equations:
+            e = eq.expr
+            if not (isinstance(e, OpNode) and e.op.slips and e.children and e.children[0] == target):
+                continue
+            if eq.name not in self.grads:
+                continue
+            for vjp, why in e.op.slips:
+                slip = vjp(self.deriv.step(eq.name).grad, eq.symbol, e)
+                if shape_of(slip) == step.shape and self.at.close(got, self.at.vals(slip)):
+                    return "slip", f"{why}: {_grad_text(step.target)} = {text(step.recursive)}"
+        return None
+
+    def _axis_in_claim(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
+        """A reduction or softmax in the claim runs along the wrong axis: along another it is right."""
+        want = self.at.grad(step.target)
+        for x in _subexpressions(s)[:_MAX_PARTS]:
+            if not (isinstance(x, OpNode) and "axis" in x.op.attrs and x.children):
+                continue
+            rank = len(shape_of(x.children[0]))
+            axes = tuple(int(a) for a in x.args[-1])
+            for other in range(rank):
+                if (other,) == axes or len(axes) != 1:
+                    continue
+                try:
+                    fixed = s.xreplace({x: x.func(*x.args[:-1], sympy.Tuple(other))})
+                except (ShapeError, ValueError, TypeError):
+                    continue
+                if shape_of(fixed) == step.shape and self.at.close(self.at.vals(fixed), want):
+                    right = x.func(*x.args[:-1], sympy.Tuple(other))
+                    return "axis", f"{text(x)} runs along axis {axes[0]}; it should run along axis {other}: {text(right)}"
+        return None
 
     def _other_gradient(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
         """The part is the gradient of another variable: a skipped step (often the activation's derivative)."""

@@ -27,7 +27,7 @@ class ClaimResult:
     diagnosis: str | None
     error: float  # largest relative error over the size sets (inf: wrong shape)
     exact_checked: bool
-    mistake: str | None = None  # shape, transpose, sum, factor, sign, zero, near, tie, paths, step, value, unusable
+    mistake: str | None = None  # shape, transpose, sum, factor, sign, zero, near, tie, paths, axis, slip, step, value, unusable
     exact_note: str = ""
     file: str = "<claim 1>"
     line: int = 1

@@ -54,14 +54,19 @@ from backprop.verification.report import ClaimResult, VerifyReport
 class Verifier:
     """Judges claims about one derivation; sizes and random points are fixed per instance (deterministic)."""
 
-    def __init__(self, deriv: Derivation, seed: int = 0) -> None:
+    def __init__(self, deriv: Derivation, seed: int = 0, tol: float | str = TOL) -> None:
         self.deriv = deriv
+        #: the stated tolerance: a claim is correct when its relative error is at most this at every
+        #: point, whether or not the exact check runs; "exact": correct only when proved exactly
+        #: (numerically at :data:`TOL` where the exact check cannot run, and the note says so)
+        self.tol = tol
+        self.threshold = TOL if tol == "exact" else float(tol)
         self.model = deriv.model
         self.parser = ClaimParser(deriv)
         self.points = Points(deriv, seed)
         self.sizes = self.points.sizes
         self.seed = seed
-        self.diagnosis = Diagnosis(deriv, self.points, self.parser.grads)
+        self.diagnosis = Diagnosis(deriv, self.points, self.parser.grads, self.threshold)
         self._exact = ExactCheck(deriv, seed)
         self._memo: dict[tuple[str, Basic, str], dict[str, Any]] = {}
         self._tie_points: list[Point] | None = None  # built when a claim first needs them
@@ -86,15 +91,20 @@ class Verifier:
             kind, msg = self.diagnosis.wrong_shape(claim, step, c, g)
             return {"verdict": False, "diagnosis": msg, "error": math.inf, "exact_checked": False, "mistake": kind}
         err = max(rel(x, y) for x, y in zip(c, g))
-        if err <= TOL:
+        if err <= self.threshold:
             tie = self._at_ties(e, name)
             if tie is not None:
                 return {"verdict": False, "diagnosis": tie, "error": err, "exact_checked": False, "mistake": "tie"}
             status, note = self.exact(e, name)
-            if status == "disproved":
+            if status == "disproved" and self.tol == "exact":
                 msg = f"agrees to {err:.1g} numerically but differs exactly ({note})"
                 return {"verdict": False, "diagnosis": msg, "error": err, "exact_checked": True, "mistake": "value",
                         "exact_note": note}
+            if status == "disproved":  # the stated tolerance decides, as it does where no exact check runs
+                note = (f"within the tolerance {self.threshold:.0e} but not exactly equal ({note}): "
+                        "a stabilizing epsilon? --tol exact rejects it")
+            elif status == "skipped" and self.tol == "exact":
+                note = f"{note}; judged numerically, within {TOL:.0e}"
             return {"verdict": True, "diagnosis": None, "error": err, "exact_checked": status == "proved",
                     "exact_note": note}
         kind, msg = self.diagnosis.wrong_value(claim, step, c, g, err)
@@ -116,7 +126,7 @@ class Verifier:
             with np.errstate(all="ignore"):
                 want = point.env[grad_name(name)]
                 got = np.broadcast_to(point.value(e), np.shape(want))
-            if np.all(np.isfinite(got)) and rel(got, want) > TOL:
+            if np.all(np.isfinite(got)) and rel(got, want) > self.threshold:
                 break
         else:
             return None
@@ -172,7 +182,7 @@ def _chained(claim: Claim, mode: str, own: dict[str, Claim | str]) -> Claim | tu
 @deep_stack
 def check_claims(
     spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0, chain: str = "true",
-    aliases: Mapping[str, str] | None = None, verifier: Verifier | None = None,
+    aliases: Mapping[str, str] | None = None, tol: float | str = TOL, verifier: Verifier | None = None,
     earlier: Sequence[tuple[ClaimSource, str]] = (),
 ) -> tuple[VerifyReport, list[SpecError]]:
     """Judge every claim, in order. One that cannot be read is reported (an unusable result, and its
@@ -182,9 +192,10 @@ def check_claims(
     An answer in LaTeX, NumPy or the derivation's Unicode is read into the spec language first,
     and its reading is in the result.
 
-    ``verifier``: one already built for this derivation (``spec_or_model`` is then its derivation),
-    so a caller judging many batches -- a class's answers, one student at a time -- builds the
-    sizes, points and exact checker once and shares its memo of verdicts across the batches.
+    ``verifier``: one already built for this derivation (``spec_or_model`` is then its derivation,
+    and ``seed`` and ``tol`` are the verifier's), so a caller judging many batches -- a class's
+    answers, one student at a time -- builds the sizes, points and exact checker once and shares
+    its memo of verdicts across the batches.
 
     ``earlier``: answers given before these, each with the chain mode it is graded in; never judged
     here, they are what ``dOTHER`` stands for with ``chain="own"`` -- a grader judging one question
@@ -193,7 +204,7 @@ def check_claims(
         raise ValueError(f"chain must be one of {', '.join(CHAINS)}, got {chain!r}")
     if verifier is None:
         deriv = spec_or_model if isinstance(spec_or_model, Derivation) else get_derivation(spec_or_model)
-        verifier = Verifier(deriv, seed)
+        verifier = Verifier(deriv, seed, tol)
     deriv = verifier.deriv
     results: list[ClaimResult] = []
     errors: list[SpecError] = []
@@ -262,7 +273,7 @@ def _claimed_name(text: str) -> str:
 @deep_stack
 def verify(
     spec_or_model: str | Model | Derivation, claims: str | Sequence[str], seed: int = 0, chain: str = "true",
-    aliases: Mapping[str, str] | None = None,
+    aliases: Mapping[str, str] | None = None, tol: float | str = TOL,
 ) -> VerifyReport:
     """Judge hand-derived gradients: ``verify("two_layer_sigmoid", ["dW1 = dZ @ X.T"])``.
 
@@ -272,6 +283,8 @@ def verify(
     :class:`~backprop.support.errors.SpecError` in ``report.errors``. ``chain``: ``dOTHER`` is the
     true gradient ("true"), the claimant's own earlier answer for OTHER ("own"), or not allowed ("closed").
     Answers may be written in LaTeX, NumPy or the derivation's Unicode (each result shows its
-    ``reading``); ``aliases`` maps course names to the spec's: ``{"A": "p"}``.
+    ``reading``); ``aliases`` maps course names to the spec's: ``{"A": "p"}``. ``tol``: a claim is
+    correct when its relative error is at most this at every point (default 1e-7), whether or not
+    the exact check runs; ``"exact"`` requires an exact proof where one can run.
     """
-    return check_claims(spec_or_model, claim_sources(claims), seed, chain, aliases)[0]
+    return check_claims(spec_or_model, claim_sources(claims), seed, chain, aliases, tol)[0]
