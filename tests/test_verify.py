@@ -18,6 +18,7 @@ import backprop
 from backprop import NetworkBuilder
 from backprop.language.parse import parse_spec
 from backprop.verification.claims import ClaimSource, claim_sources
+from backprop.verification.report import ClaimResult
 from backprop.verification.verify import Verifier
 
 # (claim, verdict, mistake kind or None, phrases the diagnosis must contain)
@@ -718,6 +719,41 @@ def test_own_chain_needs_the_answers_before() -> None:
     assert report[2].diagnosis == "uses dZ, whose answer above is itself a broken chain"
     with pytest.raises(ValueError, match="chain must be one of true, own, closed"):
         backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T"], chain="mine")
+
+
+def test_a_shared_verifier_gives_the_same_verdicts() -> None:
+    """A grader judging a class batch by batch shares one Verifier (and its memo): same verdicts."""
+    from backprop.verification.verify import check_claims
+
+    deriv = backprop.get_derivation("two_layer_sigmoid")
+    shared = Verifier(deriv)
+    claims = ["dW1 = dZ @ X.T", "dw2 = 2 * (yhat - y) @ A.T", "dZ = dA * Z * (1 - Z)", "dQ = 1"]
+    fresh = backprop.verify(deriv, claims)
+    for _ in range(2):  # the second batch is answered from the memo
+        report, errors = check_claims(deriv, claim_sources(claims), verifier=shared)
+        assert report.to_json() == fresh.to_json() and len(errors) == 1
+
+
+def test_earlier_answers_feed_an_own_chain_each_in_its_own_mode() -> None:
+    """A grader asks dZ (dA meaning the true gradient), then dW1 with chain="own": dW1's dZ is the
+    student's answer to dZ, whose own dA stays the true one."""
+    from backprop.verification.verify import check_claims
+
+    deriv = backprop.get_derivation("two_layer_sigmoid")
+
+    def judge(dz: str, dz_mode: str, dw1: str = "dW1 = dZ @ X.T") -> ClaimResult:
+        report, _ = check_claims(deriv, [ClaimSource(dw1, "<q5>")], chain="own",
+                                 earlier=[(ClaimSource(dz, "<q4>"), dz_mode)])
+        return report[0]
+
+    assert judge("dZ = dA * A * (1 - A)", "true").verdict
+    wrong = judge("dZ = dA * Z * (1 - Z)", "true")
+    assert not wrong.verdict and "σ′(Z) were Z ⊙ (1 − Z)" in wrong.diagnosis
+    assert judge("dZ = dA * A * (1 - A)", "own").diagnosis == ("uses dZ, whose answer above is itself a broken "
+                                                              "chain")
+    assert judge("dZ = dA X", "true").diagnosis == "uses dZ, whose answer above could not be read"
+    assert judge("dZ = dA * A * (1 - A)", "true", "dW1 = dA @ X.T").diagnosis == (
+        "uses dA, but no answer for it comes before this one")
 
 
 SOFTMAX_MSE = """input X[n, m]
