@@ -9,10 +9,8 @@ from a pool of the generated module's own globals and locals (``_ACCEPTED``, ``_
 ``np``, ``grads`` ...) and builtins. Arguments of ``log``, ``sqrt``,
 ``/`` and variable powers are positive by construction, and ``exp`` sees bounded
 arguments, so every draw has a finite loss. The matrix-calculus functions (``trace``, ``inv``,
-``det``, ``logdet``, ``solve``) see 2I + tanh(E)/d, whose singular values lie in [1, 3] (so it is
-invertible, well conditioned, and its determinant positive); whether a node is one of them is drawn
-from a second stream, so a seed that draws none spells the spec it did before they existed.
-Deterministic for a given seed.
+``det``, ``logdet``, ``solve``) see I + tanh(E)/(2n), whose singular values lie in [1/2, 3/2] (so it
+is invertible, well conditioned, and its determinant positive). Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -48,8 +46,6 @@ DIM_NAMES = ("n", "m", "k", "h", "rng", "seed", "dtype", "dims", "N", "size")
 
 UNARY = ("sigmoid", "tanh", "relu", "softplus", "abs", "neg", "leaky_relu", "exp", "log", "sqrt", "erf", "sin", "cos",
          "log1p", "expm1", "sign", "stop_gradient")
-#: How often an expression node is a matrix-calculus function, where its shape allows one.
-LINALG_RATE = 0.04
 #: The comparisons, each a 0/1 mask.
 COMPARE = (">", ">=", "<", "<=")
 
@@ -61,8 +57,6 @@ class FuzzGen:
     names: list[str]
     decls: dict[str, tuple[str, Shape, str | None, str]] = field(default_factory=dict)  # name -> kind, shape, domain, line
     lines: list[str] = field(default_factory=list)
-    #: decides, apart from ``rng``, where a matrix-calculus function goes (see the module doc)
-    linalg_rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     # --- names and leaves -----------------------------------------------------
     def fresh_name(self, prefix: str) -> str:
@@ -137,12 +131,10 @@ class FuzzGen:
         """An expression of ``shape`` (``loose``: or of a shape that broadcasts to it)."""
         if depth <= 0 or self.rng.random() < 0.15:
             return self.leaf(self.smaller(shape) if loose and self.rng.random() < 0.3 else shape)
-        if self.linalg_rng.random() < LINALG_RATE:
-            return self.linalg(shape, depth - 1)
         kinds = ["unary", "unary", "unary", "binary", "binary", "binary", "reduce", "softmax", "scale", "name",
                  "einsum", "reshape", "permute", "concat", "take", "select", "select"]
         if len(shape) == 2:
-            kinds += ["matmul", "transpose"]
+            kinds += ["matmul", "transpose", "linalg", "linalg"]
         return getattr(self, self.rng.choice(kinds))(shape, depth - 1)
 
     def bounded(self, shape: Shape, depth: int) -> str:
@@ -241,31 +233,32 @@ class FuzzGen:
             return f"({cond}) * ({a})"
         return f"({a}) + {self.rng.choice(['ones', 'zeros'])}({', '.join(shape)})"
 
-    def well_conditioned(self, d: str, depth: int) -> str:
-        """A d×d value 2I + tanh(E)/d: ‖tanh(E)/d‖₂ ≤ 1, so its singular values lie in [1, 3], and its
-        eigenvalues within 1 of 2, so its determinant is positive."""
-        return f"(2 * eye({d}) + tanh({self.expr((d, d), depth)}) / {d})"
+    def near_identity(self, n: str, depth: int) -> str:
+        """An n×n value I + tanh(E)/(2n): the perturbation's norm is at most 1/2, so its singular values
+        lie in [1/2, 3/2] (invertible, well conditioned) and its eigenvalues within 1/2 of 1 (det > 0)."""
+        return f"(eye({n}) + tanh({self.expr((n, n), depth)}) / (2 * {n}))"
 
-    def linalg(self, shape: Shape, depth: int) -> str | None:
-        """trace, det or logdet (a scalar, alone or scaling an expression of any shape); a product by an
-        inverse, a solve or an inverse (a matrix). The choice is ``linalg_rng``'s."""
-        pick = self.linalg_rng.choice
-        rows, cols = shape if len(shape) == 2 else (ONE, ONE)
-        forms = ["scalar"] + (["solve", "left"] if rows != ONE else []) + (["right"] if cols != ONE else [])
+    def linalg(self, shape: Shape, depth: int) -> str:
+        """A matrix ``shape`` (or a scalar) from the matrix-calculus functions: trace, det or logdet (alone
+        or scaling an expression), an inverse (transposed or not), a solve (with A or Aᵀ), or a product by
+        an inverse from either side -- the forms the code generator turns into solves or reuses."""
+        rows, cols = shape
+        forms = ["scalar", "scalar"] + (["solve", "left"] if rows != ONE else []) + (["right"] if cols != ONE else [])
         forms += ["inv"] if rows == cols != ONE else []
-        form = pick(forms)
+        form = self.rng.choice(forms)
+        t = self.rng.choice(["", ".T"])
         if form == "scalar":
-            d = pick([d for d in self.dims if d != ONE])
-            f = pick(["trace", "det", "logdet", "trace-any"])
-            value = f"trace({self.expr((d, d), depth)})" if f == "trace-any" else f"{f}({self.well_conditioned(d, depth)})"
+            n = self.rng.choice(self.dims)
+            f = self.rng.choice(["trace", "trace", "det", "logdet"])
+            value = f"{f}({self.near_identity(n, depth)})" if self.rng.random() < 0.8 else f"trace({self.expr((n, n), depth)})"
             return value if shape == SCALAR else f"{value} * ({self.expr(shape, depth)})"
         if form == "inv":
-            return f"inv({self.well_conditioned(rows, depth)}){pick(['', '.T'])}"
+            return f"inv({self.near_identity(rows, depth)}){t}"
         if form == "solve":
-            return f"solve({self.well_conditioned(rows, depth)}{pick(['', '.T'])}, {self.expr(shape, depth)})"
+            return f"solve({self.near_identity(rows, depth)}{t}, {self.expr(shape, depth)})"
         if form == "left":
-            return f"inv({self.well_conditioned(rows, depth)}){pick(['', '.T'])} @ ({self.expr(shape, depth)})"
-        return f"({self.expr(shape, depth)}) @ inv({self.well_conditioned(cols, depth)}){pick(['', '.T'])}"
+            return f"inv({self.near_identity(rows, depth)}){t} @ ({self.expr(shape, depth)})"
+        return f"({self.expr(shape, depth)}) @ inv({self.near_identity(cols, depth)}){t}"
 
     def transpose(self, shape: Shape, depth: int) -> str:
         return f"({self.expr((shape[1], shape[0]), depth)}).T"
@@ -407,7 +400,7 @@ def _draw_spec(seed: int, depth: int) -> str:
     names = [n for n in HOSTILE_NAMES if n not in dims and not keyword.issoftkeyword(n)
              and n not in FUNCTIONS]  # the parser refuses those
     rng.shuffle(names)
-    gen = FuzzGen(rng, dims, names[: rng.randrange(0, 12)], linalg_rng=random.Random(f"linalg-{seed}"))  # type: ignore[arg-type]
+    gen = FuzzGen(rng, dims, names[: rng.randrange(0, 12)])  # type: ignore[arg-type]
     shape = gen.random_shape(rng.choice([2, 2, 2, 3]))
     body = gen.expr(shape, depth)
     red = rng.choice(["sum", "mean", "sum"])

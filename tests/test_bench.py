@@ -155,3 +155,21 @@ def test_derive_speed_spec_and_table() -> None:
     fake["rows"][1]["derive"] = 2.0
     assert derive_speed.targets_met(fake)
     assert "| 100 | 2.000 s |" in derive_speed.markdown(fake)
+
+
+def test_grade_speed_class_is_deterministic_and_asks_the_sample_questions(tmp_path: Path) -> None:
+    """The synthetic class of the grading benchmark: fixed by its seed, every question of the sample
+    manifest, each answer from the bank (as typed, or compacted); no timing is asserted."""
+    from backprop.grading.answers import read_answers
+    from backprop.grading.manifest import load_assignment
+    from bench import grade_speed
+
+    rows = grade_speed.synthetic_class(20, seed=3)
+    assert rows == grade_speed.synthetic_class(20, seed=3) and len(rows) == 20 * len(grade_speed.BANK)
+    assert list(load_assignment(str(grade_speed.MANIFEST)).questions) == list(grade_speed.BANK)
+    bank = {q: {a for _, a in answers} | {grade_speed.compact(a) for _, a in answers} | {""}
+            for q, answers in grade_speed.BANK.items()}
+    assert all(r["answer"] in bank[r["question"]] for r in rows)
+    grade_speed.write_csv(rows, tmp_path / "class.csv")
+    assert len(read_answers(str(tmp_path / "class.csv"))) == len(rows)
+    assert grade_speed.compact("2/m * (yhat - y) @ X.T") == "2/m*(yhat-y)@X.T"

@@ -67,3 +67,11 @@ def test_help_ends_with_two_examples_that_parse(name: str, capsys: pytest.Captur
             words = words[: words.index(stop)] if stop in words else words
         args = build_parser().parse_args(words[1:])  # a real command line, not a sketch of one
         assert args.command == name
+
+
+def test_grade_completes_specs_manifests_and_answers_files(capsys: pytest.CaptureFixture[str]) -> None:
+    script = _script(capsys, "zsh")
+    options = script.split("_shtab_backprop_grade_options=(", 1)[1].split("\n)", 1)[0]
+    assert ":_backprop_spec\"" in options  # SPEC: a bundled name, a spec file or a manifest
+    assert "one student\\'s .txt:_files\"" in options  # ANSWERS: files
+    assert "--submission[" in options and ":DIR:_files -/\"" in options

@@ -13,7 +13,10 @@ LaTeX descriptions compile with pdflatex, whatever their characters.
 from __future__ import annotations
 
 import ast
+import csv
+import html
 import importlib.util
+import io
 import os
 import re
 import shlex
@@ -38,7 +41,10 @@ from backprop.present.markdown import to_markdown
 from backprop.present.text import to_text
 from backprop.support.escape import (
     comment_text,
+    csv_cell,
     docstring_text,
+    file_stems,
+    html_text,
     is_unsafe,
     markdown_code,
     path_word,
@@ -46,6 +52,7 @@ from backprop.support.escape import (
     shell_quote,
     shell_split,
     tex_text,
+    visible,
 )
 
 BODY = "input x[n, m]\ninput y[1, m]\nparam w[1, n]\nparam b\nloss = sum((w @ x + b - y)**2) / m\n"
@@ -182,6 +189,33 @@ def test_escapes_round_trip(text: str) -> None:
     tex = tex_text(text)
     assert tex.isascii() and not any(is_unsafe(ch) for ch in tex)
     assert_tex_text_is_inert(tex)
+    page = html_text(text)  # character data or an attribute value: no tag, entity or quote of its own
+    assert not any(is_unsafe(ch) for ch in page) and not re.search(r"[<>\"']|&(?!(?:amp|lt|gt|quot|#x27);)", page)
+    assert html.unescape(page) == visible(text)
+    cell = csv_cell(text)  # one cell of one row, never a spreadsheet formula
+    buf = io.StringIO()
+    csv.writer(buf).writerow([cell, "x"])
+    assert list(csv.reader(io.StringIO(buf.getvalue()))) == [[cell, "x"]]
+    assert not cell.startswith(("=", "+", "-", "@")) and not any(is_unsafe(ch) for ch in cell)
+
+
+#: What a file-name stem may look like: portable characters, no hidden file, no option, bounded length.
+SAFE_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,130}")
+
+
+@settings(PROPERTY, max_examples=200)
+@given(names=st.lists(hostile, max_size=8))
+def test_file_stems_are_safe_unique_and_stable(names: list[str]) -> None:
+    """Students' ids become feedback file names: each safe, all distinct (whatever the case rules of the
+    file system), and each name's stem the same whoever else is in the class (unless case clashes)."""
+    stems = file_stems(names + ["Alice", "alice", "ALICE.", "con", "../x"])
+    assert set(stems) == set(names) | {"Alice", "alice", "ALICE.", "con", "../x"}
+    assert all(SAFE_STEM.fullmatch(s) and ".." not in s and not s.endswith(".") for s in stems.values()), stems
+    assert len({s.lower() for s in stems.values()}) == len(stems)
+    assert file_stems(reversed(names + ["Alice", "alice", "ALICE.", "con", "../x"])) == stems
+    for name in names:  # the stem of a name alone, unless a clash in the class made it longer
+        alone = file_stems([name])[name]
+        assert stems[name] == alone or (len(stems[name]) > len(alone) and stems[name].startswith(alone))
 
 
 def assert_tex_text_is_inert(tex: str) -> None:

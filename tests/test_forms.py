@@ -24,6 +24,8 @@ READINGS = [
     (r"db_1 = \sum_{i=1}^{m} dZ", "db1 = sum(dZ, axis=1)", True),
     (r"dw2 = \frac{1}{m} (\hat{y} - y) A^T", "dw2 = 1 / m * (yhat - y) @ A.T", False),
     (r"dA = \mathbf{w}_2^T d\hat{y}", "dA = w2.T @ dyhat", True),
+    (r"dw2 = \frac{2}{m} \left[\hat{y} - y\right] A^T", "dw2 = 2 / m * (yhat - y) @ A.T", True),
+    (r"dZ = dA \odot [Z > 0]", "dZ = dA * (Z > 0)", False),
     # the derivation's own Unicode
     ("∂L/∂W₁ = ∂L/∂Z Xᵀ", "dW1 = dZ @ X.T", True),
     ("∂L/∂b₁ = rowsum(∂L/∂Z)", "db1 = sum(dZ, axis=1)", True),

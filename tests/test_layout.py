@@ -27,6 +27,7 @@ LAYERS = (
     "verification",
     "codegen",
     "train",
+    "grading",
     "cli",
 )
 

@@ -124,13 +124,24 @@ R = max(S, axis=0) - min(S, axis=0) + (T < 0) + (T >= 1)
 loss = -sum(Y * P) / m + mean(R**2) + max(W1**2) - min(b1) + 0.01 * sum(abs(W2))
 """
 
+#: Matrix calculus: trace, inverse (and its transpose, A⁻ᵀ), determinant, log-determinant, solve.
+LINALG_SPEC = """\
+# Matrix calculus: trace, inverse, determinant, log-determinant and a linear solve.
+input X[n, m]
+input B[n, n]
+param W[n, n]
+param V[n, n]
+S = V @ V.T + 0.1 * eye(n)
+loss = trace(W @ B) + sum(X * (inv(W) @ X)) / m + logdet(S) - det(W) + sum(solve(S.T, X) * X) / m
+"""
+
 #: Macros KaTeX and MathJax both render (GitHub and Jupyter Markdown).
 KATEX_MACROS = frozenset({
     "frac", "partial", "mathcal", "left", "right", "odot", "top", "sum", "sigma", "log", "exp",
     "tanh", "sqrt", "operatorname", "text", "hat", "mathrm", "mathbf", "times", "alpha", "beta",
     "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "rho", "tau", "phi", "omega",
     "Sigma", "leftarrow", "to", "cdot", "le", "ge", "quad", "qquad", "textbf", "begin", "end", ",",
-    "\\", "max", "min", "sin", "cos", "pi", "tfrac",
+    "\\", "max", "min", "sin", "cos", "pi", "tfrac", "det",
 })
 
 
@@ -148,6 +159,7 @@ def all_derivations() -> list[Derivation]:
     return [derivation(n) for n in EXAMPLES] + [
         spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied"), adam_derivation(),
         spec_derivation(TENSOR_SPEC, "tensors"), spec_derivation(SELECT_SPEC, "select"),
+        spec_derivation(LINALG_SPEC, "linalg"),
     ]
 
 
@@ -156,7 +168,7 @@ def adam_derivation() -> Derivation:
     return get_derivation("two_layer_sigmoid", optimizer="adam")
 
 
-ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select"]
+ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select", "linalg"]
 
 
 # ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ EXPECTED_SHAPES = {
     "gated_concat": {"XH": "(k + n)×m", "R": "k×m", "Hn": "k×m", "loss": "1×1"},
     "embedding": {"X": "V×T×m", "E": "d×V", "H": "d×T×m", "P": "d×m", "loss": "1×1"},
     "maxout": {"W1": "4×h×n", "Z1": "4×h×m", "A1": "h×m", "loss": "1×1"},
-    "gaussian_full_cov": {"X": "d×m", "F": "d×d", "S": "d×d", "D": "d×m", "loss": "1×1"},
+    "gaussian_full_cov": {"X": "d×m", "A": "d×d", "S": "d×d", "D": "d×m", "loss": "1×1"},
 }
 
 

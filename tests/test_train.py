@@ -86,7 +86,7 @@ def test_train_synthetic_halves_the_loss_and_writes_everything(name: str, tmp_pa
 
 def test_train_synthetic_fits_the_gaussian_by_maximum_likelihood(tmp_path: Path) -> None:
     """gaussian_full_cov on standard normal data: the loss falls to the NLL of the maximum-likelihood
-    fit (the sample mean and covariance), (d + log det Ŝ + d log 2π)/2 -- F F^T + 1e-4 I reaches Ŝ."""
+    fit (the sample mean and covariance), (d + log det Ŝ + d log 2π)/2 -- A Aᵀ + εI reaches Ŝ."""
     out = tmp_path / "run"
     assert main(["train", "gaussian_full_cov", "--synthetic", "--dims", "d=4,m=400", "--epochs", "60", "--quiet",
                  "--out", str(out)]) == 0

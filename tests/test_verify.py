@@ -18,6 +18,7 @@ import backprop
 from backprop import NetworkBuilder
 from backprop.language.parse import parse_spec
 from backprop.verification.claims import ClaimSource, claim_sources
+from backprop.verification.report import ClaimResult
 from backprop.verification.verify import Verifier
 
 # (claim, verdict, mistake kind or None, phrases the diagnosis must contain)
@@ -316,6 +317,24 @@ TABLES: dict[str, list[Row]] = {
         bad("db = (softmax(W @ P + b, axis=0) - Y) / m", "sum", "sum over the examples"),
         bad("dW = (softmax(W @ P + b, axis=1) - Y) @ P.T / m", "axis", "softmax_rows(W P + b) runs along axis 1"),
     ],
+    # S = A Aᵀ + εI is symmetric, so S⁻¹ and S⁻ᵀ agree here: both forms are right
+    "gaussian_full_cov": [
+        ok("dS = (inv(S).T - inv(S).T @ D @ D.T @ inv(S).T / m) / 2"),
+        ok("dD = (inv(S) + inv(S).T) @ D / (2 * m)"),
+        ok("dmu = -sum(dD, axis=1)"),
+        bad("dmu = -dD", "sum", "sum over the examples"),
+        bad("dS = (inv(S) + inv(S) @ D @ D.T @ inv(S) / m) / 2", "paths", "has the wrong sign"),
+        ok("dmu = -sum(solve(S, D), axis=1) / m"),
+        ok("dD = solve(S, D) / m"),
+        ok("dS = inv(S) / 2 - solve(S, D) @ solve(S, D).T / (2 * m)"),
+        ok("dA = (dS + dS.T) @ A"),
+        ok("dA = 2 * dS @ A"),
+        bad("dmu = -sum(solve(S, D), axis=1)", "factor", "m times too large"),
+        bad("dA = dS @ A", "factor", "exactly 1/2 of the correct gradient"),
+        bad("dS = inv(S) / 2", "paths", "misses the path through loss"),
+        bad("dmu = sum(solve(S, D), axis=1) / m", "sign", "sign error"),
+        bad("dA = (dS + dS.T) @ A.T", "transpose", "Aᵀ has a transpose too many: A belongs there"),
+    ],
     "maxout": [
         ok("dW2 = (softmax(W2 @ A1 + b2, axis=0) - Y) @ A1.T / m"),
         ok("db2 = sum(softmax(W2 @ A1 + b2, axis=0) - Y, axis=1) / m"),
@@ -329,23 +348,6 @@ TABLES: dict[str, list[Row]] = {
         bad("dW2 = (softmax(W2 @ A1 + b2, axis=0) - Y) @ A1.T", "factor", "m times too large"),
         bad('dW1 = einsum("khm,nm->hkn", dZ1, X)', "transpose", "transpose(..., [1, 0, 2])"),
         bad('dW1 = einsum("khm,nm->khn", reshape(dA1, [1, h, m]), X)', "shape", "summed over the 4 entries of axis 0"),
-    ],
-    # S = F Fᵀ + εI is symmetric, so S⁻¹ and S⁻ᵀ agree here: both forms are right
-    "gaussian_full_cov": [
-        ok("dS = (inv(S).T - inv(S).T @ D @ D.T @ inv(S).T / m) / 2"),
-        ok("dS = (inv(S) - inv(S) @ D @ D.T @ inv(S) / m) / 2"),
-        ok("dD = (inv(S) + inv(S).T) @ D / (2 * m)"),
-        ok("dD = solve(S, D) / m"),
-        ok("dmu = -sum(dD, axis=1)"),
-        ok("dmu = -sum(solve(S, D), axis=1) / m"),
-        ok("dF = dS @ F + dS.T @ F"),
-        ok("dF = 2 * dS @ F"),
-        bad("dmu = -dD", "sum", "sum over the examples"),
-        bad("dD = inv(S) @ D", "factor", "m times too large"),
-        bad("dF = dS @ F", "factor", "exactly 1/2 of the correct gradient"),
-        bad("dF = dS @ F.T + dS.T @ F", "transpose", "Fᵀ has a transpose too many: F belongs there"),
-        bad("dS = -inv(S) @ D @ D.T @ inv(S) / (2 * m)", "paths", "misses the path through loss (contributing S⁻ᵀ/2)"),
-        bad("dS = (inv(S) + inv(S) @ D @ D.T @ inv(S) / m) / 2", "paths", "has the wrong sign"),
     ],
 }
 
@@ -409,9 +411,9 @@ INVERSE = "an inverse's gradient carries A⁻ᵀ, not A⁻¹: ∂ log det(A)/∂
     ("logdet", "dA = inv(A)", "transpose", ("a transpose is missing", "transpose of the correct gradient", INVERSE)),
     ("inv", "dA = -inv(A).T @ G @ inv(A).T", None, ()),
     ("inv", "dA = -inv(A) @ G @ inv(A)", "transpose",
-     ("a transpose is missing: A⁻¹ should be A⁻ᵀ (at every occurrence)", INVERSE, "∂L/∂A = −A⁻ᵀ G A⁻ᵀ")),
-    ("inv", "dA = -inv(A).T @ G @ inv(A)", "transpose", ("a transpose is missing: A⁻¹ should be A⁻ᵀ (its 2nd occurrence)",)),
-    ("inv", "dA = -inv(A) @ G @ inv(A).T", "transpose", ("A⁻¹ should be A⁻ᵀ (its 1st occurrence)",)),
+     ("A⁻¹ needs a transpose here (in 2 places): A⁻ᵀ belongs there", INVERSE, "∂L/∂A = −A⁻ᵀ G A⁻ᵀ")),
+    ("inv", "dA = -inv(A).T @ G @ inv(A)", "transpose", ("A⁻¹ needs a transpose here (its 2nd occurrence)",)),
+    ("inv", "dA = -inv(A) @ G @ inv(A).T", "transpose", ("A⁻¹ needs a transpose here (its 1st occurrence)",)),
     ("inv", "dA = -inv(A).T @ G.T @ inv(A).T", "transpose", ("Gᵀ has a transpose too many: G belongs there",)),
     ("solve", "dA = -solve(A.T, G) @ solve(A, B).T", None, ()),
     ("solve", "dA = -inv(A).T @ G @ B.T @ inv(A).T", None, ()),
@@ -767,6 +769,41 @@ def test_own_chain_needs_the_answers_before() -> None:
         backprop.verify("two_layer_sigmoid", ["dW1 = dZ @ X.T"], chain="mine")
 
 
+def test_a_shared_verifier_gives_the_same_verdicts() -> None:
+    """A grader judging a class batch by batch shares one Verifier (and its memo): same verdicts."""
+    from backprop.verification.verify import check_claims
+
+    deriv = backprop.get_derivation("two_layer_sigmoid")
+    shared = Verifier(deriv)
+    claims = ["dW1 = dZ @ X.T", "dw2 = 2 * (yhat - y) @ A.T", "dZ = dA * Z * (1 - Z)", "dQ = 1"]
+    fresh = backprop.verify(deriv, claims)
+    for _ in range(2):  # the second batch is answered from the memo
+        report, errors = check_claims(deriv, claim_sources(claims), verifier=shared)
+        assert report.to_json() == fresh.to_json() and len(errors) == 1
+
+
+def test_earlier_answers_feed_an_own_chain_each_in_its_own_mode() -> None:
+    """A grader asks dZ (dA meaning the true gradient), then dW1 with chain="own": dW1's dZ is the
+    student's answer to dZ, whose own dA stays the true one."""
+    from backprop.verification.verify import check_claims
+
+    deriv = backprop.get_derivation("two_layer_sigmoid")
+
+    def judge(dz: str, dz_mode: str, dw1: str = "dW1 = dZ @ X.T") -> ClaimResult:
+        report, _ = check_claims(deriv, [ClaimSource(dw1, "<q5>")], chain="own",
+                                 earlier=[(ClaimSource(dz, "<q4>"), dz_mode)])
+        return report[0]
+
+    assert judge("dZ = dA * A * (1 - A)", "true").verdict
+    wrong = judge("dZ = dA * Z * (1 - Z)", "true")
+    assert not wrong.verdict and "σ′(Z) were Z ⊙ (1 − Z)" in wrong.diagnosis
+    assert judge("dZ = dA * A * (1 - A)", "own").diagnosis == ("uses dZ, whose answer above is itself a broken "
+                                                              "chain")
+    assert judge("dZ = dA X", "true").diagnosis == "uses dZ, whose answer above could not be read"
+    assert judge("dZ = dA * A * (1 - A)", "true", "dW1 = dA @ X.T").diagnosis == (
+        "uses dA, but no answer for it comes before this one")
+
+
 SOFTMAX_MSE = """input X[n, m]
 input Y[c, m]
 param W[c, n]
@@ -807,3 +844,14 @@ def test_sharper_diagnoses(spec: str, claim: str, kind: str, phrases: tuple[str,
     (r,) = backprop.verify(parse_spec(spec, name="net"), [claim]).results
     assert not r.verdict and r.mistake == kind, r.diagnosis
     assert all(p in (r.diagnosis or "") for p in phrases), r.diagnosis
+
+
+@pytest.mark.parametrize(("spec", "claim"), [
+    ("input X[n, m]\nparam W[n, n]\nloss = sum((W @ X)**2) / m - logdet(W)\n", "dW = 2/m * (W @ X) @ X.T - inv(W)"),
+    ("input X[n, m]\ninput Y[n, m]\nparam W[n, n]\nloss = sum((inv(W) @ X - Y)**2) / m\n",
+     "dW = -inv(W) @ (2/m * (inv(W) @ X - Y) @ X.T) @ inv(W)"),
+])
+def test_a_forgotten_inverse_transpose_is_named(spec: str, claim: str) -> None:
+    """∂ log det W = W⁻ᵀ and ∂W⁻¹ = −W⁻ᵀ (·) W⁻ᵀ: a claim with W⁻¹ where W⁻ᵀ belongs says so."""
+    (r,) = backprop.verify(parse_spec(spec, name="net"), [claim]).results
+    assert not r.verdict and r.mistake == "transpose" and "W⁻¹ needs a transpose" in (r.diagnosis or ""), r.diagnosis

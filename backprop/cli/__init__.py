@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Sequence
 from types import ModuleType
 
-from backprop.cli import check, codegen, completion, derive, gradflow, show, train, verify
+from backprop.cli import check, codegen, completion, derive, grade, gradflow, show, train, verify
 from backprop.support.errors import SpecError, UsageError, os_error
 from backprop.support.escape import visible
 from backprop.support.extras import MissingExtraError
@@ -28,6 +28,7 @@ COMMANDS: dict[str, ModuleType] = {
     "examples": show,
     "show": show,
     "verify": verify,
+    "grade": grade,
     "codegen": codegen,
     "check": check,
     "train": train,

@@ -24,6 +24,8 @@ SHELLS = ("bash", "zsh")
 SPEC = {"bash": "_backprop_spec", "zsh": "_backprop_spec"}
 FILE = {"bash": "_shtab_compgen_files", "zsh": "_files"}
 DIR = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/"}
+#: Metavars other than FILE... that name files to read.
+FILE_METAVARS = frozenset({"ANSWERS"})
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -40,7 +42,7 @@ def mark_completions(parser: argparse.ArgumentParser) -> None:
             action.complete = SPEC  # type: ignore[attr-defined]
         elif action.metavar == "DIR":
             action.complete = DIR  # type: ignore[attr-defined]
-        elif isinstance(action.metavar, str) and action.metavar.startswith("FILE"):
+        elif isinstance(action.metavar, str) and (action.metavar.startswith("FILE") or action.metavar in FILE_METAVARS):
             action.complete = FILE  # type: ignore[attr-defined]
 
 

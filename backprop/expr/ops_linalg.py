@@ -143,9 +143,9 @@ def _solve_form(inverse: Any) -> Any:
 
 
 def _logdet(a: np.ndarray) -> Any:
-    """log det(a) as ``torch.logdet``: −inf where det(a) = 0, nan where it is negative."""
+    """log det(a) as ``torch.logdet``: −inf where det(a) = 0, nan where it is negative (in a's float type)."""
     sign, logabs = np.linalg.slogdet(a)
-    return np.where(sign > 0, logabs, np.where(sign == 0, -np.inf, np.nan))[()]
+    return logabs if sign > 0 else logabs.dtype.type(-np.inf if sign == 0 else np.nan)
 
 
 _LOGDET_HELPER = (
@@ -153,7 +153,7 @@ _LOGDET_HELPER = (
     '    """log det(a) as torch.logdet: -inf where det(a) = 0, nan where det(a) < 0 (slogdet\'s LU, not a\n'
     '    Cholesky factor: a is meant to be symmetric positive definite, but nothing here assumes it)."""\n'
     "    sign, logabs = np.linalg.slogdet(a)\n"
-    "    return np.where(sign > 0, logabs, np.where(sign == 0, -np.inf, np.nan))[()]\n"
+    "    return logabs if sign > 0 else logabs.dtype.type(-np.inf if sign == 0 else np.nan)\n"
 )
 
 

@@ -40,6 +40,9 @@ class Domain:
     exact_sample: Sampler | None = None
     #: Its values are labels (a classifier's target), not features: a hint for finding targets.
     label: bool = False
+    #: What is wrong with a declared shape for the domain (spd: not square), or ``None``: checked
+    #: when the spec is parsed.
+    shape_rule: Callable[[tuple], str | None] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -71,6 +74,32 @@ def _uniform(lo: float, hi: float) -> Sampler:
 
 def _normal(shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0) -> np.ndarray:
     return rng.normal(size=shape)
+
+
+def _spd(shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0) -> np.ndarray:
+    """B Bᵀ/n + I: symmetric, positive definite, its eigenvalues at least 1 (well conditioned)."""
+    n = shape[-1]
+    b = rng.normal(size=shape)
+    a = b @ np.swapaxes(b, -1, -2) / n + np.eye(n)
+    return (a + np.swapaxes(a, -1, -2)) / 2  # symmetric to the last bit
+
+
+def _not_spd(x: np.ndarray, axis: int = 0) -> str | None:
+    if x.ndim != 2 or x.shape[0] != x.shape[1]:
+        return f"is {x.shape}, not a square matrix"
+    if not np.allclose(x, x.T, rtol=1e-10, atol=1e-12 * (float(np.abs(x).max()) or 1.0)):
+        return "is not symmetric"
+    try:
+        np.linalg.cholesky(x)
+    except np.linalg.LinAlgError:
+        return "is not positive definite (its Cholesky factorization fails)"
+    return None
+
+
+def _square_shape(shape: tuple) -> str | None:
+    if len(shape) != 2 or shape[0] != shape[1]:
+        return "spd (symmetric positive definite) needs a square matrix, e.g. S[n, n]"
+    return None
 
 
 def _not_onehot(x: np.ndarray, axis: int) -> str | None:
@@ -105,6 +134,7 @@ _ROWS = (
     Domain("prob", "input, probabilities", _uniform(0.05, 0.95),
            _outside(lambda x: (x >= 0) & (x <= 1), "holds values outside [0, 1]"), symbol=None,
            exact_sample=lambda shape, rng, axis=0: np.clip(rng.uniform(0.05, 0.95, size=shape), 0.1, 0.9)),
+    Domain("spd", "input, symmetric positive definite", _spd, _not_spd, symbol=None, shape_rule=_square_shape),
 )
 
 #: Every named domain, in the order the docs and errors list them.

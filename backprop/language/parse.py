@@ -169,6 +169,10 @@ class SpecParser:
                     no, wcol,
                 )
             domain = words[0]
+            rule = DOMAINS[domain].shape_rule
+            wrong = rule(tuple(dims)) if rule else None
+            if wrong:
+                raise SpecError(f"{wrong}; '{name}' is declared {fmt_shape(tuple(dims))}", no, wcol)
         symbol = ir.symbol(name, tuple(dims))
         self.model.decls[name] = Decl(name, kind, symbol, domain, scalar, no)
         if domain == "binary":

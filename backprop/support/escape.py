@@ -11,7 +11,9 @@ writes user text into generated code, documents or commands:
   header's "regenerate with" command);
 - LaTeX text mode: :func:`tex_text` (never raises: every character has a form);
 - Markdown: :func:`markdown_text`, :func:`markdown_code`; matplotlib titles:
-  :func:`mathtext_text`; JSON: :func:`json_text`; the terminal: :func:`visible`.
+  :func:`mathtext_text`; JSON: :func:`json_text`; the terminal: :func:`visible`;
+- HTML: :func:`html_text`; a CSV cell a spreadsheet opens: :func:`csv_cell`; a file
+  name made from user text (a student's id): :func:`file_stems`.
 
 The shared hazard is the *line end*: Python's tokenizer ends a line at ``\\n``
 and ``\\r``, ``str.splitlines`` (and so linecache, editors) also at ``\\x0b``,
@@ -24,15 +26,19 @@ as UTF-8). No escaping function lets an unsafe character through raw.
 
 from __future__ import annotations
 
+import hashlib
+import html
 import json
 import re
 import shlex
 import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
     "is_unsafe", "visible", "path_word", "py_str", "docstring_text", "comment_text", "shell_quote", "shell_split",
     "tex_text", "markdown_text", "markdown_code", "mathtext_text", "json_text", "TEX_SPECIAL",
+    "html_text", "csv_cell", "file_stems",
 ]
 
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
@@ -301,3 +307,74 @@ def json_text(doc: Any, indent: int | None = 2) -> str:
     U+2028/U+2029 (line ends to JavaScript)."""
     out = json.dumps(doc, ensure_ascii=False, indent=indent)
     return re.sub("[\ud800-\udfff\u2028\u2029]", lambda m: f"\\u{ord(m.group()):04x}", out)
+
+
+# ---------------------------------------------------------------------------
+# HTML, spreadsheets, file names
+# ---------------------------------------------------------------------------
+
+
+def html_text(text: str) -> str:
+    """``text`` as HTML character data or a quoted attribute value: ``& < > " '`` escaped, on one line."""
+    return html.escape(visible(text), quote=True)
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP's list for "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """``text`` for a CSV cell a spreadsheet will open: one line, and never read as a formula.
+
+    The csv module quotes commas and quotes; what it cannot prevent is Excel or LibreOffice running
+    ``=HYPERLINK(...)`` typed as a student's id or answer. A cell starting with a formula character
+    gets a leading ``'`` (which spreadsheets show as text and hide), as OWASP recommends.
+    """
+    out = visible(text)
+    return "'" + out if out.startswith(_FORMULA_START) else out
+
+
+#: Windows refuses these as file names, with any extension.
+_RESERVED_STEMS = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))})
+_STEM_MAX = 60
+
+
+def _stem(name: str) -> str:
+    """``name`` in portable file-name characters: ASCII letters and digits, ``-``, ``_``, ``.``."""
+    plain = unicodedata.normalize("NFKD", name)
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))  # é -> e
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", plain)
+    stem = stem.strip("._- ")[:_STEM_MAX].rstrip("._- ")
+    return stem or "student"
+
+
+def file_stems(names: Iterable[str]) -> dict[str, str]:
+    """A file-name stem for each of ``names``: safe, unique, and the same for a name in every run.
+
+    A stem holds only ASCII letters, digits and ``. _ -``, never starts with a dot or a dash (so it
+    is no hidden file and no option), is at most 60 characters and a hash, and is no name Windows reserves.
+    A name that had to change -- a path such as ``../x``, a space, a non-ASCII letter -- gets the
+    first hex digits of its SHA-256, so names that change alike stay apart (``a/b``, ``a b``) and a
+    name's stem does not depend on who else is in the class. Names whose stems differ only in case
+    (``Alice``, ``alice``: one file on macOS and Windows) get the hash as well.
+    """
+    unique = sorted(set(names))
+    stems = {}
+    for name in unique:
+        stem = _stem(name)
+        if stem != name or stem.lower().split(".")[0] in _RESERVED_STEMS:
+            stem = f"{stem}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+        stems[name] = stem
+    width = 8
+    while True:
+        seen: dict[str, list[str]] = {}
+        for name, stem in stems.items():
+            seen.setdefault(stem.lower(), []).append(name)
+        clashes = [group for group in seen.values() if len(group) > 1]
+        if not clashes:
+            return stems
+        width += 8  # a clash of hashes (or of a plain name with a hashed one): more digits
+        for group in clashes:
+            for name in group:
+                digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:width]
+                stems[name] = f"{_stem(name)}-{digest}"

@@ -87,7 +87,7 @@ MATH_WORDS: dict[str, str] = {
     "L": r"\mathcal{L}", "log": r"\log", "exp": r"\exp", "tanh": r"\tanh",
     **{w: rf"\operatorname{{{w}}}" for w in (
         "ReLU", "LeakyReLU", "softplus", "softmax", "sign", "mean", "rowsum", "colsum", "erf", "log1p", "expm1")},
-    "sin": r"\sin", "cos": r"\cos", "max": r"\max", "min": r"\min",
+    "sin": r"\sin", "cos": r"\cos", "max": r"\max", "min": r"\min", "det": r"\det", "tr": r"\operatorname{tr}",
 }
 _TOKEN = re.compile(r"[A-Za-z]+|\d+|\s+|.")
 class NotationError(ValueError):
@@ -150,6 +150,9 @@ def math_to_latex(formula: str) -> str:
                 closers.pop()
                 out.append("}")
             depth -= 1
+        elif tok == "⁻" and nxt in ("¹", "ᵀ"):  # A⁻¹, A⁻ᵀ
+            out.append("^{-1}" if nxt == "¹" else r"^{-\top}")
+            i += 1
         elif tok == "√" and nxt == "′":
             out.append(r"\left(\sqrt{\cdot}\right)'")
             i += 1

@@ -13,6 +13,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -47,8 +48,18 @@ def read_manifest(directory: Path) -> dict[str, str]:
     return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)}
 
 
+def files_under(directory: Path) -> list[str]:
+    """Every entry below ``directory`` that is not a directory, as a relative POSIX path (links not followed)."""
+    out = []
+    for root, dirs, files in os.walk(directory):
+        rel = Path(root).relative_to(directory)
+        out += [(rel / f).as_posix() for f in files]
+        out += [(rel / d).as_posix() for d in dirs if (Path(root) / d).is_symlink()]  # a link is never ours
+    return sorted(out)
+
+
 def write_manifest(directory: Path, owned: Iterable[str]) -> None:
-    """Record the hash of every ``owned`` file now in ``directory``."""
+    """Record the hash of every ``owned`` file now in ``directory`` (a name may be a relative path)."""
     files = {
         name: digest((directory / name).read_bytes())
         for name in sorted(owned)
@@ -90,13 +101,19 @@ class RunDir:
     outputs that carry their own mark, linked into the new directory). Until
     :meth:`commit`, the old directory is untouched; on any exit the staging
     directory is removed.
+
+    ``owned`` may instead be a pattern of relative paths (``feedback/[^/]+[.]md``): for results
+    whose names depend on the input (one feedback page per student), in subdirectories. Then every
+    file below ``path`` must match it and have the hash recorded for it, and every file written
+    below the staging directory that matches it is recorded.
     """
 
-    def __init__(self, path: str | os.PathLike[str], owned: Iterable[str], carried: Iterable[str] = (),
+    def __init__(self, path: str | os.PathLike[str], owned: Iterable[str] | re.Pattern[str], carried: Iterable[str] = (),
                  inputs: Iterable[str | os.PathLike[str]] = (), option: str = "--out") -> None:
         self.shown = Path(path)
         self.option = option
-        self.owned = set(owned)
+        self.pattern = owned if isinstance(owned, re.Pattern) else None
+        self.owned = set() if isinstance(owned, re.Pattern) else set(owned)
         self.carried = set(carried)
         self.inputs = list(inputs)
         self.path = Path(os.path.abspath(resolve_target(self.shown)))
@@ -115,7 +132,7 @@ class RunDir:
         if not p.exists():
             return
         try:
-            entries = sorted(os.listdir(p))
+            entries = files_under(p) if self.pattern else sorted(os.listdir(p))
         except OSError as e:
             raise UnsafeWriteError(f"cannot read {self.option} {self.shown}: {(e.strerror or str(e))}") from None
         recorded = read_manifest(p)
@@ -130,13 +147,14 @@ class RunDir:
 
     def _ours(self, path: Path, recorded: dict[str, str]) -> bool:
         """A regular file this command wrote (its hash as recorded), or a carried output with its own intact mark."""
-        name = path.name
-        if path.is_symlink() or not path.is_file() or name not in self.owned | self.carried:
+        name = path.relative_to(self.path).as_posix()
+        known = self.pattern.fullmatch(name) if self.pattern else name in self.owned | self.carried
+        if path.is_symlink() or not path.is_file() or not known:
             return False
         if path.stat().st_size > MAX_OWN_SIZE:
             return False
         data = path.read_bytes()
-        if name in self.owned:
+        if self.pattern or name in self.owned:
             return recorded.get(name) == digest(data)
         return png_status(data) == "generated"
 
@@ -164,7 +182,9 @@ class RunDir:
         """Put the staging directory in ``path``'s place (with the carried files of the old one)."""
         assert self.staging is not None
         self.check()  # nothing foreign appeared meanwhile
-        write_manifest(self.staging, self.owned)
+        pattern = self.pattern
+        owned = [f for f in files_under(self.staging) if pattern.fullmatch(f)] if pattern else self.owned
+        write_manifest(self.staging, owned)
         old = self.path
         if not old.exists():
             os.chmod(self.staging, mode_for(old) | 0o111 & ~current_umask())  # mkdtemp makes 0700

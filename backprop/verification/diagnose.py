@@ -21,59 +21,23 @@ from backprop.engine.derivation import Derivation, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, fmt_dim, fmt_shape, shape_of
-from backprop.expr.printing import GradSymbol, text
-from backprop.support.errors import ShapeError
-from backprop.support.naming import grad_name
+from backprop.expr.printing import text
 from backprop.verification.claims import Claim
 from backprop.verification.factors import Factor, factor_phrase, fit_factor
 from backprop.verification.numeric import TOL, Points, rel
-from backprop.verification.transposes import (
-    INVERSE_NOTE,
-    flipped,
-    holds_inverse,
-    ordinal,
-    replace_at,
-    scaling,
-    square_places,
-    transpose_phrase,
-)
+from backprop.verification.repairs import _MAX_PARTS, INVERSE_NOTE, Repairs, _and, _grad_text, _subexpressions, holds_inverse
 
 #: Relative errors up to this (above TOL) are a near miss, not a factor "1.000001" or a wrong step.
 NEAR = 1e-4
 
 _HINT_MAX = 40
 _MAX_PERMUTED_RANK = 4  # axis orders tried for a permuted claim: at most 4! = 24
-_MAX_PARTS = 120  # sub-expressions tried when locating a mistake (bounds the work on huge claims)
 _UNARY_ACTIVATIONS = frozenset({"sigmoid", "tanh", "relu", "softplus", "exp", "log", "sqrt", "abs"})
-
-
-def _and(items: Sequence[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _grad_text(name: str) -> str:
-    return text(GradSymbol(grad_name(name), 1, 1))
-
-
 def _derivative_label(eq_expr: Basic) -> str:
     """σ(Z) -> σ′(Z), ReLU(Z₁) -> ReLU′(Z₁)."""
     s = text(eq_expr)
     i = s.find("(")
     return s[:i] + "′" + s[i:] if i > 0 else s + "′"
-
-
-def _subexpressions(e: Basic) -> list[Basic]:
-    """Distinct operation and variable sub-expressions of ``e``, outermost first (constants left out)."""
-    out: dict[Basic, None] = {}
-    todo = [e]
-    while todo:
-        x = todo.pop(0)
-        if isinstance(x, OpNode):
-            out.setdefault(x, None)
-            todo.extend(x.children)
-        elif isinstance(x, MatrixSymbol):
-            out.setdefault(x, None)
-    return list(out)
 
 
 def _factors(e: Basic) -> list[Basic]:
@@ -102,7 +66,7 @@ def _reorders(have: Sequence[Basic], want: Sequence[Basic]) -> Iterator[tuple[in
             yield perm
 
 
-class Diagnosis:
+class Diagnosis(Repairs):
     """Says how a claim about one derivation goes wrong, from its values at the verifier's points."""
 
     def __init__(self, deriv: Derivation, points: Points, grads: Sequence[str], tol: float = TOL) -> None:
@@ -385,42 +349,6 @@ class Diagnosis:
             return None
         return "paths", "; ".join(parts)
 
-    def _slip(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
-        """The part is an adjoint students commonly write instead of the right one (the registry's
-        ``slips``: softmax's diagonal-only Jacobian): name what it misses."""
-        target = self.forward_vars.get(step.target)
-        for eq in self.deriv.equations:
-            e = eq.expr
-            if not (isinstance(e, OpNode) and e.op.slips and e.children and e.children[0] == target):
-                continue
-            if eq.name not in self.grads:
-                continue
-            for vjp, why in e.op.slips:
-                slip = vjp(self.deriv.step(eq.name).grad, eq.symbol, e)
-                if shape_of(slip) == step.shape and self.at.close(got, self.at.vals(slip)):
-                    return "slip", f"{why}: {_grad_text(step.target)} = {text(step.recursive)}"
-        return None
-
-    def _axis_in_claim(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
-        """A reduction or softmax in the claim runs along the wrong axis: along another it is right."""
-        want = self.at.grad(step.target)
-        for x in _subexpressions(s)[:_MAX_PARTS]:
-            if not (isinstance(x, OpNode) and "axis" in x.op.attrs and x.children):
-                continue
-            rank = len(shape_of(x.children[0]))
-            axes = tuple(int(a) for a in x.args[-1])
-            for other in range(rank):
-                if (other,) == axes or len(axes) != 1:
-                    continue
-                try:
-                    fixed = s.xreplace({x: x.func(*x.args[:-1], sympy.Tuple(other))})
-                except (ShapeError, ValueError, TypeError):
-                    continue
-                if shape_of(fixed) == step.shape and self.at.close(self.at.vals(fixed), want):
-                    right = x.func(*x.args[:-1], sympy.Tuple(other))
-                    return "axis", f"{text(x)} runs along axis {axes[0]}; it should run along axis {other}: {text(right)}"
-        return None
-
     def _other_gradient(self, s: Basic, step: Step, got: list[np.ndarray]) -> tuple[str, str] | None:
         """The part is the gradient of another variable: a skipped step (often the activation's derivative)."""
         for var in self.grads:
@@ -490,44 +418,4 @@ class Diagnosis:
             rest = [sum(vals[j][k] for j in range(len(terms)) if j != i) for k in range(len(want))]
             if self.at.close(rest, want):
                 return "value", f"the term {'−' if sign < 0 else '+'} {text(t)} does not belong: without it the claim holds"
-        return None
-
-    def _transposed_part(self, s: Basic, step: Step) -> tuple[str, str] | None:
-        """A square part of the claim that makes it hold once transposed: one occurrence of it (the second
-        A⁻¹ of −A⁻ᵀ G A⁻¹), else every occurrence at once (W used twice). A leaf "needs a transpose", a
-        transposed part has one too many, any other part misses one (an inverse: which identity says so)."""
-        want = self.at.grad(step.target)
-        rec = f"{_grad_text(step.target)} = {text(step.recursive)}"
-        places = square_places(s)
-        seen: dict[Basic, int] = {}
-        counts = {part: sum(1 for _, p in places if p == part) for _, part in places}
-        def fixes(path: tuple[int, ...], part: Basic) -> bool:
-            return self.at.close(self.at.vals(replace_at(s, path, flipped(part))), want)
-
-        for path, part in places:
-            seen[part] = seen.get(part, 0) + 1
-            if not fixes(path, part):
-                continue
-            while scaling(part):  # (−A⁻¹)ᵀ = −A⁻ᵀ: name the inverse, not its negation or multiple
-                i = next(i for i, c in enumerate(part.children) if not ir.is_scalar(c))
-                path, part = path + (i,), part.children[i]
-                seen[part] = sum(1 for q, p in places if p == part and q <= path)
-            where = f" (its {ordinal(seen[part])} occurrence)" if counts[part] > 1 else ""
-            return transpose_phrase(part, where, rec)
-        for part in dict.fromkeys(p for _, p in places):
-            if counts[part] > 1 and self.at.close(self.at.vals(s.xreplace({part: flipped(part)})), want):
-                return transpose_phrase(part, " (at every occurrence)", rec)
-        return None
-
-    def _swapped_leaf(self, s: Basic, step: Step) -> tuple[str, str] | None:
-        want = self.at.grad(step.target)
-        for leaf in sorted(s.atoms(MatrixSymbol), key=lambda x: x.name):
-            if isinstance(leaf, GradSymbol):
-                continue
-            for name, sym in self.forward_vars.items():
-                if name == leaf.name or shape_of(sym) != shape_of(leaf):
-                    continue
-                if self.at.close(self.at.vals(s, {leaf: self.at.var(name)}), want):
-                    return "step", (f"has {text(leaf)} where {text(sym)} belongs: "
-                                    f"{_grad_text(step.target)} = {text(step.recursive)}")
         return None

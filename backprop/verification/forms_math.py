@@ -344,6 +344,9 @@ class MathReader:
         if open_ == "1":
             self.expect("\\{")
         left = self.expr()
+        if open_ == "[" and self._is(close):  # \left[ ... \right]: brackets as parentheses
+            self.take()
+            return _Val(left.text, left.prec)
         cmp = self.take()
         if cmp.text not in _COMPARE:
             raise SpecError("an indicator reads [A > B] (or <, ≥, ≤)", 0, cmp.col)

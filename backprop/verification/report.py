@@ -6,13 +6,12 @@ once the verifier is done, and the only part of verification a caller (the CLI, 
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from backprop.support.escape import json_text, markdown_code
+from backprop.support.escape import html_text, json_text, markdown_code
 
 #: How a verdict is marked in every form: correct, wrong, could not be read.
 _MARKS = {"correct": "✓", "wrong": "✗", "unusable": "?"}
@@ -152,9 +151,9 @@ class VerifyReport:
         for r in self.results:
             color = {"correct": "#1a7f37", "wrong": "#cf222e", "unusable": "#9a6700"}[r.status]
             mark = f'<span style="color:{color}">{_MARKS[r.status]}</span>'
-            diag = "correct" if r.verdict else html.escape(r.diagnosis or "")
-            rows.append(f"<tr><td{left}><code>{html.escape(r.claim_text)}</code></td><td{left}>{mark}</td>"
+            diag = "correct" if r.verdict else html_text(r.diagnosis or "")
+            rows.append(f"<tr><td{left}><code>{html_text(r.claim_text)}</code></td><td{left}>{mark}</td>"
                         f"<td{left}>{diag}</td></tr>")
         head = "<tr>" + "".join(f"<th{left}>{h}</th>" for h in ("claim", "verdict", "diagnosis")) + "</tr>"
         return (f"<table>{head}{''.join(rows)}</table>"
-                f"<p><small>{html.escape(self.summary())}</small></p>")
+                f"<p><small>{html_text(self.summary())}</small></p>")

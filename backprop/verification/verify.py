@@ -148,10 +148,15 @@ class Verifier:
 CHAINS = ("true", "own", "closed")
 
 
-def _chained(claim: Claim, mode: str, own: dict[str, Claim | None]) -> Claim | tuple[str, str]:
+#: What ``own`` holds for an answer that is there but cannot stand for its gradient: why not.
+_BROKEN, _UNREADABLE = "is itself a broken chain", "could not be read"
+
+
+def _chained(claim: Claim, mode: str, own: dict[str, Claim | str]) -> Claim | tuple[str, str]:
     """The claim with each ``dOTHER`` resolved as ``mode`` says, or (mistake, diagnosis) when the
     rules of the mode make it wrong: a recursive form where a closed one is required, or a chain
-    through an answer that is missing or does not fit."""
+    through an answer that is missing or does not fit (``own`` maps a target to its answer, or to
+    why that answer cannot be used)."""
     grads = sorted(claim.expr.atoms(GradSymbol), key=lambda g: g.name)
     if mode == "true" or not grads:
         return claim
@@ -162,9 +167,11 @@ def _chained(claim: Claim, mode: str, own: dict[str, Claim | None]) -> Claim | t
     missing = [g.name for g in grads if g.of not in own]
     if missing:
         return "chain", f"uses {', '.join(missing)}, but no answer for it comes before this one"
-    broken = [g.name for g in grads if own[g.of] is None]
+    broken = [g for g in grads if isinstance(own[g.of], str)]
     if broken:
-        return "chain", f"uses {', '.join(broken)}, whose answer above is itself a broken chain"
+        why = {own[g.of] for g in broken}
+        reason = why.pop() if len(why) == 1 else f"{_BROKEN} or {_UNREADABLE}"
+        return "chain", f"uses {', '.join(g.name for g in broken)}, whose answer above {reason}"
     try:
         expr = claim.expr.xreplace({g: own[g.of].expr for g in grads})  # type: ignore[union-attr]
     except ShapeError as e:
@@ -175,21 +182,43 @@ def _chained(claim: Claim, mode: str, own: dict[str, Claim | None]) -> Claim | t
 @deep_stack
 def check_claims(
     spec_or_model: str | Model | Derivation, sources: Iterable[ClaimSource], seed: int = 0, chain: str = "true",
-    aliases: Mapping[str, str] | None = None, tol: float | str = TOL,
+    aliases: Mapping[str, str] | None = None, tol: float | str = TOL, verifier: Verifier | None = None,
+    earlier: Sequence[tuple[ClaimSource, str]] = (),
 ) -> tuple[VerifyReport, list[SpecError]]:
     """Judge every claim, in order. One that cannot be read is reported (an unusable result, and its
     located error) and never stops the others; one whose shapes do not fit is judged wrong, with the
     shape mismatch as its diagnosis, as a grader would mark it. ``chain`` (one of :data:`CHAINS`)
     says what ``dOTHER`` stands for; ``aliases`` maps course names to the spec's (``A`` → ``p``).
     An answer in LaTeX, NumPy or the derivation's Unicode is read into the spec language first,
-    and its reading is in the result."""
+    and its reading is in the result.
+
+    ``verifier``: one already built for this derivation (``spec_or_model`` is then its derivation,
+    and ``seed`` and ``tol`` are the verifier's), so a caller judging many batches -- a class's
+    answers, one student at a time -- builds the sizes, points and exact checker once and shares
+    its memo of verdicts across the batches.
+
+    ``earlier``: answers given before these, each with the chain mode it is graded in; never judged
+    here, they are what ``dOTHER`` stands for with ``chain="own"`` -- a grader judging one question
+    at a time passes the student's answers to the questions before it."""
     if chain not in CHAINS:
         raise ValueError(f"chain must be one of {', '.join(CHAINS)}, got {chain!r}")
-    deriv = spec_or_model if isinstance(spec_or_model, Derivation) else get_derivation(spec_or_model)
-    verifier = Verifier(deriv, seed, tol)
+    if verifier is None:
+        deriv = spec_or_model if isinstance(spec_or_model, Derivation) else get_derivation(spec_or_model)
+        verifier = Verifier(deriv, seed, tol)
+    deriv = verifier.deriv
     results: list[ClaimResult] = []
     errors: list[SpecError] = []
-    own: dict[str, Claim | None] = {}  # each target's latest answer, its dOTHERs resolved (None: they cannot be)
+    own: dict[str, Claim | str] = {}  # each target's latest answer, its dOTHERs resolved (or why it is unusable)
+    for src, mode in earlier:
+        try:
+            parsed = verifier.parse(verifier.parser.read(src, aliases))
+        except SpecError:
+            name = _claimed_name(src.text)
+            if name:
+                own[name] = _UNREADABLE
+            continue
+        resolved = _chained(parsed, mode, own)
+        own[parsed.name] = _BROKEN if isinstance(resolved, tuple) else resolved
     for answer in sources:
         src = answer
         try:
@@ -199,7 +228,7 @@ def check_claims(
             if isinstance(claim, tuple):
                 mistake, why = claim
                 if mistake == "chain":
-                    own[parsed.name] = None  # answered, but not resolvable: later uses say so
+                    own[parsed.name] = _BROKEN  # answered, but not resolvable: later uses say so
                 results.append(ClaimResult(name=parsed.name, claim_text=parsed.answer or parsed.text, verdict=False,
                                            diagnosis=why, error=math.inf, exact_checked=False, mistake=mistake,
                                            file=src.file, line=src.line, reading=parsed.text if parsed.answer else ""))
