@@ -21,6 +21,7 @@ from backprop.expr import ir
 from backprop.expr.ir import OpNode, is_const, shape_of
 from backprop.expr.ops import REGISTRY
 from backprop.expr.printing import GradSymbol
+from backprop.language.domains import domain
 from backprop.language.model import Domains
 
 ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
@@ -254,6 +255,20 @@ def _without_identity(e: Basic) -> Basic:
     return ir.node("inv", a)
 
 
+def _symmetric(x: Basic, domains: Mapping[str, str | None]) -> bool:
+    """An input declared symmetric (``spd``), or the inverse of one."""
+    if isinstance(x, OpNode) and x.op.name == "inv":
+        return _symmetric(x.children[0], domains)
+    return isinstance(x, MatrixSymbol) and domain(domains.get(x.name)).symmetric
+
+
+def _symmetric_transpose(e: Basic, domains: Mapping[str, str | None]) -> Basic:
+    """Sᵀ = S and S⁻ᵀ = S⁻¹ for a symmetric input S: the notes then read as a textbook's for a covariance."""
+    if isinstance(e, OpNode) and e.op.name == "transpose" and _symmetric(e.children[0], domains):
+        return e.children[0]
+    return e
+
+
 def simplify(e: Basic, domains: Mapping[str, str | None] | None = None) -> Basic:
     """An equal expression in the smallest textbook form found."""
     if not isinstance(e, OpNode):
@@ -274,6 +289,7 @@ def _simplify(e: OpNode, domain_items: tuple[tuple[str, str | None, int], ...]) 
         out = _reduction(e, domains)
     elif not e.op.elementwise and e.op.name != "broadcast":
         out = _without_identity(e.func(*(simplify(c, domains) for c in e.children), *e.attrs))
+        out = _symmetric_transpose(out, domains)
     else:
         out = _simplify_region(e, domains)
     if shape_of(out) != shape:
