@@ -106,14 +106,6 @@ def _flipped(x: Basic) -> Basic:
     return x.children[0] if _is_op(x, "transpose") else ir.transpose(x)
 
 
-def _scaling(x: Basic) -> bool:
-    """A negation or a scalar multiple of a matrix, which a transpose passes through."""
-    if _is_op(x, "neg"):
-        return True
-    return (_is_op(x, "mul") or _is_op(x, "div")) and sum(not ir.is_scalar(c) for c in x.children) == 1 and (
-        _is_op(x, "mul") or not ir.is_scalar(x.children[0]))
-
-
 def _ordinal(k: int) -> str:
     return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
 
@@ -183,8 +175,8 @@ class Repairs:
 
     def _transposed_part(self, s: Basic, step: Step) -> tuple[str, str] | None:
         """A square part that needs a transpose -- the inverse's A⁻ᵀ written A⁻¹ -- or has one too many:
-        one occurrence of it (reading order; a negation or scalar multiple is seen through, so the
-        inverse is named, not −A⁻¹), else every occurrence at once, else some factors of a product."""
+        one occurrence of it (reading order; the smallest such part, so the inverse is named, not −A⁻¹
+        or A⁻¹ + I), else every occurrence at once, else some factors of a product."""
         want = self.at.grad(step.target)
         rec = f"{_grad_text(step.target)} = {text(step.recursive)}"
         places = _square_places(s)
@@ -196,9 +188,13 @@ class Repairs:
         for path, part in places:
             if not fixes(path, part):
                 continue
-            while _scaling(part):
-                i = next(i for i, c in enumerate(part.children) if not ir.is_scalar(c))
-                path, part = path + (i,), part.children[i]
+            while isinstance(part, OpNode) and part.op.name not in ("transpose", "inv"):
+                # the smallest part that does it: A⁻¹ in A⁻¹ + I, in −A⁻¹ (a transpose's own operand, or
+                # an inverse's, would read as a leaf needing one where the part has one too many)
+                deeper = next(((q, c) for q, c in places if q[:-1] == path and fixes(q, c)), None)
+                if deeper is None:
+                    break
+                path, part = deeper
             nth = sum(1 for q, p in places if p == part and q <= path)
             return _transpose_phrase(part, f" (its {_ordinal(nth)} occurrence)" if counts.get(part, 1) > 1 else "", rec)
         for part in dict.fromkeys(p for _, p in places):
