@@ -465,6 +465,8 @@ _RULE_CASES = {
     "A (c𝟏) = c rowsum(A) repeated": lambda x: ir.matmul(x, ir.broadcast_to(sympy.Integer(2), (4, 2))),
     "a B, a 1×1 = a · B": lambda x: ir.matmul(sympy.Integer(3), ir.total(x, 0)),
     "colsum(Aᵀ) = rowsum(A)ᵀ": lambda x: ir.total(ir.transpose(x), 0),
+    "A⁻¹ B = solve(A, B)": lambda x: ir.matmul(ir.node("inv", ir.add(ir.node("eye", sympy.Integer(3)), ir.matmul(
+        x, ir.transpose(x)))), x),
 }
 
 

@@ -124,13 +124,23 @@ R = max(S, axis=0) - min(S, axis=0) + (T < 0) + (T >= 1)
 loss = -sum(Y * P) / m + mean(R**2) + max(W1**2) - min(b1) + 0.01 * sum(abs(W2))
 """
 
+LINALG_SPEC = """\
+# Matrix calculus: trace, inverse, determinant, log-determinant, solve.
+input X[n, m]
+input S[n, n] spd
+param W[n, n]
+param V[n, n]
+A = W @ W.T + S
+loss = trace(inv(A) @ V) + logdet(A) - det(V) / 10 + sum(X * solve(A, X)) / m
+"""
+
 #: Macros KaTeX and MathJax both render (GitHub and Jupyter Markdown).
 KATEX_MACROS = frozenset({
     "frac", "partial", "mathcal", "left", "right", "odot", "top", "sum", "sigma", "log", "exp",
     "tanh", "sqrt", "operatorname", "text", "hat", "mathrm", "mathbf", "times", "alpha", "beta",
     "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "rho", "tau", "phi", "omega",
     "Sigma", "leftarrow", "to", "cdot", "le", "ge", "quad", "qquad", "textbf", "begin", "end", ",",
-    "\\", "max", "min", "sin", "cos", "pi", "tfrac",
+    "\\", "max", "min", "sin", "cos", "pi", "tfrac", "det",
 })
 
 
@@ -148,6 +158,7 @@ def all_derivations() -> list[Derivation]:
     return [derivation(n) for n in EXAMPLES] + [
         spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied"), adam_derivation(),
         spec_derivation(TENSOR_SPEC, "tensors"), spec_derivation(SELECT_SPEC, "select"),
+        spec_derivation(LINALG_SPEC, "linalg"),
     ]
 
 
@@ -156,7 +167,7 @@ def adam_derivation() -> Derivation:
     return get_derivation("two_layer_sigmoid", optimizer="adam")
 
 
-ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select"]
+ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select", "linalg"]
 
 
 # ---------------------------------------------------------------------------
@@ -720,7 +731,8 @@ def test_derivation_displays_what_the_registry_holds(monkeypatch: pytest.MonkeyP
 
 def test_every_op_in_the_every_op_spec() -> None:
     """The every-op and tensor networks really hold every operation the spec language offers."""
-    used = {x.op.name for spec, name in ((EVERY_OP_SPEC, "every_op"), (TENSOR_SPEC, "tensors"), (SELECT_SPEC, "select"))
+    used = {x.op.name for spec, name in ((EVERY_OP_SPEC, "every_op"), (TENSOR_SPEC, "tensors"), (SELECT_SPEC, "select"),
+                                         (LINALG_SPEC, "linalg"))
             for eq in spec_derivation(spec, name).equations for x in eq.expr.atoms(OpNode)}
     from backprop.expr.ops import FUNCTIONS
 
