@@ -124,9 +124,19 @@ R = max(S, axis=0) - min(S, axis=0) + (T < 0) + (T >= 1)
 loss = -sum(Y * P) / m + mean(R**2) + max(W1**2) - min(b1) + 0.01 * sum(abs(W2))
 """
 
-#: Matrix calculus: trace, inverse (and its transpose, A⁻ᵀ), determinant, log-determinant, solve.
 LINALG_SPEC = """\
-# Matrix calculus: trace, inverse, determinant, log-determinant and a linear solve.
+# Matrix calculus: trace, inverse, determinant, log-determinant, solve.
+input X[n, m]
+input S[n, n] spd
+param W[n, n]
+param V[n, n]
+A = W @ W.T + S
+loss = trace(inv(A) @ V) + logdet(A) - det(V) / 10 + sum(X * solve(A, X)) / m
+"""
+
+#: More matrix calculus: the inverse transposed (A⁻ᵀ, one symbol), a solve with Aᵀ, ∂ tr(W B)/∂W = Bᵀ.
+LINALG_T_SPEC = """\
+# Matrix calculus: trace, inverse, determinant, log-determinant and a linear solve with a transpose.
 input X[n, m]
 input B[n, n]
 param W[n, n]
@@ -159,7 +169,7 @@ def all_derivations() -> list[Derivation]:
     return [derivation(n) for n in EXAMPLES] + [
         spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied"), adam_derivation(),
         spec_derivation(TENSOR_SPEC, "tensors"), spec_derivation(SELECT_SPEC, "select"),
-        spec_derivation(LINALG_SPEC, "linalg"),
+        spec_derivation(LINALG_SPEC, "linalg"), spec_derivation(LINALG_T_SPEC, "linalg_t"),
     ]
 
 
@@ -168,7 +178,7 @@ def adam_derivation() -> Derivation:
     return get_derivation("two_layer_sigmoid", optimizer="adam")
 
 
-ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select", "linalg"]
+ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select", "linalg", "linalg_t"]
 
 
 # ---------------------------------------------------------------------------
@@ -732,7 +742,8 @@ def test_derivation_displays_what_the_registry_holds(monkeypatch: pytest.MonkeyP
 
 def test_every_op_in_the_every_op_spec() -> None:
     """The every-op and tensor networks really hold every operation the spec language offers."""
-    used = {x.op.name for spec, name in ((EVERY_OP_SPEC, "every_op"), (TENSOR_SPEC, "tensors"), (SELECT_SPEC, "select"))
+    used = {x.op.name for spec, name in ((EVERY_OP_SPEC, "every_op"), (TENSOR_SPEC, "tensors"), (SELECT_SPEC, "select"),
+                                         (LINALG_SPEC, "linalg"))
             for eq in spec_derivation(spec, name).equations for x in eq.expr.atoms(OpNode)}
     from backprop.expr.ops import FUNCTIONS
 

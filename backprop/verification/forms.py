@@ -66,8 +66,8 @@ def read_answer(answer: str, shape_of: ShapeOf, aliases: Mapping[str, str] | Non
         return Reading(answer, drop_axis_calls(read_numpy(text, aliases), shape_of), form)
     if form == "spec":
         renamed = rename(text, aliases)
-        if plain_ok is None or plain_ok(renamed):
-            return Reading(answer, renamed, form)
+        if plain_ok is None or plain_ok(renamed):  # as written, comment and all, unless renamed
+            return Reading(answer, answer if renamed == text else renamed, form)
         # '1/m (p - y) @ X.T' is no call of m and 'dA A (1 - A)' no syntax error: implicit
         # multiplication, read as math; what the math reader cannot read either, the spec parser
         # reports (its errors know the spec language), unless the math reader got further
