@@ -92,15 +92,15 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "le": lambda e, a, b: (a <= b).to(torch.float64),
     "half_step": lambda e, a: torch.heaviside(a, torch.tensor(0.5, dtype=a.dtype)),
     "where": lambda e, c, a, b: torch.where(c != 0, a, b),
-    "maximum": lambda e, a, b: torch.maximum(a, b),
-    "minimum": lambda e, a, b: torch.minimum(a, b),
-    "clip": lambda e, x, lo, hi: torch.clamp(x, lo, hi),
-    "stop_gradient": lambda e, a: a.detach(),
     "trace": lambda e, a: torch.trace(a).reshape(1, 1),
     "inv": lambda e, a: torch.linalg.inv(a),
     "det": lambda e, a: torch.linalg.det(a).reshape(1, 1),
     "logdet": lambda e, a: torch.logdet(a).reshape(1, 1),
     "solve": lambda e, a, b: torch.linalg.solve(a, b),
+    "maximum": lambda e, a, b: torch.maximum(a, b),
+    "minimum": lambda e, a, b: torch.minimum(a, b),
+    "clip": lambda e, x, lo, hi: torch.clamp(x, lo, hi),
+    "stop_gradient": lambda e, a: a.detach(),
 }
 #: Rows whose torch form needs the dims' sizes (a shape or bounds in an attribute).
 SIZED: dict[str, Callable[..., torch.Tensor]] = {

@@ -29,9 +29,8 @@ _FUNCS = {"sigma": "sigmoid", "σ": "sigmoid", "sigmoid": "sigmoid", "tanh": "ta
           "rowsum": "rowsum", "max": "maximum", "log_softmax": "log_softmax", "sum": "sum",
           "det": "det", "tr": "trace", "Tr": "trace", "trace": "trace", "logdet": "logdet", "inv": "inv", "solve": "solve",
           "eye": "eye"}
-#: Functions of a matrix that notation applies without parentheses as well: \det A, \operatorname{tr} A.
+#: Matrix functions written without parentheses too (\det A, tr A); exponents for A⁻ᵀ (A^{-T}, A^{-\top}).
 _MATRIX_FUNCS = {"det", "trace", "logdet"}
-#: Exponents that mean the inverse transposed: A^{-T}, A^{-\top}.
 _INVERSE_T = {"-T", "-\\top", "-\\intercal", "-\\mathsf{T}", "-\\mathrm{T}"}
 #: A function's derivative written f'(x): the spec expression, {0} the argument.
 _PRIMES = {"sigmoid": "sigmoid({0}) * (1 - sigmoid({0}))", "tanh": "(1 - tanh({0})**2)", "relu": "({0} > 0)",
@@ -283,19 +282,16 @@ class MathReader:
         arg = self._group_text()
         if arg in ("T", "\\top", "\\intercal", "\\mathsf{T}", "\\mathrm{T}", "t"):
             return _Val(f"{base.at(_ATOM)}.T", _ATOM)
-        if arg in _INVERSE_T or (arg == "-1" and self._square_matrix(base)):
+        if arg in _INVERSE_T or arg == "-1":
             return self._inverse(base, arg != "-1")
         if re.fullmatch(r"-?\d+(\.\d+)?", arg):
             return _Val(f"{base.at(_POW + 1)}**{arg if not arg.startswith('-') else f'({arg})'}", _POW)
         raise SpecError(f"'^{arg}' has no reading here: write ^T for a transpose or ^2 for a power", 0, tok.col)
 
-    def _square_matrix(self, value: _Val) -> bool:
-        shape = self.shape_of(value.text)
-        return shape is not None and len(shape) == 2 and shape[0] == shape[1] and not _scalar(shape)
-
     def _inverse(self, base: _Val, transposed: bool) -> _Val:
         """A⁻¹ of a square matrix is its inverse (of a scalar, 1/x); A⁻ᵀ the inverse transposed."""
-        if not transposed and not self._square_matrix(base):
+        shape = self.shape_of(base.text)
+        if not transposed and not (shape and len(shape) == 2 and shape[0] == shape[1] and not _scalar(shape)):
             return _Val(f"{base.at(_POW + 1)}**(-1)", _POW)
         return _Val(f"inv({base.text})" + (".T" if transposed else ""), _ATOM)
 
