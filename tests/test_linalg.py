@@ -104,3 +104,13 @@ def test_logdet_follows_torch(a: list[list[float]]) -> None:
     np.testing.assert_equal(float(loss), want)
     loss32, _ = mod.forward(np.array(a, dtype=np.float32))
     assert np.asarray(loss32).dtype == np.float32
+
+
+def test_the_code_as_latex_writes_inverses_and_solves_as_the_notes_do() -> None:
+    """``codegen --latex``: np.linalg.solve(A, X) reads A⁻¹ · X and np.linalg.inv(A) reads A⁻¹."""
+    from backprop.codegen.latex import to_latex
+
+    forward, backward = to_latex(parse_spec("input X[n, m]\nparam A[n, n]\nloss = sum(X * (inv(A) @ X))\n", name="t"))
+    assert r"A^{-1} \cdot X" in forward and "linalg" not in forward + backward
+    forward, _ = to_latex(parse_spec("input X[n, m]\nparam A[n, n]\nloss = sum(X * (inv(A) @ X)) + logdet(A)\n", name="t"))
+    assert r"\gets A^{-1}" in forward and r"\log\det" in forward

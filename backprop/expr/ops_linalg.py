@@ -4,7 +4,7 @@ Each takes square matrices (rank 2; a 1×1 value is a scalar, for which the elem
 one to write) and cites the textbook identity its adjoint comes from:
 
 - ∂ tr(A)/∂A = I (whence ∂ tr(A B)/∂A = Bᵀ through the product);
-- d(A⁻¹) = −A⁻¹ (dA) A⁻¹, so ∂L/∂A = −A⁻ᵀ ∂L/∂Y A⁻ᵀ for Y = A⁻¹ (the forward inverse, reused);
+- ∂A⁻¹ = −A⁻¹ (∂A) A⁻¹, so ∂L/∂A = −A⁻ᵀ ∂L/∂A⁻¹ A⁻ᵀ (the forward inverse, reused);
 - Jacobi's formula ∂ det(A)/∂A = det(A) A⁻ᵀ, and ∂ log det(A)/∂A = A⁻ᵀ;
 - X = A⁻¹ B: ∂L/∂B = A⁻ᵀ ∂L/∂X, ∂L/∂A = −(A⁻ᵀ ∂L/∂X) Xᵀ, the solve's value X reused.
 
@@ -180,7 +180,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "trace", 1, _to_scalar("trace", "the trace of a scalar is the scalar itself"),
         vjps=(_trace_vjp,),
-        rules=("trace: ∂ tr(A)/∂A = I, so ∂L/∂A = ∂L/∂t I (and ∂ tr(A B)/∂A = Bᵀ through the product)",),
+        rules=("trace: ∂ tr(A)/∂A = I, so ∂L/∂A = ∂L/∂tr(A) I and ∂ tr(A B)/∂A = Bᵀ",),
         latex=fmt(r"\operatorname{{tr}}\left({0}\right)"), text=fmt("tr({0})"), numpy=fmt("np.trace({0})"),
         np_eval=lambda a, e=None: np.trace(a),
         sym_eval=lambda a, e=None: np.array([[sum(a[i, i] for i in range(a.shape[0]))]], dtype=object),
@@ -189,7 +189,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "inv", 1, _inv_shape,
         vjps=(_inv_vjp,),
-        rules=("inverse: d(A⁻¹) = −A⁻¹ (dA) A⁻¹, so ∂L/∂A = −A⁻ᵀ ∂L/∂Y A⁻ᵀ for Y = A⁻¹",),
+        rules=("inverse: ∂A⁻¹ = −A⁻¹ (∂A) A⁻¹, so ∂L/∂A = −A⁻ᵀ ∂L/∂A⁻¹ A⁻ᵀ",),
         latex=_inv_latex, text=_inv_text, numpy=fmt("np.linalg.inv({0})"),
         np_eval=lambda a, e=None: np.linalg.inv(a), prec=POW,
         sym_eval=lambda a, e=None: _array(_matrix(a).inv()),
@@ -218,7 +218,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "solve", 2, _solve_shape,
         vjps=(_solve_matrix_vjp, _solve_rhs_vjp),
-        rules=("linear solve, matrix: ∂L/∂A = −A⁻ᵀ ∂L/∂X Xᵀ for X = A⁻¹ B (from d(A⁻¹) = −A⁻¹ (dA) A⁻¹)",
+        rules=("linear solve, matrix: ∂L/∂A = −A⁻ᵀ ∂L/∂X Xᵀ for X = A⁻¹ B",
                "linear solve, right-hand side: ∂L/∂B = A⁻ᵀ ∂L/∂X for X = A⁻¹ B"),
         latex=_solve_form(_inv_latex), text=_solve_form(_inv_text), numpy=fmt("np.linalg.solve({0}, {1})"),
         np_eval=lambda a, b, e=None: np.linalg.solve(a, b), prec=MUL,
