@@ -1,8 +1,8 @@
 """The benchmark cases: each a spec, its dims, and the same network written by hand.
 
-Two kinds of case share one interface (:class:`bench.base.Case`): perceptrons
-described by a layer list (:mod:`bench.mlp`) and a transformer block
-(:mod:`bench.transformer`). Each kind draws its own data and writes its own
+Three kinds of case share one interface (:class:`bench.base.Case`): perceptrons
+described by a layer list (:mod:`bench.mlp`), a transformer block
+(:mod:`bench.transformer`) and a Gaussian's likelihood (:mod:`bench.gaussian`). Each kind draws its own data and writes its own
 hand-written reference and framework losses; the harness never asks which kind
 it has.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import Case
+from .gaussian import GaussianCase
 from .mlp import Layer, MLPCase
 from .transformer import TransformerCase
 
@@ -64,14 +65,22 @@ def transformer_block(t: int = 64, d: int = 128, a: int = 4, f: int = 512, m: in
     )
 
 
+def gaussian_full_cov(d: int = 64, m: int = 1024) -> GaussianCase:
+    """The bundled Gaussian NLL with a full learned covariance: an inverse, a log-determinant, d²m products."""
+    return GaussianCase(
+        "gaussian_full_cov", f"Gaussian NLL, full covariance A Aᵀ + εI, d={d} m={m}", "gaussian_full_cov",
+        {"d": d, "m": m},
+    )
+
+
 def default_cases() -> list[MLPCase]:
     """The four perceptron cases, in the order they are reported (the smoke tests shrink their layer lists)."""
     return [cs230_two_layer(), mnist_mlp(), wide_mlp(), deep_sigmoid()]
 
 
 def reported_cases() -> list[Case]:
-    """Every case of the benchmark, in the order they are reported: the perceptrons, then the transformer."""
-    return [*default_cases(), transformer_block()]
+    """Every case of the benchmark, in the order they are reported: the perceptrons, the transformer, the Gaussian."""
+    return [*default_cases(), transformer_block(), gaussian_full_cov()]
 
 
 def tiny_case() -> MLPCase:

@@ -8,7 +8,9 @@ constants and functions of dims (``/ m``, ``sqrt(k)``, ``sigmoid(k)``); and name
 from a pool of the generated module's own globals and locals (``_ACCEPTED``, ``_CACHE``,
 ``np``, ``grads`` ...) and builtins. Arguments of ``log``, ``sqrt``,
 ``/`` and variable powers are positive by construction, and ``exp`` sees bounded
-arguments, so every draw has a finite loss. Deterministic for a given seed.
+arguments, so every draw has a finite loss. The matrix-calculus functions (``trace``, ``inv``,
+``det``, ``logdet``, ``solve``) see I + tanh(E)/(2n), whose singular values lie in [1/2, 3/2] (so it
+is invertible, well conditioned, and its determinant positive). Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -210,22 +212,6 @@ class FuzzGen:
         eye = f" @ (eye({inner}) + ones({inner}, {inner}))" if self.rng.random() < 0.2 else ""
         return f"({self.expr((shape[0], inner), depth)}){eye} @ ({self.expr((inner, shape[1]), depth)})"
 
-    def linalg(self, shape: Shape, depth: int) -> str:
-        """trace, det, logdet (a scalar), inv, solve of a square matrix near the identity, I + tanh(E)/(2n):
-        the perturbation's norm is below 1/2, so it is invertible with a positive determinant."""
-        n = shape[0] if shape[0] == shape[1] and shape != SCALAR else self.rng.choice(self.dims)
-        near = f"(eye({n}) + tanh({self.expr((n, n), depth)}) / (2 * {n}))"
-        scalar = f"{self.rng.choice(['trace', 'trace', 'det', 'logdet'])}({near})"
-        if shape == SCALAR:
-            return scalar
-        if self.rng.random() < 0.4:  # a scalar of a matrix scaling an expression
-            return f"{scalar} * ({self.expr(shape, depth)})"
-        if shape[0] == shape[1] and self.rng.random() < 0.5:
-            return f"inv({near})"
-        n = shape[0]
-        near = f"(eye({n}) + tanh({self.expr((n, n), depth)}) / (2 * {n}))"
-        return f"solve({near}, {self.expr(shape, depth)})"
-
     def select(self, shape: Shape, depth: int) -> str:
         """maximum/minimum (a relu against 0 meets ties), clip, where over a comparison, a mask as a
         factor, or a constant array: the kinks follow PyTorch's conventions, ties included."""
@@ -246,6 +232,33 @@ class FuzzGen:
         if kind == "mask":
             return f"({cond}) * ({a})"
         return f"({a}) + {self.rng.choice(['ones', 'zeros'])}({', '.join(shape)})"
+
+    def near_identity(self, n: str, depth: int) -> str:
+        """An n×n value I + tanh(E)/(2n): the perturbation's norm is at most 1/2, so its singular values
+        lie in [1/2, 3/2] (invertible, well conditioned) and its eigenvalues within 1/2 of 1 (det > 0)."""
+        return f"(eye({n}) + tanh({self.expr((n, n), depth)}) / (2 * {n}))"
+
+    def linalg(self, shape: Shape, depth: int) -> str:
+        """A matrix ``shape`` (or a scalar) from the matrix-calculus functions: trace, det or logdet (alone
+        or scaling an expression), an inverse (transposed or not), a solve (with A or Aᵀ), or a product by
+        an inverse from either side -- the forms the code generator turns into solves or reuses."""
+        rows, cols = shape
+        forms = ["scalar", "scalar"] + (["solve", "left"] if rows != ONE else []) + (["right"] if cols != ONE else [])
+        forms += ["inv"] if rows == cols != ONE else []
+        form = self.rng.choice(forms)
+        t = self.rng.choice(["", ".T"])
+        if form == "scalar":
+            n = self.rng.choice(self.dims)
+            f = self.rng.choice(["trace", "trace", "det", "logdet"])
+            value = f"{f}({self.near_identity(n, depth)})" if self.rng.random() < 0.8 else f"trace({self.expr((n, n), depth)})"
+            return value if shape == SCALAR else f"{value} * ({self.expr(shape, depth)})"
+        if form == "inv":
+            return f"inv({self.near_identity(rows, depth)}){t}"
+        if form == "solve":
+            return f"solve({self.near_identity(rows, depth)}{t}, {self.expr(shape, depth)})"
+        if form == "left":
+            return f"inv({self.near_identity(rows, depth)}){t} @ ({self.expr(shape, depth)})"
+        return f"({self.expr(shape, depth)}) @ inv({self.near_identity(cols, depth)}){t}"
 
     def transpose(self, shape: Shape, depth: int) -> str:
         return f"({self.expr((shape[1], shape[0]), depth)}).T"

@@ -34,7 +34,17 @@ from backprop.codegen.header import status
 from backprop.codegen.lower import _duplicated, lower, registry_helpers
 from backprop.codegen.printer import NumpyPrinter
 from backprop.codegen.regenerate import GENERATED, stale
-from backprop.codegen.rewrite import REUSES, RULES, available, resolver, reuse, stabilize
+from backprop.codegen.rewrite import (
+    REUSE_INVERSE_NOTE,
+    REUSES,
+    RULES,
+    SOLVE_NOTE,
+    available,
+    inverses,
+    resolver,
+    reuse,
+    stabilize,
+)
 from backprop.codegen.stmt import Stmt, TempSymbol
 from backprop.engine.pipeline import get_derivation
 from backprop.expr import ir
@@ -465,8 +475,6 @@ _RULE_CASES = {
     "A (c𝟏) = c rowsum(A) repeated": lambda x: ir.matmul(x, ir.broadcast_to(sympy.Integer(2), (4, 2))),
     "a B, a 1×1 = a · B": lambda x: ir.matmul(sympy.Integer(3), ir.total(x, 0)),
     "colsum(Aᵀ) = rowsum(A)ᵀ": lambda x: ir.total(ir.transpose(x), 0),
-    "A⁻¹ B = solve(A, B)": lambda x: ir.matmul(ir.node("inv", ir.add(ir.node("eye", sympy.Integer(3)), ir.matmul(
-        x, ir.transpose(x)))), x),
 }
 
 
@@ -478,6 +486,28 @@ def test_every_rewrite_rule_fires_and_keeps_the_value(rule):
     assert rule in fired and after != before
     env = {"x": np.random.default_rng(0).standard_normal((3, 4))}
     np.testing.assert_allclose(evaluate(after, env), evaluate(before, env), rtol=1e-12)
+
+
+def test_products_by_an_inverse_become_solves_unless_it_is_needed():
+    """The program-wide pass (rewrite.inverses): A⁻¹B, A⁻ᵀB, BA⁻¹, BA⁻ᵀ are solves when A⁻¹ is needed
+    nowhere else; when it is (a gradient A⁻ᵀ itself), those products and solve(A, ·) multiply by it."""
+    x, y = sympy.MatrixSymbol("x", 3, 4), sympy.MatrixSymbol("y", 4, 3)
+    a = ir.add(ir.node("eye", sympy.Integer(3)), ir.div(ir.matmul(x, ir.transpose(x)), sympy.Integer(10)))
+    inv = ir.node("inv", a)
+    products = [ir.matmul(inv, x), ir.matmul(ir.transpose(inv), x), ir.matmul(y, inv), ir.matmul(y, ir.transpose(inv)),
+                ir.node("solve", ir.transpose(a), x)]
+    env = {"x": np.random.default_rng(0).standard_normal((3, 4)), "y": np.random.default_rng(1).standard_normal((4, 3))}
+
+    def names(e) -> set[str]:
+        return {n.op.name for n in sympy.preorder_traversal(e) if isinstance(n, ir.OpNode)}
+
+    solved, notes = inverses(products)
+    assert all("solve" in names(e) and "inv" not in names(e) for e in solved) and notes[:4] == [SOLVE_NOTE] * 4
+    multiplied, notes = inverses([*products, ir.transpose(inv)])  # the last needs A⁻¹ as a value
+    assert all("solve" not in names(e) for e in multiplied) and notes[4] == REUSE_INVERSE_NOTE
+    for before, a1, a2 in zip(products, solved, multiplied):
+        np.testing.assert_allclose(evaluate(a1, env), evaluate(before, env), rtol=1e-12)
+        np.testing.assert_allclose(evaluate(a2, env), evaluate(before, env), rtol=1e-12)
 
 
 _REUSE_CASES = {

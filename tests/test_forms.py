@@ -45,6 +45,42 @@ READINGS = [
 ]
 
 
+#: Matrix calculus, A not symmetric (so A⁻¹ for A⁻ᵀ shows): L = tr(A B) + log det(A) + Σ(G ⊙ A⁻¹) + det(A)
+LINALG_SPEC = "input B[n, n]\ninput G[n, n]\nparam A[n, n]\nloss = trace(A @ B) + logdet(A) + sum(G * inv(A)) + det(A)\n"
+LINALG_READINGS = [
+    (r"\frac{\partial L}{\partial A} = B^T + A^{-T} - A^{-\top} G A^{-\top} + \det(A) A^{-T}",
+     "dA = B.T + inv(A).T - inv(A).T @ G @ inv(A).T + det(A) * inv(A).T", True),
+    (r"dA = B^\top + A^{-1} - A^{-T} G A^{-T} + \det A \, A^{-T}",
+     "dA = B.T + inv(A) - inv(A).T @ G @ inv(A).T + det(A) * inv(A).T", False),
+    ("∂L/∂A = Bᵀ + A⁻ᵀ − A⁻ᵀ G A⁻ᵀ + det(A) · A⁻ᵀ", "dA = B.T + inv(A).T - inv(A).T @ G @ inv(A).T + det(A) * inv(A).T", True),
+    ("dA = B.T + np.linalg.inv(A).T - np.linalg.solve(A.T, G) @ np.linalg.inv(A).T + np.linalg.det(A) * np.linalg.inv(A).T",
+     "dA = B.T + inv(A).T - solve(A.T, G) @ inv(A).T + det(A) * inv(A).T", True),
+    (r"dA = (I_n + B^T A^T) A^{-T} - A^{-T} G A^{-T} + \det A \cdot A^{-T}",
+     "dA = (eye(n) + B.T @ A.T) @ inv(A).T - inv(A).T @ G @ inv(A).T + det(A) * inv(A).T", True),
+]
+
+
+@pytest.mark.parametrize(("answer", "reading", "correct"), LINALG_READINGS, ids=[r[0] for r in LINALG_READINGS])
+def test_matrix_calculus_answers_are_read(answer: str, reading: str, correct: bool) -> None:
+    r"""A^{-1}, A^{-T}, A⁻ᵀ, \det, np.linalg.inv/det/solve; a square A's ^{-1} is its inverse, not 1/A."""
+    (r,) = backprop.verify(backprop.parse_spec(LINALG_SPEC, name="linalg"), [answer]).results
+    assert (r.reading, r.verdict) == (reading, correct), r.diagnosis
+    if not correct:
+        assert "A⁻¹ needs a transpose here" in (r.diagnosis or ""), r.diagnosis
+
+
+def test_the_matrix_functions_read_with_or_without_parentheses() -> None:
+    spec = backprop.parse_spec("param A[n, n]\nloss = logdet(A) + trace(A) + det(A)\n", name="f")
+    answers = [r"dA = A^{-T} \log\det(A) * 0 + \operatorname{tr}(A) * 0 + \mathrm{tr} A * 0 + A^{-T} + I_n + \det A A^{-T}",
+               "dA = log det(A) * 0 + tr(A) * 0 + A⁻ᵀ + eye(n) + det(A) · A⁻ᵀ"]
+    readings = [r.reading for r in backprop.verify(spec, answers).results]
+    assert readings == [
+        "dA = inv(A).T * logdet(A) * 0 + trace(A) * 0 + trace(A) * 0 + inv(A).T + eye(n) + det(A) * inv(A).T",
+        "dA = logdet(A) * 0 + trace(A) * 0 + inv(A).T + eye(n) + det(A) * inv(A).T"]
+    (r,) = backprop.verify(spec, ["dA = A^{-T} + I + det(A) A^{-T}"]).results
+    assert r.unusable and "the identity I needs its size: write I_n" in (r.diagnosis or "")
+
+
 @pytest.mark.parametrize(("answer", "reading", "correct"), READINGS, ids=[r[0] for r in READINGS])
 def test_an_answer_is_read_and_judged(answer: str, reading: str, correct: bool) -> None:
     (r,) = backprop.verify(SPEC, [answer]).results
@@ -61,7 +97,7 @@ def test_a_spec_language_answer_is_kept_as_written() -> None:
     (r"dZ = dA \cdot \sigma'(Z)", 9, "ambiguous: \\cdot of k×m and k×m is no matrix product"),
     ("dZ = dA A (1 - A)", 9, "ambiguous: a product by juxtaposition"),
     (r"dW1 = dZ \foo X", 10, "'\\foo' has no reading here"),
-    ("dW1 = np.linalg.inv(dZ)", 7, "has no reading here"),
+    ("dW1 = np.linalg.pinv(dZ)", 7, "np.linalg.pinv has no reading here (of np.linalg: det, inv, solve)"),
     ("dW1 = np.dot(dZ, X.T).__class__", 7, "'.__class__' has no reading here"),
     (r"dW1 = dZ X^{q}", 11, "'^q' has no reading here"),
 ])

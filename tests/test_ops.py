@@ -44,7 +44,7 @@ class Var:
 
     shape: tuple[int, ...]
     #: real | positive | away (|x| >= 0.5: clear of kinks and poles) | mask (0 or 1) | low (< -2) | high (> 2)
-    #: | square (a well-conditioned square matrix with a positive determinant: inv, det, logdet, solve)
+    #: | square (2I + a small non-symmetric part: invertible, det > 0, and A ≠ Aᵀ so a transpose cannot pass)
     domain: str = "real"
 
 
@@ -81,10 +81,10 @@ def draw(v: Var, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, 2, size=v.shape).astype(float)
     if v.domain in ("low", "high"):
         return (1 if v.domain == "high" else -1) * rng.uniform(2.0, 3.0, size=v.shape)
+    if v.domain == "square":
+        return 2.0 * np.eye(v.shape[0]) + rng.uniform(-0.5, 0.5, size=v.shape) / v.shape[0]
     if v.domain == "away":
         return rng.choice([-1.0, 1.0], size=v.shape) * rng.uniform(0.5, 2.0, size=v.shape)
-    if v.domain == "square":  # not symmetric, so a missing transpose in an adjoint shows
-        return 1.5 * np.eye(v.shape[0]) + 0.3 * rng.normal(size=v.shape)
     return rng.normal(size=v.shape)
 
 
@@ -261,21 +261,21 @@ def clip_cases(op: str) -> Iterator[Case]:
                             Var(sh, "real" if dx == "high" else "high")), label=f"{label}-{dx}")
 
 
-def eye_cases(op: str) -> Iterator[Case]:
-    for n in (1, 3):
-        yield Case(op, (), (sympy.Integer(n),), label=f"n{n}")
-
-
 def square_cases(op: str) -> Iterator[Case]:
-    """trace, inv, det, logdet: square matrices of sizes 1 and 3 (a 1×1 is a scalar's reciprocal)."""
-    for n in (1, C):
-        yield Case(op, (Var((n, n), "square"),), label=f"n{n}")
+    """A square matrix, 3×3 and 2×2, invertible with det > 0 and not symmetric."""
+    for n in (C, R):
+        yield Case(op, (Var((n, n), "square"),), label=f"{n}x{n}")
 
 
 def solve_cases(op: str) -> Iterator[Case]:
-    for label, b in {"full": (C, K), "column": (C, 1), "square": (C, C)}.items():
-        yield Case(op, (Var((C, C), "square"), Var(b)), label=label)
-    yield Case(op, (Var((1, 1), "square"), Var((1, K))), label="scalar")
+    """A⁻¹ B for B a matrix, a column, and a square matrix."""
+    for label, k in {"matrix": K, "column": 1, "square": C}.items():
+        yield Case(op, (Var((C, C), "square"), Var((C, k))), label=label)
+
+
+def eye_cases(op: str) -> Iterator[Case]:
+    for n in (1, 3):
+        yield Case(op, (), (sympy.Integer(n),), label=f"n{n}")
 
 
 def fill_cases(op: str) -> Iterator[Case]:

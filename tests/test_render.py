@@ -134,6 +134,17 @@ A = W @ W.T + S
 loss = trace(inv(A) @ V) + logdet(A) - det(V) / 10 + sum(X * solve(A, X)) / m
 """
 
+#: More matrix calculus: the inverse transposed (A⁻ᵀ, one symbol), a solve with Aᵀ, ∂ tr(W B)/∂W = Bᵀ.
+LINALG_T_SPEC = """\
+# Matrix calculus: trace, inverse, determinant, log-determinant and a linear solve with a transpose.
+input X[n, m]
+input B[n, n]
+param W[n, n]
+param V[n, n]
+S = V @ V.T + 0.1 * eye(n)
+loss = trace(W @ B) + sum(X * (inv(W) @ X)) / m + logdet(S) - det(W) + sum(solve(S.T, X) * X) / m
+"""
+
 #: Macros KaTeX and MathJax both render (GitHub and Jupyter Markdown).
 KATEX_MACROS = frozenset({
     "frac", "partial", "mathcal", "left", "right", "odot", "top", "sum", "sigma", "log", "exp",
@@ -158,7 +169,7 @@ def all_derivations() -> list[Derivation]:
     return [derivation(n) for n in EXAMPLES] + [
         spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied"), adam_derivation(),
         spec_derivation(TENSOR_SPEC, "tensors"), spec_derivation(SELECT_SPEC, "select"),
-        spec_derivation(LINALG_SPEC, "linalg"),
+        spec_derivation(LINALG_SPEC, "linalg"), spec_derivation(LINALG_T_SPEC, "linalg_t"),
     ]
 
 
@@ -167,7 +178,7 @@ def adam_derivation() -> Derivation:
     return get_derivation("two_layer_sigmoid", optimizer="adam")
 
 
-ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select", "linalg"]
+ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select", "linalg", "linalg_t"]
 
 
 # ---------------------------------------------------------------------------

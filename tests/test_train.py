@@ -82,6 +82,22 @@ def test_train_synthetic_halves_the_loss_and_writes_everything(name: str, tmp_pa
     assert sorted(params.files) == sorted(mod.PARAMS)
 
 
+def test_train_synthetic_fits_the_gaussian_by_maximum_likelihood(tmp_path: Path) -> None:
+    """gaussian_full_cov on standard normal data: the loss falls to the NLL of the maximum-likelihood
+    fit (the sample mean and covariance), (d + log det Ŝ + d log 2π)/2 -- A Aᵀ + εI reaches Ŝ."""
+    out = tmp_path / "run"
+    assert main(["train", "gaussian_full_cov", "--synthetic", "--dims", "d=4,m=400", "--epochs", "60", "--quiet",
+                 "--out", str(out)]) == 0
+    _, rows = read_history(out / "history.csv")
+    d = derivation_of("gaussian_full_cov")
+    mod = load_source(generate(d), "gaussian_full_cov")
+    x = synthetic(d.model, d, mod, {"d": 4, "m": 400}, seed=0).inputs["X"]
+    s_hat = np.cov(x, bias=True)
+    best = (4 + np.linalg.slogdet(s_hat)[1] + 4 * np.log(2 * np.pi)) / 2
+    first, last = rows[0][-1], rows[-1][-1]
+    assert last < first and abs(last - best) < 1e-2 * abs(best), (first, last, best)
+
+
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_every_optimizer_halves_the_loss_with_its_default_rate(optimizer: str, modules: dict) -> None:
     for name in EXAMPLES:
@@ -255,6 +271,44 @@ def test_bad_data_file_exits_2(case: str, tmp_path: Path, capsys) -> None:
     assert message in err, err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+#: A Mahalanobis fit against a given covariance S: an spd input serves every example (it is not batched).
+SPD_SPEC = ("input S[n, n] spd\ninput X[n, m]\nparam w[n, 1]\n"
+            "loss = sum((X - w) * solve(S, X - w)) / m + 0.1 * sum(w**2)\n")
+
+
+def _spd_arrays(s: np.ndarray) -> dict[str, np.ndarray]:
+    return {"S": s, "X": np.random.default_rng(0).normal(size=(3, 40))}
+
+
+@pytest.mark.parametrize(("s", "message"), [
+    (np.array([[2.0, 1.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]]), "array 'S' is declared spd, but is not symmetric"),
+    (-np.eye(3), "array 'S' is declared spd, but is not positive definite (its Cholesky factorization fails)"),
+])
+def test_train_data_checks_an_spd_input(s: np.ndarray, message: str, tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "maha.spec"
+    spec.write_text(SPD_SPEC)
+    path = _bad(tmp_path, _spd_arrays(s))
+    assert main(["train", str(spec), "--data", str(path), "--quiet", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"backprop: error: {path}: ") and message in err and "Traceback" not in err, err
+
+
+def test_an_spd_input_is_shared_by_every_batch(tmp_path: Path, capsys) -> None:
+    """S[n, n] is one covariance, not n examples: the examples are X's columns, and S goes whole to
+    every mini-batch, from a file or made up (B Bᵀ/n + I)."""
+    spec = tmp_path / "maha.spec"
+    spec.write_text(SPD_SPEC)
+    model = backprop.language.parse.parse_spec(SPD_SPEC)
+    assert model.examples_dim == "m" and model.examples_axis("S") is None
+    good = _bad(tmp_path, _spd_arrays(np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 3.0]])), "good.npz")
+    for source in (["--data", str(good)], ["--synthetic", "--dims", "n=3,m=40"]):
+        out = tmp_path / source[0].strip("-")
+        assert main(["train", str(spec), *source, "--epochs", "30", "--quiet", "--out", str(out)]) == 0
+        _, rows = read_history(out / "history.csv")
+        assert rows[-1][-1] < rows[0][-1]
+    assert "S        3×3: random, spd" in capsys.readouterr().out
 
 
 def test_missing_data_file_and_bad_options(tmp_path: Path, capsys) -> None:

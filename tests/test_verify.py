@@ -317,7 +317,13 @@ TABLES: dict[str, list[Row]] = {
         bad("db = (softmax(W @ P + b, axis=0) - Y) / m", "sum", "sum over the examples"),
         bad("dW = (softmax(W @ P + b, axis=1) - Y) @ P.T / m", "axis", "softmax_rows(W P + b) runs along axis 1"),
     ],
+    # S = A Aᵀ + εI is symmetric, so S⁻¹ and S⁻ᵀ agree here: both forms are right
     "gaussian_full_cov": [
+        ok("dS = (inv(S).T - inv(S).T @ D @ D.T @ inv(S).T / m) / 2"),
+        ok("dD = (inv(S) + inv(S).T) @ D / (2 * m)"),
+        ok("dmu = -sum(dD, axis=1)"),
+        bad("dmu = -dD", "sum", "sum over the examples"),
+        bad("dS = (inv(S) + inv(S) @ D @ D.T @ inv(S) / m) / 2", "paths", "has the wrong sign"),
         ok("dmu = -sum(solve(S, D), axis=1) / m"),
         ok("dD = solve(S, D) / m"),
         ok("dS = inv(S) / 2 - solve(S, D) @ solve(S, D).T / (2 * m)"),
@@ -327,7 +333,7 @@ TABLES: dict[str, list[Row]] = {
         bad("dA = dS @ A", "factor", "exactly 1/2 of the correct gradient"),
         bad("dS = inv(S) / 2", "paths", "misses the path through loss"),
         bad("dmu = sum(solve(S, D), axis=1) / m", "sign", "sign error"),
-        bad("dA = (dS + dS.T) @ A.T", "step", "A needs a transpose here"),
+        bad("dA = (dS + dS.T) @ A.T", "transpose", "Aᵀ has a transpose too many: A belongs there"),
     ],
     "maxout": [
         ok("dW2 = (softmax(W2 @ A1 + b2, axis=0) - Y) @ A1.T / m"),
@@ -383,6 +389,48 @@ def test_claim(example: str, claim: str, verdict: bool, kind: str | None, phrase
         for p in phrases:
             assert p in (r.diagnosis or ""), f"{p!r} not in {r.diagnosis!r}"
         assert "\n" not in (r.diagnosis or ""), "a diagnosis is one line"
+
+
+# ---------------------------------------------------------------------------
+# Matrix calculus: a missing transpose of an inverse is named (A is not symmetric, so it shows)
+# ---------------------------------------------------------------------------
+
+LINALG_SPECS = {
+    "logdet": "param A[n, n]\nloss = logdet(A)\n",
+    "inv": "input G[n, n]\nparam A[n, n]\nloss = sum(G * inv(A))\n",
+    "solve": "input G[n, k]\ninput B[n, k]\nparam A[n, n]\nloss = sum(G * solve(A, B))\n",
+    "det": "param A[n, n]\nloss = det(A)\n",
+    "trace": "input B[n, n]\nparam A[n, n]\nloss = trace(A @ B)\n",
+}
+INVERSE = "an inverse's gradient carries A⁻ᵀ, not A⁻¹: ∂ log det(A)/∂A = A⁻ᵀ"
+
+
+@pytest.mark.parametrize(("spec", "claim", "kind", "phrases"), [
+    ("logdet", "dA = inv(A).T", None, ()),
+    ("logdet", "dA = inv(A.T)", None, ()),
+    ("logdet", "dA = inv(A)", "transpose", ("a transpose is missing", "transpose of the correct gradient", INVERSE)),
+    ("inv", "dA = -inv(A).T @ G @ inv(A).T", None, ()),
+    ("inv", "dA = -inv(A) @ G @ inv(A)", "transpose",
+     ("A⁻¹ needs a transpose here (in 2 places): A⁻ᵀ belongs there", INVERSE, "∂L/∂A = −A⁻ᵀ G A⁻ᵀ")),
+    ("inv", "dA = -inv(A).T @ G @ inv(A)", "transpose", ("A⁻¹ needs a transpose here (its 2nd occurrence)",)),
+    ("inv", "dA = -inv(A) @ G @ inv(A).T", "transpose", ("A⁻¹ needs a transpose here (its 1st occurrence)",)),
+    ("inv", "dA = -inv(A).T @ G.T @ inv(A).T", "transpose", ("Gᵀ has a transpose too many: G belongs there",)),
+    ("solve", "dA = -solve(A.T, G) @ solve(A, B).T", None, ()),
+    ("solve", "dA = -inv(A).T @ G @ B.T @ inv(A).T", None, ()),
+    ("solve", "dA = -solve(A, G) @ solve(A, B).T", "step", ("A needs a transpose here (its 1st occurrence)",)),
+    ("det", "dA = det(A) * inv(A).T", None, ()),
+    ("det", "dA = det(A) * inv(A)", "transpose", ("a transpose is missing", INVERSE)),
+    ("trace", "dA = B.T", None, ()),
+    ("trace", "dA = B", "transpose", ("a transpose is missing: it is the transpose of the correct gradient",)),
+])
+def test_a_missing_transpose_of_an_inverse_is_named(spec: str, claim: str, kind: str | None,
+                                                     phrases: tuple[str, ...]) -> None:
+    report = backprop.verify(parse_spec(LINALG_SPECS[spec], name=spec), [claim])
+    (r,) = report.results
+    assert r.verdict is (kind is None), r.diagnosis
+    assert r.mistake == kind, r.diagnosis
+    for p in phrases:
+        assert p in (r.diagnosis or ""), f"{p!r} not in {r.diagnosis!r}"
 
 
 # ---------------------------------------------------------------------------

@@ -4,13 +4,16 @@ The forward equations (lifted pre-activations included) come first, rewritten
 into stable and efficient forms (:mod:`backprop.codegen.rewrite`); then the
 backward steps' final results, keeping only the steps some parameter gradient
 needs, rewritten the same way and made to reuse forward values (ReLU′ from the
-activation, softmax from the forward log-softmax). Every later pass starts from
+activation, softmax from the forward log-softmax); last, over the whole program, products by an
+inverse become solves unless the inverse is needed anyway. Every later pass starts from
 this list (:func:`backprop.codegen.lower.lower` calls them in order).
 """
 
 from __future__ import annotations
 
-from backprop.codegen.rewrite import Rule, available, resolver, reuse, stabilize
+from dataclasses import replace
+
+from backprop.codegen.rewrite import Rule, available, inverses, resolver, reuse, stabilize
 from backprop.codegen.stmt import Stmt
 from backprop.engine.derivation import Derivation, Step
 from backprop.expr.printing import GradSymbol, grad_symbol, text
@@ -55,6 +58,10 @@ def _backward_stmts(d: Derivation, forward: list[Stmt]) -> list[Stmt]:
 
 
 def statements(d: Derivation) -> tuple[list[Stmt], list[Rule]]:
-    """The forward then backward statements for ``d``, and the stable-form rules that fired."""
+    """The forward then backward statements for ``d``, and the stable-form rules that fired; products
+    by an inverse as solves where the inverse itself is not needed (:func:`~backprop.codegen.rewrite.inverses`)."""
     forward, rules = _forward_stmts(d)
-    return forward + _backward_stmts(d, forward), rules
+    stmts = forward + _backward_stmts(d, forward)
+    exprs, notes = inverses([s.expr for s in stmts])
+    return [replace(s, expr=e, comment=s.comment + (note,) if note else s.comment)
+            for s, e, note in zip(stmts, exprs, notes)], rules

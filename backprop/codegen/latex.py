@@ -111,12 +111,17 @@ def patterns(printer: NumpyPrinter) -> list[Pattern]:
 
 
 def _head(tex: str, args: list[str]) -> str | None:
-    r"""The function name of a LaTeX form: ``\sigma\left(x\right)`` -> ``\sigma``; ``x^{\top}`` -> ``^T``."""
+    r"""The function name of a LaTeX form: ``\sigma\left(x\right)`` -> ``\sigma``; ``x^{\top}`` -> ``^T``;
+    ``x^{-1}`` -> ``^-1`` and ``x^{-1} y`` -> ``^-1 @`` (an inverse, a solve)."""
     call = r"\left(" + ", ".join(args) + r"\right)"
     if tex.endswith(call):
         return tex[: -len(call)]
     if len(args) == 1 and tex == args[0] + r"^{\top}":
         return "^T"
+    if len(args) == 1 and tex == args[0] + "^{-1}":  # inv(A): A⁻¹
+        return "^-1"
+    if len(args) == 2 and tex == f"{args[0]}^{{-1}} {args[1]}":  # solve(A, B): A⁻¹ B
+        return "^-1 @"
     return None
 
 
@@ -259,6 +264,9 @@ class MathView(ast.NodeTransformer):
                 args = [self.visit(binding[i]) for i in range(pat.arity)]
                 if pat.head == "^T":
                     return ast.BinOp(args[0], ast.Pow(), ast.Name(self._head(r"\top"), ast.Load()))
+                if pat.head in ("^-1", "^-1 @"):
+                    inverse = ast.BinOp(args[0], ast.Pow(), ast.UnaryOp(ast.USub(), ast.Constant(1)))
+                    return inverse if pat.head == "^-1" else ast.BinOp(inverse, ast.MatMult(), args[1])
                 return ast.Call(ast.Name(self._head(pat.head), ast.Load()), args, [])
         return None
 

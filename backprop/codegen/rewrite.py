@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sympy
 from sympy import Basic, MatrixSymbol
 
 from backprop.expr import ir
@@ -122,12 +123,6 @@ def _sum_of_transpose(e: OpNode, see: Resolver) -> Basic | None:
     return ir.transpose(ir.total(x.children[0], 1 - axes[0]))
 
 
-def _inverse_times(e: OpNode, see: Resolver) -> Basic | None:
-    """A⁻¹ B as a solve: LU of A once, no inverse formed (fewer flops, smaller error; docs/operations.md)."""
-    a, b = e.children
-    return ir.node("solve", a.children[0], b) if _is(a, "inv") else None
-
-
 #: Every rewrite, in the order they are tried.
 RULES: tuple[Rule, ...] = (
     Rule("log", "log σ(x)", "−softplus(−x)", _log_sigmoid),
@@ -137,7 +132,6 @@ RULES: tuple[Rule, ...] = (
     Rule("matmul", "(c𝟏) B", "c colsum(B) repeated", _ones_left, "efficient"),
     Rule("matmul", "A (c𝟏)", "c rowsum(A) repeated", _ones_right, "efficient"),
     Rule("matmul", "a B, a 1×1", "a · B", _scale_product, "efficient"),
-    Rule("matmul", "A⁻¹ B", "solve(A, B)", _inverse_times, "stable"),
     Rule("sum", "colsum(Aᵀ)", "rowsum(A)ᵀ", _sum_of_transpose, "efficient"),
 )
 _BY_OP: dict[str, list[Rule]] = {}
@@ -288,3 +282,96 @@ def reuse(e: Basic, have: Available) -> tuple[Basic, tuple[Reuse, ...]]:
     """``e`` reading forward values where a :data:`REUSES` rule allows, and the rules used."""
     out, used = _bottom_up(e, _REUSE_BY_OP, have, again=False)
     return out, tuple(dict.fromkeys(used))
+
+
+# ---------------------------------------------------------------------------
+# Products by an inverse: solves, unless the inverse is computed anyway (a pass over the program)
+# ---------------------------------------------------------------------------
+
+
+def _inverse_factor(x: Basic) -> tuple[Basic, bool] | None:
+    """inv(A) -> (A, False); inv(A)ᵀ -> (A, True); anything else -> None."""
+    transposed = _is(x, "transpose")
+    inner = x.children[0] if transposed else x
+    return (inner.children[0], transposed) if _is(inner, "inv") else None
+
+
+def _inverses_needed(exprs: Sequence[Basic]) -> set[Basic]:
+    """The matrices A whose inverse the program needs as a value (not only as a factor of a product:
+    the gradient of log det A is A⁻ᵀ itself). A product's left factor is taken first, so in A⁻¹ B⁻¹
+    the right one counts as a value."""
+    out: set[Basic] = set()
+    seen: set[Basic] = set()
+    todo = list(exprs)
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, OpNode) or e in seen:
+            continue
+        seen.add(e)
+        kids = list(e.children)
+        if _is(e, "matmul"):
+            left, right = (_inverse_factor(k) for k in kids)
+            spent = 0 if left is not None else (1 if right is not None else None)
+            if spent is not None:
+                factor = _inverse_factor(kids[spent])
+                assert factor is not None
+                kids[spent] = factor[0]
+        elif _is(e, "inv"):
+            out.add(e.children[0])
+        todo.extend(kids)
+    return out
+
+
+def _solve(a: Basic, transposed: bool, b: Basic) -> Basic:
+    return ir.node("solve", ir.transpose(a) if transposed else a, b)
+
+
+def _by_inverse(e: Basic, needed: set[Basic]) -> Basic:
+    """``e`` with each product by an unneeded inverse a solve, each solve by a needed one a product:
+    A⁻¹ B = solve(A, B), A⁻ᵀ B = solve(Aᵀ, B), B A⁻¹ = solve(Aᵀ, Bᵀ)ᵀ, B A⁻ᵀ = solve(A, Bᵀ)ᵀ."""
+    if not isinstance(e, OpNode):
+        return e
+    kids = [_by_inverse(c, needed) for c in e.children]
+    if any(k is not c for k, c in zip(kids, e.children)):
+        e = e.func(*kids, *e.attrs)
+    if _is(e, "matmul"):
+        left, right = (_inverse_factor(k) for k in kids)
+        if left is not None and left[0] not in needed:
+            return _solve(left[0], left[1], kids[1])
+        if left is None and right is not None and right[0] not in needed:
+            return ir.transpose(_solve(right[0], not right[1], ir.transpose(kids[0])))
+    if _is(e, "solve"):
+        a, b = kids
+        transposed = _is(a, "transpose")
+        base = a.children[0] if transposed else a
+        if base in needed:
+            inverse = ir.node("inv", base)
+            return ir.matmul(ir.transpose(inverse) if transposed else inverse, b)
+    return e
+
+
+#: How :func:`inverses` reads in a statement's comment.
+SOLVE_NOTE = "no inverse formed: A⁻¹ B = solve(A, B)"
+REUSE_INVERSE_NOTE = "the inverse is computed anyway: solve(A, B) = A⁻¹ B"
+
+
+def inverses(exprs: Sequence[Basic]) -> tuple[list[Basic], list[str]]:
+    """Each expression of the program with every product by an inverse computed as a solve (LU and
+    triangular solves, no explicit inverse: far smaller residuals, and faster unless B has many more
+    columns than A, docs/operations.md) -- unless the program needs the inverse as a value anyway:
+    then products by it, and solves with the same matrix, multiply by that one inverse instead of
+    factorizing the matrix again. Returns the expressions and, per expression, the note for its
+    comment ("" where nothing changed).
+
+    A pass over the whole program, not a :class:`Rule`: whether A⁻¹ is needed is a property of every
+    statement at once.
+    """
+    needed = _inverses_needed(exprs)
+    out, notes = [], []
+    for e in exprs:
+        new = _by_inverse(e, needed)
+        out.append(new)
+        solves = sum(isinstance(x, OpNode) and x.op.name == "solve" for x in sympy.preorder_traversal(new))
+        before = sum(isinstance(x, OpNode) and x.op.name == "solve" for x in sympy.preorder_traversal(e))
+        notes.append("" if new == e else (SOLVE_NOTE if solves > before else REUSE_INVERSE_NOTE))
+    return out, notes

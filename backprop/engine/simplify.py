@@ -21,6 +21,7 @@ from backprop.expr import ir
 from backprop.expr.ir import OpNode, is_const, shape_of
 from backprop.expr.ops import REGISTRY
 from backprop.expr.printing import GradSymbol
+from backprop.language.domains import domain
 from backprop.language.model import Domains
 
 ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
@@ -235,6 +236,39 @@ def _reduction(e: OpNode, domains: Mapping[str, str | None]) -> Basic:
     return rebuilt
 
 
+def _is_eye(x: Basic) -> bool:
+    return isinstance(x, OpNode) and x.op.name == "eye"
+
+
+def _without_identity(e: Basic) -> Basic:
+    """A product with the identity is its other factor, I B = B and A I = A (the trace's adjoint is
+    ∂L/∂t I, so ∂ tr(A B)/∂A reads Bᵀ, not I Bᵀ); a solve against it is the inverse, solve(A, I) = A⁻¹."""
+    if not isinstance(e, OpNode) or e.op.name not in ("matmul", "solve"):
+        return e
+    a, b = e.children
+    if e.op.name == "matmul":
+        return b if _is_eye(a) else (a if _is_eye(b) else e)
+    if not _is_eye(b):
+        return e
+    if isinstance(a, OpNode) and a.op.name == "transpose":
+        return ir.transpose(ir.node("inv", a.children[0]))
+    return ir.node("inv", a)
+
+
+def _symmetric(x: Basic, domains: Mapping[str, str | None]) -> bool:
+    """An input declared symmetric (``spd``), or the inverse of one."""
+    if isinstance(x, OpNode) and x.op.name == "inv":
+        return _symmetric(x.children[0], domains)
+    return isinstance(x, MatrixSymbol) and domain(domains.get(x.name)).symmetric
+
+
+def _symmetric_transpose(e: Basic, domains: Mapping[str, str | None]) -> Basic:
+    """Sᵀ = S and S⁻ᵀ = S⁻¹ for a symmetric input S: the notes then read as a textbook's for a covariance."""
+    if isinstance(e, OpNode) and e.op.name == "transpose" and _symmetric(e.children[0], domains):
+        return e.children[0]
+    return e
+
+
 def simplify(e: Basic, domains: Mapping[str, str | None] | None = None) -> Basic:
     """An equal expression in the smallest textbook form found."""
     if not isinstance(e, OpNode):
@@ -254,7 +288,8 @@ def _simplify(e: OpNode, domain_items: tuple[tuple[str, str | None, int], ...]) 
     if e.op.name in ("sum", "mean"):
         out = _reduction(e, domains)
     elif not e.op.elementwise and e.op.name != "broadcast":
-        out = e.func(*(simplify(c, domains) for c in e.children), *e.attrs)
+        out = _without_identity(e.func(*(simplify(c, domains) for c in e.children), *e.attrs))
+        out = _symmetric_transpose(out, domains)
     else:
         out = _simplify_region(e, domains)
     if shape_of(out) != shape:

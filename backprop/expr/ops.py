@@ -5,8 +5,8 @@ family modules grouped as the operations are (as in HIPS/autograd's ``numpy_vjps
 :mod:`~backprop.expr.ops_arithmetic`, :mod:`~backprop.expr.ops_activations`,
 :mod:`~backprop.expr.ops_matrix`, :mod:`~backprop.expr.ops_reduce`,
 :mod:`~backprop.expr.ops_extrema`, :mod:`~backprop.expr.ops_softmax`, :mod:`~backprop.expr.ops_tensor`,
-:mod:`~backprop.expr.ops_einsum`, :mod:`~backprop.expr.ops_select`. This module registers every family from one place, in that
-order (the order the generated code's helpers follow).
+:mod:`~backprop.expr.ops_einsum`, :mod:`~backprop.expr.ops_select`, :mod:`~backprop.expr.ops_linalg`.
+This module registers every family from one place, in that order (the order the generated code's helpers follow).
 
 Adding an operation is one row in its family's ``ROWS`` plus one row in ``tests/test_ops.py``;
 a new family is one more module and one more entry in :data:`FAMILIES`. The table sits above

@@ -11,7 +11,7 @@ from sympy import Basic
 
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, Shape, fmt_shape, shape_of
-from backprop.expr.ops_row import ATOM, MUL, POW, Index, IndexForm, Op, fmt
+from backprop.expr.ops_row import ATOM, MUL, POW, Form, Index, IndexForm, Op, fmt
 from backprop.support.errors import ShapeError
 
 
@@ -62,6 +62,17 @@ def _matmul_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
     return IndexForm(((t, inner),), ((ij[0], t), (t, ij[1])))
 
 
+def _transpose_form(i: int, plain: Form) -> Form:
+    """Xᵀ; a value whose row says how it reads transposed (A⁻ᵀ for an inverse) in that form."""
+
+    def form(p: Any, e: OpNode) -> str:
+        x = e.children[0]
+        own = x.op.transposed if isinstance(x, OpNode) else None
+        return own[i](p, x) if own else plain(p, e)
+
+    return form
+
+
 #: The family's rows, in registration order.
 ROWS: tuple[Op, ...] = (
     Op(
@@ -83,7 +94,7 @@ ROWS: tuple[Op, ...] = (
         "transpose", 1, _transpose_shape,
         vjps=(lambda g, out, e: ir.transpose(g),),
         rules=("transpose: ∂L/∂U = (∂L/∂Uᵀ)ᵀ",),
-        latex=fmt(r"{0}^{{\top}}", POW, [POW + 1]), text=fmt("{0}ᵀ", POW, [POW + 1]),
+        latex=_transpose_form(0, fmt(r"{0}^{{\top}}", POW, [POW + 1])), text=_transpose_form(1, fmt("{0}ᵀ", POW, [POW + 1])),
         numpy=fmt("{0}.T", ATOM, [ATOM]), np_eval=lambda a, e=None: a.T,
         prec=POW, sym_eval=lambda a, e=None: a.T, index=lambda e, ij, fresh: IndexForm((), ((ij[1], ij[0]),)),
     ),

@@ -96,6 +96,8 @@ class Op:
     #: the exact form is piecewise (a kink or a jump): the exact check works at a rational point
     #: clear of the kinks rather than on symbolic entries
     piecewise: bool = False
+    #: (latex, text) of the result transposed, where notes write that as one symbol: A⁻ᵀ for inv(A)ᵀ
+    transposed: tuple[Form, Form] | None = None
     #: adjoints students commonly write instead of the right one, each with what it misses:
     #: (operand-0 VJP, explanation); verification names the slip when a claim matches one
     slips: tuple[tuple[VJP, str], ...] = ()

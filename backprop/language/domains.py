@@ -40,6 +40,11 @@ class Domain:
     exact_sample: Sampler | None = None
     #: Its values are labels (a classifier's target), not features: a hint for finding targets.
     label: bool = False
+    #: One value for every example (a covariance, a kernel), not one per example: the examples axis is
+    #: never found from it, and training passes it whole to every mini-batch.
+    shared: bool = False
+    #: Its values are symmetric matrices: the simplifier may write Sᵀ as S (and S⁻ᵀ as S⁻¹).
+    symmetric: bool = False
     #: What is wrong with a declared shape for the domain (spd: not square), or ``None``: checked
     #: when the spec is parsed.
     shape_rule: Callable[[tuple], str | None] | None = None
@@ -134,7 +139,8 @@ _ROWS = (
     Domain("prob", "input, probabilities", _uniform(0.05, 0.95),
            _outside(lambda x: (x >= 0) & (x <= 1), "holds values outside [0, 1]"), symbol=None,
            exact_sample=lambda shape, rng, axis=0: np.clip(rng.uniform(0.05, 0.95, size=shape), 0.1, 0.9)),
-    Domain("spd", "input, symmetric positive definite", _spd, _not_spd, symbol=None, shape_rule=_square_shape),
+    Domain("spd", "input, symmetric positive definite", _spd, _not_spd, symbol=None, shape_rule=_square_shape,
+           shared=True, symmetric=True),
 )
 
 #: Every named domain, in the order the docs and errors list them.

@@ -15,6 +15,7 @@ from sympy import Basic, MatrixSymbol
 
 from backprop.expr.ir import Shape, fmt_shape, shape_of
 from backprop.expr.printing import text
+from backprop.language.domains import domain
 
 KINDS = ("input", "param")
 
@@ -125,10 +126,12 @@ class Model:
     @property
     def examples_dim(self) -> str | None:
         """The dim that counts examples: the one ``examples m`` names, else the last axis of the
-        inputs (the columns, as the course writes X[n, m]; ``m`` preferred when several)."""
+        inputs (the columns, as the course writes X[n, m]; ``m`` preferred when several) -- not of an
+        input one value of which serves every example (an ``spd`` covariance)."""
         if self.examples is not None:
             return self.examples
-        last = [str(d.shape[-1]) for d in self.inputs if not d.scalar and isinstance(d.shape[-1], sympy.Symbol)]
+        last = [str(d.shape[-1]) for d in self.inputs
+                if not d.scalar and isinstance(d.shape[-1], sympy.Symbol) and not domain(d.domain).shared]
         return "m" if "m" in last else (last[0] if last else None)
 
     def examples_axis(self, name: str) -> int | None:
@@ -136,6 +139,9 @@ class Model:
         them (a param, a constant input)."""
         dim = self.examples_dim
         if dim is None or dim not in self.dims:
+            return None
+        decl = self.decls.get(name)
+        if decl is not None and decl.kind == "input" and domain(decl.domain).shared:
             return None
         shape = self.shape(name)
         if self.examples is None:

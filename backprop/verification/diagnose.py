@@ -25,7 +25,7 @@ from backprop.expr.printing import text
 from backprop.verification.claims import Claim
 from backprop.verification.factors import Factor, factor_phrase, fit_factor
 from backprop.verification.numeric import TOL, Points, rel
-from backprop.verification.repairs import _MAX_PARTS, Repairs, _and, _grad_text, _subexpressions
+from backprop.verification.repairs import _MAX_PARTS, INVERSE_NOTE, Repairs, _and, _grad_text, _subexpressions, holds_inverse
 
 #: Relative errors up to this (above TOL) are a near miss, not a factor "1.000001" or a wrong step.
 NEAR = 1e-4
@@ -230,9 +230,11 @@ class Diagnosis(Repairs):
         ts = step.shape
         for perm in () if ir.is_scalar_shape(ts) else _reorders(ts, ts):
             if self.at.close([np.transpose(x, perm) for x in c], g):
-                what = "it is the transpose of" if len(ts) == 2 else f"transpose(..., {list(perm)}) of it is"
+                what = ("a transpose is missing: it is the transpose of" if len(ts) == 2
+                        else f"transpose(..., {list(perm)}) of it is")
+                note = INVERSE_NOTE if len(ts) == 2 and holds_inverse(claim.expr) else ""
                 return "transpose", (f"{what} the correct gradient ({_grad_text(step.target)} is "
-                                     f"{fmt_shape(ts)}, so the shapes cannot tell)")
+                                     f"{fmt_shape(ts)}, so the shapes cannot tell){note}")
         return self._locate(claim.expr, step.target, top=True, err=err)
 
     def _locate(self, s: Basic, target: str, top: bool, err: float) -> tuple[str, str]:
@@ -279,7 +281,7 @@ class Diagnosis(Repairs):
             if f is not None:
                 part = f"its part {text(s)}, which should be {_grad_text(target)}, is "
                 return "factor", part + factor_phrase(f, of=f"the correct {_grad_text(target)}", claim=s)
-        for check in (self._transposed_leaf, self._transposed_part, self._swapped_leaf):
+        for check in (self._transposed_part, self._swapped_leaf):
             found = check(s, step)
             if found is not None:
                 return found

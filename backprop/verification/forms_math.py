@@ -26,7 +26,12 @@ _ACCENTS = {"hat": "hat", "widehat": "hat", "bar": "bar", "overline": "bar", "ti
 #: Functions, by how they are written -> the spec's name.
 _FUNCS = {"sigma": "sigmoid", "σ": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh", "exp": "exp", "log": "log",
           "ln": "log", "relu": "relu", "ReLU": "relu", "softmax": "softmax", "sqrt": "sqrt", "abs": "abs",
-          "rowsum": "rowsum", "max": "maximum", "log_softmax": "log_softmax", "sum": "sum"}
+          "rowsum": "rowsum", "max": "maximum", "log_softmax": "log_softmax", "sum": "sum",
+          "det": "det", "tr": "trace", "Tr": "trace", "trace": "trace", "logdet": "logdet", "inv": "inv", "solve": "solve",
+          "eye": "eye"}
+#: Matrix functions written without parentheses too (\det A, tr A); exponents for A⁻ᵀ (A^{-T}, A^{-\top}).
+_MATRIX_FUNCS = {"det", "trace", "logdet"}
+_INVERSE_T = {"-T", "-\\top", "-\\intercal", "-\\mathsf{T}", "-\\mathrm{T}"}
 #: A function's derivative written f'(x): the spec expression, {0} the argument.
 _PRIMES = {"sigmoid": "sigmoid({0}) * (1 - sigmoid({0}))", "tanh": "(1 - tanh({0})**2)", "relu": "({0} > 0)",
            "exp": "exp({0})", "log": "1 / ({0})"}
@@ -260,6 +265,9 @@ class MathReader:
             elif tok.text == "²":
                 self.take()
                 value = _Val(f"{value.at(_POW + 1)}**2", _POW)
+            elif tok.text == "⁻" and self.peek(1) is not None and self.peek(1).text in ("¹", "ᵀ"):
+                self.take()
+                value = self._inverse(value, self.take().text == "ᵀ")
             elif tok.text == "^":
                 self.take()
                 value = self._power(value, tok)
@@ -274,9 +282,18 @@ class MathReader:
         arg = self._group_text()
         if arg in ("T", "\\top", "\\intercal", "\\mathsf{T}", "\\mathrm{T}", "t"):
             return _Val(f"{base.at(_ATOM)}.T", _ATOM)
+        if arg in _INVERSE_T or arg == "-1":
+            return self._inverse(base, arg != "-1")
         if re.fullmatch(r"-?\d+(\.\d+)?", arg):
             return _Val(f"{base.at(_POW + 1)}**{arg if not arg.startswith('-') else f'({arg})'}", _POW)
         raise SpecError(f"'^{arg}' has no reading here: write ^T for a transpose or ^2 for a power", 0, tok.col)
+
+    def _inverse(self, base: _Val, transposed: bool) -> _Val:
+        """A⁻¹ of a square matrix is its inverse (of a scalar, 1/x); A⁻ᵀ the inverse transposed."""
+        shape = self.shape_of(base.text)
+        if not transposed and not (shape and len(shape) == 2 and shape[0] == shape[1] and not _scalar(shape)):
+            return _Val(f"{base.at(_POW + 1)}**(-1)", _POW)
+        return _Val(f"inv({base.text})" + (".T" if transposed else ""), _ATOM)
 
     def _group_text(self) -> str:
         """The raw text of one token or one braced group, for exponents and subscripts."""
@@ -372,6 +389,8 @@ class MathReader:
             inner = self._group_text()
             if word == "operatorname" and self._is("("):
                 return self._call(_FUNCS.get(inner, inner), tok)
+            if _FUNCS.get(inner) in _MATRIX_FUNCS:  # \operatorname{tr} A, \mathrm{tr}(A)
+                return self._name_or_call(_Tok("name", inner, tok.col))
             return self._finish_name(re.sub(r"\\[A-Za-z]+|[{}\s]", "", inner) or inner, tok)
         if word in _ACCENTS:
             inner = self._group_text()
@@ -397,8 +416,13 @@ class MathReader:
                     raise SpecError(f"{tok.text}' has no reading: write its derivative out", 0, tok.col)
                 arg = self._argument(tok)
                 return _Val(prime.format(arg.text), _MUL)
+            if func == "log" and (self._is("\\det") or self._is("det")):  # log det A
+                self.take()
+                func = "logdet"
             if self._is("(", "{") or tok.text in ("σ", "sigma"):
                 return self._call(func, tok)
+            if func in _MATRIX_FUNCS:  # \det A, tr A: the function of the operand that follows
+                return _Val(f"{func}({self.postfix().text})", _ATOM)
         return self._finish_name(tok.text, tok)
 
     def _argument(self, tok: _Tok) -> _Val:
@@ -437,7 +461,13 @@ class MathReader:
         return self.aliases.get(name, name)
 
     def _finish_name(self, name: str, tok: _Tok) -> _Val:
-        """A name and what belongs to it: ``_1``/``_{1}`` and ``^{[1]}``/``^{(1)}`` append the layer."""
+        """A name and what belongs to it: ``_1``/``_{1}`` and ``^{[1]}``/``^{(1)}`` append the layer.
+        ``I_n`` (``I`` not declared) is the n×n identity."""
+        if name == "I" and self.shape_of(self._plain(name)) is None:
+            if not self._is("_"):
+                raise SpecError("the identity I needs its size: write I_n (or eye(n))", 0, tok.col)
+            self.take()
+            return _Val(f"eye({self._group_text()})", _ATOM)
         while True:
             if self._is("_"):
                 self.take()

@@ -15,7 +15,9 @@ from backprop.support.errors import SpecError
 
 #: np.f(x) that the spec writes f(x).
 _SAME = {"exp", "log", "tanh", "sqrt", "abs", "maximum", "minimum", "where", "sign", "log1p", "expm1", "sin",
-         "cos", "clip", "transpose", "reshape", "eye", "ones", "zeros", "sum", "mean", "max", "min"}
+         "cos", "clip", "transpose", "reshape", "eye", "ones", "zeros", "sum", "mean", "max", "min", "trace"}
+#: np.linalg.f(x) that the spec writes f(x).
+_LINALG = {"inv", "det", "solve"}
 _BINARY = {"dot": ast.MatMult, "matmul": ast.MatMult, "multiply": ast.Mult, "divide": ast.Div,
            "true_divide": ast.Div, "add": ast.Add, "subtract": ast.Sub, "power": ast.Pow}
 _REDUCE = {"sum", "mean", "max", "min"}
@@ -65,6 +67,11 @@ class _Rewrite(ast.NodeTransformer):
         keywords = {k.arg: k.value for k in node.keywords}
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("np", "numpy"):
             return ast.copy_location(self._np(func.attr, args, keywords, node), node)
+        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Attribute) and func.value.attr == "linalg"
+                and isinstance(func.value.value, ast.Name) and func.value.value.id in ("np", "numpy")):
+            if func.attr not in _LINALG or keywords:
+                raise self.fail(node, f"np.linalg.{func.attr} has no reading here (of np.linalg: {', '.join(sorted(_LINALG))})")
+            return ast.copy_location(ast.Call(ast.Name(func.attr, ast.Load()), args, []), node)
         if isinstance(func, ast.Attribute):
             return ast.copy_location(self._method(func, args, keywords, node), node)
         return ast.copy_location(ast.Call(func, args, [ast.keyword(k, self.visit(v)) for k, v in keywords.items()]),

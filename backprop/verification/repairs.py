@@ -68,6 +68,59 @@ def _matmul_factors(e: Basic) -> list[Basic]:
     return [f for c in e.children for f in _matmul_factors(c)] if _is_op(e, "matmul") else [e]
 
 
+#: Said where a transpose is missing around an inverse: the identities that put A⁻ᵀ in a gradient.
+INVERSE_NOTE = ("; an inverse's gradient carries A⁻ᵀ, not A⁻¹: ∂ log det(A)/∂A = A⁻ᵀ, and Y = A⁻¹ sends "
+                "∂L/∂A = −A⁻ᵀ ∂L/∂Y A⁻ᵀ back (A⁻¹ and A⁻ᵀ differ unless A is symmetric)")
+
+
+def holds_inverse(e: Basic) -> bool:
+    return any(isinstance(x, OpNode) and x.op.name in ("inv", "solve") for x in sympy.preorder_traversal(e))
+
+
+def _square_places(e: Basic) -> list[tuple[tuple[int, ...], Basic]]:
+    """Every square (non-scalar) part of ``e`` but ``e`` itself, with its path of operand indices, in
+    reading order (left to right, outermost first); at most :data:`_MAX_PARTS`."""
+    out: list[tuple[tuple[int, ...], Basic]] = []
+    todo: list[tuple[tuple[int, ...], Basic]] = [((), e)]
+    while todo and len(out) < _MAX_PARTS:
+        path, x = todo.pop()
+        if path and _square(x):
+            out.append((path, x))
+        if isinstance(x, OpNode):
+            todo.extend(reversed([(path + (i,), c) for i, c in enumerate(x.children)]))
+    return out
+
+
+def _replace_at(e: Basic, path: tuple[int, ...], new: Basic) -> Basic:
+    """``e`` with the part at ``path`` (operand indices from the root) replaced by ``new``."""
+    if not path:
+        return new
+    assert isinstance(e, OpNode)
+    kids = list(e.children)
+    kids[path[0]] = _replace_at(kids[path[0]], path[1:], new)
+    return e.func(*kids, *e.attrs)
+
+
+def _flipped(x: Basic) -> Basic:
+    """The transpose of ``x``; of a transpose, what it transposes."""
+    return x.children[0] if _is_op(x, "transpose") else ir.transpose(x)
+
+
+def _ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+def _transpose_phrase(part: Basic, where: str, rec: str) -> tuple[str, str]:
+    """What transposing ``part`` fixes, in words: a leaf needs a transpose (the slip of a step), a
+    transposed part has one too many, any other part needs one (an inverse: the identity that says so)."""
+    if isinstance(part, MatrixSymbol):
+        return "step", f"{text(part)} needs a transpose here{where}: {rec}"
+    if _is_op(part, "transpose"):
+        return "transpose", f"{text(part)} has a transpose too many{where}: {text(part.children[0])} belongs there; {rec}"
+    note = INVERSE_NOTE if holds_inverse(part) else ""
+    return "transpose", f"{text(part)} needs a transpose here{where}: {text(_flipped(part))} belongs there{note}; {rec}"
+
+
 def _matmul_chain(fs: Sequence[Basic]) -> Basic:
     out = fs[0]
     for f in fs[1:]:
@@ -120,27 +173,33 @@ class Repairs:
                     return "axis", f"{text(x)} runs along axis {axes[0]}; it should run along axis {other}: {text(right)}"
         return None
 
-    def _transposed_leaf(self, s: Basic, step: Step) -> tuple[str, str] | None:
-        want = self.at.grad(step.target)
-        for leaf in sorted(s.atoms(MatrixSymbol), key=lambda x: x.name):
-            shape = shape_of(leaf)
-            if len(shape) != 2 or shape[0] != shape[1] or shape[0] == 1:
-                continue
-            if self.at.close(self.at.vals(s, {leaf: [x.T for x in self.at.vals(leaf)]}), want):
-                return "step", (f"{text(leaf)} needs a transpose here: "
-                                f"{_grad_text(step.target)} = {text(step.recursive)}")
-        return None
-
     def _transposed_part(self, s: Basic, step: Step) -> tuple[str, str] | None:
-        """A square part that needs a transpose: the inverse's A⁻ᵀ written A⁻¹ (every copy of it)."""
+        """A square part that needs a transpose -- the inverse's A⁻ᵀ written A⁻¹ -- or has one too many:
+        one occurrence of it (reading order; the smallest such part, so the inverse is named, not −A⁻¹
+        or A⁻¹ + I), else every occurrence at once, else some factors of a product."""
         want = self.at.grad(step.target)
-        for part in _subexpressions(s)[1:_MAX_PARTS]:
-            shape = shape_of(part)
-            if not isinstance(part, OpNode) or len(shape) != 2 or shape[0] != shape[1] or shape[0] == 1:
+        rec = f"{_grad_text(step.target)} = {text(step.recursive)}"
+        places = _square_places(s)
+        counts = {part: sum(1 for _, p in places if p == part) for _, part in places}
+
+        def fixes(path: tuple[int, ...], part: Basic) -> bool:
+            return self.at.close(self.at.vals(_replace_at(s, path, _flipped(part))), want)
+
+        for path, part in places:
+            if not fixes(path, part):
                 continue
-            if self.at.close(self.at.vals(s, {part: [x.T for x in self.at.vals(part)]}), want):
-                return "transpose", (f"{text(part)} needs a transpose here: "
-                                     f"{_grad_text(step.target)} = {text(step.recursive)}")
+            while isinstance(part, OpNode) and part.op.name not in ("transpose", "inv"):
+                # the smallest part that does it: A⁻¹ in A⁻¹ + I, in −A⁻¹ (a transpose's own operand, or
+                # an inverse's, would read as a leaf needing one where the part has one too many)
+                deeper = next(((q, c) for q, c in places if q[:-1] == path and fixes(q, c)), None)
+                if deeper is None:
+                    break
+                path, part = deeper
+            nth = sum(1 for q, p in places if p == part and q <= path)
+            return _transpose_phrase(part, f" (its {_ordinal(nth)} occurrence)" if counts.get(part, 1) > 1 else "", rec)
+        for part in dict.fromkeys(p for _, p in places):
+            if counts[part] > 1 and self.at.close(self.at.vals(s.xreplace({part: _flipped(part)})), want):
+                return _transpose_phrase(part, f" (in {counts[part]} places)", rec)
         for chain in (x for x in _subexpressions(s)[:_MAX_PARTS] if _is_op(x, "matmul")):
             factors = _matmul_factors(chain)
             square = [i for i, f in enumerate(factors) if _square(f)]
