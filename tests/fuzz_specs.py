@@ -132,7 +132,7 @@ class FuzzGen:
         if depth <= 0 or self.rng.random() < 0.15:
             return self.leaf(self.smaller(shape) if loose and self.rng.random() < 0.3 else shape)
         kinds = ["unary", "unary", "unary", "binary", "binary", "binary", "reduce", "softmax", "scale", "name",
-                 "einsum", "reshape", "permute", "concat", "take", "select", "select"]
+                 "einsum", "reshape", "permute", "concat", "take", "select", "select", "labels"]
         if len(shape) == 2:
             kinds += ["matmul", "transpose", "linalg", "linalg"]
         return getattr(self, self.rng.choice(kinds))(shape, depth - 1)
@@ -356,6 +356,50 @@ class FuzzGen:
         index = [":"] * len(shape)
         index[axis] = self.rng.choice([f"0:{shape[axis]}", ":", "0:"])
         return f"({self.expr(shape, depth)})[{', '.join(index)}]"
+
+    def label_input(self, shape: Shape, classes: str) -> str:
+        """An input of class labels 0..classes−1: often one already declared."""
+        domain = f"labels({classes})"
+        same = [n for n, (k, s, dom, _) in self.decls.items() if s == shape and dom == domain]
+        if same and self.rng.random() < 0.4:
+            return self.rng.choice(same)
+        name = self.fresh_name("I")
+        self.decls[name] = ("input", shape, domain, f"input {name}[{', '.join(shape)}] {domain}")
+        return name
+
+    def labels(self, shape: Shape, depth: int) -> str:
+        """Integer labels: a one-hot form of them along an axis (times a value, as cross-entropy
+        reads it, or alone), or a lookup ``take`` of a table's slices at them."""
+        units = [k for k, d in enumerate(shape) if d == ONE]
+        if units and len(shape) >= 2 and self.rng.random() < 0.3:  # each example's entry at its label (pick)
+            k = self.rng.choice(units)
+            c = self.rng.choice([d for d in self.dims if not d.isdigit()] or ["3"])
+            y = self.label_input(shape, c)
+            source = shape[:k] + (c,) + shape[k + 1:]
+            return f"sum(onehot({y}, {c}, axis={k}) * {self.expr(source, depth)}, axis={k})"
+        axes = [k for k, d in enumerate(shape) if d != ONE]
+        if not axes:
+            return self.leaf(shape)
+        k = self.rng.choice(axes)
+        if self.rng.random() < 0.5:
+            y = self.label_input(shape[:k] + (ONE,) + shape[k + 1:], shape[k])
+            hot = f"onehot({y}, {shape[k]}" + (f", axis={k})" if k else ")")
+            way = self.rng.random()
+            if way < 0.25:
+                return hot
+            if way < 0.5:  # softmax minus the labels, as cross-entropy's gradient (add_at)
+                return f"({self.expr(shape, depth)} - {hot})"
+            return f"({hot} * {self.expr(shape, depth)})"
+        starts = [j for j in range(len(shape) - 1) if shape[j:j + 2] != (ONE, ONE)] if len(shape) >= 3 else []
+        if not starts:
+            y = self.label_input(shape[:k] + (ONE,) + shape[k + 1:], shape[k])
+            return f"onehot({y}, {shape[k]}" + (f", axis={k})" if k else ")")
+        k = self.rng.choice(starts)  # the indices fill two axes of the result; the table has one there
+        idx = shape[k:k + 2]
+        size = self.rng.choice([d for d in self.dims if not d.isdigit()] or ["3"])
+        table = shape[:k] + (size,) + shape[k + 2:]
+        y = self.label_input(idx, size)
+        return f"take({self.expr(table, depth)}, {y}, axis={k})"
 
     def name(self, shape: Shape, depth: int) -> str:
         """Name an intermediate value, read up to three times."""

@@ -53,7 +53,7 @@ def random_point(model: Model, sizes: Mapping[str, int], rng: np.random.Generato
     env: dict[Any, Any] = dict(dim_env(model, sizes))
     classes = model.domains().class_axes
     for d in model.decls.values():
-        env[d.name] = sample(d.domain, concrete_shape(model, d.name, sizes), rng, classes.get(d.name, 0))
+        env[d.name] = sample(d.domain, concrete_shape(model, d.name, sizes), rng, classes.get(d.name, 0), sizes)
     return env
 
 
@@ -180,7 +180,8 @@ def exact_point(model: Model, sizes: Mapping[str, int], rng: np.random.Generator
     """Like :func:`random_point`, with every value a SymPy rational (domains respected)."""
     env: dict[Any, Any] = dict(dim_env(model, sizes))
     for d in model.decls.values():
-        x = sample(d.domain, concrete_shape(model, d.name, sizes), rng, model.domains().class_axes.get(d.name, 0))
+        x = sample(d.domain, concrete_shape(model, d.name, sizes), rng, model.domains().class_axes.get(d.name, 0),
+                   sizes)
         if d.domain == "positive":
             x = np.maximum(x, 1 / den)
         if d.domain == "prob":

@@ -49,6 +49,7 @@ from backprop.codegen.stmt import Stmt, TempSymbol
 from backprop.engine.pipeline import get_derivation
 from backprop.expr import ir
 from backprop.expr.evaluate import evaluate
+from backprop.expr.ops_labels import onehot
 from backprop.language.parse import parse_spec
 from backprop.support.bundled import example_names
 from backprop.support.errors import UnsupportedError
@@ -71,10 +72,15 @@ def function_tree(fn) -> ast.FunctionDef:
     return node
 
 
+def _as(v, dtype):
+    """An array in ``dtype``; a scalar, and integer class labels (indices), as they are."""
+    return v if np.ndim(v) == 0 or np.asarray(v).dtype.kind in "iu" else v.astype(dtype)
+
+
 def point(mod, seed: int = 0, dtype=np.float64):
     rng = np.random.default_rng(seed)
     params, inputs = random_point(mod, resolve_dims(mod, None, rng), rng)
-    cast = {k: (v if np.ndim(v) == 0 else v.astype(dtype)) for k, v in (params | inputs).items()}
+    cast = {k: _as(v, dtype) for k, v in (params | inputs).items()}
     return {k: cast[k] for k in params}, {k: cast[k] for k in inputs}
 
 
@@ -302,7 +308,8 @@ def test_float32_in_float32_out(name):
     params, inputs = point(mod, dtype=np.float32)
     loss, cache = mod.forward(**params, **inputs)
     assert np.asarray(loss).dtype == np.float32
-    assert all(np.asarray(v).dtype == np.float32 for v in cache.values() if isinstance(v, np.ndarray))
+    assert all(v.dtype == np.float32 for v in cache.values()  # integer class labels stay indices
+               if isinstance(v, np.ndarray) and v.dtype.kind != "i")
     _, grads = mod.loss_and_grads(params, inputs)
     for p, g in grads.items():
         assert type(g) is float if np.ndim(params[p]) == 0 else g.dtype == np.float32, p
@@ -315,11 +322,11 @@ def test_gradients_take_their_params_dtype(name, param_dtype, input_dtype):
     the values of the all-float64 computation to the params' precision."""
     mod = module(name)
     params64, inputs64 = point(mod)
-    params = {k: v if np.ndim(v) == 0 else v.astype(param_dtype) for k, v in params64.items()}
-    inputs = {k: v if np.ndim(v) == 0 else v.astype(input_dtype) for k, v in inputs64.items()}
+    params = {k: _as(v, param_dtype) for k, v in params64.items()}
+    inputs = {k: _as(v, input_dtype) for k, v in inputs64.items()}
     _, want = mod.loss_and_grads({k: np.asarray(v, np.float64)[()] if np.ndim(v) == 0 else v.astype(np.float64)
                                   for k, v in params.items()}, {k: np.asarray(v, np.float64)[()] if np.ndim(v) == 0
-                                  else v.astype(np.float64) for k, v in inputs.items()})
+                                  else _as(v, np.float64) for k, v in inputs.items()})
     _, grads = mod.loss_and_grads(params, inputs)
     for p, g in grads.items():
         if np.ndim(params[p]) == 0:
@@ -475,7 +482,10 @@ _RULE_CASES = {
     "A (c𝟏) = c rowsum(A) repeated": lambda x: ir.matmul(x, ir.broadcast_to(sympy.Integer(2), (4, 2))),
     "a B, a 1×1 = a · B": lambda x: ir.matmul(sympy.Integer(3), ir.total(x, 0)),
     "colsum(Aᵀ) = rowsum(A)ᵀ": lambda x: ir.total(ir.transpose(x), 0),
+    "Σ(onehot(y) ⊙ A) = Σ pick(A, y)": lambda x: ir.total(ir.mul(onehot(_LABELS, sympy.Integer(3)), x), 0),
+    "A − onehot(y) = add_at(A, y, −1)": lambda x: ir.sub(ir.node("exp", x), onehot(_LABELS, sympy.Integer(3))),
 }
+_LABELS = sympy.MatrixSymbol("y", 1, 4)  # class labels 0..2 of 4 examples
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
@@ -484,7 +494,7 @@ def test_every_rewrite_rule_fires_and_keeps_the_value(rule):
     before = _RULE_CASES[rule.name](x)
     after, fired = stabilize(before, resolver({}))
     assert rule in fired and after != before
-    env = {"x": np.random.default_rng(0).standard_normal((3, 4))}
+    env = {"x": np.random.default_rng(0).standard_normal((3, 4)), "y": np.array([[2, 0, 1, 2]])}
     np.testing.assert_allclose(evaluate(after, env), evaluate(before, env), rtol=1e-12)
 
 

@@ -16,7 +16,7 @@ import pytest
 import backprop
 from backprop import codegen
 from backprop.codegen.lower import lower
-from backprop.language.domains import onehot
+from backprop.language.domains import domain, onehot, sample
 from backprop.language.model import class_axis
 
 BENCH_SPECS = sorted(str(p) for p in (Path(__file__).resolve().parent.parent / "bench" / "specs").glob("*.spec"))
@@ -34,6 +34,8 @@ def _arrays(mod, seed: int = 0) -> tuple[dict, dict]:
         value = rng.uniform(0.1, 0.9, shape) if shape else 0.3
         if mod.DOMAINS[name] == "onehot":
             value = onehot(shape, rng, class_axis(len(shape), mod.EXAMPLE_AXES.get(name)))
+        elif mod.DOMAINS[name] is not None and domain(mod.DOMAINS[name]).argument:  # labels(c)
+            value = sample(mod.DOMAINS[name], shape, rng, 0, dims)
         inputs[name] = value
     return params, inputs
 

@@ -43,6 +43,8 @@ SIZES: dict[str, dict[str, int]] = {
     "embedding": {"V": 2, "T": 2, "m": 1, "d": 1, "c": 2},
     "maxout": {"n": 2, "m": 2, "c": 2, "h": 1},
     "gaussian_full_cov": {"d": 2, "m": 2},
+    "svm_hinge": {"n": 2, "m": 2, "c": 3},
+    "embedding_bag": {"T": 2, "m": 2, "V": 3, "c": 2, "d": 1},
 }
 MAX_SYMBOLIC = 3  # entries checked per param for wide params (784 columns)
 

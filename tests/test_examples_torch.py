@@ -8,7 +8,6 @@ random points and at ties, where the convention (PyTorch's) decides the gradient
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from types import ModuleType
 
@@ -17,15 +16,12 @@ import pytest
 import torch
 from torch.nn import functional
 
+from backprop.codegen.emit import load_module
 from backprop.codegen.regenerate import GENERATED
 
 
 def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"generated_{name}", GENERATED / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(GENERATED / f"{name}.py")
 
 
 # ---------------------------------------------------------------------------
@@ -60,9 +56,33 @@ def gaussian_full_cov(p: dict[str, torch.Tensor], x: dict[str, torch.Tensor]) ->
     return -dist.log_prob(x["X"].T).mean()
 
 
+def svm_hinge(p: dict[str, torch.Tensor], x: dict[str, torch.Tensor]) -> torch.Tensor:
+    """functional.multi_margin_loss (margin 1) on integer targets: it averages over the classes too,
+    where CS231n's loss sums them, hence the factor c."""
+    scores = functional.linear(x["X"].T, p["W"], p["b"].reshape(-1))
+    return functional.multi_margin_loss(scores, x["y"].reshape(-1), margin=1.0) * p["W"].shape[0]
+
+
+def svm_ties(p: dict[str, np.ndarray], x: dict[str, np.ndarray]) -> None:
+    """Small integers everywhere: many margins are exactly 0, the hinge's kink (no gradient, as torch)."""
+    rng = np.random.default_rng(7)
+    for v in (x["X"], p["W"], p["b"]):
+        v[:] = rng.integers(-1, 2, v.shape)
+
+
+def embedding_bag(p: dict[str, torch.Tensor], x: dict[str, torch.Tensor]) -> torch.Tensor:
+    """functional.embedding_bag (mode="mean") of the token ids, a linear layer, functional.cross_entropy
+    on the integer targets."""
+    bags = functional.embedding_bag(x["x"].T, p["E"].T, mode="mean")  # one bag (row) per example
+    logits = functional.linear(bags, p["W"], p["b"].reshape(-1))
+    return functional.cross_entropy(logits, x["y"].reshape(-1))
+
+
 REFERENCES: dict[str, tuple[Callable[..., torch.Tensor], dict[str, int], Callable[..., None] | None]] = {
     "maxout": (maxout, {"n": 4, "m": 6, "c": 3, "h": 5}, maxout_ties),
     "gaussian_full_cov": (gaussian_full_cov, {"d": 4, "m": 7}, None),
+    "svm_hinge": (svm_hinge, {"n": 4, "m": 9, "c": 3}, svm_ties),
+    "embedding_bag": (embedding_bag, {"T": 5, "m": 6, "V": 7, "c": 3, "d": 4}, None),
 }
 
 
@@ -77,7 +97,8 @@ def compare(name: str, params: dict[str, np.ndarray], inputs: dict[str, np.ndarr
     reference = REFERENCES[name][0]
     loss, grads = mod.loss_and_grads(params, inputs)
     tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
-    tx = {k: torch.tensor(v, dtype=torch.float64) for k, v in inputs.items()}
+    tx = {k: torch.tensor(v, dtype=None if np.asarray(v).dtype.kind in "iu" else torch.float64)  # labels: int64
+          for k, v in inputs.items()}
     ref = reference(tp, tx)
     ref.backward()
     assert loss == pytest.approx(float(ref.detach()), rel=1e-12)

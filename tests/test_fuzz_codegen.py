@@ -34,8 +34,10 @@ from torch_reference import torch_loss_and_grads
 
 import backprop
 from backprop import codegen
+from backprop.codegen.rewrite import resolver, stabilize
 from backprop.expr.ir import OpNode
 from backprop.expr.ops import REGISTRY
+from backprop.language.domains import domain, sample
 
 #: Seeds CI runs; BACKPROP_FUZZ_SEEDS overrides (measured: 1000 seeds take 48 s of CPU, 57 s wall, on one core).
 FUZZ_SEEDS = int(os.environ.get("BACKPROP_FUZZ_SEEDS", "1000"))
@@ -53,12 +55,17 @@ def _sizes(model: backprop.Model, rng: np.random.Generator) -> dict[sympy.Symbol
     return {s: int(rng.choice([1, 2, 2, 3, 3, 4])) for s in model.dims.values()}
 
 
-def _value(decl: Any, shape: tuple[int, ...], rng: np.random.Generator, form: str | None = None) -> Any:
+def _value(decl: Any, shape: tuple[int, ...], rng: np.random.Generator, form: str | None = None,
+           sizes: Mapping[str, int] | None = None) -> Any:
     """A random value of ``decl``: float64 or int arrays, read-only, Python numbers, 0-d or 1×1 arrays.
 
     ``form`` forces one: "int" (every input an int array or a Python int), or a scalar's
     "python", "0d" or "1x1"."""
     as_int = decl.kind == "input" and decl.domain != "prob" and (form == "int" or (form is None and rng.random() < 0.3))
+    if decl.domain is not None and domain(decl.domain).argument:  # class labels: int64 indices, whatever the form
+        v = sample(decl.domain, shape, rng, 0, sizes)
+        v.setflags(write=False)
+        return v
     if decl.domain == "onehot":
         r, c = shape
         v = np.eye(r)[rng.integers(0, r, size=c)].T
@@ -91,7 +98,7 @@ def draw(
     values = {}
     for d in model.decls.values():
         shape = tuple(int(sympy.sympify(x).subs(dims)) for x in d.shape)
-        values[d.name] = _value(d, shape, rng, form)  # type: ignore[arg-type]
+        values[d.name] = _value(d, shape, rng, form, {s.name: v for s, v in dims.items()})  # type: ignore[arg-type]
     return values, dims
 
 
@@ -186,14 +193,15 @@ def _ops(e: Any, out: set[str]) -> None:
 
 
 def test_fuzz_generator_reaches_every_registry_operation() -> None:
-    """Every registry row appears, in the forward equations or the derived backward steps."""
+    """Every registry row appears, in the forward equations, the derived backward steps, or the
+    forms the code generator rewrites them to."""
     seen: set[str] = set()
     for seed in range(150):
         d = backprop.get_derivation(backprop.parse_spec(fuzz_spec(seed), path="<fuzz>", name="fuzz"))
-        for eq in d.equations:
-            _ops(eq.expr, seen)
-        for s in d.steps:
-            _ops(s.result, seen)
+        see = resolver({eq.name: eq.expr for eq in d.equations})
+        for e in [eq.expr for eq in d.equations] + [s.result for s in d.steps]:
+            _ops(e, seen)
+            _ops(stabilize(e, see)[0], seen)  # the forms only the code generator writes (pick, add_at)
     assert seen == set(REGISTRY), f"never generated: {sorted(set(REGISTRY) - seen)}"
 
 

@@ -45,6 +45,7 @@ class Var:
     shape: tuple[int, ...]
     #: real | positive | away (|x| >= 0.5: clear of kinks and poles) | mask (0 or 1) | low (< -2) | high (> 2)
     #: | square (2I + a small non-symmetric part: invertible, det > 0, and A ≠ Aᵀ so a transpose cannot pass)
+    #: | labelsN (whole numbers 0..N−1: class labels, indices)
     domain: str = "real"
 
 
@@ -83,6 +84,8 @@ def draw(v: Var, rng: np.random.Generator) -> np.ndarray:
         return (1 if v.domain == "high" else -1) * rng.uniform(2.0, 3.0, size=v.shape)
     if v.domain == "square":
         return 2.0 * np.eye(v.shape[0]) + rng.uniform(-0.5, 0.5, size=v.shape) / v.shape[0]
+    if v.domain.startswith("labels"):  # class indices 0..n−1, as floats (evaluation holds every value so)
+        return rng.integers(0, int(v.domain[len("labels"):]), size=v.shape).astype(float)
     if v.domain == "away":
         return rng.choice([-1.0, 1.0], size=v.shape) * rng.uniform(0.5, 2.0, size=v.shape)
     return rng.normal(size=v.shape)
@@ -283,6 +286,42 @@ def fill_cases(op: str) -> Iterator[Case]:
         yield Case(op, (), (sympy.Tuple(*s),), label=label)
 
 
+def _ax(k: int, rank: int = 2) -> sympy.Tuple:
+    return ir.axes_attr(k, rank)
+
+
+def onehot_cases(op: str) -> Iterator[Case]:
+    """Labels along each axis of a matrix and along the middle axis of a tensor."""
+    yield Case(op, (Var((1, C), f"labels{K}"),), (sympy.Integer(K), _ax(0)), label="columns")
+    yield Case(op, (Var((R, 1), f"labels{K}"),), (sympy.Integer(K), _ax(1)), label="rows")
+    yield Case(op, (Var((2, 1, 4), f"labels{C}"),), (sympy.Integer(C), _ax(1, 3)), label="t3")
+
+
+def gather_cases(op: str) -> Iterator[Case]:
+    """Columns of a table by a row of indices, by a matrix of them (a rank-3 result), rows of a
+    table, and the middle axis of a tensor: indices repeat, so the scatter-add must sum."""
+    yield Case(op, (Var((R, K)), Var((1, 2 * K), f"labels{K}")), (_ax(1),), label="columns")
+    yield Case(op, (Var((R, K)), Var((R, C), f"labels{K}")), (_ax(1),), label="columns-t3")
+    yield Case(op, (Var((K, C)), Var((R, C), f"labels{K}")), (_ax(0),), label="rows")
+    yield Case(op, (Var((2, 4, 3)), Var((1, 5), "labels4")), (_ax(1, 3),), label="t3")
+
+
+def scatter_cases(op: str) -> Iterator[Case]:
+    yield Case(op, (Var((R, 1, 2 * K)), Var((1, 2 * K), f"labels{C}")), (sympy.Integer(C), _ax(1)), label="columns")
+    yield Case(op, (Var((R, C, 2)), Var((R, C), f"labels{K}")), (sympy.Integer(K), _ax(0, 3)), label="rows")
+
+
+def pick_cases(op: str) -> Iterator[Case]:
+    yield Case(op, (Var((K, C)), Var((1, C), f"labels{K}")), (_ax(0),), label="columns")
+    yield Case(op, (Var((R, K)), Var((R, 1), f"labels{K}")), (_ax(1),), label="rows")
+    yield Case(op, (Var((2, 3, 4)), Var((2, 1, 4), "labels3")), (_ax(1, 3),), label="t3")
+
+
+def add_at_cases(op: str) -> Iterator[Case]:
+    yield Case(op, (Var((K, C)), Var((1, C), f"labels{K}"), Var(SCALAR)), (_ax(0),), label="columns")
+    yield Case(op, (Var((R, K)), Var((R, 1), f"labels{K}"), sympy.Integer(-1)), (_ax(1),), label="rows-const")
+
+
 CASES: dict[str, Gen] = {
     "add": binary(),
     "sub": binary(),
@@ -341,6 +380,11 @@ CASES: dict[str, Gen] = {
     "det": square_cases,
     "logdet": square_cases,
     "solve": solve_cases,
+    "onehot": onehot_cases,
+    "gather": gather_cases,
+    "scatter": scatter_cases,
+    "pick": pick_cases,
+    "add_at": add_at_cases,
 }
 
 ALL_CASES = [c for name in sorted(CASES) for c in CASES[name](name)]

@@ -741,10 +741,12 @@ def test_derivation_displays_what_the_registry_holds(monkeypatch: pytest.MonkeyP
 
 
 def test_every_op_in_the_every_op_spec() -> None:
-    """The every-op and tensor networks really hold every operation the spec language offers."""
+    """The every-op and tensor networks (and the integer-labels example) really hold every operation
+    the spec language offers."""
     used = {x.op.name for spec, name in ((EVERY_OP_SPEC, "every_op"), (TENSOR_SPEC, "tensors"), (SELECT_SPEC, "select"),
                                          (LINALG_SPEC, "linalg"))
             for eq in spec_derivation(spec, name).equations for x in eq.expr.atoms(OpNode)}
+    used |= {x.op.name for eq in derivation("embedding_bag").equations for x in eq.expr.atoms(OpNode)}  # onehot, take
     from backprop.expr.ops import FUNCTIONS
 
     spec_ops = {op.name for op in FUNCTIONS.values()} | {"add", "sub", "mul", "div", "pow", "neg", "matmul", "transpose",

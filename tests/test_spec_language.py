@@ -35,6 +35,8 @@ EXPECTED_SHAPES = {
     "embedding": {"X": "V×T×m", "E": "d×V", "H": "d×T×m", "P": "d×m", "loss": "1×1"},
     "maxout": {"W1": "4×h×n", "Z1": "4×h×m", "A1": "h×m", "loss": "1×1"},
     "gaussian_full_cov": {"X": "d×m", "A": "d×d", "S": "d×d", "D": "d×m", "loss": "1×1"},
+    "svm_hinge": {"X": "n×m", "y": "1×m", "W": "c×n", "S": "c×m", "correct": "1×m", "loss": "1×1"},
+    "embedding_bag": {"x": "T×m", "y": "1×m", "E": "d×V", "H": "d×T×m", "P": "d×m", "loss": "1×1"},
 }
 
 

@@ -33,7 +33,7 @@ def draw(model: backprop.Model, rng: np.random.Generator) -> tuple[dict[str, np.
     values: dict[str, np.ndarray] = {}
     for d in model.decls.values():
         shape = tuple(int(sympy.sympify(x).subs(dims)) for x in d.shape)
-        values[d.name] = sample(d.domain, shape, rng, classes.get(d.name, 0))
+        values[d.name] = sample(d.domain, shape, rng, classes.get(d.name, 0), {s.name: v for s, v in dims.items()})
     return values, dims
 
 

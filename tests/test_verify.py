@@ -335,6 +335,27 @@ TABLES: dict[str, list[Row]] = {
         bad("dmu = sum(solve(S, D), axis=1) / m", "sign", "sign error"),
         bad("dA = (dS + dS.T) @ A.T", "transpose", "Aᵀ has a transpose too many: A belongs there"),
     ],
+    # integer labels: claims write onehot(y, c) as the notes do; Z₁ = S − correct + 1 is written out
+    "svm_hinge": [
+        ok("dW = ((S - correct + 1 > 0) - onehot(y, c) * sum(S - correct + 1 > 0, axis=0)) @ X.T / m"),
+        ok("db = sum((S - correct + 1 > 0) - onehot(y, c) * sum(S - correct + 1 > 0, axis=0), axis=1) / m"),
+        bad("dW = (S - correct + 1 > 0) @ X.T / m", "value", "does not match ∂L/∂W = ∂L/∂S Xᵀ"),
+        bad("db = sum((S - correct + 1 > 0) - onehot(y, c) * sum(S - correct + 1 > 0, axis=0), axis=1)",
+            "factor", "m times too large"),
+        bad("db = ((S - correct + 1 > 0) - onehot(y, c) * sum(S - correct + 1 > 0, axis=0)) / m", "sum",
+            "sum over the examples"),
+    ],
+    "embedding_bag": [
+        ok("dW = (softmax(W @ P + b, axis=0) - onehot(y, c)) @ P.T / m"),
+        ok("db = sum(softmax(W @ P + b, axis=0) - onehot(y, c), axis=1) / m"),
+        ok('dE = einsum("dm,vtm->dv", W.T @ (softmax(W @ P + b, axis=0) - onehot(y, c)), '
+           'onehot(reshape(x, [1, T, m]), V)) / (m * T)'),
+        bad('dE = einsum("dm,vtm->dv", W.T @ (softmax(W @ P + b, axis=0) - onehot(y, c)), '
+            'onehot(reshape(x, [1, T, m]), V)) / m', "factor", "T times too large"),
+        bad("dW = (softmax(W @ P + b, axis=0) - onehot(y, c)) @ P.T", "factor", "m times too large"),
+        bad("db = (softmax(W @ P + b, axis=0) - onehot(y, c)) / m", "sum", "sum over the examples"),
+        bad("dW = (onehot(y, c) - softmax(W @ P + b, axis=0)) @ P.T / m", "sign", "sign error"),
+    ],
     "maxout": [
         ok("dW2 = (softmax(W2 @ A1 + b2, axis=0) - Y) @ A1.T / m"),
         ok("db2 = sum(softmax(W2 @ A1 + b2, axis=0) - Y, axis=1) / m"),

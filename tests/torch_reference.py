@@ -16,6 +16,7 @@ import numpy as np
 import sympy
 import torch
 from sympy import Basic, MatrixSymbol
+from torch.nn import functional
 
 from backprop.expr.ir import OpNode, is_const, is_scalar
 
@@ -101,6 +102,10 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "minimum": lambda e, a, b: torch.minimum(a, b),
     "clip": lambda e, x, lo, hi: torch.clamp(x, lo, hi),
     "stop_gradient": lambda e, a: a.detach(),
+    "gather": lambda e, a, i: a.index_select(_ax(e), i.long().flatten()).reshape(
+        *a.shape[:_ax(e)], *i.shape, *a.shape[_ax(e) + 1:]),
+    "pick": lambda e, a, i: torch.gather(a, _ax(e), i.long()),
+    "add_at": lambda e, a, i, v: a.scatter_add(_ax(e), i.long(), v.expand(i.shape).to(a.dtype)),
 }
 #: Rows whose torch form needs the dims' sizes (a shape or bounds in an attribute).
 SIZED: dict[str, Callable[..., torch.Tensor]] = {
@@ -108,10 +113,24 @@ SIZED: dict[str, Callable[..., torch.Tensor]] = {
     "reshape": lambda e, dims, a: a.reshape(*_sizes(e, 1, dims)),
     "slice": lambda e, dims, a: _scalar_2d(a[_index(e, dims)]),
     "embed": lambda e, dims, g: _scatter(torch.zeros(_sizes(e, 1, dims), dtype=torch.float64), _index(e, dims), g),
+    "onehot": lambda e, dims, y: functional.one_hot(y.long().squeeze(_ax(e)), _int(e.args[1], dims)).movedim(
+        -1, _ax(e)).to(torch.float64),
+    "scatter": lambda e, dims, g, i: torch.zeros(*g.shape[:_ax(e)], _int(e.args[2], dims), *g.shape[_ax(e) + i.dim():],
+                                                 dtype=torch.float64).index_add(
+        _ax(e), i.long().flatten(), g.reshape(*g.shape[:_ax(e)], -1, *g.shape[_ax(e) + i.dim():])),
     "eye": lambda e, dims: torch.eye(int(sympy.sympify(e.args[0]).subs(dims)), dtype=torch.float64),
     "ones": lambda e, dims: torch.ones(_sizes(e, 0, dims), dtype=torch.float64),
     "zeros": lambda e, dims: torch.zeros(_sizes(e, 0, dims), dtype=torch.float64),
 }
+
+
+def _ax(e: Any) -> int:
+    """The one axis a labels row works along (its last attribute)."""
+    return int(e.args[-1][0])
+
+
+def _int(x: Any, dims: Mapping[sympy.Symbol, int]) -> int:
+    return int(sympy.sympify(x).subs(dims))
 
 
 def _scalar_2d(x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from backprop.engine.derivation import Derivation
 from backprop.engine.pipeline import backpropagate, get_model
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.printing import grad_symbol
+from backprop.language.domains import domain
 from backprop.language.model import Decl, Model
 from backprop.support.bundled import examples_dir
 from backprop.support.deepstack import deep_stack
@@ -280,6 +281,7 @@ def context(program: Program) -> dict[str, Any]:
         "params": py_assign("PARAMS", tuple(p.name for p in model.params)),
         "inputs": py_assign("INPUTS", tuple(d.name for d in model.inputs)),
         "domains": py_assign("DOMAINS", {d.name: d.domain for d in model.inputs}),
+        "labels": py_data(labels) if (labels := tuple(d.name for d in model.inputs if domain(d.domain).argument)) else "",
         "examples": py_assign("EXAMPLES", model.examples_dim),
         "example_axes": py_assign("EXAMPLE_AXES", {d.name: axis for d in model.inputs
                                                    if (axis := model.examples_axis(d.name)) is not None}),

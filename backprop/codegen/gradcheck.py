@@ -211,17 +211,18 @@ def _concrete(shape: tuple, dims: Mapping[str, int]) -> tuple[int, ...]:
     return tuple(dims[d] if isinstance(d, str) else int(d) for d in shape)
 
 
-def draw(shape: tuple[int, ...], domain: str | None, rng: np.random.Generator, axis: int = 0) -> Any:
-    """A value of ``shape`` from ``domain`` (see :mod:`backprop.language.domains`); a scalar as a
-    Python float."""
-    x = sample(domain, shape, rng, axis)
+def draw(shape: tuple[int, ...], domain: str | None, rng: np.random.Generator, axis: int = 0,
+         sizes: Mapping[str, int] | None = None) -> Any:
+    """A value of ``shape`` from ``domain`` (see :mod:`backprop.language.domains`; ``sizes``: the
+    dims its argument may name); a scalar as a Python float."""
+    x = sample(domain, shape, rng, axis, sizes)
     return float(x) if shape == () else x
 
 
 def random_point(module: ModuleType, dims: Mapping[str, int], rng: np.random.Generator) -> tuple[dict, dict]:
     """(params, inputs) at random: params standard normal, inputs from their domains."""
     inputs = {n: draw(_concrete(module.SHAPES[n], dims), module.DOMAINS.get(n), rng,
-                      class_axis(len(module.SHAPES[n]), module.EXAMPLE_AXES.get(n))) for n in module.INPUTS}
+                      class_axis(len(module.SHAPES[n]), module.EXAMPLE_AXES.get(n)), dims) for n in module.INPUTS}
     params = {n: draw(_concrete(module.SHAPES[n], dims), None, rng) for n in module.PARAMS}
     return params, inputs
 
@@ -230,6 +231,8 @@ def _cast(value: Any, dtype: np.dtype) -> Any:
     """``value`` in ``dtype``: an array cast, a scalar rounded to it (kept a Python float)."""
     if np.ndim(value) == 0:
         return float(dtype.type(value))
+    if np.asarray(value).dtype.kind in "iu":  # integer labels stay indices
+        return value
     return np.asarray(value).astype(dtype)
 
 

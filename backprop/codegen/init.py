@@ -124,7 +124,9 @@ def init_schemes(d: Derivation) -> dict[str, Init]:
         onehot = {x.name for x in d.model.inputs if x.domain == "onehot"}
         readouts = [(r, eq) for par, _, eq, _ in uses if (r := _summed_product(par, eq, p.symbol, parent_of))]
         # only ever looked up by a one-hot input (a table also used as E.T, tied to the output, is a weight)
-        if products and len(products) == len(uses) and all(
+        if uses and all(par.op.name == "gather" and i == 0 for par, i, _, _ in uses):  # take(E, x, axis=k)
+            out[p.name] = Init("embedding", reason="embedding table: each index looks up one slice")
+        elif products and len(products) == len(uses) and all(
                 isinstance(c, MatrixSymbol) and c.name in onehot
                 for par, i, _ in products for j, c in enumerate(par.children) if j != i):
             out[p.name] = Init("embedding", reason="embedding table: a one-hot input picks one column")

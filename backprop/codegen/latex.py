@@ -47,7 +47,7 @@ from backprop.expr.printing import LatexPrinter, grad_symbol
 from backprop.language.model import Model
 from backprop.support import naming
 from backprop.support.deepstack import deep_stack
-from backprop.support.errors import UnsupportedError
+from backprop.support.errors import ShapeError, UnsupportedError
 from backprop.support.naming import helper_name
 from backprop.support.notation import latex_name
 
@@ -97,7 +97,10 @@ def patterns(printer: NumpyPrinter) -> list[Pattern]:
         if name in _ARITHMETIC or name in _SHOWN_BY_CALL:
             continue
         for attrs in _attr_variants(name):
-            e = _probe(name, attrs)
+            try:  # a probe of square operands some rows refuse (labels' lookups): written as a call
+                e = _probe(name, attrs)
+            except ShapeError:
+                continue
             try:
                 code = printer.doprint(e)
             except UnsupportedError:  # a variant with no NumPy form is simply never matched

@@ -123,6 +123,35 @@ def _sum_of_transpose(e: OpNode, see: Resolver) -> Basic | None:
     return ir.transpose(ir.total(x.children[0], 1 - axes[0]))
 
 
+def _labels_of(x: Basic) -> tuple[Basic, sympy.Tuple] | None:
+    """The labels and the axis of a one-hot value ``onehot(y, c)``."""
+    return (x.children[0], x.args[-1]) if _is(x, "onehot") else None
+
+
+def _pick_labels(e: OpNode, see: Resolver) -> Basic | None:
+    """Σ(onehot(y) ⊙ A) over the class axis (and maybe others): Σ of the entries at the labels,
+    np.take_along_axis, with no c×m one-hot matrix built (cross-entropy on integer labels)."""
+    x = e.children[0]
+    if not _is(x, "mul"):
+        return None
+    for hot, a in (x.children, reversed(x.children)):
+        found = _labels_of(see(hot))
+        if found is not None and ir.shape_of(a) == ir.shape_of(hot) and int(found[1][0]) in ir.axes_tuple(
+                tuple(int(k) for k in e.attrs[-1])):
+            return ir.total(ir.node("pick", a, *found), tuple(int(k) for k in e.attrs[-1]))
+    return None
+
+
+def _minus_onehot(e: OpNode, see: Resolver) -> Basic | None:
+    """A − onehot(y): A with 1 taken off at each label's entry (softmax's cross-entropy gradient),
+    no one-hot matrix built."""
+    a, hot = e.children
+    found = _labels_of(see(hot))
+    if found is None or ir.shape_of(a) != ir.shape_of(hot):
+        return None
+    return ir.node("add_at", a, found[0], sympy.Integer(-1), found[1])
+
+
 #: Every rewrite, in the order they are tried.
 RULES: tuple[Rule, ...] = (
     Rule("log", "log σ(x)", "−softplus(−x)", _log_sigmoid),
@@ -133,6 +162,8 @@ RULES: tuple[Rule, ...] = (
     Rule("matmul", "A (c𝟏)", "c rowsum(A) repeated", _ones_right, "efficient"),
     Rule("matmul", "a B, a 1×1", "a · B", _scale_product, "efficient"),
     Rule("sum", "colsum(Aᵀ)", "rowsum(A)ᵀ", _sum_of_transpose, "efficient"),
+    Rule("sum", "Σ(onehot(y) ⊙ A)", "Σ pick(A, y)", _pick_labels, "efficient"),
+    Rule("sub", "A − onehot(y)", "add_at(A, y, −1)", _minus_onehot, "efficient"),
 )
 _BY_OP: dict[str, list[Rule]] = {}
 for _r in RULES:

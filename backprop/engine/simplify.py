@@ -207,11 +207,17 @@ def _repeated_leaves(e: Basic) -> int:
 
 def _onehot_colsum(e: OpNode, domains: Mapping[str, str | None]) -> bool:
     """A one-hot value summed over its classes (the rows of Y[c, m], or the class axis a
-    model's :class:`~backprop.language.model.Domains` gives): 1 for every example."""
+    model's :class:`~backprop.language.model.Domains` gives; ``onehot(y, c)`` along its axis): 1
+    for every example."""
     x = e.children[0]
-    if not (e.op.name == "sum" and isinstance(x, MatrixSymbol) and domains.get(x.name) == "onehot"):
+    if e.op.name != "sum":
         return False
-    axis = domains.class_axes.get(x.name, 0) if isinstance(domains, Domains) else 0
+    if isinstance(x, OpNode) and x.op.name == "onehot":
+        axis = int(x.args[-1][0])
+    elif isinstance(x, MatrixSymbol) and domains.get(x.name) == "onehot":
+        axis = domains.class_axes.get(x.name, 0) if isinstance(domains, Domains) else 0
+    else:
+        return False
     return tuple(int(a) for a in e.args[-1]) == (axis,)
 
 

@@ -171,12 +171,14 @@ class ExprBuilder(TensorCalls, SelectCalls):
         later: Mapping[str, int] | None = None,
         reserved: Mapping[str, str] | None = None,
         masks: Container[str] = frozenset(),
+        labels: Mapping[str, Basic] | None = None,
     ) -> None:
         self.text, self.col0 = text, col0
         self.names, self.dims = names, dims
         self.later = later or {}
         self.reserved = reserved or {}
         self.masks = masks
+        self.labels = labels
 
     # --- entry ---------------------------------------------------------------
     def build(self) -> Basic:

@@ -22,6 +22,7 @@ from backprop.expr.ir import fmt_shape, shape_of
 from backprop.expr.ops import FUNCTIONS
 from backprop.expr.ops_select import is_mask
 from backprop.language.domains import DOMAINS
+from backprop.language.domains import parse as parse_domain
 from backprop.language.expression import ExprBuilder, check_identifiers, suggest
 from backprop.language.model import KINDS, Assign, Decl, Model
 from backprop.support.bundled import SPEC_SUFFIX, example_names, examples_dir
@@ -30,6 +31,8 @@ from backprop.support.errors import SpecError
 from backprop.support.reading import read_user_text
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A domain after a declaration's shape: a word, with an argument in parentheses or not (labels(c)).
+DOMAIN_WORD = re.compile(r"(\w+)(?:\s*\(([^()]*)\))?")
 #: The statement naming the dim that counts examples: ``examples m``.
 EXAMPLES = "examples"
 #: The most axes a declared value may have (NumPy's own limit is 64; a spec needing more is a mistake).
@@ -52,6 +55,8 @@ class SpecParser:
         self.assign_lines: dict[str, int] = {}
         #: names holding a 0/1 mask: binary inputs and values assigned a comparison (where's conditions)
         self.masks: set[str] = set()
+        #: labels inputs -> their number of classes (onehot and take check against it)
+        self.labels: dict[str, Basic] = {}
 
     def error(self, message: str, line: int, col: int) -> SpecError:
         src = self.text.splitlines()[line - 1] if 0 < line <= len(self.text.splitlines()) else None
@@ -155,28 +160,53 @@ class SpecParser:
             dims = self._dims(line, pos + 1, close, no, name)
             scalar = False
             pos = close + 1
-        words = line[pos:].split()
-        domain = None
-        if words:
-            wcol = line.index(words[0], pos) + 1
-            if len(words) > 1:
-                raise SpecError(f"unexpected '{words[1]}' after the declaration", no, line.index(words[1], wcol) + 1)
-            if kind == "param":
-                raise SpecError(f"a param takes no domain; got '{words[0]}'", no, wcol)
-            if words[0] not in DOMAINS:
-                raise SpecError(
-                    f"unknown domain '{words[0]}'{suggest(words[0], list(DOMAINS))}; expected one of {', '.join(DOMAINS)}",
-                    no, wcol,
-                )
-            domain = words[0]
-            rule = DOMAINS[domain].shape_rule
-            wrong = rule(tuple(dims)) if rule else None
-            if wrong:
-                raise SpecError(f"{wrong}; '{name}' is declared {fmt_shape(tuple(dims))}", no, wcol)
+        domain = self._domain(line, pos, no, kind, name, dims)
         symbol = ir.symbol(name, tuple(dims))
         self.model.decls[name] = Decl(name, kind, symbol, domain, scalar, no)
         if domain == "binary":
             self.masks.add(name)
+        arg = parse_domain(domain)[1] if domain else None
+        if arg is not None:  # labels(c): its number of classes, for onehot and take to check
+            self.labels[name] = sympy.Integer(int(arg)) if arg.isdigit() else self.model.dims[arg]
+
+    def _domain(self, line: str, pos: int, no: int, kind: str, name: str, dims: list[Basic]) -> str | None:
+        """The domain after a declaration's shape, as the model keeps it: ``onehot``, ``labels(c)``."""
+        rest = line[pos:]
+        if not rest.strip():
+            return None
+        wcol = pos + len(rest) - len(rest.lstrip()) + 1
+        m = DOMAIN_WORD.match(line, wcol - 1)
+        word = m.group(1) if m else rest.split()[0]
+        if m is None or line[m.end():].strip():
+            after = line[m.end():].split() if m else rest.split()[1:]
+            if after:
+                raise SpecError(f"unexpected '{after[0]}' after the declaration", no, line.index(after[0], wcol) + 1)
+        if kind == "param":
+            raise SpecError(f"a param takes no domain; got '{word}'", no, wcol)
+        if word not in DOMAINS:
+            raise SpecError(f"unknown domain '{word}'{suggest(word, list(DOMAINS))}; expected one of {', '.join(DOMAINS)}",
+                            no, wcol)
+        row = DOMAINS[word]
+        arg = m.group(2) if m else None
+        if row.argument and arg is None:
+            raise SpecError(f"{word} needs {row.argument}: {word}(c)", no, wcol)
+        if arg is not None and not row.argument:
+            raise SpecError(f"{word} takes no argument", no, line.index("(", wcol) + 1)
+        wrong = row.shape_rule(tuple(dims)) if row.shape_rule else None
+        if wrong:
+            raise SpecError(f"{wrong}; '{name}' is declared {fmt_shape(tuple(dims))}", no, wcol)
+        if arg is None:
+            return word
+        acol = line.index("(", wcol) + 2 + (len(m.group(2)) - len(m.group(2).lstrip()))
+        arg = arg.strip()
+        if re.fullmatch(r"\d+", arg):
+            if int(arg) < 2:
+                raise SpecError(f"{word} needs at least 2 classes, got {arg}", no, acol)
+        elif IDENT.fullmatch(arg):
+            self._dim_name(arg, no, acol)
+        else:
+            raise SpecError(f"{word}'s argument is {row.argument}, a dim name or a whole number; got '{arg}'", no, acol)
+        return f"{word}({arg})"
 
     def _dims(self, line: str, start: int, end: int, no: int, name: str) -> list[Basic]:
         parts = line[start:end].split(",")
@@ -225,7 +255,8 @@ class SpecParser:
             "d" + n: f"'d{n}' means the gradient of {n}; it can be used in claims, not in a spec"
             for n in names
         }
-        expr = ExprBuilder(line[col0:], col0, names, self.model.dims, later, reserved, self.masks).build()
+        expr = ExprBuilder(line[col0:], col0, names, self.model.dims, later, reserved, self.masks,
+                           self.labels).build()
         if is_mask(expr, self.masks):
             self.masks.add(target)
         shape = shape_of(expr)
@@ -252,6 +283,7 @@ class SpecParser:
             )
         if self.examples_at is not None:
             self._check_examples(*self.examples_at)
+        self._check_classes(lines)
         used = self._loss_dependencies(ir.variables)
         reached = self._loss_dependencies(ir.differentiable_reads)
         for p in m.params:
@@ -264,6 +296,17 @@ class SpecParser:
                     f"param '{p.name}' reaches the loss only through stop_gradient(...), a comparison or "
                     "where's condition, which pass no gradient: its gradient would always be 0 (declare "
                     "it an input if it is held fixed)", p.line, col)
+
+    def _check_classes(self, lines: list[str]) -> None:
+        """The number of classes of labels(c) is the length of an axis declared somewhere (W[c, d]):
+        the generated code reads every dim from the arrays it is given."""
+        shaped = {s for d in self.model.decls.values() for s in d.symbol.shape}
+        for name, c in self.labels.items():
+            if c.is_Symbol and c not in shaped:
+                decl = self.model.decls[name]
+                raise self.error(f"'{name}' is declared labels({c}), but no input or param has an axis of length "
+                                 f"{c}: declare one (e.g. the classifier's weights W[{c}, h]) or write the number, "
+                                 f"labels(10)", decl.line, lines[decl.line - 1].index(f"({c}") + 2)
 
     def _check_examples(self, line: int, col: int) -> None:
         name, m = self.model.examples, self.model

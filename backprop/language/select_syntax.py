@@ -11,13 +11,14 @@ a dim. :class:`SelectCalls` is a mixin of :class:`~backprop.language.expression.
 from __future__ import annotations
 
 import ast
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from typing import TYPE_CHECKING, Any
 
 import sympy
 from sympy import Basic
 
 from backprop.expr import ir
+from backprop.expr.ops_labels import onehot
 from backprop.expr.ops_select import is_mask
 from backprop.support.errors import ShapeError, SpecError
 
@@ -92,6 +93,79 @@ class SelectCalls(_Base):
                                   f"{name}(E, axis=1); for the {'larger' if name == 'max' else 'smaller'} "
                                   f"of two values entry by entry write {elementwise}(A, B)")
         return self.registry_call(node, name)
+
+    # --- integer labels ----------------------------------------------------------
+    #: labels inputs -> their number of classes; ``None``: not known (a claim), not checked
+    labels: Mapping[str, Basic] | None = None
+
+    def _labels_arg(self, node: ast.expr, fname: str) -> tuple[Basic, Basic | None]:
+        """The labels operand of onehot or take: a name declared labels(c), and its c."""
+        value = self.visit(node)
+        if self.labels is None:
+            return value, None
+        name = node.id if isinstance(node, ast.Name) else None
+        if name not in self.labels:
+            shown = ast.get_source_segment(self.text, node) or "?"
+            raise self.fail(node, f"{fname} needs integer labels, an input declared labels(c) such as "
+                                  f"'input y[1, m] labels(c)'; got {shown}")
+        return value, self.labels[name]
+
+    def call_onehot(self, node: ast.Call) -> Basic:
+        axis = self._axis_keyword(node, "onehot")
+        if len(node.args) not in (1, 2) or any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(node, f"onehot takes the labels and the number of classes: onehot(y, c), got "
+                                  f"{len(node.args)} arguments")
+        y, declared = self._labels_arg(node.args[0], "onehot")
+        if len(node.args) == 2:
+            c = self._size(node.args[1], "the number of classes")
+            if declared is not None and sympy.simplify(c - declared) != 0:
+                name = ast.get_source_segment(self.text, node.args[0]) or "?"
+                raise self.fail(node.args[1], f"'{name}' is declared labels({declared}): onehot({name}, {declared}), "
+                                              f"not {c} classes")
+        elif declared is None:
+            raise self.fail(node, "onehot needs the number of classes: onehot(y, c)")
+        else:
+            c = declared
+        rank = len(ir.shape_of(y))
+        k = 0 if axis is None else self._axis_value(axis, rank)
+        return self._shape_error(node, onehot, y, c, k)
+
+    def call_gather(self, node: ast.Call) -> Basic:
+        axis = self._axis_keyword(node, "take")
+        if len(node.args) != 2 or any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(node, f"take takes a table and indices: take(E, x, axis=1), got {len(node.args)} arguments")
+        table = self.visit(node.args[0])
+        idx, declared = self._labels_arg(node.args[1], "take")
+        rank = len(ir.shape_of(table))
+        if axis is None:
+            raise self.fail(node, f"take needs the axis to look up along: take(E, x, axis={rank - 1})")
+        k = self._axis_value(axis, rank)
+        size = ir.shape_of(table)[k]
+        if declared is not None and sympy.simplify(size - declared) != 0:
+            name = ast.get_source_segment(self.text, node.args[1]) or "?"
+            raise self.fail(node, f"'{name}' holds labels in 0..{declared}−1 (declared labels({declared})) but axis {k} "
+                                  f"of the table has {size} entries: they must be the same dim")
+        return self._shape_error(node, ir.node, "gather", table, idx, ir.axes_attr(k, rank))
+
+    def _axis_keyword(self, node: ast.Call, fname: str) -> ast.expr | None:
+        axis = None
+        for kw in node.keywords:
+            if kw.arg != "axis":
+                what = f"'{kw.arg}='" if kw.arg else "'**'"
+                raise self.fail(kw.value, f"{fname} takes no keyword argument {what}")
+            axis = kw.value
+        return axis
+
+    def _axis_value(self, node: ast.expr, rank: int) -> int:
+        v = node
+        neg = isinstance(v, ast.UnaryOp) and isinstance(v.op, ast.USub)
+        inner = v.operand if neg else v  # type: ignore[union-attr]
+        if not (isinstance(inner, ast.Constant) and type(inner.value) is int):
+            raise self.fail(node, f"axis must be a whole number, got {ast.get_source_segment(self.text, node) or '?'}")
+        k = -inner.value if neg else inner.value
+        if not -rank <= k < rank:
+            raise self.fail(node, f"axis {k} is out of range for a rank-{rank} value")
+        return k % rank
 
     # --- constant arrays ---------------------------------------------------------
     def call_eye(self, node: ast.Call) -> Basic:

@@ -31,6 +31,7 @@ from backprop.expr import ir
 from backprop.expr.ir import OpNode
 from backprop.expr.printing import GradSymbol, latex
 from backprop.language.domains import domain
+from backprop.language.domains import parse as parse_domain
 from backprop.present.formula import (
     Formula,
     formula,
@@ -153,6 +154,8 @@ def _variables(d: Derivation) -> Section:
         role = "parameter" if decl.kind == "param" else domain(decl.domain).role
         if decl.domain == "onehot" and (len(decl.shape), classes[decl.name]) != (2, 0):  # columns: the role above
             role = "input, one-hot rows" if len(decl.shape) == 2 else f"input, one-hot along axis {classes[decl.name]}"
+        if decl.domain and (arg := parse_domain(decl.domain)[1]) is not None:  # labels(c): their range
+            role = f"{role} 0..{arg}-1"
         rows.append(Row(name_formula(decl.name), shape_formula(decl.shape), role))
     return Section(T_VARIABLES, _examples_intro(d), table=tuple(rows))
 

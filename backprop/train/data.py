@@ -32,8 +32,10 @@ import numpy as np
 
 from backprop.engine.derivation import Derivation
 from backprop.expr import ir
-from backprop.language.domains import domain, sample, violation
+from backprop.language.domains import classes, domain, sample, violation
+from backprop.language.domains import parse as parse_domain
 from backprop.language.model import Model, class_axis
+from backprop.train.labels import teacher_labels
 
 DEFAULT_EXAMPLES = 512
 DEFAULT_SIZE = 8
@@ -80,6 +82,8 @@ def default_size(module: ModuleType, dim: str) -> int:
     if dim == example_dim(module):
         return DEFAULT_EXAMPLES
     in_data = any(dim in module.SHAPES[x] for x in module.INPUTS)
+    # the classes of labels(c) (or the vocabulary of token ids) are the data's too
+    in_data = in_data or any(module.DOMAINS.get(x) and parse_domain(module.DOMAINS[x])[1] == dim for x in module.INPUTS)
     return DEFAULT_SIZE if in_data else DEFAULT_HIDDEN
 
 
@@ -126,7 +130,9 @@ def load_npz(path: str | Path, module: ModuleType, given: Mapping[str, int]) -> 
     for d in module.DIMS:
         dims.setdefault(d, int(given.get(d, default_size(module, d))))
     for name in module.INPUTS:
-        _check_domain(path, name, data[name], module.DOMAINS.get(name), onehot_axis(module, name))
+        _check_domain(path, name, data[name], module.DOMAINS.get(name), onehot_axis(module, name), dims)
+        if domain(module.DOMAINS.get(name)).argument:  # labels checked whole: indices from here on
+            data[name] = np.asarray(data[name]).astype(np.int64)
     return data, {d: dims[d] for d in module.DIMS}
 
 
@@ -274,8 +280,9 @@ def _empty(want: tuple, got: tuple[int, ...], mdim: str | None) -> str:
     return "it is empty"
 
 
-def _check_domain(path: Path, name: str, a: Any, domain: str | None, axis: int = 0) -> None:
-    wrong = violation(domain, a, axis)
+def _check_domain(path: Path, name: str, a: Any, domain: str | None, axis: int = 0,
+                  sizes: Mapping[str, int] | None = None) -> None:
+    wrong = violation(domain, a, axis, sizes)
     if wrong:
         raise DataError(f"{path}: array '{name}' is declared {domain}, but {wrong}")
 
@@ -350,10 +357,11 @@ def _as_params(model: Model, names: list[str]) -> Model:
     return dataclasses.replace(model, decls=decls)
 
 
-def _draw(domain: str | None, shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0) -> Any:
+def _draw(domain: str | None, shape: tuple[int, ...], rng: np.random.Generator, axis: int = 0,
+          sizes: Mapping[str, int] | None = None) -> Any:
     if shape == ():
         return CONSTANT_INPUT if domain is None else float(rng.uniform(0.5, 2.0) if domain == "positive" else 0.5)
-    return sample(domain, shape, rng, axis)
+    return sample(domain, shape, rng, axis, sizes)
 
 
 def synthetic(model: Model, d: Derivation, module: ModuleType, dims: Mapping[str, int], seed: int) -> Synthetic:
@@ -367,14 +375,20 @@ def synthetic(model: Model, d: Derivation, module: ModuleType, dims: Mapping[str
     how: dict[str, str] = {}
     for x in model.inputs:
         shape = () if x.scalar else concrete_shape(module.SHAPES[x.name], dims)
-        inputs[x.name] = _draw(x.domain, shape, rng, onehot_axis(module, x.name))
+        inputs[x.name] = _draw(x.domain, shape, rng, onehot_axis(module, x.name), dims)
         how[x.name] = ("constant " + repr(inputs[x.name])) if shape == () else f"random, {x.domain or 'standard normal'}"
     if not targets:
         for n in how:
             how[n] += " (no target found: no teacher)"
         return Synthetic(inputs, how)
-    teacher_module = load_source(generate(_as_params(model, targets)), f"{model.name}_teacher")
     teacher = module.init_params(dict(dims), seed=seed + 1)
+    for t in [t for t in targets if domain(module.DOMAINS.get(t)).argument]:  # labels: no gradient, ask the loss
+        inputs[t], how[t] = teacher_labels(module, teacher, inputs, t, classes(module.DOMAINS[t], dims),
+                                           dims[module.EXAMPLES], _balanced_argmin)
+        targets.remove(t)
+    if not targets:
+        return Synthetic(inputs, how)
+    teacher_module = load_source(generate(_as_params(model, targets)), f"{model.name}_teacher")
     for t in targets:
         value, note = _teacher_target(teacher_module, teacher, inputs, t, module.DOMAINS.get(t), rng,
                                       onehot_axis(module, t))

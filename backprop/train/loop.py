@@ -155,7 +155,8 @@ def train(
     mdim = example_dim(module)
     sliced = {k: axis for k in module.INPUTS if (axis := example_axis(module, k)) is not None}
     m = int(dims[mdim]) if mdim else 1
-    data = {k: (np.asarray(v, dtype=dtype) if np.ndim(v) else v) for k, v in inputs.items()}
+    data = {k: (np.asarray(v, dtype=None if np.asarray(v).dtype.kind in "iu" else dtype) if np.ndim(v) else v)
+            for k, v in inputs.items()}  # integer labels stay indices
     data, val = split(data, sliced, m, val_fraction, seed)
     m -= round(val_fraction * m) if val is not None else 0
     batch_size = max(1, min(batch_size, m))

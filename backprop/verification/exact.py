@@ -19,7 +19,7 @@ from backprop.engine.derivation import Derivation
 from backprop.expr.evaluate import evaluate_exact
 from backprop.expr.ir import OpNode
 from backprop.expr.ops import REGISTRY
-from backprop.language.domains import domain
+from backprop.language.domains import classes, domain
 from backprop.language.model import Model
 from backprop.support.naming import grad_name
 from backprop.verification.numeric import concrete
@@ -127,7 +127,8 @@ class _Exact:
             shape = shapes[n]
             row = domain(d.domain)
             if row.symbol is None or self.rational:
-                x = (row.exact_sample or row.sample)(shape, rng, model.domains().class_axes.get(n, 0))
+                x = (row.exact_sample or row.sample)(shape, rng, model.domains().class_axes.get(n, 0),
+                                                      classes(d.domain, self.sizes))
                 self.env[n] = _entries(shape, lambda at, x=x, den=row.exact_den: _rational(x[at], den))
             else:
                 self.env[n] = _entries(shape, lambda at, n=n, kw=row.symbol: sympy.Symbol(

@@ -62,7 +62,7 @@ class Point:
             if ties and d.domain is None:  # -1, 0, 1: values tie and sit on kinks
                 self.env[d.name] = rng.integers(-1, 2, size=shape).astype(float)
             else:
-                self.env[d.name] = sample(d.domain, shape, rng, classes.get(d.name, 0))
+                self.env[d.name] = sample(d.domain, shape, rng, classes.get(d.name, 0), sizes)
         for eq in deriv.equations:
             self.env[eq.name] = evaluate(eq.expr, self.env)
         for s in deriv.steps:
