@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with cyclic_gc_paused():  # importing the subcommand's stages (SymPy, NumPy) makes no garbage to collect
         parser = _parser_for(argv)
     if program:
-        # The process ends with this command: what the imports built (about 100,000 objects) lives
+        # The process ends with this command: what the imports built (about 60,000 objects) lives
         # until then, so the cyclic collector stops walking it -- in every full collection of the
         # run and in the one at exit (together about 90 ms of a 0.5 s `backprop verify`). Not for
         # a caller that goes on after main() (tests): it would freeze its own objects too.
