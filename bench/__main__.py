@@ -5,7 +5,9 @@ environment as it is, and with ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE``
 removed (they force a slower OpenBLAS kernel on these machines) -- then renders
 ``docs/benchmarks.md`` and ``docs/benchmarks.png``; then times derivation and
 code generation at depth (:mod:`bench.derive_speed`) into
-``docs/derive_speed.md`` and ``docs/derive_speed.png``.
+``docs/derive_speed.md`` and ``docs/derive_speed.png``. The start-up section
+of ``docs/benchmarks.md`` is :mod:`bench.verify_startup`'s (``python -m
+bench.verify_startup``): it is kept as it is when the page is rewritten.
 Exit status 1 when an implementation disagrees with the reference or a target
 is missed (the outputs are still written).
 """
@@ -20,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import derive_speed, report
+from . import derive_speed, report, verify_startup
 from .cases import CASES
 from .run import BLAS_VARIABLES
 
@@ -74,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         configs = list(CONFIGS) if args.blas == "both" else [args.blas]
         runs = [run_config(c, args) for c in configs]
         report.plot(runs, args.out / "benchmarks.png")
-        (args.out / "benchmarks.md").write_text(report.markdown(runs), encoding="utf-8")
+        page = args.out / "benchmarks.md"
+        kept = verify_startup.block(page.read_text(encoding="utf-8")) if page.exists() else None
+        page.write_text(report.markdown(runs) + (kept or ""), encoding="utf-8")
         print(report.markdown(runs, plot_name=None))
         if any(r["agrees"] is False for run in runs for c in run["cases"] for r in c["impls"]):
             print("bench: an implementation disagrees with the reference", file=sys.stderr)

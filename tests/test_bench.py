@@ -191,3 +191,21 @@ def test_grade_speed_class_is_deterministic_and_asks_the_sample_questions(tmp_pa
     grade_speed.write_csv(rows, tmp_path / "class.csv")
     assert len(read_answers(str(tmp_path / "class.csv"))) == len(rows)
     assert grade_speed.compact("2/m * (yhat - y) @ X.T") == "2/m*(yhat-y)@X.T"
+
+
+def test_verify_startup_table_and_its_place_in_the_docs() -> None:
+    """The start-up benchmark's table goes between its markers in both docs, and survives
+    `python -m bench` rewriting docs/benchmarks.md; no time is asserted."""
+    from bench import verify_startup
+
+    times = {"verify": [0.4, 0.5, 0.45], "verify_compiled": [0.5] * 3, "floor": [0.3] * 3, "floor_frozen": [0.25] * 3,
+             "python": [0.02] * 3}
+    text = verify_startup.table(times, {"numpy_sympy": 0.25, "imports": 0.05, "run": 0.07})
+    assert "| `backprop verify`, one claim | **0.45**" in text and "target < 0.5: met" in text
+    for doc in verify_startup.DOCS:
+        page = doc.read_text(encoding="utf-8")
+        assert verify_startup.splice(page, text).count(text) == 1
+    page = verify_startup.DOCS[0].read_text(encoding="utf-8")
+    kept = verify_startup.block(page)
+    assert kept is not None and kept.startswith("\n## Start-up") and kept.endswith("<!-- /verify-startup -->\n")
+    assert "## Targets" not in kept

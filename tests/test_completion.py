@@ -3,6 +3,7 @@ examples that end every subcommand's ``--help``."""
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backprop.cli import COMMANDS, build_parser, main
+from backprop.cli import COMMANDS, build_parser, command, main
 from backprop.support.bundled import example_names
 
 
@@ -75,3 +76,21 @@ def test_grade_completes_specs_manifests_and_answers_files(capsys: pytest.Captur
     assert ":_backprop_spec\"" in options  # SPEC: a bundled name, a spec file or a manifest
     assert "one student\\'s .txt:_files\"" in options  # ANSWERS: files
     assert "--submission[" in options and ":DIR:_files -/\"" in options
+
+
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n != "completion"])
+def test_one_subcommand_parser_is_the_whole_parsers(name: str) -> None:
+    """A command line starting with a subcommand is parsed by a parser holding that subcommand alone
+    (it imports one module, not all); its help and its parse of every example are the whole parser's."""
+    def sub(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+
+    whole, alone = build_parser(), build_parser(name)
+    assert sub(alone).format_help() == sub(whole).format_help()
+    for line in command(name).EXAMPLES[name]:
+        words = shlex.split(line, comments=True)
+        for stop in ("|", "&&", ">"):
+            words = words[: words.index(stop)] if stop in words else words
+        a, b = vars(alone.parse_args(words[1:])), vars(whole.parse_args(words[1:]))
+        assert a.pop("_parser", None) is None and b.pop("_parser") is whole
+        assert a == b

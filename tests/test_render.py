@@ -715,6 +715,23 @@ def test_import_backprop_is_enough_for_jupyter_display() -> None:
     assert md == to_markdown(d)
 
 
+def test_import_backprop_imports_no_stage_until_a_name_is_used() -> None:
+    """``import backprop`` alone imports nothing else (the command line starts through it); every
+    public name and every stage is still there, imported on first use."""
+    script = (
+        "import json, sys, backprop\n"
+        "before = sorted(m for m in sys.modules if m.startswith(('backprop', 'sympy', 'numpy')))\n"
+        "missing = [n for n in backprop.__all__ if getattr(backprop, n, None) is None]\n"
+        "stages = [backprop.engine.pipeline.get_derivation is backprop.get_derivation, callable(backprop.present.text.to_text)]\n"
+        "print(json.dumps([before, missing, stages, set(backprop.__all__) <= set(dir(backprop))]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    before, missing, stages, listed = json.loads(run.stdout)
+    assert before == ["backprop"] and missing == [] and stages == [True, True] and listed
+    with pytest.raises(AttributeError, match="no attribute 'nonesuch'"):
+        backprop.nonesuch  # noqa: B018
+
+
 def test_engine_never_imports_present() -> None:
     """The engine sits below the presenters: no module of it imports backprop.present, even inside
     a function (the Derivation's display reads a registry that backprop.present fills)."""

@@ -129,6 +129,28 @@ def test_installed_command_is_deterministic() -> None:
     assert "ReLU′(Z₃) were A₃; it is [Z₃ > 0]" in outs[0]
 
 
+def test_verify_imports_only_what_it_uses() -> None:
+    """One claim from the shell imports the verification stages and no other: not code generation,
+    the presenters, training or grading, nor jinja2, latexify, matplotlib or torch (start-up time,
+    docs/grading.md). The modules are read from sys.modules as ``python -m backprop`` leaves it."""
+    script = (
+        "import json, runpy, sys\n"
+        "sys.argv = ['backprop', 'verify', 'two_layer_sigmoid', 'dW1 = dZ @ X.T']\n"
+        "try:\n    runpy.run_module('backprop', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "print(json.dumps([code, sorted(sys.modules)]), file=sys.stderr)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    code, modules = json.loads(p.stderr.splitlines()[-1])
+    assert code == 0 and "correct" in p.stdout, p.stderr
+    imported = set(modules)
+    assert {"backprop.cli.verify", "backprop.verification.verify", "sympy", "numpy"} <= imported
+    unwanted = {"torch", "jinja2", "latexify", "matplotlib", "shtab", "tqdm", "importlib.metadata",
+                "backprop.codegen", "backprop.present", "backprop.train", "backprop.grading"}
+    other_commands = {m for m in imported if m.startswith("backprop.cli.")} - {"backprop.cli.verify", "backprop.cli.options"}
+    assert not (imported & unwanted) and not other_commands, sorted((imported & unwanted) | other_commands)
+
+
 @pytest.mark.parametrize("argv", [
     ["--format", "json", "sigmoid_neuron", "db = sum(dz)"],
     ["sigmoid_neuron", "--format", "json", "db = sum(dz)"],

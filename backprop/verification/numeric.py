@@ -45,8 +45,18 @@ def size_sets(model: Model, seed: int) -> list[dict[str, int]]:
 
 def concrete(shape: tuple[Basic, ...], env: Mapping[Any, Any]) -> tuple[int, ...]:
     """A symbolic shape at the sizes in ``env`` (its dimension-symbol keys)."""
-    dims = {k: v for k, v in env.items() if isinstance(k, sympy.Symbol)}
-    return tuple(int(sympy.sympify(d).subs(dims)) for d in shape)
+    return tuple(_size(d, env) for d in shape)
+
+
+def _size(d: Any, env: Mapping[Any, Any]) -> int:
+    """One dimension at the sizes in ``env``. A number or a plain dimension symbol (nearly every
+    dimension) is read directly; SymPy's ``subs`` is the general way, and the slow one."""
+    d = sympy.sympify(d)
+    if d.is_Integer:
+        return int(d)
+    if d.is_Symbol and d in env:
+        return int(env[d])
+    return int(d.subs({k: v for k, v in env.items() if isinstance(k, sympy.Symbol)}))
 
 
 class Point:
