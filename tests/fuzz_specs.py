@@ -376,7 +376,7 @@ class FuzzGen:
             c = self.rng.choice([d for d in self.dims if not d.isdigit()] or ["3"])
             y = self.label_input(shape, c)
             source = shape[:k] + (c,) + shape[k + 1:]
-            return f"sum(onehot({y}, {c}, axis={k}) * {self.expr(source, depth)}, axis={k})"
+            return f"sum(onehot({y}, {c}, axis={k}) * ({self.expr(source, depth)}), axis={k})"
         axes = [k for k, d in enumerate(shape) if d != ONE]
         if not axes:
             return self.leaf(shape)
@@ -388,8 +388,8 @@ class FuzzGen:
             if way < 0.25:
                 return hot
             if way < 0.5:  # softmax minus the labels, as cross-entropy's gradient (add_at)
-                return f"({self.expr(shape, depth)} - {hot})"
-            return f"({hot} * {self.expr(shape, depth)})"
+                return f"(({self.expr(shape, depth)}) - {hot})"
+            return f"({hot} * ({self.expr(shape, depth)}))"
         starts = [j for j in range(len(shape) - 1) if shape[j:j + 2] != (ONE, ONE)] if len(shape) >= 3 else []
         if not starts:
             y = self.label_input(shape[:k] + (ONE,) + shape[k + 1:], shape[k])

@@ -292,6 +292,12 @@ def test_init_params_scales_and_reproducibility():
      "loss = -sum(Y * log_softmax(E.T @ H, axis=0)) / m", "E", "glorot", "V"),
     ("input X[V, m] onehot\ninput Y[c, m] onehot\nparam E[d, V]\nparam W[c, d]\n"
      "loss = -sum(Y * log_softmax(W @ (E @ X), axis=0)) / m", "E", "embedding", "1"),
+    # looked up with take: an embedding too
+    ("input x[T, m] labels(V)\ninput y[1, m] labels(c)\nparam E[d, V]\nparam W[c, d]\n"
+     "loss = -sum(onehot(y, c) * log_softmax(W @ mean(take(E, x, axis=1), axis=1)[:, 0, :], axis=0)) / m",
+     "E", "embedding", "1"),
+    # a scalar param over a rank-3 value, reduced: a gain, and no axis of it is summed (fuzz seed 2713)
+    ("input X[a, b, c]\nparam w[1, 1]\nloss = mean(X * X * w)", "w", "ones", "1"),
 ])
 def test_init_scheme_follows_the_use(spec, param, scheme, fan_in):
     from backprop.codegen.init import init_schemes

@@ -90,7 +90,8 @@ def _summed_product(par: OpNode, eq: str, param: Basic, parent_of: dict) -> tupl
         up = parent_of.get((id(up), eq))
     if up is None or up.op.name not in ("sum", "mean"):
         return None
-    summed = tuple(ax for ax in axes_of(up) if ir.shape_of(param)[ax] != 1)
+    shape = ir.shape_of(param)  # a scalar param (1×1) stretches over a value of any rank
+    summed = tuple(ax for ax in axes_of(up) if ax < len(shape) and shape[ax] != 1)
     return (up, summed) if summed else None
 
 
