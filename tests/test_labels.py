@@ -81,6 +81,8 @@ def test_a_module_refuses_float_labels_with_a_message() -> None:
     x = np.zeros((3, 5))
     with pytest.raises(ValueError, match=r"^y: expected integer class labels \(an integer array\), got dtype float64"):
         mod.loss_and_grads(params, {"X": x, "y": np.zeros((1, 5))})
+    with pytest.raises(ValueError, match=r"^y: labels must lie in 0\.\.3, got \[-1, 4\]"):  # -1 would wrap silently
+        mod.loss_and_grads(params, {"X": x, "y": np.array([[0, -1, 2, 4, 0]])})
     loss, _ = mod.loss_and_grads(params, {"X": x, "y": np.array([[0, 1, 2, 3, 0]])})
     assert loss == pytest.approx(3.0)  # every score 0: each example's c − 1 margins are 1
 

@@ -29,6 +29,7 @@ from backprop.engine.pipeline import backpropagate, get_model
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.printing import grad_symbol
 from backprop.language.domains import domain
+from backprop.language.domains import parse as parse_domain
 from backprop.language.model import Decl, Model
 from backprop.support.bundled import examples_dir
 from backprop.support.deepstack import deep_stack
@@ -134,6 +135,12 @@ def wrap(head: str, items: list[str], tail: str, indent: int) -> str:
         return one
     pad = " " * (indent + 4)
     return head + "\n" + "".join(f"{pad}{it},\n" for it in items) + " " * indent + tail
+
+
+def _classes_code(text: str) -> str:
+    """The number of classes of ``labels(c)`` as the forward pass has it: a number, or the dim bound from the arrays."""
+    arg = parse_domain(text)[1] or "0"
+    return arg if arg.isdigit() else f"dims[{py_str(arg)}]"
 
 
 def shape_data(decl: Decl) -> tuple:
@@ -282,6 +289,8 @@ def context(program: Program) -> dict[str, Any]:
         "inputs": py_assign("INPUTS", tuple(d.name for d in model.inputs)),
         "domains": py_assign("DOMAINS", {d.name: d.domain for d in model.inputs}),
         "labels": py_data(labels) if (labels := tuple(d.name for d in model.inputs if domain(d.domain).argument)) else "",
+        "label_checks": [{"var": names.var(d.name), "name": d.name, "classes": _classes_code(d.domain)}
+                         for d in model.inputs if domain(d.domain).argument],
         "examples": py_assign("EXAMPLES", model.examples_dim),
         "example_axes": py_assign("EXAMPLE_AXES", {d.name: axis for d in model.inputs
                                                    if (axis := model.examples_axis(d.name)) is not None}),

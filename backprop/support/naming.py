@@ -100,7 +100,7 @@ MODULE_NAMES = frozenset({
     "np", "numpy", "forward", "backward", "loss_and_grads", "init_params", "init_state", "step",
     "SHAPES", "PARAMS", "INPUTS", "DOMAINS", "EXAMPLES", "EXAMPLE_AXES", "DIMS", "INIT",
     "_forward", "_check_shapes", "_expect_keys", "_like", "_normal", "_init_dims", "_fmt_shape", "_scalar",
-    "_weak", "_ACCEPTED", "_CACHE", "_bind", "_blame", "_layout_hint",
+    "_weak", "_ACCEPTED", "_CACHE", "_bind", "_blame", "_layout_hint", "_check_labels",
     "cache", "params", "inputs", "grads", "dims", "seed", "dtype", "rng",
 })
 TEMP_PREFIX = "t"
