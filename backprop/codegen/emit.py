@@ -137,10 +137,11 @@ def wrap(head: str, items: list[str], tail: str, indent: int) -> str:
     return head + "\n" + "".join(f"{pad}{it},\n" for it in items) + " " * indent + tail
 
 
-def _classes_code(text: str) -> str:
-    """The number of classes of ``labels(c)`` as the forward pass has it: a number, or the dim bound from the arrays."""
+def _classes_code(text: str, names: Any) -> str:
+    """The number of classes of ``labels(c)`` as the forward pass has it: a number, or the dim's
+    variable (lowering counts the dim among those forward reads)."""
     arg = parse_domain(text)[1] or "0"
-    return arg if arg.isdigit() else f"dims[{py_str(arg)}]"
+    return arg if arg.isdigit() else names.dim(arg)
 
 
 def shape_data(decl: Decl) -> tuple:
@@ -289,7 +290,7 @@ def context(program: Program) -> dict[str, Any]:
         "inputs": py_assign("INPUTS", tuple(d.name for d in model.inputs)),
         "domains": py_assign("DOMAINS", {d.name: d.domain for d in model.inputs}),
         "labels": py_data(labels) if (labels := tuple(d.name for d in model.inputs if domain(d.domain).argument)) else "",
-        "label_checks": [{"var": names.var(d.name), "name": d.name, "classes": _classes_code(d.domain)}
+        "label_checks": [{"var": names.var(d.name), "name": d.name, "classes": _classes_code(d.domain, names)}
                          for d in model.inputs if domain(d.domain).argument],
         "examples": py_assign("EXAMPLES", model.examples_dim),
         "example_axes": py_assign("EXAMPLE_AXES", {d.name: axis for d in model.inputs

@@ -33,6 +33,7 @@ from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.ops import REGISTRY
 from backprop.expr.printing import grad_symbol, text
+from backprop.language.domains import parse as parse_domain
 from backprop.language.model import Decl, Model
 from backprop.support.naming import CodeNames, helper_name
 
@@ -131,6 +132,7 @@ def lower(d: Derivation) -> Program:
     printer.python_scalars = _python_scalars(model, stmts)
     cache, cache_dims = liveness.cache(model, stmts, printer)
     in_forward = set(cache_dims).union(*(dims_read(s.expr) for s in stmts if s.section == "forward"))
+    in_forward |= {a for x in model.inputs if x.domain and (a := parse_domain(x.domain)[1]) in model.dims}  # labels' range
     forward_dims = [dim for dim in model.dims if dim in in_forward]
     frees = liveness.frees(stmts, "forward", liveness.backward_reads(stmts) | {d.loss.symbol})
     frees.update(liveness.frees(stmts, "backward", grads))
