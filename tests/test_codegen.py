@@ -732,3 +732,15 @@ def test_accepted_shapes_skip_the_check(name: str, monkeypatch: pytest.MonkeyPat
     mod.loss_and_grads(params, inputs)
     with pytest.raises(AssertionError, match="accepted before"):  # another dtype is checked again
         mod.loss_and_grads({k: np.asarray(v, dtype=np.float32) for k, v in params.items()}, inputs)
+
+
+def test_a_scalar_condition_of_a_vector_where_is_one_number():
+    """where(s > 0, A, B) with A, B vectors and s a scalar that may come as a 1×1 array: the condition
+    is made one number, or NumPy would broadcast the result to a 1×n matrix (fuzz seed 11254)."""
+    spec = "input v[n]\ninput s\nparam w[n]\nloss = sum(where(s > 0, w * v, w) * v)\n"
+    mod = codegen.load_module(codegen.generate(backprop.parse_spec(spec, name="where_vector")))
+    v, w = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 2.0])
+    for s, want in ((np.array([[1.0]]), v * v), (-1.0, v)):
+        loss, grads = mod.loss_and_grads({"w": w}, {"v": v, "s": s})
+        assert grads["w"].shape == (3,)
+        np.testing.assert_allclose(grads["w"], want)

@@ -69,13 +69,16 @@ class NumpyPrinter(_Operands, StrPrinter):
         outer = self.mask_ok
         self.mask_ok = self._node is not None and _masks_ok_in(self._node)
         try:
-            if self._node is not None and len(self._node.shape) == 1 and ir.is_scalar(e) and not ir.is_const(e):
-                # A scalar may be a 1×1 array, which NumPy would broadcast against a vector to a
-                # matrix (or refuse to broadcast to it): as the one number it is.
-                return f"np.reshape({self.doprint(e)}, ())"
-            return super().operand(e, prec)
+            return self._one_number(e) or super().operand(e, prec)
         finally:
             self.mask_ok = outer
+
+    def _one_number(self, e: Basic) -> str | None:
+        """A scalar operand of a vector as the one number it is: a scalar may be a 1×1 array, which
+        NumPy would broadcast against a vector to a matrix (or refuse to broadcast to it)."""
+        if self._node is not None and len(self._node.shape) == 1 and ir.is_scalar(e) and not ir.is_const(e):
+            return f"np.reshape({self.doprint(e)}, ())"
+        return None
 
     def _peephole(self, e: OpNode) -> str | None:
         """The code-only spelling of ``e``, if one applies (decided on ``e`` as derived, so that
@@ -88,7 +91,7 @@ class NumpyPrinter(_Operands, StrPrinter):
         a boolean mask is fine there."""
         self.mask_ok = True
         try:
-            return self.doprint(e)
+            return self._one_number(e) or self.doprint(e)  # where's condition of a vector too
         finally:
             self.mask_ok = False
 
