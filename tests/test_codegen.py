@@ -744,3 +744,24 @@ def test_a_scalar_condition_of_a_vector_where_is_one_number():
         loss, grads = mod.loss_and_grads({"w": w}, {"v": v, "s": s})
         assert grads["w"].shape == (3,)
         np.testing.assert_allclose(grads["w"], want)
+
+
+def test_a_tie_test_reads_its_operand_as_forward_computed_it():
+    """min(K ⊙ K − K) along an axis: the simplifier must not refactor the operand inside the tie
+    test [x ≤ min(x)] (K ⊙ (K − 1) differs from K² − K in the last bit, and the minimum's own entry
+    then failed the test, losing its gradient: fuzz seed 16342)."""
+    spec = "param buf[a, k, k, 1]\nK = reshape(buf, [k, k, a])\nloss = mean(min((K * K - K), axis=(0,)))\n"
+    mod = codegen.load_module(codegen.generate(backprop.parse_spec(spec, name="tie_operand")))
+    b = np.random.default_rng(0).normal(size=(2, 3, 3, 1))
+
+    def f(x):
+        k = x.reshape(3, 3, 2)
+        return float(np.mean((k * k - k).min(axis=0)))
+
+    _, grads = mod.loss_and_grads({"buf": b}, {})
+    fd = np.zeros_like(b)
+    for idx in np.ndindex(*b.shape):
+        step = np.zeros_like(b)
+        step[idx] = 1e-6
+        fd[idx] = (f(b + step) - f(b - step)) / 2e-6
+    np.testing.assert_allclose(grads["buf"], fd, atol=1e-8)

@@ -62,6 +62,11 @@ class _Region:
             base = e.children[0]
             return self.leaf(ir.node("pow", simplify(base, self.domains) if isinstance(base, OpNode) else base,
                                      e.children[1]))
+        if e.op.mask or name == "half_step":
+            # A comparison (a tie test of max/min, a user's mask) reads its operands exactly as the
+            # forward pass computes them: K ⊙ (K − 1) is not K² − K to the last bit, and a tie
+            # [x ≤ min(x)] tested on a refactored x misses the very entry that is the minimum.
+            return self.leaf(e)
         args = [self.to_sympy(c) for c in e.children]
         if name in ARITH:
             return e.op.exact(*args)
