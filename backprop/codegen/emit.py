@@ -339,6 +339,7 @@ def jax_context(program: Program) -> dict[str, Any]:
         finish=[f"grads[{py_str(p.name)}] = _like(grads[{py_str(p.name)}], {names.var(p.name)})" for p in model.params],
         host_check_line=wrap("dims = _check_shapes(", host, ")", 8),
     )
-    for check in out["label_checks"]:
-        check["value"] = f"inputs[{py_str(check['name'])}]"
+    for check in out["label_checks"]:  # loss_and_grads checks labels before the compiled call, from dims
+        arg = parse_domain(model.decls[check["name"]].domain)[1] or "0"
+        check.update(value=f"inputs[{py_str(check['name'])}]", host_classes=arg if arg.isdigit() else f"dims[{py_str(arg)}]")
     return out
