@@ -1,5 +1,5 @@
-"""``backprop check SPEC [--dims n=3,m=5] [--seed S] [--tol T] [--dtype float32]``: gradients vs
-finite differences.
+"""``backprop check SPEC [--dims n=3,m=5] [--seed S] [--tol T] [--dtype float32] [--backend jax]``:
+gradients vs finite differences.
 
 Exit status: 0 when no gradient is wrong, 1 when one is (or the loss differs
 from the reference evaluator), 2 on bad options. A param the finite differences
@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from backprop.cli.options import add_seed
+from backprop.cli.options import add_backend, add_seed, require_backend
 from backprop.codegen.dims import check_known_dims, check_sizes, parse_dims
 from backprop.codegen.gradcheck import DIM_RANGE, TOLERANCES, NotFiniteError
 from backprop.support.errors import UsageError
@@ -39,6 +39,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                    f"(default {TOLERANCES['float64']:g}; {TOLERANCES['float32']:g} with --dtype float32)")
     p.add_argument("--dtype", choices=tuple(TOLERANCES), default="float64",
                    help="precision the gradients are computed in (the differences are always float64)")
+    add_backend(p, "check the module generated for this array library: numpy (default) or jax (run with "
+                "jax_enable_x64, so float64 is float64; needs the jax extra)")
     p.add_argument("--student", metavar="FILE.py",
                    help="check a student's own loss_and_grads(params, inputs) -> (loss, grads) in FILE.py against "
                         "the spec's true gradient instead (run in a separate process with a time limit)")
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     dims = parse_dims(args.dims)
     if args.student is not None:
+        if args.backend != "numpy":
+            raise UsageError("--student runs the student's own code; --backend applies to generated modules")
         return _student(args, dims)
     if args.timeout is not None:
         raise UsageError("--timeout goes with --student (the student's code is what it limits)")
@@ -74,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--tol must be a positive finite number, got {args.tol:g}")
     target = args.spec
     reference = None
+    if args.backend != "numpy" and target.endswith(".py"):
+        raise UsageError("--backend picks the module generated from a spec; a .py module is checked as it is")
+    require_backend(f"'backprop check --backend {args.backend}'", args.backend)
     if target.endswith(".py"):
         try:
             target = load_module(target)
@@ -88,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
 
         d = derivation_of(target)  # SpecError -> exit 2
         known = list(d.model.dims)
-        target = d
+        target = d if args.backend == "numpy" else load_module(d, backend=args.backend)
+        reference = None if args.backend == "numpy" else d
+    if "jax" in sys.modules and getattr(target, "jax", None) is sys.modules["jax"]:  # a JAX module: float64 as asked
+        sys.modules["jax"].config.update("jax_enable_x64", True)
     check_known_dims(dims, known)
     check_sizes(target, dims, DIM_RANGE[1] - 1)  # before allocating: undrawn dims at their largest
     try:

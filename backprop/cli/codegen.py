@@ -1,22 +1,22 @@
-"""``backprop codegen SPEC [-o FILE] [--force] [--latex] [--optimizer NAME]``."""
+"""``backprop codegen SPEC [-o FILE] [--force] [--latex] [--optimizer NAME] [--backend numpy|jax]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from backprop.cli.options import path
+from backprop.cli.options import add_backend, path, require_backend
 from backprop.codegen.safe_write import UnsafeWriteError, write_generated
 from backprop.support.errors import UsageError
 from backprop.support.files import spec_files
 
 HELP = {
-    "codegen": "generate a NumPy module with the forward and backward pass (or, with --latex, "
+    "codegen": "generate a NumPy (or JAX) module with the forward and backward pass (or, with --latex, "
     "its forward and backward functions as LaTeX)",
 }
 EXAMPLES = {"codegen": (
     "backprop codegen mlp_softmax -o mlp.py",
-    "backprop codegen mlp_softmax --optimizer adam --latex -o mlp.tex",
+    "backprop codegen mlp_softmax --backend jax -o mlp_jax.py",
 )}
 
 
@@ -33,6 +33,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=list(OPTIMIZERS),
                    help="also generate init_state(params) and step(params, grads, state, lr, ...) for this optimizer "
                    "(in-place updates)")
+    add_backend(p, "the array library the module computes with: numpy (default), or jax (jax.numpy, "
+                "loss_and_grads compiled with jax.jit; needs the jax extra)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or None
     if args.latex and args.optimizer:
         raise UsageError("--optimizer applies to the generated module, not to --latex")
+    if args.backend != "numpy" and args.latex:
+        raise UsageError("--backend applies to the generated module, not to --latex")
+    if args.backend != "numpy" and args.optimizer:
+        raise UsageError(f"--optimizer is generated for NumPy modules only, not yet with --backend {args.backend}")
+    require_backend(f"'backprop codegen --backend {args.backend}'", args.backend)
     if args.latex:
         from backprop.codegen.latex import latex_document
 
@@ -48,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from backprop.codegen.emit import generate
 
-        text = generate(args.spec, output=output, label=args.spec, optimizer=args.optimizer)
+        text = generate(args.spec, output=output, label=args.spec, optimizer=args.optimizer, backend=args.backend)
     if output is None:
         sys.stdout.write(text)
         return 0

@@ -29,6 +29,19 @@ def add_seed(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--seed", type=seed, default=0, metavar="S", help=help)
 
 
+def add_backend(p: argparse.ArgumentParser, help: str) -> None:
+    """The --backend option: the array library a generated module computes with."""
+    p.add_argument("--backend", choices=("numpy", "jax"), default="numpy", help=help)
+
+
+def require_backend(what: str, backend: str) -> None:
+    """Before any work: JAX is an extra (``pip install 'backprop-toolkit[jax]'``), said in one line if missing."""
+    if backend == "jax":
+        from backprop.support.extras import require
+
+        require(what, "jax")
+
+
 def path(text: str) -> str:
     """A path option's value: never empty (``-o ''`` would otherwise mean "no file" and print instead)."""
     if not text:

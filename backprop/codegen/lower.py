@@ -9,7 +9,11 @@ module runs, called in order from :func:`lower`, the one place that knows the or
 4. :mod:`backprop.codegen.liveness`: what the cache carries from forward to backward,
    where each value is freed;
 5. :mod:`backprop.codegen.inplace`: which values are computed in the array of one
-   they consume, which gradients are copies.
+   they consume, which gradients are copies (NumPy only: a JAX array is immutable, and
+   ``jax.jit`` reuses buffers itself).
+
+The ``backend`` picks the printer (:class:`~backprop.codegen.printer.NumpyPrinter` or
+:class:`~backprop.codegen.jax_printer.JaxPrinter`) and the registry helpers; the passes are the same.
 
 No pass imports another; each reads the statements (:mod:`backprop.codegen.stmt`)
 and gives back statements or a decision about them, gathered here in a :class:`Program`.
@@ -25,6 +29,7 @@ from sympy import Basic, MatrixSymbol
 
 from backprop.codegen import cse, equations, liveness
 from backprop.codegen.inplace import ArrayReuse
+from backprop.codegen.jax_printer import JaxPrinter, to_jnp
 from backprop.codegen.printer import ARITH, NumpyPrinter, dims_read
 from backprop.codegen.rewrite import Rule
 from backprop.codegen.stmt import Stmt, TempSymbol, reads
@@ -35,7 +40,10 @@ from backprop.expr.ops import REGISTRY
 from backprop.expr.printing import grad_symbol, text
 from backprop.language.domains import parse as parse_domain
 from backprop.language.model import Decl, Model
-from backprop.support.naming import CodeNames, helper_name
+from backprop.support.naming import JAX_MODULE_NAMES, CodeNames, helper_name
+
+#: The targets a module is generated for.
+BACKENDS = ("numpy", "jax")
 
 
 @dataclass
@@ -44,6 +52,7 @@ class Program:
 
     model: Model
     derivation: Derivation
+    backend: str
     names: CodeNames
     printer: NumpyPrinter
     stmts: list[Stmt]
@@ -117,12 +126,13 @@ def zero_d(e: Basic) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def lower(d: Derivation) -> Program:
+def lower(d: Derivation, backend: str = "numpy") -> Program:
     """The module's statements for derivation ``d``: each pass in turn (see the module doc)."""
     model = d.model
-    names = CodeNames(reserved=set(registry_helpers()))
+    jax = backend == "jax"
+    names = CodeNames(reserved=set(registry_helpers(backend)) | (JAX_MODULE_NAMES if jax else set()))
     _claim_names(model, d, names)
-    printer = NumpyPrinter(names, set(model.dims))
+    printer = (JaxPrinter if jax else NumpyPrinter)(names, set(model.dims))
     grads = {grad_symbol(p.name, p.shape) for p in model.params}
     roots = {d.loss.symbol} | grads
     stmts, rules = equations.statements(d)
@@ -136,10 +146,14 @@ def lower(d: Derivation) -> Program:
     forward_dims = [dim for dim in model.dims if dim in in_forward]
     frees = liveness.frees(stmts, "forward", liveness.backward_reads(stmts) | {d.loss.symbol})
     frees.update(liveness.frees(stmts, "backward", grads))
+    if jax:  # every value a new array: the program as the statements say
+        code = "\n".join(printer.doprint(s.expr) for s in stmts)
+        return Program(model, d, backend, names, printer, stmts, cache, cache_dims, forward_dims,
+                       _helpers_used(code, backend), rules, frees)
     reuse = ArrayReuse(model, stmts, roots, printer)
     code = "\n".join(reuse.activations.get(s.symbol) or printer.doprint(s.expr) for s in stmts)
     return Program(
-        model, d, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules, frees,
+        model, d, backend, names, printer, stmts, cache, cache_dims, forward_dims, _helpers_used(code), rules, frees,
         reuse.inplace, reuse.sums, reuse.activations, reuse.copies,
     )
 
@@ -149,15 +163,20 @@ def lower(d: Derivation) -> Program:
 # ---------------------------------------------------------------------------
 
 
-def registry_helpers() -> dict[str, str]:
-    """Helper function name -> source, for every registry row that needs one."""
-    sources = [src for op in REGISTRY.values() for src in (op.numpy_helper, op.numpy_inplace_helper) if src]
+def registry_helpers(backend: str = "numpy") -> dict[str, str]:
+    """Helper function name -> source, for every registry row that needs one: a JAX module's are
+    the rows' ``jax_helper`` where they have one, else their NumPy helper in ``jnp.`` (and no
+    in-place helpers, which only the NumPy array reuse calls)."""
+    if backend == "jax":
+        sources = [op.jax_helper or to_jnp(op.numpy_helper) for op in REGISTRY.values() if op.numpy_helper]
+    else:
+        sources = [src for op in REGISTRY.values() for src in (op.numpy_helper, op.numpy_inplace_helper) if src]
     return {helper_name(src): src for src in sources}
 
 
-def _helpers_used(code: str) -> list[str]:
+def _helpers_used(code: str, backend: str = "numpy") -> list[str]:
     """The registry helpers ``code`` calls, with the helpers they call, dependencies first."""
-    table = registry_helpers()
+    table = registry_helpers(backend)
     order: list[str] = []
 
     def need(name: str) -> None:

@@ -21,7 +21,7 @@ from backprop.codegen.stmt import TempSymbol
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, is_const
 from backprop.expr.ops import REGISTRY
-from backprop.expr.ops_row import ATOM, MUL
+from backprop.expr.ops_row import ATOM, MUL, Form, Op
 from backprop.expr.printing import GradSymbol, _Operands
 from backprop.support.errors import UnsupportedError
 from backprop.support.naming import CodeNames
@@ -47,7 +47,7 @@ class NumpyPrinter(_Operands, StrPrinter):
         if self._needs_weak(e):
             self._in_weak = True
             try:
-                return f"_weak({self._print_OpNode(e)})"
+                return self.weak(self._print_OpNode(e))
             finally:
                 self._in_weak = False
         e = _grouped_sum(e)  # a long sum as groups Python's compiler can nest
@@ -59,9 +59,17 @@ class NumpyPrinter(_Operands, StrPrinter):
             return peephole
         outer, self._node = self._node, e
         try:
-            return e.op.numpy(self, _float_constants(e))
+            return self.form(e.op)(self, _float_constants(e))
         finally:
             self._node = outer
+
+    def form(self, op: Op) -> Form:
+        """The registry form this printer prints ``op`` with."""
+        return op.numpy
+
+    def weak(self, code: str) -> str:
+        """``code``, a NumPy function of Python numbers only, made a Python float again (see :meth:`_needs_weak`)."""
+        return f"_weak({code})"
 
     def operand(self, e: Basic, prec: int) -> str:
         """An operand of the node being printed, which decides whether it may be a mask; a
@@ -111,7 +119,7 @@ class NumpyPrinter(_Operands, StrPrinter):
         if e.op.name == "div" and ir.is_const(right) and _surely_nonzero(right):
             return None
         call = f"{form}({self.doprint(left)}, {self.doprint(right)})"
-        return call if self._in_weak else f"_weak({call})"
+        return call if self._in_weak else self.weak(call)
 
     def _needs_weak(self, e: OpNode) -> bool:
         """A NumPy function of Python numbers only (``np.exp(s)``) returns a float64 NumPy
@@ -156,7 +164,7 @@ class NumpyPrinter(_Operands, StrPrinter):
             return f"1 / {self.doprint(base)}" if ex == -1 else f"{self.doprint(base)} ** {self.parenthesize(ex, 60)}"
         if ex == sympy.Rational(1, 2) and base.is_positive:  # a Python float: NumPy's float64 would upcast float32
             return f"{self.parenthesize(base, 60, strict=True)} ** 0.5"
-        return f"_weak(np.float_power({self.doprint(base)}, {self.doprint(ex)}))"
+        return self.weak(f"np.float_power({self.doprint(base)}, {self.doprint(ex)})")
 
     def _print_Rational(self, e: sympy.Rational) -> str:  # noqa: N802
         """A spec's 0.01 as 0.01 (exact in decimal); other fractions as p / q.
@@ -186,7 +194,7 @@ class NumpyPrinter(_Operands, StrPrinter):
         if den == 1:
             return top
         if not _surely_nonzero(den):  # 2/(m − 1) at m = 1: inf, as NumPy divides
-            return f"_weak(np.divide({top}, {self.doprint(den)}))"
+            return self.weak(f"np.divide({top}, {self.doprint(den)})")
         return f"{top} / {self.parenthesize(den, 51)}"
 
     def _print_Exp1(self, e: Basic) -> str:  # noqa: N802
@@ -222,7 +230,7 @@ class NumpyPrinter(_Operands, StrPrinter):
             return self._print_OpNode(ir.node(name, *e.args))
         self._in_weak = True  # a NumPy function of numbers is a float64 scalar: a Python float instead
         try:
-            return f"_weak({self._print_OpNode(ir.node(name, *e.args))})"
+            return self.weak(self._print_OpNode(ir.node(name, *e.args)))
         finally:
             self._in_weak = False
 

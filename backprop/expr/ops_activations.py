@@ -93,6 +93,12 @@ ROWS: tuple[Op, ...] = (
             "    s *= 0.5\n"
             "    return s\n"
         ),
+        jax_helper=(
+            "def _sigmoid(x):\n"
+            '    """Logistic function as (1 + tanh(x/2)) / 2: no overflow for any x, one transcendental\n'
+            '    call per entry."""\n'
+            "    return 0.5 * (jnp.tanh(0.5 * x) + 1.0)\n"
+        ),
         numpy_inplace="_sigmoid_({0})",
         numpy_inplace_helper=(
             "def _sigmoid_(x):\n"
@@ -218,6 +224,13 @@ ROWS: tuple[Op, ...] = (
             "        return math.erf(x)\n"
             "    x = np.asarray(x)\n"
             "    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype if x.dtype.kind == \"f\" else np.float64)\n"
+        ),
+        jax_helper=(
+            "def _erf(x):\n"
+            '    """The error function entry by entry (jax.numpy has none; jax.scipy does)."""\n'
+            "    import jax.scipy.special\n"
+            "\n"
+            "    return jax.scipy.special.erf(x)\n"
         ),
     ),
     Op(

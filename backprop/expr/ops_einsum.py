@@ -219,7 +219,9 @@ def _axes_view(p: Any, x: Basic, perm: tuple[int, ...]) -> str:
     return code if perm == tuple(range(len(perm))) else f"{code}.transpose({', '.join(str(k) for k in perm)})"
 
 
-def _einsum_numpy(p: Any, e: OpNode) -> str:
+def _einsum_numpy(p: Any, e: OpNode, jax: bool = False) -> str:
+    """The einsum as NumPy computes it fastest: a tensordot, a (batched) matmul, or np.einsum along
+    the optimal contraction path (for ``jax``, ``jnp.einsum`` takes the path as a bare list of pairs)."""
     ins, out = _subscripts(e)
     operands = ", ".join(p.operand(c, 0) for c in e.children)
     spec = py_str(einsum_text(ins, out))
@@ -238,6 +240,8 @@ def _einsum_numpy(p: Any, e: OpNode) -> str:
             return f"_matmul_to({x}, {y}, {_ints(tuple(res.index(ch) for ch in out))})"
         return _in_order(f"np.matmul({x}, {y})", res, out)
     path = ", ".join(repr(tuple(int(k) for k in step)) for step in _einsum_path(e)[1:])
+    if jax:
+        return f"np.einsum({spec}, {operands}, optimize=[{path}])"
     return f'np.einsum({spec}, {operands}, optimize=["einsum_path", {path}])'
 
 
@@ -280,6 +284,7 @@ ROWS: tuple[Op, ...] = (
         vjps=(_einsum_vjp,),
         rules=("einsum: ∂L/∂A is ∂L/∂Z contracted with the other operands",),
         latex=_einsum_forms(True), text=_einsum_forms(False), numpy=_einsum_numpy,
+        jax=lambda p, e: _einsum_numpy(p, e, jax=True),
         np_eval=lambda *a: np.einsum(str(a[-1].args[-1]), *a[:-1], optimize=len(a) > 2),
         sym_eval=lambda *a: np.einsum(str(a[-1].args[-1]), *a[:-1]),
         spec_name="einsum", attrs=("subscripts",), variadic=True, index=_einsum_index,
@@ -293,6 +298,11 @@ ROWS: tuple[Op, ...] = (
             "    out = np.empty(tuple(shape[i] for i in axes), dtype=np.result_type(a, b))\n"
             "    np.matmul(a, b, out=out.transpose(np.argsort(axes)))\n"
             "    return out\n"
+        ),
+        jax_helper=(
+            "def _matmul_to(a, b, axes):\n"
+            '    """jnp.matmul(a, b).transpose(axes) (XLA picks the layout)."""\n'
+            "    return jnp.transpose(jnp.matmul(a, b), axes)\n"
         ),
     ),
 )

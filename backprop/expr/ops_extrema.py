@@ -154,5 +154,14 @@ ROWS: tuple[Op, ...] = (
             "    s += m\n"
             "    return s if axis is not None else s.reshape(())[()]\n"
         ),
+        jax_helper=(
+            "def _logsumexp(x, axis):\n"
+            '    """log Σ exp(x) along axis (None: every entry), shifted by the max so no exp overflows\n'
+            '    (a max of ±inf is not subtracted: inf − inf would be nan)."""\n'
+            "    m = jnp.max(x, axis=axis, keepdims=True)\n"
+            "    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0).astype(m.dtype))\n"
+            "    s = jnp.log(jnp.exp(x - m).sum(axis=axis, keepdims=True)) + m\n"
+            "    return s if axis is not None else s.reshape(())\n"
+        ),
     ),
 )

@@ -220,6 +220,24 @@ def _add_at(a, idx, v, axis):
     return out
 '''
 
+_SCATTER_JAX_HELPER = '''\
+def _scatter_add(g, idx, n, axis):
+    """The adjoint of jnp.take(a, idx, axis) for an a with n entries along axis: every slice of g
+    added into the slice of a it was taken from (a repeated index adds up)."""
+    shape = g.shape[:axis] + (n,) + g.shape[axis + jnp.ndim(idx):]
+    return jnp.zeros(shape, g.dtype).at[(slice(None),) * axis + (idx,)].add(g)
+'''
+
+_ADD_AT_JAX_HELPER = '''\
+def _add_at(a, idx, v, axis):
+    """a with v added at each label's entry along axis (a − onehot(idx) for v = −1, without
+    building the one-hot matrix)."""
+    a = jnp.asarray(a, dtype=jnp.result_type(a, 1.0))
+    at = [jnp.arange(size).reshape([-1 if k == j else 1 for j in range(a.ndim)]) for k, size in enumerate(a.shape)]
+    at[axis] = idx
+    return a.at[tuple(at)].add(v)
+'''
+
 #: The family's rows, in registration order.
 ROWS: tuple[Op, ...] = (
     Op(
@@ -259,7 +277,7 @@ ROWS: tuple[Op, ...] = (
                                                      axes_of(e)[0]),
         sym_eval=lambda g, idx, e, sizes: scatter_add(np.asarray(g, dtype=object), idx,
                                                       ir.concrete(e.args[2], sizes), axes_of(e)[0]),
-        sized=True, attrs=("size", "axis"), numpy_helper=_SCATTER_HELPER,
+        sized=True, attrs=("size", "axis"), numpy_helper=_SCATTER_HELPER, jax_helper=_SCATTER_JAX_HELPER,
         doc="zeros with each slice of G added at its index along the axis: the adjoint of a lookup",
     ),
     Op(
@@ -282,7 +300,7 @@ ROWS: tuple[Op, ...] = (
         text=lambda p, e: f"add_at({', '.join(p.doprint(c) for c in e.children)})",
         numpy=lambda p, e: f"_add_at({p.operand(e.children[0], 0)}, {p.operand(e.children[1], 0)}, "
                            f"{p.operand(e.children[2], 0)}, {axes_of(e)[0]})",
-        np_eval=_add_at_eval, sym_eval=_add_at_eval, attrs=("axis",), numpy_helper=_ADD_AT_HELPER,
+        np_eval=_add_at_eval, sym_eval=_add_at_eval, attrs=("axis",), numpy_helper=_ADD_AT_HELPER, jax_helper=_ADD_AT_JAX_HELPER,
         doc="A plus v at each label's entry along the axis: A − onehot(y) without the one-hot matrix",
     ),
 )

@@ -155,6 +155,12 @@ _LOGDET_HELPER = (
     "    sign, logabs = np.linalg.slogdet(a)\n"
     "    return logabs if sign > 0 else logabs.dtype.type(-np.inf if sign == 0 else np.nan)\n"
 )
+_LOGDET_JAX_HELPER = (
+    "def _logdet(a):\n"
+    '    """log det(a) as torch.logdet: -inf where det(a) = 0, nan where det(a) < 0 (slogdet\'s LU)."""\n'
+    "    sign, logabs = jnp.linalg.slogdet(a)\n"
+    "    return jnp.where(sign > 0, logabs, jnp.where(sign == 0, -jnp.inf, jnp.nan))\n"
+)
 
 
 # ---------------------------------------------------------------------------
@@ -211,7 +217,7 @@ ROWS: tuple[Op, ...] = (
         vjps=(_logdet_vjp,),
         rules=("log-determinant: ∂ log det(A)/∂A = A⁻ᵀ",),
         latex=fmt(r"\log\det\left({0}\right)"), text=fmt("log det({0})"), numpy=fmt("_logdet({0})"),
-        np_eval=lambda a, e=None: _logdet(a), sym_eval=_sym_logdet, numpy_helper=_LOGDET_HELPER,
+        np_eval=lambda a, e=None: _logdet(a), sym_eval=_sym_logdet, numpy_helper=_LOGDET_HELPER, jax_helper=_LOGDET_JAX_HELPER,
         spec_name="logdet", signature="(A)",
         doc="log det(A), for A symmetric positive definite (as torch.logdet: nan where det(A) < 0)",
     ),

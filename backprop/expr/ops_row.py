@@ -71,6 +71,12 @@ class Op:
     #: the NumPy form writing into its (fresh, last-read) argument, e.g. "np.tanh({0}, out={0})"
     numpy_inplace: str | None = None
     numpy_inplace_helper: str | None = None  # a helper function numpy_inplace calls
+    #: the JAX form, only where it must differ from ``numpy`` (which the JAX printer reuses, ``np.``
+    #: printed as ``jnp.``): JAX arrays are immutable, so no ``out=``, scatter through ``.at[...]``
+    jax: Form | None = None
+    #: the JAX helper, of the same name as ``numpy_helper``, where that one works in place or
+    #: branches on values (the JAX printer reuses the others, ``np.`` printed as ``jnp.``)
+    jax_helper: str | None = None
     spec_name: str | None = None  # name in the spec language, when callable there
     doc: str = ""
     attrs: tuple[str, ...] = field(default=())

@@ -106,6 +106,12 @@ ROWS: tuple[Op, ...] = (
             "    e /= e.sum(axis=axis, keepdims=True)\n"
             "    return e\n"
         ),
+        jax_helper=(
+            "def _softmax(x, axis):\n"
+            '    """exp(x) normalized along axis, shifted by the max first so large logits do not overflow."""\n'
+            "    e = jnp.exp(x - x.max(axis=axis, keepdims=True))\n"
+            "    return e / e.sum(axis=axis, keepdims=True)\n"
+        ),
         numpy_inplace="_softmax_({0}, {axis})",
         numpy_inplace_helper=(
             "def _softmax_(x, axis):\n"

@@ -331,5 +331,12 @@ ROWS: tuple[Op, ...] = (
             "    out[index] = np.reshape(g, np.shape(out[index])) if np.size(g) == np.size(out[index]) else g\n"
             "    return out\n"
         ),
+        jax_helper=(
+            "def _embed(g, shape, index):\n"
+            '    """Zeros of shape with g at index: the gradient of a slice, for the array it was taken from."""\n'
+            "    out = jnp.zeros(shape, dtype=jnp.result_type(g, float))\n"
+            "    part = out[index]\n"
+            "    return out.at[index].set(jnp.reshape(g, part.shape) if jnp.size(g) == part.size else g)\n"
+        ),
     ),
 )

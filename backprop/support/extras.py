@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 
 #: optional module -> the extra that installs it
-EXTRA_OF: dict[str, str] = {"matplotlib": "train", "tqdm": "train", "shtab": "completion"}
+EXTRA_OF: dict[str, str] = {"matplotlib": "train", "tqdm": "train", "shtab": "completion", "jax": "jax"}
 
 
 class MissingExtraError(ImportError):

@@ -103,6 +103,8 @@ MODULE_NAMES = frozenset({
     "_weak", "_ACCEPTED", "_CACHE", "_bind", "_blame", "_layout_hint", "_check_labels",
     "cache", "params", "inputs", "grads", "dims", "seed", "dtype", "rng",
 })
+#: What a generated JAX module defines beside :data:`MODULE_NAMES` (``templates/module_jax.py.j2``).
+JAX_MODULE_NAMES = frozenset({"jax", "jnp", "_loss_and_grads", "_traced"})
 TEMP_PREFIX = "t"
 
 
