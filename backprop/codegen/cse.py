@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from sympy import Basic
 
-from backprop.codegen.stmt import VIEWS, Stmt, TempSymbol
+from backprop.codegen.stmt import VIEWS, Stmt, TempSymbol, substitute
 from backprop.expr.ir import OpNode, shape_of
 
 
@@ -42,18 +42,6 @@ def _count(stmts: list[Stmt]) -> Counter[Basic]:
     for s in stmts:
         visit(s.expr)
     return counts
-
-
-def substitute(e: Basic, table: dict[Basic, Basic]) -> Basic:
-    """Replace whole subexpressions (operands only; attributes stay)."""
-    if e in table:
-        return table[e]
-    if not isinstance(e, OpNode):
-        return e
-    kids = [substitute(c, table) for c in e.children]
-    if all(k is c for k, c in zip(kids, e.children)):
-        return e
-    return e.func(*kids, *e.attrs)
 
 
 def _size(e: Basic) -> int:

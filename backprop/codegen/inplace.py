@@ -72,13 +72,16 @@ def _const_floating(c: sympy.Expr) -> bool:
     return any(_const_floating(a) for a in c.args)
 
 
-def _terms(e: Basic, sign: str = "+") -> list[tuple[str, Basic]]:
-    """The terms of a sum/difference chain with their signs: a − b + c -> [(+, a), (−, b), (+, c)]."""
+def _terms(e: Basic, sign: str = "+", full: tuple | None = None) -> list[tuple[str, Basic]]:
+    """The terms of a sum/difference chain with their signs: a − b + c -> [(+, a), (−, b), (+, c)].
+    A sum smaller than the whole (``b₁ + c W`` broadcast over the examples) stays one term: it is
+    added in one pass, not one per term."""
     flip = {"+": "-", "-": "+"}
-    if isinstance(e, OpNode) and e.op.name == "add":
-        return [t for c in e.children for t in _terms(c, sign)]
-    if isinstance(e, OpNode) and e.op.name == "sub":
-        return _terms(e.children[0], sign) + _terms(e.children[1], flip[sign])
+    full = shape_of(e) if full is None else full
+    if isinstance(e, OpNode) and e.op.name in ("add", "sub") and shape_of(e) == full:
+        if e.op.name == "add":
+            return [t for c in e.children for t in _terms(c, sign, full)]
+        return _terms(e.children[0], sign, full) + _terms(e.children[1], flip[sign], full)
     return [(sign, e)]
 
 
@@ -197,6 +200,20 @@ class ArrayReuse:
                 return seed, [*rest, ("*", other)]
         return None
 
+    def _seed_first(self, i: int, s: Stmt, terms: list[tuple[str, Basic]]) -> list[tuple[str, Basic]]:
+        """A sum's terms with one the sum can be computed in first: ``R = X + P W`` of an input ``X``
+        (read-only) is ``R = P W; R += X``, the product's new array, rather than a third array."""
+        (sign, first), full = terms[0], shape_of(s.symbol)
+        usable = sign == "+" and shape_of(first) == full and (
+            self._fresh_product(first) if isinstance(first, OpNode)
+            else self.writable(first, i, [t for _, t in terms[1:]]))
+        if usable or ir.is_scalar(s.symbol):
+            return terms
+        for k, (sign, t) in enumerate(terms[1:], 1):
+            if sign == "+" and shape_of(t) == full and self._fresh_product(t):
+                return [terms[k], *terms[:k], *terms[k + 1:]]
+        return terms
+
     def _decide(self, i: int, s: Stmt, printer: NumpyPrinter) -> frozenset[Basic]:
         """Decide how statement ``i`` computes its value; return the arrays its name then holds."""
         factors = _factors(s.expr)
@@ -218,7 +235,7 @@ class ArrayReuse:
                 and _constant(e.children[1]) and self.writable(e.children[0], i, [])):
             self.sums[s.symbol] = (e.children[0], [("/", e.children[1])])  # t = dZ; t /= √k
             return self.held(e.children[0])
-        terms = _terms(s.expr)
+        terms = self._seed_first(i, s, _terms(s.expr))
         (sign, first), rest = terms[0], terms[1:]
         if rest and sign == "+" and shape_of(first) == shape_of(s.symbol) and not ir.is_scalar(s.symbol):
             if isinstance(first, OpNode):

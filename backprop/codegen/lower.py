@@ -3,6 +3,8 @@ module runs, called in order from :func:`lower`, the one place that knows the or
 
 1. :mod:`backprop.codegen.equations`: the forward equations and the backward steps
    the gradients need, as statements in stable forms, reusing forward values;
+   :mod:`backprop.codegen.fold`: a gain and shift shared by the examples folded into the
+   contractions that read them, and sums over the examples contracted first;
 2. :mod:`backprop.codegen.liveness`: dead statements dropped;
 3. :mod:`backprop.codegen.cse`: each repeated subexpression computed once (then
    liveness again, as a repeat may have been all a statement was read for);
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 
 from sympy import Basic, MatrixSymbol
 
-from backprop.codegen import cse, equations, liveness
+from backprop.codegen import cse, equations, fold, liveness
 from backprop.codegen.inplace import ArrayReuse
 from backprop.codegen.jax_printer import JaxPrinter, to_jnp
 from backprop.codegen.printer import ARITH, NumpyPrinter, dims_read
@@ -136,6 +138,7 @@ def lower(d: Derivation, backend: str = "numpy") -> Program:
     grads = {grad_symbol(p.name, p.shape) for p in model.params}
     roots = {d.loss.symbol} | grads
     stmts, rules = equations.statements(d)
+    stmts = fold.fold(stmts, model.dims.get(model.examples_dim or ""), roots)
     stmts = liveness.live(stmts, roots)
     stmts = cse.eliminate(stmts, names.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",), _duplicated(printer))
     stmts = liveness.live(stmts, roots)

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from sympy import Basic, MatrixSymbol
 
-from backprop.expr.ir import TensorSymbol
+from backprop.expr.ir import OpNode, TensorSymbol
 
 #: Operations NumPy computes as views of their operand, not new arrays: naming them saves
 #: nothing (common subexpressions), and writing into one would write into the operand (in-place reuse).
@@ -45,3 +45,15 @@ class Stmt:
 def reads(e: Basic) -> frozenset[Basic]:
     """The values ``e`` reads. Memoized: liveness, frees, the cache and in-place reuse each ask of every statement."""
     return frozenset(e.atoms(MatrixSymbol))
+
+
+def substitute(e: Basic, table: dict[Basic, Basic]) -> Basic:
+    """Replace whole subexpressions (operands only; attributes stay)."""
+    if e in table:
+        return table[e]
+    if not isinstance(e, OpNode):
+        return e
+    kids = [substitute(c, table) for c in e.children]
+    if all(k is c for k, c in zip(kids, e.children)):
+        return e
+    return e.func(*kids, *e.attrs)
