@@ -50,7 +50,7 @@ def test_every_committed_module_matches_finite_differences(path):
 
 def test_a_wrong_gradient_fails():
     source = codegen.generate("logistic_regression")
-    wrong = source.replace("dz = (p - y) / m", "dz = (p - y) / m * 1.001")
+    wrong = source.replace("    dz /= m\n", "    dz /= m\n    dz *= 1.001\n")
     assert wrong != source
     report = gradcheck(codegen.load_module(wrong), seed=0)
     assert not report.ok and report.failed == ["w", "b"]
@@ -217,7 +217,7 @@ def test_a_wrong_nested_gradient_is_wrong(tmp_path, factor):
 
 def test_a_dropped_term_is_wrong(tmp_path):
     source = codegen.generate(_spec(tmp_path, "exp_tanh_2", EXP_TANH_2))
-    wrong = source.replace("* (1.0 - t1 ** 2)", "")  # tanh′ forgotten in ∂L/∂Z₁
+    wrong = source.replace("    dZ1 *= 1.0 - t1 ** 2\n", "")  # tanh′ forgotten in ∂L/∂Z₁
     assert wrong != source
     report = gradcheck(codegen.load_module(wrong), seed=0)
     assert report.failed == ["W"] and report.params["W"].verdict == "wrong"

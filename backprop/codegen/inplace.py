@@ -72,6 +72,12 @@ def _const_floating(c: sympy.Expr) -> bool:
     return any(_const_floating(a) for a in c.args)
 
 
+#: Arithmetic NumPy computes as a new array (a ufunc) when an operand is an array.
+_ARITH = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
+#: Binary arithmetic a chain computes in place, with its augmented-assignment operator.
+_STEP = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
 def _terms(e: Basic, sign: str = "+", full: tuple | None = None) -> list[tuple[str, Basic]]:
     """The terms of a sum/difference chain with their signs: a − b + c -> [(+, a), (−, b), (+, c)].
     A sum smaller than the whole (``b₁ + c W`` broadcast over the examples) stays one term: it is
@@ -214,6 +220,32 @@ class ArrayReuse:
                 return [terms[k], *terms[:k], *terms[k + 1:]]
         return terms
 
+    def _fresh(self, e: Basic, shape: tuple) -> bool:
+        """``e`` is computed by NumPy as a new floating array of ``shape``: arithmetic (a ufunc with
+        an array operand) or a matrix product, never a view, a name or a scalar."""
+        return (isinstance(e, OpNode) and shape_of(e) == shape and is_floating(e, self.floating)
+                and (e.op.name in _ARITH or self._fresh_product(e)))
+
+    def _chain(self, s: Stmt) -> tuple[Basic, list[tuple[str, Basic]]] | None:
+        """``N = g ⊙ U / t + c``: arithmetic whose innermost full-size operand is a new array, computed
+        in that array step by step (``N = g * U``, ``N /= t``, ``N += c``): one new array where NumPy
+        makes one per operation. A sum or product takes whichever operand is new (``R = X + P``: ``R = P``,
+        ``R += X``); a difference or quotient only its left one. The same operations in the same order
+        on the same values: the result is the same to the bit (bar a sum's operands swapped)."""
+        shape = shape_of(s.symbol)
+        if ir.is_scalar(s.symbol) or not self._fresh(s.expr, shape):
+            return None
+        e, steps = s.expr, []
+        while isinstance(e, OpNode) and e.op.name in _STEP and len(e.children) == 2:
+            a, b = e.children
+            if not self._fresh(a, shape) and e.op.name in ("add", "mul") and self._fresh(b, shape):
+                a, b = b, a
+            if not self._fresh(a, shape):
+                break
+            steps.append((_STEP[e.op.name], b))
+            e = a
+        return (e, steps[::-1]) if steps else None
+
     def _decide(self, i: int, s: Stmt, printer: NumpyPrinter) -> frozenset[Basic]:
         """Decide how statement ``i`` computes its value; return the arrays its name then holds."""
         factors = _factors(s.expr)
@@ -245,6 +277,10 @@ class ArrayReuse:
             elif self.writable(first, i, [t for _, t in rest]):
                 self.sums[s.symbol] = (first, rest)
                 return self.held(first)
+        chain = self._chain(s)
+        if chain is not None:
+            self.sums[s.symbol] = chain
+            return frozenset({s.symbol})
         e = s.expr
         if isinstance(e, OpNode) and e.op.numpy_inplace and len(e.children) == 1:
             arg = e.children[0]

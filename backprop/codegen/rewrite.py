@@ -18,6 +18,7 @@ from typing import Any
 import sympy
 from sympy import Basic, MatrixSymbol
 
+from backprop.codegen.reductions import factor_out_of_sum, scale_smaller, sum_of_products
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, is_const
 
@@ -163,6 +164,11 @@ RULES: tuple[Rule, ...] = (
     Rule("matmul", "a B, a 1×1", "a · B", _scale_product, "efficient"),
     Rule("sum", "colsum(Aᵀ)", "rowsum(A)ᵀ", _sum_of_transpose, "efficient"),
     Rule("sum", "Σ(onehot(y) ⊙ A)", "Σ pick(A, y)", _pick_labels, "efficient"),
+    Rule("sum", "Σ(A ⊙ b), b constant along the sum", "Σ(A) ⊙ b", factor_out_of_sum, "efficient"),
+    Rule("mean", "mean(A ⊙ b), b constant along the mean", "mean(A) ⊙ b", factor_out_of_sum, "efficient"),
+    Rule("sum", "Σ(A ⊙ B)", "einsum(A, B)", sum_of_products, "efficient"),
+    Rule("mean", "mean(A ⊙ B)", "einsum(A, B)/n", sum_of_products, "efficient"),
+    Rule("div", "(A ⊙ B)/c, A the smaller", "(A/c) ⊙ B", scale_smaller, "efficient"),
     Rule("sub", "A − onehot(y)", "add_at(A, y, −1)", _minus_onehot, "efficient"),
 )
 _BY_OP: dict[str, list[Rule]] = {}
