@@ -3,8 +3,9 @@ module runs, called in order from :func:`lower`, the one place that knows the or
 
 1. :mod:`backprop.codegen.equations`: the forward equations and the backward steps
    the gradients need, as statements in stable forms, reusing forward values;
-   :mod:`backprop.codegen.fold`: a gain and shift shared by the examples folded into the
-   contractions that read them, and sums over the examples contracted first;
+   :mod:`backprop.codegen.stack`: products of one operand with several weights as slices of
+   one stacked product; :mod:`backprop.codegen.fold`: a gain and shift shared by the examples
+   folded into the contractions that read them, and sums over the examples contracted first;
 2. :mod:`backprop.codegen.liveness`: dead statements dropped;
 3. :mod:`backprop.codegen.cse`: each repeated subexpression computed once (then
    liveness again, as a repeat may have been all a statement was read for);
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 
 from sympy import Basic, MatrixSymbol
 
-from backprop.codegen import cse, equations, fold, liveness
+from backprop.codegen import cse, equations, fold, liveness, stack
 from backprop.codegen.inplace import ArrayReuse
 from backprop.codegen.jax_printer import JaxPrinter, to_jnp
 from backprop.codegen.printer import ARITH, NumpyPrinter, dims_read
@@ -138,6 +139,7 @@ def lower(d: Derivation, backend: str = "numpy") -> Program:
     grads = {grad_symbol(p.name, p.shape) for p in model.params}
     roots = {d.loss.symbol} | grads
     stmts, rules = equations.statements(d)
+    stmts = stack.stack(stmts, {decl.symbol for decl in model.decls.values()})
     stmts = fold.fold(stmts, model.dims.get(model.examples_dim or ""), roots)
     stmts = liveness.live(stmts, roots)
     stmts = cse.eliminate(stmts, names.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",), _duplicated(printer))
