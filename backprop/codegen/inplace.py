@@ -231,7 +231,8 @@ class ArrayReuse:
         in that array step by step (``N = g * U``, ``N /= t``, ``N += c``): one new array where NumPy
         makes one per operation. A sum or product takes whichever operand is new (``R = X + P``: ``R = P``,
         ``R += X``); a difference or quotient only its left one. The same operations in the same order
-        on the same values: the result is the same to the bit (bar a sum's operands swapped)."""
+        on the same values: the result is the same to the bit (bar a sum's operands swapped). Only for
+        two steps or more: ``dz = (p − y) / m`` stays one line."""
         shape = shape_of(s.symbol)
         if ir.is_scalar(s.symbol) or not self._fresh(s.expr, shape):
             return None
@@ -244,7 +245,8 @@ class ArrayReuse:
                 break
             steps.append((_STEP[e.op.name], b))
             e = a
-        return (e, steps[::-1]) if steps else None
+        # one step saves one temporary and splits a line that reads as the math ((p − y)/m): two or more
+        return (e, steps[::-1]) if len(steps) >= 2 else None
 
     def _decide(self, i: int, s: Stmt, printer: NumpyPrinter) -> frozenset[Basic]:
         """Decide how statement ``i`` computes its value; return the arrays its name then holds."""
