@@ -256,7 +256,7 @@ class SpecParser:
             for n in names
         }
         builder = ExprBuilder(line[col0:], col0, names, self.model.dims, later, reserved, self.masks, self.labels)
-        builder.examples = self.model.examples_dim
+        builder.examples = self.model.examples  # declared: only then may an image lead with its examples
         expr = builder.build()
         if is_mask(expr, self.masks):
             self.masks.add(target)
