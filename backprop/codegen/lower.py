@@ -174,8 +174,10 @@ def registry_helpers(backend: str = "numpy") -> dict[str, str]:
     in-place helpers, which only the NumPy array reuse calls)."""
     if backend == "jax":
         sources = [op.jax_helper or to_jnp(op.numpy_helper) for op in REGISTRY.values() if op.numpy_helper]
+        sources += [src for op in REGISTRY.values() for src in op.jax_shared_helpers]
     else:
-        sources = [src for op in REGISTRY.values() for src in (op.numpy_helper, op.numpy_inplace_helper) if src]
+        sources = [src for op in REGISTRY.values()
+                   for src in (op.numpy_helper, op.numpy_inplace_helper, *op.shared_helpers) if src]
     return {helper_name(src): src for src in sources}
 
 
