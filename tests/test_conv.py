@@ -180,3 +180,14 @@ def test_jax_module_equals_the_numpy_module(name: str) -> None:
             np.testing.assert_allclose(np.asarray(jgrads[k]), g, rtol=1e-9, atol=1e-12, err_msg=k)
     finally:
         jax.config.update("jax_enable_x64", before)
+
+
+def test_derivation_shows_no_index_line_that_only_repeats_a_window_op() -> None:
+    """Z[i,j,k,l] = conv2d(X, W)[i,j,k,l] says nothing the vectorized line does not: such lines are
+    left out (windows stride apart have no index form), elementwise ones stay."""
+    from backprop.present.text import to_text
+
+    text = to_text(backprop.get_derivation(backprop.parse_spec(NETWORKS["lenet-like, examples last"], name="c")))
+    index_lines = [line for line in text.splitlines() if "[i,j,k,l] =" in line]
+    assert index_lines and not any("conv2d" in line or "route" in line or "corr" in line for line in index_lines)
+    assert any("ReLU(Z₁[i,j,k,l])" in line for line in index_lines)

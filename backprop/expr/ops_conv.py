@@ -351,7 +351,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
                    "convolution, filters: ∂L/∂W = corr(X, ∂L/∂Z)"),
             latex=conv_l, text=conv_t, numpy=_numpy_call("_conv"), np_eval=_run("_conv"), sym_eval=_run("_conv"),
             numpy_helper=_CONV, shared_helpers=(_WINDOWS,), jax_shared_helpers=(_WINDOWS_JAX,), spec_name=name,
-            attrs=("stride", "padding", "batch"),
+            attrs=("stride", "padding", "batch"), windowed=True,
             signature="(X, W, stride=1, padding=0)",
             contracts=lambda e, i, nd=nd: tuple(range(1, nd + 2)) if i == 1 else (0,),
             doc=f"{nd}-d convolution as PyTorch's: X[c, {'…' if nd > 1 else 'L'}, m] with filters W[f, c, {axes}]",
@@ -362,7 +362,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             latex=input_l, text=input_t, numpy=_numpy_call("_conv_input"), np_eval=_run("_conv_input"),
             sym_eval=_run("_conv_input"), numpy_helper=_CONV_INPUT, shared_helpers=(_SCATTER,),
             jax_shared_helpers=(_SCATTER_JAX,),
-            attrs=("stride", "padding", "batch"),
+            attrs=("stride", "padding", "batch"), windowed=True,
             doc=f"∂L/∂X of {name}: the full convolution of δ with the flipped filters (col2im)",
         ),
         Op(
@@ -371,7 +371,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             latex=filter_l, text=filter_t, numpy=_numpy_call("_conv_filter"), np_eval=_run("_conv_filter"),
             sym_eval=_run("_conv_filter"), numpy_helper=_CONV_FILTER, shared_helpers=(_WINDOWS,),
             jax_shared_helpers=(_WINDOWS_JAX,),
-            attrs=("stride", "padding", "batch"),
+            attrs=("stride", "padding", "batch"), windowed=True,
             doc=f"∂L/∂W of {name}: the correlation of the input with δ",
         ),
     )
@@ -392,7 +392,7 @@ def _pool_rows() -> tuple[Op, ...]:
             latex=max_l, text=max_t, numpy=_numpy_call("_max_pool", pool=True), np_eval=_run("_max_pool"),
             sym_eval=_run("_max_pool"), numpy_helper=_MAX_POOL, shared_helpers=(_WINDOWS,),
             jax_shared_helpers=(_WINDOWS_JAX,), spec_name="max_pool2d",
-            attrs=attrs, signature="(X, size=k, stride=k)", piecewise=True,
+            attrs=attrs, windowed=True, signature="(X, size=k, stride=k)", piecewise=True,
             doc="the largest entry of each size×size window, windows stride apart (default: size)",
         ),
         Op(
@@ -401,7 +401,7 @@ def _pool_rows() -> tuple[Op, ...]:
             latex=route_l, text=route_t, numpy=_numpy_call("_max_pool_route", pool=True), np_eval=_run("_max_pool_route"),
             sym_eval=_run("_max_pool_route"), numpy_helper=_MAX_POOL_ROUTE, shared_helpers=(_WINDOWS, _SCATTER),
             jax_shared_helpers=(_WINDOWS_JAX, _SCATTER_JAX),
-            attrs=attrs, doc="∂L/∂X of max_pool2d: δ at each window's largest entry",
+            attrs=attrs, windowed=True, doc="∂L/∂X of max_pool2d: δ at each window's largest entry",
         ),
         Op(
             "avg_pool2d", 1, _pool_shape("avg_pool2d"),
@@ -410,7 +410,7 @@ def _pool_rows() -> tuple[Op, ...]:
             latex=avg_l, text=avg_t, numpy=_numpy_call("_avg_pool", pool=True), np_eval=_run("_avg_pool"),
             sym_eval=_run("_avg_pool"), numpy_helper=_AVG_POOL, shared_helpers=(_WINDOWS,),
             jax_shared_helpers=(_WINDOWS_JAX,), spec_name="avg_pool2d",
-            attrs=attrs, signature="(X, size=k, stride=k)",
+            attrs=attrs, windowed=True, signature="(X, size=k, stride=k)",
             doc="the mean of each size×size window, windows stride apart (default: size)",
         ),
         Op(
@@ -419,7 +419,7 @@ def _pool_rows() -> tuple[Op, ...]:
             latex=spread_l, text=spread_t, numpy=_numpy_call("_avg_pool_spread", pool=True), np_eval=_run("_avg_pool_spread"),
             sym_eval=_run("_avg_pool_spread"), numpy_helper=_AVG_POOL_SPREAD, shared_helpers=(_SCATTER,),
             jax_shared_helpers=(_SCATTER_JAX,),
-            attrs=attrs, doc="∂L/∂X of avg_pool2d: δ spread evenly over each window",
+            attrs=attrs, windowed=True, doc="∂L/∂X of avg_pool2d: δ spread evenly over each window",
         ),
     )
 

@@ -82,6 +82,9 @@ class Op:
     shared_helpers: tuple[str, ...] = ()
     #: the same helpers for the JAX backend, where they cannot be ``shared_helpers`` with ``jnp.``
     jax_shared_helpers: tuple[str, ...] = ()
+    #: reads windows ``stride`` apart (convolution, pooling): no index form, as an index ``s·i + p``
+    #: is not a letter; derivations show such a value whole
+    windowed: bool = False
     spec_name: str | None = None  # name in the spec language, when callable there
     doc: str = ""
     attrs: tuple[str, ...] = field(default=())

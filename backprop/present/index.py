@@ -122,6 +122,21 @@ class _Walker:
         return body
 
 
+def windowed(x: Ix) -> bool:
+    """Whether ``x`` holds an entry of a convolution or pooling taken whole: windows ``stride`` apart
+    have no index form here (an index ``s·i + p`` is not a letter), so such a line only repeats the
+    vectorized form with ``[i, j, k, l]`` appended."""
+    if isinstance(x, Entry):
+        return isinstance(x.base, OpNode) and x.base.op.windowed
+    if isinstance(x, (Sum, Scaled)):
+        return windowed(x.body)
+    if isinstance(x, Product):
+        return any(windowed(f) for f in x.factors)
+    if isinstance(x, Apply):
+        return any(windowed(a) for a in x.args)
+    return False
+
+
 @dataclass(frozen=True)
 class IndexEquation:
     """``∂L/∂name[i,j] = rhs``: one entry of a gradient (or ``name[i,j] = rhs``, of a forward value)."""
@@ -318,5 +333,5 @@ def text(x: Ix) -> str:
 
 __all__ = [
     "Apply", "Entry", "IndexEquation", "Ix", "Product", "Scaled", "Sum",
-    "gradient_index", "latex", "text", "to_index", "sympy",
+    "gradient_index", "latex", "text", "to_index", "sympy", "windowed",
 ]

@@ -42,7 +42,7 @@ from backprop.present.formula import (
     shape_formula,
     unordered,
 )
-from backprop.present.index import Entry, gradient_index, value_index
+from backprop.present.index import Entry, gradient_index, value_index, windowed
 from backprop.support.escape import tex_text
 from backprop.support.notation import latex_name, text_name
 
@@ -199,7 +199,8 @@ def _forward(d: Derivation) -> Section:
         lines.append(Line(lhs, formula(eq.expr), shape=shape_formula(eq.shape)))
         if eq is not d.loss and _tensor_valued(eq.expr):  # and entry by entry, as for the gradients
             ix = value_index(d, eq.name)
-            if not (isinstance(ix.rhs, Entry) and isinstance(ix.rhs.base, OpNode)):  # P[i,j] = softmax(Z)[i,j] says nothing
+            # P[i,j] = softmax(Z)[i,j] says nothing; nor does a convolution's entry taken whole
+            if not (isinstance(ix.rhs, Entry) and isinstance(ix.rhs.base, OpNode)) and not windowed(ix.rhs):
                 (ll, lr), (tl, tr) = ix.latex(), ix.text()
                 lines.append(Line(Formula(ll, tl), Formula(lr, tr)))
     lifted = [e.name for e in d.equations if e.lifted]
@@ -292,8 +293,8 @@ def _step_block(d: Derivation, s: Step, domains: dict[str, str | None]) -> Block
         more(total)
     more(s.recursive)
     more(s.result)
-    if _tensor_valued(s.result):  # beyond matrices the vectorized form alone is hard to check by hand
-        lines.append(_index_line(d, s.target))
+    if _tensor_valued(s.result) and not windowed(gradient_index(d, s.target).rhs):  # beyond matrices the
+        lines.append(_index_line(d, s.target))  # vectorized form alone is hard to check by hand
     if len(groups) == 1:
         rules = (RuleGroup(None, s.rules),)
     else:
