@@ -209,7 +209,6 @@ def test_cli_without_jax_says_how_to_install_it(argv, tmp_path, monkeypatch, cap
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["codegen", "mlp_softmax", "--backend", "jax", "--latex"], "--backend applies to the generated module"),
-    (["codegen", "mlp_softmax", "--backend", "jax", "--optimizer", "adam"], "--optimizer is generated for NumPy"),
 ])
 def test_cli_refuses_what_jax_modules_do_not_have(argv, message, capsys):
     assert main(argv) == 2
