@@ -304,3 +304,32 @@ def test_cli_devices_that_cannot_share_the_batches(argv, message, tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"backprop: error: {message}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_two_hosts_train_as_one(tmp_path):
+    """The README's multi-host commands, on one machine: two processes of 2 simulated devices each join
+    through --coordinator (jax.distributed.initialize) and train on the 4 devices as one; each writes the
+    params a single process with 4 devices writes, to 1e-12."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    common = ["train", "mlp_softmax", "--backend", "jax", "--devices", "4", "-q", "--epochs", "2", "--dims", "m=128"]
+    hosts = [subprocess.Popen([sys.executable, "-m", "backprop", *common, "--coordinator", f"127.0.0.1:{port}",
+                               "--num-processes", "2", "--process-id", str(i), "--out", f"host{i}"],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outs = [h.communicate(timeout=600) for h in hosts]
+    for h, (out, err) in zip(hosts, outs):
+        assert h.returncode == 0, err
+        assert "; JAX on 4 CPU devices on 2 hosts\n" in out
+    single = run_with_devices(4, argv=[*common, "--out", "single"], cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    with np.load(tmp_path / "single" / "params.npz") as ref:
+        for i in range(2):
+            with np.load(tmp_path / f"host{i}" / "params.npz") as got:
+                for k in ref.files:
+                    np.testing.assert_allclose(got[k], ref[k], rtol=0, atol=1e-12, err_msg=f"host {i}: {k}")
