@@ -139,6 +139,19 @@ def test_jax_training_matches_numpy_training(name, optimizer, x64):
         np.testing.assert_allclose(a, b, rtol=1e-9)
 
 
+def test_jax_training_checks_the_labels(x64):
+    """Inside the compiled step the labels cannot be looked at: they are checked on all the data
+    before training, where the NumPy module checks them at every step."""
+    np_mod, jax_mod, d = modules("svm_hinge", "sgd")
+    dims = default_dims(np_mod, {"m": 16})
+    inputs = synthetic(d.model, d, np_mod, dims, 0).inputs
+    inputs["y"] = inputs["y"].copy()
+    inputs["y"][0, 5] = dims["c"]
+    for mod in (np_mod, jax_mod):
+        with pytest.raises(ValueError, match=rf"y: labels must lie in 0\.\.{dims['c'] - 1}, got \[{dims['c']}\]"):
+            train(mod, inputs, dims, optimizer="sgd", epochs=1, progress=False)
+
+
 def test_jax_training_float64_needs_x64():
     if jax.config.read("jax_enable_x64"):
         pytest.skip("jax_enable_x64 is on in this process")

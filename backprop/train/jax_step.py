@@ -99,13 +99,13 @@ class JaxStepper:
 
             return (jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_state, state), loss, norms(grads))
 
-        def evaluate(params: Any, data: Any) -> tuple[Any, Any]:
-            loss, grads = module.loss_and_grads(params, data)
+        def finish(loss: Any, grads: Any) -> tuple[Any, Any]:
             return loss, norms(grads)
 
         rep = self.replicated
+        self.module = module
         self._step = jax.jit(train_step, out_shardings=(rep, rep, rep, rep), donate_argnums=(0, 1))
-        self._evaluate = jax.jit(evaluate, out_shardings=(rep, rep))
+        self._finish = jax.jit(finish, out_shardings=(rep, rep))
         self.params = self._put(params, {})
         self.state = self._put(state, {})
 
@@ -133,8 +133,11 @@ class JaxStepper:
         return _floats(loss, norms)
 
     def evaluate(self, data: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
-        loss, norms = self._evaluate(self.params, self._inputs(data))
-        return _floats(loss, norms)
+        """Called on all the training data (and the held-out) before training and after every epoch:
+        the module's loss_and_grads is called as users call it, outside any jit, so it checks the
+        labels' range (on the devices) of every example the batches are drawn from."""
+        loss, grads = self.module.loss_and_grads(self.params, self._inputs(data))
+        return _floats(*self._finish(loss, grads))
 
     def result(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.params.items()}
