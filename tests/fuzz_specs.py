@@ -135,6 +135,8 @@ class FuzzGen:
                  "einsum", "reshape", "permute", "concat", "take", "select", "select", "labels"]
         if len(shape) == 2:
             kinds += ["matmul", "transpose", "linalg", "linalg"]
+        if len(shape) in (3, 4):  # images and sequences: convolutions and pooling (often, as rank 4 is rare)
+            kinds += ["conv"] * (2 if len(shape) == 3 else 6)
         return getattr(self, self.rng.choice(kinds))(shape, depth - 1)
 
     def bounded(self, shape: Shape, depth: int) -> str:
@@ -357,6 +359,24 @@ class FuzzGen:
         index[axis] = self.rng.choice([f"0:{shape[axis]}", ":", "0:"])
         return f"({self.expr(shape, depth)})[{', '.join(index)}]"
 
+    def conv(self, shape: Shape, depth: int) -> str:
+        """A convolution to ``shape`` (channels, spatial…, examples): an odd kernel padded by half of it
+        (any size fits, names too), or, for images, max or average pooling -- windows of 2 over sizes
+        that are numbers (stride 1 or 2, so windows overlap or tile), of 1 over named sizes."""
+        nd = len(shape) - 2
+        kind = self.rng.choice(["conv", "conv", "max", "avg"]) if nd == 2 else "conv"
+        if kind == "conv":
+            c = self.rng.choice(self.dims + ("2",))
+            k = self.rng.choice([1, 3])
+            x = self.expr((c, *shape[1:]), depth)
+            w = self.leaf((shape[0], c, *(str(k),) * nd), "param")
+            return f"conv{nd}d({x}, {w}" + (f", padding={k // 2})" if k > 1 else ")")
+        spatial = shape[1:-1]
+        size, stride = (2, self.rng.choice([1, 2])) if all(d.isdigit() for d in spatial) else (1, 1)
+        source = tuple(str(stride * (int(o) - 1) + size) if o.isdigit() else o for o in spatial)
+        x = self.expr((shape[0], *source, shape[-1]), depth)
+        return f"{kind}_pool2d({x}, size={size}" + (f", stride={stride})" if stride != size else ")")
+
     def label_input(self, shape: Shape, classes: str) -> str:
         """An input of class labels 0..classes−1: often one already declared."""
         domain = f"labels({classes})"
@@ -445,7 +465,7 @@ def _draw_spec(seed: int, depth: int) -> str:
              and n not in FUNCTIONS]  # the parser refuses those
     rng.shuffle(names)
     gen = FuzzGen(rng, dims, names[: rng.randrange(0, 12)])  # type: ignore[arg-type]
-    shape = gen.random_shape(rng.choice([2, 2, 2, 3]))
+    shape = gen.random_shape(rng.choice([2, 2, 2, 3, 4]))
     body = gen.expr(shape, depth)
     red = rng.choice(["sum", "mean", "sum"])
     loss = f"{red}({body})"

@@ -322,6 +322,56 @@ def add_at_cases(op: str) -> Iterator[Case]:
     yield Case(op, (Var((R, K)), Var((R, 1), f"labels{K}"), sympy.Integer(-1)), (_ax(1),), label="rows-const")
 
 
+def _ints(*values: int) -> tuple[Basic, ...]:
+    return tuple(sympy.Integer(v) for v in values)
+
+
+#: (X, W, stride, padding, examples axis) for conv1d and conv2d: examples last and first, strides,
+#: padding, and odd sizes so a transposed window cannot pass.
+CONVS = {
+    1: [((2, 7, 3), (3, 2, 3), 1, 0, 2), ((2, 7, 3), (3, 2, 3), 2, 1, 2), ((3, 2, 6), (2, 2, 2), 2, 0, 0)],
+    2: [((2, 5, 4, 2), (3, 2, 3, 2), 1, 0, 3), ((2, 5, 4, 2), (3, 2, 3, 2), 2, 1, 3),
+        ((2, 2, 5, 4), (3, 2, 2, 3), 1, 1, 0), ((1, 6, 6, 1), (2, 1, 3, 3), 3, 0, 3)],
+}
+
+
+def _conv_out(x: tuple[int, ...], w: tuple[int, ...], stride: int, pad: int, batch: int) -> tuple[int, ...]:
+    spatial = x[2:] if batch == 0 else x[1:-1]
+    out = tuple((s + 2 * pad - k) // stride + 1 for s, k in zip(spatial, w[2:]))
+    return (x[0], w[0], *out) if batch == 0 else (w[0], *out, x[-1])
+
+
+def conv_cases(op: str) -> Iterator[Case]:
+    nd = int(op[4])
+    for x, w, stride, pad, batch in CONVS[nd]:
+        label = f"x{'x'.join(map(str, x))}-s{stride}-p{pad}-b{batch}"
+        g = _conv_out(x, w, stride, pad, batch)
+        if op.endswith("_input"):
+            yield Case(op, (Var(g), Var(w)), _ints(stride, pad, batch), label=label)
+        elif op.endswith("_filter"):
+            yield Case(op, (Var(x), Var(g)), _ints(stride, pad, batch), label=label)
+        else:
+            yield Case(op, (Var(x), Var(w)), _ints(stride, pad, batch), label=label)
+
+
+#: (X, window size, stride, examples axis): tiling windows, overlapping ones, examples first.
+POOLS = [((2, 4, 6, 2), 2, 2, 3), ((2, 4, 5, 1), 3, 1, 3), ((2, 2, 4, 6), 2, 2, 0), ((1, 5, 5, 2), 3, 2, 3)]
+
+
+def pool_cases(op: str) -> Iterator[Case]:
+    for x, size, stride, batch in POOLS:
+        spatial = x[2:] if batch == 0 else x[1:-1]
+        out = tuple((s - size) // stride + 1 for s in spatial)
+        g = (x[0], x[1], *out) if batch == 0 else (x[0], *out, x[-1])
+        label = f"x{'x'.join(map(str, x))}-k{size}-s{stride}-b{batch}"
+        if op == "max_pool2d_route":
+            yield Case(op, (Var(g), Var(x)), _ints(size, stride, batch), label=label)
+        elif op == "avg_pool2d_spread":
+            yield Case(op, (Var(g),), _ints(size, stride, batch), label=label)
+        else:
+            yield Case(op, (Var(x),), _ints(size, stride, batch), label=label)
+
+
 CASES: dict[str, Gen] = {
     "add": binary(),
     "sub": binary(),
@@ -385,6 +435,9 @@ CASES: dict[str, Gen] = {
     "scatter": scatter_cases,
     "pick": pick_cases,
     "add_at": add_at_cases,
+    **{name: conv_cases for name in ("conv1d", "conv1d_input", "conv1d_filter", "conv2d", "conv2d_input",
+                                     "conv2d_filter")},
+    **{name: pool_cases for name in ("max_pool2d", "max_pool2d_route", "avg_pool2d", "avg_pool2d_spread")},
 }
 
 ALL_CASES = [c for name in sorted(CASES) for c in CASES[name](name)]

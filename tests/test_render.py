@@ -92,6 +92,20 @@ last = C[:, T - 1, :] + h0
 loss = mean((C - Y)**2) + sum(last**2) / m + mean(F**2) + mean(R, axis=(0, 1, 2))
 """
 
+CONV_SPEC = """\
+# Convolution and pooling: an image layer (stride 2, padding 1), max and average pooling, a 1-d conv.
+input X[3, 9, 9, m]
+input S[2, 7, m]
+param W1[4, 3, 3, 3]
+param b1[4, 1, 1, 1]
+param V[3, 2, 3]
+A = relu(conv2d(X, W1, stride=2, padding=1) + b1)
+M = max_pool2d(A, size=2, stride=1)
+P = avg_pool2d(A, size=5)
+T = conv1d(S, V, padding=1)
+loss = mean(M**2) + sum(P) / m + mean(tanh(T))
+"""
+
 #: A variable used twice (tied weights) and a residual connection: several paths.
 TIED_SPEC = """\
 # Tied autoencoder with a residual connection.
@@ -170,6 +184,7 @@ def all_derivations() -> list[Derivation]:
         spec_derivation(EVERY_OP_SPEC, "every_op"), spec_derivation(TIED_SPEC, "tied"), adam_derivation(),
         spec_derivation(TENSOR_SPEC, "tensors"), spec_derivation(SELECT_SPEC, "select"),
         spec_derivation(LINALG_SPEC, "linalg"), spec_derivation(LINALG_T_SPEC, "linalg_t"),
+        spec_derivation(CONV_SPEC, "conv"),
     ]
 
 
@@ -178,7 +193,7 @@ def adam_derivation() -> Derivation:
     return get_derivation("two_layer_sigmoid", optimizer="adam")
 
 
-ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select", "linalg", "linalg_t"]
+ALL_IDS = [*EXAMPLES, "every_op", "tied", "two_layer_sigmoid_adam", "tensors", "select", "linalg", "linalg_t", "conv"]
 
 
 # ---------------------------------------------------------------------------
@@ -761,7 +776,7 @@ def test_every_op_in_the_every_op_spec() -> None:
     """The every-op and tensor networks (and the integer-labels example) really hold every operation
     the spec language offers."""
     used = {x.op.name for spec, name in ((EVERY_OP_SPEC, "every_op"), (TENSOR_SPEC, "tensors"), (SELECT_SPEC, "select"),
-                                         (LINALG_SPEC, "linalg"))
+                                         (LINALG_SPEC, "linalg"), (CONV_SPEC, "conv"))
             for eq in spec_derivation(spec, name).equations for x in eq.expr.atoms(OpNode)}
     used |= {x.op.name for eq in derivation("embedding_bag").equations for x in eq.expr.atoms(OpNode)}  # onehot, take
     from backprop.expr.ops import FUNCTIONS

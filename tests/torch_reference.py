@@ -107,6 +107,67 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "pick": lambda e, a, i: torch.gather(a, _ax(e), i.long()),
     "add_at": lambda e, a, i, v: a.scatter_add(_ax(e), i.long(), v.expand(i.shape).to(a.dtype)),
 }
+def _first(e: OpNode, x: torch.Tensor) -> torch.Tensor:
+    """A conv/pool operand with its examples axis (the node's last attribute) first, as torch takes it."""
+    return x if int(e.args[-1]) == 0 else x.movedim(-1, 0)
+
+
+def _back(e: OpNode, x: torch.Tensor) -> torch.Tensor:
+    return x if int(e.args[-1]) == 0 else x.movedim(0, -1)
+
+
+def _conv(nd: int) -> dict[str, Callable[..., torch.Tensor]]:
+    """conv{nd}d and its two adjoints, by torch.nn.functional and torch.nn.grad."""
+    conv = getattr(functional, f"conv{nd}d")
+    grad = torch.nn.grad
+
+    def attrs(e: OpNode) -> tuple[int, int]:
+        return int(e.args[-3]), int(e.args[-2])
+
+    def input_size(e: OpNode, g: torch.Tensor, w: torch.Tensor) -> list[int]:
+        s, p = attrs(e)
+        g = _first(e, g)
+        return [g.shape[0], w.shape[1], *(s * (o - 1) + k - 2 * p for o, k in zip(g.shape[2:], w.shape[2:]))]
+
+    def filter_size(e: OpNode, x: torch.Tensor, g: torch.Tensor) -> list[int]:
+        s, p = attrs(e)
+        x, g = _first(e, x), _first(e, g)
+        return [g.shape[1], x.shape[1], *(n + 2 * p - s * (o - 1) for n, o in zip(x.shape[2:], g.shape[2:]))]
+
+    return {
+        f"conv{nd}d": lambda e, x, w: _back(e, conv(_first(e, x), w, stride=attrs(e)[0], padding=attrs(e)[1])),
+        f"conv{nd}d_input": lambda e, g, w: _back(e, getattr(grad, f"conv{nd}d_input")(
+            input_size(e, g, w), w, _first(e, g), stride=attrs(e)[0], padding=attrs(e)[1])),
+        f"conv{nd}d_filter": lambda e, x, g: getattr(grad, f"conv{nd}d_weight")(
+            _first(e, x), filter_size(e, x, g), _first(e, g), stride=attrs(e)[0], padding=attrs(e)[1]),
+    }
+
+
+def _pool_grad(pool: Callable[..., torch.Tensor], e: OpNode, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The pool's adjoint by autograd: δ pulled back through torch's own pooling of ``x``."""
+    size, stride = int(e.args[-3]), int(e.args[-2])
+    xx = _first(e, x).detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = pool(xx, size, stride)
+        (out,) = torch.autograd.grad(y, xx, _first(e, g))
+    return _back(e, out)
+
+
+def _spread_input(e: OpNode, g: torch.Tensor) -> torch.Tensor:
+    size, stride = int(e.args[-3]), int(e.args[-2])
+    gf = _first(e, g)
+    shape = (*gf.shape[:2], *(stride * (o - 1) + size for o in gf.shape[2:]))
+    return _back(e, torch.zeros(shape, dtype=torch.float64))
+
+
+TORCH.update({
+    **_conv(1), **_conv(2),
+    "max_pool2d": lambda e, x: _back(e, functional.max_pool2d(_first(e, x), int(e.args[-3]), int(e.args[-2]))),
+    "max_pool2d_route": lambda e, g, x: _pool_grad(functional.max_pool2d, e, g, x),
+    "avg_pool2d": lambda e, x: _back(e, functional.avg_pool2d(_first(e, x), int(e.args[-3]), int(e.args[-2]))),
+    "avg_pool2d_spread": lambda e, g: _pool_grad(functional.avg_pool2d, e, g, _spread_input(e, g)),
+})
+
 #: Rows whose torch form needs the dims' sizes (a shape or bounds in an attribute).
 SIZED: dict[str, Callable[..., torch.Tensor]] = {
     "broadcast": lambda e, dims, a: a.expand(*_sizes(e, 1, dims)),

@@ -83,7 +83,7 @@ def _read_directly(stmts: Sequence[Stmt], value: Basic) -> bool:
 
 def _sites(stmts: Sequence[Stmt], value: Basic) -> list[tuple[Site, int]] | None:
     """Every contraction reading ``value`` and which operand it is, or None when something else reads it."""
-    parents = _parents(stmts, value)
+    parents = _parents([x for x in stmts if value in reads(x.expr)], value)
     holders = set(parents.get(value, ()))
     if _read_directly(stmts, value):
         return None
@@ -142,13 +142,15 @@ def _fold_affine(stmts: list[Stmt], s: Stmt, examples: Basic) -> list[Stmt]:
     shifts = [(sign, t) for sign, t in terms if not _wide(t, examples)]
     if len(main) != 1 or any(len(shape_of(t)) != len(shape) for _, t in shifts):
         return stmts
+    sign, nums, dens = factors(main[0][1])
+    if not any(len(shape_of(f)) == len(shape) and not _wide(f, examples) for f in nums + dens):
+        return stmts  # no factor shared by the examples: nothing to fold (found before reading the program)
     sites = _sites(stmts, value)
     if sites is None:
         return stmts
     modes = [_mode(site, at, examples) for site, at in sites]
     if None in modes:
         return stmts
-    sign, nums, dens = factors(main[0][1])
     sign *= main[0][0]
 
     def gain(f: Basic) -> bool:
@@ -243,7 +245,7 @@ def _sum_first(stmts: list[Stmt], s: Stmt, examples: Basic) -> list[Stmt]:
     axis = next(ax for ax, d in enumerate(shape) if d.has(examples))
     table: dict[Basic, Basic] = {}
     with_factor = 0
-    for node in _sums_reading(stmts, value):
+    for node in _sums_reading([x for x in stmts if value in reads(x.expr)], value):
         axes = tuple(int(a) for a in node.attrs[-1])
         sign, nums, dens = factors(node.children[0])
         if axis not in axes or nums.count(value) != 1 or any(

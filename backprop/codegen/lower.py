@@ -9,6 +9,8 @@ module runs, called in order from :func:`lower`, the one place that knows the or
 2. :mod:`backprop.codegen.liveness`: dead statements dropped;
 3. :mod:`backprop.codegen.cse`: each repeated subexpression computed once (then
    liveness again, as a repeat may have been all a statement was read for);
+   :mod:`backprop.codegen.layout`: each temporary only products read stored in the axis
+   order they read it in without a copy;
 4. :mod:`backprop.codegen.liveness`: what the cache carries from forward to backward,
    where each value is freed;
 5. :mod:`backprop.codegen.inplace`: which values are computed in the array of one
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 
 from sympy import Basic, MatrixSymbol
 
-from backprop.codegen import cse, equations, fold, liveness, stack
+from backprop.codegen import cse, equations, fold, layout, liveness, stack
 from backprop.codegen.inplace import ArrayReuse
 from backprop.codegen.jax_printer import JaxPrinter, to_jnp
 from backprop.codegen.printer import ARITH, NumpyPrinter, dims_read
@@ -144,6 +146,7 @@ def lower(d: Derivation, backend: str = "numpy") -> Program:
     stmts = liveness.live(stmts, roots)
     stmts = cse.eliminate(stmts, names.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",), _duplicated(printer))
     stmts = liveness.live(stmts, roots)
+    stmts = layout.layout(stmts, roots)
     printer.python_scalars = _python_scalars(model, stmts)
     cache, cache_dims = liveness.cache(model, stmts, printer)
     in_forward = set(cache_dims).union(*(dims_read(s.expr) for s in stmts if s.section == "forward"))
@@ -174,8 +177,10 @@ def registry_helpers(backend: str = "numpy") -> dict[str, str]:
     in-place helpers, which only the NumPy array reuse calls)."""
     if backend == "jax":
         sources = [op.jax_helper or to_jnp(op.numpy_helper) for op in REGISTRY.values() if op.numpy_helper]
+        sources += [src for op in REGISTRY.values() for src in op.jax_shared_helpers]
     else:
-        sources = [src for op in REGISTRY.values() for src in (op.numpy_helper, op.numpy_inplace_helper) if src]
+        sources = [src for op in REGISTRY.values()
+                   for src in (op.numpy_helper, op.numpy_inplace_helper, *op.shared_helpers) if src]
     return {helper_name(src): src for src in sources}
 
 

@@ -6,7 +6,7 @@ family modules grouped as the operations are (as in HIPS/autograd's ``numpy_vjps
 :mod:`~backprop.expr.ops_matrix`, :mod:`~backprop.expr.ops_reduce`,
 :mod:`~backprop.expr.ops_extrema`, :mod:`~backprop.expr.ops_softmax`, :mod:`~backprop.expr.ops_tensor`,
 :mod:`~backprop.expr.ops_einsum`, :mod:`~backprop.expr.ops_select`, :mod:`~backprop.expr.ops_linalg`,
-:mod:`~backprop.expr.ops_labels`.
+:mod:`~backprop.expr.ops_labels`, :mod:`~backprop.expr.ops_conv`.
 This module registers every family from one place, in that order (the order the generated code's helpers follow).
 
 Adding an operation is one row in its family's ``ROWS`` plus one row in ``tests/test_ops.py``;
@@ -20,6 +20,7 @@ from backprop.expr import (
     ir,
     ops_activations,
     ops_arithmetic,
+    ops_conv,
     ops_einsum,
     ops_extrema,
     ops_labels,
@@ -46,6 +47,7 @@ FAMILIES: tuple[tuple[Op, ...], ...] = (
     ops_select.ROWS,
     ops_linalg.ROWS,
     ops_labels.ROWS,
+    ops_conv.ROWS,
 )
 
 

@@ -77,6 +77,11 @@ class Op:
     #: the JAX helper, of the same name as ``numpy_helper``, where that one works in place or
     #: branches on values (the JAX printer reuses the others, ``np.`` printed as ``jnp.``)
     jax_helper: str | None = None
+    #: helpers ``numpy_helper`` calls that several rows share (a convolution's window view): each is
+    #: written once in a generated module that needs it, found by name as the row helpers are
+    shared_helpers: tuple[str, ...] = ()
+    #: the same helpers for the JAX backend, where they cannot be ``shared_helpers`` with ``jnp.``
+    jax_shared_helpers: tuple[str, ...] = ()
     spec_name: str | None = None  # name in the spec language, when callable there
     doc: str = ""
     attrs: tuple[str, ...] = field(default=())

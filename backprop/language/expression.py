@@ -23,6 +23,7 @@ from backprop.expr import ir
 from backprop.expr.ir import fmt_shape, shape_of
 from backprop.expr.ops import AXIS_FUNCTIONS, AXIS_REQUIRED, FUNCTIONS
 from backprop.language.constants import NAMED_CONSTANTS, constant_problem, power_problem
+from backprop.language.conv_syntax import ConvCalls
 from backprop.language.select_syntax import SelectCalls
 from backprop.language.tensor_syntax import TensorCalls
 from backprop.support.deepstack import MAX_NESTING
@@ -151,7 +152,7 @@ def _keeps_value(shape: ir.Shape, axes: int | tuple[int, ...] | None) -> bool:
     return axes is not None and all(shape[a] == 1 for a in ((axes,) if isinstance(axes, int) else axes))
 
 
-class ExprBuilder(TensorCalls, SelectCalls):
+class ExprBuilder(TensorCalls, SelectCalls, ConvCalls):
     """Rebuild an ``ast`` expression as a model expression, node type by node type.
 
     ``names`` maps each visible name to its value; ``later`` maps names that

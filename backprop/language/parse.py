@@ -255,8 +255,9 @@ class SpecParser:
             "d" + n: f"'d{n}' means the gradient of {n}; it can be used in claims, not in a spec"
             for n in names
         }
-        expr = ExprBuilder(line[col0:], col0, names, self.model.dims, later, reserved, self.masks,
-                           self.labels).build()
+        builder = ExprBuilder(line[col0:], col0, names, self.model.dims, later, reserved, self.masks, self.labels)
+        builder.examples = self.model.examples  # declared: only then may an image lead with its examples
+        expr = builder.build()
         if is_mask(expr, self.masks):
             self.masks.add(target)
         shape = shape_of(expr)

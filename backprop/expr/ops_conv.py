@@ -1,0 +1,428 @@
+"""Rows of the registry: convolution (``conv1d``, ``conv2d``) and pooling (``max_pool2d``, ``avg_pool2d``).
+
+A convolution here is PyTorch's: a cross-correlation of the input ``X[c, spatial…, m]`` (examples
+last, as the rest of the language; or ``X[m, c, spatial…]`` when the spec's examples axis comes
+first) with filters ``W[f, c, k…]`` as PyTorch stores them, every window ``stride`` apart over the
+input padded by ``padding`` zeros on each side. The output's spatial sizes are
+``(s + 2p − k)/stride + 1``, and must be whole: a size that does not divide is refused at parse
+time with the strides and paddings that would fit.
+
+The adjoints are rows of their own, so that the generated code computes each in one vectorized
+helper and a derivation cites each in words:
+
+- ∂L/∂W is the correlation of the input with δ (``conv2d_filter``): every filter entry's gradient
+  sums input × δ over the positions and the examples;
+- ∂L/∂X is the full convolution of δ with the flipped filters (``conv2d_input``): δ dilated by
+  the stride (zeros between its entries), the filters turned 180° in space with their filter and
+  channel axes swapped, and the padding cropped off. The helper computes it as col2im: each
+  window's share ``Wᵀδ`` added back where the window was read, one strided slice per filter offset;
+- max pooling routes δ to each window's maximum (the first in row-major order on a tie, as
+  PyTorch's CPU kernel does); average pooling spreads it evenly over the window.
+
+Every helper is written once, as the source the generated module carries, and evaluated from that
+same source here (on float arrays and on object arrays of exact SymPy numbers alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import sympy
+from sympy import Basic
+
+from backprop.expr import ir
+from backprop.expr.ir import OpNode, Shape, fmt_shape
+from backprop.expr.ops_row import Op
+from backprop.support.errors import ShapeError
+
+# ---------------------------------------------------------------------------
+# The helpers, as the generated module carries them
+# ---------------------------------------------------------------------------
+
+_WINDOWS = '''\
+def _windows(x, kernel, stride, pad, batch):
+    """x as (channels, positions..., examples, kernel...): every window a view (im2col without a copy)."""
+    nd = len(kernel)
+    x = np.moveaxis(x, batch, -1)
+    if pad:
+        x = np.pad(x, [(0, 0)] + [(pad, pad)] * nd + [(0, 0)])
+    win = np.lib.stride_tricks.sliding_window_view(x, tuple(kernel), axis=tuple(range(1, nd + 1)))
+    return win[(slice(None),) + (slice(None, None, stride),) * nd]
+'''
+
+_SCATTER = '''\
+def _scatter_windows(parts, size, stride, pad, dtype):
+    """Each window's share parts[:, k..., o..., m] added back where the window was read (col2im):
+    one strided slice per kernel offset, never a loop over positions or examples."""
+    nd = len(size)
+    kernel, positions = parts.shape[1:nd + 1], parts.shape[nd + 1:2 * nd + 1]
+    out = np.zeros((parts.shape[0],) + tuple(s + 2 * pad for s in size) + (parts.shape[-1],), dtype=dtype)
+    for at in np.ndindex(*kernel):
+        region = tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))
+        out[(slice(None),) + region] += parts[(slice(None),) + at]
+    return out[(slice(None),) + tuple(slice(pad, pad + s) for s in size)] if pad else out
+'''
+
+_CONV = '''\
+def _conv(x, w, stride, pad, batch):
+    """Convolution as PyTorch's conv1d/conv2d: the windows of x, then one tensordot with the filters."""
+    nd = w.ndim - 2
+    win = _windows(x, w.shape[2:], stride, pad, batch)  # (c, o..., m, k...)
+    out = np.tensordot(w, win, axes=((1, *range(2, nd + 2)), (0, *range(nd + 2, 2 * nd + 2))))
+    return np.moveaxis(out, -1, batch)
+'''
+
+_CONV_FILTER = '''\
+def _conv_filter(x, g, stride, pad, batch):
+    """∂L/∂W: the correlation of the input's windows with δ, summed over positions and examples."""
+    nd = x.ndim - 2
+    g = np.moveaxis(g, batch, -1)  # (f, o..., m)
+    x_size = np.moveaxis(x, batch, -1).shape[1:nd + 1]
+    kernel = tuple(s + 2 * pad - stride * (o - 1) for s, o in zip(x_size, g.shape[1:nd + 1]))
+    win = _windows(x, kernel, stride, pad, batch)  # (c, o..., m, k...)
+    return np.tensordot(g, win, axes=(tuple(range(1, nd + 2)), tuple(range(1, nd + 2))))
+'''
+
+_CONV_INPUT = '''\
+def _conv_input(g, w, stride, pad, batch):
+    """∂L/∂X: the full convolution of δ (dilated by the stride) with the flipped filters, as col2im."""
+    nd = w.ndim - 2
+    g = np.moveaxis(g, batch, -1)  # (f, o..., m)
+    size = tuple(stride * (o - 1) + k - 2 * pad for o, k in zip(g.shape[1:nd + 1], w.shape[2:]))
+    parts = np.tensordot(w, g, axes=((0,), (0,)))  # (c, k..., o..., m)
+    return np.moveaxis(_scatter_windows(parts, size, stride, pad, parts.dtype), -1, batch)
+'''
+
+_MAX_POOL = '''\
+def _max_pool(x, size, stride, batch):
+    """The largest entry of every window."""
+    nd = x.ndim - 2
+    win = _windows(x, (size,) * nd, stride, 0, batch)
+    return np.moveaxis(win.max(axis=tuple(range(nd + 2, 2 * nd + 2))), -1, batch)
+'''
+
+_MAX_POOL_ROUTE = '''\
+def _max_pool_route(g, x, size, stride, batch):
+    """δ routed to each window's largest entry (the first in row-major order on a tie, as PyTorch)."""
+    nd = x.ndim - 2
+    win = _windows(x, (size,) * nd, stride, 0, batch)
+    first = win.reshape(win.shape[:nd + 2] + (-1,)).argmax(axis=-1)  # (c, o..., m)
+    g = np.moveaxis(g, batch, -1)
+    parts = np.stack([np.where(first == n, g, 0) for n in range(size ** nd)], axis=1)
+    parts = parts.reshape(parts.shape[:1] + (size,) * nd + parts.shape[2:])
+    x_size = np.moveaxis(x, batch, -1).shape[1:nd + 1]
+    return np.moveaxis(_scatter_windows(parts, x_size, stride, 0, parts.dtype), -1, batch)
+'''
+
+_AVG_POOL = '''\
+def _avg_pool(x, size, stride, batch):
+    """The mean of every window."""
+    nd = x.ndim - 2
+    win = _windows(x, (size,) * nd, stride, 0, batch)
+    return np.moveaxis(win.mean(axis=tuple(range(nd + 2, 2 * nd + 2))), -1, batch)
+'''
+
+_AVG_POOL_SPREAD = '''\
+def _avg_pool_spread(g, size, stride, batch):
+    """δ spread evenly over each window: every entry of it receives δ / (size ** nd)."""
+    nd = g.ndim - 2
+    g = np.moveaxis(g, batch, -1) / size ** nd
+    parts = np.broadcast_to(np.expand_dims(g, tuple(range(1, nd + 1))), g.shape[:1] + (size,) * nd + g.shape[1:])
+    x_size = tuple(stride * (o - 1) + size for o in g.shape[1:nd + 1])
+    return np.moveaxis(_scatter_windows(parts, x_size, stride, 0, g.dtype), -1, batch)
+'''
+
+#: The two primitives as JAX needs them (its arrays have no window views and are never written in
+#: place): one strided slice per kernel offset, stacked; the scatter through ``.at[...].add``. The
+#: loops run over kernel offsets while tracing, so the jitted program holds no loop at all.
+_WINDOWS_JAX = '''\
+def _windows(x, kernel, stride, pad, batch):
+    """x as (channels, positions..., examples, kernel...): one strided slice per kernel offset, stacked."""
+    nd = len(kernel)
+    x = jnp.moveaxis(x, batch, -1)
+    if pad:
+        x = jnp.pad(x, [(0, 0)] + [(pad, pad)] * nd + [(0, 0)])
+    positions = tuple((s - k) // stride + 1 for s, k in zip(x.shape[1:nd + 1], kernel))
+    slices = [x[(slice(None),) + tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))]
+              for at in np.ndindex(*kernel)]
+    return jnp.stack(slices, axis=-1).reshape(slices[0].shape + tuple(kernel))
+'''
+
+_SCATTER_JAX = '''\
+def _scatter_windows(parts, size, stride, pad, dtype):
+    """Each window's share parts[:, k..., o..., m] added back where the window was read (col2im)."""
+    nd = len(size)
+    kernel, positions = parts.shape[1:nd + 1], parts.shape[nd + 1:2 * nd + 1]
+    out = jnp.zeros((parts.shape[0],) + tuple(s + 2 * pad for s in size) + (parts.shape[-1],), dtype=dtype)
+    for at in np.ndindex(*kernel):
+        region = tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))
+        out = out.at[(slice(None),) + region].add(parts[(slice(None),) + at])
+    return out[(slice(None),) + tuple(slice(pad, pad + s) for s in size)] if pad else out
+'''
+
+_SOURCES = (_WINDOWS, _SCATTER, _CONV, _CONV_FILTER, _CONV_INPUT, _MAX_POOL, _MAX_POOL_ROUTE, _AVG_POOL,
+            _AVG_POOL_SPREAD)
+_DEFS: dict[str, Any] = {"np": np}
+for _src in _SOURCES:
+    exec(compile(_src, "<backprop.expr.ops_conv>", "exec"), _DEFS)  # noqa: S102 -- our own helper source
+
+
+def _helper(src: str, *needs: str) -> str:
+    """A helper's source with the helpers it calls before it (the generated module defines each once)."""
+    return "\n\n".join([*needs, src]) if needs else src
+
+
+def _run(name: str) -> Callable[..., Any]:
+    """Evaluate a row from its helper: operands first, the node last (its attributes as ints)."""
+    fn = _DEFS[name]
+    return lambda *a: fn(*(np.asarray(x) for x in a[:-1]), *(int(v) for v in a[-1].attrs))
+
+
+# ---------------------------------------------------------------------------
+# Shapes
+# ---------------------------------------------------------------------------
+
+
+def _attrs(e: OpNode) -> tuple[int, ...]:
+    return tuple(int(v) for v in e.attrs)
+
+
+def _split(shape: Shape, batch: int) -> tuple[Basic, tuple[Basic, ...], Basic]:
+    """(channels, spatial sizes, examples) of a value laid out with its examples axis at ``batch``."""
+    if batch == 0:
+        return shape[1], tuple(shape[2:]), shape[0]
+    return shape[0], tuple(shape[1:-1]), shape[-1]
+
+
+def _join(channels: Basic, spatial: tuple[Basic, ...], m: Basic, batch: int) -> Shape:
+    return (m, channels, *spatial) if batch == 0 else (channels, *spatial, m)
+
+
+def _whole(x: Basic) -> bool:
+    return x.is_Integer is True
+
+
+def _fits(size: Basic, kernel: Basic, stride: int, pad: int, what: str, axis: int, can_pad: bool = True) -> Basic:
+    """The output size along one spatial axis, ``(s + 2p − k)/stride + 1``; ShapeError unless whole."""
+    span = sympy.expand(size + 2 * pad - kernel)
+    if _whole(span):
+        if span < 0:
+            raise ShapeError(f"{what}'s window ({kernel}) is larger than spatial axis {axis} ({size}"
+                             f"{f' padded by {pad} on each side' if pad else ''})")
+        if span % stride:
+            strides = [s for s in range(2, int(span) + 1) if span % s == 0 and s != stride]
+            pads = [p for p in range(pad + 1, pad + stride + 1) if (size + 2 * p - kernel) % stride == 0]
+            hint = [f"padding={pads[0]}"] if pads and can_pad else []
+            hint += ["stride=1"] + ([f"stride={min(strides, key=lambda s: abs(s - stride))}"] if strides else [])
+            raise ShapeError(f"{what} with stride {stride} does not fit spatial axis {axis}: ({size} + 2·{pad} − {kernel}) "
+                             f"= {span} is not a multiple of {stride}; {' or '.join(hint)} would fit")
+        return span // stride + 1
+    if stride != 1:
+        raise ShapeError(f"{what} with stride {stride} needs spatial axis {axis}'s size as a number "
+                         f"(it is {size}): with a name, only stride 1 fits every size")
+    return span + 1
+
+
+def _conv_shape(nd: int) -> Callable[[list[Shape], OpNode], Shape]:
+    def rule(shapes: list[Shape], e: OpNode) -> Shape:
+        x, w = shapes
+        stride, pad, batch = _attrs(e)
+        what = f"conv{nd}d"
+        if len(x) != nd + 2 or len(w) != nd + 2:
+            raise ShapeError(f"{what} takes X of rank {nd + 2} (channels, {nd} spatial axes, examples) and filters "
+                             f"W[f, c, {', '.join('k' * nd)}] of rank {nd + 2}; got X {fmt_shape(x)} and W {fmt_shape(w)}")
+        c, spatial, m = _split(x, batch)
+        if sympy.expand(w[1] - c) != 0:
+            raise ShapeError(f"{what}: the filters W {fmt_shape(w)} read {w[1]} channels but X {fmt_shape(x)} has {c}")
+        out = tuple(_fits(s, k, stride, pad, what, a + 1) for a, (s, k) in enumerate(zip(spatial, w[2:])))
+        return _join(w[0], out, m, batch)
+
+    return rule
+
+
+def _conv_input_shape(nd: int) -> Callable[[list[Shape], OpNode], Shape]:
+    def rule(shapes: list[Shape], e: OpNode) -> Shape:
+        g, w = shapes
+        stride, pad, batch = _attrs(e)
+        _, out, m = _split(g, batch)
+        return _join(w[1], tuple(sympy.expand(stride * (o - 1) + k - 2 * pad) for o, k in zip(out, w[2:])), m, batch)
+
+    return rule
+
+
+def _conv_filter_shape(nd: int) -> Callable[[list[Shape], OpNode], Shape]:
+    def rule(shapes: list[Shape], e: OpNode) -> Shape:
+        x, g = shapes
+        stride, pad, batch = _attrs(e)
+        c, spatial, _ = _split(x, batch)
+        f, out, _ = _split(g, batch)
+        return (f, c, *(sympy.expand(s + 2 * pad - stride * (o - 1)) for s, o in zip(spatial, out)))
+
+    return rule
+
+
+def _pool_shape(what: str) -> Callable[[list[Shape], OpNode], Shape]:
+    def rule(shapes: list[Shape], e: OpNode) -> Shape:
+        (x,) = shapes
+        size, stride, batch = _attrs(e)
+        if len(x) != 4:
+            raise ShapeError(f"{what} takes X of rank 4 (channels, height, width, examples), got {fmt_shape(x)}")
+        c, spatial, m = _split(x, batch)
+        return _join(c, tuple(_fits(s, size, stride, 0, what, a + 1, can_pad=False) for a, s in enumerate(spatial)),
+                     m, batch)
+
+    return rule
+
+
+def _spread_shape(shapes: list[Shape], e: OpNode) -> Shape:
+    (g,) = shapes
+    size, stride, batch = _attrs(e)
+    c, out, m = _split(g, batch)
+    return _join(c, tuple(sympy.expand(stride * (o - 1) + size) for o in out), m, batch)
+
+
+# ---------------------------------------------------------------------------
+# Forms
+# ---------------------------------------------------------------------------
+
+
+def _tag(e: OpNode, latex: bool, pool: bool = False) -> str:
+    """The stride and padding (a pool's window) as the subscript a form carries: only what differs
+    from the default is written."""
+    if pool:
+        size, stride, _ = _attrs(e)
+        parts = [f"{size}\\times {size}" if latex else f"{size}×{size}"] + ([f"s={stride}"] if stride != size else [])
+    else:
+        stride, pad, _ = _attrs(e)
+        parts = ([f"s={stride}"] if stride != 1 else []) + ([f"p={pad}"] if pad else [])
+    if not parts:
+        return ""
+    return ("_{" + r",\,".join(parts) + "}") if latex else "[" + ", ".join(parts) + "]"
+
+
+def _call(name: str, latex_name: str, pool: bool = False, flip: int | None = None) -> tuple[Any, Any]:
+    """(latex, text) forms of a call ``name[tag](operands)``; operand ``flip`` is shown flipped."""
+    def form(latex: bool) -> Any:
+        def f(p: Any, e: OpNode) -> str:
+            args = []
+            for i, c in enumerate(e.children):
+                a = p.operand(c, 0)
+                if i == flip:
+                    a = rf"\operatorname{{flip}}\left({a}\right)" if latex else f"flip({a})"
+                args.append(a)
+            if latex:
+                return rf"{latex_name}{_tag(e, True, pool)}\left({', '.join(args)}\right)"
+            return f"{name}{_tag(e, False, pool)}({', '.join(args)})"
+        return f
+
+    return form(True), form(False)
+
+
+def _numpy_call(helper: str, pool: bool = False) -> Any:
+    """``_conv(X, W1, stride=2, pad=1, batch=3)``: the attributes by name, as the helper takes them."""
+    names = ("size", "stride", "batch") if pool else ("stride", "pad", "batch")
+
+    def form(p: Any, e: OpNode) -> str:
+        args = [p.operand(c, 0) for c in e.children] + [f"{n}={v}" for n, v in zip(names, _attrs(e))]
+        return f"{helper}({', '.join(args)})"
+
+    return form
+
+
+# ---------------------------------------------------------------------------
+# The rows
+# ---------------------------------------------------------------------------
+
+
+def _conv_rows(nd: int) -> tuple[Op, ...]:
+    name = f"conv{nd}d"
+    conv_l, conv_t = _call(name, rf"\operatorname{{conv{nd}d}}")
+    input_l, input_t = _call(f"{name}_full", rf"\operatorname{{conv{nd}d}}^{{\mathrm{{full}}}}", flip=1)
+    filter_l, filter_t = _call(f"corr{nd}d", rf"\operatorname{{corr{nd}d}}")
+    axes = ", ".join("k" * nd)
+    return (
+        Op(
+            name, 2, _conv_shape(nd),
+            vjps=(lambda g, out, e: ir.node(f"{name}_input", g, e.children[1], *e.attrs),
+                  lambda g, out, e: ir.node(f"{name}_filter", e.children[0], g, *e.attrs)),
+            rules=("convolution, input (δ dilated by the stride, flipped filters): ∂L/∂X = conv(∂L/∂Z, flip(W)) in full",
+                   "convolution, filters: ∂L/∂W = corr(X, ∂L/∂Z)"),
+            latex=conv_l, text=conv_t, numpy=_numpy_call("_conv"), np_eval=_run("_conv"), sym_eval=_run("_conv"),
+            numpy_helper=_CONV, shared_helpers=(_WINDOWS,), jax_shared_helpers=(_WINDOWS_JAX,), spec_name=name,
+            attrs=("stride", "padding", "batch"),
+            signature="(X, W, stride=1, padding=0)",
+            contracts=lambda e, i, nd=nd: tuple(range(1, nd + 2)) if i == 1 else (0,),
+            doc=f"{nd}-d convolution as PyTorch's: X[c, {'…' if nd > 1 else 'L'}, m] with filters W[f, c, {axes}]",
+        ),
+        Op(
+            f"{name}_input", 2, _conv_input_shape(nd), vjps=(None, None),
+            rules=(f"the adjoint of {name}",) * 2,
+            latex=input_l, text=input_t, numpy=_numpy_call("_conv_input"), np_eval=_run("_conv_input"),
+            sym_eval=_run("_conv_input"), numpy_helper=_CONV_INPUT, shared_helpers=(_SCATTER,),
+            jax_shared_helpers=(_SCATTER_JAX,),
+            attrs=("stride", "padding", "batch"),
+            doc=f"∂L/∂X of {name}: the full convolution of δ with the flipped filters (col2im)",
+        ),
+        Op(
+            f"{name}_filter", 2, _conv_filter_shape(nd), vjps=(None, None),
+            rules=(f"the adjoint of {name}",) * 2,
+            latex=filter_l, text=filter_t, numpy=_numpy_call("_conv_filter"), np_eval=_run("_conv_filter"),
+            sym_eval=_run("_conv_filter"), numpy_helper=_CONV_FILTER, shared_helpers=(_WINDOWS,),
+            jax_shared_helpers=(_WINDOWS_JAX,),
+            attrs=("stride", "padding", "batch"),
+            doc=f"∂L/∂W of {name}: the correlation of the input with δ",
+        ),
+    )
+
+
+
+def _pool_rows() -> tuple[Op, ...]:
+    max_l, max_t = _call("maxpool2d", r"\operatorname{maxpool2d}", pool=True)
+    route_l, route_t = _call("route_max", r"\operatorname{route}^{\max}", pool=True)
+    avg_l, avg_t = _call("avgpool2d", r"\operatorname{avgpool2d}", pool=True)
+    spread_l, spread_t = _call("spread", r"\operatorname{spread}", pool=True)
+    attrs = ("size", "stride", "batch")
+    return (
+        Op(
+            "max_pool2d", 1, _pool_shape("max_pool2d"),
+            vjps=(lambda g, out, e: ir.node("max_pool2d_route", g, e.children[0], *e.attrs),),
+            rules=("max pooling (to each window's largest entry): ∂L/∂X = route(∂L/∂Y, X)",),
+            latex=max_l, text=max_t, numpy=_numpy_call("_max_pool", pool=True), np_eval=_run("_max_pool"),
+            sym_eval=_run("_max_pool"), numpy_helper=_MAX_POOL, shared_helpers=(_WINDOWS,),
+            jax_shared_helpers=(_WINDOWS_JAX,), spec_name="max_pool2d",
+            attrs=attrs, signature="(X, size=k, stride=k)", piecewise=True,
+            doc="the largest entry of each size×size window, windows stride apart (default: size)",
+        ),
+        Op(
+            "max_pool2d_route", 2, lambda shapes, e: shapes[1], vjps=(None, None),
+            rules=("the adjoint of max_pool2d",) * 2,
+            latex=route_l, text=route_t, numpy=_numpy_call("_max_pool_route", pool=True), np_eval=_run("_max_pool_route"),
+            sym_eval=_run("_max_pool_route"), numpy_helper=_MAX_POOL_ROUTE, shared_helpers=(_WINDOWS, _SCATTER),
+            jax_shared_helpers=(_WINDOWS_JAX, _SCATTER_JAX),
+            attrs=attrs, doc="∂L/∂X of max_pool2d: δ at each window's largest entry",
+        ),
+        Op(
+            "avg_pool2d", 1, _pool_shape("avg_pool2d"),
+            vjps=(lambda g, out, e: ir.node("avg_pool2d_spread", g, *e.attrs),),
+            rules=("average pooling (evenly over each window): ∂L/∂X = spread(∂L/∂Y)",),
+            latex=avg_l, text=avg_t, numpy=_numpy_call("_avg_pool", pool=True), np_eval=_run("_avg_pool"),
+            sym_eval=_run("_avg_pool"), numpy_helper=_AVG_POOL, shared_helpers=(_WINDOWS,),
+            jax_shared_helpers=(_WINDOWS_JAX,), spec_name="avg_pool2d",
+            attrs=attrs, signature="(X, size=k, stride=k)",
+            doc="the mean of each size×size window, windows stride apart (default: size)",
+        ),
+        Op(
+            "avg_pool2d_spread", 1, _spread_shape, vjps=(None,),
+            rules=("the adjoint of avg_pool2d",),
+            latex=spread_l, text=spread_t, numpy=_numpy_call("_avg_pool_spread", pool=True), np_eval=_run("_avg_pool_spread"),
+            sym_eval=_run("_avg_pool_spread"), numpy_helper=_AVG_POOL_SPREAD, shared_helpers=(_SCATTER,),
+            jax_shared_helpers=(_SCATTER_JAX,),
+            attrs=attrs, doc="∂L/∂X of avg_pool2d: δ spread evenly over each window",
+        ),
+    )
+
+
+#: The family's rows, in registration order.
+ROWS: tuple[Op, ...] = (*_conv_rows(1), *_conv_rows(2), *_pool_rows())

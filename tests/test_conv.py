@@ -1,0 +1,182 @@
+"""Convolution and pooling (issue 15): each row against PyTorch, max pooling's ties as PyTorch breaks
+them, whole networks against torch autograd, the parse-time checks, and vectorized generated code.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+
+import numpy as np
+import pytest
+import sympy
+import torch
+from test_fuzz_codegen import check_network
+from test_ops import CASES, Case, draw
+from torch_reference import TORCH
+
+import backprop
+from backprop import codegen
+from backprop.expr import ir
+from backprop.expr.evaluate import evaluate
+from backprop.support.errors import SpecError
+
+OPS = ("conv1d", "conv1d_input", "conv1d_filter", "conv2d", "conv2d_input", "conv2d_filter",
+       "max_pool2d", "max_pool2d_route", "avg_pool2d", "avg_pool2d_spread")
+ROW_CASES = [c for op in OPS for c in CASES[op](op)]
+
+
+@pytest.mark.parametrize("case", ROW_CASES, ids=[c.id for c in ROW_CASES])
+def test_each_row_equals_pytorch(case: Case) -> None:
+    """Our evaluation (the generated code's own helpers) against torch.nn.functional / torch.nn.grad."""
+    node, vars_ = case.build()
+    rng = np.random.default_rng(len(case.id))
+    env = {n: draw(v, rng) for n, v in vars_.items()}
+    ours = evaluate(node, env)
+    theirs = TORCH[case.op](node, *(torch.tensor(env[n]) for n in vars_)).numpy()
+    assert ours.shape == theirs.shape == tuple(int(d) for d in ir.shape_of(node))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12, err_msg=case.id)
+
+
+@pytest.mark.parametrize(("size", "stride", "batch"), [(2, 1, 3), (3, 1, 3), (2, 2, 0), (3, 2, 3)])
+def test_max_pool_ties_go_where_pytorch_sends_them(size: int, stride: int, batch: int) -> None:
+    """Entries of 0 and 1 only: nearly every window ties. PyTorch's CPU kernel takes the first
+    maximum in row-major order within the window; so does the route, and the gradients are equal."""
+    n = 8 if (8 - size) % stride == 0 else 7
+    shape = (2, n, n, 3) if batch == 3 else (3, 2, n, n)
+    x = np.random.default_rng(size * 10 + stride).integers(0, 2, size=shape).astype(float)
+    attrs = tuple(sympy.Integer(v) for v in (size, stride, batch))
+    xs = ir.symbol("X", tuple(sympy.Integer(d) for d in shape))
+    pooled = ir.node("max_pool2d", xs, *attrs)
+    g = np.random.default_rng(1).normal(size=tuple(int(d) for d in ir.shape_of(pooled)))
+    gs = ir.symbol("G", ir.shape_of(pooled))
+    ours = evaluate(ir.node("max_pool2d_route", gs, xs, *attrs), {"X": x, "G": g})
+    theirs = TORCH["max_pool2d_route"](ir.node("max_pool2d_route", gs, xs, *attrs), torch.tensor(g), torch.tensor(x))
+    np.testing.assert_array_equal(ours != 0, theirs.numpy() != 0)  # the same entries receive δ
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-13, atol=1e-15)  # overlapping windows: sums
+
+
+NETWORKS = {
+    "lenet-like, examples last": """\
+input X[1, 12, 12, m]
+input Y[10, m] onehot
+param W1[4, 1, 3, 3]
+param b1[4, 1, 1, 1]
+param W2[10, 100]
+param b2[10, 1]
+A1 = relu(conv2d(X, W1) + b1)
+P1 = max_pool2d(A1, size=2)
+H = reshape(P1, [100, m])
+loss = -sum(Y * log_softmax(W2 @ H + b2, axis=0)) / m
+""",
+    "examples first, as PyTorch lays images out": """\
+examples m
+input X[m, 2, 8, 8]
+param W1[3, 2, 3, 3]
+param b1[1, 3, 1, 1]
+param W2[3, 3, 2, 2]
+A = tanh(conv2d(X, W1, padding=1) + b1)
+B = conv2d(avg_pool2d(A, size=2), W2, stride=2)
+loss = mean(B**2)
+""",
+    "stride 2, padding 1, overlapping max pooling": """\
+input X[3, 9, 9, m]
+input Y[4, 2, 2, m]
+param W[4, 3, 3, 3]
+param b[4, 1, 1, 1]
+Z = conv2d(X, W, stride=2, padding=1) + b
+P = max_pool2d(relu(Z), size=3, stride=2)
+loss = sum((P - Y)**2) / m
+""",
+    "conv1d over embedded tokens, max over time": """\
+input S[5, 9, m]
+input y[1, m] binary
+param V[4, 5, 3]
+param c[4, 1, 1]
+param w[1, 4]
+H = relu(conv1d(S, V, padding=1) + c)
+F = reshape(max(H, axis=1), [4, m])
+p = sigmoid(w @ F)
+loss = -sum(y * log(p) + (1 - y) * log(1 - p)) / m
+""",
+}
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_network_matches_torch(name: str) -> None:
+    """The generated module against torch autograd, float64 and float32, the cache left intact."""
+    for seed in range(3):
+        check_network(NETWORKS[name], seed)
+
+
+def test_generated_code_loops_only_over_kernel_offsets() -> None:
+    """No Python loop over positions or examples: forward and backward are straight-line code, and the
+    helpers' only loops run over a window's offsets (kh·kw iterations, whatever the image or batch)."""
+    src = codegen.generate(backprop.parse_spec(NETWORKS["stride 2, padding 1, overlapping max pooling"], name="c"))
+    tree = ast.parse(src)
+    helpers = ("_conv", "_max_pool", "_avg_pool", "_scatter", "_windows")
+    for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+        loops = [n for n in ast.walk(fn) if isinstance(n, (ast.For, ast.While))]
+        if fn.name in ("_forward", "backward", "forward", "loss_and_grads"):
+            assert not loops, fn.name
+        elif fn.name.startswith(helpers):  # comprehensions there run over a shape's axes (1 or 2 of them)
+            assert all(isinstance(n, ast.For) and ast.unparse(n.iter) == "np.ndindex(*kernel)" for n in loops), fn.name
+    assert "np.ndindex(*kernel)" in src
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("Z = conv2d(X, W, stride=2)", "(8 + 2·0 − 3) = 5 is not a multiple of 2; stride=1 or stride=5 would fit"),
+    ("Z = conv2d(X, W, stride=3)", "padding=2 or stride=1 or stride=5 would fit"),
+    ("Z = conv2d(X, V)", "read 2 channels but X"),
+    ("Z = conv2d(S, W)", "takes an input of rank 4"),
+    ("Z = conv2d(X, W, stride=0)", "stride must be at least 1"),
+    ("Z = conv2d(X, W, padding=n)", "padding is a whole number written as one"),
+    ("Z = conv2d(X, W, dilation=2)", "no keyword argument 'dilation='"),
+    ("Z = max_pool2d(X)", "needs its window's size"),
+    ("Z = max_pool2d(X, size=2)", "stride 2 does not fit spatial axis 2: (7 + 2·0 − 2) = 5 is not a multiple of 2; "
+                                  "stride=1 or stride=5 would fit"),
+    ("Z = conv2d(Xn, W, stride=2)", "needs spatial axis 1's size as a number"),
+    ("Z = conv2d(X, Wbig)", "window (9) is larger than spatial axis 1 (8)"),
+])
+def test_windows_that_do_not_fit_are_refused_at_their_column(line: str, message: str) -> None:
+    head = ("input X[3, 8, 7, m]\ninput Xn[3, n, n, m]\ninput S[3, 8, m]\nparam W[4, 3, 3, 3]\nparam V[4, 2, 3, 3]\n"
+            "param Wbig[4, 3, 9, 9]\n")
+    with pytest.raises(SpecError) as e:
+        backprop.parse_spec(head + line + "\nloss = sum(Z)\n", path="net.spec", name="net")
+    text = str(e.value)
+    assert message in text, text
+    assert text.startswith("net.spec:7:"), text
+
+
+def test_check_command_passes_on_a_conv_network(tmp_path) -> None:
+    """backprop check: every gradient of a conv/pool network within 1e-7 of finite differences."""
+    spec = tmp_path / "net.spec"
+    spec.write_text(NETWORKS["stride 2, padding 1, overlapping max pooling"])
+    report = codegen.gradcheck(backprop.parse_spec(spec.read_text(), name="net"), seed=0)
+    assert report.ok, report.errors
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_jax_module_equals_the_numpy_module(name: str) -> None:
+    """--backend jax: the same loss and gradients in float64, under jax.jit (the helpers' loops run
+    over kernel offsets while tracing)."""
+    jax = pytest.importorskip("jax") if not os.environ.get("CI") else importlib.import_module("jax")
+    from backprop.codegen.gradcheck import random_point, resolve_dims
+    from backprop.codegen.loader import load_source
+
+    before = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    try:
+        model = backprop.parse_spec(NETWORKS[name], name="net")
+        np_mod = load_source(codegen.generate(model), "net_numpy")
+        jax_mod = load_source(codegen.generate(model, backend="jax"), "net_jax")
+        rng = np.random.default_rng(0)
+        params, inputs = random_point(np_mod, resolve_dims(np_mod, None, rng), rng)
+        loss, grads = np_mod.loss_and_grads(params, inputs)
+        jloss, jgrads = jax_mod.loss_and_grads(params, inputs)
+        assert abs(float(jloss) - loss) <= 1e-9 * max(1.0, abs(loss))
+        for k, g in grads.items():
+            np.testing.assert_allclose(np.asarray(jgrads[k]), g, rtol=1e-9, atol=1e-12, err_msg=k)
+    finally:
+        jax.config.update("jax_enable_x64", before)
