@@ -238,9 +238,10 @@ class NumpyStepper:
 
     def step(self, batch: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
         loss, grads = self.module.loss_and_grads(self.params, batch)
+        norms = {p: grad_norm(g) for p, g in grads.items()}
         if math.isfinite(loss):
             self.module.step(self.params, grads, self.state, lr=self.lr)
-        return loss, {p: grad_norm(g) for p, g in grads.items()}
+        return loss, norms
 
     def evaluate(self, data: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
         with np.errstate(all="ignore"):
