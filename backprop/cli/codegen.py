@@ -32,7 +32,7 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--optimizer", choices=list(OPTIMIZERS),
                    help="also generate init_state(params) and step(params, grads, state, lr, ...) for this optimizer "
-                   "(in-place updates)")
+                   "(in place for NumPy; a pure step returning the new params and state for JAX)")
     add_backend(p, "the array library the module computes with: numpy (default), or jax (jax.numpy, "
                 "loss_and_grads compiled with jax.jit; needs the jax extra)")
 
@@ -45,8 +45,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--optimizer applies to the generated module, not to --latex")
     if args.backend != "numpy" and args.latex:
         raise UsageError("--backend applies to the generated module, not to --latex")
-    if args.backend != "numpy" and args.optimizer:
-        raise UsageError(f"--optimizer is generated for NumPy modules only, not yet with --backend {args.backend}")
     require_backend(f"'backprop codegen --backend {args.backend}'", args.backend)
     if args.latex:
         from backprop.codegen.latex import latex_document

@@ -1,6 +1,7 @@
 """``backprop train SPEC [--data FILE.npz | --synthetic] [--optimizer NAME] [--lr LR] [--epochs N] ...``.
 
-Also ``[--batch-size B] [--val FRACTION] [--seed S] [--dims n=8,...] [--dtype float32] [--out DIR] [--quiet]``.
+Also ``[--batch-size B] [--val FRACTION] [--seed S] [--dims n=8,...] [--dtype float32] [--out DIR] [--quiet]``
+and ``[--backend jax [--devices N] [--coordinator HOST:PORT --num-processes P --process-id I]]``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backprop.cli.options import add_seed, path
+from backprop.cli.options import add_backend, add_seed, path, require_backend
 from backprop.codegen.dims import check_known_dims, check_memory, network_shapes, parse_dims
 from backprop.engine.optim import OPTIMIZERS, get_optimizer
 from backprop.expr.ir import fmt_shape
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from backprop.train.loop import History
 
 HELP = {
-    "train": "train the network with its generated NumPy module: mini-batches, a progress bar, "
+    "train": "train the network with its generated NumPy (or JAX) module: mini-batches, a progress bar, "
     "history.csv, loss and gradient-flow plots, final params",
 }
 EXAMPLES = {"train": (
@@ -65,6 +66,16 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="precision of params and data")
     p.add_argument("--out", type=path, metavar="DIR", default=None, help="where to write the results (default runs/NAME)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_backend(p, "numpy (default), or jax: the loss, gradient and update compiled as one step with jax.jit "
+                "(needs the jax extra)")
+    p.add_argument("--devices", type=int, default=1, metavar="N",
+                   help="with --backend jax: split every batch along its examples axis over N devices "
+                   "(params replicated; default 1)")
+    p.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                   help="with --backend jax on several hosts: the address of process 0, for "
+                   "jax.distributed.initialize (with --num-processes and --process-id)")
+    p.add_argument("--num-processes", type=int, default=None, metavar="P", help="with --coordinator: how many hosts")
+    p.add_argument("--process-id", type=int, default=None, metavar="I", help="with --coordinator: this host's number, 0..P-1")
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -76,6 +87,31 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--lr must be a positive number, got {args.lr:g}")
     if not 0 <= args.val < 1:
         raise UsageError(f"--val must be a fraction in [0, 1), got {args.val:g}")
+    if args.devices < 1:
+        raise UsageError(f"--devices must be at least 1, got {args.devices}")
+    if args.backend != "jax" and (args.devices != 1 or args.coordinator is not None):
+        raise UsageError(f"{'--devices' if args.devices != 1 else '--coordinator'} runs JAX devices: add --backend jax")
+    given = [o for o, v in (("--coordinator", args.coordinator), ("--num-processes", args.num_processes),
+                            ("--process-id", args.process_id)) if v is not None]
+    if given and len(given) != 3:
+        missing = [o for o in ("--coordinator", "--num-processes", "--process-id") if o not in given]
+        raise UsageError(f"{', '.join(given)} without {', '.join(missing)}: a run on several hosts needs all three")
+    if given and not 0 <= args.process_id < args.num_processes:
+        raise UsageError(f"--process-id must lie in 0..{args.num_processes - 1}, got {args.process_id}")
+
+
+def _start_jax(args: argparse.Namespace) -> None:
+    """Before any work: the hosts joined (with --coordinator), float64 as asked, the devices there."""
+    import jax
+
+    from backprop.train.jax_step import DeviceError, check_device_count
+
+    if args.coordinator is not None:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    try:
+        check_device_count(args.devices)
+    except DeviceError as e:
+        raise UsageError(str(e)) from None
 
 
 #: Other backprop outputs a run directory may hold (kept when it is replaced): gradflow's default chart.
@@ -85,12 +121,27 @@ CARRIED = ("gradflow_init.png",)
 def run(args: argparse.Namespace) -> int:
     # Before any work: the plots need matplotlib, the progress bar tqdm (both in the [train] extra).
     require("'backprop train'", "matplotlib", *(() if args.quiet else ("tqdm",)))
+    _check_numbers(args)
+    require_backend(f"'backprop train --backend {args.backend}'", args.backend)
+    if args.backend == "numpy":
+        return _run(args)
+    _start_jax(args)
+    import jax
+
+    before = jax.config.read("jax_enable_x64")  # the flag is global: restored for whoever called main()
+    jax.config.update("jax_enable_x64", args.dtype == "float64")
+    try:
+        return _run(args)
+    finally:
+        jax.config.update("jax_enable_x64", before)
+
+
+def _run(args: argparse.Namespace) -> int:
     from backprop.codegen.emit import derivation_of, generate
     from backprop.codegen.loader import load_source
     from backprop.train.data import DataError, default_dims, example_dim, load_npz, synthetic
     from backprop.train.loop import RUN_FILES, write_outputs
 
-    _check_numbers(args)
     given = parse_dims(args.dims)
     d = derivation_of(args.spec)  # SpecError -> exit 2
     model = d.model
@@ -100,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_dir = RunDir(out, RUN_FILES, CARRIED, inputs=sources)
         run_dir.check()  # before the work: not after training
-        module = load_source(generate(d, optimizer=args.optimizer), model.name)
+        module = load_source(generate(d, optimizer=args.optimizer), model.name)  # NumPy: reads and makes the data
+        trained = module if args.backend == "numpy" else load_source(
+            generate(d, optimizer=args.optimizer, backend=args.backend), f"{model.name}_{args.backend}")
         _refuse_per_example_params(model, example_dim(module))
         with run_dir as staging:  # created now: the probe that the place is writable
             if args.data:
@@ -115,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 check_memory(network_shapes(d), dims, given, itemsize=np.dtype(args.dtype).itemsize)
                 made = synthetic(model, d, module, dims, args.seed)
                 inputs, how = made.inputs, made.how
-            h, params, lr = _train(args, model.name, module, inputs, dims, how)
+            h, params, lr = _train(args, model.name, trained, inputs, dims, how)
             written = [out / p.name for p in write_outputs(staging, h, params, model.name)]
             run_dir.commit()
     except UnsafeWriteError as e:
@@ -147,23 +200,53 @@ def _refuse_per_example_params(model: Model, mdim: str | None) -> None:
 def _train(args: argparse.Namespace, name: str, module: ModuleType, inputs: dict[str, Any], dims: dict[str, int],
            how: dict[str, str]) -> tuple[History, dict[str, Any], float]:
     """Print what is about to happen, then train: the history, the final params, the learning rate."""
+    from backprop.train.jax_step import DeviceError
     from backprop.train.loop import SplitError, train
 
     opt = get_optimizer(args.optimizer)
     lr = opt.lr.default if args.lr is None else args.lr
+    if args.backend == "jax":  # before the work: the devices share every batch evenly
+        _check_split(args, module, dims)
     sizes = ", ".join(f"{k}={v}" for k, v in dims.items()) or "none"
     print(f"training {name}: dims {sizes}; {opt.title}, learning rate {lr:g}, "
-          f"{args.epochs} epochs of batches of {args.batch_size}; seed {args.seed}")
+          f"{args.epochs} epochs of batches of {args.batch_size}; seed {args.seed}{_where(args)}")
     for k, v in how.items():
         print(f"  {k:<8} {_shape(inputs[k])}: {v}")
     sys.stdout.flush()
     try:
         h, params = train(module, inputs, dims, optimizer=opt.name, lr=lr, epochs=args.epochs,
                           batch_size=args.batch_size, seed=args.seed, dtype=np.dtype(args.dtype).type,
-                          progress=not args.quiet, name=name, val_fraction=args.val)
+                          progress=not args.quiet, name=name, val_fraction=args.val, devices=args.devices)
     except SplitError as e:  # the split leaves no example on one side
         raise UsageError(f"--val {args.val:g}: {e}") from None
+    except DeviceError as e:  # the devices cannot share the batches evenly
+        raise UsageError(str(e)) from None
     return h, params, lr
+
+
+def _check_split(args: argparse.Namespace, module: ModuleType, dims: dict[str, int]) -> None:
+    from backprop.train.data import example_dim
+    from backprop.train.jax_step import DeviceError, check_devices
+
+    mdim = example_dim(module)
+    m = dims[mdim] if mdim and module.EXAMPLE_AXES else None
+    if m is not None and args.val:
+        m -= round(args.val * m)
+    try:
+        check_devices(args.devices, args.batch_size, m)
+    except DeviceError as e:
+        raise UsageError(str(e)) from None
+
+
+def _where(args: argparse.Namespace) -> str:
+    """'; JAX on 4 CPU devices' for --backend jax ('' for NumPy)."""
+    if args.backend != "jax":
+        return ""
+    import jax
+
+    platform = jax.devices()[0].platform.upper()
+    hosts = f" on {jax.process_count()} hosts" if jax.process_count() > 1 else ""
+    return f"; JAX on {args.devices} {platform} device{'s' if args.devices != 1 else ''}{hosts}"
 
 
 def _verdict(first: float, last: float) -> str:

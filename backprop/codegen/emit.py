@@ -78,13 +78,11 @@ def generate(
     in :data:`backprop.engine.optim.OPTIMIZERS`) appends its ``init_state`` and ``step``;
     ``backend`` (one of :data:`~backprop.codegen.lower.BACKENDS`) is the array library the module computes with.
     """
-    if backend == "jax" and optimizer:
-        raise ValueError("an optimizer step is generated for NumPy modules only (so far)")
     d = derivation_of(spec)
     program = lower(d, backend)
     body = render(program)
     if optimizer:
-        body += step_section(optimizer)
+        body += step_section(optimizer, backend)
     name = label or spec_label(spec)
     flags = (f"--optimizer {optimizer}" if optimizer else "") + (f" --backend {backend}" if backend != "numpy" else "")
     return stamp(body, name, output or f"{d.model.name}.py", flags=flags)

@@ -141,12 +141,16 @@ def train(
     name: str = "network",
     on_epoch: Callable[[int, float], None] | None = None,
     val_fraction: float = 0.0,
+    devices: int = 1,
 ) -> tuple[History, dict[str, Any]]:
     """Train the params of a generated ``module`` (which must carry ``init_state``/``step``).
 
     Returns the history and the final params. The same seed gives the same
     params, batches and numbers. ``val_fraction`` of the examples are held out
-    (ValueError when that leaves either side empty).
+    (ValueError when that leaves either side empty). A JAX module (``--backend
+    jax``) trains with its loss, gradient and update compiled as one step, each
+    batch split along its examples axis over ``devices`` devices
+    (:mod:`backprop.train.jax_step`; DeviceError when they cannot split it evenly).
     """
     if progress:  # before the work, not when the bar is first drawn
         require("backprop.train.loop.train(progress=True)", "tqdm")
@@ -160,8 +164,8 @@ def train(
     data, val = split(data, sliced, m, val_fraction, seed)
     m -= round(val_fraction * m) if val is not None else 0
     batch_size = max(1, min(batch_size, m))
-    params = module.init_params(dict(dims), seed=seed, dtype=dtype)
-    state = module.init_state(params)
+    make_stepper = _stepper(module, lr, sliced, devices, batch_size, m, dtype)  # before the work: errors first
+    stepper = make_stepper(module.init_params(dict(dims), seed=seed, dtype=dtype))
     rng = np.random.default_rng([seed, 2])
     steps = math.ceil(m / batch_size) if sliced else 1
     biases = tuple(p for p in module.PARAMS if getattr(module, "INIT", {}).get(p) == "zeros")
@@ -170,7 +174,7 @@ def train(
     h.val_examples = 0 if val is None else int(dims[mdim]) - m
     h.step_norms = {p: [] for p in h.params}
     h.epoch_norms = {p: [] for p in h.params}
-    _record_epoch(h, module, params, data, float("nan"), val)
+    _record_epoch(h, stepper, data, float("nan"), val)
     h.epoch_train_loss[0] = h.epoch_loss[0]
     bar = _bar(epochs * steps, f"{name} · {opt.name}", progress)
     quiet_overflow = np.errstate(over="ignore", invalid="ignore")  # a diverging run is detected and reported
@@ -180,20 +184,19 @@ def train(
             order = rng.permutation(m) if sliced else np.arange(m)
             losses = []
             for batch in batches(data, sliced, order, batch_size):
-                loss, grads = module.loss_and_grads(params, batch)
+                loss, norms = stepper.step(batch)  # the update is skipped when the loss is not finite
                 h.step_loss.append(loss)
                 for p in h.params:
-                    h.step_norms[p].append(grad_norm(grads[p]))
+                    h.step_norms[p].append(norms[p])
                 losses.append(loss * _count(batch, sliced, batch_size))
                 if not math.isfinite(loss):
                     h.diverged = True
                     break
-                module.step(params, grads, state, lr=lr)
                 if bar is not None:
                     bar.update(1)
                     # The bar's loss is this mini-batch's; the loss printed at the end (and plotted per epoch) is on all the data.
                     bar.set_postfix_str(f"epoch {epoch}/{epochs}  batch loss {loss:.4g}", refresh=False)
-            _record_epoch(h, module, params, data, sum(losses) / m if sliced else losses[0], val)
+            _record_epoch(h, stepper, data, sum(losses) / m if sliced else losses[0], val)
             if on_epoch is not None:
                 on_epoch(epoch, h.last)
             if h.diverged or not math.isfinite(h.last):
@@ -203,7 +206,7 @@ def train(
         quiet_overflow.__exit__(None, None, None)
         if bar is not None:
             bar.close()
-    return h, params
+    return h, stepper.result()
 
 
 def _count(batch: Mapping[str, Any], sliced: Mapping[str, int], size: int) -> int:
@@ -213,17 +216,56 @@ def _count(batch: Mapping[str, Any], sliced: Mapping[str, int], size: int) -> in
 
 
 def _record_epoch(
-    h: History, module: ModuleType, params: Mapping[str, Any], data: Mapping[str, Any], train_loss: float,
-    val: Mapping[str, Any] | None,
+    h: History, stepper: Any, data: Mapping[str, Any], train_loss: float, val: Mapping[str, Any] | None,
 ) -> None:
-    with np.errstate(all="ignore"):
-        loss, grads = module.loss_and_grads(params, data)
-        if val is not None:
-            h.epoch_val_loss.append(module.loss_and_grads(params, val)[0])
+    loss, norms = stepper.evaluate(data)
+    if val is not None:
+        h.epoch_val_loss.append(stepper.evaluate(val)[0])
     h.epoch_loss.append(loss)
     h.epoch_train_loss.append(train_loss)
     for p in h.params:
-        h.epoch_norms[p].append(grad_norm(grads[p]))
+        h.epoch_norms[p].append(norms[p])
+
+
+class NumpyStepper:
+    """The params and optimizer state of a NumPy module: ``step(batch)`` computes the loss and
+    gradients and updates in place (not when the loss is not finite), ``evaluate(data)`` only
+    computes; both return the loss and every gradient's norm."""
+
+    def __init__(self, module: ModuleType, params: dict[str, Any], lr: float) -> None:
+        self.module, self.params, self.lr = module, params, lr
+        self.state = module.init_state(params)
+
+    def step(self, batch: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
+        loss, grads = self.module.loss_and_grads(self.params, batch)
+        norms = {p: grad_norm(g) for p, g in grads.items()}
+        if math.isfinite(loss):
+            self.module.step(self.params, grads, self.state, lr=self.lr)
+        return loss, norms
+
+    def evaluate(self, data: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
+        with np.errstate(all="ignore"):
+            loss, grads = self.module.loss_and_grads(self.params, data)
+            return loss, {p: grad_norm(g) for p, g in grads.items()}
+
+    def result(self) -> dict[str, Any]:
+        return self.params
+
+
+def _stepper(module: ModuleType, lr: float, sliced: Mapping[str, int], devices: int, batch_size: int, m: int,
+             dtype: Any) -> Callable[[dict[str, Any]], Any]:
+    """What makes the stepper from the initial params: the NumPy module's in-place one, or for a JAX
+    module the compiled, sharded one (ValueError when the devices or the dtype cannot be had)."""
+    from backprop.train.jax_step import JaxStepper, check_devices, is_jax_module
+
+    if not is_jax_module(module):
+        if devices != 1:
+            raise ValueError(f"devices={devices} needs a JAX module (backprop train --backend jax)")
+        return lambda params: NumpyStepper(module, params, lr)
+    check_devices(devices, batch_size, m if sliced else None)
+    if np.dtype(dtype) == np.float64 and not module.jax.config.read("jax_enable_x64"):
+        raise ValueError('float64 in JAX needs jax.config.update("jax_enable_x64", True) before training')
+    return lambda params: JaxStepper(module, params, module.init_state(params), lr, sliced, devices)
 
 
 def _bar(total: int, desc: str, enabled: bool) -> Any:
