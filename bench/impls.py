@@ -138,6 +138,35 @@ def _build_jax(case: Case, params: dict, inputs: dict) -> Prepared:
     return Prepared(call, to_numpy, compile_seconds, threads=f"XLA CPU default (intra-op pool over {os.cpu_count()} cores)")
 
 
+def _build_generated_jax(case: Case, params: dict, inputs: dict) -> Prepared:
+    """The module ``codegen --backend jax`` generates, its jitted ``loss_and_grads`` called as a user calls it.
+
+    Params and inputs go to the device once, as for the hand-written JAX column, so
+    the two columns time the same thing: one compiled call on device arrays.
+    """
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    module = importlib.import_module("backprop.codegen").load_module(case.spec, backend="jax")
+    p = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in params.items()}
+    x = {k: jnp.asarray(v) for k, v in inputs.items()}
+    f = module.loss_and_grads
+    start = time.perf_counter()
+    jax.block_until_ready(f(p, x))  # trace + compile + one run
+    compile_seconds = time.perf_counter() - start
+
+    def call() -> Any:
+        return jax.block_until_ready(f(p, x))
+
+    def to_numpy(out: Any) -> tuple[float, dict[str, Any]]:
+        loss, grads = out
+        return float(loss), {k: (float(g) if np.ndim(g) == 0 else np.asarray(g)) for k, g in grads.items()}
+
+    return Prepared(call, to_numpy, compile_seconds, threads=f"XLA CPU default (intra-op pool over {os.cpu_count()} cores)")
+
+
 # --- HIPS autograd -----------------------------------------------------------------------
 
 
@@ -158,6 +187,8 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     # than small operations themselves; this row shows how much of PyTorch's time that is.
     Implementation("torch1", "PyTorch eager, 1 thread", ("torch",), _build_torch_1, numpy_memory=False),
     Implementation("jax", "JAX jit", ("jax",), _build_jax, numpy_memory=False),
+    Implementation("generated_jax", "generated (JAX)", ("backprop.codegen", "jax"), _build_generated_jax,
+                   numpy_memory=False),
     Implementation("autograd", "HIPS autograd", ("autograd",), _build_autograd, numpy_memory=True),
 )
 

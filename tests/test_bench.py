@@ -9,6 +9,7 @@ are produced.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -209,3 +210,28 @@ def test_verify_startup_table_and_its_place_in_the_docs() -> None:
     kept = verify_startup.block(page)
     assert kept is not None and kept.startswith("\n## Start-up") and kept.endswith("<!-- /verify-startup -->\n")
     assert "## Targets" not in kept
+
+
+def _require_jax() -> None:
+    """jax is in the test extra: in CI a missing jax fails here, elsewhere the test skips."""
+    if os.environ.get("CI"):
+        import jax  # noqa: F401
+    else:
+        pytest.importorskip("jax", reason="jax is not installed (pip install '.[jax]'; CI fails instead of skipping)")
+
+
+@pytest.mark.parametrize("case", cases.reported_cases(), ids=lambda c: c.name)
+def test_every_reported_case_has_the_generated_jax_column(case: cases.Case) -> None:
+    """The generated JAX module takes part in every reported case, agrees with the reference before
+    timing, has its compile time kept apart, and gets its ratio to the hand-written JAX row."""
+    _require_jax()
+    assert "generated_jax" in [i.name for i in impls.available()]
+    chosen = [impls.by_name(n) for n in (impls.REFERENCE, "jax", "generated_jax")]
+    result = harness.run_case(case, chosen, rounds=2, burst=0.001)
+    gen = result.get("generated_jax")
+    assert gen.agrees and gen.agreement < harness.TOLERANCE and len(gen.ratios) == 2
+    assert gen.compile_seconds is not None and gen.compile_seconds > 0
+    record = _record([result])
+    assert len(report.jax_ratio(record["cases"][0])) == 2
+    text = report.markdown([record], plot_name=None)
+    assert "generated (JAX): first call" in text and "generated (JAX) / JAX jit" in text
