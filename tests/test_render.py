@@ -44,7 +44,14 @@ from backprop.present.layout import T_BACKWARD, T_EXPANDED, T_FORWARD, T_GRADIEN
 from backprop.present.markdown import to_markdown
 from backprop.present.text import to_text
 from backprop.support.naming import grad_name
-from backprop.support.notation import NotationError, display_width, math_to_latex, rule_latex, text_name
+from backprop.support.notation import (
+    NotationError,
+    display_width,
+    inline_math,
+    math_to_latex,
+    rule_latex,
+    text_name,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_EXAMPLES = ("two_layer_sigmoid", "mlp_softmax")
@@ -304,10 +311,10 @@ def test_every_registry_rule_compiles(tmp_path: Path) -> None:
     items = []
     for rule in sorted({r for op in REGISTRY.values() for r in op.rules}):
         name, f = rule_latex(rule)
-        items.append(rf"\item \emph{{{name}}}" + (f": ${f}$" if f is not None else ""))
+        items.append(rf"\item \emph{{{name}}}" + (f": {inline_math(f)}" if f is not None else ""))
     tex = "\n".join([
         r"\documentclass{article}", r"\usepackage{amsmath,amssymb}", r"\begin{document}",
-        r"\begin{itemize}", *items, r"\end{itemize}", r"\end{document}", "",
+        r"\begin{itemize}\raggedright", *items, r"\end{itemize}", r"\end{document}", "",
     ])
     assert_no_overfull(compile_latex(tex, tmp_path, "rules"), "rules")
 
@@ -376,7 +383,8 @@ def test_text_reads_like_notes() -> None:
         "  ∂L/∂W₁ = ∂L/∂Z Xᵀ", "  ∂L/∂b₁ = rowsum(∂L/∂Z)", "  W₁ ← W₁ − α · ∂L/∂W₁",
     ):
         assert any(ln.startswith(line) for ln in out.splitlines()), line
-    assert "by logistic function: σ′(Z) = σ(Z) ⊙ (1 − σ(Z))" in out
+    assert "  logistic function: σ′(𝒰) = σ(𝒰) ⊙ (1 − σ(𝒰))" in out.splitlines()  # stated once, in the legend
+    assert out.count("σ′(𝒰)") == 1 and "by logistic function\n" in out  # and cited by name under its step
 
 
 @pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)

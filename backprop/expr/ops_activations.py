@@ -79,7 +79,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "sigmoid", 1, same_shape,
         vjps=(lambda g, out, e: ir.mul(g, ir.mul(out, ir.sub(sympy.Integer(1), out))),),
-        rules=("logistic function: σ′(Z) = σ(Z) ⊙ (1 − σ(Z))",),
+        rules=("logistic function: σ′(𝒰) = σ(𝒰) ⊙ (1 − σ(𝒰))",),
         latex=_func_latex(r"\sigma"), text=_func_text("σ"), numpy=fmt("_sigmoid({0})"),
         np_eval=_np_unary(_stable_sigmoid), elementwise=True, exact=lambda x: 1 / (1 + sympy.exp(-x)),
         spec_name="sigmoid", doc="logistic function 1/(1 + e^−x)",
@@ -114,7 +114,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "tanh", 1, same_shape,
         vjps=(lambda g, out, e: ir.mul(g, ir.sub(sympy.Integer(1), ir.power(out, sympy.Integer(2)))),),
-        rules=("hyperbolic tangent: tanh′(Z) = 1 − tanh²(Z)",),
+        rules=("hyperbolic tangent: tanh′(𝒰) = 1 − tanh²(𝒰)",),
         latex=_func_latex(r"\tanh"), text=_func_text("tanh"), numpy=fmt("np.tanh({0})"),
         numpy_inplace="np.tanh({0}, out={0})",
         np_eval=_np_unary(np.tanh), elementwise=True, exact=sympy.tanh, spec_name="tanh",
@@ -132,7 +132,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "relu", 1, same_shape,
         vjps=(lambda g, out, e: ir.mul(g, ir.node("step", e.children[0])),),
-        rules=("rectifier: ReLU′(Z) = [Z > 0]",),
+        rules=("rectifier: ReLU′(𝒰) = [𝒰 > 0]",),
         latex=_func_latex(r"\operatorname{ReLU}"), text=_func_text("ReLU"), numpy=fmt("np.maximum({0}, 0)"),
         numpy_inplace="np.maximum({0}, 0, out={0})",
         np_eval=_np_unary(lambda x: np.maximum(x, 0)), elementwise=True,
@@ -155,7 +155,8 @@ ROWS: tuple[Op, ...] = (
     Op(
         "leaky_relu", 2, elementwise_shape("leaky_relu"),
         vjps=(_leaky_slope, _leaky_slope_grad),
-        rules=("leaky rectifier: LeakyReLU′(Z) = [Z > 0] + s [Z ≤ 0]", "leaky rectifier, slope: ∂/∂s = Z ⊙ [Z ≤ 0]"),
+        rules=("leaky rectifier: LeakyReLU′(𝒰, 𝒱) = [𝒰 > "
+            "0] + 𝒱 [𝒰 ≤ 0] for slope 𝒱", "leaky rectifier, slope: ∂LeakyReLU(𝒰, 𝒱)/∂𝒱 = 𝒰 ⊙ [𝒰 ≤ 0]"),
         latex=fmt(r"\operatorname{{LeakyReLU}}\left({0}, {1}\right)"), text=fmt("LeakyReLU({0}, {1})"),
         numpy=fmt("np.where({0} > 0, {0}, {1} * {0})", ATOM, [MUL + 1, MUL]),
         np_eval=lambda x, s, e=None: np.where(x > 0, x, s * x), elementwise=True,
@@ -165,7 +166,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "softplus", 1, same_shape,
         vjps=(lambda g, out, e: ir.mul(g, ir.node("sigmoid", e.children[0])),),
-        rules=("softplus: softplus′(Z) = σ(Z)",),
+        rules=("softplus: softplus′(𝒰) = σ(𝒰)",),
         latex=_func_latex(r"\operatorname{softplus}"), text=_func_text("softplus"),
         numpy=fmt("np.logaddexp(0, {0})"), np_eval=_np_unary(_softplus), elementwise=True,
         exact=lambda x: sympy.log(1 + sympy.exp(x)), spec_name="softplus", doc="log(1 + eˣ), computed stably",
@@ -173,21 +174,21 @@ ROWS: tuple[Op, ...] = (
     Op(
         "exp", 1, same_shape,
         vjps=(lambda g, out, e: ir.mul(g, out),),
-        rules=("exponential: exp′(Z) = exp(Z)",),
+        rules=("exponential: exp′(𝒰) = exp(𝒰)",),
         latex=_func_latex(r"\exp"), text=_func_text("exp"), numpy=fmt("np.exp({0})"),
         np_eval=_np_unary(np.exp), elementwise=True, exact=sympy.exp, spec_name="exp", doc="eˣ",
     ),
     Op(
         "log", 1, same_shape,
         vjps=(lambda g, out, e: ir.div(g, e.children[0]),),
-        rules=("logarithm: log′(Z) = 1/Z",),
+        rules=("logarithm: log′(𝒰) = 1/𝒰",),
         latex=_func_latex(r"\log"), text=_func_text("log"), numpy=fmt("np.log({0})"),
         np_eval=_np_unary(np.log), elementwise=True, exact=sympy.log, spec_name="log", doc="natural logarithm",
     ),
     Op(
         "sqrt", 1, same_shape,
         vjps=(lambda g, out, e: ir.div(g, ir.mul(sympy.Integer(2), out)),),
-        rules=("square root: √′(Z) = 1/(2√Z)",),
+        rules=("square root: √′(𝒰) = 1/(2√𝒰)",),
         latex=fmt(r"\sqrt{{{0}}}"), text=fmt("√({0})"), numpy=fmt("np.sqrt({0})"),
         np_eval=_np_unary(np.sqrt), elementwise=True, exact=sympy.sqrt, spec_name="sqrt", doc="square root",
     ),
@@ -202,7 +203,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "abs", 1, same_shape,
         vjps=(lambda g, out, e: ir.mul(g, ir.node("sign", e.children[0])),),
-        rules=("absolute value: |Z|′ = sign(Z)",),
+        rules=("absolute value: |𝒰|′ = sign(𝒰)",),
         latex=fmt(r"\left|{0}\right|"), text=fmt("|{0}|"), numpy=fmt("np.abs({0})"),
         np_eval=_np_unary(np.abs), elementwise=True, exact=sympy.Abs, spec_name="abs",
         doc="absolute value; |x|′ = sign(x), 0 at 0 (as PyTorch)", piecewise=True,
@@ -210,7 +211,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "erf", 1, same_shape,
         vjps=(_erf_vjp,),
-        rules=("error function: erf′(Z) = (2/√π) exp(−Z²)",),
+        rules=("error function: erf′(𝒰) = (2/√π) exp(−𝒰²)",),
         latex=_func_latex(r"\operatorname{erf}"), text=_func_text("erf"), numpy=fmt("_erf({0})"),
         np_eval=_np_unary(_np_erf), elementwise=True, exact=sympy.erf, spec_name="erf",
         doc="error function (exact GELU is x·(1 + erf(x/√2))/2)",
@@ -236,7 +237,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "sin", 1, same_shape,
         vjps=(lambda g, out, e: ir.mul(g, ir.node("cos", e.children[0])),),
-        rules=("sine: sin′(Z) = cos(Z)",),
+        rules=("sine: sin′(𝒰) = cos(𝒰)",),
         latex=_func_latex(r"\sin"), text=_func_text("sin"), numpy=fmt("np.sin({0})"),
         numpy_inplace="np.sin({0}, out={0})",
         np_eval=_np_unary(np.sin), elementwise=True, exact=sympy.sin, spec_name="sin", doc="sine (radians)",
@@ -244,7 +245,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "cos", 1, same_shape,
         vjps=(lambda g, out, e: ir.neg(ir.mul(g, ir.node("sin", e.children[0]))),),
-        rules=("cosine: cos′(Z) = −sin(Z)",),
+        rules=("cosine: cos′(𝒰) = −sin(𝒰)",),
         latex=_func_latex(r"\cos"), text=_func_text("cos"), numpy=fmt("np.cos({0})"),
         numpy_inplace="np.cos({0}, out={0})",
         np_eval=_np_unary(np.cos), elementwise=True, exact=sympy.cos, spec_name="cos", doc="cosine (radians)",
@@ -252,7 +253,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "log1p", 1, same_shape,
         vjps=(lambda g, out, e: ir.div(g, ir.add(sympy.Integer(1), e.children[0])),),
-        rules=("log1p: log1p′(Z) = 1/(1 + Z)",),
+        rules=("log1p: log1p′(𝒰) = 1/(1 + 𝒰)",),
         latex=_func_latex(r"\operatorname{log1p}"), text=_func_text("log1p"), numpy=fmt("np.log1p({0})"),
         np_eval=_np_unary(np.log1p), elementwise=True, exact=lambda x: sympy.log(1 + x), spec_name="log1p",
         doc="log(1 + x), accurate for small x",
@@ -260,7 +261,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "expm1", 1, same_shape,
         vjps=(lambda g, out, e: ir.mul(g, ir.node("exp", e.children[0])),),
-        rules=("expm1: expm1′(Z) = exp(Z)",),
+        rules=("expm1: expm1′(𝒰) = exp(𝒰)",),
         latex=_func_latex(r"\operatorname{expm1}"), text=_func_text("expm1"), numpy=fmt("np.expm1({0})"),
         np_eval=_np_unary(np.expm1), elementwise=True, exact=lambda x: sympy.exp(x) - 1, spec_name="expm1",
         doc="eˣ − 1, accurate for small x",

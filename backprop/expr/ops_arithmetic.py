@@ -60,7 +60,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "add", 2, elementwise_shape("'+'"),
         vjps=(lambda g, out, e: g, lambda g, out, e: g),
-        rules=("addition: ∂L/∂U = ∂L/∂(U + V)", "addition: ∂L/∂V = ∂L/∂(U + V)"),
+        rules=("addition: ∂L/∂𝒰 = ∂L/∂(𝒰 + 𝒱)", "addition: ∂L/∂𝒱 = ∂L/∂(𝒰 + 𝒱)"),
         latex=fmt("{0} + {1}", ADD, [ADD, ADD + 1]), text=fmt("{0} + {1}", ADD, [ADD, ADD + 1]),
         numpy=fmt("{0} + {1}", ADD, [ADD, ADD + 1]), np_eval=lambda a, b, e=None: a + b,
         prec=ADD, elementwise=True, exact=lambda a, b: a + b,
@@ -68,7 +68,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "sub", 2, elementwise_shape("'-'"),
         vjps=(lambda g, out, e: g, lambda g, out, e: ir.neg(g)),
-        rules=("difference: ∂L/∂U = ∂L/∂(U − V)", "difference: ∂L/∂V = −∂L/∂(U − V)"),
+        rules=("difference: ∂L/∂𝒰 = ∂L/∂(𝒰 − 𝒱)", "difference: ∂L/∂𝒱 = −∂L/∂(𝒰 − 𝒱)"),
         latex=fmt("{0} - {1}", ADD, [ADD, ADD + 1]), text=fmt("{0} − {1}", ADD, [ADD, ADD + 1]),
         numpy=fmt("{0} - {1}", ADD, [ADD, ADD + 1]), np_eval=lambda a, b, e=None: a - b,
         prec=ADD, elementwise=True, exact=lambda a, b: a - b,
@@ -76,7 +76,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "mul", 2, elementwise_shape("'*'"),
         vjps=(lambda g, out, e: ir.mul(g, e.children[1]), lambda g, out, e: ir.mul(g, e.children[0])),
-        rules=("elementwise product: ∂L/∂U = ∂L/∂(U ⊙ V) ⊙ V", "elementwise product: ∂L/∂V = U ⊙ ∂L/∂(U ⊙ V)"),
+        rules=("elementwise product: ∂L/∂𝒰 = ∂L/∂(𝒰 ⊙ 𝒱) ⊙ 𝒱", "elementwise product: ∂L/∂𝒱 = 𝒰 ⊙ ∂L/∂(𝒰 ⊙ 𝒱)"),
         latex=_mul_latex, text=_mul_text, numpy=fmt("{0} * {1}", MUL, [MUL, MUL + 1]),
         np_eval=lambda a, b, e=None: a * b, prec=MUL, elementwise=True, exact=lambda a, b: a * b,
     ),
@@ -86,7 +86,7 @@ ROWS: tuple[Op, ...] = (
             lambda g, out, e: ir.div(g, e.children[1]),
             lambda g, out, e: ir.neg(ir.div(ir.mul(g, e.children[0]), ir.power(e.children[1], sympy.Integer(2)))),
         ),
-        rules=("quotient, numerator: ∂L/∂U = ∂L/∂(U/V) / V", "quotient, denominator: ∂L/∂V = −∂L/∂(U/V) ⊙ U / V²"),
+        rules=("quotient, numerator: ∂L/∂𝒰 = ∂L/∂(𝒰/𝒱) ⊙ (1/𝒱)", "quotient, denominator: ∂L/∂𝒱 = −∂L/∂(𝒰/𝒱) ⊙ (𝒰/𝒱²)"),
         latex=fmt(r"\frac{{{0}}}{{{1}}}", ATOM), text=fmt("{0}/{1}", MUL, [MUL, MUL + 1]),
         numpy=fmt("{0} / {1}", MUL, [MUL, MUL + 1]), np_eval=lambda a, b, e=None: a / b,
         prec=MUL, elementwise=True, exact=lambda a, b: a / b,
@@ -97,7 +97,7 @@ ROWS: tuple[Op, ...] = (
             _pow_base_vjp,
             lambda g, out, e: ir.mul(g, ir.mul(out, ir.node("log", e.children[0]))),
         ),
-        rules=("power, base: ∂L/∂U = ∂L/∂Uᵖ ⊙ p U^(p−1)", "power, exponent: ∂L/∂p = ∂L/∂Uᵖ ⊙ Uᵖ log U"),
+        rules=("power, base: ∂L/∂𝒰 = ∂L/∂(𝒰^𝒫) ⊙ 𝒫 𝒰^(𝒫−1)", "power, exponent: ∂L/∂𝒫 = ∂L/∂(𝒰^𝒫) ⊙ 𝒰^𝒫 log 𝒰"),
         latex=fmt("{0}^{{{1}}}", POW, [POW + 1, 0]), text=lambda p, e: _pow_text(p, e),
         numpy=fmt("{0} ** {1}", POW, [POW + 1, POW]), np_eval=lambda a, b, e=None: a**b,
         prec=POW, elementwise=True, exact=lambda a, b: a**b,
@@ -105,7 +105,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "neg", 1, same_shape,
         vjps=(lambda g, out, e: ir.neg(g),),
-        rules=("negation: ∂L/∂U = −∂L/∂(−U)",),
+        rules=("negation: ∂L/∂𝒰 = −∂L/∂(−𝒰)",),
         # −(a/b) = (−a)/b: a product or quotient needs no parentheses after the sign. So that
         # −a/b never follows a factor bare (vᵀ −a/b reads as a difference), the negation
         # binds like a product: parenthesized as a right factor, vᵀ (−a/b).

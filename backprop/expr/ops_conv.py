@@ -347,8 +347,9 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             name, 2, _conv_shape(nd),
             vjps=(lambda g, out, e: ir.node(f"{name}_input", g, e.children[1], *e.attrs),
                   lambda g, out, e: ir.node(f"{name}_filter", e.children[0], g, *e.attrs)),
-            rules=("convolution, input (δ dilated by the stride, flipped filters): ∂L/∂X = conv(∂L/∂Z, flip(W)) in full",
-                   "convolution, filters: ∂L/∂W = corr(X, ∂L/∂Z)"),
+            rules=("convolution, input (the gradient dilated by the stride, flipped filters): "
+                "∂L/∂𝒳 = conv(∂L/∂𝒵, flip(𝒲)) in full, for 𝒵 = conv(𝒳, 𝒲)",
+                   "convolution, filters: ∂L/∂𝒲 = corr(𝒳, ∂L/∂𝒵) for 𝒵 = conv(𝒳, 𝒲)"),
             latex=conv_l, text=conv_t, numpy=_numpy_call("_conv"), np_eval=_run("_conv"), sym_eval=_run("_conv"),
             numpy_helper=_CONV, shared_helpers=(_WINDOWS,), jax_shared_helpers=(_WINDOWS_JAX,), spec_name=name,
             attrs=("stride", "padding", "batch"), windowed=True,
@@ -388,7 +389,7 @@ def _pool_rows() -> tuple[Op, ...]:
         Op(
             "max_pool2d", 1, _pool_shape("max_pool2d"),
             vjps=(lambda g, out, e: ir.node("max_pool2d_route", g, e.children[0], *e.attrs),),
-            rules=("max pooling (to each window's largest entry): ∂L/∂X = route(∂L/∂Y, X)",),
+            rules=("max pooling (to each window's largest entry): ∂L/∂𝒳 = route(∂L/∂𝒴, 𝒳) for 𝒴 = maxpool(𝒳)",),
             latex=max_l, text=max_t, numpy=_numpy_call("_max_pool", pool=True), np_eval=_run("_max_pool"),
             sym_eval=_run("_max_pool"), numpy_helper=_MAX_POOL, shared_helpers=(_WINDOWS,),
             jax_shared_helpers=(_WINDOWS_JAX,), spec_name="max_pool2d",
@@ -406,7 +407,7 @@ def _pool_rows() -> tuple[Op, ...]:
         Op(
             "avg_pool2d", 1, _pool_shape("avg_pool2d"),
             vjps=(lambda g, out, e: ir.node("avg_pool2d_spread", g, *e.attrs),),
-            rules=("average pooling (evenly over each window): ∂L/∂X = spread(∂L/∂Y)",),
+            rules=("average pooling (evenly over each window): ∂L/∂𝒳 = spread(∂L/∂𝒴) for 𝒴 = avgpool(𝒳)",),
             latex=avg_l, text=avg_t, numpy=_numpy_call("_avg_pool", pool=True), np_eval=_run("_avg_pool"),
             sym_eval=_run("_avg_pool"), numpy_helper=_AVG_POOL, shared_helpers=(_WINDOWS,),
             jax_shared_helpers=(_WINDOWS_JAX,), spec_name="avg_pool2d",

@@ -282,7 +282,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "einsum", 1, _einsum_shape,
         vjps=(_einsum_vjp,),
-        rules=("einsum: ∂L/∂A is ∂L/∂Z contracted with the other operands",),
+        rules=("einsum: ∂L/∂𝒰 is the gradient of the einsum contracted with the other operands",),
         latex=_einsum_forms(True), text=_einsum_forms(False), numpy=_einsum_numpy,
         jax=lambda p, e: _einsum_numpy(p, e, jax=True),
         np_eval=lambda *a: np.einsum(str(a[-1].args[-1]), *a[:-1], optimize=len(a) > 2),

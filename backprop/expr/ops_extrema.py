@@ -118,8 +118,8 @@ def _sym_logsumexp(x: np.ndarray, e: OpNode) -> np.ndarray:
     return np.vectorize(sympy.log, otypes=[object])(sym_sum(ex, e))
 
 
-_MAX_RULE = "max, tied entries sharing evenly: ∂L/∂E = ∂L/∂M ⊙ [E ≥ M] / Σ[E ≥ M]"
-_MIN_RULE = "min, tied entries sharing evenly: ∂L/∂E = ∂L/∂M ⊙ [E ≤ M] / Σ[E ≤ M]"
+_MAX_RULE = "max, tied entries sharing evenly: ∂L/∂𝒰 = ∂L/∂ℳ ⊙ [𝒰 ≥ ℳ] / Σ[𝒰 ≥ ℳ] for ℳ = max(𝒰)"
+_MIN_RULE = "min, tied entries sharing evenly: ∂L/∂𝒰 = ∂L/∂ℳ ⊙ [𝒰 ≤ ℳ] / Σ[𝒰 ≤ ℳ] for ℳ = min(𝒰)"
 
 #: The family's rows, in registration order.
 ROWS: tuple[Op, ...] = (
@@ -140,7 +140,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "logsumexp", 1, reduce_shape,
         vjps=(_logsumexp_vjp,),
-        rules=("log-sum-exp, whose gradient is the softmax along the axes: ∂L/∂E = ∂L/∂S ⊙ exp(E − S)",),
+        rules=("log-sum-exp, whose gradient is the softmax along the axes: ∂L/∂𝒰 = ∂L/∂𝒮 ⊙ exp(𝒰 − 𝒮) for 𝒮 = logsumexp(𝒰)",),
         latex=_forms("logsumexp")[0], text=_forms("logsumexp")[1], numpy=_logsumexp_numpy,
         np_eval=lambda x, e: _logsumexp(x, np_axis(e)), sym_eval=_sym_logsumexp,
         spec_name="logsumexp", attrs=("axis",), doc="log Σ exp(E), of all or along axis=k, computed stably",

@@ -254,7 +254,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "gather", 2, _gather_shape,
         vjps=(_gather_vjp, None),
-        rules=("lookup: ∂L/∂E adds each slice's gradient where it was taken (a scatter-add)",
+        rules=("lookup: ∂L/∂𝒰 adds each slice's gradient where it was taken (a scatter-add)",
                "the indices of a lookup, labels (no gradient flows into them)"),
         latex=_index_latex, text=_index_text,
         numpy=lambda p, e: f"np.take({p.operand(e.children[0], 0)}, {p.operand(e.children[1], 0)}, "
@@ -266,7 +266,8 @@ ROWS: tuple[Op, ...] = (
     Op(
         "scatter", 2, _scatter_shape,
         vjps=(_scatter_vjp, None),
-        rules=("scatter-add: ∂L/∂G is ∂L/∂S looked up at the indices", "the indices, labels (no gradient)"),
+        rules=("scatter-add: ∂L/∂𝒰 is the gradient of the "
+            "scatter-add looked up at the indices", "the indices, labels (no gradient)"),
         latex=lambda p, e: rf"\operatorname{{scatter}}_{{{p.doprint(e.args[2])}}}\left({p.doprint(e.children[0])}, "
                            rf"{p.doprint(e.children[1])}\right)",
         text=lambda p, e: f"scatter_add({p.doprint(e.children[0])}, {p.doprint(e.children[1])}, "
@@ -283,7 +284,8 @@ ROWS: tuple[Op, ...] = (
     Op(
         "pick", 2, _pick_shape,
         vjps=(_pick_vjp, None),
-        rules=("pick: ∂L/∂A is ∂L/∂P at each label's entry, 0 elsewhere", "the labels (no gradient)"),
+        rules=("pick: ∂L/∂𝒰 is the gradient of the picked entries "
+            "at each label's entry, 0 elsewhere", "the labels (no gradient)"),
         latex=lambda p, e: rf"\operatorname{{pick}}\left({p.doprint(e.children[0])}, {p.doprint(e.children[1])}\right)",
         text=lambda p, e: f"pick({p.doprint(e.children[0])}, {p.doprint(e.children[1])})",
         numpy=lambda p, e: f"np.take_along_axis({p.operand(e.children[0], 0)}, {p.operand(e.children[1], 0)}, "
@@ -294,7 +296,8 @@ ROWS: tuple[Op, ...] = (
     Op(
         "add_at", 3, _add_at_shape,
         vjps=(_add_at_value_vjp, None, _add_at_amount_vjp),
-        rules=("add_at: ∂L/∂A = ∂L/∂B", "the labels (no gradient)", "add_at: ∂L/∂v = Σ pick(∂L/∂B, y)"),
+        rules=("add_at: ∂L/∂𝒰 = ∂L/∂ℬ, ℬ being 𝒰 with 𝒱 added at the labels 𝒴", "the labels (no gradient)",
+               "add_at: ∂L/∂𝒱 = Σ pick(∂L/∂ℬ, 𝒴), ℬ being 𝒰 with 𝒱 added at the labels 𝒴"),
         latex=lambda p, e: rf"\operatorname{{add\_at}}\left({p.doprint(e.children[0])}, {p.doprint(e.children[1])}, "
                            rf"{p.doprint(e.children[2])}\right)",
         text=lambda p, e: f"add_at({', '.join(p.doprint(c) for c in e.children)})",

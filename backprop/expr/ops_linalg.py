@@ -186,7 +186,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "trace", 1, _to_scalar("trace", "the trace of a scalar is the scalar itself"),
         vjps=(_trace_vjp,),
-        rules=("trace: ∂ tr(A)/∂A = I, so ∂L/∂A = ∂L/∂tr(A) I and ∂ tr(A B)/∂A = Bᵀ",),
+        rules=("trace: ∂ tr(𝒜)/∂𝒜 = I, so ∂L/∂𝒜 = ∂L/∂tr(𝒜) I and ∂ tr(𝒜 ℬ)/∂𝒜 = ℬᵀ",),
         latex=fmt(r"\operatorname{{tr}}\left({0}\right)"), text=fmt("tr({0})"), numpy=fmt("np.trace({0})"),
         np_eval=lambda a, e=None: np.trace(a),
         sym_eval=lambda a, e=None: np.array([[sum(a[i, i] for i in range(a.shape[0]))]], dtype=object),
@@ -195,7 +195,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "inv", 1, _inv_shape,
         vjps=(_inv_vjp,),
-        rules=("inverse: ∂A⁻¹ = −A⁻¹ (∂A) A⁻¹, so ∂L/∂A = −A⁻ᵀ ∂L/∂A⁻¹ A⁻ᵀ",),
+        rules=("inverse: ∂𝒜⁻¹ = −𝒜⁻¹ (∂𝒜) 𝒜⁻¹, so ∂L/∂𝒜 = −𝒜⁻ᵀ ∂L/∂𝒜⁻¹ 𝒜⁻ᵀ",),
         latex=_inv_latex, text=_inv_text, numpy=fmt("np.linalg.inv({0})"),
         np_eval=lambda a, e=None: np.linalg.inv(a), prec=POW,
         sym_eval=lambda a, e=None: _array(_matrix(a).inv()),
@@ -206,7 +206,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "det", 1, _to_scalar("det", "the determinant of a scalar is the scalar itself"),
         vjps=(_det_vjp,),
-        rules=("determinant, by Jacobi's formula: ∂ det(A)/∂A = det(A) A⁻ᵀ",),
+        rules=("determinant, by Jacobi's formula: ∂ det(𝒜)/∂𝒜 = det(𝒜) 𝒜⁻ᵀ",),
         latex=fmt(r"\det\left({0}\right)"), text=fmt("det({0})"), numpy=fmt("np.linalg.det({0})"),
         np_eval=lambda a, e=None: np.linalg.det(a),
         sym_eval=lambda a, e=None: np.array([[_matrix(a).det()]], dtype=object),
@@ -215,7 +215,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "logdet", 1, _to_scalar("logdet", "write log(x)"),
         vjps=(_logdet_vjp,),
-        rules=("log-determinant: ∂ log det(A)/∂A = A⁻ᵀ",),
+        rules=("log-determinant: ∂ log det(𝒜)/∂𝒜 = 𝒜⁻ᵀ",),
         latex=fmt(r"\log\det\left({0}\right)"), text=fmt("log det({0})"), numpy=fmt("_logdet({0})"),
         np_eval=lambda a, e=None: _logdet(a), sym_eval=_sym_logdet, numpy_helper=_LOGDET_HELPER, jax_helper=_LOGDET_JAX_HELPER,
         spec_name="logdet", signature="(A)",
@@ -224,8 +224,8 @@ ROWS: tuple[Op, ...] = (
     Op(
         "solve", 2, _solve_shape,
         vjps=(_solve_matrix_vjp, _solve_rhs_vjp),
-        rules=("linear solve, matrix: ∂L/∂A = −A⁻ᵀ ∂L/∂X Xᵀ for X = A⁻¹ B",
-               "linear solve, right-hand side: ∂L/∂B = A⁻ᵀ ∂L/∂X for X = A⁻¹ B"),
+        rules=("linear solve, matrix: ∂L/∂𝒜 = −𝒜⁻ᵀ ∂L/∂𝒳 𝒳ᵀ for 𝒳 = 𝒜⁻¹ ℬ",
+               "linear solve, right-hand side: ∂L/∂ℬ = 𝒜⁻ᵀ ∂L/∂𝒳 for 𝒳 = 𝒜⁻¹ ℬ"),
         latex=_solve_form(_inv_latex), text=_solve_form(_inv_text), numpy=fmt("np.linalg.solve({0}, {1})"),
         np_eval=lambda a, b, e=None: np.linalg.solve(a, b), prec=MUL,
         sym_eval=lambda a, b, e=None: _array(_matrix(a).LUsolve(_matrix(b))),

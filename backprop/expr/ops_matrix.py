@@ -82,8 +82,8 @@ ROWS: tuple[Op, ...] = (
             lambda g, out, e: ir.matmul(ir.transpose(e.children[0]), g),
         ),
         rules=(
-            "matrix product, left factor: ∂L/∂W = ∂L/∂Z Xᵀ for Z = W X",
-            "matrix product, right factor: ∂L/∂X = Wᵀ ∂L/∂Z for Z = W X",
+            "matrix product, left factor: ∂L/∂𝒰 = ∂L/∂(𝒰 𝒱) 𝒱ᵀ",
+            "matrix product, right factor: ∂L/∂𝒱 = 𝒰ᵀ ∂L/∂(𝒰 𝒱)",
         ),
         latex=_matmul_form, text=_matmul_form,
         numpy=fmt("{0} @ {1}", MUL, [MUL, MUL + 1]), np_eval=lambda a, b, e=None: a @ b,
@@ -93,7 +93,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "transpose", 1, _transpose_shape,
         vjps=(lambda g, out, e: ir.transpose(g),),
-        rules=("transpose: ∂L/∂U = (∂L/∂Uᵀ)ᵀ",),
+        rules=("transpose: ∂L/∂𝒰 = (∂L/∂𝒰ᵀ)ᵀ",),
         latex=_transpose_form(0, fmt(r"{0}^{{\top}}", POW, [POW + 1])), text=_transpose_form(1, fmt("{0}ᵀ", POW, [POW + 1])),
         numpy=fmt("{0}.T", ATOM, [ATOM]), np_eval=lambda a, e=None: a.T,
         prec=POW, sym_eval=lambda a, e=None: a.T, index=lambda e, ij, fresh: IndexForm((), ((ij[1], ij[0]),)),

@@ -163,7 +163,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "sum", 1, reduce_shape,
         vjps=(lambda g, out, e: g,),  # the engine broadcasts g back to the operand's shape
-        rules=("sum: every entry receives ∂L/∂Σ (broadcast back)",),
+        rules=("sum: every entry of 𝒰 receives the gradient of the sum it went into (broadcast back)",),
         latex=_sum_latex, text=_sum_text, numpy=_sum_numpy, np_eval=_np_sum, sym_eval=sym_sum,
         spec_name="sum", doc="sum of all entries, or along axis=0 (1×c) / axis=1 (r×1)", attrs=("axis",),
         index=_sum_index,
@@ -171,7 +171,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "mean", 1, reduce_shape,
         vjps=(lambda g, out, e: ir.div(g, _count(e)),),
-        rules=("mean: every entry receives ∂L/∂mean divided by the count",),
+        rules=("mean: every entry of 𝒰 receives the gradient of the mean it went into, divided by the count",),
         latex=_mean_form(True), text=_mean_form(False), numpy=_mean_numpy,
         np_eval=lambda x, e: _np_sum(x, e) / (x.size / np.size(_np_sum(x, e))),
         sym_eval=lambda x, e: sym_sum(x, e) / sympy.Integer(x.size // sym_sum(x, e).size),
@@ -181,7 +181,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "broadcast", 1, _broadcast_shape,
         vjps=(lambda g, out, e: g,),  # the engine sums g back over the broadcast axes
-        rules=("broadcast: ∂L/∂U sums ∂L/∂(broadcast U) over the copies",),
+        rules=("broadcast: ∂L/∂𝒰 sums the gradient of the broadcast 𝒰 over the copies",),
         latex=_broadcast_latex,
         text=lambda p, e: f"{p.operand(e.children[0], MUL)}·𝟏[{fmt_shape(tuple(e.args[1]))}]",
         numpy=_broadcast_numpy, np_eval=_broadcast_eval, sym_eval=_broadcast_eval, sized=True,

@@ -215,8 +215,8 @@ ROWS: tuple[Op, ...] = (
         "where", 3, elementwise_shape("where"),
         vjps=(None, _where_vjp(1), _where_vjp(2)),
         rules=("condition of where, a mask (no gradient flows through it)",
-               "where: ∂L/∂A = ∂L/∂W where C holds, 0 elsewhere",
-               "where: ∂L/∂B = ∂L/∂W where C does not hold, 0 elsewhere"),
+               "where: ∂L/∂𝒰 = ∂L/∂𝒲 where 𝒞 holds, 0 elsewhere, for 𝒲 = where(𝒞, 𝒰, 𝒱)",
+               "where: ∂L/∂𝒱 = ∂L/∂𝒲 where 𝒞 does not hold, 0 elsewhere, for 𝒲 = where(𝒞, 𝒰, 𝒱)"),
         latex=fmt(r"\operatorname{{where}}\left({0}, {1}, {2}\right)"), text=fmt("where({0}, {1}, {2})"),
         numpy=_where_numpy, np_eval=_where_eval, elementwise=True,
         exact=lambda c, a, b: sympy.Piecewise((a, sympy.Ne(c, 0)), (b, True)),
@@ -226,8 +226,10 @@ ROWS: tuple[Op, ...] = (
     Op(
         "maximum", 2, elementwise_shape("maximum"),
         vjps=(_extremum_vjp(0, True), _extremum_vjp(1, True)),
-        rules=("maximum, a tie splitting the gradient evenly (as PyTorch): ∂L/∂A = ∂L/∂M ⊙ H(A − B), H(0) = ½",
-               "maximum, a tie splitting the gradient evenly (as PyTorch): ∂L/∂B = ∂L/∂M ⊙ H(B − A), H(0) = ½"),
+        rules=("maximum, a tie splitting the gradient evenly (as PyTorch): ∂L/∂𝒰 = ∂L/∂ℳ ⊙ "
+            "H(𝒰 − 𝒱) for ℳ = max(𝒰, 𝒱), H the unit step with H(0) = ½",
+               "maximum, a tie splitting the gradient evenly (as PyTorch): ∂L/∂𝒱 = ∂L/∂ℳ ⊙ "
+                   "H(𝒱 − 𝒰) for ℳ = max(𝒰, 𝒱), H the unit step with H(0) = ½"),
         latex=fmt(r"\max\left({0}, {1}\right)"), text=fmt("max({0}, {1})"), numpy=fmt("np.maximum({0}, {1})"),
         np_eval=lambda a, b, e=None: np.maximum(a, b), elementwise=True, exact=sympy.Max,
         spec_name="maximum", signature="(A, B)", piecewise=True,
@@ -236,8 +238,10 @@ ROWS: tuple[Op, ...] = (
     Op(
         "minimum", 2, elementwise_shape("minimum"),
         vjps=(_extremum_vjp(0, False), _extremum_vjp(1, False)),
-        rules=("minimum, a tie splitting the gradient evenly (as PyTorch): ∂L/∂A = ∂L/∂M ⊙ H(B − A), H(0) = ½",
-               "minimum, a tie splitting the gradient evenly (as PyTorch): ∂L/∂B = ∂L/∂M ⊙ H(A − B), H(0) = ½"),
+        rules=("minimum, a tie splitting the gradient evenly (as PyTorch): ∂L/∂𝒰 = ∂L/∂ℳ ⊙ "
+            "H(𝒱 − 𝒰) for ℳ = min(𝒰, 𝒱), H the unit step with H(0) = ½",
+               "minimum, a tie splitting the gradient evenly (as PyTorch): ∂L/∂𝒱 = ∂L/∂ℳ ⊙ "
+                   "H(𝒰 − 𝒱) for ℳ = min(𝒰, 𝒱), H the unit step with H(0) = ½"),
         latex=fmt(r"\min\left({0}, {1}\right)"), text=fmt("min({0}, {1})"), numpy=fmt("np.minimum({0}, {1})"),
         np_eval=lambda a, b, e=None: np.minimum(a, b), elementwise=True, exact=sympy.Min,
         spec_name="minimum", signature="(A, B)", piecewise=True,
@@ -246,9 +250,10 @@ ROWS: tuple[Op, ...] = (
     Op(
         "clip", 3, _clip_shape,
         vjps=_clip_vjps(),
-        rules=("clip, the boundary passing the gradient (as PyTorch's clamp): ∂L/∂E = ∂L/∂Y ⊙ [E ≥ lo] ⊙ [E ≤ hi]",
-               "clip, lower bound: ∂L/∂lo = ∂L/∂Y ⊙ [E < lo] ⊙ [lo < hi]",
-               "clip, upper bound: ∂L/∂hi = ∂L/∂Y ⊙ [max(E, lo) > hi]"),
+        rules=("clip, the boundary passing the gradient (as PyTorch's clamp): ∂L/∂𝒰 "
+            "= ∂L/∂𝒴 ⊙ [𝒰 ≥ 𝒜] ⊙ [𝒰 ≤ ℬ] for 𝒴 = clip(𝒰, 𝒜, ℬ)",
+               "clip, lower bound: ∂L/∂𝒜 = ∂L/∂𝒴 ⊙ [𝒰 < 𝒜] ⊙ [𝒜 < ℬ] for 𝒴 = clip(𝒰, 𝒜, ℬ)",
+               "clip, upper bound: ∂L/∂ℬ = ∂L/∂𝒴 ⊙ [max(𝒰, 𝒜) > ℬ] for 𝒴 = clip(𝒰, 𝒜, ℬ)"),
         latex=fmt(r"\operatorname{{clip}}\left({0}, {1}, {2}\right)"), text=fmt("clip({0}, {1}, {2})"),
         numpy=fmt("np.clip({0}, {1}, {2})"), np_eval=lambda x, lo, hi, e=None: np.minimum(np.maximum(x, lo), hi),
         elementwise=True, exact=_clip_exact, spec_name="clip", signature="(E, lo, hi)",

@@ -90,7 +90,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "softmax", 1, _along_axis,
         vjps=(_softmax_vjp,),
-        rules=("softmax: ∂L/∂Z = P ⊙ (∂L/∂P − Σ(∂L/∂P ⊙ P)) along the axis",),
+        rules=("softmax: ∂L/∂𝒰 = 𝒫 ⊙ (∂L/∂𝒫 − Σ(∂L/∂𝒫 ⊙ 𝒫)) along the axis, for 𝒫 = softmax(𝒰)",),
         latex=_softmax_forms("softmax")[0], text=_softmax_forms("softmax")[1],
         numpy=_softmax_numpy("_softmax"), np_eval=lambda x, e: _softmax(x, axes_of(e)[0]),
         sym_eval=_sym_softmax, spec_name="softmax", attrs=("axis",),
@@ -125,7 +125,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "log_softmax", 1, _along_axis,
         vjps=(_log_softmax_vjp,),
-        rules=("log-softmax: ∂L/∂Z = ∂L/∂S − softmax(Z) ⊙ Σ ∂L/∂S along the axis",),
+        rules=("log-softmax: ∂L/∂𝒰 = ∂L/∂𝒮 − softmax(𝒰) ⊙ Σ ∂L/∂𝒮 along the axis, for 𝒮 = log_softmax(𝒰)",),
         latex=_softmax_forms("log\\,softmax")[0], text=_softmax_forms("log_softmax")[1],
         numpy=_softmax_numpy("_log_softmax"), np_eval=lambda x, e: _log_softmax(x, axes_of(e)[0]),
         sym_eval=lambda x, e: np.vectorize(sympy.log, otypes=[object])(_sym_softmax(x, e)), spec_name="log_softmax",

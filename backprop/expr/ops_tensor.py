@@ -280,7 +280,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "reshape", 1, _reshape_shape,
         vjps=(lambda g, out, e: reshape(g, shape_of(e.children[0])),),
-        rules=("reshape: ∂L/∂U is ∂L/∂reshape(U) reshaped back to U's shape",),
+        rules=("reshape: ∂L/∂𝒰 is the gradient of the reshaped 𝒰, reshaped back to the shape of 𝒰",),
         latex=_reshape_latex,
         text=lambda p, e: f"reshape[{fmt_shape(tuple(e.args[1]))}]({p.operand(e.children[0], 0)})",
         numpy=_reshape_numpy,
@@ -291,7 +291,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "permute", 1, _permute_shape,
         vjps=(lambda g, out, e: permute(g, _inverse(_perm(e))),),
-        rules=("transpose: ∂L/∂U is ∂L/∂transpose(U) with the axes put back",),
+        rules=("transpose: ∂L/∂𝒰 is the gradient of the permuted 𝒰 with the axes put back",),
         latex=_permute_forms(True), text=_permute_forms(False),
         numpy=lambda p, e: f"{p.operand(e.children[0], ATOM)}.transpose({', '.join(map(str, _perm(e)))})",
         np_eval=lambda x, e: np.transpose(x, _perm(e)), sym_eval=lambda x, e: np.transpose(x, _perm(e)),
@@ -301,7 +301,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "concat", 1, _concat_shape,
         vjps=(_concat_vjp,),
-        rules=("concatenation: each operand receives its own block of ∂L/∂[A; B]",),
+        rules=("concatenation: each operand receives its own block of ∂L/∂[𝒰; 𝒱]",),
         latex=_concat_forms(True), text=_concat_forms(False), numpy=_concat_numpy,
         np_eval=lambda *a: np.concatenate([np.reshape(x, (1, 1)) if np.ndim(x) == 0 else x for x in a[:-1]],
                                           axis=axes_of(a[-1])[0]),
@@ -311,7 +311,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "slice", 1, _slice_shape,
         vjps=(lambda g, out, e: embed(g, shape_of(e.children[0]), _index_entries(e)),),
-        rules=("slice: ∂L/∂U is ∂L/∂U[a:b] at the sliced entries and 0 elsewhere",),
+        rules=("slice: ∂L/∂𝒰 is the gradient of the slice at the sliced entries and 0 elsewhere",),
         latex=_slice_forms("latex"), text=_slice_forms("text"), numpy=_slice_forms("numpy"),
         np_eval=_take_eval, sym_eval=_take_eval, sized=True, attrs=("index",),
         code_attrs=lambda e: _written_bounds(e, shape_of(e.children[0])),
@@ -319,7 +319,7 @@ ROWS: tuple[Op, ...] = (
     Op(
         "embed", 1, _embed_shape,
         vjps=(lambda g, out, e: take(g, _index_entries(e)),),
-        rules=("embedding: ∂L/∂U is the slice of ∂L/∂embed(U) that U was placed at",),
+        rules=("embedding: ∂L/∂𝒰 is the slice of the gradient of the embedded 𝒰 that 𝒰 was placed at",),
         latex=_embed_forms("latex"), text=_embed_forms("text"), numpy=_embed_forms("numpy"),
         np_eval=_embed_eval, sym_eval=lambda g, e, sizes: _embed_eval(g, e, sizes, sympy.Integer(0)),
         sized=True, attrs=("shape", "index"),

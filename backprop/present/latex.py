@@ -11,11 +11,11 @@ from functools import lru_cache
 import jinja2
 
 from backprop.engine.derivation import Derivation
-from backprop.present.layout import Block, Notes, Row, layout
+from backprop.present.layout import Block, Notes, Row, Section, layout
 from backprop.support.bundled import templates_dir
 from backprop.support.deepstack import deep_stack
 from backprop.support.escape import tex_text
-from backprop.support.notation import rule_latex
+from backprop.support.notation import inline_math, rule_latex
 
 _REL_LATEX = {"=": "=", "<-": r"\leftarrow"}
 #: Text columns of a formula per row, as a proxy for its printed width: a page
@@ -28,7 +28,7 @@ def _rule_tex(rule: str, math: str = "$") -> str:
     """``\\emph{name}: $formula$`` (text mode), or inside math with ``math=''``."""
     name, f = rule_latex(rule)
     if math:
-        return rf"\emph{{{name}}}" + (f": ${f}$" if f is not None else "")
+        return rf"\emph{{{name}}}" + (f": {inline_math(f)}" if f is not None else "")
     return r"\text{" + name + (": }" + f if f is not None else "}")
 
 
@@ -52,13 +52,22 @@ def align_rows(b: Block, fit: bool, width: int) -> list[str]:
 def _latex_rules(b: Block) -> list[str]:
     if not b.rules:
         return []
-    out = [r"\begin{itemize}\setlength{\itemsep}{0pt}\small"]
+    out = [r"\begin{itemize}\setlength{\itemsep}{0pt}\small\raggedright"]  # ragged: a rule breaks where it can
     for g in b.rules:
         if g.via is not None:
             out.append(rf"\item[] through ${g.via.latex}$:")
         out += [rf"\item {_rule_tex(r)}" for r in g.rules]
     out.append(r"\end{itemize}")
     return out
+
+
+def _latex_legend(sec: Section) -> list[str]:
+    if not sec.legend:
+        return []
+    out = [r"\begin{itemize}\setlength{\itemsep}{0pt}\raggedright"]
+    out += [rf"\item \emph{{{tex_text(e.name)}}}" + (": " + "; ".join(inline_math(f) for f in e.formulas_latex)
+                                                    if e.formulas else "") for e in sec.legend]
+    return out + [r"\end{itemize}"]
 
 
 def _latex_table(rows: Sequence[Row], standalone: bool) -> list[str]:
@@ -78,6 +87,7 @@ def _latex_sections(notes: Notes, fit: bool) -> list[str]:
             out.append(sec.intro.latex)
         if sec.table:
             out += _latex_table(sec.table, standalone=fit)
+        out += _latex_legend(sec)
         for b in sec.blocks:
             out += [r"\begin{align*}", " \\\\\n".join(align_rows(b, fit, _LATEX_WIDTH)), r"\end{align*}"]
             out += _latex_rules(b)
@@ -93,6 +103,9 @@ def _aligned_body(notes: Notes) -> str:
     rows: list[str] = []
     for sec in notes.sections:
         rows.append(r"&\textbf{" + tex_text(sec.title.replace("α", "@")).replace("@", r"}\alpha\textbf{") + "}")
+        for e in sec.legend:
+            rows.append(r"&\qquad \text{" + tex_text(e.name) + (": }" + r";\ ".join(e.formulas_latex)
+                                                               if e.formulas else "}"))
         for r in sec.table:
             rows.append(rf"{r.name.latex} &: {r.shape.latex} && \text{{{tex_text(r.role)}}}")
         for b in sec.blocks:

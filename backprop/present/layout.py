@@ -43,6 +43,7 @@ from backprop.present.formula import (
     unordered,
 )
 from backprop.present.index import Entry, gradient_index, value_index, windowed
+from backprop.present.legend import T_RULES, LegendEntry, legend, legend_intro, rule_name
 from backprop.support.escape import tex_text
 from backprop.support.notation import latex_name, text_name
 
@@ -107,6 +108,7 @@ class Section:
     intro: Prose | None = None
     blocks: tuple[Block, ...] = ()
     table: tuple[Row, ...] = ()
+    legend: tuple[LegendEntry, ...] = ()
 
 
 @dataclass
@@ -295,11 +297,11 @@ def _step_block(d: Derivation, s: Step, domains: dict[str, str | None]) -> Block
     more(s.result)
     if _tensor_valued(s.result) and not windowed(gradient_index(d, s.target).rhs):  # beyond matrices the
         lines.append(_index_line(d, s.target))  # vectorized form alone is hard to check by hand
-    if len(groups) == 1:
-        rules = (RuleGroup(None, s.rules),)
+    if len(groups) == 1:  # each rule by name: the legend states it once
+        rules = (RuleGroup(None, tuple(dict.fromkeys(rule_name(r) for r in s.rules))),)
     else:
         rules = tuple(
-            RuleGroup(name_formula(via), tuple(dict.fromkeys(r for p in ps for r in p.rules)))
+            RuleGroup(name_formula(via), tuple(dict.fromkeys(rule_name(r) for p in ps for r in p.rules)))
             for via, ps in groups
         )
     return Block(tuple(lines), rules)
@@ -327,6 +329,12 @@ def _backward(d: Derivation, steps: Sequence[Step]) -> Section:
     return Section(T_BACKWARD, intro, blocks=tuple(_step_block(d, s, domains) for s in steps))
 
 
+def _rules(steps: Sequence[Step]) -> Section:
+    """Every rule the steps cite, defined once, before the first step cites it."""
+    entries = legend(r for s in steps for r in s.rules)
+    return Section(T_RULES, Prose(*legend_intro(entries)), legend=entries)
+
+
 def _per_param(title: str, params: Iterable[str], line: Callable[[str], Line], intro: Prose | None = None) -> Section:
     return Section(title, intro, blocks=(Block(tuple(line(p) for p in params)),))
 
@@ -339,7 +347,7 @@ def layout(
     steps = needed_steps(d, param)
     params = [param] if param else d.params
     notes = Notes(f"Backpropagation through {d.model.name}", d.model.name, spec_summary(d))
-    notes.sections += [_variables(d), _forward(d), _backward(d, steps)]
+    notes.sections += [_variables(d), _forward(d), _rules(steps), _backward(d, steps)]
 
     def grad_line(p: str) -> Line:
         s = d.step(p)

@@ -7,7 +7,7 @@ from backprop.present.latex import WIDE_WIDTH, align_rows
 from backprop.present.layout import Prose, layout
 from backprop.support.deepstack import deep_stack
 from backprop.support.escape import markdown_code, markdown_text
-from backprop.support.notation import rule_latex
+from backprop.support.notation import inline_math, rule_latex
 
 
 @deep_stack
@@ -25,6 +25,11 @@ def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = Fal
         if sec.table:
             out += ["", "| variable | shape | role |", "|---|---|---|"]
             out += [f"| ${r.name.latex}$ | ${r.shape.latex}$ | {r.role} |" for r in sec.table]
+        if sec.legend:
+            out.append("")
+        for e in sec.legend:
+            out.append(f"- *{markdown_text(e.name)}*" + (": " + "; ".join(inline_math(f) for f in e.formulas_latex)
+                                                          if e.formulas else ""))
         for b in sec.blocks:
             rows = align_rows(b, fit=False, width=WIDE_WIDTH)
             out += ["", "$$", r"\begin{aligned}", " \\\\\n".join(rows), r"\end{aligned}", "$$"]
@@ -37,7 +42,7 @@ def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = Fal
                     indent = "  "
                 for r in g.rules:
                     name, f = rule_latex(r)
-                    out.append(f"{indent}- *{name}*" + (f": ${f}$" if f is not None else ""))
+                    out.append(f"{indent}- *{name}*" + (f": {inline_math(f)}" if f is not None else ""))
     return "\n".join(out) + "\n"
 
 

@@ -57,6 +57,9 @@ def _text_section(sec: Section) -> list[str]:
         name_w = max(display_width(r.name.text) for r in sec.table)
         shape_w = max(display_width(r.shape.text) for r in sec.table)
         out += [f"  {_pad(r.name.text, name_w)}  {_pad(r.shape.text, shape_w)}  {r.role}" for r in sec.table]
+    for e in sec.legend:
+        out += textwrap.wrap(f"{e.name}" + (": " + ";  ".join(e.formulas) if e.formulas else ""), _TEXT_WIDTH,
+                             initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False)
     col = _text_shape_col(sec)
     for k, b in enumerate(sec.blocks):
         if k:

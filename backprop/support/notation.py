@@ -75,21 +75,30 @@ def text_name(name: str) -> str:
 # Rule text (Unicode, from the registry) as LaTeX math
 # ---------------------------------------------------------------------------
 
+#: The placeholders a rule's formula is written in (𝒰, 𝒱, ...): script capitals, which no name of a
+#: spec renders as (names are ASCII; their notation is Latin or Greek letters), so a rule cited
+#: under a step never reads as a statement about the network's own Z or X.
+PLACEHOLDERS: dict[str, str] = {
+    "A": "𝒜", "B": "ℬ", "C": "𝒞", "M": "ℳ", "P": "𝒫", "S": "𝒮", "U": "𝒰", "V": "𝒱", "W": "𝒲",
+    "X": "𝒳", "Y": "𝒴", "Z": "𝒵",
+}
 #: Unicode in registry rule text -> LaTeX math.
 MATH_CHARS: dict[str, str] = {
     "∂": r"\partial ", "⊙": r"\odot ", "−": "-", "ᵀ": r"^{\top}", "ᵖ": "^{p}", "²": "^{2}",
     "³": "^{3}", "′": "'", "Σ": r"\Sigma ", "≤": r"\le ", "≥": r"\ge ", "·": r"\cdot ",
     "×": r"\times ", "→": r"\to ", "←": r"\leftarrow ", "≠": r"\ne ", "∈": r"\in ", "½": r"\tfrac{1}{2}",
     **{g: _GREEK_TEX[k] + " " for k, g in reversed(list(GREEK.items()))},
+    **{s: rf"{{\mathcal{{{c}}}}}" for c, s in PLACEHOLDERS.items()},  # braced: a superscript takes it whole
 }
 #: Words that are operators, not prose, when they occur in a rule's formula.
 MATH_WORDS: dict[str, str] = {
     "L": r"\mathcal{L}", "log": r"\log", "exp": r"\exp", "tanh": r"\tanh",
     **{w: rf"\operatorname{{{w}}}" for w in (
         "ReLU", "LeakyReLU", "softplus", "softmax", "sign", "mean", "rowsum", "colsum", "erf", "log1p", "expm1")},
+    "log_softmax": r"\operatorname{log\,softmax}", "logsumexp": r"\operatorname{logsumexp}",
     "sin": r"\sin", "cos": r"\cos", "max": r"\max", "min": r"\min", "det": r"\det", "tr": r"\operatorname{tr}",
 }
-_TOKEN = re.compile(r"[A-Za-z]+|\d+|\s+|.")
+_TOKEN = re.compile(r"log_softmax|[A-Za-z]+|\d+|\s+|.")
 class NotationError(ValueError):
     """Text holds a character the LaTeX output has no form for."""
 
@@ -171,6 +180,13 @@ def math_to_latex(formula: str) -> str:
     if text_run:
         out.append(r"\text{" + "".join(text_run) + "}")
     return re.sub(r" {2,}", " ", "".join(out)).strip()
+
+
+def inline_math(f: str) -> str:
+    """A formula from :func:`math_to_latex` as running text: its prose runs (``\\text{ for }``) set
+    outside the math, so a line may break there (one ``$...$`` holding a whole rule cannot break)."""
+    out = "$" + re.sub(r"\\text\{([^{}]*)\}", r"$\1$", f) + "$"
+    return re.sub(r"\$([,;.() ]*)\$", r"\1", out.replace("$$", ""))  # no math around bare punctuation
 
 
 def rule_parts(rule: str) -> tuple[str, str | None]:
