@@ -5,7 +5,6 @@ them, whole networks against torch autograd, the parse-time checks, and vectoriz
 from __future__ import annotations
 
 import ast
-import importlib
 import os
 
 import numpy as np
@@ -158,28 +157,24 @@ def test_check_command_passes_on_a_conv_network(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("name", list(NETWORKS))
-def test_jax_module_equals_the_numpy_module(name: str) -> None:
+def test_jax_module_equals_the_numpy_module(name: str, x64: None) -> None:
     """--backend jax: the same loss and gradients in float64, under jax.jit (the helpers' loops run
     over kernel offsets while tracing)."""
-    jax = pytest.importorskip("jax") if not os.environ.get("CI") else importlib.import_module("jax")
+    if not os.environ.get("CI"):
+        pytest.importorskip("jax")
     from backprop.codegen.gradcheck import random_point, resolve_dims
     from backprop.codegen.loader import load_source
 
-    before = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    try:
-        model = backprop.parse_spec(NETWORKS[name], name="net")
-        np_mod = load_source(codegen.generate(model), "net_numpy")
-        jax_mod = load_source(codegen.generate(model, backend="jax"), "net_jax")
-        rng = np.random.default_rng(0)
-        params, inputs = random_point(np_mod, resolve_dims(np_mod, None, rng), rng)
-        loss, grads = np_mod.loss_and_grads(params, inputs)
-        jloss, jgrads = jax_mod.loss_and_grads(params, inputs)
-        assert abs(float(jloss) - loss) <= 1e-9 * max(1.0, abs(loss))
-        for k, g in grads.items():
-            np.testing.assert_allclose(np.asarray(jgrads[k]), g, rtol=1e-9, atol=1e-12, err_msg=k)
-    finally:
-        jax.config.update("jax_enable_x64", before)
+    model = backprop.parse_spec(NETWORKS[name], name="net")
+    np_mod = load_source(codegen.generate(model), "net_numpy")
+    jax_mod = load_source(codegen.generate(model, backend="jax"), "net_jax")
+    rng = np.random.default_rng(0)
+    params, inputs = random_point(np_mod, resolve_dims(np_mod, None, rng), rng)
+    loss, grads = np_mod.loss_and_grads(params, inputs)
+    jloss, jgrads = jax_mod.loss_and_grads(params, inputs)
+    assert abs(float(jloss) - loss) <= 1e-9 * max(1.0, abs(loss))
+    for k, g in grads.items():
+        np.testing.assert_allclose(np.asarray(jgrads[k]), g, rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 def test_derivation_shows_no_index_line_that_only_repeats_a_window_op() -> None:

@@ -33,17 +33,6 @@ GOLDEN = Path(__file__).parent / "golden" / "codegen_mlp_softmax_jax.py.txt"
 TOL = 1e-9
 
 
-@pytest.fixture
-def x64():
-    """float64 in JAX for one test (the flag is global: restored after)."""
-    before = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
-
-
 _MODULES: dict[tuple[str, str], object] = {}
 
 

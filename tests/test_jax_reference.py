@@ -28,17 +28,6 @@ TOL = 1e-9
 _MODULES: dict[str, object] = {}
 
 
-@pytest.fixture
-def x64():
-    """float64 in JAX for one test (the flag is global: restored after)."""
-    before = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
-
-
 def jax_module(name: str):
     if name not in _MODULES:
         _MODULES[name] = load_source(generate(name, backend="jax"), f"{name}_jax_ref")

@@ -35,17 +35,6 @@ from backprop.train.loop import RUN_FILES, train  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def x64():
-    """float64 in JAX for one test (the flag is global: restored after)."""
-    before = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
-
-
 def jax_step(optimizer: str):
     source = f'"""{optimizer}: init_state and step (JAX)."""\n\nimport jax.numpy as jnp\n\n\n' + jax_step_source(optimizer)
     return load_source(source, f"jax_step_{optimizer}")

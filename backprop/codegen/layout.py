@@ -22,7 +22,7 @@ from sympy.core.symbol import Str
 from backprop.codegen.stmt import Stmt, TempSymbol, reads, substitute
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
-from backprop.expr.ops_einsum import _batched_matmul, _tensordot, einsum_text, parse_subscripts
+from backprop.expr.ops_einsum import batched_matmul_plan, einsum_text, parse_subscripts, tensordot_plan
 from backprop.expr.printing import text
 
 #: The largest rank whose orders are all tried (5! = 120).
@@ -86,21 +86,21 @@ def _blocked(letters: str, summed: str) -> bool:
 
 def _reader_copies(ins: tuple[str, ...], out: str) -> int:
     """Copies the printed form of the einsum ``ins -> out`` makes of its operands."""
-    dot = _tensordot(ins, out)
+    dot = tensordot_plan(ins, out)
     if dot is not None:
         first, second, _, _ = dot
         x, y = ins[first], ins[second]
         summed = "".join(ch for ch in x if ch in y)
         return (not _blocked(x, summed)) + (not _blocked(y, summed))
-    return 0 if _batched_matmul(ins, out) is not None else 1
+    return 0 if batched_matmul_plan(ins, out) is not None else 1
 
 
 def _writes_in_order(ins: tuple[str, ...], out: str) -> bool:
     """The product making the temporary returns a C-ordered array in the order ``out``."""
-    dot = _tensordot(ins, out)
+    dot = tensordot_plan(ins, out)
     if dot is not None:
         return dot[3] == out
-    bmm = _batched_matmul(ins, out)
+    bmm = batched_matmul_plan(ins, out)
     return bmm is not None and (bmm[4] == out or bmm[4][-1] == out[-1])
 
 

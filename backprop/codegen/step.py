@@ -12,6 +12,7 @@ from __future__ import annotations
 import textwrap
 from functools import cache
 from types import ModuleType
+from typing import Any
 
 import sympy
 
@@ -46,18 +47,7 @@ def step_source(optimizer: str) -> str:
     """``init_state(params)`` and ``step(params, grads, state, lr=..., ...)`` for ``optimizer`` (numpy as np)."""
     opt = get_optimizer(optimizer)
     blocks = [{"comment": u.text(), "code": u.code} for u in generic_updates(opt, local=True)]
-    return environment().get_template("optimizer.py.j2").render(
-        title=opt.title,
-        Title=opt.title[0].upper() + opt.title[1:],
-        doc=_sentence(opt.doc),
-        state=opt.state,
-        state_doc=_state_doc(opt.state),
-        signature=", ".join(f"{h.arg}={h.default!r}" for h in opt.hypers),
-        hypers=opt.hypers,
-        equations=[u.text() for u in generic_updates(opt)],
-        prelude=opt.prelude,
-        blocks=blocks,
-    )
+    return _render("optimizer.py.j2", opt, blocks, _state_doc(opt.state), prelude=opt.prelude)
 
 
 @cache
@@ -69,17 +59,7 @@ def jax_step_source(optimizer: str) -> str:
     printer = JaxPrinter(CodeNames(), {h.arg for h in opt.hypers} | {"t"})
     blocks = [{"comment": u.text(), "code": f"{printer.doprint(u.target)} = {printer.doprint(u.expr.xreplace(hypers))}"}
               for u in generic_updates(opt, local=True)]
-    return environment().get_template("optimizer_jax.py.j2").render(
-        title=opt.title,
-        Title=opt.title[0].upper() + opt.title[1:],
-        doc=_sentence(opt.doc),
-        state=opt.state,
-        state_doc=_jax_state_doc(opt.state),
-        signature=", ".join(f"{h.arg}={h.default!r}" for h in opt.hypers),
-        hypers=opt.hypers,
-        equations=[u.text() for u in generic_updates(opt)],
-        blocks=blocks,
-    )
+    return _render("optimizer_jax.py.j2", opt, blocks, _jax_state_doc(opt.state))
 
 
 def step_section(optimizer: str, backend: str = "numpy") -> str:
@@ -96,3 +76,19 @@ def load_step(optimizer: str) -> ModuleType:
     """A module holding just ``init_state`` and ``step`` (imported from a file, never exec'd)."""
     source = f'"""{get_optimizer(optimizer).title}: init_state and step."""\n\nimport numpy as np\n\n\n'
     return load_source(source + step_source(optimizer), f"step_{optimizer}")
+
+
+def _render(template: str, opt: Any, blocks: list[dict[str, str]], state_doc: Any, **extra: Any) -> str:
+    """An optimizer template filled in: what the NumPy and the JAX step share, and ``extra``."""
+    return environment().get_template(template).render(
+        title=opt.title,
+        Title=opt.title[0].upper() + opt.title[1:],
+        doc=_sentence(opt.doc),
+        state=opt.state,
+        state_doc=state_doc,
+        signature=", ".join(f"{h.arg}={h.default!r}" for h in opt.hypers),
+        hypers=opt.hypers,
+        equations=[u.text() for u in generic_updates(opt)],
+        blocks=blocks,
+        **extra,
+    )

@@ -165,7 +165,7 @@ def _einsum_path(e: OpNode) -> list[Any]:
     return np.einsum_path(einsum_text(ins, out), *arrays, optimize="optimal")[0]
 
 
-def _tensordot(ins: Sequence[str], out: str) -> tuple[int, int, tuple[tuple[int, ...], tuple[int, ...]], str] | None:
+def tensordot_plan(ins: Sequence[str], out: str) -> tuple[int, int, tuple[tuple[int, ...], tuple[int, ...]], str] | None:
     """A two-operand einsum that one ``np.tensordot`` computes: (first operand, second operand, axes,
     result letters), the operands in the order that gives the output's axis order when one does (a
     C-ordered result), else a view away from it. None when it needs a batch index (a letter in both
@@ -187,7 +187,7 @@ def _tensordot(ins: Sequence[str], out: str) -> tuple[int, int, tuple[tuple[int,
     return first, second, (tuple(x.index(c) for c in summed), tuple(y.index(c) for c in summed)), res
 
 
-def _batched_matmul(ins: Sequence[str], out: str) -> tuple[int, int, tuple[int, ...], tuple[int, ...], str] | None:
+def batched_matmul_plan(ins: Sequence[str], out: str) -> tuple[int, int, tuple[int, ...], tuple[int, ...], str] | None:
     """A two-operand einsum that is a batch of matrix products: (left operand, right operand, left
     axes, right axes, result letters), each operand's axes reordered to (batch..., rows, inner) and
     (batch..., inner, cols); the result letters are (batch..., rows, cols), a view away from ``out``.
@@ -227,12 +227,12 @@ def _einsum_numpy(p: Any, e: OpNode, jax: bool = False) -> str:
     spec = py_str(einsum_text(ins, out))
     if len(e.children) == 1:
         return f"np.einsum({spec}, {operands})"
-    dot = _tensordot(ins, out)
+    dot = tensordot_plan(ins, out)
     if dot is not None:
         first, second, axes, res = dot
         x, y = (p.operand(e.children[k], 0) for k in (first, second))
         return _in_order(f"np.tensordot({x}, {y}, axes=({_ints(axes[0])}, {_ints(axes[1])}))", res, out)
-    bmm = _batched_matmul(ins, out)
+    bmm = batched_matmul_plan(ins, out)
     if bmm is not None:
         left, right, pa, pb, res = bmm
         x, y = _axes_view(p, e.children[left], pa), _axes_view(p, e.children[right], pb)
