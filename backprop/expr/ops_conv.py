@@ -137,6 +137,15 @@ def _avg_pool_spread(g, size, stride, batch):
 #: The two primitives as JAX needs them (its arrays have no window views and are never written in
 #: place): one strided slice per kernel offset, stacked; the scatter through ``.at[...].add``. The
 #: loops run over kernel offsets while tracing, so the jitted program holds no loop at all.
+_OFFSETS_JAX = '''\
+def _offsets(kernel):
+    """Every offset in a window of shape kernel, in C order: a loop run while tracing, on the host."""
+    offsets = [()]
+    for k in kernel:
+        offsets = [at + (i,) for at in offsets for i in range(k)]
+    return offsets
+'''
+
 _WINDOWS_JAX = '''\
 def _windows(x, kernel, stride, pad, batch):
     """x as (channels, positions..., examples, kernel...): one strided slice per kernel offset, stacked."""
@@ -146,7 +155,7 @@ def _windows(x, kernel, stride, pad, batch):
         x = jnp.pad(x, [(0, 0)] + [(pad, pad)] * nd + [(0, 0)])
     positions = tuple((s - k) // stride + 1 for s, k in zip(x.shape[1:nd + 1], kernel))
     slices = [x[(slice(None),) + tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))]
-              for at in np.ndindex(*kernel)]
+              for at in _offsets(kernel)]
     return jnp.stack(slices, axis=-1).reshape(slices[0].shape + tuple(kernel))
 '''
 
@@ -156,7 +165,7 @@ def _scatter_windows(parts, size, stride, pad, dtype):
     nd = len(size)
     kernel, positions = parts.shape[1:nd + 1], parts.shape[nd + 1:2 * nd + 1]
     out = jnp.zeros((parts.shape[0],) + tuple(s + 2 * pad for s in size) + (parts.shape[-1],), dtype=dtype)
-    for at in np.ndindex(*kernel):
+    for at in _offsets(kernel):
         region = tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))
         out = out.at[(slice(None),) + region].add(parts[(slice(None),) + at])
     return out[(slice(None),) + tuple(slice(pad, pad + s) for s in size)] if pad else out
@@ -351,7 +360,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
                 "∂L/∂𝒳 = conv(∂L/∂𝒵, flip(𝒲)) in full, for 𝒵 = conv(𝒳, 𝒲)",
                    "convolution, filters: ∂L/∂𝒲 = corr(𝒳, ∂L/∂𝒵) for 𝒵 = conv(𝒳, 𝒲)"),
             latex=conv_l, text=conv_t, numpy=_numpy_call("_conv"), np_eval=_run("_conv"), sym_eval=_run("_conv"),
-            numpy_helper=_CONV, shared_helpers=(_WINDOWS,), jax_shared_helpers=(_WINDOWS_JAX,), spec_name=name,
+            numpy_helper=_CONV, shared_helpers=(_WINDOWS,), jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name=name,
             attrs=("stride", "padding", "batch"), windowed=True,
             signature="(X, W, stride=1, padding=0)",
             contracts=lambda e, i, nd=nd: tuple(range(1, nd + 2)) if i == 1 else (0,),
@@ -362,7 +371,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             rules=(f"the adjoint of {name}",) * 2,
             latex=input_l, text=input_t, numpy=_numpy_call("_conv_input"), np_eval=_run("_conv_input"),
             sym_eval=_run("_conv_input"), numpy_helper=_CONV_INPUT, shared_helpers=(_SCATTER,),
-            jax_shared_helpers=(_SCATTER_JAX,),
+            jax_shared_helpers=(_OFFSETS_JAX, _SCATTER_JAX),
             attrs=("stride", "padding", "batch"), windowed=True,
             doc=f"∂L/∂X of {name}: the full convolution of δ with the flipped filters (col2im)",
         ),
@@ -371,7 +380,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             rules=(f"the adjoint of {name}",) * 2,
             latex=filter_l, text=filter_t, numpy=_numpy_call("_conv_filter"), np_eval=_run("_conv_filter"),
             sym_eval=_run("_conv_filter"), numpy_helper=_CONV_FILTER, shared_helpers=(_WINDOWS,),
-            jax_shared_helpers=(_WINDOWS_JAX,),
+            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX),
             attrs=("stride", "padding", "batch"), windowed=True,
             doc=f"∂L/∂W of {name}: the correlation of the input with δ",
         ),
@@ -392,7 +401,7 @@ def _pool_rows() -> tuple[Op, ...]:
             rules=("max pooling (to each window's largest entry): ∂L/∂𝒳 = route(∂L/∂𝒴, 𝒳) for 𝒴 = maxpool(𝒳)",),
             latex=max_l, text=max_t, numpy=_numpy_call("_max_pool", pool=True), np_eval=_run("_max_pool"),
             sym_eval=_run("_max_pool"), numpy_helper=_MAX_POOL, shared_helpers=(_WINDOWS,),
-            jax_shared_helpers=(_WINDOWS_JAX,), spec_name="max_pool2d",
+            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name="max_pool2d",
             attrs=attrs, windowed=True, signature="(X, size=k, stride=k)", piecewise=True,
             doc="the largest entry of each size×size window, windows stride apart (default: size)",
         ),
@@ -401,7 +410,7 @@ def _pool_rows() -> tuple[Op, ...]:
             rules=("the adjoint of max_pool2d",) * 2,
             latex=route_l, text=route_t, numpy=_numpy_call("_max_pool_route", pool=True), np_eval=_run("_max_pool_route"),
             sym_eval=_run("_max_pool_route"), numpy_helper=_MAX_POOL_ROUTE, shared_helpers=(_WINDOWS, _SCATTER),
-            jax_shared_helpers=(_WINDOWS_JAX, _SCATTER_JAX),
+            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX, _SCATTER_JAX),
             attrs=attrs, windowed=True, doc="∂L/∂X of max_pool2d: δ at each window's largest entry",
         ),
         Op(
@@ -410,7 +419,7 @@ def _pool_rows() -> tuple[Op, ...]:
             rules=("average pooling (evenly over each window): ∂L/∂𝒳 = spread(∂L/∂𝒴) for 𝒴 = avgpool(𝒳)",),
             latex=avg_l, text=avg_t, numpy=_numpy_call("_avg_pool", pool=True), np_eval=_run("_avg_pool"),
             sym_eval=_run("_avg_pool"), numpy_helper=_AVG_POOL, shared_helpers=(_WINDOWS,),
-            jax_shared_helpers=(_WINDOWS_JAX,), spec_name="avg_pool2d",
+            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name="avg_pool2d",
             attrs=attrs, windowed=True, signature="(X, size=k, stride=k)",
             doc="the mean of each size×size window, windows stride apart (default: size)",
         ),
@@ -419,7 +428,7 @@ def _pool_rows() -> tuple[Op, ...]:
             rules=("the adjoint of avg_pool2d",),
             latex=spread_l, text=spread_t, numpy=_numpy_call("_avg_pool_spread", pool=True), np_eval=_run("_avg_pool_spread"),
             sym_eval=_run("_avg_pool_spread"), numpy_helper=_AVG_POOL_SPREAD, shared_helpers=(_SCATTER,),
-            jax_shared_helpers=(_SCATTER_JAX,),
+            jax_shared_helpers=(_OFFSETS_JAX, _SCATTER_JAX),
             attrs=attrs, windowed=True, doc="∂L/∂X of avg_pool2d: δ spread evenly over each window",
         ),
     )
