@@ -369,7 +369,7 @@ TABLES: dict[str, list[Row]] = {
         ok("db3 = sum(dA3 * (A3 > 0), axis=1)"),
         bad("dW4 = (softmax(W4 @ A3 + b4, axis=0) - onehot(y, c)) @ A3.T", "factor", "m times too large"),
         bad("db2 = sum(dA2 * (A2 > 0), axis=3)", "sum", "wrong shape 16×8×8×1", "∂L/∂b₂ is 16×1×1×1",
-            "sum over the 8 entries of axis 1 and the 8 entries of axis 2"),
+            "sum over the 8 entries of axis 1 and the 8 entries of axis 2: sum(dA2 * (A2 > 0), axis=(1, 2, 3))"),
         bad("db3 = dA3 * (A3 > 0)", "sum", "sum over the examples"),
         bad("dW4 = (onehot(y, c) - softmax(W4 @ A3 + b4, axis=0)) @ A3.T / m", "sign", "sign error"),
         bad("dW3 = H @ (dA3 * (A3 > 0)).T", "transpose", "transpose of the correct gradient"),
@@ -383,7 +383,8 @@ TABLES: dict[str, list[Row]] = {
         # the stride-1 correlation of the input with δ: at stride 2 δ must first be dilated
         bad("dW1 = transpose(conv2d(transpose(X, [3, 1, 2, 0]), transpose(dA * (A > 0), [0, 3, 1, 2]), padding=1), "
             "[0, 3, 1, 2])", "shape", "wrong shape 8×3×6×6", "∂L/∂W₁ is 8×3×3×3"),
-        bad("db1 = sum(dA * (A > 0), axis=(1, 2))", "sum", "wrong shape 8×1×1×m", "sum over the examples"),
+        bad("db1 = sum(dA * (A > 0), axis=(1, 2))", "sum", "wrong shape 8×1×1×m",
+            "sum over the examples: sum(dA * (A > 0), axis=(1, 2, 3))"),
         bad("db2 = 2/m * sum(Y - W2 @ H - b2, axis=1)", "sign", "sign error"),
     ],
     "conv1d_text": [
@@ -393,7 +394,8 @@ TABLES: dict[str, list[Row]] = {
         ok("dW = transpose(conv1d(transpose(X, [2, 1, 0]), transpose(dC * (C > 0), [0, 2, 1]), padding=1), [0, 2, 1])"),
         ok('dE = einsum("dtm,vtm->dv", dX, onehot(reshape(x, [1, T, m]), V))'),
         bad("dU = (softmax(U @ F, axis=0) - onehot(y, c)) @ F.T", "factor", "m times too large"),
-        bad("db = sum(dC * (C > 0), axis=1)", "sum", "wrong shape h×1×m", "sum over the examples"),
+        bad("db = sum(dC * (C > 0), axis=1)", "sum", "wrong shape h×1×m",
+            "sum over the examples: sum(dC * (C > 0), axis=(1, 2))"),
         bad("dU = (onehot(y, c) - softmax(U @ F, axis=0)) @ F.T / m", "sign", "sign error"),
     ],
     "maxout": [

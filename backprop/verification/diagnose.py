@@ -9,6 +9,7 @@ describing what the offending part should have been. Separate from the verdict
 
 from __future__ import annotations
 
+import ast
 import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -66,6 +67,26 @@ def _reorders(have: Sequence[Basic], want: Sequence[Basic]) -> Iterator[tuple[in
             yield perm
 
 
+def _own_sum(rhs: str) -> tuple[str, tuple[int, ...]] | None:
+    """``sum(E, axis=k)`` or ``sum(E, axis=(j, k))`` as written: E's text and the axes; else None."""
+    try:
+        tree = ast.parse(rhs.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "sum"
+            and len(tree.args) == 1 and [k.arg for k in tree.keywords] == ["axis"]):
+        return None
+    try:
+        axis = ast.literal_eval(tree.keywords[0].value)
+    except ValueError:
+        return None
+    axes = (axis,) if isinstance(axis, int) else axis
+    inner = ast.get_source_segment(rhs.strip(), tree.args[0])
+    if inner is None or not (isinstance(axes, tuple) and all(type(a) is int and a >= 0 for a in axes)):
+        return None
+    return inner, axes
+
+
 class Diagnosis(Repairs):
     """Says how a claim about one derivation goes wrong, from its values at the verifier's points."""
 
@@ -106,6 +127,12 @@ class Diagnosis(Repairs):
 
     @staticmethod
     def _sum_code(rhs: str, axes: Sequence[int], rank: int, scalar: bool) -> str:
+        """The claim summed over ``axes`` as spec text: a claim that is itself a sum over some axes
+        (keeping them) gets the missing ones added to its own, ``sum(E, axis=(1, 2, 3))`` rather than
+        ``sum(sum(E, axis=(1, 2)), axis=3)``: a conv bias's gradient summed over positions, not examples."""
+        inner = _own_sum(rhs)
+        if inner is not None:
+            rhs, axes = inner[0], sorted(set(axes) | set(inner[1]))
         body = rhs if len(rhs) <= _HINT_MAX else "..."
         if len(axes) == rank or scalar:
             return f"sum({body})"
