@@ -49,7 +49,7 @@ from backprop.support import naming
 from backprop.support.deepstack import deep_stack
 from backprop.support.errors import ShapeError, UnsupportedError
 from backprop.support.naming import helper_name
-from backprop.support.notation import latex_name
+from backprop.support.notation import display_fractions, juxtapose, juxtaposed, latex_name
 
 _PLACEHOLDER = "zqph"
 #: Operations latexify already renders as arithmetic (BinOp / UnaryOp).
@@ -117,8 +117,8 @@ def _head(tex: str, args: list[str]) -> str | None:
     r"""The function name of a LaTeX form: ``\sigma\left(x\right)`` -> ``\sigma``; ``x^{\top}`` -> ``^T``;
     ``x^{-1}`` -> ``^-1`` and ``x^{-1} y`` -> ``^-1 @`` (an inverse, a solve)."""
     call = r"\left(" + ", ".join(args) + r"\right)"
-    if tex.endswith(call):
-        return tex[: -len(call)]
+    if tex.endswith(call):  # latexify sets its own \mathopen{} before the parenthesis
+        return tex[: -len(call)].removesuffix(r"\mathopen{}")
     if len(args) == 1 and tex == args[0] + r"^{\top}":
         return "^T"
     if len(args) == 1 and tex == args[0] + "^{-1}":  # inv(A): A⁻¹
@@ -248,9 +248,6 @@ class MathView(ast.NodeTransformer):
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:  # noqa: N802
         return self._op(node) or self.generic_visit(node)
 
-    def visit_Compare(self, node: ast.Compare) -> ast.expr:  # noqa: N802
-        return self._op(node) or self.generic_visit(node)
-
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:  # noqa: N802
         hit = self._op(node)
         if hit is not None:
@@ -258,7 +255,12 @@ class MathView(ast.NodeTransformer):
         node = self.generic_visit(node)
         if isinstance(node.op, ast.Mult) and not (self._is_scalar(node.left) or self._is_scalar(node.right)):
             node.op = ast.Mod()  # rendered \mathbin{\%}, replaced by \odot
-        return node
+        return juxtapose(node)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.expr:  # noqa: N802
+        """A mask as the derivation writes it, an Iverson bracket [A > 0] (latexify's list brackets)."""
+        hit = self._op(node)
+        return hit if hit is not None else ast.List([self.generic_visit(node)], ast.Load())
 
     def _op(self, node: ast.expr) -> ast.expr | None:
         for pat in self.pats:
@@ -269,7 +271,7 @@ class MathView(ast.NodeTransformer):
                     return ast.BinOp(args[0], ast.Pow(), ast.Name(self._head(r"\top"), ast.Load()))
                 if pat.head in ("^-1", "^-1 @"):
                     inverse = ast.BinOp(args[0], ast.Pow(), ast.UnaryOp(ast.USub(), ast.Constant(1)))
-                    return inverse if pat.head == "^-1" else ast.BinOp(inverse, ast.MatMult(), args[1])
+                    return inverse if pat.head == "^-1" else juxtapose(ast.BinOp(inverse, ast.MatMult(), args[1]))
                 return ast.Call(ast.Name(self._head(pat.head), ast.Load()), args, [])
         return None
 
@@ -361,7 +363,7 @@ def _substitute(tex: str, table: dict[str, str]) -> str:
 
     pattern = rf"\\mathrm\{{({_PLACEHOLDER}[a-z]\d+)\}}|\b({_PLACEHOLDER}[a-z]\d+)\b"
     tex = re.sub(pattern, sub, tex)
-    return tex.replace(r" \mathbin{\%} ", r" \odot ")
+    return display_fractions(juxtaposed(tex.replace(r" \mathbin{\%} ", r" \odot ")))
 
 
 # ---------------------------------------------------------------------------
