@@ -1,7 +1,7 @@
 """Renderers of a derivation: LaTeX (golden, compiles), Markdown, text, JSON, index notation.
 
 Golden files: tests/golden/derive_<example>.tex hold the exact standalone LaTeX
-(with --expanded --index) of two examples, so notation changes are reviewed.
+(with --expanded --index) of three examples, so notation changes are reviewed.
 After an intended change, regenerate them with
 
     BACKPROP_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py -k golden
@@ -54,7 +54,7 @@ from backprop.support.notation import (
 )
 
 GOLDEN = Path(__file__).parent / "golden"
-GOLDEN_EXAMPLES = ("two_layer_sigmoid", "mlp_softmax")
+GOLDEN_EXAMPLES = ("two_layer_sigmoid", "mlp_softmax", "deep_relu")
 #: The bundled matrix examples: the tensor ones (attention, transformer) have expanded gradients whose
 #: entry-by-entry checks run for minutes; TENSOR_SPEC below carries every tensor operation here instead.
 EXAMPLES = [n for n in backprop.example_names() if len(backprop.load(n).dims) <= 4 and "einsum" not in backprop.load(n).source]

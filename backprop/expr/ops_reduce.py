@@ -56,8 +56,9 @@ _MATRIX_NAMES = {
 
 
 def _matrix_axes(e: OpNode) -> tuple[int, ...]:
-    """The axes a matrix's reduction runs over as notes see them: every entry of a 1×c row is its row
-    sum (over its columns), of an r×1 column its column sum."""
+    """The axes a matrix's sum runs over as notes see them: the sum of every entry of a 1×c row is its
+    row sum (over its columns), of an r×1 column its column sum. (A mean keeps its name: mean(·)
+    of a row reads as it is.)"""
     axes, (rows, cols) = axes_of(e), shape_of(e.children[0])
     if axes == (0, 1) and rows == 1 and cols != 1:
         return (1,)
@@ -81,7 +82,7 @@ def _reduction_name(e: OpNode, word: str, latex: bool) -> str:
     word with the reduced axes as a subscript: sum_(0,2), \operatorname{sum}_{0,2}."""
     axes = axes_of(e)
     if len(shape_of(e.children[0])) == 2:
-        return _MATRIX_NAMES[word][_matrix_axes(e)][latex]
+        return _MATRIX_NAMES[word][_matrix_axes(e) if word == "sum" else axes_of(e)][latex]
     if _every_axis(e):
         return _MATRIX_NAMES[word][(0, 1)][latex]
     listed = ",".join(map(str, axes))

@@ -49,17 +49,27 @@ def _first(sections: Sequence[Section], test: Callable[[Section], bool]) -> int 
     return next((k for k, s in enumerate(sections) if test(s)), None)
 
 
-def definitions(sections: Sequence[Section]) -> dict[int, list[tuple[str, str]]]:
+def _meaning(name: str, examples: tuple[str, str] | None) -> tuple[str, str]:
+    """What a sum name means; Σₜ said as the sum over the m examples where they are columns."""
+    if name == "Σₜ" and examples is not None:
+        m_text, m_latex = examples
+        return (f"Σₜ adds each row over its {m_text} columns t: over the examples",
+                rf"$\sum_{{t}}$ adds each row over its ${m_latex}$ columns $t$: over the examples")
+    return SUM_NAMES[name]
+
+
+def definitions(sections: Sequence[Section], examples: tuple[str, str] | None = None) -> dict[int, list[tuple[str, str]]]:
     """Sentences (text, LaTeX text mode) to add to the introduction of the section at each index:
     every sum name the notes print, defined in the first section that prints one; the Iverson
-    bracket, in the first section that prints one, unless the legend defined it before."""
+    bracket, in the first section that prints one, unless the legend defined it before.
+    ``examples``: the count of examples (text, LaTeX) when they are a matrix's columns."""
     out: dict[int, list[tuple[str, str]]] = {}
     names = _sums(t for s in sections for t in _texts(s))
     where = _first(sections, lambda s: bool(_sums(_texts(s))))
     if names and where is not None:
-        text = "; ".join(SUM_NAMES[n][0] for n in names)
-        out.setdefault(where, []).append((text[0].upper() + text[1:] + ".",
-                                          "; ".join(SUM_NAMES[n][1] for n in names) + "."))
+        said = [_meaning(n, examples) for n in names]
+        text = "; ".join(t for t, _ in said)
+        out.setdefault(where, []).append((text[0].upper() + text[1:] + ".", "; ".join(x for _, x in said) + "."))
     bracket = _first(sections, lambda s: _uses_bracket(s) or _defines_bracket(s))
     if bracket is not None and not _defines_bracket(sections[bracket]):
         out.setdefault(bracket, []).append((BRACKET_TEXT, BRACKET_LATEX))

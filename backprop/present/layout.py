@@ -188,6 +188,16 @@ def _examples_intro(d: Derivation) -> Prose | None:
     )
 
 
+def _example_columns(d: Derivation) -> tuple[str, str] | None:
+    """The count of examples (text, LaTeX) when they are the columns of a matrix, else None."""
+    model = d.model
+    data = next((x for x in model.inputs if not x.scalar and model.examples_axis(x.name) is not None), None)
+    if data is None or len(data.shape) != 2 or model.examples_axis(data.name) != 1:
+        return None
+    count = shape_formula((data.shape[1],))
+    return count.text, count.latex
+
+
 def _loss_lhs(d: Derivation) -> Formula:
     loss = name_formula(d.loss.name)
     if loss.text == "L":
@@ -379,7 +389,7 @@ def layout(
         notes.sections.append(_per_param(T_INDEX, params, lambda p: _index_line(d, p), _index_intro()))
 
     notes.sections.append(_updates(d, params, per_param_updates))
-    for k, sentences in definitions(notes.sections).items():  # each name defined where first used
+    for k, sentences in definitions(notes.sections, _example_columns(d)).items():  # defined where first used
         intro = [notes.sections[k].intro] if notes.sections[k].intro else []
         notes.sections[k] = replace(notes.sections[k], intro=Prose(
             " ".join([p.text for p in intro] + [t for t, _ in sentences]),

@@ -96,7 +96,8 @@ MATH_WORDS: dict[str, str] = {
     "L": r"\mathcal{L}", "log": r"\log", "exp": r"\exp", "tanh": r"\tanh",
     **{w: rf"\operatorname{{{w}}}" for w in (
         "ReLU", "LeakyReLU", "softplus", "softmax", "sign", "mean", "rowsum", "colsum", "erf", "log1p", "expm1")},
-    "log_softmax": r"\operatorname{logsoftmax}", "logsoftmax": r"\operatorname{logsoftmax}", "logsumexp": r"\operatorname{logsumexp}",
+    "log_softmax": r"\operatorname{logsoftmax}", "logsoftmax": r"\operatorname{logsoftmax}",
+    "logsumexp": r"\operatorname{logsumexp}",
     "sin": r"\sin", "cos": r"\cos", "max": r"\max", "min": r"\min", "det": r"\det", "tr": r"\operatorname{tr}",
 }
 _TOKEN = re.compile(r"log_softmax|[A-Za-z]+|\d+|\s+|.")
