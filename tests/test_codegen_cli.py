@@ -133,6 +133,16 @@ def test_latex_renders_forward_and_backward_in_the_derivations_notation(capsys):
     assert r"\odot" in out and "zqph" not in out and "_check_shapes" not in out
 
 
+def test_latex_shows_the_derivations_expressions_not_temporaries(capsys):
+    """The kept log-softmax reads as logsoftmax(Z₂) and its exponential as softmax(Z₂), as in the
+    derivation, not as exp(t₁) of a temporary the derivation never introduced."""
+    _, out, _ = run(capsys, "codegen", "mlp_softmax", "--latex")
+    assert (r"\dfrac{\partial \mathcal{L}}{\partial Z_{2}} \gets "
+            r"\dfrac{\operatorname{softmax}\mathopen{}\left(Z_{2}\right) - Y}{m}") in out
+    assert r"Y \odot \operatorname{logsoftmax}\mathopen{}\left(Z_{2}\right)" in out
+    assert "t_{1}" not in out and r"\exp" not in out
+
+
 def test_latex_shows_hadamard_products_and_stable_forms(capsys):
     _, out, _ = run(capsys, "codegen", "two_layer_sigmoid", "--latex")
     assert (r"\dfrac{\partial \mathcal{L}}{\partial Z} \gets \dfrac{\partial \mathcal{L}}{\partial A} \odot A "
