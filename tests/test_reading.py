@@ -23,6 +23,7 @@ import pytest
 
 import backprop
 from backprop import get_derivation
+from backprop.present.latex import to_latex
 from backprop.present.layout import T_RULES, Notes, Section, layout
 from backprop.present.text import to_text
 from backprop.support.notation import MATH_WORDS
@@ -137,3 +138,22 @@ def test_golden_text(name: str) -> None:
     assert path.is_file(), f"missing {path}: run BACKPROP_UPDATE_GOLDEN=1 python -m pytest tests/test_reading.py -k golden"
     assert got == path.read_text(encoding="utf-8"), (
         f"{path.name} is stale: review the change, then BACKPROP_UPDATE_GOLDEN=1 python -m pytest tests/test_reading.py")
+
+
+@pytest.mark.parametrize("name", READ_GOLDEN)
+def test_pdf_layout_keeps_rules_shapes_and_the_update_in_place(name: str) -> None:
+    """Issue 19 point 4, in the LaTeX the PDF is made from: every shape a right-margin tag (one
+    column on every page); a step's rows joined by ``\\*`` (no page break inside a step) and its rules
+    right under it in a list that does not break from it; the update in one box with the section
+    before it, so it is never alone on a page."""
+    for expanded, index in ((False, False), (True, True)):
+        tex = to_latex(get_derivation(name), standalone=True, expanded=expanded, index=index)
+        assert "&& (" not in tex and tex.count(r"\tag*{$(") >= len(get_derivation(name).steps)
+        body = tex.split(r"\begin{document}")[1]
+        steps = len(get_derivation(name).steps)
+        assert body.count(r"\begin{steprules}") == body.count("\\end{align*}\n\\begin{steprules}") == steps
+        step_block = r"\\begin\{align\*\}\n((?:(?!\\begin\{align).)*?)\n\\end\{align\*\}\n\\begin\{steprules\}"
+        blocks = re.findall(step_block, body, re.S)
+        assert len(blocks) == steps and all("\\\\\n" not in b for b in blocks), "a step's rows may not break"
+        closing = body.split(r"\begin{minipage}{\linewidth}")
+        assert len(closing) == 2 and r"\section*{Update" in closing[1] and closing[1].count(r"\section*{") == 2
