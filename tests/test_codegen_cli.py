@@ -139,7 +139,7 @@ def test_latex_shows_the_derivations_expressions_not_temporaries(capsys):
     _, out, _ = run(capsys, "codegen", "mlp_softmax", "--latex")
     assert (r"\dfrac{\partial \mathcal{L}}{\partial Z_{2}} \gets "
             r"\dfrac{\operatorname{softmax}\mathopen{}\left(Z_{2}\right) - Y}{m}") in out
-    assert r"Y \odot \operatorname{logsoftmax}\mathopen{}\left(Z_{2}\right)" in out
+    assert r"Y \odot {\operatorname{logsoftmax}\mathopen{}\left(Z_{2}\right)}" in out
     assert "t_{1}" not in out and r"\exp" not in out
 
 

@@ -386,7 +386,7 @@ def notation(program: Program, values: dict[str, Value] | None = None) -> dict[s
         else:
             out[py] = latex_name(py)
     out["cache"] = r"\mathrm{cache}"
-    out.update({py: v.latex for py, v in (values or {}).items()})
+    out.update({py: "{" + v.latex + "}" for py, v in (values or {}).items()})  # braced: A^{-1} takes a ^T
     return out
 
 

@@ -40,17 +40,16 @@ def fresh(base: str, taken: Container[str]) -> str:
     return f"{base}_{i}"
 
 
-def pre_activation(owner: str | None, layer: int, taken: Container[str], weight: int = 0) -> str:
-    """Name the argument of an activation: A1 -> Z1, A -> Z, p -> z; A over W₁ X + b₁ -> Z1.
+def pre_activation(owner: str | None, layer: int, taken: Container[str]) -> str:
+    """Name the argument of an activation: A1 -> Z1, A -> Z, p -> z.
 
     ``owner`` is the assigned name when the activation is a whole right-hand
-    side; otherwise (an activation inside the loss) ``layer`` numbers it.
-    ``weight`` is the layer number of the parameters in the argument (0: none, or several): an
-    owner without a number takes it, so the pre-activation reads as its weights do.
+    side; otherwise (an activation inside the loss) ``layer`` numbers it: the
+    number its weights carry (Z2 for W2 A + b2), else the next layer's.
     """
     if owner is not None:
         letter = "z" if owner[0].islower() else "Z"
-        digits = _digits(owner) or (str(weight) if weight else "")
+        digits = _digits(owner)
         candidates = [letter + digits, f"{letter}_{owner}"]
     else:
         candidates = [f"Z{layer}" if layer else "Z", "Z_out"]

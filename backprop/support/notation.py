@@ -233,7 +233,8 @@ def display_width(s: str) -> int:
 #: \cdot B``), which :func:`juxtaposed` then removes: latexify sets ``@`` and a product with a scalar
 #: alike, as ``·``.
 _MATMUL_MARK = "zqmatmul"
-_MARKED = re.compile(rf" \\cdot (?:\\mathrm\{{{_MATMUL_MARK}\}}|{_MATMUL_MARK}) \\cdot ")
+#: latexify may leave out a ``\cdot`` on either side of the mark (it juxtaposes a power and a name).
+_MARKED = re.compile(rf"\s*(?:\\cdot\s*)?(?:\\mathrm\{{{_MATMUL_MARK}\}}|{_MATMUL_MARK})\s*(?:\\cdot\s*)?")
 
 
 def juxtaposed(tex: str) -> str:
