@@ -157,3 +157,12 @@ def test_pdf_layout_keeps_rules_shapes_and_the_update_in_place(name: str) -> Non
         assert len(blocks) == steps and all("\\\\\n" not in b for b in blocks), "a step's rows may not break"
         closing = body.split(r"\begin{minipage}{\linewidth}")
         assert len(closing) == 2 and r"\section*{Update" in closing[1] and closing[1].count(r"\section*{") == 2
+
+
+def test_a_pre_activation_the_loss_writes_inline_is_numbered_as_its_weights() -> None:
+    """Z₂ = W₂ A + b₂ inside the loss after an unnumbered A = σ(W₁ X + b₁): Z₂, as W₂, not Z₁ (the
+    layers counted), and the assigned A keeps its own Z."""
+    spec = ("input X[n, m]\ninput Y[c, m] onehot\nparam W1[k, n]\nparam b1[k, 1]\nparam W2[c, k]\nparam b2[c, 1]\n"
+            "A = sigmoid(W1 @ X + b1)\nloss = -sum(Y * log_softmax(W2 @ A + b2, axis=0)) / m\n")
+    out = to_text(backprop.backpropagate(backprop.parse_spec(spec, name="net")))
+    assert "  Z  = W₁ X + b₁ " in out and "  Z₂ = W₂ A + b₂ " in out and "Z₁" not in out
