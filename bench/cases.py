@@ -1,8 +1,9 @@
 """The benchmark cases: each a spec, its dims, and the same network written by hand.
 
-Three kinds of case share one interface (:class:`bench.base.Case`): perceptrons
+Four kinds of case share one interface (:class:`bench.base.Case`): perceptrons
 described by a layer list (:mod:`bench.mlp`), a transformer block
-(:mod:`bench.transformer`) and a Gaussian's likelihood (:mod:`bench.gaussian`). Each kind draws its own data and writes its own
+(:mod:`bench.transformer`), a Gaussian's likelihood (:mod:`bench.gaussian`) and a
+convolutional network (:mod:`bench.lenet`). Each kind draws its own data and writes its own
 hand-written reference and framework losses; the harness never asks which kind
 it has.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from .base import Case
 from .gaussian import GaussianCase
+from .lenet import LeNetCase
 from .mlp import Layer, MLPCase
 from .transformer import TransformerCase
 
@@ -73,14 +75,21 @@ def gaussian_full_cov(d: int = 64, m: int = 1024) -> GaussianCase:
     )
 
 
+def lenet(m: int = 64, c: int = 10) -> LeNetCase:
+    """The bundled LeNet: two im2col convolutions, max pooling, two dense layers, integer labels."""
+    return LeNetCase("lenet", f"LeNet, 1×28×28 images, conv 5×5 ×6 and ×16, max pool, m={m}, softmax CE on labels",
+                     "lenet", {"m": m, "c": c})
+
+
 def default_cases() -> list[MLPCase]:
     """The four perceptron cases, in the order they are reported (the smoke tests shrink their layer lists)."""
     return [cs230_two_layer(), mnist_mlp(), wide_mlp(), deep_sigmoid()]
 
 
 def reported_cases() -> list[Case]:
-    """Every case of the benchmark, in the order they are reported: the perceptrons, the transformer, the Gaussian."""
-    return [*default_cases(), transformer_block(), gaussian_full_cov()]
+    """Every case of the benchmark, in the order they are reported: the perceptrons, the transformer, the
+    Gaussian, LeNet."""
+    return [*default_cases(), transformer_block(), gaussian_full_cov(), lenet()]
 
 
 def tiny_case() -> MLPCase:

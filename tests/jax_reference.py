@@ -142,6 +142,37 @@ def two_linear_layers(p: Arrays, x: Arrays) -> Any:
     return jnp.mean((yhat - x["y"]) ** 2)
 
 
+def _pool(a: Any, reduce: Callable[[Any, Any], Any], start: float) -> Any:
+    """2×2 windows at stride 2 of an NCHW batch, reduced with lax.reduce_window."""
+    return jax.lax.reduce_window(a, start, reduce, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+
+def lenet(p: Arrays, x: Arrays) -> Any:
+    """lax.conv_general_dilated on NCHW images (OIHW filters, as the spec stores them), max pooling by
+    lax.reduce_window, flattened per example, two dense layers, cross-entropy on integer labels."""
+    a = jnp.transpose(x["X"], (3, 0, 1, 2))
+    for w, b in (("W1", "b1"), ("W2", "b2")):
+        z = jax.lax.conv_general_dilated(a, p[w], (1, 1), "VALID") + p[b].reshape(1, -1, 1, 1)
+        a = _pool(jax.nn.relu(z), jax.lax.max, -jnp.inf)
+    hidden = jax.nn.relu(p["W3"] @ a.reshape(a.shape[0], -1).T + p["b3"])
+    return _cross_entropy_int(p["W4"] @ hidden + p["b4"], x["y"][0])
+
+
+def conv_stride_pad(p: Arrays, x: Arrays) -> Any:
+    a = jnp.transpose(x["X"], (3, 0, 1, 2))
+    z = jax.lax.conv_general_dilated(a, p["W1"], (2, 2), ((1, 1), (1, 1))) + p["b1"].reshape(1, -1, 1, 1)
+    pooled = _pool(jax.nn.relu(z), jax.lax.add, 0.0) / 4
+    out = p["W2"] @ pooled.reshape(pooled.shape[0], -1).T + p["b2"]
+    return jnp.sum((out - x["Y"]) ** 2) / out.shape[1]
+
+
+def conv1d_text(p: Arrays, x: Arrays) -> Any:
+    tokens = jnp.transpose(p["E"][:, x["x"]], (2, 0, 1))  # d×T×m looked up, as (m, d, T)
+    z = jax.lax.conv_general_dilated(tokens, p["W"], (1,), ((1, 1),)) + p["b"].reshape(1, -1, 1)
+    features = jax.nn.relu(z).max(axis=2)  # m×h: the largest response over time
+    return _cross_entropy_int(p["U"] @ features.T, x["y"][0])
+
+
 def univariate_regression(p: Arrays, x: Arrays) -> Any:
     return jnp.mean((p["w"] * x["x"] + p["b"] - x["y"]) ** 2)
 
@@ -149,8 +180,8 @@ def univariate_regression(p: Arrays, x: Arrays) -> Any:
 #: example name -> its loss by hand
 REFERENCES: dict[str, Callable[[Arrays, Arrays], Any]] = {
     f.__name__: f for f in (
-        deep_relu, embedding, embedding_bag, gated_concat, gaussian_full_cov, logistic_regression, maxout,
-        mlp_rows, mlp_softmax, multihead_attention, multivariate_regression, self_attention, sigmoid_neuron,
-        svm_hinge, transformer_block, two_layer_sigmoid, two_linear_layers, univariate_regression,
+        conv1d_text, conv_stride_pad, deep_relu, embedding, embedding_bag, gated_concat, gaussian_full_cov,
+        lenet, logistic_regression, maxout, mlp_rows, mlp_softmax, multihead_attention, multivariate_regression,
+        self_attention, sigmoid_neuron, svm_hinge, transformer_block, two_layer_sigmoid, two_linear_layers, univariate_regression,
     )
 }

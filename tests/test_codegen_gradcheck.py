@@ -196,14 +196,14 @@ def test_a_wrong_gradient_is_found_under_fd_noise(tmp_path):
 
 def test_nested_exp_tanh_is_not_a_false_alarm(tmp_path):
     spec = _spec(tmp_path, "exp_tanh", EXP_TANH)
-    for seed in range(4):
-        report = gradcheck(spec, seed=seed)
+    for seed in range(4):  # standard-normal params: the hard points (the initializer's spread is gentler)
+        report = gradcheck(spec, seed=seed, scale="unit")
         assert report.ok, report.format()
-    saturated = gradcheck(spec, seed=3)  # L ≈ e¹⁰, gradients ~1e-2: rounding of 1e-6 in the fd
+    saturated = gradcheck(spec, seed=3, scale="unit")  # L ≈ e¹⁰, gradients ~1e-2: rounding of 1e-6 in the fd
     assert saturated.noisy == ["w", "b"] and saturated.worst > 100 * TOLERANCE, saturated.format()
     spec2 = _spec(tmp_path, "exp_tanh_2", EXP_TANH_2)
     for seed in range(4):
-        report = gradcheck(spec2, seed=seed)
+        report = gradcheck(spec2, seed=seed, scale="unit")
         assert report.ok and not report.noisy, report.format()
 
 
@@ -254,9 +254,9 @@ def test_float32_rounding_is_not_a_false_alarm(tmp_path):
     and a zero-within-noise gradient comes out exactly 0: rounding, not a wrong gradient."""
     spec = _spec(tmp_path, "exp_tanh", EXP_TANH)
     for seed in range(4):
-        report = gradcheck(spec, seed=seed, dtype="float32")
+        report = gradcheck(spec, seed=seed, dtype="float32", scale="unit")
         assert report.ok, report.format()
-    assert gradcheck(spec, seed=1, dtype="float32").worst > TOLERANCES["float32"]
+    assert gradcheck(spec, seed=1, dtype="float32", scale="unit").worst > TOLERANCES["float32"]
 
 
 # ---------------------------------------------------------------------------
@@ -268,7 +268,7 @@ def test_a_tiny_cross_entropy_is_not_a_false_alarm():
     """L ≈ 1e-8 is log(1 + 1e-8): quantized in steps of ε·1, not ε·L. The loss moves by a whole number of
     quanta per step, so D(h) and D(2h) agree to 1e-19 while both are 1% off: before the noise counted the
     magnitudes on the way to the loss, a correct module was called WRONG here."""
-    report = gradcheck("mlp_softmax", dims={"h": 1, "m": 1}, seed=0)
+    report = gradcheck("mlp_softmax", dims={"h": 1, "m": 1}, seed=0, scale="unit")
     assert report.ok and not report.failed, report.format()
     assert report.loss < 1e-7 and report.noisy  # honest: the fd cannot check these gradients to 1e-7
 
@@ -294,3 +294,52 @@ def test_a_negative_zero_loss_is_shown_as_zero(tmp_path):
     spec = _spec(tmp_path, "negzero", "input x[n, m]\nparam w[1, n]\nloss = -sum(w @ x - w @ x) / m\n")
     report = gradcheck(spec, seed=0)
     assert report.ok and "\nloss 0; reference evaluator 0 (" in report.format()
+
+
+# ---------------------------------------------------------------------------
+# Where the point is drawn, and which entries are differenced
+# ---------------------------------------------------------------------------
+
+
+def test_params_are_drawn_at_the_initializers_spread():
+    from backprop.codegen.gradcheck import param_spreads
+
+    mod = codegen.load_module("lenet")
+    dims = {"m": 2, "c": 3}
+    init = param_spreads(mod, dims)
+    assert init["W3"] == pytest.approx(np.sqrt(2 / 256), rel=0.05)  # He before a ReLU, fan-in 256
+    assert init["b3"] == 1.0  # a bias the initializer zeroes: standard normal
+    assert set(param_spreads(mod, dims, "unit").values()) == {1.0}
+    with pytest.raises(ValueError, match="scale must be one of init, unit"):
+        param_spreads(mod, dims, "huge")
+
+
+def test_a_large_param_is_checked_on_a_sample_and_a_wrong_one_is_still_found():
+    report = gradcheck("lenet", dims={"m": 2, "c": 3}, seed=0)
+    w3 = report.params["W3"]
+    assert (w3.entries, w3.checked) == (120 * 256, 1000) and report.params["b3"].checked is None
+    assert "1000 of 30720 entries, sampled" in report.format()
+    everything = gradcheck("mlp_softmax", seed=0, entries=0)
+    assert all(c.checked is None for c in everything.params.values())
+    source = codegen.generate("lenet")
+    wrong = gradcheck(codegen.load_module(_scaled(source, "W3", "1.001")), dims={"m": 2, "c": 3}, seed=0)
+    assert wrong.failed == ["W3"] and wrong.params["W3"].wrong_entries > 300, wrong.format()  # the rest: dead ReLUs, 0 both ways
+
+
+def test_the_sample_is_drawn_from_the_seed():
+    from backprop.codegen.gradcheck import sample_entries
+
+    a = sample_entries((40, 50), 100, np.random.default_rng([3, 1]))
+    b = sample_entries((40, 50), 100, np.random.default_rng([3, 1]))
+    assert a is not None and a.sum() == 100 and np.array_equal(a, b)
+    assert sample_entries((10, 10), 100, np.random.default_rng(0)) is None
+    assert sample_entries((40, 50), 0, np.random.default_rng(0)) is None
+
+
+def test_check_takes_entries_and_scale(capsys):
+    from backprop.cli import main
+
+    assert main(["check", "mlp_softmax", "--entries", "0", "--scale", "unit"]) == 0
+    assert main(["check", "mlp_softmax", "--entries", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "backprop: error: --entries must be 0 (every entry) or a positive number, got -1\n", err

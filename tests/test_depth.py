@@ -150,7 +150,9 @@ def test_chain_of_300_assignments_derives_and_checks(tied: bool, capsys: pytest.
     assert main(["derive", spec, "--param", "W" if tied else "W1"]) == 0
     assert "∂L/∂W" in capsys.readouterr().out
     if tied:
-        assert main(["check", spec, "--dims", "n=2,m=3"]) == 0
+        # unit weights: at the initializer's spread 150 tanh layers shrink A to ~0 and the loss with it, and
+        # the differences could not check W to 1e-7 (an honest "too noisy")
+        assert main(["check", spec, "--dims", "n=2,m=3", "--scale", "unit"]) == 0
         assert "ok: every gradient" in capsys.readouterr().out
 
 

@@ -25,8 +25,11 @@ from test_networks import NETS
 import backprop
 
 EXAMPLES = backprop.example_names()
-#: Sizes per example (dims 1–3, distinct where possible so shapes cannot be confused).
-SIZES: dict[str, dict[str, int]] = {
+#: Sizes per example (dims 1–3, distinct where possible so shapes cannot be confused). None: sizes the
+#: spec fixes too large for exact arithmetic -- LeNet's 28×28 images: one symbolic weight of the first
+#: convolution reaches 576 ReLUs and 144 window maxima, each a Piecewise of the one before; its rows are
+#: checked exactly on the small conv examples here and against torch in tests/test_conv.py.
+SIZES: dict[str, dict[str, int] | None] = {
     "univariate_regression": {"m": 3},
     "multivariate_regression": {"n": 2, "m": 3},
     "two_linear_layers": {"n": 2, "k": 3, "m": 2},
@@ -45,6 +48,9 @@ SIZES: dict[str, dict[str, int]] = {
     "gaussian_full_cov": {"d": 2, "m": 2},
     "svm_hinge": {"n": 2, "m": 2, "c": 3},
     "embedding_bag": {"T": 2, "m": 2, "V": 3, "c": 2, "d": 1},
+    "lenet": None,
+    "conv_stride_pad": {"m": 1, "k": 2},
+    "conv1d_text": {"T": 3, "m": 2, "V": 3, "c": 2, "d": 1, "h": 2},
 }
 MAX_SYMBOLIC = 3  # entries checked per param for wide params (784 columns)
 
@@ -80,7 +86,7 @@ def _expanded_loss(deriv: backprop.Derivation, env: dict[Any, Any]) -> sympy.Exp
     return loss[0, 0]
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if SIZES[e] is not None])
 def test_gradients_equal_sympy_diff_exactly(example: str) -> None:
     """Each param entry in turn is a symbol t; d/dt of the expanded loss equals the derived entry."""
     deriv = backprop.get_derivation(example)

@@ -78,11 +78,55 @@ def embedding_bag(p: dict[str, torch.Tensor], x: dict[str, torch.Tensor]) -> tor
     return functional.cross_entropy(logits, x["y"].reshape(-1))
 
 
+def lenet(p: dict[str, torch.Tensor], x: dict[str, torch.Tensor]) -> torch.Tensor:
+    """LeNet as PyTorch writes it: images (m, 1, 28, 28), functional.conv2d, relu, max_pool2d twice,
+    flattened per example, two functional.linear layers, cross_entropy on the integer labels."""
+    a = x["X"].permute(3, 0, 1, 2)
+    for w, b in (("W1", "b1"), ("W2", "b2")):
+        a = functional.max_pool2d(functional.relu(functional.conv2d(a, p[w], p[b].reshape(-1))), 2)
+    hidden = functional.relu(functional.linear(a.flatten(1), p["W3"], p["b3"].reshape(-1)))
+    return functional.cross_entropy(functional.linear(hidden, p["W4"], p["b4"].reshape(-1)), x["y"].reshape(-1))
+
+
+def lenet_ties(p: dict[str, np.ndarray], x: dict[str, np.ndarray]) -> None:
+    """Small integers in the images and the filters: every convolution output is a whole number, and
+    many pooling windows hold their maximum twice (PyTorch routes δ to the first in row-major order)."""
+    rng = np.random.default_rng(3)
+    for v in (x["X"], p["W1"], p["b1"], p["W2"], p["b2"]):
+        v[:] = rng.integers(-1, 2, v.shape)
+
+
+def conv_stride_pad(p: dict[str, torch.Tensor], x: dict[str, torch.Tensor]) -> torch.Tensor:
+    """functional.conv2d at stride 2, padding 1; avg_pool2d; a linear read-out; the mean over the
+    examples of the summed squared error."""
+    a = functional.relu(functional.conv2d(x["X"].permute(3, 0, 1, 2), p["W1"], p["b1"].reshape(-1), stride=2, padding=1))
+    out = functional.linear(functional.avg_pool2d(a, 2).flatten(1), p["W2"], p["b2"].reshape(-1))
+    return ((out - x["Y"].T) ** 2).sum() / out.shape[0]
+
+
+def conv1d_text(p: dict[str, torch.Tensor], x: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Kim's sentence classifier: functional.embedding of the token ids, functional.conv1d (padding 1)
+    over time, amax over time (ties share δ evenly, as the spec's max), cross_entropy."""
+    tokens = functional.embedding(x["x"].T, p["E"].T).transpose(1, 2)  # (m, d, T)
+    features = functional.relu(functional.conv1d(tokens, p["W"], p["b"].reshape(-1), padding=1)).amax(dim=2)
+    return functional.cross_entropy(functional.linear(features, p["U"]), x["y"].reshape(-1))
+
+
+def conv1d_ties(p: dict[str, np.ndarray], x: dict[str, np.ndarray]) -> None:
+    """Whole-number embeddings and filters: responses repeat over time, and the max over time ties."""
+    rng = np.random.default_rng(4)
+    for v in (p["E"], p["W"], p["b"]):
+        v[:] = rng.integers(-1, 2, v.shape)
+
+
 REFERENCES: dict[str, tuple[Callable[..., torch.Tensor], dict[str, int], Callable[..., None] | None]] = {
     "maxout": (maxout, {"n": 4, "m": 6, "c": 3, "h": 5}, maxout_ties),
     "gaussian_full_cov": (gaussian_full_cov, {"d": 4, "m": 7}, None),
     "svm_hinge": (svm_hinge, {"n": 4, "m": 9, "c": 3}, svm_ties),
     "embedding_bag": (embedding_bag, {"T": 5, "m": 6, "V": 7, "c": 3, "d": 4}, None),
+    "lenet": (lenet, {"m": 3, "c": 4}, lenet_ties),
+    "conv_stride_pad": (conv_stride_pad, {"m": 4, "k": 3}, None),
+    "conv1d_text": (conv1d_text, {"T": 6, "m": 4, "V": 7, "c": 3, "d": 4, "h": 5}, conv1d_ties),
 }
 
 

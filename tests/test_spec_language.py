@@ -37,6 +37,11 @@ EXPECTED_SHAPES = {
     "gaussian_full_cov": {"X": "d×m", "A": "d×d", "S": "d×d", "D": "d×m", "loss": "1×1"},
     "svm_hinge": {"X": "n×m", "y": "1×m", "W": "c×n", "S": "c×m", "correct": "1×m", "loss": "1×1"},
     "embedding_bag": {"x": "T×m", "y": "1×m", "E": "d×V", "H": "d×T×m", "P": "d×m", "loss": "1×1"},
+    "lenet": {"X": "1×28×28×m", "W1": "6×1×5×5", "A1": "6×24×24×m", "P1": "6×12×12×m", "A2": "16×8×8×m",
+              "P2": "16×4×4×m", "H": "256×m", "A3": "120×m", "W4": "c×120", "loss": "1×1"},
+    "conv_stride_pad": {"X": "3×7×7×m", "W1": "8×3×3×3", "A": "8×4×4×m", "P": "8×2×2×m", "H": "32×m",
+                        "loss": "1×1"},
+    "conv1d_text": {"x": "T×m", "E": "d×V", "W": "h×d×3", "X": "d×T×m", "C": "h×T×m", "F": "h×m", "loss": "1×1"},
 }
 
 

@@ -209,6 +209,31 @@ def test_data_file_trains_like_synthetic_data(tmp_path: Path, capsys) -> None:
     assert "from " + str(tmp_path / "data.npz") in capsys.readouterr().out
 
 
+def test_data_file_of_images_in_the_declared_layout(tmp_path: Path, capsys) -> None:
+    """LeNet's images as the spec declares them, X[1, 28, 28, m] and integer labels: the same run as
+    --synthetic; the examples-first layout PyTorch uses is refused, with the transpose that fits."""
+    d = derivation_of("lenet")
+    mod = load_source(generate(d), "lenet")
+    data = synthetic(d.model, d, mod, default_dims(mod, {"m": 40, "c": 4}), seed=2).inputs
+    (tmp_path / "data.npz").write_bytes(save_npz(data))
+    common = ["--epochs", "1", "--seed", "2", "--dims", "c=4", "--quiet"]
+    assert main(["train", "lenet", "--data", str(tmp_path / "data.npz"), *common, "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", "lenet", "--synthetic", "--dims", "m=40,c=4", *common[:-3], "--quiet",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "a" / "history.csv").read_text() == (tmp_path / "b" / "history.csv").read_text()
+    capsys.readouterr()
+    torch_layout = dict(data, X=np.transpose(data["X"], (3, 0, 1, 2)))
+    (tmp_path / "nchw.npz").write_bytes(save_npz(torch_layout))
+    assert main(["train", "lenet", "--data", str(tmp_path / "nchw.npz"), *common, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"backprop: error: {tmp_path / 'nchw.npz'}: array 'X' has shape (40, 1, 28, 28), but the "
+                          "spec declares X[1, 28, 28, m]"), err
+    assert "save np.transpose(X, (1, 2, 3, 0))" in err and not (tmp_path / "c").exists()
+    (tmp_path / "flat.npz").write_bytes(save_npz(dict(data, X=data["X"][0])))
+    assert main(["train", "lenet", "--data", str(tmp_path / "flat.npz"), *common, "--out", str(tmp_path / "d")]) == 2
+    assert "(a 4-D array; examples along axis 3)" in capsys.readouterr().err
+
+
 def test_float32_training(tmp_path: Path) -> None:
     out = tmp_path / "f32"
     assert main(["train", "mlp_softmax", "--dims", "m=64,h=8", "--epochs", "2", "--dtype", "float32",
@@ -225,6 +250,21 @@ def test_divergence_is_reported_and_plotted(tmp_path: Path, capsys) -> None:
     assert "diverged" in captured.out and "try a smaller --lr" in captured.err
     assert "Traceback" not in captured.err and "RuntimeWarning" not in captured.err
     assert_png(out / "loss.png")
+
+
+def test_lenet_learns_and_dead_relus_are_reported(tmp_path: Path, capsys) -> None:
+    """LeNet below chance (ln c) in 10 epochs at Adam 0.003; at Adam's default 0.01 the loss 'halves' only
+    because it starts overconfident, every ReLU of the conv stack dies in the first epoch, and train says so."""
+    small = ["lenet", "--synthetic", "--dims", "m=128,c=8", "--quiet"]
+    assert main(["train", *small, "--epochs", "10", "--lr", "0.003", "--out", str(tmp_path / "a")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    _, rows = read_history(tmp_path / "a" / "history.csv")
+    assert rows[-1][-1] < math.log(8) / 2, rows[-1][-1]
+    assert main(["train", *small, "--epochs", "5", "--out", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("backprop: warning: ∂L/∂W1, ∂L/∂b1, ∂L/∂W2, ∂L/∂b2, ∂L/∂W3 were 0 at every step of the "
+                          "last epoch"), err
+    assert "try a smaller --lr than 0.01" in err
 
 
 # ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from backprop.cli.options import add_backend, add_seed, require_backend
 from backprop.codegen.dims import check_known_dims, check_sizes, parse_dims
-from backprop.codegen.gradcheck import DIM_RANGE, TOLERANCES, NotFiniteError
+from backprop.codegen.gradcheck import DIM_RANGE, MAX_ENTRIES, SCALES, TOLERANCES, NotFiniteError
 from backprop.support.errors import UsageError
 
 HELP = {
@@ -37,6 +37,12 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=float, default=None,
                    help="largest acceptable relative error, max|grad − fd| / max(|grad|, |fd|) "
                    f"(default {TOLERANCES['float64']:g}; {TOLERANCES['float32']:g} with --dtype float32)")
+    p.add_argument("--entries", type=int, default=MAX_ENTRIES, metavar="N",
+                   help=f"check a larger param on N of its entries, drawn from the seed (default {MAX_ENTRIES}; "
+                   "0 checks every entry: four losses each)")
+    p.add_argument("--scale", choices=SCALES, default="init",
+                   help="params' spread: init, the module's initializer's (at most 1; default), or unit, "
+                   "standard normal (harder points: saturated units, large losses)")
     p.add_argument("--dtype", choices=tuple(TOLERANCES), default="float64",
                    help="precision the gradients are computed in (the differences are always float64)")
     add_backend(p, "check the module generated for this array library: numpy (default) or jax (run with "
@@ -74,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         return _student(args, dims)
     if args.timeout is not None:
         raise UsageError("--timeout goes with --student (the student's code is what it limits)")
+    if args.entries < 0:
+        raise UsageError(f"--entries must be 0 (every entry) or a positive number, got {args.entries}")
     if args.tol is not None and not 0 < args.tol < float("inf"):
         raise UsageError(f"--tol must be a positive finite number, got {args.tol:g}")
     target = args.spec
@@ -102,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     check_known_dims(dims, known)
     check_sizes(target, dims, DIM_RANGE[1] - 1)  # before allocating: undrawn dims at their largest
     try:
-        report = gradcheck(target, dims=dims, seed=args.seed, tol=args.tol, reference=reference, dtype=args.dtype)
+        report = gradcheck(target, dims=dims, seed=args.seed, tol=args.tol, reference=reference, dtype=args.dtype,
+                           scale=args.scale, entries=args.entries)
     except NotFiniteError as e:
         raise UsageError(str(e)) from None
     print(report.format())

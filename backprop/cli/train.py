@@ -178,6 +178,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"validation loss ({h.val_examples} held-out examples) {h.val_first:.6g} -> {h.val_last:.6g} "
               f"({_verdict(h.val_first, h.val_last)})")
     print(f"wrote {', '.join(str(p) for p in written)}")
+    if h.stalled and not h.diverged:
+        names = ", ".join(f"∂L/∂{p}" for p in h.stalled)
+        print(f"backprop: warning: {names} {'was' if len(h.stalled) == 1 else 'were'} 0 at every step of the last "
+              "epoch (not at the first): the units they feed no longer respond (dead ReLUs, saturated units) and "
+              f"those params no longer learn; try a smaller --lr than {lr:g}", file=sys.stderr)
     if h.diverged:
         print(f"backprop: error: training diverged (the loss became {h.last}); try a smaller --lr than {lr:g}",
               file=sys.stderr)

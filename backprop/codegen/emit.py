@@ -11,6 +11,7 @@ sees source text and never reaches back here for the generator.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -201,8 +202,9 @@ def _init_line(program: Program, name: str, init: Init) -> dict[str, str]:
     if init.scheme == "embedding":
         return {"name": name, "code": f"_normal(rng, {shape}, 1.0, dtype)", "note": init.reason}
     fan_in = program.code(sympy.sympify(init.fan_in))
-    if init.scheme == "he":
-        std, note = f"np.sqrt(2 / {fan_in})", f"He: {init.reason}"
+    if init.scheme == "he":  # 2 / (3 * d), not 2 / 3 * d: a product of sizes is one divisor
+        divisor = fan_in if re.fullmatch(r"\w+", fan_in) else f"({fan_in})"
+        std, note = f"np.sqrt(2 / {divisor})", f"He: {init.reason}"
     else:
         fan_out = program.code(sympy.sympify(init.fan_out))
         std, note = f"np.sqrt(2 / ({fan_in} + {fan_out}))", f"Glorot: {init.reason}"

@@ -1,8 +1,10 @@
 """Check a generated module's gradients against central finite differences.
 
-``gradcheck(spec)`` generates and imports the module, draws params (standard
-normal) and inputs from their declared domains, and compares every entry of
-every gradient with central differences of the loss, evaluated in float64.
+``gradcheck(spec)`` generates and imports the module, draws params and inputs
+(from their declared domains), and compares every entry of every gradient with
+central differences of the loss, evaluated in float64. Params are normal with
+the spread the module's own initializer gives them (capped at 1; ``scale="unit"``
+draws them standard normal; see :mod:`backprop.codegen.points`).
 
 Finite differences (fd) are a measurement with an error of their own; a checker
 that ignores it cries wolf (on a gradient that is zero everywhere, a loss of
@@ -58,11 +60,11 @@ import numpy as np
 import sympy
 
 from backprop.codegen.emit import derivation_of, load_module
+from backprop.codegen.points import DIM_RANGE, SCALES, draw, param_spreads, random_point, resolve_dims
 from backprop.engine.derivation import Derivation
 from backprop.expr.evaluate import evaluate
 from backprop.expr.ir import OpNode
-from backprop.language.domains import sample
-from backprop.language.model import Model, class_axis
+from backprop.language.model import Model
 from backprop.support.deepstack import deep_stack
 
 #: Default tolerance per dtype of the checked gradients: relative to the gradient's scale.
@@ -75,9 +77,10 @@ STEP = float(np.cbrt(MACHINE_EPS))
 SAFETY = 4.0
 #: Rounding allowed to a gradient computed in a lower precision, in units of its ε.
 LOW_PRECISION = 256.0
-DIM_RANGE = (2, 6)  # random dims are drawn from [2, 6)
 #: Reference loss and module loss may differ by rounding only.
 LOSS_TOLERANCE = 1e-10
+#: Params with more entries are checked on a seeded sample of this many (each entry costs four losses).
+MAX_ENTRIES = 1000
 
 VERDICTS = ("ok", "noisy", "wrong")
 
@@ -96,6 +99,7 @@ class ParamCheck:
     noisy_entries: int = 0  # entries whose noise exceeds tol·S (or tol·σ for a zero gradient)
     wrong_entries: int = 0
     entries: int = 1
+    checked: int | None = None  # entries compared, when a sample of them (None: every entry)
 
     @property
     def error(self) -> float:
@@ -165,6 +169,8 @@ class GradcheckReport:
                 verdict = f"too noisy ({c.noisy_entries} of {c.entries} entries)"
             elif c.zero and c.scale > 0:
                 verdict = "ok (zero within the noise)"
+            if c.checked is not None:
+                verdict += f"; {c.checked} of {c.entries} entries, sampled"
             error = "-" if c.zero and c.verdict == "ok" else f"{c.error:.2e}"
             lines.append(f"  {p:<10} {shape:>10}  {c.scale:>9.2e}  {c.discrepancy:>15.2e}  "
                          f"{c.noise:>9.1e}  {error:>10}  {verdict}")
@@ -188,43 +194,6 @@ class GradcheckReport:
         if not self.failed and not self.noisy:
             lines.append(f"ok: every gradient within {self.tol:g}")
         return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# Random points
-# ---------------------------------------------------------------------------
-
-
-def resolve_dims(module: ModuleType, dims: Mapping[str, int] | None, rng: np.random.Generator) -> dict[str, int]:
-    """Given dims checked (known names, positive ints); the rest drawn at random, in DIMS order."""
-    dims = dict(dims or {})
-    unknown = [d for d in dims if d not in module.DIMS]
-    if unknown:
-        raise ValueError(f"unknown dim {', '.join(unknown)} (this network's dims: {', '.join(module.DIMS) or 'none'})")
-    for d, v in dims.items():
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"dim {d} must be a positive integer, got {v!r}")
-    return {d: int(dims[d]) if d in dims else int(rng.integers(*DIM_RANGE)) for d in module.DIMS}
-
-
-def _concrete(shape: tuple, dims: Mapping[str, int]) -> tuple[int, ...]:
-    return tuple(dims[d] if isinstance(d, str) else int(d) for d in shape)
-
-
-def draw(shape: tuple[int, ...], domain: str | None, rng: np.random.Generator, axis: int = 0,
-         sizes: Mapping[str, int] | None = None) -> Any:
-    """A value of ``shape`` from ``domain`` (see :mod:`backprop.language.domains`; ``sizes``: the
-    dims its argument may name); a scalar as a Python float."""
-    x = sample(domain, shape, rng, axis, sizes)
-    return float(x) if shape == () else x
-
-
-def random_point(module: ModuleType, dims: Mapping[str, int], rng: np.random.Generator) -> tuple[dict, dict]:
-    """(params, inputs) at random: params standard normal, inputs from their domains."""
-    inputs = {n: draw(_concrete(module.SHAPES[n], dims), module.DOMAINS.get(n), rng,
-                      class_axis(len(module.SHAPES[n]), module.EXAMPLE_AXES.get(n)), dims) for n in module.INPUTS}
-    params = {n: draw(_concrete(module.SHAPES[n], dims), None, rng) for n in module.PARAMS}
-    return params, inputs
 
 
 def _cast(value: Any, dtype: np.dtype) -> Any:
@@ -284,6 +253,7 @@ class Differences:
     step: np.ndarray  # h per entry, as represented (θ + h − θ)
     loss: np.ndarray  # the largest |L| met per entry
     rounding: float = 0.0  # the loss's measured rounding noise near θ (see loss_noise)
+    checked: np.ndarray | None = None  # the entries differenced, when a sample (None: all)
 
     @property
     def noise(self) -> np.ndarray:
@@ -332,19 +302,31 @@ def _largest(value: Any) -> float:
     return float(a.max(initial=0.0))
 
 
+def sample_entries(shape: tuple[int, ...], limit: int | None, rng: np.random.Generator) -> np.ndarray | None:
+    """A boolean mask of ``limit`` entries drawn without replacement, or None when all are to be checked."""
+    size = int(np.prod(shape, dtype=np.int64))
+    if not limit or size <= limit:
+        return None
+    mask = np.zeros(size, dtype=bool)
+    mask[rng.choice(size, limit, replace=False)] = True
+    return mask.reshape(shape)
+
+
 def differences(module: ModuleType, values: Mapping[str, Any], name: str, step: float = STEP,
-                loss_fn: LossFn | None = None) -> Differences:
+                loss_fn: LossFn | None = None, checked: np.ndarray | None = None) -> Differences:
     """Central differences (float64) with respect to ``values[name]``, at h = step·max(1, |θᵢ|) and 2h,
-    of the module's loss or of ``loss_fn`` (the loss with cut paths held, :func:`frozen_loss`)."""
+    of the module's loss or of ``loss_fn`` (the loss with cut paths held, :func:`frozen_loss`), at every
+    entry or at those ``checked`` marks."""
     at = loss_fn or (lambda v: _loss(module, v))
     x = np.array(values[name], dtype=np.float64)
     scalar = np.ndim(values[name]) == 0
     trial = dict(values)
     base = abs(at({**values, name: float(x) if scalar else x}))
-    out = {k: np.zeros(x.shape) for k in ("fd", "fd2", "step", "loss")}
-    for idx in np.ndindex(x.shape):
+    out = {k: np.zeros(x.shape) for k in ("fd", "fd2", "loss")}
+    out["step"] = (x + step * np.maximum(1.0, np.abs(x))) - x  # exactly representable
+    for idx in np.ndindex(x.shape) if checked is None else zip(*np.nonzero(checked), strict=True):
         keep = float(x[idx])
-        h = (keep + step * max(1.0, abs(keep))) - keep  # exactly representable
+        h = float(out["step"][idx])
         losses = []
         for k in (1, -1, 2, -2):
             x[idx] = keep + k * h
@@ -354,9 +336,8 @@ def differences(module: ModuleType, values: Mapping[str, Any], name: str, step: 
         plus, minus, plus2, minus2 = losses
         out["fd"][idx] = (plus - minus) / (2 * h)
         out["fd2"][idx] = (plus2 - minus2) / (4 * h)
-        out["step"][idx] = h
         out["loss"][idx] = max(base, *(abs(v) for v in losses))
-    return Differences(**out, rounding=loss_noise(module, values, name, out["step"], loss_fn))
+    return Differences(**out, rounding=loss_noise(module, values, name, out["step"], loss_fn), checked=checked)
 
 
 def numeric_gradient(module: ModuleType, values: dict[str, Any], name: str, step: float = STEP) -> Any:
@@ -375,29 +356,32 @@ def relative_error(g: Any, fd: Any) -> float:
 
 
 def judge(name: str, grad: Any, d: Differences, theta: Any, tol: float, dtype: np.dtype) -> ParamCheck:
-    """The verdict on one param's gradient (see the module docstring for the rules)."""
-    g = np.asarray(grad, dtype=np.float64).reshape(d.fd.shape)
-    theta = np.asarray(theta, dtype=np.float64).reshape(d.fd.shape)
-    scale = max(np.max(np.abs(g), initial=0.0), np.max(np.abs(d.fd), initial=0.0))
-    natural = d.loss / np.maximum(1.0, np.abs(theta))  # σᵢ = |L| / max(1, |θᵢ|)
-    noise = d.noise
+    """The verdict on one param's gradient (see the module docstring for the rules), over the entries
+    the differences were taken at."""
+    at = np.ones(d.fd.shape, dtype=bool) if d.checked is None else d.checked
+    g = np.asarray(grad, dtype=np.float64).reshape(d.fd.shape)[at]
+    theta = np.asarray(theta, dtype=np.float64).reshape(d.fd.shape)[at]
+    fd, fd2 = d.fd[at], d.fd2[at]
+    scale = max(np.max(np.abs(g), initial=0.0), np.max(np.abs(fd), initial=0.0))
+    natural = d.loss[at] / np.maximum(1.0, np.abs(theta))  # σᵢ = |L| / max(1, |θᵢ|)
+    noise = d.noise[at]
     eps = float(np.finfo(dtype).eps)
     if eps > MACHINE_EPS:  # a gradient computed in lower precision has rounding of its own
         noise = noise + LOW_PRECISION * eps * (scale + natural)
-    diff = np.abs(g - d.fd)
+    diff = np.abs(g - fd)
     zero = bool(scale <= np.max(noise, initial=0.0))  # the gradient is zero within the noise
     ok = diff <= tol * scale
     if zero:
         ok |= (diff <= tol * natural) & (noise <= tol * natural)
     ok &= np.isfinite(g)
     # where a step left the loss's domain the fd say nothing: such an entry is unchecked (noisy), not wrong
-    measured = np.isfinite(d.fd) & np.isfinite(d.fd2)
+    measured = np.isfinite(fd) & np.isfinite(fd2)
     wrong = ~ok & ~(diff <= noise) & measured
     noisy = ~ok & ~wrong
     verdict = "wrong" if wrong.any() else "noisy" if noisy.any() else "ok"
     return ParamCheck(name, tuple(np.shape(grad)), float(scale), float(np.max(diff, initial=0.0)),
                       float(np.max(noise, initial=0.0)), verdict, zero, int(noisy.sum()), int(wrong.sum()),
-                      int(g.size))
+                      int(np.size(grad)), None if d.checked is None else int(g.size))
 
 
 def reference_loss(d: Derivation, values: Mapping[str, Any], dims: Mapping[str, int]) -> float:
@@ -412,12 +396,15 @@ def reference_loss(d: Derivation, values: Mapping[str, Any], dims: Mapping[str, 
 @deep_stack
 def gradcheck(spec: str | Path | Model | Derivation | ModuleType, dims: Mapping[str, int] | None = None,
               seed: int = 0, tol: float | None = None, step: float = STEP,
-              reference: str | Model | Derivation | None = None, dtype: Any = np.float64) -> GradcheckReport:
+              reference: str | Model | Derivation | None = None, dtype: Any = np.float64,
+              scale: str = "init", entries: int | None = MAX_ENTRIES) -> GradcheckReport:
     """Check every gradient of ``spec``'s generated module (or of a module, or a ``.py`` file)
     at one random point.
 
     ``dims`` fixes some sizes (e.g. ``{"m": 5}``); the others are drawn from
-    ``seed``. ``dtype`` (float64 or float32) is the precision the module's
+    ``seed``; ``scale`` is the params' spread (see :func:`param_spreads`). A param of more
+    than ``entries`` entries is checked on a sample of that many, drawn from ``seed``
+    (``None`` or 0: every entry). ``dtype`` (float64 or float32) is the precision the module's
     gradients are computed in; ``tol`` defaults to that dtype's entry in
     TOLERANCES. The loss is compared with the reference evaluator on the spec's
     textbook forms -- ``spec`` itself, or ``reference`` when checking a module.
@@ -437,7 +424,7 @@ def gradcheck(spec: str | Path | Model | Derivation | ModuleType, dims: Mapping[
         name = d.model.name
     rng = np.random.default_rng(seed)
     sizes = resolve_dims(module, dims, rng)
-    params, inputs = random_point(module, sizes, rng)
+    params, inputs = random_point(module, sizes, rng, scale)
     params = {n: _cast(v, dtype) for n, v in params.items()}
     inputs = {n: _cast(v, dtype) for n, v in inputs.items()}
     # The check probes the loss where it may overflow or leave its domain: that is reported, not warned.
@@ -451,7 +438,10 @@ def gradcheck(spec: str | Path | Model | Derivation | ModuleType, dims: Mapping[
         values = {n: (_cast(v, np.dtype(np.float64))) for n, v in (params | inputs).items()}
         values = {n: values[n] for n in module.SHAPES}
         held = frozen_loss(d, values, sizes) if d is not None else None
-        checks = {p: judge(p, grads[p], differences(module, values, p, step, held), values[p], tol, dtype)
+        picks = np.random.default_rng([seed, 1])
+        checks = {p: judge(p, grads[p], differences(module, values, p, step, held,
+                                                    sample_entries(np.shape(values[p]), entries, picks)),
+                           values[p], tol, dtype)
                   for p in module.PARAMS}
         failed = [p for p, c in checks.items() if c.verdict == "wrong"]
         ref = loss_err = None
@@ -465,5 +455,6 @@ def gradcheck(spec: str | Path | Model | Derivation | ModuleType, dims: Mapping[
                            loss_err, failed)
 
 
-__all__ = ["GradcheckReport", "NotFiniteError", "ParamCheck", "gradcheck", "differences", "numeric_gradient", "relative_error",
-           "random_point", "TOLERANCES"]
+__all__ = ["GradcheckReport", "NotFiniteError", "ParamCheck", "gradcheck", "differences", "sample_entries",
+           "numeric_gradient", "relative_error", "random_point", "resolve_dims", "draw", "param_spreads",
+           "DIM_RANGE", "SCALES", "TOLERANCES", "MAX_ENTRIES"]

@@ -76,13 +76,15 @@ def _conv(x, w, stride, pad, batch):
 
 _CONV_FILTER = '''\
 def _conv_filter(x, g, stride, pad, batch):
-    """∂L/∂W: the correlation of the input's windows with δ, summed over positions and examples."""
+    """∂L/∂W: the correlation of the input's windows with δ, summed over positions and examples: the
+    windows copied once channel-and-offset major (runs of examples), then one matrix product."""
     nd = x.ndim - 2
     g = np.moveaxis(g, batch, -1)  # (f, o..., m)
     x_size = np.moveaxis(x, batch, -1).shape[1:nd + 1]
     kernel = tuple(s + 2 * pad - stride * (o - 1) for s, o in zip(x_size, g.shape[1:nd + 1]))
     win = _windows(x, kernel, stride, pad, batch)  # (c, o..., m, k...)
-    return np.tensordot(g, win, axes=(tuple(range(1, nd + 2)), tuple(range(1, nd + 2))))
+    cols = win.transpose((0, *range(nd + 2, 2 * nd + 2), *range(1, nd + 2))).reshape(-1, g[0].size)
+    return (g.reshape(g.shape[0], -1) @ cols.T).reshape((g.shape[0], win.shape[0]) + kernel)
 '''
 
 _CONV_INPUT = '''\
@@ -97,23 +99,57 @@ def _conv_input(g, w, stride, pad, batch):
 
 _MAX_POOL = '''\
 def _max_pool(x, size, stride, batch):
-    """The largest entry of every window."""
-    nd = x.ndim - 2
-    win = _windows(x, (size,) * nd, stride, 0, batch)
-    return np.moveaxis(win.max(axis=tuple(range(nd + 2, 2 * nd + 2))), -1, batch)
+    """The largest entry of every window: the maximum of size**nd strided views of x, one per offset
+    in the window (no window is gathered)."""
+    nd, kernel = x.ndim - 2, (size,) * (x.ndim - 2)
+    x = np.moveaxis(x, batch, -1)
+    positions = tuple((s - size) // stride + 1 for s in x.shape[1:nd + 1])
+    out = None
+    for at in np.ndindex(*kernel):
+        view = x[(slice(None),) + tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))]
+        out = view.copy() if out is None else np.maximum(out, view, out=out)
+    return np.moveaxis(out, -1, batch)
 '''
 
 _MAX_POOL_ROUTE = '''\
+def _max_pool_route(g, x, size, stride, batch):
+    """δ routed to each window's largest entry, the first in row-major order on a tie (as PyTorch):
+    the offsets visited in that order, each taking δ where it holds the maximum and no earlier did."""
+    nd, kernel = x.ndim - 2, (size,) * (x.ndim - 2)
+    x, g = np.moveaxis(x, batch, -1), np.moveaxis(g, batch, -1)
+    best = _max_pool(x, size, stride, nd + 1)
+    out = np.zeros(x.shape, dtype=np.result_type(g, x))
+    free = np.ones(best.shape, dtype=bool)
+    for at in np.ndindex(*kernel):
+        region = (slice(None),) + tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, best.shape[1:]))
+        hit = x[region] == best
+        hit &= free
+        free &= ~hit
+        out[region] += np.where(hit, g, 0)
+    return np.moveaxis(out, -1, batch)
+'''
+
+#: JAX's arrays are never written in place: its max pooling reduces the gathered windows, and the
+#: route scatters one-hot shares of the first maximum (the NumPy forms above write into views).
+_MAX_POOL_JAX = '''\
+def _max_pool(x, size, stride, batch):
+    """The largest entry of every window."""
+    nd = x.ndim - 2
+    win = _windows(x, (size,) * nd, stride, 0, batch)
+    return jnp.moveaxis(win.max(axis=tuple(range(nd + 2, 2 * nd + 2))), -1, batch)
+'''
+
+_MAX_POOL_ROUTE_JAX = '''\
 def _max_pool_route(g, x, size, stride, batch):
     """δ routed to each window's largest entry (the first in row-major order on a tie, as PyTorch)."""
     nd = x.ndim - 2
     win = _windows(x, (size,) * nd, stride, 0, batch)
     first = win.reshape(win.shape[:nd + 2] + (-1,)).argmax(axis=-1)  # (c, o..., m)
-    g = np.moveaxis(g, batch, -1)
-    parts = np.stack([np.where(first == n, g, 0) for n in range(size ** nd)], axis=1)
+    g = jnp.moveaxis(g, batch, -1)
+    parts = jnp.stack([jnp.where(first == n, g, 0) for n in range(size ** nd)], axis=1)
     parts = parts.reshape(parts.shape[:1] + (size,) * nd + parts.shape[2:])
-    x_size = np.moveaxis(x, batch, -1).shape[1:nd + 1]
-    return np.moveaxis(_scatter_windows(parts, x_size, stride, 0, parts.dtype), -1, batch)
+    x_size = jnp.moveaxis(x, batch, -1).shape[1:nd + 1]
+    return jnp.moveaxis(_scatter_windows(parts, x_size, stride, 0, parts.dtype), -1, batch)
 '''
 
 _AVG_POOL = '''\
@@ -137,6 +173,15 @@ def _avg_pool_spread(g, size, stride, batch):
 #: The two primitives as JAX needs them (its arrays have no window views and are never written in
 #: place): one strided slice per kernel offset, stacked; the scatter through ``.at[...].add``. The
 #: loops run over kernel offsets while tracing, so the jitted program holds no loop at all.
+_OFFSETS_JAX = '''\
+def _offsets(kernel):
+    """Every offset in a window of shape kernel, in C order: a loop run while tracing, on the host."""
+    offsets = [()]
+    for k in kernel:
+        offsets = [at + (i,) for at in offsets for i in range(k)]
+    return offsets
+'''
+
 _WINDOWS_JAX = '''\
 def _windows(x, kernel, stride, pad, batch):
     """x as (channels, positions..., examples, kernel...): one strided slice per kernel offset, stacked."""
@@ -146,7 +191,7 @@ def _windows(x, kernel, stride, pad, batch):
         x = jnp.pad(x, [(0, 0)] + [(pad, pad)] * nd + [(0, 0)])
     positions = tuple((s - k) // stride + 1 for s, k in zip(x.shape[1:nd + 1], kernel))
     slices = [x[(slice(None),) + tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))]
-              for at in np.ndindex(*kernel)]
+              for at in _offsets(kernel)]
     return jnp.stack(slices, axis=-1).reshape(slices[0].shape + tuple(kernel))
 '''
 
@@ -156,7 +201,7 @@ def _scatter_windows(parts, size, stride, pad, dtype):
     nd = len(size)
     kernel, positions = parts.shape[1:nd + 1], parts.shape[nd + 1:2 * nd + 1]
     out = jnp.zeros((parts.shape[0],) + tuple(s + 2 * pad for s in size) + (parts.shape[-1],), dtype=dtype)
-    for at in np.ndindex(*kernel):
+    for at in _offsets(kernel):
         region = tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))
         out = out.at[(slice(None),) + region].add(parts[(slice(None),) + at])
     return out[(slice(None),) + tuple(slice(pad, pad + s) for s in size)] if pad else out
@@ -351,7 +396,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
                 "∂L/∂𝒳 = conv(∂L/∂𝒵, flip(𝒲)) in full, for 𝒵 = conv(𝒳, 𝒲)",
                    "convolution, filters: ∂L/∂𝒲 = corr(𝒳, ∂L/∂𝒵) for 𝒵 = conv(𝒳, 𝒲)"),
             latex=conv_l, text=conv_t, numpy=_numpy_call("_conv"), np_eval=_run("_conv"), sym_eval=_run("_conv"),
-            numpy_helper=_CONV, shared_helpers=(_WINDOWS,), jax_shared_helpers=(_WINDOWS_JAX,), spec_name=name,
+            numpy_helper=_CONV, shared_helpers=(_WINDOWS,), jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name=name,
             attrs=("stride", "padding", "batch"), windowed=True,
             signature="(X, W, stride=1, padding=0)",
             contracts=lambda e, i, nd=nd: tuple(range(1, nd + 2)) if i == 1 else (0,),
@@ -362,7 +407,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             rules=(f"the adjoint of {name}",) * 2,
             latex=input_l, text=input_t, numpy=_numpy_call("_conv_input"), np_eval=_run("_conv_input"),
             sym_eval=_run("_conv_input"), numpy_helper=_CONV_INPUT, shared_helpers=(_SCATTER,),
-            jax_shared_helpers=(_SCATTER_JAX,),
+            jax_shared_helpers=(_OFFSETS_JAX, _SCATTER_JAX),
             attrs=("stride", "padding", "batch"), windowed=True,
             doc=f"∂L/∂X of {name}: the full convolution of δ with the flipped filters (col2im)",
         ),
@@ -371,7 +416,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             rules=(f"the adjoint of {name}",) * 2,
             latex=filter_l, text=filter_t, numpy=_numpy_call("_conv_filter"), np_eval=_run("_conv_filter"),
             sym_eval=_run("_conv_filter"), numpy_helper=_CONV_FILTER, shared_helpers=(_WINDOWS,),
-            jax_shared_helpers=(_WINDOWS_JAX,),
+            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX),
             attrs=("stride", "padding", "batch"), windowed=True,
             doc=f"∂L/∂W of {name}: the correlation of the input with δ",
         ),
@@ -391,8 +436,8 @@ def _pool_rows() -> tuple[Op, ...]:
             vjps=(lambda g, out, e: ir.node("max_pool2d_route", g, e.children[0], *e.attrs),),
             rules=("max pooling (to each window's largest entry): ∂L/∂𝒳 = route(∂L/∂𝒴, 𝒳) for 𝒴 = maxpool(𝒳)",),
             latex=max_l, text=max_t, numpy=_numpy_call("_max_pool", pool=True), np_eval=_run("_max_pool"),
-            sym_eval=_run("_max_pool"), numpy_helper=_MAX_POOL, shared_helpers=(_WINDOWS,),
-            jax_shared_helpers=(_WINDOWS_JAX,), spec_name="max_pool2d",
+            sym_eval=_run("_max_pool"), numpy_helper=_MAX_POOL, jax_helper=_MAX_POOL_JAX,
+            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name="max_pool2d",
             attrs=attrs, windowed=True, signature="(X, size=k, stride=k)", piecewise=True,
             doc="the largest entry of each size×size window, windows stride apart (default: size)",
         ),
@@ -400,8 +445,9 @@ def _pool_rows() -> tuple[Op, ...]:
             "max_pool2d_route", 2, lambda shapes, e: shapes[1], vjps=(None, None),
             rules=("the adjoint of max_pool2d",) * 2,
             latex=route_l, text=route_t, numpy=_numpy_call("_max_pool_route", pool=True), np_eval=_run("_max_pool_route"),
-            sym_eval=_run("_max_pool_route"), numpy_helper=_MAX_POOL_ROUTE, shared_helpers=(_WINDOWS, _SCATTER),
-            jax_shared_helpers=(_WINDOWS_JAX, _SCATTER_JAX),
+            sym_eval=_run("_max_pool_route"), numpy_helper=_MAX_POOL_ROUTE, jax_helper=_MAX_POOL_ROUTE_JAX,
+            shared_helpers=(_MAX_POOL,),
+            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX, _SCATTER_JAX),
             attrs=attrs, windowed=True, doc="∂L/∂X of max_pool2d: δ at each window's largest entry",
         ),
         Op(
@@ -410,7 +456,7 @@ def _pool_rows() -> tuple[Op, ...]:
             rules=("average pooling (evenly over each window): ∂L/∂𝒳 = spread(∂L/∂𝒴) for 𝒴 = avgpool(𝒳)",),
             latex=avg_l, text=avg_t, numpy=_numpy_call("_avg_pool", pool=True), np_eval=_run("_avg_pool"),
             sym_eval=_run("_avg_pool"), numpy_helper=_AVG_POOL, shared_helpers=(_WINDOWS,),
-            jax_shared_helpers=(_WINDOWS_JAX,), spec_name="avg_pool2d",
+            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name="avg_pool2d",
             attrs=attrs, windowed=True, signature="(X, size=k, stride=k)",
             doc="the mean of each size×size window, windows stride apart (default: size)",
         ),
@@ -419,7 +465,7 @@ def _pool_rows() -> tuple[Op, ...]:
             rules=("the adjoint of avg_pool2d",),
             latex=spread_l, text=spread_t, numpy=_numpy_call("_avg_pool_spread", pool=True), np_eval=_run("_avg_pool_spread"),
             sym_eval=_run("_avg_pool_spread"), numpy_helper=_AVG_POOL_SPREAD, shared_helpers=(_SCATTER,),
-            jax_shared_helpers=(_SCATTER_JAX,),
+            jax_shared_helpers=(_OFFSETS_JAX, _SCATTER_JAX),
             attrs=attrs, windowed=True, doc="∂L/∂X of avg_pool2d: δ spread evenly over each window",
         ),
     )

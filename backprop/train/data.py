@@ -234,10 +234,10 @@ def _check_array(path: Path, name: str, a: np.ndarray, module: ModuleType, dims:
         if not np.isfinite(value):
             raise DataError(f"{path}: array '{name}' is {value}; expected a finite number")
         return value
-    if a.ndim != 2:
+    if a.ndim != len(want):
         raise DataError(
             f"{path}: array '{name}' has shape {a.shape}, but the spec declares {fmt_decl(name, want)} "
-            "(a 2-D array; examples are columns)"
+            f"(a {len(want)}-D array; {_examples_along(module, name, len(want))})"
         )
     for axis, (d, size) in enumerate(zip(want, a.shape)):
         if isinstance(d, str):
@@ -249,7 +249,7 @@ def _check_array(path: Path, name: str, a: np.ndarray, module: ModuleType, dims:
             dims.setdefault(d, size)
             source.setdefault(d, name)
         elif size != int(d):
-            what = "rows" if axis == 0 else "columns"
+            what = ("rows" if axis == 0 else "columns") if a.ndim == 2 else f"entries along axis {axis}"
             raise DataError(f"{path}: array '{name}' has shape {a.shape}, but the spec declares {fmt_decl(name, want)} "
                             f"({int(d)} {what})" + _layout(module, name, a.shape, dims, source))
     bad = ~np.isfinite(a)
@@ -260,6 +260,16 @@ def _check_array(path: Path, name: str, a: np.ndarray, module: ModuleType, dims:
             f"{path}: array '{name}' has {int(bad.sum())} NaN or infinite entries (the first, {kind}, at {list(where)})"
         )
     return a
+
+
+def _examples_along(module: ModuleType, name: str, rank: int) -> str:
+    """Where the spec puts an input's examples, in words: columns and rows for a matrix, else the axis."""
+    axis = module.EXAMPLE_AXES.get(name)
+    if axis is None:
+        return "the same for every example"
+    if rank == 2:
+        return "examples are columns" if axis == 1 else "examples are rows"
+    return f"examples along axis {axis}"
 
 
 def _layout(module: ModuleType, name: str, shape: tuple[int, ...], dims: dict[str, int], source: dict[str, str]) -> str:

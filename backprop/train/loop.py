@@ -59,6 +59,14 @@ class History:
         return self.epoch_loss[0]
 
     @property
+    def stalled(self) -> list[str]:
+        """Params whose gradient was exactly 0 at every step of the last epoch but not at the first step:
+        the units they feed stopped responding (dead ReLUs, saturated gates) and no step moves them again."""
+        last = slice(-self.steps_per_epoch, None)
+        return [p for p, norms in self.step_norms.items()
+                if len(norms) > self.steps_per_epoch and norms[0] > 0 and not any(norms[last])]
+
+    @property
     def last(self) -> float:
         return self.epoch_loss[-1]
 
