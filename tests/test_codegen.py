@@ -500,7 +500,7 @@ def test_mlp_softmax_with_huge_logits():
 
 def test_stable_form_is_explained_in_the_comment():
     src = inspect.getsource(module("logistic_regression")._forward)
-    assert "    # L = −Σ(y ⊙ log(p) + (1 − y) ⊙ log(1 − p))/m\n" in src  # the math, as derived
+    assert "    # L = −Σₜ(y ⊙ log(p) + (1 − y) ⊙ log(1 − p))/m\n" in src  # the math, as derived
     assert "    # stable form: log σ(x) = −softplus(−x); log(1 − σ(x)) = −softplus(x)\n" in src
     assert "loss = (y * np.logaddexp(0, -z) + (1.0 - y) * np.logaddexp(0, z)).sum() / m" in src
     assert "np.log(" not in src

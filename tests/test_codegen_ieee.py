@@ -90,6 +90,6 @@ def test_a_power_of_dimensions(expr: str, m: int, expected: float) -> None:
 def test_the_latex_view_shows_the_arithmetic_not_the_numpy_call() -> None:
     from backprop.codegen.latex import latex_document
 
-    for text, shown in [(POWER, "w^{x}"), ("input x[1, m]\nparam w\nloss = sum((x - w)**2) / (m - 1)\n", r"\frac{2}{-1 + m}")]:
+    for text, shown in [(POWER, "w^{x}"), ("input x[1, m]\nparam w\nloss = sum((x - w)**2) / (m - 1)\n", r"\dfrac{2}{-1 + m}")]:
         doc = latex_document(parse_spec(text, path="ieee.spec"))
         assert shown in doc and "np}." not in doc and "float\\_power" not in doc

@@ -130,8 +130,8 @@ def test_bias_gradients_are_row_sums() -> None:
     d = backprop.get_derivation("two_layer_sigmoid")
     assert d.step("b1").result == ir.total(_d(d, "Z"), 1)
     assert d.step("b2").result == ir.total(_d(d, "yhat"))
-    assert text(d.step("b1").result) == "rowsum(∂L/∂Z)"
-    assert text(d.step("b2").result) == f"Σ(∂L/∂{text(_sym(d, 'yhat'))})"
+    assert text(d.step("b1").result) == "Σₜ(∂L/∂Z)"
+    assert text(d.step("b2").result) == f"Σₜ(∂L/∂{text(_sym(d, 'yhat'))})"
 
 
 def test_sigmoid_derivative_through_forward_value() -> None:

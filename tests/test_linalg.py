@@ -107,10 +107,15 @@ def test_logdet_follows_torch(a: list[list[float]]) -> None:
 
 
 def test_the_code_as_latex_writes_inverses_and_solves_as_the_notes_do() -> None:
-    """``codegen --latex``: np.linalg.solve(A, X) reads A⁻¹ · X and np.linalg.inv(A) reads A⁻¹."""
+    """``codegen --latex``: np.linalg.solve(A, X) reads A⁻¹ X (a matrix product, as the notes write it)
+    and np.linalg.inv(A) reads A⁻¹."""
     from backprop.codegen.latex import to_latex
 
     forward, backward = to_latex(parse_spec("input X[n, m]\nparam A[n, n]\nloss = sum(X * (inv(A) @ X))\n", name="t"))
-    assert r"A^{-1} \cdot X" in forward and "linalg" not in forward + backward
-    forward, _ = to_latex(parse_spec("input X[n, m]\nparam A[n, n]\nloss = sum(X * (inv(A) @ X)) + logdet(A)\n", name="t"))
-    assert r"\gets A^{-1}" in forward and r"\log\det" in forward
+    assert r"A^{-1} X" in forward and "linalg" not in forward + backward
+    assert "zqmatmul" not in backward and r"^{-1} X X^{\top}" in backward  # a solve's product, juxtaposed
+    forward, backward = to_latex(parse_spec("input X[n, m]\nparam A[n, n]\nloss = sum(X * (inv(A) @ X)) + logdet(A)\n",
+                                            name="t"))
+    # the inverse the code keeps is shown as what it is, A⁻¹, never as a temporary t₁ (nor A^{-1}^{T})
+    assert r"{A^{-1}}" in forward and r"\log\det" in forward and "t_{1}" not in forward
+    assert r"{A^{-1}}^{\top}" in backward

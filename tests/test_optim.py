@@ -229,7 +229,7 @@ def test_constant_factors_print_with_parentheses() -> None:
     """A constant sum as a factor is parenthesized (it printed as 1 - m · (w X))."""
     m = backprop.parse_spec("input X[n, m]\nparam w[1, n]\nZ = (1 - m) * (w @ X)\nloss = sum(Z / m**2)\n")
     assert m.describe().splitlines()[-2].endswith("= (1 − m) · (w X)")
-    assert m.describe().splitlines()[-1].endswith("= Σ(Z/m^2)")
+    assert m.describe().splitlines()[-1].endswith("= Σₜ(Z/m^2)")  # Z is 1×m: a sum over the examples
 
 
 @pytest.mark.parametrize("name", NAMES)

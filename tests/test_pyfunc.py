@@ -268,7 +268,7 @@ def test_latexify_renders_the_function_in_course_notation() -> None:
     assert r"\mathrm{W1}" not in tex and "zqnet" not in tex
     alg = mlp_softmax.latex("algorithmic")
     assert r"\begin{algorithmic}" in alg and r"\operatorname{ReLU}" in alg
-    assert r"Y \odot \operatorname{log\,softmax}" in alg  # elementwise product of matrices
+    assert r"Y \odot \operatorname{logsoftmax}" in alg  # elementwise product of matrices
     assert mlp_softmax._repr_latex_().startswith("$$")
 
 

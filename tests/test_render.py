@@ -1,7 +1,7 @@
 """Renderers of a derivation: LaTeX (golden, compiles), Markdown, text, JSON, index notation.
 
 Golden files: tests/golden/derive_<example>.tex hold the exact standalone LaTeX
-(with --expanded --index) of two examples, so notation changes are reviewed.
+(with --expanded --index) of three examples, so notation changes are reviewed.
 After an intended change, regenerate them with
 
     BACKPROP_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py -k golden
@@ -54,7 +54,7 @@ from backprop.support.notation import (
 )
 
 GOLDEN = Path(__file__).parent / "golden"
-GOLDEN_EXAMPLES = ("two_layer_sigmoid", "mlp_softmax")
+GOLDEN_EXAMPLES = ("two_layer_sigmoid", "mlp_softmax", "deep_relu")
 #: The bundled matrix examples: the tensor ones (attention, transformer) have expanded gradients whose
 #: entry-by-entry checks run for minutes; TENSOR_SPEC below carries every tensor operation here instead.
 EXAMPLES = [n for n in backprop.example_names() if len(backprop.load(n).dims) <= 4 and "einsum" not in backprop.load(n).source]
@@ -172,7 +172,7 @@ KATEX_MACROS = frozenset({
     "tanh", "sqrt", "operatorname", "text", "hat", "mathrm", "mathbf", "times", "alpha", "beta",
     "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "rho", "tau", "phi", "omega",
     "Sigma", "leftarrow", "to", "cdot", "le", "ge", "quad", "qquad", "textbf", "begin", "end", ",",
-    "\\", "max", "min", "sin", "cos", "pi", "tfrac", "det",
+    "\\", "max", "min", "sin", "cos", "pi", "tfrac", "det", "mathopen",
 })
 
 
@@ -377,10 +377,10 @@ def test_text_reads_like_notes() -> None:
     positions = [out.index("\n" + t + "\n") for t in titles]
     assert positions == sorted(positions)
     for line in (
-        "  Z = W₁ X + b₁", "  A = σ(Z)", "  ŷ = w₂ A + b₂", "  L = Σ((ŷ − y)²)/m",
-        "  ∂L/∂ŷ = ∂/∂ŷ [Σ((ŷ − y)²)/m]", "        = 2/m · (ŷ − y)",
+        "  Z = W₁ X + b₁", "  A = σ(Z)", "  ŷ = w₂ A + b₂", "  L = Σₜ((ŷ − y)²)/m",
+        "  ∂L/∂ŷ = ∂/∂ŷ [Σₜ((ŷ − y)²)/m]", "        = 2/m · (ŷ − y)",
         "  ∂L/∂Z = ∂L/∂A ∂A/∂Z", "        = ∂L/∂A ⊙ A ⊙ (1 − A)",
-        "  ∂L/∂W₁ = ∂L/∂Z Xᵀ", "  ∂L/∂b₁ = rowsum(∂L/∂Z)", "  W₁ ← W₁ − α · ∂L/∂W₁",
+        "  ∂L/∂W₁ = ∂L/∂Z Xᵀ", "  ∂L/∂b₁ = Σₜ(∂L/∂Z)", "  W₁ ← W₁ − α · ∂L/∂W₁",
     ):
         assert any(ln.startswith(line) for ln in out.splitlines()), line
     assert "  logistic function: σ′(𝒰) = σ(𝒰) ⊙ (1 − σ(𝒰))" in out.splitlines()  # stated once, in the legend
@@ -439,7 +439,7 @@ def test_param_restricts_to_the_steps_it_needs() -> None:
     assert [s.target for s in needed_steps(d, "b2")] == ["yhat", "b2"]
     assert [s.target for s in needed_steps(d, "W1")] == ["yhat", "A", "Z", "W1"]
     out = to_text(d, param="b2")
-    assert "∂L/∂W₁" not in out and "∂L/∂b₂ = Σ(∂L/∂ŷ)" in out and "b₂ ← b₂ − α · ∂L/∂b₂" in out
+    assert "∂L/∂W₁" not in out and "∂L/∂b₂ = Σₜ(∂L/∂ŷ)" in out and "b₂ ← b₂ − α · ∂L/∂b₂" in out
     with pytest.raises(ValueError, match="W1, b1, w2, b2"):
         to_text(d, param="W9")
 
@@ -810,8 +810,8 @@ def test_long_exact_numbers_print_in_scientific_form(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("number", "shown"), [
     ("1e-5", "10^(−5) · Σ"), ("5e-5", "5·10^(−5) · Σ"), ("2.5e-4", "2.5·10^(−4) · Σ"), ("1.25e-6", "1.25·10^(−6) · Σ"),
-    ("0.5", "1/2 · Σ((w · x)²)"), ("0", "L = 0"),
-    ("1/1024", "Σ((w · x)²)/1024"),  # 0.0009765625 needs ten digits: an exact fraction
+    ("0.5", "1/2 · Σₜ((w · x)²)"), ("0", "L = 0"),
+    ("1/1024", "Σₜ((w · x)²)/1024"),  # 0.0009765625 needs ten digits: an exact fraction
 ])
 def test_small_decimals_read_as_written(number: str, shown: str) -> None:
     d = get_derivation(parse_spec(f"input x[1, m]\nparam w\nloss = sum((w * x) ** 2) * {number}\n", name="dec"))

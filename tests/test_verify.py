@@ -902,7 +902,7 @@ loss = sum((w @ H - Y)**2) / m
     (SOFTMAX_MSE, "dZ = dP * P * (1 - P)", "slip", ("only the diagonal of the softmax Jacobian", "−PᵢPⱼ")),
     (SOFTMAX_MSE, "dW = (dP * P * (1 - P)) @ X.T", "slip", ("only the diagonal of the softmax Jacobian",)),
     (SOFTMAX_MSE, "dZ = P * (dP - sum(dP * P, axis=1))", "axis",
-     ("rowsum(∂L/∂P ⊙ P) runs along axis 1; it should run along axis 0: colsum(∂L/∂P ⊙ P)",)),
+     ("Σₜ(∂L/∂P ⊙ P) runs along axis 1; it should run along axis 0: colsum(∂L/∂P ⊙ P)",)),
     (BATCH_NORM, "dZ = dZh / sqrt(v + 0.001)", "paths",
      ("misses the paths through v", "it treats mu and v as constants, but Z reaches the loss through them too")),
     (BATCH_NORM, "dZ = (dZh - sum(dZh, axis=1) / m) / sqrt(v + 0.001)", "paths",

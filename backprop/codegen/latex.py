@@ -32,6 +32,7 @@ from typing import Any
 import latexify
 import latexify.transformers
 import sympy
+from sympy import MatrixSymbol
 
 from backprop.codegen.emit import derivation_of, generate, spec_label
 from backprop.codegen.header import stamp
@@ -41,7 +42,7 @@ from backprop.codegen.printer import NumpyPrinter
 from backprop.codegen.stmt import TempSymbol
 from backprop.codegen.templates import environment
 from backprop.engine.derivation import Derivation
-from backprop.expr.ir import NODE_CLASSES, OpNode
+from backprop.expr.ir import NODE_CLASSES, OpNode, TensorSymbol
 from backprop.expr.ops import AXIS_REQUIRED, REGISTRY
 from backprop.expr.printing import LatexPrinter, grad_symbol
 from backprop.language.model import Model
@@ -49,7 +50,7 @@ from backprop.support import naming
 from backprop.support.deepstack import deep_stack
 from backprop.support.errors import ShapeError, UnsupportedError
 from backprop.support.naming import helper_name
-from backprop.support.notation import latex_name
+from backprop.support.notation import display_fractions, juxtapose, juxtaposed, latex_name
 
 _PLACEHOLDER = "zqph"
 #: Operations latexify already renders as arithmetic (BinOp / UnaryOp).
@@ -117,8 +118,8 @@ def _head(tex: str, args: list[str]) -> str | None:
     r"""The function name of a LaTeX form: ``\sigma\left(x\right)`` -> ``\sigma``; ``x^{\top}`` -> ``^T``;
     ``x^{-1}`` -> ``^-1`` and ``x^{-1} y`` -> ``^-1 @`` (an inverse, a solve)."""
     call = r"\left(" + ", ".join(args) + r"\right)"
-    if tex.endswith(call):
-        return tex[: -len(call)]
+    if tex.endswith(call):  # latexify sets its own \mathopen{} before the parenthesis
+        return tex[: -len(call)].removesuffix(r"\mathopen{}")
     if len(args) == 1 and tex == args[0] + r"^{\top}":
         return "^T"
     if len(args) == 1 and tex == args[0] + "^{-1}":  # inv(A): A⁻¹
@@ -195,10 +196,11 @@ def _out_of_place(s: ast.stmt) -> ast.stmt:
 class MathView(ast.NodeTransformer):
     """Rewrite a generated function's AST into constructs latexify renders as math."""
 
-    def __init__(self, pats: list[Pattern], scalars: set[str]) -> None:
+    def __init__(self, pats: list[Pattern], scalars: set[str], values: dict[str, Value] | None = None) -> None:
         self.pats = pats
         self.scalars = set(scalars)
         self.heads: dict[str, str] = {}
+        self.values = values or {}
 
     # --- statements ------------------------------------------------------
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:  # noqa: N802
@@ -213,6 +215,8 @@ class MathView(ast.NodeTransformer):
             return True  # memory bookkeeping: an intermediate dropped after its last use
         if isinstance(s, ast.Try):
             return True  # the shape check: a lookup of shapes accepted before, else _check_shapes
+        if isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id in self.values for t in s.targets):
+            return True  # a temporary shown as the value it holds (see Value): its definition would read X ← X
         value = getattr(s, "value", None)
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in _PLUMBING_CALLS:
             return True
@@ -237,7 +241,18 @@ class MathView(ast.NodeTransformer):
                 and func.attr in _OPERATOR_CALLS and len(node.args) == 2):
             left, right = (self.visit(a) for a in node.args)
             return ast.BinOp(left, _OPERATOR_CALLS[func.attr], right)
-        return self._op(node) or self._numpy(node) or self.generic_visit(node)
+        return self._exp_of_value(node) or self._op(node) or self._numpy(node) or self.generic_visit(node)
+
+    def _exp_of_value(self, node: ast.Call) -> ast.expr | None:
+        """``np.exp(t1)`` of a kept logsoftmax(Z₂) as the softmax(Z₂) the derivation writes."""
+        f = node.func
+        if not (isinstance(f, ast.Attribute) and f.attr == "exp" and len(node.args) == 1):
+            return None
+        arg = node.args[0]
+        value = self.values.get(arg.id) if isinstance(arg, ast.Name) else None
+        if value is None or value.exp is None:
+            return None
+        return ast.Name(self._head(value.exp), ast.Load())
 
     def visit_Constant(self, node: ast.Constant) -> ast.Constant:  # noqa: N802
         """``1.0 - A`` (a float for NumPy's speed) shown as the 1 − A it is."""
@@ -248,9 +263,6 @@ class MathView(ast.NodeTransformer):
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:  # noqa: N802
         return self._op(node) or self.generic_visit(node)
 
-    def visit_Compare(self, node: ast.Compare) -> ast.expr:  # noqa: N802
-        return self._op(node) or self.generic_visit(node)
-
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:  # noqa: N802
         hit = self._op(node)
         if hit is not None:
@@ -258,7 +270,12 @@ class MathView(ast.NodeTransformer):
         node = self.generic_visit(node)
         if isinstance(node.op, ast.Mult) and not (self._is_scalar(node.left) or self._is_scalar(node.right)):
             node.op = ast.Mod()  # rendered \mathbin{\%}, replaced by \odot
-        return node
+        return juxtapose(node)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.expr:  # noqa: N802
+        """A mask as the derivation writes it, an Iverson bracket [A > 0] (latexify's list brackets)."""
+        hit = self._op(node)
+        return hit if hit is not None else ast.List([self.generic_visit(node)], ast.Load())
 
     def _op(self, node: ast.expr) -> ast.expr | None:
         for pat in self.pats:
@@ -269,7 +286,7 @@ class MathView(ast.NodeTransformer):
                     return ast.BinOp(args[0], ast.Pow(), ast.Name(self._head(r"\top"), ast.Load()))
                 if pat.head in ("^-1", "^-1 @"):
                     inverse = ast.BinOp(args[0], ast.Pow(), ast.UnaryOp(ast.USub(), ast.Constant(1)))
-                    return inverse if pat.head == "^-1" else ast.BinOp(inverse, ast.MatMult(), args[1])
+                    return inverse if pat.head == "^-1" else juxtapose(ast.BinOp(inverse, ast.MatMult(), args[1]))
                 return ast.Call(ast.Name(self._head(pat.head), ast.Load()), args, [])
         return None
 
@@ -311,13 +328,54 @@ class MathView(ast.NodeTransformer):
         return False
 
 
+@dataclass(frozen=True)
+class Value:
+    """A temporary the code keeps, shown as the value it holds, in the derivation's LaTeX
+    (logsoftmax(Z₂), not t₁); ``exp``: the LaTeX of its exponential, where the derivation has a
+    name for it (softmax(Z₂) for exp(logsoftmax(Z₂)))."""
+
+    latex: str
+    exp: str | None = None
+
+
+#: The exponential of an operation's value, by the operation: exp(logsoftmax(x)) = softmax(x).
+_EXP_OF = {"log_softmax": "softmax"}
+
+
+def named_values(program: Program, sources: list[str]) -> dict[str, Value]:
+    """Temporaries that hold one registry function of named values (``t1 = _log_softmax(Z2)``),
+    assigned once and never updated in place: the derivation writes that value, not a temporary."""
+    stores: dict[str, int] = {}
+    for src in sources:
+        for node in ast.walk(ast.parse(textwrap.dedent(src))):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, ast.AugAssign) else []
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    stores[t.id] = stores.get(t.id, 0) + 1
+    printer = LatexPrinter()
+    out: dict[str, Value] = {}
+    for st in program.stmts:
+        e = st.expr
+        if not (isinstance(st.symbol, TempSymbol) and isinstance(e, OpNode) and e.op.name not in _ARITHMETIC):
+            continue
+        if not all(isinstance(c, MatrixSymbol) and not isinstance(c, TensorSymbol) for c in e.children):
+            continue
+        py = program.name(st.symbol)
+        if stores.get(py) != 1:
+            continue
+        exp = _EXP_OF.get(e.op.name)
+        out[py] = Value(printer.doprint(e), printer.doprint(NODE_CLASSES[exp](*e.children, *e.attrs)) if exp else None)
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Identifiers in the derivation's notation
 # ---------------------------------------------------------------------------
 
 
-def notation(program: Program) -> dict[str, str]:
-    """Python name -> LaTeX, for every name the generated functions use."""
+def notation(program: Program, values: dict[str, Value] | None = None) -> dict[str, str]:
+    """Python name -> LaTeX, for every name the generated functions use (a kept value as what it holds)."""
     names = program.names
     out: dict[str, str] = {}
     for (kind, name), py in names.of.items():
@@ -328,6 +386,7 @@ def notation(program: Program) -> dict[str, str]:
         else:
             out[py] = latex_name(py)
     out["cache"] = r"\mathrm{cache}"
+    out.update({py: "{" + v.latex + "}" for py, v in (values or {}).items()})  # braced: A^{-1} takes a ^T
     return out
 
 
@@ -361,7 +420,7 @@ def _substitute(tex: str, table: dict[str, str]) -> str:
 
     pattern = rf"\\mathrm\{{({_PLACEHOLDER}[a-z]\d+)\}}|\b({_PLACEHOLDER}[a-z]\d+)\b"
     tex = re.sub(pattern, sub, tex)
-    return tex.replace(r" \mathbin{\%} ", r" \odot ")
+    return display_fractions(juxtaposed(tex.replace(r" \mathbin{\%} ", r" \odot ")))
 
 
 # ---------------------------------------------------------------------------
@@ -369,7 +428,7 @@ def _substitute(tex: str, table: dict[str, str]) -> str:
 # ---------------------------------------------------------------------------
 
 
-def function_latex(fn: Callable[..., Any], program: Program) -> str:
+def function_latex(fn: Callable[..., Any], program: Program, values: dict[str, Value] | None = None) -> str:
     """One generated function as an algorithmic block (latexify), in the derivation's notation."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     tree.body[0].name = fn.__name__.lstrip("_")  # _forward does forward's work
@@ -377,9 +436,9 @@ def function_latex(fn: Callable[..., Any], program: Program) -> str:
     scalars = {program.names.dim(d) for d in program.model.dims}
     scalars |= {program.name(s.symbol) for s in program.stmts if s.symbol.shape == (1, 1)}
     scalars |= {program.names.var(d.name) for d in program.decls if d.scalar}
-    view = MathView(patterns(program.printer), scalars)
+    view = MathView(patterns(program.printer), scalars, values)
     tree = ast.fix_missing_locations(view.visit(tree))
-    rename = _Rename(notation(program))
+    rename = _Rename(notation(program, values))
     tree = rename.visit(tree)
     tex = latexify.codegen.AlgorithmicCodegen(use_math_symbols=True).visit(tree)
     return _substitute(tex, {**view.heads, **rename.back})
@@ -390,7 +449,9 @@ def to_latex(spec: str | Model | Derivation) -> tuple[str, str]:
     d = derivation_of(spec)
     program = lower(d)
     module: ModuleType = load_source(generate(d), d.model.name)
-    return function_latex(module._forward, program), function_latex(module.backward, program)
+    fns = (module._forward, module.backward)
+    values = named_values(program, [inspect.getsource(f) for f in fns])
+    return function_latex(fns[0], program, values), function_latex(fns[1], program, values)
 
 
 @deep_stack

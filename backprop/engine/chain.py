@@ -56,8 +56,8 @@ def forward_equations(model: Model) -> list[Equation]:
                 # A₂ = ReLU(…) + A₁ still names its pre-activation Z₂; an activation
                 # inside an unnumbered loss takes the next layer's number.
                 by_owner = root or bool(naming.layer_number(owner))
-                if not by_owner:
-                    layer += 1
+                if not by_owner:  # numbered as its weights are: Z₂ = W₂ A + b₂, even after an unnumbered A
+                    layer = _weight_layer(model, x) or layer + 1
                 name = naming.pre_activation(owner if by_owner else None, layer, taken)
                 taken.add(name)
                 sym = ir.symbol(name, shape_of(x))
@@ -69,6 +69,15 @@ def forward_equations(model: Model) -> list[Equation]:
         eqs.extend(lifted)
         eqs.append(Equation(a.name, expr, a.symbol, line=a.line))
     return eqs
+
+
+def _weight_layer(model: Model, x: Basic) -> int:
+    """The layer number the parameters in a pre-activation share (2 for W₂ A + b₂), or 0: an
+    activation inside the loss names its pre-activation as its weights are numbered, Z₂ = W₂ A + b₂,
+    not by counting the layers before it (which gives Z₁ after an unnumbered A = σ(Z))."""
+    params = {d.name for d in model.decls.values() if d.kind == "param"}
+    numbers = {naming.layer_number(s.name) for s in x.atoms(MatrixSymbol) if s.name in params}
+    return numbers.pop() if len(numbers) == 1 else 0
 
 
 # ---------------------------------------------------------------------------

@@ -44,10 +44,36 @@ def _broadcast_shape(shapes: list[Shape], e: OpNode) -> Shape:
 
 
 #: How notes name a matrix's reductions, by reduced axes: of everything, of each column, of each row.
+#: A row sum runs over the column index t -- over the examples, when they are columns, as in
+#: (1/m) Σₜ, and as index notation sums over them (Σₜ ∂L/∂Z_it) -- so it is written Σₜ: one name for
+#: the bias gradient's sum and the loss's sum over a 1×m row alike (:data:`SUM_NAMES` says what each
+#: name means, where the notes first use it).
 _MATRIX_NAMES = {
-    "sum": {(0, 1): ("Σ", r"\sum"), (0,): ("colsum", r"\operatorname{colsum}"), (1,): ("rowsum", r"\operatorname{rowsum}")},
+    "sum": {(0, 1): ("Σ", r"\sum"), (0,): ("colsum", r"\operatorname{colsum}"), (1,): ("Σₜ", r"\sum_{t}")},
     "mean": {(0, 1): ("mean", r"\operatorname{mean}"), (0,): ("colmean", r"\operatorname{colmean}"),
              (1,): ("rowmean", r"\operatorname{rowmean}")},
+}
+
+
+def _matrix_axes(e: OpNode) -> tuple[int, ...]:
+    """The axes a matrix's sum runs over as notes see them: the sum of every entry of a 1×c row is its
+    row sum (over its columns), of an r×1 column its column sum. (A mean keeps its name: mean(·)
+    of a row reads as it is.)"""
+    axes, (rows, cols) = axes_of(e), shape_of(e.children[0])
+    if axes == (0, 1) and rows == 1 and cols != 1:
+        return (1,)
+    if axes == (0, 1) and cols == 1 and rows != 1:
+        return (0,)
+    return axes
+
+
+#: The sum names a derivation may print, each with what it means (text, LaTeX text mode), for the
+#: sentence that defines them where they are first used.
+SUM_NAMES: dict[str, tuple[str, str]] = {
+    "Σₜ": ("Σₜ adds each row over its columns t (the examples, when examples are columns)",
+           r"$\sum_{t}$ adds each row over its columns $t$ (the examples, when examples are columns)"),
+    "Σ": ("Σ without an index adds every entry", r"$\sum$ without an index adds every entry"),
+    "colsum": ("colsum adds each column over its rows", r"$\operatorname{colsum}$ adds each column over its rows"),
 }
 
 
@@ -56,7 +82,7 @@ def _reduction_name(e: OpNode, word: str, latex: bool) -> str:
     word with the reduced axes as a subscript: sum_(0,2), \operatorname{sum}_{0,2}."""
     axes = axes_of(e)
     if len(shape_of(e.children[0])) == 2:
-        return _MATRIX_NAMES[word][axes][latex]
+        return _MATRIX_NAMES[word][_matrix_axes(e) if word == "sum" else axes_of(e)][latex]
     if _every_axis(e):
         return _MATRIX_NAMES[word][(0, 1)][latex]
     listed = ",".join(map(str, axes))

@@ -125,8 +125,9 @@ ROWS: tuple[Op, ...] = (
     Op(
         "log_softmax", 1, _along_axis,
         vjps=(_log_softmax_vjp,),
-        rules=("log-softmax: ∂L/∂𝒰 = ∂L/∂𝒮 − softmax(𝒰) ⊙ Σ ∂L/∂𝒮 along the axis, for 𝒮 = log_softmax(𝒰)",),
-        latex=_softmax_forms("log\\,softmax")[0], text=_softmax_forms("log_softmax")[1],
+        rules=("log-softmax: ∂L/∂𝒰 = ∂L/∂𝒮 − softmax(𝒰) ⊙ Σ ∂L/∂𝒮 along the axis, for 𝒮 = logsoftmax(𝒰)",),
+        # one word, as logsumexp: "log softmax(Z)" would read as the log of a softmax
+        latex=_softmax_forms("logsoftmax")[0], text=_softmax_forms("logsoftmax")[1],
         numpy=_softmax_numpy("_log_softmax"), np_eval=lambda x, e: _log_softmax(x, axes_of(e)[0]),
         sym_eval=lambda x, e: np.vectorize(sympy.log, otypes=[object])(_sym_softmax(x, e)), spec_name="log_softmax",
         attrs=("axis",), doc="log of softmax, computed stably (log-sum-exp)",

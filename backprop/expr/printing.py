@@ -8,6 +8,7 @@ rules. Anything else raises :class:`~backprop.support.errors.UnsupportedError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
@@ -178,6 +179,18 @@ class _ScientificNumbers:
         return super().parenthesize(item, level, *args, **kwargs)  # type: ignore[misc]
 
 
+#: ``\left(`` straight after a function's name (``\sigma``, ``\operatorname{ReLU}``, a script ``_{j}``),
+#: not yet tightened: a function application.
+_APPLIED = re.compile(r"(?<=[A-Za-z}])(?<!\\mathopen\{\})\\left\(")
+
+
+def apply_tight(tex: str) -> str:
+    r"""Function application without TeX's gap: ``\sigma\mathopen{}\left(Z\right)`` reads σ(Z), as the text
+    form does; a bare ``\sigma\left(`` puts a thin space after the name (an operator or letter
+    before an inner atom), which reads as a product."""
+    return _APPLIED.sub(r"\\mathopen{}\\left(", tex)
+
+
 class LatexPrinter(_ScientificNumbers, _Operands, _SympyLatex):
     """Model expressions in LaTeX, as course notes write them."""
 
@@ -188,7 +201,7 @@ class LatexPrinter(_ScientificNumbers, _Operands, _SympyLatex):
         super().__init__({"mul_symbol": None, "fold_short_frac": False, **(settings or {})})
 
     def _print_OpNode(self, e: OpNode) -> str:  # noqa: N802
-        return e.op.latex(self, e)
+        return apply_tight(e.op.latex(self, e))
 
     def _print_MatrixSymbol(self, e: MatrixSymbol) -> str:  # noqa: N802
         return latex_name(e.name)

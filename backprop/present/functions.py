@@ -25,7 +25,7 @@ from backprop.language.model import Model
 from backprop.language.pyfunc import Shape, Source, model_of
 from backprop.support import naming
 from backprop.support.errors import SpecError
-from backprop.support.notation import latex_name
+from backprop.support.notation import display_fractions, juxtapose, juxtaposed, latex_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,7 +85,8 @@ def _probe_head(fname: str, axis: int | None) -> str | None:
     tex = LatexPrinter().doprint(e)
     args = ", ".join(latex_name(k.name) for k in kids)
     suffix = r"\left(" + args + r"\right)"
-    return tex[: -len(suffix)] if tex.endswith(suffix) else None
+    # latexify sets its own \mathopen{} before the parenthesis
+    return tex[: -len(suffix)].removesuffix(r"\mathopen{}") if tex.endswith(suffix) else None
 
 
 class _MathView(ast.NodeTransformer):
@@ -137,7 +138,7 @@ class _MathView(ast.NodeTransformer):
         node = self.generic_visit(node)
         if elementwise:
             node.op = ast.Mod()  # rendered \mathbin{\%}, replaced by \odot
-        return node
+        return juxtapose(node)
 
     def _scalar(self, e: ast.expr) -> bool:
         """Whether an operand is a scalar, from the model's shapes (rebuilt through the same whitelist)."""
@@ -149,7 +150,8 @@ class _MathView(ast.NodeTransformer):
 
 
 def function_latex(fn: Callable[..., Any], style: str = "function") -> str:
-    """The decorated function rendered by latexify-py, every name in the course notation (W₁, ŷ, σ, ⊙)."""
+    """The decorated function rendered by latexify-py, every name in the course notation (W₁, ŷ, σ, ⊙), a
+    matrix product written W₁ X and fractions at display size, as the derivation sets them."""
     import latexify
     import latexify.codegen
     import latexify.transformers
@@ -171,7 +173,7 @@ def function_latex(fn: Callable[..., Any], style: str = "function") -> str:
         return table[m.group(1) or m.group(2)]
 
     tex = re.sub(rf"\\mathrm\{{({_PH}\d+)\}}|\b({_PH}\d+)\b", sub, tex)
-    return tex.replace(r" \mathbin{\%} ", r" \odot ")
+    return display_fractions(juxtaposed(tex.replace(r" \mathbin{\%} ", r" \odot ")))
 
 
 

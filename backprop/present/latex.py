@@ -32,8 +32,10 @@ def _rule_tex(rule: str, math: str = "$") -> str:
     return r"\text{" + name + (": }" + f if f is not None else "}")
 
 
-def align_rows(b: Block, fit: bool, width: int) -> list[str]:
-    """``lhs &= rhs && (shape)`` rows; a long sum continues on ``&\\quad + ...`` rows."""
+def align_rows(b: Block, fit: bool, width: int, tags: bool = False) -> list[str]:
+    """``lhs &= rhs && (shape)`` rows; a long sum continues on ``&\\quad + ...`` rows. ``tags``: the shape
+    as ``\\tag*``, at the right margin, so the shapes of every block of a page line up in one column
+    (an ``&&`` column lines up within its own block only)."""
     rows = []
     for ln in b.lines:
         lhs = ln.lhs.latex if ln.lhs is not None else ""
@@ -44,14 +46,23 @@ def align_rows(b: Block, fit: bool, width: int) -> list[str]:
                 continue
             row = f"{lhs} &{_REL_LATEX[ln.rel]} {rhs}"
             if ln.shape is not None:
-                row += rf" && ({ln.shape.latex})"
+                row += rf" \tag*{{$({ln.shape.latex})$}}" if tags else rf" && ({ln.shape.latex})"
             rows.append(row)
     return rows
 
 
-def _latex_rules(b: Block) -> list[str]:
+def _latex_rules(b: Block, standalone: bool) -> list[str]:
+    """The rule names under a step; in a standalone document a ``steprules`` list, which the template
+    keeps on the page of the equation above it."""
     if not b.rules:
         return []
+    if standalone:
+        out = [r"\begin{steprules}"]
+        for g in b.rules:
+            if g.via is not None:
+                out.append(rf"\item[] through ${g.via.latex}$:")
+            out += [rf"\item {_rule_tex(r)}" for r in g.rules]
+        return out + [r"\end{steprules}"]
     out = [r"\begin{itemize}\setlength{\itemsep}{0pt}\small\raggedright"]  # ragged: a rule breaks where it can
     for g in b.rules:
         if g.via is not None:
@@ -79,9 +90,29 @@ def _latex_table(rows: Sequence[Row], standalone: bool) -> list[str]:
     return out + [rf"\end{{{env}}}"] + ([] if standalone else [r"\end{center}"])
 
 
+#: Rows of a step kept on one page (a longer one, a sum over many paths, may break).
+_STEP_ROWS = 8
+#: Height the last two sections may have together and still be kept on one page as one box, in
+#: rows of plain text (about 15pt; an A4 page holds about 48): a row with a fraction or a sum counts
+#: two, one with several fractions three, a heading with its sentence four.
+_CLOSING_HEIGHT = 40
+
+
+def _height(sec: Section) -> int:
+    """A section's height estimated in plain rows (see :data:`_CLOSING_HEIGHT`)."""
+    rows = [r for b in sec.blocks for ln in b.lines for r in ln.rhs.latex_rows(_LATEX_WIDTH)]
+    tall = [1 + (r"\frac" in r or r"\sum" in r) + (r.count(r"\frac") > 2) for r in rows]
+    return 4 + sum(tall) + len(sec.legend)
+
+
 def _latex_sections(notes: Notes, fit: bool) -> list[str]:
     out: list[str] = []
-    for sec in notes.sections:
+    # the closing section (the update) never alone on a page, nor split: in a standalone document it
+    # shares one unbreakable box with the section before it, when the two are short enough for a page
+    keep = fit and len(notes.sections) >= 2 and sum(_height(s) for s in notes.sections[-2:]) <= _CLOSING_HEIGHT
+    for k, sec in enumerate(notes.sections):
+        if keep and k == len(notes.sections) - 2:
+            out += ["", r"\par\noindent\begin{minipage}{\linewidth}\setlength{\parskip}{0.5ex}"]
         out += ["", rf"\section*{{{_latex_title(sec.title)}}}"]
         if sec.intro is not None:
             out.append(sec.intro.latex)
@@ -89,8 +120,13 @@ def _latex_sections(notes: Notes, fit: bool) -> list[str]:
             out += _latex_table(sec.table, standalone=fit)
         out += _latex_legend(sec)
         for b in sec.blocks:
-            out += [r"\begin{align*}", " \\\\\n".join(align_rows(b, fit, _LATEX_WIDTH)), r"\end{align*}"]
-            out += _latex_rules(b)
+            rows = align_rows(b, fit, _LATEX_WIDTH, tags=True)
+            # a step's few rows stay on one page, with its rules (\\* allows no break after a row)
+            sep = " \\\\*\n" if fit and b.rules and len(rows) <= _STEP_ROWS else " \\\\\n"
+            out += [r"\begin{align*}", sep.join(rows), r"\end{align*}"]
+            out += _latex_rules(b, standalone=fit)
+    if keep:
+        out.append(r"\end{minipage}")
     return out
 
 

@@ -18,7 +18,7 @@ notation), and the gradient-descent update of every parameter.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import sympy
@@ -32,6 +32,7 @@ from backprop.expr.ir import OpNode
 from backprop.expr.printing import GradSymbol, latex
 from backprop.language.domains import domain
 from backprop.language.domains import parse as parse_domain
+from backprop.present.conventions import definitions
 from backprop.present.formula import (
     Formula,
     formula,
@@ -187,6 +188,16 @@ def _examples_intro(d: Derivation) -> Prose | None:
     )
 
 
+def _example_columns(d: Derivation) -> tuple[str, str] | None:
+    """The count of examples (text, LaTeX) when they are the columns of a matrix, else None."""
+    model = d.model
+    data = next((x for x in model.inputs if not x.scalar and model.examples_axis(x.name) is not None), None)
+    if data is None or len(data.shape) != 2 or model.examples_axis(data.name) != 1:
+        return None
+    count = shape_formula((data.shape[1],))
+    return count.text, count.latex
+
+
 def _loss_lhs(d: Derivation) -> Formula:
     loss = name_formula(d.loss.name)
     if loss.text == "L":
@@ -326,7 +337,22 @@ def _backward(d: Derivation, steps: Sequence[Step]) -> Section:
         "Each gradient sums one term per use of the variable; "
         "a gradient computed once is reused below, as backpropagation does." + cut_latex,
     )
+    if any(rule_name(r) == _RIGHT_FACTOR for s in steps for r in s.rules):
+        intro = Prose(intro.text + " " + _ORDER[0], intro.latex + " " + _ORDER[1])
     return Section(T_BACKWARD, intro, blocks=tuple(_step_block(d, s, domains) for s in steps))
+
+
+_RIGHT_FACTOR = "matrix product, right factor"
+#: Why a step's second line may read in the other order than its chain-rule line.
+_ORDER = (
+    "A step's first line is the chain rule in the order it runs, from the loss back; the next line takes "
+    "the matrix product, whose order the shapes fix: a right factor's gradient is 𝒰ᵀ ∂L/∂(𝒰 𝒱), so "
+    "there the order turns around.",
+    r"A step's first line is the chain rule in the order it runs, from the loss back; the next line takes "
+    r"the matrix product, whose order the shapes fix: a right factor's gradient is "
+    r"$\mathcal{U}^{\top}\,\partial \mathcal{L}/\partial (\mathcal{U}\,\mathcal{V})$, so there the order "
+    "turns around.",
+)
 
 
 def _rules(steps: Sequence[Step]) -> Section:
@@ -363,6 +389,11 @@ def layout(
         notes.sections.append(_per_param(T_INDEX, params, lambda p: _index_line(d, p), _index_intro()))
 
     notes.sections.append(_updates(d, params, per_param_updates))
+    for k, sentences in definitions(notes.sections, _example_columns(d)).items():  # defined where first used
+        intro = [notes.sections[k].intro] if notes.sections[k].intro else []
+        notes.sections[k] = replace(notes.sections[k], intro=Prose(
+            " ".join([p.text for p in intro] + [t for t, _ in sentences]),
+            " ".join([p.latex for p in intro] + [tex for _, tex in sentences])))
     return notes
 
 

@@ -44,7 +44,8 @@ def pre_activation(owner: str | None, layer: int, taken: Container[str]) -> str:
     """Name the argument of an activation: A1 -> Z1, A -> Z, p -> z.
 
     ``owner`` is the assigned name when the activation is a whole right-hand
-    side; otherwise (an activation inside the loss) ``layer`` numbers it.
+    side; otherwise (an activation inside the loss) ``layer`` numbers it: the
+    number its weights carry (Z2 for W2 A + b2), else the next layer's.
     """
     if owner is not None:
         letter = "z" if owner[0].islower() else "Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import unicodedata
 
@@ -95,7 +96,8 @@ MATH_WORDS: dict[str, str] = {
     "L": r"\mathcal{L}", "log": r"\log", "exp": r"\exp", "tanh": r"\tanh",
     **{w: rf"\operatorname{{{w}}}" for w in (
         "ReLU", "LeakyReLU", "softplus", "softmax", "sign", "mean", "rowsum", "colsum", "erf", "log1p", "expm1")},
-    "log_softmax": r"\operatorname{log\,softmax}", "logsumexp": r"\operatorname{logsumexp}",
+    "log_softmax": r"\operatorname{logsoftmax}", "logsoftmax": r"\operatorname{logsoftmax}",
+    "logsumexp": r"\operatorname{logsumexp}",
     "sin": r"\sin", "cos": r"\cos", "max": r"\max", "min": r"\min", "det": r"\det", "tr": r"\operatorname{tr}",
 }
 _TOKEN = re.compile(r"log_softmax|[A-Za-z]+|\d+|\s+|.")
@@ -221,3 +223,35 @@ def display_width(s: str) -> int:
     import unicodedata
 
     return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+# ---------------------------------------------------------------------------
+# latexify's renderings (``codegen --latex``, ``@backprop.network``) in the derivation's notation
+# ---------------------------------------------------------------------------
+
+#: A placeholder latexify prints between the factors of a matrix product (``A \cdot \mathrm{zqmatmul}
+#: \cdot B``), which :func:`juxtaposed` then removes: latexify sets ``@`` and a product with a scalar
+#: alike, as ``·``.
+_MATMUL_MARK = "zqmatmul"
+#: latexify may leave out a ``\cdot`` on either side of the mark (it juxtaposes a power and a name).
+_MARKED = re.compile(rf"\s*(?:\\cdot\s*)?(?:\\mathrm\{{{_MATMUL_MARK}\}}|{_MATMUL_MARK})\s*(?:\\cdot\s*)?")
+
+
+def juxtaposed(tex: str) -> str:
+    """latexify's output with each marked matrix product (:func:`juxtapose`) written ``A B``."""
+    return _MARKED.sub(" ", tex)
+
+
+def juxtapose(node: ast.BinOp) -> ast.BinOp:
+    """A matrix product ``A @ B`` as the derivation writes it, ``A B``: a product with a mark between
+    its factors (see :func:`juxtaposed`); any other operation as it is."""
+    if not isinstance(node.op, ast.MatMult):
+        return node
+    marked = ast.BinOp(node.left, ast.Mult(), ast.Name(_MATMUL_MARK, ast.Load()))
+    return ast.BinOp(marked, ast.Mult(), node.right)
+
+
+def display_fractions(tex: str) -> str:
+    r"""Every fraction at display size, ``\dfrac``, as the derivation's display math sets ∂L/∂W and the
+    loss: latexify's inline ``$...$`` would set them in small type."""
+    return tex.replace(r"\frac{", r"\dfrac{")
