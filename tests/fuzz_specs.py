@@ -132,7 +132,7 @@ class FuzzGen:
         if depth <= 0 or self.rng.random() < 0.15:
             return self.leaf(self.smaller(shape) if loose and self.rng.random() < 0.3 else shape)
         kinds = ["unary", "unary", "unary", "binary", "binary", "binary", "reduce", "softmax", "scale", "name",
-                 "einsum", "reshape", "permute", "concat", "take", "select", "select", "labels"]
+                 "einsum", "reshape", "permute", "flip", "concat", "take", "select", "select", "labels"]
         if len(shape) == 2:
             kinds += ["matmul", "transpose", "linalg", "linalg"]
         if len(shape) in (3, 4):  # images and sequences: convolutions and pooling (often, as rank 4 is rare)
@@ -326,6 +326,12 @@ class FuzzGen:
         for k, p in enumerate(perm):
             source[p] = shape[k]
         return f"transpose({self.expr(tuple(source), depth)}, [{', '.join(map(str, perm))}])"
+
+    def flip(self, shape: Shape, depth: int) -> str:
+        if shape == SCALAR:
+            return self.leaf(shape)
+        axes = sorted(self.rng.sample(range(len(shape)), self.rng.randint(1, len(shape))))
+        return f"flip({self.expr(shape, depth)}, [{', '.join(map(str, axes))}])"
 
     def concat(self, shape: Shape, depth: int) -> str:
         """Two or three values joined along an axis, then sliced back to ``shape`` (or reduced

@@ -215,6 +215,12 @@ def permute_cases(op: str) -> Iterator[Case]:
         yield Case(op, (Var(shape),), (sympy.Tuple(*perm),), label=label)
 
 
+def flip_cases(op: str) -> Iterator[Case]:
+    for label, (shape, axes) in {"rows": ((3, 2), (0,)), "both": ((3, 2), (0, 1)), "filters": ((2, 3, 3, 2), (2, 3)),
+                                 "t3-last": ((2, 3, 4), (2,))}.items():
+        yield Case(op, (Var(shape),), (sympy.Tuple(*axes),), label=label)
+
+
 def concat_cases(op: str) -> Iterator[Case]:
     for label, (axis, *shapes) in {"rows": (0, (2, 3), (1, 3)), "columns": (1, (2, 3), (2, 2), (2, 1)),
                                    "t3-axis2": (2, (2, 3, 1), (2, 3, 2)), "t3-axis0": (0, (1, 3, 2), (2, 3, 2))}.items():
@@ -401,6 +407,7 @@ CASES: dict[str, Gen] = {
     "einsum": einsum_cases,
     "reshape": reshape_cases,
     "permute": permute_cases,
+    "flip": flip_cases,
     "concat": concat_cases,
     "slice": slice_cases,
     "embed": embed_cases,

@@ -100,7 +100,7 @@ loss = mean((C - Y)**2) + sum(last**2) / m + mean(F**2) + mean(R, axis=(0, 1, 2)
 """
 
 CONV_SPEC = """\
-# Convolution and pooling: an image layer (stride 2, padding 1), max and average pooling, a 1-d conv.
+# Convolution and pooling: an image layer (stride 2, padding 1), max and average pooling, a 1-d conv (its filters flipped).
 input X[3, 9, 9, m]
 input S[2, 7, m]
 param W1[4, 3, 3, 3]
@@ -109,7 +109,7 @@ param V[3, 2, 3]
 A = relu(conv2d(X, W1, stride=2, padding=1) + b1)
 M = max_pool2d(A, size=2, stride=1)
 P = avg_pool2d(A, size=5)
-T = conv1d(S, V, padding=1)
+T = conv1d(S, flip(V, [2]), padding=1)
 loss = mean(M**2) + sum(P) / m + mean(tanh(T))
 """
 

@@ -366,6 +366,14 @@ TABLES: dict[str, list[Row]] = {
         ok("dW1 = transpose(conv2d(transpose(X, [3, 1, 2, 0]), transpose(dA1 * (A1 > 0), [0, 3, 1, 2])), [0, 3, 1, 2])"),
         ok("dW2 = transpose(conv2d(transpose(P1, [3, 1, 2, 0]), transpose(dA2 * (A2 > 0), [0, 3, 1, 2])), [0, 3, 1, 2])"),
         ok("db1 = sum(dA1 * (A1 > 0), axis=(1, 2, 3))"),
+        # ∂L/∂X as the full convolution of δ with the filters flipped in space, channel axes swapped
+        ok("dP1 = conv2d(dA2 * (A2 > 0), transpose(flip(W2, [2, 3]), [1, 0, 2, 3]), padding=4)"),
+        bad("dP1 = conv2d(dA2 * (A2 > 0), transpose(W2, [1, 0, 2, 3]), padding=4)", "flip",
+            "the filters are not flipped", "flip(W2, [2, 3])"),
+        bad("dP1 = conv2d(dA2 * (A2 > 0), transpose(flip(W2, [2, 3]), [1, 0, 2, 3]), padding=2)", "padding",
+            "wrong shape 6×8×8×m", "padding=4, not 2", "pads δ by k − 1 − p"),
+        bad("dW2 = transpose(conv2d(transpose(P1, [3, 1, 2, 0]), transpose(dA2 * (A2 > 0), [0, 3, 1, 2]), padding=1), "
+            "[0, 3, 1, 2])", "padding", "padding=0, not 1"),
         ok("db3 = sum(dA3 * (A3 > 0), axis=1)"),
         bad("dW4 = (softmax(W4 @ A3 + b4, axis=0) - onehot(y, c)) @ A3.T", "factor", "m times too large"),
         bad("db2 = sum(dA2 * (A2 > 0), axis=3)", "sum", "wrong shape 16×8×8×1", "∂L/∂b₂ is 16×1×1×1",

@@ -77,6 +77,7 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "log_softmax": lambda e, a: torch.log_softmax(a, dim=_axes(e)[0]),
     "einsum": lambda e, *a: _scalar_2d(torch.einsum(str(e.args[-1]), *a)),
     "permute": lambda e, a: a.permute(*_axes(e)),
+    "flip": lambda e, a: a.flip(_axes(e)),
     "concat": lambda e, *a: torch.cat(a, dim=_axes(e)[0]),
     "erf": lambda e, a: torch.erf(a),
     "sin": lambda e, a: torch.sin(a),

@@ -15,10 +15,12 @@ from functools import lru_cache
 from sympy import Basic, MatrixSymbol
 
 from backprop.expr.ir import OpNode, TensorSymbol
+from backprop.expr.ops import REGISTRY
 
-#: Operations NumPy computes as views of their operand, not new arrays: naming them saves
-#: nothing (common subexpressions), and writing into one would write into the operand (in-place reuse).
-VIEWS = frozenset({"transpose", "broadcast", "permute", "reshape", "slice", "stop_gradient"})
+#: Operations NumPy computes as views of their operand, not new arrays (the rows marked ``view``):
+#: naming them saves nothing (common subexpressions), and writing into one would write into the
+#: operand (in-place reuse).
+VIEWS = frozenset(name for name, op in REGISTRY.items() if op.view)
 
 
 class TempSymbol(TensorSymbol):

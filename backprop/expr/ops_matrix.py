@@ -97,5 +97,6 @@ ROWS: tuple[Op, ...] = (
         latex=_transpose_form(0, fmt(r"{0}^{{\top}}", POW, [POW + 1])), text=_transpose_form(1, fmt("{0}ᵀ", POW, [POW + 1])),
         numpy=fmt("{0}.T", ATOM, [ATOM]), np_eval=lambda a, e=None: a.T,
         prec=POW, sym_eval=lambda a, e=None: a.T, index=lambda e, ij, fresh: IndexForm((), ((ij[1], ij[0]),)),
+        view=True,
     ),
 )

@@ -212,6 +212,7 @@ ROWS: tuple[Op, ...] = (
         text=lambda p, e: f"{p.operand(e.children[0], MUL)}·𝟏[{fmt_shape(tuple(e.args[1]))}]",
         numpy=_broadcast_numpy, np_eval=_broadcast_eval, sym_eval=_broadcast_eval, sized=True,
         prec=MUL, attrs=("shape",),
-        index=lambda e, ij, fresh: IndexForm((), (ij,)),  # a length-1 axis of the operand drops its index
+        index=lambda e, ij, fresh: IndexForm((), (ij,)),  # a length-1 axis of the operand drops its index,
+        view=True,
     ),
 )

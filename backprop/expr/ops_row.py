@@ -102,6 +102,9 @@ class Op:
     #: the attribute values the NumPy form prints, where not all of them (a slice's ``a:`` omits its
     #: stop): the dims the generated code must have at hand
     code_attrs: Callable[[OpNode], tuple[Basic, ...]] | None = None
+    #: the NumPy form returns a view of its operand, not a new array (a transpose, a reshape, a flip):
+    #: naming it saves nothing, and writing into it would write into the operand, maybe the caller's
+    view: bool = False
     #: the value is a 0/1 mask (a comparison): no gradient flows through it, the generated code may
     #: hold it as a boolean array, and a float is never written into it in place
     mask: bool = False

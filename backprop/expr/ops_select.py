@@ -266,6 +266,7 @@ ROWS: tuple[Op, ...] = (
         latex=fmt(r"\operatorname{{sg}}\left({0}\right)"), text=fmt("stop_gradient({0})"), numpy=fmt("{0}", ATOM, [ATOM]),
         np_eval=lambda x, e=None: x, elementwise=True, exact=lambda x: x, spec_name="stop_gradient",
         doc="the value of E, through which no gradient flows (a target held fixed, a straight-through estimator)",
+        view=True,
     ),
     Op(
         "eye", 0, _eye_shape,

@@ -98,6 +98,36 @@ def _permute_forms(latex: bool) -> Callable[[Any, OpNode], str]:
     return form
 
 
+def _flip_axes(e: OpNode) -> tuple[int, ...]:
+    return tuple(int(k) for k in e.args[1])
+
+
+def _flip_shape(shapes: list[Shape], e: OpNode) -> Shape:
+    axes, s = _flip_axes(e), shapes[0]
+    if not axes or len(set(axes)) != len(axes) or not all(0 <= k < len(s) for k in axes):
+        raise ShapeError(f"flip of a {fmt_shape(s)} value (rank {len(s)}) needs distinct axes from 0 to "
+                         f"{len(s) - 1}, got [{', '.join(map(str, axes))}]")
+    return s
+
+
+def flip(a: Basic, axes: Sequence[int]) -> Basic:
+    """``a`` with its entries reversed along ``axes`` (a convolution's filters turned in space);
+    flipping a flip along the same axes gives ``a`` back."""
+    axes = tuple(sorted(int(k) for k in axes))
+    if isinstance(a, OpNode) and a.op.name == "flip" and _flip_axes(a) == axes:
+        return a.children[0]
+    return ir.node("flip", a, sympy.Tuple(*axes))
+
+
+def _flip_forms(latex: bool) -> Callable[[Any, OpNode], str]:
+    def form(p: Any, e: OpNode) -> str:
+        axes = ",".join(map(str, _flip_axes(e)))
+        x = p.operand(e.children[0], 0)
+        return rf"\operatorname{{flip}}_{{{axes}}}\left({x}\right)" if latex else f"flip[{axes}]({x})"
+
+    return form
+
+
 # ---------------------------------------------------------------------------
 # Concatenation, slicing, and a slice embedded in zeros
 # ---------------------------------------------------------------------------
@@ -287,6 +317,7 @@ ROWS: tuple[Op, ...] = (
         np_eval=lambda x, e, sizes: np.reshape(x, tuple(ir.concrete(d, sizes) for d in e.args[1])),
         sym_eval=lambda x, e, sizes: np.reshape(x, tuple(ir.concrete(d, sizes) for d in e.args[1])),
         sized=True, spec_name="reshape", attrs=("shape",), doc="the same entries in a new shape (row-major, as NumPy)",
+        view=True,
     ),
     Op(
         "permute", 1, _permute_shape,
@@ -297,6 +328,18 @@ ROWS: tuple[Op, ...] = (
         np_eval=lambda x, e: np.transpose(x, _perm(e)), sym_eval=lambda x, e: np.transpose(x, _perm(e)),
         prec=POW, spec_name="transpose", attrs=("perm",), doc="axes reordered: transpose(E, [2, 0, 1])",
         index=lambda e, ij, fresh: IndexForm((), (tuple(ij[_inverse(_perm(e))[k]] for k in range(len(ij))),)),
+        view=True,
+    ),
+    Op(
+        "flip", 1, _flip_shape,
+        vjps=(lambda g, out, e: flip(g, _flip_axes(e)),),
+        rules=("flip: ∂L/∂𝒰 is the gradient of the flipped 𝒰, flipped back along the same axes",),
+        latex=_flip_forms(True), text=_flip_forms(False),
+        numpy=lambda p, e: f"np.flip({p.operand(e.children[0], 0)}, {tuple(_flip_axes(e))})",
+        np_eval=lambda x, e: np.flip(x, _flip_axes(e)), sym_eval=lambda x, e: np.flip(x, _flip_axes(e)),
+        spec_name="flip", attrs=("axes",),
+        doc="entries reversed along the given axes: flip(W, [2, 3]) turns a conv's filters in space",
+        view=True,
     ),
     Op(
         "concat", 1, _concat_shape,
@@ -315,6 +358,7 @@ ROWS: tuple[Op, ...] = (
         latex=_slice_forms("latex"), text=_slice_forms("text"), numpy=_slice_forms("numpy"),
         np_eval=_take_eval, sym_eval=_take_eval, sized=True, attrs=("index",),
         code_attrs=lambda e: _written_bounds(e, shape_of(e.children[0])),
+        view=True,
     ),
     Op(
         "embed", 1, _embed_shape,

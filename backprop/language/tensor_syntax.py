@@ -20,7 +20,7 @@ from sympy import Basic
 from backprop.expr import ir
 from backprop.expr.ir import fmt_shape, shape_of
 from backprop.expr.ops_einsum import einsum
-from backprop.expr.ops_tensor import permute, reshape, take
+from backprop.expr.ops_tensor import flip, permute, reshape, take
 from backprop.support.errors import ShapeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,6 +98,21 @@ class TensorCalls(_Base):
                 raise self.fail(node.args[1], f"transpose of a {fmt_shape(shape_of(x))} value (rank {rank}) needs each "
                                               f"axis 0 to {rank - 1} once, got [{', '.join(map(str, perm))}]")
         return self._shape_error(node, permute, x, perm)
+
+    def call_flip(self, node: ast.Call) -> Basic:
+        self._no_keywords(node, "flip")
+        if len(node.args) != 2:
+            raise self.fail(node, f"flip takes 2 arguments, the value and its axes: flip(W, [2, 3]), got {len(node.args)}")
+        x = self.visit(node.args[0])
+        rank = len(shape_of(x))
+        items = self._items(node.args[1], "flip's axes", "[2, 3]")
+        if not all(isinstance(i, ast.Constant) and type(i.value) is int for i in items):
+            raise self.fail(node.args[1], "flip's axes are whole numbers, e.g. [2, 3]")
+        axes = [i.value for i in items]  # type: ignore[attr-defined]
+        if not axes or len(set(axes)) != len(axes) or not all(0 <= k < rank for k in axes):
+            raise self.fail(node.args[1], f"flip of a {fmt_shape(shape_of(x))} value (rank {rank}) takes distinct axes "
+                                          f"from 0 to {rank - 1}, got [{', '.join(map(str, axes))}]")
+        return self._shape_error(node, flip, x, axes)
 
     def call_concat(self, node: ast.Call) -> Basic:
         if len(node.args) < 2:

@@ -27,6 +27,7 @@ from backprop.verification.claims import Claim
 from backprop.verification.factors import Factor, factor_phrase, fit_factor
 from backprop.verification.numeric import TOL, Points, rel
 from backprop.verification.repairs import _MAX_PARTS, INVERSE_NOTE, Repairs, _and, _grad_text, _subexpressions, holds_inverse
+from backprop.verification.windows import window_slip
 
 #: Relative errors up to this (above TOL) are a near miss, not a factor "1.000001" or a wrong step.
 NEAR = 1e-4
@@ -152,9 +153,18 @@ class Diagnosis(Repairs):
                 return f"{head}; {how}, and {factor_phrase(f)}"
         return None
 
+    def _window_slip(self, claim: Claim, step: Step) -> tuple[str, str] | None:
+        """A convolution in the claim with unflipped filters or the wrong padding (rows of
+        :mod:`backprop.verification.windows`)."""
+        return window_slip(claim.expr, step.shape, self.at.grad(step.target), step.target not in self.deriv.params,
+                           self.at.vals, self.at.close)
+
     def wrong_shape(self, claim: Claim, step: Step, c: list[np.ndarray], g: list[np.ndarray]) -> tuple[str, str]:
         cs, ts = shape_of(claim.expr), step.shape
         head = f"wrong shape {fmt_shape(cs)}: {_grad_text(step.target)} is {fmt_shape(ts)}"
+        slip = self._window_slip(claim, step)
+        if slip is not None:
+            return slip[0], f"{head}; {slip[1]}"
         if len(cs) != len(ts):
             kind, more = self._extra_axes(cs, ts, c, g, claim.rhs)
             return kind, head + more
@@ -250,6 +260,9 @@ class Diagnosis(Repairs):
         if err <= max(NEAR, 100 * self.tol):  # no factor or step to name: the claim is right but for a small perturbation
             return "near", (f"agrees to {err:.1g}, not within the tolerance {self.tol:.0e}: a stabilizing epsilon, "
                             "or a constant rounded?")
+        slip = self._window_slip(claim, step)
+        if slip is not None:
+            return slip
         f = self.at.factor(c, g)
         if f is not None:
             kind = "sign" if (f.c == -1 and not f.exps) else "factor"
