@@ -476,6 +476,19 @@ def test_index_letters_avoid_dims_and_variables() -> None:
 # --- index notation means what it says: evaluate it entry by entry --------------
 
 
+class PaddingError(Exception):
+    """An entry outside its value: a convolution's window reaching into the zero padding."""
+
+
+def position(t: str, idx: dict[str, int]) -> int:
+    """The 0-based position an index denotes: a letter, or a convolution's window position such as
+    ``2(i-1)+k-1``, written counting from 1 as the sums do."""
+    if t in idx:
+        return idx[t]
+    one_based = {k: v + 1 for k, v in idx.items()}
+    return int(eval(re.sub(r"(\d)\(", r"\1*(", t), {"__builtins__": {}}, one_based)) - 1
+
+
 def eval_index(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any, int]) -> float:
     """The number an index-notation tree denotes, for index values ``idx``."""
     if isinstance(x, Entry):
@@ -489,7 +502,10 @@ def eval_index(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any
         value = value.reshape(1, 1) if value.ndim == 0 else value
         if len(x.index) != value.ndim:  # a scalar among values of another rank: its one entry
             return float(value.reshape(-1)[0])
-        return float(value[tuple(idx[t] if t and n > 1 else 0 for t, n in zip(x.index, value.shape))])
+        at = tuple(position(t, idx) if t and n > 1 else 0 for t, n in zip(x.index, value.shape))
+        if any(not 0 <= a < n for a, n in zip(at, value.shape)):
+            raise PaddingError(x)
+        return float(value[at])
     if isinstance(x, Sum):
         total = 0.0
         ranges = [range(int(sympy.sympify(n).subs(dims))) for _, n in x.indices]
@@ -497,7 +513,10 @@ def eval_index(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any
             total += eval_index(x.body, {**idx, **dict(zip((t for t, _ in x.indices), values))}, vals, dims)
         return total
     if isinstance(x, Product):
-        return float(np.prod([eval_index(f, idx, vals, dims) for f in x.factors]))
+        try:
+            return float(np.prod([eval_index(f, idx, vals, dims) for f in x.factors]))
+        except PaddingError:  # a window reaching into the zero padding: that term is 0
+            return 0.0
     if isinstance(x, Scaled):
         return float(constant(x.coeff, dims)) * eval_index(x.body, idx, vals, dims)
     if isinstance(x, Apply):
@@ -594,6 +613,15 @@ def test_registry_index_rules(op: str) -> None:
         "einsum": [((n, k), (k, m, 2), "fc,ctm->ftm"), ((n, k, m), (n, 2, m), "dtm,dsm->tsm"),
                    ((n, k), (k, m), (m, 2), "ab,bc,cd->ad"), ((n, k), "ij->i")],
         "permute": [((n, k, m), (2, 0, 1)), ((n, 1, m), (1, 2, 0))],
+        # (stride, padding, examples axis): strides, paddings, both layouts, 1×1 filters and outputs
+        "conv1d": [((2, 7, m), (3, 2, 3), (2, 1, 2)), ((m, 2, 5), (3, 2, 1), (1, 0, 0)),
+                   ((2, 4, m), (3, 2, 4), (1, 0, 2))],
+        "conv2d": [((2, 5, 5, m), (3, 2, 3, 3), (2, 1, 3)), ((m, 2, 4, 3), (2, 2, 2, 1), (1, 0, 0)),
+                   ((2, 3, 3, m), (2, 2, 1, 1), (2, 0, 3)), ((2, 3, 3, m), (2, 2, 3, 3), (1, 1, 3))],
+        "conv1d_filter": [((2, 7, m), (3, 4, m), (2, 1, 2)), ((m, 2, 5), (m, 3, 5), (1, 0, 0))],
+        "conv2d_filter": [((2, 5, 5, m), (3, 3, 3, m), (2, 1, 3)), ((m, 2, 4, 3), (m, 2, 3, 3), (1, 0, 0)),
+                          ((2, 3, 3, m), (2, 1, 1, m), (1, 0, 3))],
+        "avg_pool2d": [((2, 4, 4, m), (2, 2, 3)), ((m, 2, 5, 5), (3, 1, 0)), ((2, 4, 4, m), (4, 4, 3))],
     }[op]
     from backprop.expr import ir
 
@@ -609,6 +637,8 @@ def test_registry_index_rules(op: str) -> None:
             e = ir.node(op, leaves[0], ir.axes_attr(case[1]))
         elif op == "broadcast":
             e = ir.node(op, leaves[0], sympy.Tuple(*case[1]))
+        elif REGISTRY[op].windowed:
+            e = ir.node(op, *leaves, *(sympy.Integer(a) for a in case[-1]))
         else:
             e = ir.node(op, *leaves)
         vals = {v.name: rng.normal(size=tuple(int(sympy.sympify(d).subs(dims)) for d in v.shape)) for v in leaves}
@@ -826,3 +856,15 @@ def test_zero_and_whole_numbers_are_not_scientific() -> None:
 
     assert scientific(sympy.Integer(0)) is None and scientific(sympy.Integer(7)) is None
     assert scientific(sympy.Rational(1, 20000)) == ("5", -5)
+
+
+def test_conv_notes_show_the_window_sums() -> None:
+    """A conv layer's forward value and filter gradient, and average pooling, entry by entry: the
+    stride and padding in the window position (issue 15 point 2)."""
+    text = to_text(spec_derivation(CONV_SPEC, "conv"))
+    assert "Z[i,j,k,l] = (Σᵤ Σᵣ Σ_q X[u,2(j-1)+r-1,2(k-1)+q-1,l] W₁[i,u,r,q]) + b₁[i]" in text  # stride 2, padding 1
+    assert "T[i,j,k]   = Σᵤ Σᵣ S[u,j+r-2,k] flip[2](V)[i,u,r]" in text  # stride 1, padding 1
+    assert "P[i,l]     = (1/25) (Σᵤ Σᵣ A[i,u,r,l])" in text
+    assert "∂L/∂W₁[i,j,k,l] = Σᵤ Σᵣ Σ_q X[j,2(u-1)+k-1,2(r-1)+l-1,q] ∂L/∂Z[i,u,r,q]" in text
+    latex = to_latex(spec_derivation(CONV_SPEC, "conv"))
+    assert r"X_{u,2(j-1)+r-1,2(k-1)+q-1,l} (W_{1})_{iurq}" in latex

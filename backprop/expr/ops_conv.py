@@ -33,6 +33,10 @@ import sympy
 from sympy import Basic
 
 from backprop.expr import ir
+from backprop.expr.conv_index import attr_ints as _attrs
+from backprop.expr.conv_index import avg_pool_index, conv_filter_index, conv_index
+from backprop.expr.conv_index import join_layout as _join
+from backprop.expr.conv_index import split_layout as _split
 from backprop.expr.ir import OpNode, Shape, fmt_shape
 from backprop.expr.ops_row import Op
 from backprop.support.errors import ShapeError
@@ -230,21 +234,6 @@ def _run(name: str) -> Callable[..., Any]:
 # ---------------------------------------------------------------------------
 
 
-def _attrs(e: OpNode) -> tuple[int, ...]:
-    return tuple(int(v) for v in e.attrs)
-
-
-def _split(shape: Shape, batch: int) -> tuple[Basic, tuple[Basic, ...], Basic]:
-    """(channels, spatial sizes, examples) of a value laid out with its examples axis at ``batch``."""
-    if batch == 0:
-        return shape[1], tuple(shape[2:]), shape[0]
-    return shape[0], tuple(shape[1:-1]), shape[-1]
-
-
-def _join(channels: Basic, spatial: tuple[Basic, ...], m: Basic, batch: int) -> Shape:
-    return (m, channels, *spatial) if batch == 0 else (channels, *spatial, m)
-
-
 def _whole(x: Basic) -> bool:
     return x.is_Integer is True
 
@@ -397,7 +386,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
                    "convolution, filters: ∂L/∂𝒲 = corr(𝒳, ∂L/∂𝒵) for 𝒵 = conv(𝒳, 𝒲)"),
             latex=conv_l, text=conv_t, numpy=_numpy_call("_conv"), np_eval=_run("_conv"), sym_eval=_run("_conv"),
             numpy_helper=_CONV, shared_helpers=(_WINDOWS,), jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name=name,
-            attrs=("stride", "padding", "batch"), windowed=True,
+            attrs=("stride", "padding", "batch"), windowed=True, index=conv_index,
             signature="(X, W, stride=1, padding=0)",
             contracts=lambda e, i, nd=nd: tuple(range(1, nd + 2)) if i == 1 else (0,),
             doc=f"{nd}-d convolution as PyTorch's: X[c, {'…' if nd > 1 else 'L'}, m] with filters W[f, c, {axes}]",
@@ -417,7 +406,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             latex=filter_l, text=filter_t, numpy=_numpy_call("_conv_filter"), np_eval=_run("_conv_filter"),
             sym_eval=_run("_conv_filter"), numpy_helper=_CONV_FILTER, shared_helpers=(_WINDOWS,),
             jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX),
-            attrs=("stride", "padding", "batch"), windowed=True,
+            attrs=("stride", "padding", "batch"), windowed=True, index=conv_filter_index,
             doc=f"∂L/∂W of {name}: the correlation of the input with δ",
         ),
     )
@@ -457,7 +446,7 @@ def _pool_rows() -> tuple[Op, ...]:
             latex=avg_l, text=avg_t, numpy=_numpy_call("_avg_pool", pool=True), np_eval=_run("_avg_pool"),
             sym_eval=_run("_avg_pool"), numpy_helper=_AVG_POOL, shared_helpers=(_WINDOWS,),
             jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name="avg_pool2d",
-            attrs=attrs, windowed=True, signature="(X, size=k, stride=k)",
+            attrs=attrs, windowed=True, signature="(X, size=k, stride=k)", index=avg_pool_index,
             doc="the mean of each size×size window, windows stride apart (default: size)",
         ),
         Op(
