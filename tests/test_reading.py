@@ -26,6 +26,7 @@ from backprop import get_derivation
 from backprop.present.latex import to_latex
 from backprop.present.layout import T_RULES, Notes, Section, layout
 from backprop.present.text import to_text
+from backprop.present.working import shown_links
 from backprop.support.notation import MATH_WORDS
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -161,7 +162,7 @@ def test_pdf_layout_keeps_rules_shapes_and_the_update_in_place(name: str) -> Non
         else:  # each rule at the right margin of the line it gave, as the shapes are
             assert r"\begin{steprules}" not in body
             cited = [r for b in blocks for r in re.findall(r"\\tag\*\{\\small\\itshape by ([^}]*)\}", b)]
-            assert len(cited) == sum(len(p.trail) for s in d.steps for p in s.paths)
+            assert len(cited) == sum(len(shown_links(d, p)) for s in d.steps for p in s.paths)
         closing = body.split(r"\begin{minipage}{\linewidth}")
         assert len(closing) == 2 and r"\section*{Update" in closing[1] and closing[1].count(r"\section*{") == 2
 

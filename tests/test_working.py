@@ -14,10 +14,13 @@ import pytest
 import backprop
 from backprop import get_derivation
 from backprop.engine.simplify import simplify
+from backprop.present import working as working_module
 from backprop.present.formula import formula
 from backprop.present.jsondoc import to_json
 from backprop.present.layout import T_BACKWARD, layout
 from backprop.present.text import to_text
+from backprop.present.working import shown_links, worked
+from backprop.support.deepstack import deep_stack
 from backprop.support.escape import tex_text
 
 EXAMPLES = backprop.example_names()
@@ -32,9 +35,28 @@ def test_one_line_per_rule_with_its_name(name: str) -> None:
     for s, b in zip(d.steps, backward.blocks):
         work = [ln for ln in b.lines if ln.depth]
         assert [ln.why.cites for ln in work if ln.why] == [
-            backprop.present.legend.rule_name(k.rule) for p in s.paths for k in p.trail]
+            backprop.present.legend.rule_name(k.rule) for p in s.paths for k in shown_links(d, p)]
+        for p in s.paths:  # only rules passing an unchanged gradient on are merged
+            kept = shown_links(d, p)
+            assert kept[-1] == p.trail[-1] if p.trail else not kept
+            assert all(p.trail[i + 1].grad == k.grad for i, k in enumerate(p.trail) if k not in kept)
         assert all(ln.why is not None and ln.why.text.startswith("by ") for ln in work)
         assert not b.rules, "the rules sit beside their lines, not in a list under the step"
+
+
+def test_a_long_sum_is_one_line_per_term_and_a_long_working_is_compact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loss of 300 terms: each param's working is a few lines, not 300 (the sum's rules pass the
+    same gradient down); a step whose working would run past MAX_WORKING lines is printed compact."""
+    terms = " + ".join(f"sum(W{i}**2)" for i in range(1, 301))
+    spec = "input X[n, m]\n" + "".join(f"param W{i}[n, 1]\n" for i in range(1, 301)) + f"loss = {terms}\n"
+    d = backprop.backpropagate(backprop.parse_spec(spec, path="long.spec"))
+    backward = next(s for s in deep_stack(layout)(d).sections if s.title == T_BACKWARD)
+    assert max(sum(ln.depth for ln in b.lines) for b in backward.blocks) <= 4
+    monkeypatch.setattr(working_module, "MAX_WORKING", 3)
+    d = get_derivation("mlp_softmax")
+    block = next(s for s in layout(d).sections if s.title == T_BACKWARD).blocks[0]
+    assert not worked(d, d.steps[0]) and block.rules and not any(ln.depth for ln in block.lines)
+    assert worked(d, d.step("W2"))
 
 
 def test_the_one_hot_fact_is_named_where_the_softmax_step_uses_it() -> None:

@@ -45,7 +45,7 @@ from backprop.present.formula import (
 )
 from backprop.present.index import Entry, gradient_index, value_index, windowed
 from backprop.present.legend import T_RULES, LegendEntry, legend, legend_intro, rule_name
-from backprop.present.working import Why, via_groups, working
+from backprop.present.working import Why, via_groups, worked, working
 from backprop.support.escape import tex_text
 from backprop.support.notation import latex_name, text_name
 
@@ -293,7 +293,7 @@ def _step_block(d: Derivation, s: Step, domains: dict[str, str | None], brief: b
     groups = via_groups(s.paths)
     chain = chain_formula(d, s)
     lines = [Line(grad_formula(s.target), chain, shape=shape_formula(s.shape))]
-    if not brief:
+    if not brief and worked(d, s):
         lines += _worked(d, s, chain)
         if _tensor_valued(s.result) and not windowed(gradient_index(d, s.target).rhs):
             lines.append(_index_line(d, s.target))

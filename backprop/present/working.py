@@ -3,8 +3,9 @@
 The chain rule walks each equation from its result down to the variable, one registry rule per
 operation (:class:`~backprop.engine.derivation.Link`). The notes print that walk as it happened:
 the gradient arriving at each part of the equation, with the rule that produced it named beside
-the line; then every simplification that used a fact about the inputs (a one-hot column sums to 1,
-Sᵀ = S for a symmetric S), with the fact named; then any gradient from above substituted in.
+the line (rules passing the same gradient on, down a sum of many terms, are one line); then
+every simplification that used a fact about the inputs (a one-hot column sums to 1, Sᵀ = S for a
+symmetric S), with the fact named; then any gradient from above substituted in.
 ``backprop derive --brief`` prints the compact form instead (the result and the rules' names).
 """
 
@@ -13,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import sympy
 from sympy import Basic, MatrixSymbol
 
-from backprop.engine.derivation import Derivation, Path, Step
+from backprop.engine.derivation import Derivation, Link, Path, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
-from backprop.expr.printing import GradSymbol
+from backprop.expr.printing import GradSymbol, grad_symbol
 from backprop.language.domains import domain
 from backprop.language.model import Domains
 from backprop.present.formula import Formula, formula, join_formulas
@@ -128,6 +130,27 @@ def _joined(whys: Sequence[Why]) -> Why | None:
 # --- the working of one step ----------------------------------------------------
 
 
+#: A step whose working would take more lines than this is printed in the compact form (its result
+#: and the rules' names): a chain nested a hundred deep in one equation is no page of notes.
+MAX_WORKING = 40
+
+
+def shown_links(d: Derivation, p: Path) -> list[Link]:
+    """The links of a path the notes print: a run of rules that each pass the gradient on unchanged
+    (down the terms of a sum) is one line, for the last operand it reaches, named by the last rule:
+    a loss of 1,000 terms gives each term one line, not 1,000."""
+    trail = p.trail
+    arriving = sympy.Integer(1) if p.via == d.loss.name else grad_symbol(p.via, d.equation(p.via).shape)
+    before = [arriving, *(k.grad for k in trail[:-1])]
+    passing = [k.grad == b for k, b in zip(trail, before)]
+    return [k for i, k in enumerate(trail) if not (passing[i] and i + 1 < len(trail) and passing[i + 1])]
+
+
+def worked(d: Derivation, s: Step) -> bool:
+    """Whether the notes show the step's working (see :data:`MAX_WORKING`)."""
+    return sum(len(shown_links(d, p)) for p in s.paths) <= MAX_WORKING
+
+
 def working(d: Derivation, s: Step, chain_term: Callable[[str, str], Formula]) -> list[WorkLine]:
     """The lines between a step's chain rule and its result (see the module docstring)."""
     domains = d.model.domains()
@@ -135,8 +158,9 @@ def working(d: Derivation, s: Step, chain_term: Callable[[str, str], Formula]) -
     multi = len(s.paths) > 1
     for via, ps in via_groups(s.paths):
         for use, p in enumerate(ps, 1):
-            for k, link in enumerate(p.trail):
-                last = k == len(p.trail) - 1
+            trail = shown_links(d, p)
+            for k, link in enumerate(trail):
+                last = k == len(trail) - 1
                 lhs = operand_grad(link.operand)
                 if last and multi:  # one term of the chain rule's sum: named as the chain rule names it
                     lhs = chain_term(via, s.target)
