@@ -944,8 +944,8 @@ def test_conv_notes_show_the_full_convolution_and_the_pooling_routes(tmp_path: P
     assert "∂L/∂Q[i,j,k,l] = Σₜ Σₛ Σᵤ ∂L/∂Z[t,(j-s+1)/2+1,(k-u+1)/2+1,l] W[t,i,s,u]" in text
     said = " ".join(text.split())
     assert ("(the full convolution: ∂L/∂Z dilated by the stride (1 zero between entries), padded by 1 zero on "
-            "each side (k − 1 − p), correlated with W flipped in both spatial axes; a term whose position in ∂L/∂Z "
-            "is not a whole number in range is 0)") in said
+            "each side (k − 1 − p), correlated with W flipped in both spatial axes; where the position in ∂L/∂Z "
+            "is not a whole number in range, the term is 0)") in said
     assert ("∂L/∂A[i,j,k,l] = (1/4) ∂L/∂P[i,⌈j/2⌉,⌈k/2⌉,l] + ∂L/∂M[i,⌈j/2⌉,⌈k/2⌉,l] "
             "[A[i,j,k,l] is the first maximum of its window (⌈j/2⌉,⌈k/2⌉)]") in text
     assert "each entry of a 2×2 window receives 1/4 of ∂L/∂P at that window" in said

@@ -155,7 +155,7 @@ def conv_input_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexFor
     steps = [f"dilated by the stride ({stride - 1} zero{'s' if stride > 2 else ''} between entries)"] if stride > 1 else []
     steps += [p for p in [_full_padding(kernel, pad)] if p]
     steps.append(f"correlated with {{1}} flipped {_spatial(len(kernel))}")
-    where = ("a term whose position in {0} is not a whole number in range is 0" if stride > 1
+    where = ("where the position in {0} is not a whole number in range, the term is 0" if stride > 1
              else "an entry outside {0} is 0")
     note = f"the full convolution: {{0}} {', '.join(steps)}; {where}"
     return IndexForm(summed, (join_layout(f, pos, t, batch), (f, c, *kern)), note=note)  # type: ignore[arg-type]
