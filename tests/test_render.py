@@ -944,7 +944,8 @@ def test_conv_notes_show_the_full_convolution_and_the_pooling_routes(tmp_path: P
     assert "∂L/∂Q[i,j,k,l] = Σₜ Σₛ Σᵤ ∂L/∂Z[t,(j-s+1)/2+1,(k-u+1)/2+1,l] W[t,i,s,u]" in text
     said = " ".join(text.split())
     assert ("(the full convolution: ∂L/∂Z dilated by the stride (1 zero between entries), padded by 1 zero on "
-            "each side (k − 1 − p), correlated with W flipped in both spatial axes; where the position in ∂L/∂Z "
+            "each side (3 − 1 − 1: the filter size less 1, less the padding), correlated with W flipped in both "
+            "spatial axes; where the position in ∂L/∂Z "
             "is not a whole number in range, the term is 0)") in said
     assert ("∂L/∂A[i,j,k,l] = (1/4) ∂L/∂P[i,⌈j/2⌉,⌈k/2⌉,l] + ∂L/∂M[i,⌈j/2⌉,⌈k/2⌉,l] "
             "[A[i,j,k,l] is the first maximum of its window (⌈j/2⌉,⌈k/2⌉)]") in text
@@ -953,7 +954,7 @@ def test_conv_notes_show_the_full_convolution_and_the_pooling_routes(tmp_path: P
     assert "(Q zero-padded by 1 on each side: a position outside Q holds 0)" in said
     latex = to_latex(d, standalone=True)
     assert r"\lceil j/2\rceil" in latex and r"\text{ is the first maximum of its window }" in latex
-    assert r"\text{padded by 1 zero on each side (} k - 1 - p \text{),}" in latex
+    assert r"\text{padded by 1 zero on each side (} 3 - 1 - 1 \text{: the filter size less 1,}" in latex
     assert_no_overfull(compile_latex(latex, tmp_path, "conv_input"), "conv_input")
     used = {m for s in math_spans(to_markdown(d, index=True)) for m in re.findall(r"\\([A-Za-z]+|.)", s)}
     assert used <= KATEX_MACROS, sorted(used - KATEX_MACROS)
@@ -966,5 +967,6 @@ def test_conv_notes_show_the_full_convolution_and_the_pooling_routes(tmp_path: P
     # lenet: the full convolution (stride 1, no padding) and max pooling, as a student reads them
     lenet = " ".join(to_text(derivation("lenet")).split())
     assert ("∂L/∂P₁[i,j,k,l] = Σₜ Σₛ Σᵤ ∂L/∂Z₂[t,j-s+1,k-u+1,l] W₂[t,i,s,u] (the full convolution: ∂L/∂Z₂ "
-            "padded by 4 zeros on each side (k − 1 − p), correlated with W₂ flipped in both spatial axes; an "
+            "padded by 4 zeros on each side (5 − 1 − 0: the filter size less 1, less the padding), correlated with "
+            "W₂ flipped in both spatial axes; an "
             "entry outside ∂L/∂Z₂ is 0)") in lenet

@@ -128,14 +128,18 @@ def _spatial(nd: int) -> str:
 
 
 def _full_padding(kernel: tuple[Basic, ...], pad: int) -> str:
-    """δ's padding in the full convolution, k − 1 − p on each side (a crop when negative)."""
+    """δ's padding in the full convolution, k − 1 − p on each side (a crop when negative), said with
+    numbers: a letter k would read as an index of the entry beside it."""
     amounts = sorted({int(k) - 1 - pad for k in kernel})
+    sizes = sorted({int(k) for k in kernel})
     if amounts == [0]:
         return ""
     said = " and ".join(map(str, amounts))
+    why = (f"${sizes[0]} − 1 − {pad}$: the filter size less 1, less the padding" if len(sizes) == 1
+           else "the filter size less 1, less the padding")
     if all(a >= 0 for a in amounts):
-        return f"padded by {said} zero{'s' if amounts != [1] else ''} on each side ($k − 1 − p$)"
-    return f"padded by $k − 1 − p$ on each side ({said}: a negative padding crops)"
+        return f"padded by {said} zero{'s' if amounts != [1] else ''} on each side ({why})"
+    return f"padded by {said} on each side ({why}: a negative padding crops)"
 
 
 def conv_input_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
