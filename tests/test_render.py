@@ -954,7 +954,7 @@ def test_conv_notes_show_the_full_convolution_and_the_pooling_routes(tmp_path: P
     assert "(Q zero-padded by 1 on each side: a position outside Q holds 0)" in said
     latex = to_latex(d, standalone=True)
     assert r"\lceil j/2\rceil" in latex and r"\text{ is the first maximum of its window }" in latex
-    assert r"\text{padded by 1 zero on each side (} 3 - 1 - 1 \text{: the filter size less 1,}" in latex
+    assert r"\text{padded by 1 zero on each side (} 3 - 1 - 1 \text{:}" in latex
     assert_no_overfull(compile_latex(latex, tmp_path, "conv_input"), "conv_input")
     used = {m for s in math_spans(to_markdown(d, index=True)) for m in re.findall(r"\\([A-Za-z]+|.)", s)}
     assert used <= KATEX_MACROS, sorted(used - KATEX_MACROS)
