@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import re
 import shutil
@@ -37,7 +38,7 @@ from backprop.expr.evaluate import constant, evaluate
 from backprop.expr.ir import OpNode, count_nodes, is_const, shape_of
 from backprop.expr.ops import REGISTRY
 from backprop.expr.printing import GradSymbol, text
-from backprop.present.index import Apply, Entry, Product, Scaled, Sum, gradient_index, to_index
+from backprop.present.index import Apply, Entry, FirstMax, Product, Scaled, Sum, gradient_index, to_index
 from backprop.present.jsondoc import to_json
 from backprop.present.latex import to_latex
 from backprop.present.layout import T_BACKWARD, T_EXPANDED, T_FORWARD, T_GRADIENTS, T_INDEX, T_UPDATE, needed_steps
@@ -168,7 +169,7 @@ loss = trace(W @ B) + sum(X * (inv(W) @ X)) / m + logdet(S) - det(W) + sum(solve
 
 #: Macros KaTeX and MathJax both render (GitHub and Jupyter Markdown).
 KATEX_MACROS = frozenset({
-    "frac", "partial", "mathcal", "left", "right", "odot", "top", "sum", "sigma", "log", "exp",
+    "frac", "partial", "mathcal", "left", "right", "odot", "top", "sum", "sigma", "log", "exp", "lceil", "rceil",
     "tanh", "sqrt", "operatorname", "text", "hat", "mathrm", "mathbf", "times", "alpha", "beta",
     "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "rho", "tau", "phi", "omega",
     "Sigma", "leftarrow", "to", "cdot", "le", "ge", "quad", "qquad", "textbf", "begin", "end", ",",
@@ -493,11 +494,15 @@ class PaddingError(Exception):
 
 def position(t: str, idx: dict[str, int]) -> int:
     """The 0-based position an index denotes: a letter, or a convolution's window position such as
-    ``2(i-1)+k-1``, written counting from 1 as the sums do."""
+    ``2(i-1)+k-1``, ``(j-k+1)/2+1`` or ``ceil(j/2)``, written counting from 1 as the sums do. A
+    position that is not a whole number reads no entry (PaddingError: the term is 0)."""
     if t in idx:
         return idx[t]
     one_based = {k: v + 1 for k, v in idx.items()}
-    return int(eval(re.sub(r"(\d)\(", r"\1*(", t), {"__builtins__": {}}, one_based)) - 1
+    at = eval(re.sub(r"(\d)\(", r"\1*(", t), {"__builtins__": {}, "ceil": math.ceil}, one_based)
+    if at != int(at):
+        raise PaddingError(t)
+    return int(at) - 1
 
 
 def eval_index(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any, int]) -> float:
@@ -521,8 +526,21 @@ def eval_index(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any
         total = 0.0
         ranges = [range(int(sympy.sympify(n).subs(dims))) for _, n in x.indices]
         for values in product(*ranges):
-            total += eval_index(x.body, {**idx, **dict(zip((t for t, _ in x.indices), values))}, vals, dims)
+            try:
+                total += eval_index(x.body, {**idx, **dict(zip((t for t, _ in x.indices), values))}, vals, dims)
+            except PaddingError:  # a window position that is no whole number in range: that term is 0
+                pass
         return total
+    if isinstance(x, FirstMax):  # 1 where the entry is its window's first maximum in row-major order
+        value = np.asarray(evaluate(x.value, vals), dtype=float)
+        at = tuple(position(t, idx) if t else 0 for t in x.index)
+        win = tuple(position(w, idx) if w else None for w in x.window)
+        if any(w is not None and not 0 <= x.stride * w <= n - x.size for w, n in zip(win, value.shape)):
+            raise PaddingError(x)
+        region = tuple(slice(x.stride * w, x.stride * w + x.size) if w is not None else slice(a, a + 1)
+                       for w, a in zip(win, at))
+        first = np.unravel_index(np.argmax(value[region]), value[region].shape)
+        return float(tuple(r.start + f for r, f in zip(region, first)) == at)
     if isinstance(x, Product):
         try:
             return float(np.prod([eval_index(f, idx, vals, dims) for f in x.factors]))
@@ -537,9 +555,26 @@ def eval_index(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any
     return float(constant(x, dims))
 
 
-def check_index_form(expr: Any, shape: Any, vals: dict[str, Any], dims: dict[Any, int], taken: set[str]) -> None:
-    want = np.asarray(evaluate(expr, vals), dtype=float)
+def index_terms(x: Any, dims: dict[Any, int]) -> int:
+    """How many scalar terms evaluating one entry of an index form visits."""
+    if isinstance(x, Sum):
+        return int(np.prod([int(sympy.sympify(n).subs(dims)) for _, n in x.indices])) * index_terms(x.body, dims)
+    if isinstance(x, Scaled):
+        return index_terms(x.body, dims)
+    if isinstance(x, Product | Apply):
+        return sum(index_terms(f, dims) for f in (x.factors if isinstance(x, Product) else x.args))
+    return 1
+
+
+def check_index_form(expr: Any, shape: Any, vals: dict[str, Any], dims: dict[Any, int], taken: set[str],
+                     max_terms: int | None = None) -> None:
+    """``expr`` entry by entry equals its index form; a form whose entries visit more than ``max_terms``
+    terms is left out (LeNet's fully expanded filter gradient: a full convolution inside a
+    correlation, millions of terms an entry, each operation of which is checked on its own)."""
     eq = to_index(expr, "g", shape, taken)
+    if max_terms is not None and index_terms(eq.rhs, dims) > max_terms:
+        return
+    want = np.asarray(evaluate(expr, vals), dtype=float)
     entries = list(np.ndindex(*want.shape))
     if len(entries) > 24:  # 784-pixel layers: a random sample of entries (corners included)
         pick = np.random.default_rng(len(entries)).choice(len(entries), 22, replace=False)
@@ -553,6 +588,8 @@ def check_index_form(expr: Any, shape: Any, vals: dict[str, Any], dims: dict[Any
 #: Expanded gradients larger than this (a transformer block's, every δ substituted: nested sums whose
 #: entry-by-entry evaluation in Python takes minutes) are checked in their recursive form only.
 EXPANDED_INDEX_BUDGET = 400
+#: ... and those whose entries sum more terms than this.
+EXPANDED_INDEX_TERMS = 50_000
 
 
 @pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)
@@ -573,7 +610,7 @@ def test_index_notation_evaluates_to_the_matrix_formula(d: Derivation) -> None:
         check_index_form(step.result, step.shape, vals, dims, taken)
         expanded = d.expanded(p)
         if count_nodes(expanded) <= EXPANDED_INDEX_BUDGET:
-            check_index_form(expanded, step.shape, vals, dims, taken)
+            check_index_form(expanded, step.shape, vals, dims, taken, max_terms=EXPANDED_INDEX_TERMS)
 
 
 #: The bundled examples all_derivations leaves out (einsum networks): rendered, compiled and indexed
@@ -633,6 +670,17 @@ def test_registry_index_rules(op: str) -> None:
         "conv2d_filter": [((2, 5, 5, m), (3, 3, 3, m), (2, 1, 3)), ((m, 2, 4, 3), (m, 2, 3, 3), (1, 0, 0)),
                           ((2, 3, 3, m), (2, 1, 1, m), (1, 0, 3))],
         "avg_pool2d": [((2, 4, 4, m), (2, 2, 3)), ((m, 2, 5, 5), (3, 1, 0)), ((2, 4, 4, m), (4, 4, 3))],
+        # the full convolution: δ (dilated by the stride) against the filters; (δ, W, (stride, padding, batch))
+        "conv1d_input": [((3, 4, m), (3, 2, 3), (2, 1, 2)), ((m, 3, 3), (3, 2, 1), (1, 0, 0)),
+                         ((3, 3, m), (3, 2, 3), (3, 2, 2)), ((3, 4, m), (3, 2, 1), (2, 0, 2))],
+        "conv2d_input": [((3, 3, 3, m), (3, 2, 3, 3), (2, 1, 3)), ((m, 2, 3, 3), (2, 2, 2, 1), (1, 0, 0)),
+                         ((2, 2, 2, m), (2, 2, 1, 1), (2, 0, 3)), ((2, 3, 3, m), (2, 2, 3, 3), (1, 1, 3)),
+                         ((2, 2, 3, m), (2, 3, 3, 2), (2, 2, 3))],
+        # pooling's gradients, (δ, [X,] (size, stride, batch)): tiling windows, overlapping, gaps
+        "avg_pool2d_spread": [((2, 2, 2, m), (2, 2, 3)), ((m, 2, 3, 3), (3, 1, 0)), ((2, 2, 2, m), (2, 3, 3)),
+                              ((2, 1, 1, m), (4, 4, 3))],
+        "max_pool2d_route": [((2, 2, 2, m), (2, 4, 4, m), (2, 2, 3)), ((m, 2, 3, 3), (m, 2, 5, 5), (3, 1, 0)),
+                             ((2, 2, 2, m), (2, 5, 5, m), (2, 3, 3)), ((2, 2, 2, m), (2, 5, 5, m), (3, 2, 3))],
     }[op]
     from backprop.expr import ir
 
@@ -653,6 +701,8 @@ def test_registry_index_rules(op: str) -> None:
         else:
             e = ir.node(op, *leaves)
         vals = {v.name: rng.normal(size=tuple(int(sympy.sympify(d).subs(dims)) for d in v.shape)) for v in leaves}
+        if op == "max_pool2d_route":  # ties, which go to the first maximum of the window in row-major order
+            vals["V1"] = np.round(vals["V1"])
         vals.update({s: v for s, v in dims.items()})
         check_index_form(e, shape_of(e), vals, dims, {"n", "m", "k"})
 
@@ -880,3 +930,55 @@ def test_conv_notes_show_the_window_sums() -> None:
     assert "∂L/∂W₁[i,j,k,l] = Σᵤ Σᵣ Σ_q X[j,2(u-1)+k-1,2(r-1)+l-1,q] ∂L/∂Z[i,u,r,q]" in text
     latex = to_latex(spec_derivation(CONV_SPEC, "conv"))
     assert r"X_{u,2(j-1)+r-1,2(k-1)+q-1,l} (W_{1})_{iurq}" in latex
+
+
+#: A convolution whose input gradient the notes show (strided and padded), and both poolings' gradients.
+CONV_INPUT_SPEC = """\
+# The input gradient of a strided, padded convolution; max and average pooling's gradients.
+input X[3, 7, 7, m]
+param V[3, 3, 1, 1]
+param W[4, 3, 3, 3]
+Q = conv2d(X, V)
+A = relu(conv2d(Q, W, stride=2, padding=1))
+M = max_pool2d(A, size=2)
+P = avg_pool2d(A, size=2)
+loss = mean(M**2) + sum(P) / m
+"""
+
+
+def test_conv_notes_show_the_full_convolution_and_the_pooling_routes(tmp_path: Path) -> None:
+    """∂L/∂X of a conv layer as the full convolution of δ (dilated by the stride) with the flipped
+    filters, in indices and in words; max pooling's gradient routed to the first arg-max of each
+    window (an Iverson bracket, the tie rule said); average pooling's 1/k² share; the padding said in
+    words (issue 15 point 2). The index forms' values: test_registry_index_rules."""
+    d = spec_derivation(CONV_INPUT_SPEC, "conv_input")
+    text = to_text(d)
+    assert "∂L/∂Q[i,j,k,l] = Σₜ Σₛ Σᵤ ∂L/∂Z[t,(j-s+1)/2+1,(k-u+1)/2+1,l] W[t,i,s,u]" in text
+    said = " ".join(text.split())
+    assert ("(the full convolution: ∂L/∂Z dilated by the stride (1 zero between entries), padded by 1 zero on "
+            "each side (3 − 1 − 1: the filter size less 1, less the padding), correlated with W flipped in both "
+            "spatial axes; where the position in ∂L/∂Z "
+            "is not a whole number in range, the term is 0)") in said
+    assert ("∂L/∂A[i,j,k,l] = (1/4) ∂L/∂P[i,⌈j/2⌉,⌈k/2⌉,l] + ∂L/∂M[i,⌈j/2⌉,⌈k/2⌉,l] "
+            "[A[i,j,k,l] is the first maximum of its window (⌈j/2⌉,⌈k/2⌉)]") in text
+    assert "each entry of a 2×2 window receives 1/4 of ∂L/∂P at that window" in said
+    assert "on a tie, to the first in row-major order (as PyTorch)" in said
+    assert "(Q zero-padded by 1 on each side: a position outside Q holds 0)" in said
+    latex = to_latex(d, standalone=True)
+    assert r"\lceil j/2\rceil" in latex and r"\text{ is the first maximum of its window }" in latex
+    assert r"\text{padded by 1 zero on each side (} 3 - 1 - 1 \text{:}" in latex
+    assert_no_overfull(compile_latex(latex, tmp_path, "conv_input"), "conv_input")
+    used = {m for s in math_spans(to_markdown(d, index=True)) for m in re.findall(r"\\([A-Za-z]+|.)", s)}
+    assert used <= KATEX_MACROS, sorted(used - KATEX_MACROS)
+    vals = forward(d, random_point(d.model, {"m": 2}, np.random.default_rng(5)))
+    for s in d.steps:
+        vals[grad_name(s.target)] = evaluate(s.result, vals)
+    dims = {sym: 2 for sym in d.model.dims.values()}
+    for s in d.steps:  # every step's index form, entry by entry
+        check_index_form(s.result, s.shape, vals, dims, {"m"})
+    # lenet: the full convolution (stride 1, no padding) and max pooling, as a student reads them
+    lenet = " ".join(to_text(derivation("lenet")).split())
+    assert ("∂L/∂P₁[i,j,k,l] = Σₜ Σₛ Σᵤ ∂L/∂Z₂[t,j-s+1,k-u+1,l] W₂[t,i,s,u] (the full convolution: ∂L/∂Z₂ "
+            "padded by 4 zeros on each side (5 − 1 − 0: the filter size less 1, less the padding), correlated with "
+            "W₂ flipped in both spatial axes; an "
+            "entry outside ∂L/∂Z₂ is 0)") in lenet

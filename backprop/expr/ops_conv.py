@@ -34,7 +34,14 @@ from sympy import Basic
 
 from backprop.expr import ir
 from backprop.expr.conv_index import attr_ints as _attrs
-from backprop.expr.conv_index import avg_pool_index, conv_filter_index, conv_index
+from backprop.expr.conv_index import (
+    avg_pool_index,
+    avg_pool_spread_index,
+    conv_filter_index,
+    conv_index,
+    conv_input_index,
+    max_pool_route_index,
+)
 from backprop.expr.conv_index import join_layout as _join
 from backprop.expr.conv_index import split_layout as _split
 from backprop.expr.ir import OpNode, Shape, fmt_shape
@@ -397,7 +404,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             latex=input_l, text=input_t, numpy=_numpy_call("_conv_input"), np_eval=_run("_conv_input"),
             sym_eval=_run("_conv_input"), numpy_helper=_CONV_INPUT, shared_helpers=(_SCATTER,),
             jax_shared_helpers=(_OFFSETS_JAX, _SCATTER_JAX),
-            attrs=("stride", "padding", "batch"), windowed=True,
+            attrs=("stride", "padding", "batch"), windowed=True, index=conv_input_index,
             doc=f"∂L/∂X of {name}: the full convolution of δ with the flipped filters (col2im)",
         ),
         Op(
@@ -437,7 +444,8 @@ def _pool_rows() -> tuple[Op, ...]:
             sym_eval=_run("_max_pool_route"), numpy_helper=_MAX_POOL_ROUTE, jax_helper=_MAX_POOL_ROUTE_JAX,
             shared_helpers=(_MAX_POOL,),
             jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX, _SCATTER_JAX),
-            attrs=attrs, windowed=True, doc="∂L/∂X of max_pool2d: δ at each window's largest entry",
+            attrs=attrs, windowed=True, index=max_pool_route_index,
+            doc="∂L/∂X of max_pool2d: δ at each window's largest entry",
         ),
         Op(
             "avg_pool2d", 1, _pool_shape("avg_pool2d"),
@@ -455,7 +463,8 @@ def _pool_rows() -> tuple[Op, ...]:
             latex=spread_l, text=spread_t, numpy=_numpy_call("_avg_pool_spread", pool=True), np_eval=_run("_avg_pool_spread"),
             sym_eval=_run("_avg_pool_spread"), numpy_helper=_AVG_POOL_SPREAD, shared_helpers=(_SCATTER,),
             jax_shared_helpers=(_OFFSETS_JAX, _SCATTER_JAX),
-            attrs=attrs, windowed=True, doc="∂L/∂X of avg_pool2d: δ spread evenly over each window",
+            attrs=attrs, windowed=True, index=avg_pool_spread_index,
+            doc="∂L/∂X of avg_pool2d: δ spread evenly over each window",
         ),
     )
 

@@ -38,12 +38,21 @@ class IndexForm(NamedTuple):
     """Entry ``(i, j)`` of an operation's result in index notation.
 
     The entry is ``scale`` times the sum, over the ``summed`` indices (each with
-    its range), of the product of the operands' entries at ``operands``.
+    its range), of the product of the operands' entries at ``operands``. An index
+    may be a window position (``2(i-1)+k-1``, ``(j-k)/2+1``, ``ceil(j/2)``), counting
+    from 1; a term whose position is not a whole number in range is 0.
     """
 
     summed: tuple[tuple[str, Basic], ...]
     operands: tuple[Index, ...]
     scale: Basic = sympy.Integer(1)
+    #: Words said after the formula (a convolution's padding, its input gradient as the full
+    #: convolution); ``{0}``, ``{1}`` name the operands, printed in the notes' format; ``$…$`` marks
+    #: mathematics among the words.
+    note: str = ""
+    #: ``(operand, window, size, stride)``: that operand is no factor but the Iverson bracket "its entry
+    #: is the first maximum of the size×size window at ``window``" (max pooling's route).
+    first_max: tuple[int, Index, int, int] | None = None
 
 
 #: (node, its entry's indices, a source of fresh index letters) -> IndexForm

@@ -13,6 +13,8 @@ its index (a column ``b₁`` is ``b₁[i]``). Operations without an index rule
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +23,13 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from backprop.expr.ir import OpNode, is_const, is_scalar_shape, shape_of, symbol
-from backprop.expr.ops_row import ADD, ATOM, MUL, Index
+from backprop.expr.ops_row import ADD, ATOM, MUL, Index, IndexForm
 from backprop.expr.printing import GradSymbol, LatexPrinter, TextPrinter, grad_symbol
+from backprop.present.formula import Formula
 from backprop.support import naming
 from backprop.support.errors import UnsupportedError
-from backprop.support.notation import latex_name, text_name, text_subscript
+from backprop.support.escape import tex_text
+from backprop.support.notation import latex_name, math_to_latex, text_name, text_subscript
 
 # ---------------------------------------------------------------------------
 # The index-notation tree
@@ -64,6 +68,18 @@ class Scaled:
 
 
 @dataclass(frozen=True)
+class FirstMax:
+    """The Iverson bracket ``[value[index] is the first maximum of the size×size window at window]``:
+    1 for the window's largest entry (the first in row-major order on a tie), else 0."""
+
+    value: Basic
+    index: Index
+    window: Index
+    size: int
+    stride: int
+
+
+@dataclass(frozen=True)
 class Apply:
     """An elementwise operation applied to entries (constants stay as they are)."""
 
@@ -71,7 +87,11 @@ class Apply:
     args: tuple[Ix, ...]
 
 
-Ix = Entry | Sum | Product | Scaled | Apply | Basic
+Ix = Entry | Sum | Product | Scaled | Apply | FirstMax | Basic
+
+#: Words said after an index form, ``{0}``, ``{1}`` naming the operands it was said of, ``$…$`` around
+#: mathematics (LaTeX's text mode draws no −, ×).
+Note = tuple[str, tuple[Basic, ...]]
 
 
 def _drop_unit(ij: Index, shape: tuple[Basic, ...]) -> Index:
@@ -87,6 +107,7 @@ class _Walker:
 
     def __init__(self, taken: Iterable[str]) -> None:
         self.taken = set(taken)
+        self.notes: dict[Note, None] = {}  # in order, each once
 
     def fresh(self) -> str:
         t = naming.index_letter(self.taken, summed=True)
@@ -107,12 +128,21 @@ class _Walker:
             return Apply(e, tuple(self.walk(c, ij) for c in e.children))
         return Entry(e, ij)  # no rule: the entry of the whole value
 
+    def _factor(self, e: OpNode, form: IndexForm, k: int, idx: Index) -> Ix:
+        c = e.children[k]
+        if form.first_max is not None and form.first_max[0] == k:
+            _, window, size, stride = form.first_max
+            return FirstMax(c, _drop_unit(idx, shape_of(c)), window, size, stride)
+        return self.walk(c, idx)
+
     def _by_rule(self, e: OpNode, ij: Index) -> Ix:
         assert e.op.index is not None
         form = e.op.index(e, ij, self.fresh)
         unit = {t for t, n in form.summed if n == 1}  # a sum over one term is that term
         operands = [tuple(None if x in unit else x for x in idx) for idx in form.operands]
-        factors = tuple(self.walk(c, tuple(idx)) for c, idx in zip(e.children, operands))
+        factors = tuple(self._factor(e, form, k, tuple(idx)) for k, idx in enumerate(operands))
+        if form.note:
+            self.notes[(form.note, tuple(e.children))] = None
         body: Ix = factors[0] if len(factors) == 1 else Product(factors)
         summed = tuple((t, n) for t, n in form.summed if n != 1)
         if summed:
@@ -123,9 +153,10 @@ class _Walker:
 
 
 def windowed(x: Ix) -> bool:
-    """Whether ``x`` holds an entry of a convolution or pooling taken whole: windows ``stride`` apart
-    have no index form here (an index ``s·i + p`` is not a letter), so such a line only repeats the
-    vectorized form with ``[i, j, k, l]`` appended."""
+    """Whether ``x`` holds an entry of a convolution or pooling taken whole: a windowed operation
+    without an ``Op.index`` rule (every conv and pooling row has one now, its window positions such
+    as ``2(i-1)+k-1`` written as indices), whose line would only repeat the vectorized form with
+    ``[i, j, k, l]`` appended, and so is left out of the notes."""
     if isinstance(x, Entry):
         return isinstance(x.base, OpNode) and x.base.op.windowed
     if isinstance(x, (Sum, Scaled)):
@@ -134,7 +165,7 @@ def windowed(x: Ix) -> bool:
         return any(windowed(f) for f in x.factors)
     if isinstance(x, Apply):
         return any(windowed(a) for a in x.args)
-    return False
+    return False  # a FirstMax bracket names its window
 
 
 @dataclass(frozen=True)
@@ -146,6 +177,8 @@ class IndexEquation:
     index: Index
     rhs: Ix
     gradient: bool = True
+    #: words said after the formula (a padding; the full convolution; max pooling's tie rule)
+    notes: tuple[Note, ...] = ()
 
     @property
     def lhs(self) -> Entry:
@@ -159,6 +192,52 @@ class IndexEquation:
     def text(self) -> tuple[str, str]:
         p = IndexTextPrinter()
         return p.ix(self.lhs), p.ix(self.rhs)
+
+    def rhs_formula(self) -> Formula:
+        """The right-hand side, then its notes in words, in pieces a long line breaks between."""
+        main = Formula(self.latex()[1], self.text()[1])
+        if not self.notes:
+            return main
+        tp, lp = IndexTextPrinter(), IndexLatexPrinter()
+        clauses: list[Formula] = []
+        said = {note.format(*map(tp.operand_text, operands)): (note, operands) for note, operands in self.notes}
+        for n, (note, operands) in enumerate(said.values()):  # a note said of two layers alike, once
+            note += ";" if n + 1 < len(said) else ""  # one note after another
+            for part in re.split(r"(?<=[,;:]) ", note):
+                words = part.format(*map(tp.operand_text, operands)).replace("$", "")
+                clauses.append(Formula(_note_latex(part, operands, lp), words))
+        # a space between clauses (the rows join them in math mode), the words in parentheses
+        clauses = [Formula(r"\text{ }" + c.latex, c.text) if k else c for k, c in enumerate(clauses)]
+        clauses[0] = Formula(r"\quad\text{(}" + clauses[0].latex, "(" + clauses[0].text)
+        clauses[-1] = Formula(clauses[-1].latex + r"\text{)}", clauses[-1].text + ")")
+        return Formula(main.latex + " " + " ".join(c.latex for c in clauses), main.text + "  " +
+                       " ".join(c.text for c in clauses), (main, *clauses))
+
+
+def _note_latex(part: str, operands: tuple[Basic, ...], p: IndexLatexPrinter) -> str:
+    """A clause of a note in LaTeX math mode: its words in ``\\text``, its operands as mathematics."""
+    out = []
+    for words, field_name, _, _ in string.Formatter().parse(part):
+        for k, piece in enumerate(words.split("$")):  # $k − 1 − p$: mathematics among the words
+            if piece:
+                out.append(math_to_latex(piece) if k % 2 else r"\text{" + tex_text(piece) + "}")
+        if field_name is not None:
+            out.append(p.operand_latex(operands[int(field_name)]))
+    return " ".join(out)
+
+
+def _ceilings(t: str, left: str, right: str) -> str:
+    """``ceil(x)`` in a window position drawn as ``⌈x⌉`` (nested ones too)."""
+    at = t.find("ceil(")
+    if at < 0:
+        return t
+    depth, end = 0, at + 4
+    for end in range(at + 4, len(t)):
+        depth += {"(": 1, ")": -1}.get(t[end], 0)
+        if depth == 0:
+            break
+    inner = _ceilings(t[at + 5:end], left, right)
+    return t[:at] + left + inner + right + _ceilings(t[end + 1:], left, right)
 
 
 def taken_letters(names: Iterable[str]) -> set[str]:
@@ -176,7 +255,8 @@ def to_index(e: Basic, name: str, shape: tuple[Basic, ...], taken: Iterable[str]
         letters.append(naming.index_letter(taken | set(letters), summed=False))
     ij = _drop_unit(tuple(letters), shape)
     walker = _Walker(taken | {x for x in ij if x})
-    return IndexEquation(name, shape, ij, walker.walk(e, ij), gradient)
+    rhs = walker.walk(e, ij)
+    return IndexEquation(name, shape, ij, rhs, gradient, tuple(walker.notes))
 
 
 def _taken(d: Any) -> set[str]:
@@ -218,6 +298,8 @@ class _IndexPrinting:
             return _SUM_PREC
         if isinstance(x, Product | Scaled):
             return MUL
+        if isinstance(x, FirstMax):
+            return ATOM
         if isinstance(x, Apply):
             return x.node.op.prec
         return self.prec_of(x)  # type: ignore[attr-defined]
@@ -225,6 +307,21 @@ class _IndexPrinting:
     def ix_operand(self, x: Ix, prec: int) -> str:
         s = self.ix(x)
         return f"{self.open_paren}{s}{self.close_paren}" if self.ix_prec(x) < prec else s  # type: ignore[attr-defined]
+
+    def operand_text(self, e: Basic) -> str:
+        """An operand named in a note, whole."""
+        return "∂L/∂" + text_name(e.of) if isinstance(e, GradSymbol) else self.doprint(e)  # type: ignore[attr-defined]
+
+    def operand_latex(self, e: Basic) -> str:
+        if isinstance(e, GradSymbol):
+            return r"\partial \mathcal{L}/\partial " + latex_name(e.of)
+        return self.doprint(e)  # type: ignore[attr-defined]
+
+    def _ix_FirstMax(self, x: FirstMax) -> str:  # noqa: N802
+        """``[A[i,j,k,l] is the first maximum of window (⌈j/2⌉,⌈k/2⌉)]``."""
+        entry = self.ix(Entry(x.value, x.index))
+        window = ",".join(self.position(t) for t in x.window if t)
+        return self.bracket(entry, f"is the first maximum of its window ({window})")
 
     def _ix_const(self, x: Basic) -> str:
         return self.doprint(x)  # type: ignore[attr-defined]
@@ -274,8 +371,17 @@ class IndexLatexPrinter(_IndexPrinting, LatexPrinter):
             return "(" + body + ")_{" + idx + "}"
         return body + "_{" + idx + "}"
 
+    @staticmethod
+    def position(t: str) -> str:
+        """A window position: ``ceil(j/2)`` as ``\\lceil j/2\\rceil``."""
+        return _ceilings(t, r"\lceil ", r"\rceil ").rstrip()
+
+    def bracket(self, entry: str, words: str) -> str:
+        head, _, window = words.rpartition(" (")
+        return rf"\left[{entry} \text{{ {head} }}({window}\right]"
+
     def _ix_Entry(self, x: Entry) -> str:  # noqa: N802
-        letters = [t for t in x.index if t]
+        letters = [self.position(t) for t in x.index if t]
         idx = ("," if any(len(t) > 1 for t in letters) else "").join(letters)
         if isinstance(x.base, GradSymbol):
             return r"\frac{\partial \mathcal{L}}{\partial " + self._entry_name(x.base, idx) + "}"
@@ -300,7 +406,7 @@ class IndexTextPrinter(_IndexPrinting, TextPrinter):
         self.slots = {}
 
     def _ix_Entry(self, x: Entry) -> str:  # noqa: N802
-        idx = ",".join(t for t in x.index if t)
+        idx = ",".join(self.position(t) for t in x.index if t)
         if isinstance(x.base, GradSymbol):
             name = "∂L/∂" + text_name(x.base.of)
         elif isinstance(x.base, OpNode):
@@ -308,6 +414,14 @@ class IndexTextPrinter(_IndexPrinting, TextPrinter):
         else:
             name = text_name(x.base.name)  # type: ignore[attr-defined]
         return f"{name}[{idx}]" if idx else name
+
+    @staticmethod
+    def position(t: str) -> str:
+        """A window position: ``ceil(j/2)`` as ``⌈j/2⌉``."""
+        return _ceilings(t, "⌈", "⌉")
+
+    def bracket(self, entry: str, words: str) -> str:
+        return f"[{entry} {words}]"
 
     def _ix_Sum(self, x: Sum) -> str:  # noqa: N802
         sums = " ".join("Σ" + text_subscript(t) for t, _ in x.indices)
@@ -332,6 +446,6 @@ def text(x: Ix) -> str:
 
 
 __all__ = [
-    "Apply", "Entry", "IndexEquation", "Ix", "Product", "Scaled", "Sum",
+    "Apply", "Entry", "FirstMax", "IndexEquation", "Ix", "Note", "Product", "Scaled", "Sum",
     "gradient_index", "latex", "text", "to_index", "sympy", "windowed",
 ]

@@ -61,8 +61,8 @@ def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, 
         out["expanded"] = _fj(formula(d.expanded(p))) if expanded else None
         if index:
             eq = gradient_index(d, p)
-            (ll, lr), (tl, tr) = eq.latex(), eq.text()
-            out["index"] = {"lhs": {"latex": ll, "text": tl}, "rhs": {"latex": lr, "text": tr}}
+            (ll, _), (tl, _), rhs = eq.latex(), eq.text(), eq.rhs_formula()  # with its words, as the notes say it
+            out["index"] = {"lhs": {"latex": ll, "text": tl}, "rhs": {"latex": rhs.latex, "text": rhs.text}}
         else:
             out["index"] = None
         return out

@@ -225,8 +225,8 @@ def _forward(d: Derivation) -> Section:
             ix = value_index(d, eq.name)
             # P[i,j] = softmax(Z)[i,j] says nothing; nor does a convolution's entry taken whole
             if not (isinstance(ix.rhs, Entry) and isinstance(ix.rhs.base, OpNode)) and not windowed(ix.rhs):
-                (ll, lr), (tl, tr) = ix.latex(), ix.text()
-                lines.append(Line(Formula(ll, tl), Formula(lr, tr)))
+                (ll, _), (tl, _) = ix.latex(), ix.text()
+                lines.append(Line(Formula(ll, tl), ix.rhs_formula()))
     lifted = [e.name for e in d.equations if e.lifted]
     intro = None
     if lifted:
@@ -489,8 +489,8 @@ def _tensor_valued(e: Basic) -> bool:
 
 def _index_line(d: Derivation, p: str) -> Line:
     eq = gradient_index(d, p)
-    (ll, lr), (tl, tr) = eq.latex(), eq.text()
-    return Line(Formula(ll, tl), Formula(lr, tr))
+    (ll, _), (tl, _) = eq.latex(), eq.text()
+    return Line(Formula(ll, tl), eq.rhs_formula())
 
 
 def _index_intro() -> Prose:
