@@ -137,4 +137,5 @@ def test_readme_main_command_entry_point() -> None:
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "backprop.cli"]
     run_ = subprocess.run([*cmd, "derive", "two_layer_sigmoid"], capture_output=True, text=True, timeout=120)
     assert run_.returncode == 0, run_.stderr
-    assert "  ∂L/∂Z = ∂L/∂A ∂A/∂Z " in run_.stdout and "\n        = ∂L/∂A ⊙ A ⊙ (1 − A)\n" in run_.stdout
+    assert "  ∂L/∂Z = ∂L/∂A ∂A/∂Z " in run_.stdout
+    assert "\n      ∂L/∂Z = ∂L/∂A ⊙ A ⊙ (1 − A)   by logistic function\n" in run_.stdout

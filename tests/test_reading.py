@@ -26,6 +26,7 @@ from backprop import get_derivation
 from backprop.present.latex import to_latex
 from backprop.present.layout import T_RULES, Notes, Section, layout
 from backprop.present.text import to_text
+from backprop.present.working import shown_links
 from backprop.support.notation import MATH_WORDS
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -47,7 +48,7 @@ def _legend(n: Notes) -> Section:
 
 
 def _cited(n: Notes) -> list[str]:
-    return [r for s in n.sections for b in s.blocks for g in b.rules for r in g.rules]
+    return [r for s in n.sections for b in s.blocks for r in b.cited]
 
 
 def _defining_text(n: Notes) -> str:
@@ -143,18 +144,25 @@ def test_golden_text(name: str) -> None:
 @pytest.mark.parametrize("name", READ_GOLDEN)
 def test_pdf_layout_keeps_rules_shapes_and_the_update_in_place(name: str) -> None:
     """Issue 19 point 4, in the LaTeX the PDF is made from: every shape a right-margin tag (one
-    column on every page); a step's rows joined by ``\\*`` (no page break inside a step) and its rules
-    right under it in a list that does not break from it; the update in one box with the section
-    before it, so it is never alone on a page."""
-    for expanded, index in ((False, False), (True, True)):
-        tex = to_latex(get_derivation(name), standalone=True, expanded=expanded, index=index)
-        assert "&& (" not in tex and tex.count(r"\tag*{$(") >= len(get_derivation(name).steps)
+    column on every page); a step's rows joined by ``\\*`` (no page break inside a step) with its
+    rules beside its working's lines, or (``--brief``) right under it in a list that does not break
+    from it; the update in one box with the section before it, so it is never alone on a page."""
+    d = get_derivation(name)
+    steps = len(d.steps)
+    step_block = r"\\begin\{align\*\}\n((?:(?!\\begin\{align).)*?)\n\\end\{align\*\}"
+    for expanded, index, brief in ((False, False, True), (True, True, True), (False, False, False), (True, True, False)):
+        tex = to_latex(d, standalone=True, expanded=expanded, index=index, brief=brief)
+        assert "&& (" not in tex and tex.count(r"\tag*{$(") >= steps
         body = tex.split(r"\begin{document}")[1]
-        steps = len(get_derivation(name).steps)
-        assert body.count(r"\begin{steprules}") == body.count("\\end{align*}\n\\begin{steprules}") == steps
-        step_block = r"\\begin\{align\*\}\n((?:(?!\\begin\{align).)*?)\n\\end\{align\*\}\n\\begin\{steprules\}"
-        blocks = re.findall(step_block, body, re.S)
+        backward = body.split(r"\section*{Backward")[1].split(r"\section*{Gradients")[0]
+        blocks = re.findall(step_block + (r"\n\\begin\{steprules\}" if brief else ""), backward, re.S)
         assert len(blocks) == steps and all("\\\\\n" not in b for b in blocks), "a step's rows may not break"
+        if brief:
+            assert body.count(r"\begin{steprules}") == steps
+        else:  # each rule at the right margin of the line it gave, as the shapes are
+            assert r"\begin{steprules}" not in body
+            cited = [r for b in blocks for r in re.findall(r"\\tag\*\{\\small\\itshape by ([^}]*)\}", b)]
+            assert len(cited) == sum(len(shown_links(d, p)) for s in d.steps for p in s.paths)
         closing = body.split(r"\begin{minipage}{\linewidth}")
         assert len(closing) == 2 and r"\section*{Update" in closing[1] and closing[1].count(r"\section*{") == 2
 

@@ -379,13 +379,20 @@ def test_text_reads_like_notes() -> None:
     assert positions == sorted(positions)
     for line in (
         "  Z = W₁ X + b₁", "  A = σ(Z)", "  ŷ = w₂ A + b₂", "  L = Σₜ((ŷ − y)²)/m",
-        "  ∂L/∂ŷ = ∂/∂ŷ [Σₜ((ŷ − y)²)/m]", "        = 2/m · (ŷ − y)",
-        "  ∂L/∂Z = ∂L/∂A ∂A/∂Z", "        = ∂L/∂A ⊙ A ⊙ (1 − A)",
+        "  ∂L/∂ŷ = ∂/∂ŷ [Σₜ((ŷ − y)²)/m]", "  ∂L/∂Z = ∂L/∂A ∂A/∂Z",
         "  ∂L/∂W₁ = ∂L/∂Z Xᵀ", "  ∂L/∂b₁ = Σₜ(∂L/∂Z)", "  W₁ ← W₁ − α · ∂L/∂W₁",
     ):
         assert any(ln.startswith(line) for ln in out.splitlines()), line
     assert "  logistic function: σ′(𝒰) = σ(𝒰) ⊙ (1 − σ(𝒰))" in out.splitlines()  # stated once, in the legend
-    assert out.count("σ′(𝒰)") == 1 and "by logistic function\n" in out  # and cited by name under its step
+    assert out.count("σ′(𝒰)") == 1  # and cited by name beside the line it gave (issue 19 point 1)
+    assert "      ∂L/∂Z = ∂L/∂A ⊙ A ⊙ (1 − A)   by logistic function" in out.splitlines()
+    for line in ("      ∂L/∂Σₜ((ŷ − y)²) = 1/m             by quotient, numerator",
+                 "      ∂L/∂(ŷ − y)      = 2/m · (ŷ − y)   by power, base",
+                 "      ∂L/∂(w₂ A) = ∂L/∂ŷ       by addition",
+                 "      ∂L/∂A      = w₂ᵀ ∂L/∂ŷ   by matrix product, right factor"):
+        assert line in out.splitlines(), line
+    brief = to_text(derivation("two_layer_sigmoid"), brief=True)  # --brief: the result and the rules' names
+    assert "        = ∂L/∂A ⊙ A ⊙ (1 − A)\n          by logistic function\n" in brief and "      ∂L/∂" not in brief
 
 
 @pytest.mark.parametrize("d", all_derivations(), ids=ALL_IDS)
@@ -425,8 +432,11 @@ def test_several_paths_show_one_term_each_and_their_rules() -> None:
     out = to_text(d)
     assert "  ∂L/∂W = ∂/∂W [1/10 · Σ(W²)] + ∂L/∂R ∂R/∂W + ∂L/∂Z ∂Z/∂W" in out
     block = out.split("  ∂L/∂W = ")[1].split("\n\n")[0]
+    for term in ("∂/∂W [1/10 · Σ(W²)]", "∂L/∂R ∂R/∂W", "∂L/∂Z ∂Z/∂W"):  # each term worked out, then added
+        assert re.search(rf"^      {re.escape(term)} +=", block, re.M), term
+    brief = to_text(d, brief=True).split("  ∂L/∂W = ")[1].split("\n\n")[0]
     for via in ("L", "R", "Z"):
-        assert f"through {via}:" in block
+        assert f"through {via}:" in brief
     assert len(d.step("W").paths) == 3
 
 
@@ -720,7 +730,8 @@ def test_json_schema(d: Derivation) -> None:
         assert list(e) == ["name", "shape", "latex", "text", "lifted"]
     assert [s["target"] for s in doc["steps"]] == [s.target for s in d.steps]
     for s in doc["steps"]:
-        assert list(s) == ["target", "kind", "shape", "chain", "paths", "recursive", "result", "inlined"]
+        assert list(s) == ["target", "kind", "shape", "chain", "paths", "working", "recursive", "result",
+                           "inlined"]
         assert s["kind"] in ("param", "intermediate") and s["paths"]
         for p in s["paths"]:
             assert list(p) == ["via", "rules", "latex", "text"] and p["rules"]

@@ -40,6 +40,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", metavar="NAME", help="only the steps the gradient of parameter NAME needs")
     p.add_argument("--expanded", action="store_true", help="also each gradient fully expanded (forward quantities only)")
     p.add_argument("--index", action="store_true", help="also each gradient entry by entry, in index notation")
+    p.add_argument("--brief", action="store_true",
+                   help="each backward step as its result and the rules' names, without the line-by-line working")
     p.add_argument(
         "--optimizer", choices=list(OPTIMIZERS), default="sgd",
         help="the update equations that end the derivation (default: sgd, plain gradient descent)",
@@ -71,7 +73,7 @@ def _command(args: argparse.Namespace, fmt: str) -> str:
     words += ["--standalone"] * args.standalone + ["--expanded"] * args.expanded + ["--index"] * args.index
     words += ["--param", args.param] if args.param else []
     words += ["--optimizer", args.optimizer] if args.optimizer != "sgd" else []
-    words += ["--per-param-updates"] * args.per_param_updates
+    words += ["--per-param-updates"] * args.per_param_updates + ["--brief"] * args.brief
     return shell_join([*words, "-o", path_word(args.output)])
 
 
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.param is not None and args.param not in d.params:
         raise UsageError(f"--param {args.param}: not a parameter of {d.model.name} (parameters: {', '.join(d.params)})")
     out = render(d, fmt, standalone=args.standalone, param=args.param, expanded=args.expanded, index=args.index,
-                 per_param_updates=args.per_param_updates)
+                 per_param_updates=args.per_param_updates, brief=args.brief)
     if args.output:
         try:
             safe_write(args.output, stamp(out, fmt, _command(args, fmt)), inputs=inputs, force=args.force)

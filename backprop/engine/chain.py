@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import sympy
 from sympy import Basic, MatrixSymbol
 
-from backprop.engine.derivation import Cut, Derivation, Equation, Path, Step
+from backprop.engine.derivation import Cut, Derivation, Equation, Link, Path, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
@@ -99,7 +99,7 @@ class _Pullback:
 
     def __init__(self, eq: Equation, needs: set[str]) -> None:
         self.eq, self.needs = eq, needs
-        self.found: list[tuple[str, Basic, tuple[str, ...]]] = []
+        self.found: list[tuple[str, Basic, tuple[Link, ...]]] = []
         self._depends: dict[Basic, bool] = {}
 
     def depends(self, e: Basic) -> bool:
@@ -125,14 +125,17 @@ class _Pullback:
                 todo.extend((c, False) for c in x.children if c not in known)
         return known[e]
 
-    def run(self, g: Basic) -> list[tuple[str, Basic, tuple[str, ...]]]:
+    def run(self, g: Basic) -> list[tuple[str, Basic, tuple[Link, ...]]]:
         self.walk(self.eq.expr, g, (), root=True)
         return self.found
 
-    def walk(self, e: Basic, g: Basic, rules: tuple[str, ...], root: bool = False) -> None:
+    def walk(self, e: Basic, g: Basic, trail: tuple[Link, ...], root: bool = False) -> None:
         if isinstance(e, MatrixSymbol):
             if e.name in self.needs:
-                self.found.append((e.name, _fit(g, shape_of(e)), rules))
+                fitted = _fit(g, shape_of(e))
+                if trail and fitted != g:  # the last rule's gradient, as the target receives it
+                    trail = trail[:-1] + (Link(trail[-1].rule, e, fitted),)
+                self.found.append((e.name, fitted, trail))
             return
         if not isinstance(e, OpNode):
             return
@@ -154,7 +157,7 @@ class _Pullback:
                 gc = _fit(gc, cs)
             elif shape_of(gc) != cs and ir.stretched(cs, shape_of(gc)):
                 gc = ir.unbroadcast(gc, cs)
-            self.walk(child, gc, rules + (e.op.rule(i),))
+            self.walk(child, gc, trail + (Link(e.op.rule(i), child, gc),))
 
 
 # ---------------------------------------------------------------------------
@@ -266,8 +269,8 @@ def derive(model: Model) -> Derivation:
             emit(eq.name, "intermediate")
         g = sympy.Integer(1) if eq is loss else grad_symbol(eq.name, eq.shape)
         found = _Pullback(eq, needs).run(g)
-        for target, contrib, rules in found:
-            paths[target].append(Path(eq.name, contrib, rules))
+        for target, contrib, trail in found:
+            paths[target].append(Path(eq.name, contrib, tuple(k.rule for k in trail), trail))
         touched = {t for t, _, _ in found}
         for t in sorted(touched, key=lambda n: params.index(n) if n in params else -1):
             pending[t] -= 1

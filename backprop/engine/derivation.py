@@ -39,12 +39,24 @@ class Equation:
 
 
 @dataclass(frozen=True)
+class Link:
+    """One rule applied on the way down an equation: the gradient arriving at ``operand`` (a part of
+    the equation's expression, or the target itself at the end of a path), as the rule passed it back."""
+
+    rule: str
+    operand: Basic
+    grad: Basic
+
+
+@dataclass(frozen=True)
 class Path:
     """One use of a variable: the contribution that use sends back to it."""
 
     via: str  # the variable whose equation uses the target
     expr: Basic  # contribution, in terms of ∂L/∂via
     rules: tuple[str, ...]  # rules applied from ∂L/∂via down to the target
+    #: the same walk one rule at a time, each with the gradient it produced (the notes' working)
+    trail: tuple[Link, ...] = ()
 
 
 @dataclass(frozen=True)

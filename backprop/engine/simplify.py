@@ -218,8 +218,11 @@ def _onehot_colsum(e: OpNode, domains: Mapping[str, str | None]) -> bool:
     if e.op.name != "sum":
         return False
     if isinstance(x, OpNode) and x.op.name == "onehot":
+        labels = x.children[0]
+        if isinstance(labels, MatrixSymbol) and not _knows(domains, labels.name):
+            return False
         axis = int(x.args[-1][0])
-    elif isinstance(x, MatrixSymbol) and domains.get(x.name) == "onehot":
+    elif isinstance(x, MatrixSymbol) and domains.get(x.name) == "onehot" and _knows(domains, x.name):
         axis = domains.class_axes.get(x.name, 0) if isinstance(domains, Domains) else 0
     else:
         return False
@@ -266,11 +269,16 @@ def _without_identity(e: Basic) -> Basic:
     return ir.node("inv", a)
 
 
+def _knows(domains: Mapping[str, str | None], name: str) -> bool:
+    """Whether simplification may use what ``name``'s domain says (see :meth:`Domains.knows`)."""
+    return domains.knows(name) if isinstance(domains, Domains) else True
+
+
 def _symmetric(x: Basic, domains: Mapping[str, str | None]) -> bool:
     """An input declared symmetric (``spd``), or the inverse of one."""
     if isinstance(x, OpNode) and x.op.name == "inv":
         return _symmetric(x.children[0], domains)
-    return isinstance(x, MatrixSymbol) and domain(domains.get(x.name)).symmetric
+    return isinstance(x, MatrixSymbol) and domain(domains.get(x.name)).symmetric and _knows(domains, x.name)
 
 
 def _symmetric_transpose(e: Basic, domains: Mapping[str, str | None]) -> Basic:
@@ -280,21 +288,29 @@ def _symmetric_transpose(e: Basic, domains: Mapping[str, str | None]) -> Basic:
     return e
 
 
-def simplify(e: Basic, domains: Mapping[str, str | None] | None = None) -> Basic:
-    """An equal expression in the smallest textbook form found."""
+def simplify(e: Basic, domains: Mapping[str, str | None] | None = None, *, facts: bool = True,
+             unused: frozenset[str] = frozenset()) -> Basic:
+    """An equal expression in the smallest textbook form found. ``facts=False``: without what the
+    inputs' domains say (a one-hot column sums to 1, Sᵀ = S), as algebra alone leaves it;
+    ``unused``: without what these names' domains say."""
     if not isinstance(e, OpNode):
         return e
     # Only declared domains matter (a missing name reads as None): keying on them alone keeps
     # the key, and the sort, small in a deep network with hundreds of undomained names.
     axes = domains.class_axes if isinstance(domains, Domains) else {}
-    return _simplify(e, tuple(sorted((k, v, axes.get(k, 0)) for k, v in (domains or {}).items() if v is not None)))
+    if isinstance(domains, Domains):
+        facts, unused = facts and domains.facts, unused | domains.unused
+    return _simplify(e, tuple(sorted((k, v, axes.get(k, 0)) for k, v in (domains or {}).items() if v is not None)),
+                     facts, unused)
 
 
 @lru_cache(maxsize=1 << 14)
-def _simplify(e: OpNode, domain_items: tuple[tuple[str, str | None, int], ...]) -> Basic:
+def _simplify(e: OpNode, domain_items: tuple[tuple[str, str | None, int], ...], facts: bool = True,
+              unused: frozenset[str] = frozenset()) -> Basic:
     """Memoized: expanding a deep network's gradients meets each δ's subtree again
     at every layer, so each is simplified once, not once per layer."""
-    domains = Domains({k: v for k, v, _ in domain_items}, {k: axis for k, v, axis in domain_items if v == "onehot"})
+    domains = Domains({k: v for k, v, _ in domain_items}, {k: axis for k, v, axis in domain_items if v == "onehot"},
+                      facts, unused)
     shape = shape_of(e)
     if e.op.name in ("sum", "mean"):
         out = _reduction(e, domains)

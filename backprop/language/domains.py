@@ -53,6 +53,10 @@ class Domain:
     #: What the domain's argument means, for a domain declared with one (``labels(c)``: the number
     #: of classes, a dim or a whole number); ``None``: it takes none.
     argument: str | None = None
+    #: What simplification uses about the values, said of an input for the notes, given how the notes
+    #: print it (``w.name``, ``w.top`` its transpose, ``w.math(s)`` a formula in the sentence), its class
+    #: axis and its rank; ``None``: simplification uses nothing of the domain.
+    fact: Callable[..., str] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -168,7 +172,9 @@ def _outside(test: Callable[[np.ndarray], np.ndarray], what: str) -> Checker:
 REAL = Domain(None, "input", _normal, lambda x, axis=0, n=0: None, symbol={})
 
 _ROWS = (
-    Domain("onehot", "input, one-hot columns", onehot, _not_onehot, symbol=None, exact_den=1, label=True),
+    Domain("onehot", "input, one-hot columns", onehot, _not_onehot, symbol=None, exact_den=1, label=True,
+           fact=lambda w, axis, rank: (f"each {('column', 'row')[axis]} of the one-hot {w.math(w.name)} sums to 1"
+                                       if rank == 2 else f"the one-hot {w.math(w.name)} sums to 1 along axis {axis}")),
     Domain("binary", "input, entries 0 or 1", _binary,
            _outside(lambda x: np.isin(x, (0.0, 1.0)), "holds values other than 0 and 1"),
            symbol=None, exact_den=1, label=True),
@@ -179,9 +185,12 @@ _ROWS = (
            _outside(lambda x: (x >= 0) & (x <= 1), "holds values outside [0, 1]"), symbol=None,
            exact_sample=lambda shape, rng, axis=0, n=0: np.clip(rng.uniform(0.05, 0.95, size=shape), 0.1, 0.9)),
     Domain("spd", "input, symmetric positive definite", _spd, _not_spd, symbol=None, shape_rule=_square_shape,
-           shared=True, symmetric=True),
+           shared=True, symmetric=True,
+           fact=lambda w, axis, rank: f"{w.math(w.name)} is symmetric: {w.math(w.top + ' = ' + w.name)}"),
     Domain("labels", "input, integer labels", _labels, _not_labels, symbol=None, exact_den=1, label=True,
-           argument="the number of classes"),
+           argument="the number of classes",
+           fact=lambda w, axis, rank: (f"each label in {w.math(w.name)} is one class, so onehot of it sums "
+                                       "to 1 over the classes")),
 )
 
 #: Every named domain, in the order the docs and errors list them.

@@ -44,11 +44,20 @@ def class_axis(rank: int, examples: int | None) -> int:
 
 class Domains(dict[str, str | None]):
     """Each declaration's domain by name, and each one-hot input's class axis (simplification
-    knows that a one-hot value summed over its classes is 1)."""
+    knows that a one-hot value summed over its classes is 1). ``unused``: names whose domain
+    simplification may not use (the notes show a step without a fact, then name the fact that
+    shortened it); ``facts=False`` stands for every name."""
 
-    def __init__(self, domains: dict[str, str | None], class_axes: dict[str, int]) -> None:
+    def __init__(self, domains: dict[str, str | None], class_axes: dict[str, int], facts: bool = True,
+                 unused: frozenset[str] = frozenset()) -> None:
         super().__init__(domains)
         self.class_axes = class_axes
+        self.facts = facts
+        self.unused = unused
+
+    def knows(self, name: str) -> bool:
+        """Whether simplification may use what ``name``'s domain says about its values."""
+        return self.facts and name not in self.unused
 
 
 @dataclass(frozen=True)

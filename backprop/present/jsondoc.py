@@ -13,7 +13,8 @@ from backprop.expr.ir import Shape
 from backprop.language.model import Decl
 from backprop.present.formula import Formula, formula, name_formula
 from backprop.present.index import gradient_index
-from backprop.present.layout import chain_formula, needed_steps, spec_summary
+from backprop.present.layout import chain_formula, chain_term, needed_steps, spec_summary
+from backprop.present.working import working
 from backprop.support.deepstack import deep_stack
 from backprop.support.escape import json_text
 
@@ -28,9 +29,10 @@ def _shape_json(shape: Shape) -> list[str]:
 
 @deep_stack
 def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
-            per_param_updates: bool = True) -> str:
+            per_param_updates: bool = True, brief: bool = False) -> str:
     """The derivation as JSON (keys in a fixed, documented order; see README). Data, not notes:
-    ``updates`` always holds each param's equations (``per_param_updates`` is the notes' option)."""
+    ``updates`` always holds each param's equations and ``working`` each step's lines
+    (``per_param_updates`` and ``brief`` are the notes' options)."""
     steps = needed_steps(d, param)
     params = [param] if param else d.params
     domains = d.model.domains()
@@ -45,6 +47,11 @@ def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, 
         return {
             "target": s.target, "kind": s.kind, "shape": _shape_json(s.shape), "chain": _fj(chain),
             "paths": [{"via": p.via, "rules": list(p.rules), **_fj(formula(simplify(p.expr, domains)))} for p in s.paths],
+            "working": [
+                {"lhs": _fj(w.lhs) if w.lhs is not None else None, "rhs": _fj(w.rhs),
+                 "rule": w.why.cites if w.why is not None else None, "why": w.why.text if w.why is not None else None}
+                for w in working(d, s, lambda via, target: chain_term(d, via, target))
+            ],
             "recursive": _fj(formula(s.recursive)), "result": _fj(formula(s.result)), "inlined": s.inlined,
         }
 

@@ -44,9 +44,15 @@ def align_rows(b: Block, fit: bool, width: int, tags: bool = False) -> list[str]
             if k:
                 rows.append(rf"&\quad {{}}{rhs}")  # {} keeps a leading + binary
                 continue
-            row = f"{lhs} &{_REL_LATEX[ln.rel]} {rhs}"
+            if ln.depth:  # the working: set in under the step's equation, its own = inside the column
+                work = f"{lhs} {_REL_LATEX[ln.rel]} {part}"
+                row = rf"&\qquad \fitwork{{{work}}}" if fit else rf"&\qquad {work}"
+            else:
+                row = f"{lhs} &{_REL_LATEX[ln.rel]} {rhs}"
             if ln.shape is not None:
                 row += rf" \tag*{{$({ln.shape.latex})$}}" if tags else rf" && ({ln.shape.latex})"
+            elif ln.why is not None:  # the rule or fact, at the right margin as the shapes are
+                row += rf" \tag*{{\small\itshape {ln.why.latex}}}" if tags else rf" && \text{{{ln.why.latex}}}"
             rows.append(row)
     return rows
 
@@ -91,7 +97,7 @@ def _latex_table(rows: Sequence[Row], standalone: bool) -> list[str]:
 
 
 #: Rows of a step kept on one page (a longer one, a sum over many paths, may break).
-_STEP_ROWS = 8
+_STEP_ROWS = 12
 #: Height the last two sections may have together and still be kept on one page as one box, in
 #: rows of plain text (about 15pt; an A4 page holds about 48): a row with a fraction or a sum counts
 #: two, one with several fractions three, a heading with its sentence four.
@@ -122,7 +128,7 @@ def _latex_sections(notes: Notes, fit: bool) -> list[str]:
         for b in sec.blocks:
             rows = align_rows(b, fit, _LATEX_WIDTH, tags=True)
             # a step's few rows stay on one page, with its rules (\\* allows no break after a row)
-            sep = " \\\\*\n" if fit and b.rules and len(rows) <= _STEP_ROWS else " \\\\\n"
+            sep = " \\\\*\n" if fit and b.step and len(rows) <= _STEP_ROWS else " \\\\\n"
             out += [r"\begin{align*}", sep.join(rows), r"\end{align*}"]
             out += _latex_rules(b, standalone=fit)
     if keep:
@@ -174,6 +180,7 @@ def to_latex(
     expanded: bool = False,
     index: bool = False,
     per_param_updates: bool = False,
+    brief: bool = False,
 ) -> str:
     """The notes in LaTeX (amsmath ``align*`` blocks; ASCII only).
 
@@ -186,7 +193,8 @@ def to_latex(
     """
     if standalone and body_only:
         raise ValueError("standalone and body_only exclude each other")
-    notes = layout(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates)
+    notes = layout(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates,
+                   brief=brief)
     if body_only:
         return _aligned_body(notes)
     body = "\n".join(_latex_sections(notes, fit=standalone)).lstrip("\n") + "\n"

@@ -24,7 +24,7 @@ from functools import lru_cache
 import sympy
 from sympy import Basic, MatrixSymbol
 
-from backprop.engine.derivation import Derivation, Path, Step
+from backprop.engine.derivation import Derivation, Step
 from backprop.engine.optim import get_optimizer
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
@@ -45,6 +45,7 @@ from backprop.present.formula import (
 )
 from backprop.present.index import Entry, gradient_index, value_index, windowed
 from backprop.present.legend import T_RULES, LegendEntry, legend, legend_intro, rule_name
+from backprop.present.working import Why, via_groups, worked, working
 from backprop.support.escape import tex_text
 from backprop.support.notation import latex_name, text_name
 
@@ -58,8 +59,6 @@ T_INDEX = "Gradients, one entry at a time (index notation)"
 T_UPDATE = "Update (gradient descent, learning rate α)"
 
 
-
-
 @dataclass(frozen=True)
 class Prose:
     """A sentence that may hold mathematics: plain text, and its LaTeX (text mode)."""
@@ -70,12 +69,16 @@ class Prose:
 
 @dataclass(frozen=True)
 class Line:
-    """``lhs rel rhs`` with the value's shape; ``lhs`` None continues the line above."""
+    """``lhs rel rhs`` with the value's shape; ``lhs`` None continues the line above. ``why``: the
+    rule or fact that gave the line, printed beside it; ``depth`` 1: a line of a step's working (the
+    gradient arriving at a part of an equation), set in from the step's own lines."""
 
     lhs: Formula | None
     rhs: Formula
     rel: str = "="
     shape: Formula | None = None
+    why: Why | None = None
+    depth: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,18 @@ class RuleGroup:
 
 @dataclass(frozen=True)
 class Block:
-    """Lines aligned together, then the rules they cite."""
+    """Lines aligned together, then the rules they cite; ``step``: a backward step, kept on one page."""
 
     lines: tuple[Line, ...]
     rules: tuple[RuleGroup, ...] = ()
+    step: bool = False
+
+    @property
+    def cited(self) -> tuple[str, ...]:
+        """The rule names the block cites, in its list or beside its lines."""
+        listed = [r for g in self.rules for r in g.rules]
+        beside = [ln.why.cites for ln in self.lines if ln.why is not None and ln.why.cites is not None]
+        return tuple(dict.fromkeys(listed + beside))
 
 
 @dataclass(frozen=True)
@@ -228,13 +239,6 @@ def _forward(d: Derivation) -> Section:
     return Section(T_FORWARD, intro, blocks=(Block(tuple(lines)),))
 
 
-def _via_groups(paths: Sequence[Path]) -> list[tuple[str, list[Path]]]:
-    groups: dict[str, list[Path]] = {}
-    for p in paths:
-        groups.setdefault(p.via, []).append(p)
-    return list(groups.items())
-
-
 #: Top-level terms of the loss are pruned through these (dispatch on the op's name).
 _ADDITIVE = {"add": ir.add, "sub": ir.sub}
 
@@ -268,7 +272,7 @@ def _top_terms(e: Basic) -> tuple[_Term, tuple[tuple[str, Basic, frozenset[str]]
     return (x, names(x)), rest
 
 
-def _chain_term(d: Derivation, via: str, target: str) -> Formula:
+def chain_term(d: Derivation, via: str, target: str) -> Formula:
     """∂L/∂via ∂via/∂target; for the loss itself, ∂/∂target of the terms that mention it."""
     if via == d.loss.name:
         body = formula(_terms_with(d.loss.expr, target))
@@ -282,13 +286,18 @@ def _chain_term(d: Derivation, via: str, target: str) -> Formula:
 
 def chain_formula(d: Derivation, s: Step) -> Formula:
     """The chain rule for ∂L/∂target: one term per variable whose equation uses the target."""
-    return join_formulas([_chain_term(d, via, s.target) for via, _ in _via_groups(s.paths)], " + ", " + ")
+    return join_formulas([chain_term(d, via, s.target) for via, _ in via_groups(s.paths)], " + ", " + ")
 
 
-def _step_block(d: Derivation, s: Step, domains: dict[str, str | None]) -> Block:
-    groups = _via_groups(s.paths)
+def _step_block(d: Derivation, s: Step, domains: dict[str, str | None], brief: bool) -> Block:
+    groups = via_groups(s.paths)
     chain = chain_formula(d, s)
     lines = [Line(grad_formula(s.target), chain, shape=shape_formula(s.shape))]
+    if not brief and worked(d, s):
+        lines += _worked(d, s, chain)
+        if _tensor_valued(s.result) and not windowed(gradient_index(d, s.target).rhs):
+            lines.append(_index_line(d, s.target))
+        return Block(tuple(lines), step=True)
     shown: set[object] = {chain.text}
 
     def more(e: Basic) -> None:
@@ -315,7 +324,26 @@ def _step_block(d: Derivation, s: Step, domains: dict[str, str | None]) -> Block
             RuleGroup(name_formula(via), tuple(dict.fromkeys(rule_name(r) for p in ps for r in p.rules)))
             for via, ps in groups
         )
-    return Block(tuple(lines), rules)
+    return Block(tuple(lines), rules, step=True)
+
+
+def _worked(d: Derivation, s: Step, chain: Formula) -> list[Line]:
+    """The step's working (:func:`~backprop.present.working.working`) as lines: each part's gradient
+    set in, the step's own equation continued; a line that only repeats the one above is left out."""
+    out: list[Line] = []
+    shown: set[object] = {chain.text}
+    for w in working(d, s, lambda via, target: chain_term(d, via, target)):
+        if w.lhs is not None:
+            out.append(Line(w.lhs, w.rhs, why=w.why, depth=1))
+            if len(s.paths) == 1:
+                shown = {chain.text, w.rhs.text, unordered(w.rhs.expr) if w.rhs.expr is not None else None}
+            continue
+        key = unordered(w.rhs.expr) if w.rhs.expr is not None else w.rhs.text
+        if w.rhs.text in shown or key in shown:
+            continue
+        out.append(Line(None, w.rhs, why=w.why))
+        shown.update((w.rhs.text, key))
+    return out
 
 
 def _cut_prose(d: Derivation) -> tuple[str, str]:
@@ -328,7 +356,7 @@ def _cut_prose(d: Derivation) -> tuple[str, str]:
     return "".join(texts), "".join(latexes)
 
 
-def _backward(d: Derivation, steps: Sequence[Step]) -> Section:
+def _backward(d: Derivation, steps: Sequence[Step], brief: bool = False) -> Section:
     domains = d.model.domains()
     cut_text, cut_latex = _cut_prose(d)
     intro = Prose(
@@ -338,8 +366,22 @@ def _backward(d: Derivation, steps: Sequence[Step]) -> Section:
         "a gradient computed once is reused below, as backpropagation does." + cut_latex,
     )
     if any(rule_name(r) == _RIGHT_FACTOR for s in steps for r in s.rules):
-        intro = Prose(intro.text + " " + _ORDER[0], intro.latex + " " + _ORDER[1])
-    return Section(T_BACKWARD, intro, blocks=tuple(_step_block(d, s, domains) for s in steps))
+        order = _ORDER if brief else tuple(o.replace("the next line takes", "the lines under it take") for o in _ORDER)
+        intro = Prose(intro.text + " " + order[0], intro.latex + " " + order[1])
+    if not brief:
+        intro = Prose(intro.text + " " + _WORKING[0], intro.latex + " " + _WORKING[1])
+    return Section(T_BACKWARD, intro, blocks=tuple(_step_block(d, s, domains, brief) for s in steps))
+
+
+#: How a step's working reads (the notes without --brief).
+_WORKING = (
+    "Under each chain rule, one line per rule: the gradient arriving at each part of the equation, from its "
+    "result down to the variable, with the rule that gave it named beside it; then the simplification, "
+    "naming any fact about the inputs it uses.",
+    "Under each chain rule, one line per rule: the gradient arriving at each part of the equation, from its "
+    "result down to the variable, with the rule that gave it named beside it; then the simplification, "
+    "naming any fact about the inputs it uses.",
+)
 
 
 _RIGHT_FACTOR = "matrix product, right factor"
@@ -367,13 +409,14 @@ def _per_param(title: str, params: Iterable[str], line: Callable[[str], Line], i
 
 def layout(
     d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
-    per_param_updates: bool = False,
+    per_param_updates: bool = False, brief: bool = False,
 ) -> Notes:
-    """What the notes say, section by section (see the module docstring)."""
+    """What the notes say, section by section (see the module docstring). ``brief``: each backward
+    step as its result and the rules' names, without the working."""
     steps = needed_steps(d, param)
     params = [param] if param else d.params
     notes = Notes(f"Backpropagation through {d.model.name}", d.model.name, spec_summary(d))
-    notes.sections += [_variables(d), _forward(d), _rules(steps), _backward(d, steps)]
+    notes.sections += [_variables(d), _forward(d), _rules(steps), _backward(d, steps, brief)]
 
     def grad_line(p: str) -> Line:
         s = d.step(p)

@@ -12,9 +12,10 @@ from backprop.support.notation import inline_math, rule_latex
 
 @deep_stack
 def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
-                per_param_updates: bool = False) -> str:
+                per_param_updates: bool = False, brief: bool = False) -> str:
     """The notes in Markdown: headings, a table of variables, ``$$`` aligned blocks."""
-    notes = layout(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates)
+    notes = layout(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates,
+                   brief=brief)
     out = [f"# Backpropagation through {markdown_code(notes.name)}"]
     if notes.summary:
         out += ["", markdown_text(notes.summary)]
