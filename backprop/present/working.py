@@ -20,7 +20,7 @@ from sympy import Basic, MatrixSymbol
 from backprop.engine.derivation import Derivation, Link, Path, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
-from backprop.expr.printing import GradSymbol, grad_symbol
+from backprop.expr.printing import GradSymbol
 from backprop.language.domains import domain
 from backprop.language.model import Domains
 from backprop.present.formula import Formula, formula, join_formulas
@@ -123,8 +123,8 @@ def facts_used(total: Basic, full: Basic, domains: Domains) -> list[Why]:
 def _joined(whys: Sequence[Why]) -> Why | None:
     if not whys:
         return None
-    return Why("; ".join(w.text for w in whys[:1]) + "".join(f"; {w.text.removeprefix('since ')}" for w in whys[1:]),
-               "; ".join(w.latex for w in whys[:1]) + "".join(f"; {w.latex.removeprefix('since ')}" for w in whys[1:]))
+    return Why("since " + "; ".join(w.text.removeprefix("since ") for w in whys),
+               "since " + "; ".join(w.latex.removeprefix("since ") for w in whys))
 
 
 # --- the working of one step ----------------------------------------------------
@@ -140,7 +140,7 @@ def shown_links(d: Derivation, p: Path) -> list[Link]:
     (down the terms of a sum) is one line, for the last operand it reaches, named by the last rule:
     a loss of 1,000 terms gives each term one line, not 1,000."""
     trail = p.trail
-    arriving = sympy.Integer(1) if p.via == d.loss.name else grad_symbol(p.via, d.equation(p.via).shape)
+    arriving = sympy.Integer(1) if p.via == d.loss.name else d.step(p.via).grad  # a dict lookup, not a scan
     before = [arriving, *(k.grad for k in trail[:-1])]
     passing = [k.grad == b for k, b in zip(trail, before)]
     return [k for i, k in enumerate(trail) if not (passing[i] and i + 1 < len(trail) and passing[i + 1])]
