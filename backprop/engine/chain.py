@@ -21,6 +21,7 @@ from backprop.expr.printing import GradSymbol, grad_symbol
 from backprop.language.model import Assign, Model
 from backprop.support import naming
 from backprop.support.deepstack import deep_stack
+from backprop.support.errors import SpecError
 from backprop.support.gcpause import without_cyclic_gc
 
 #: Operations whose argument gets its own name (Z = W X + b) when compound.
@@ -33,12 +34,26 @@ _INLINE_MAX = 40
 _INLINE_MAX_GRADS = 8
 
 
+def not_yet_through_time(model: Model) -> SpecError:
+    """A loop parses and its shapes check, but backpropagation through time is not derived yet
+    (issue 16's next step): said once, at the loop, for every command that needs the chain rule."""
+    r = model.loops[0]
+    lines = model.source.splitlines()
+    src = lines[r.line - 1] if 0 < r.line <= len(lines) else None
+    col = len(src) - len(src.lstrip()) + 1 if src else 1
+    return SpecError("backpropagation through time is not derived yet: this loop parses and its shapes check "
+                     "('backprop show' prints it), but no command differentiates a spec with a loop yet",
+                     r.line, col, model.path, src)
+
+
 # ---------------------------------------------------------------------------
 # Forward equations: name each compound pre-activation, as course notes do
 # ---------------------------------------------------------------------------
 
 
 def forward_equations(model: Model) -> list[Equation]:
+    if model.loops:
+        raise not_yet_through_time(model)
     taken = set(model.names()) | set(model.dims)
     eqs: list[Equation] = []
     layer = max((naming.layer_number(a.name) for a in model.assigns), default=0)

@@ -75,6 +75,59 @@ class Assign:
         return shape_of(self.symbol)
 
 
+@dataclass(frozen=True)
+class Sequence:
+    """A value a loop defines at every step (``H[t] = …``): inside the loop ``step`` (H[t]) and, for a
+    state, ``prev`` (H[t-1], starting from ``init``, the value ``H[0] = …`` sets); after it ``stacked``,
+    every step along ``time_axis``."""
+
+    name: str
+    step: MatrixSymbol
+    stacked: MatrixSymbol
+    time_axis: int
+    line: int
+    prev: MatrixSymbol | None = None
+    init: Basic | None = None
+    init_line: int = 0
+
+    @property
+    def is_state(self) -> bool:
+        """Whether the loop reads the previous step (the value is carried from step to step)."""
+        return self.prev is not None
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Step t of a value with a time axis, as the loop reads it (``X[:, t]``): ``step`` has the
+    source's shape without ``axis``."""
+
+    source: MatrixSymbol
+    axis: int
+    step: MatrixSymbol
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """``for t in 1..T:`` and its block: the step's equations once, over step symbols (H[t-1], X[:, t],
+    the step's own values), for every t from 1 to ``length``. ``position``: how many of the model's
+    assignments come before the loop."""
+
+    var: str
+    length: sympy.Symbol
+    line: int
+    position: int
+    body: tuple[Assign, ...]
+    sequences: tuple[Sequence, ...]
+    slices: tuple[Slice, ...]
+
+    @property
+    def states(self) -> tuple[Sequence, ...]:
+        return tuple(s for s in self.sequences if s.is_state)
+
+    def header(self) -> str:
+        return f"for {self.var} in 1..{self.length}:"
+
+
 @dataclass
 class Model:
     """A parsed network: its dims, declarations and assignments, all shape-checked."""
@@ -87,6 +140,8 @@ class Model:
     path: str = "<spec>"
     #: the dim that counts examples, as a line ``examples m`` declares it (None: the default)
     examples: str | None = None
+    #: the loops over a time axis, in order (each knows where it stands among the assignments)
+    loops: list[Recurrence] = field(default_factory=list)
 
     # --- queries -------------------------------------------------------------
     @property
@@ -105,9 +160,17 @@ class Model:
     def assigned(self) -> dict[str, Assign]:
         return {a.name: a for a in self.assigns}
 
+    @property
+    def sequences(self) -> dict[str, Sequence]:
+        """Every value a loop defines at each step, by name."""
+        return {s.name: s for r in self.loops for s in r.sequences}
+
     def symbol(self, name: str) -> MatrixSymbol:
         if name in self.decls:
             return self.decls[name].symbol
+        seqs = self.sequences
+        if name in seqs:
+            return seqs[name].stacked
         return self.assigned[name].symbol
 
     def shape(self, name: str) -> Shape:
@@ -183,10 +246,26 @@ class Model:
         for d in self.decls.values():
             dom = f" {d.domain}" if d.domain else ""
             lines.append(f"{d.kind:5} {d.name:<10} {fmt_shape(d.shape):>9}{dom}")
-        for a in self.assigns:
-            tag = "loss " if a is self.loss else "     "
-            lines.append(f"{tag} {a.name:<10} {fmt_shape(a.shape):>9}  = {text(a.expr)}")
+        loops = {r.position: r for r in self.loops}
+        for i, a in enumerate([*self.assigns, None]):
+            if i in loops:
+                lines.extend(_describe_loop(loops[i]))
+            if a is not None:
+                tag = "loss " if a is self.loss else "     "
+                lines.append(f"{tag} {a.name:<10} {fmt_shape(a.shape):>9}  = {text(a.expr)}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"<Model {self.name}: {len(self.decls)} declarations, {len(self.assigns)} assignments>"
+
+
+def _describe_loop(r: Recurrence) -> list[str]:
+    """A loop as ``describe`` prints it: the first states, the block indented, each sequence stacked."""
+    lines = [f"{'':5} {s.name + '[0]':<10} {fmt_shape(shape_of(s.init)):>9}  = {text(s.init)}"
+             for s in r.states if s.init is not None]
+    lines.append(f"{'':5} {r.header()}")
+    for a in r.body:
+        lines.append(f"{'':5}   {a.symbol.name:<8} {fmt_shape(a.shape):>9}  = {text(a.expr)}")
+    lines.extend(f"{'':5} {s.name:<10} {fmt_shape(shape_of(s.stacked)):>9}  (every {s.step.name}, along axis "
+                 f"{s.time_axis})" for s in r.sequences)
+    return lines

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sympy
@@ -23,7 +24,8 @@ from backprop.expr.ops import FUNCTIONS
 from backprop.expr.ops_select import is_mask
 from backprop.language.domains import DOMAINS
 from backprop.language.domains import parse as parse_domain
-from backprop.language.expression import ExprBuilder, check_identifiers, suggest
+from backprop.language.expression import check_identifiers, suggest
+from backprop.language.loop_syntax import FOR, INDEXED_TARGET, LoopStatements, indent
 from backprop.language.model import KINDS, Assign, Decl, Model
 from backprop.support.bundled import SPEC_SUFFIX, example_names, examples_dir
 from backprop.support.deepstack import deep_stack
@@ -44,8 +46,9 @@ def dim_symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, integer=True, positive=True)
 
 
-class SpecParser:
-    """Line-by-line parser; keeps just enough state for precise errors."""
+class SpecParser(LoopStatements):
+    """Line-by-line parser; keeps just enough state for precise errors (a loop's block is read whole,
+    once it ends)."""
 
     def __init__(self, text: str, path: str, name: str) -> None:
         self.text, self.path, self.name = text, path, name
@@ -57,6 +60,7 @@ class SpecParser:
         self.masks: set[str] = set()
         #: labels inputs -> their number of classes (onehot and take check against it)
         self.labels: dict[str, Basic] = {}
+        self._init_loops()
 
     def error(self, message: str, line: int, col: int) -> SpecError:
         src = self.text.splitlines()[line - 1] if 0 < line <= len(self.text.splitlines()) else None
@@ -69,23 +73,40 @@ class SpecParser:
             line = raw.split("#", 1)[0].rstrip()
             if not line.strip():
                 continue
-            try:
+            with self._located(lines, no):
                 check_identifiers(line, ascii_only=True)
+                if self.open_loop is not None and indent(line) > self.open_loop[1]:
+                    self.block.append((no, line))
+                    continue
+                if self.open_loop is not None:
+                    self._close_loop()
                 self._statement(line, no)
-            except SpecError as e:
-                if not e.line:
-                    e.line = no
-                raise e.at(self.path, raw) from None
+        with self._located(lines, len(lines)):
+            self._finish_loops()
         self._finish(lines)
         return self.model
+
+    @contextmanager
+    def _located(self, lines: list[str], no: int) -> Iterator[None]:
+        """A SpecError raised reading line ``no`` (or a line it names: a loop's block is read at its end)
+        gets the file and its source line."""
+        try:
+            yield
+        except SpecError as e:
+            if not e.line:
+                e.line = no
+            raise e.at(self.path, lines[e.line - 1] if 0 < e.line <= len(lines) else None) from None
 
     @staticmethod
     def _scan_assignments(lines: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for no, raw in enumerate(lines, 1):
-            m = re.match(r"\s*([A-Za-z_]\w*)\s*=(?!=)", raw.split("#", 1)[0])
-            if m and m.group(1) not in KINDS:
-                found.setdefault(m.group(1), no)
+            code = raw.split("#", 1)[0]
+            plain, indexed = re.match(r"\s*([A-Za-z_]\w*)\s*=(?!=)", code), INDEXED_TARGET.match(code)
+            first_state = indexed is not None and indexed.group(3).strip() == "0"  # H[0]: H is assigned in its loop
+            name = plain.group(1) if plain else indexed.group(2) if indexed and not first_state else None
+            if name is not None and name not in KINDS:
+                found.setdefault(name, no)
         return found
 
     def _statement(self, line: str, no: int) -> None:
@@ -95,6 +116,13 @@ class SpecParser:
             return
         if m and m.group(2) == EXAMPLES and re.fullmatch(r"\s+\S.*", line[m.end():]) and "=" not in line:
             self._examples(line, no, m.end())
+            return
+        if FOR.match(line):
+            self._loop_header(line, no, FOR.match(line))
+            return
+        indexed = INDEXED_TARGET.match(line)
+        if indexed:
+            self._first_state(line, no, indexed)
             return
         eq = re.match(r"\s*([^=]*?)\s*=(?!=)", line)
         if eq:
@@ -248,16 +276,7 @@ class SpecParser:
             raise SpecError(f"the left of '=' must be a single name, got '{target}'", no, tcol)
         self._check_name(target, no, tcol, declaring=False)
         col0 = eq.end() + len(line[eq.end():]) - len(line[eq.end():].lstrip())
-        names = {n: d.symbol for n, d in self.model.decls.items()}
-        names.update({a.name: a.symbol for a in self.model.assigns})
-        later = {n: ln for n, ln in self.assign_lines.items() if ln >= no}
-        reserved = {
-            "d" + n: f"'d{n}' means the gradient of {n}; it can be used in claims, not in a spec"
-            for n in names
-        }
-        builder = ExprBuilder(line[col0:], col0, names, self.model.dims, later, reserved, self.masks, self.labels)
-        builder.examples = self.model.examples  # declared: only then may an image lead with its examples
-        expr = builder.build()
+        expr = self._expression(line[col0:], col0, no)
         if is_mask(expr, self.masks):
             self.masks.add(target)
         shape = shape_of(expr)
@@ -275,6 +294,11 @@ class SpecParser:
             raise self.error("no params: declare at least one 'param NAME[rows, cols]' to differentiate", last, 1)
         if not m.assigns:
             raise self.error("no assignments: the last assignment defines the loss", last, 1)
+        if m.loops and m.loops[-1].position == len(m.assigns):
+            r = m.loops[-1]
+            raise self.error(f"the spec ends with a loop: the loss, a scalar, is the last assignment, after the "
+                             f"loop (reading its steps, e.g. {r.sequences[0].name if r.sequences else 'H'}[{r.length}])",
+                             r.line, indent(lines[r.line - 1]) + 1)
         loss = m.loss
         if not ir.is_scalar(loss.symbol):
             col = lines[loss.line - 1].index(loss.name) + 1
@@ -323,6 +347,15 @@ class SpecParser:
         """The names the loss reads, directly or through assignments, by ``reads`` (every read, or only
         those a gradient flows back through)."""
         deps = {a.name: {s.name for s in reads(a.expr)} for a in self.model.assigns}
+        for r in self.model.loops:  # a step's symbols (H[t-1], X[:, t]) stand for the values they read
+            named = {s.step.name: s.name for s in r.sequences}
+            named |= {s.prev.name: s.name for s in r.states if s.prev is not None}
+            named |= {s.step.name: s.source.name for s in r.slices}
+            for a in r.body:
+                deps[a.name] = {named.get(s.name, s.name) for s in reads(a.expr)}
+            for s in r.states:
+                if s.init is not None:
+                    deps[s.name] |= {x.name for x in reads(s.init)}
         seen: set[str] = set()
         todo = [self.model.loss.name]
         while todo:

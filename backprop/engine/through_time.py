@@ -1,0 +1,272 @@
+"""Backpropagation through time: a loop's step differentiated once, for a general t.
+
+A loop ``for t in 1..T:`` is one step applied T times. The chain rule is applied to the step once,
+with the existing pullback (:class:`~backprop.engine.chain._Pullback`), from the gradient each
+sequence receives from outside the step:
+
+- ``∂L/∂H[t]`` arrives from after the loop (step t of ∂L/∂H, the stacked gradient: zero except at T
+  for a loss on ``H[T]``) and, for a state, from the next step, which read ``H[t]`` as its ``H[t-1]``;
+- the step's own values then get their δ in reverse order, each a sum over its uses in the step;
+- what the step sends to ``H[t-1]`` is the *carry*: the next-step term of δ one step earlier. The
+  recursion δ_t = (own)_t + carry_{t+1} stops at t = T, where nothing comes from a next step;
+- a value read from outside the loop (a shared weight) gets Σ_t of what each step sends it, a value
+  read at step t (``X[:, t]``) gets it at step t, and a state's first value gets the carry at t = 1.
+
+This is JAX's transpose of ``scan``, done symbolically: the result is one set of expressions for a
+general t. :func:`derive_through_time` wraps the loops' results into the chain rule of the
+equations before and after them; :mod:`backprop.engine.time_eval` runs it on numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import sympy
+from sympy import Basic, MatrixSymbol
+
+from backprop.engine.chain import _fit, _Pullback, forward_equations
+from backprop.engine.derivation import Equation, Path, Step
+from backprop.engine.simplify import simplify
+from backprop.expr import ir
+from backprop.expr.ir import Shape, TensorSymbol, shape_of
+from backprop.expr.printing import grad_symbol
+from backprop.language.model import Domains, Model, Recurrence, Sequence
+
+
+class LoopGrad(TensorSymbol):
+    """What a loop sends back to a value outside it (Σ_t of the step's terms for a shared weight; the
+    steps' terms stacked for a value read at each step; the carry at t = 1 for a first state), as a
+    leaf of the outer chain rule. ``loop`` numbers the loop, ``of`` names the value."""
+
+    @property
+    def loop(self) -> int:
+        return int(self.name.split(":", 1)[0][4:])
+
+    @property
+    def of(self) -> str:
+        return self.name.split(":", 1)[1]
+
+
+def loop_grad(loop: int, name: str, shape: Shape) -> LoopGrad:
+    return LoopGrad(f"loop{loop}:{name}", *shape)
+
+
+def first_state(s: Sequence) -> MatrixSymbol:
+    """``H[0]``: a state's first value, an equation of the chain rule outside the loop."""
+    assert s.init is not None and s.prev is not None
+    return ir.symbol(f"{s.name}[0]", shape_of(s.init))
+
+
+def own_symbol(s: Sequence, var: str) -> MatrixSymbol:
+    """Step t of ∂L/∂H from after the loop (the stacked gradient at t), as the step reads it."""
+    return ir.symbol(f"d{s.name}[{var}] after", shape_of(s.step))
+
+
+def next_symbol(s: Sequence, var: str) -> MatrixSymbol:
+    """What step t+1 sends back to ``H[t]`` (its carry), as step t reads it."""
+    return ir.symbol(f"d{s.name}[{var}] from {var}+1", shape_of(s.step))
+
+
+@dataclass(frozen=True)
+class StepDelta:
+    """∂L/∂v[t] for a value the step makes: the sum of its uses in the step, plus (for a sequence)
+    the gradient it receives from outside the step, ``seed``."""
+
+    target: str
+    shape: Shape
+    paths: tuple[Path, ...]
+    seed: Basic
+    result: Basic
+
+    @property
+    def grad(self) -> MatrixSymbol:
+        return grad_symbol(self.target, self.shape)
+
+
+@dataclass(frozen=True)
+class ThroughTime:
+    """A loop's backward pass at a general t: the step's δs, the carries, and each outside value's
+    term at t."""
+
+    loop: Recurrence
+    index: int
+    equations: tuple[Equation, ...]  # the step's, its own values named at t (Z[t])
+    deltas: tuple[StepDelta, ...]  # the order they are computed in: the step's last value first
+    carries: dict[str, Basic]  # state -> ∂L/∂H[t-1] through step t
+    terms: dict[str, Basic]  # a value from outside the loop -> its gradient's term at step t
+    slice_terms: dict[str, Basic]  # a value read at each step (X of X[:, t]) -> ∂L/∂X[:, t]
+    own: dict[str, MatrixSymbol]  # sequence -> step t of its gradient from after the loop
+    after: dict[str, MatrixSymbol]  # sequence -> what step t+1 sends to it (states only)
+
+
+def _step_equations(r: Recurrence) -> tuple[list[Equation], dict[MatrixSymbol, MatrixSymbol]]:
+    """The step's equations, its own values renamed ``Z[t]`` (they differ from step to step)."""
+    rename = {a.symbol: ir.symbol(f"{a.name}[{r.var}]", a.shape) for a in r.body if a.symbol.name == a.name}
+    eqs = [Equation(rename.get(a.symbol, a.symbol).name, a.expr.xreplace(rename), rename.get(a.symbol, a.symbol),
+                    line=a.line) for a in r.body]
+    return eqs, rename
+
+
+def _names(r: Recurrence) -> tuple[dict[str, str], dict[str, str]]:
+    """A step symbol's name -> the sequence it is a step of (H[t], H[t-1] -> H), and a slice's -> its source."""
+    seq = {s.step.name: s.name for s in r.sequences} | {s.prev.name: s.name for s in r.states if s.prev is not None}
+    return seq, {sl.step.name: sl.source.name for sl in r.slices}
+
+
+def loop_needs(r: Recurrence, outer: set[str]) -> set[str]:
+    """The step values and sequences a gradient flows through, given the outside values that need one
+    (params, and values computed from them): iterated, since a state that needs one makes its
+    H[t-1] need one at the next step."""
+    eqs, _ = _step_equations(r)
+    seq_of, slice_of = _names(r)
+    needs = set(outer)
+    while True:
+        before = len(needs)
+        for s in r.states:  # H[t-1] needs a gradient when H does, or H's first value does
+            assert s.prev is not None
+            if s.name in needs or f"{s.name}[0]" in needs:
+                needs.add(s.prev.name)
+        for sl in r.slices:
+            if sl.source.name in needs:
+                needs.add(sl.step.name)
+        for eq in eqs:
+            if any(x.name in needs for x in ir.differentiable_reads(eq.expr)):
+                needs.add(eq.name)
+                if eq.name in seq_of:
+                    needs.add(seq_of[eq.name])
+        if len(needs) == before:
+            return needs
+
+
+def through_time(r: Recurrence, index: int, outer_needs: set[str], domains: Domains) -> ThroughTime:
+    """The chain rule applied to loop ``r``'s step once: every δ, carry and term at a general t."""
+    eqs, _ = _step_equations(r)
+    seq_of, slice_of = _names(r)
+    needs = loop_needs(r, outer_needs)
+    own = {s.name: own_symbol(s, r.var) for s in r.sequences}
+    after = {s.name: next_symbol(s, r.var) for s in r.states}
+    step_of = {s.step.name: s for s in r.sequences}
+    paths: dict[str, list[Path]] = {eq.name: [] for eq in eqs}
+    outside: dict[str, list[Basic]] = {}
+    deltas: list[StepDelta] = []
+    for eq in reversed(eqs):
+        if eq.name not in needs:
+            continue
+        seed: Basic = sympy.Integer(0)
+        s = step_of.get(eq.name)
+        if s is not None:
+            seed = ir.add(own[s.name], after[s.name]) if s.name in after else own[s.name]
+        total = seed
+        for p in paths[eq.name]:
+            total = ir.add(total, p.expr)
+        result = simplify(_fit(total, eq.shape), domains)
+        delta = StepDelta(eq.name, eq.shape, tuple(paths[eq.name]), seed, result)
+        deltas.append(delta)
+        for target, contrib, trail in _Pullback(eq, needs).run(delta.grad):
+            path = Path(eq.name, contrib, tuple(k.rule for k in trail), trail)
+            if target in paths:
+                paths[target].append(path)
+            else:
+                outside.setdefault(target, []).append(contrib)
+    carries, terms, slice_terms = {}, {}, {}
+    for target, contribs in outside.items():
+        total = sympy.Integer(0)
+        for c in contribs:
+            total = ir.add(total, c)
+        if target in seq_of:  # H[t-1]: what this step sends to the previous one
+            carries[seq_of[target]] = simplify(total, domains)
+        elif target in slice_of:
+            slice_terms[slice_of[target]] = simplify(total, domains)
+        else:
+            terms[target] = simplify(total, domains)
+    return ThroughTime(r, index, tuple(eqs), tuple(deltas), carries, terms, slice_terms, own, after)
+
+
+@dataclass
+class TimeDerivation:
+    """The chain rule through a model with loops: the equations outside the loops (a state's first
+    value ``H[0]`` among them), each loop's backward pass at a general t, and the outside steps, in
+    the order they are computed (the loss's first). ``at``: each loop's place in ``equations``."""
+
+    model: Model
+    equations: list[Equation]
+    loops: list[ThroughTime]
+    at: list[int]
+    steps: list[Step]  # the outside gradients; LoopGrad leaves stand for what a loop sends back
+
+
+def derive_through_time(model: Model) -> TimeDerivation:
+    """Backpropagate through ``model`` and its loops."""
+    bare = forward_equations(replace(model, loops=[]))
+    end_of = {e.name: i + 1 for i, e in enumerate(bare)}
+    cut = [0] + [end_of[a.name] for a in model.assigns]  # the equations of the first k assignments
+    eqs: list[Equation] = []
+    at: list[int] = []
+    done_to = 0
+    for r in model.loops:
+        eqs.extend(bare[done_to:cut[r.position]])
+        done_to = cut[r.position]
+        eqs.extend(Equation(f"{s.name}[0]", s.init, first_state(s), line=s.init_line)
+                   for s in r.states if s.init is not None)
+        at.append(len(eqs))
+    eqs.extend(bare[done_to:])
+    domains = model.domains()
+    params = [p.name for p in model.params]
+
+    # which values need a gradient: forward, through each loop where it stands
+    needs = set(params)
+    loops_at: dict[int, list[int]] = {}
+    for i, a in enumerate(at):
+        loops_at.setdefault(a, []).append(i)
+    for pos in range(len(eqs) + 1):
+        for i in loops_at.get(pos, ()):
+            needs |= {n for n in loop_needs(model.loops[i], needs) if n in model.sequences}
+        if pos < len(eqs) and any(s.name in needs for s in ir.differentiable_reads(eqs[pos].expr)):
+            needs.add(eqs[pos].name)
+    loops = [through_time(r, i, needs, domains) for i, r in enumerate(model.loops)]
+
+    # the outside chain rule, from the loss back; a loop is a node whose outputs are its sequences
+    users: dict[str, list[Path]] = {}
+    steps: list[Step] = []
+    done: set[str] = set()
+
+    def emit(name: str, shape: Shape, kind: str) -> None:
+        ps = tuple(users.get(name, ()))
+        total: Basic = sympy.Integer(0)
+        for p in ps:
+            total = ir.add(total, p.expr)
+        result = simplify(_fit(total, shape), domains)
+        steps.append(Step(name, shape, kind, ps, result, result))
+        done.add(name)
+
+    shapes = {e.name: e.shape for e in eqs} | {n: shape_of(s.stacked) for n, s in model.sequences.items()}
+    shapes |= {d.name: d.shape for d in model.decls.values()}
+    for pos in range(len(eqs), -1, -1):
+        for tt in reversed([loops[i] for i in loops_at.get(pos, ())]):  # a loop: its sequences' δ, then what it sends back
+            for s in tt.loop.sequences:
+                if s.name in needs and s.name not in done:
+                    emit(s.name, shapes[s.name], "intermediate")
+            for name in (*tt.terms, *tt.slice_terms):
+                users.setdefault(name, []).append(Path(f"loop{tt.index}", loop_grad(tt.index, name, shapes[name]), ()))
+            for s in tt.loop.states:
+                if s.init is not None and s.name in tt.carries:
+                    first = f"{s.name}[0]"
+                    users.setdefault(first, []).append(Path(f"loop{tt.index}", _fit(loop_grad(
+                        tt.index, first, shape_of(s.step)), shapes[first]), ()))
+        if pos == 0:
+            break
+        eq = eqs[pos - 1]
+        if eq.name not in needs:
+            continue
+        g = sympy.Integer(1) if pos == len(eqs) else grad_symbol(eq.name, eq.shape)
+        if pos != len(eqs):
+            emit(eq.name, eq.shape, "intermediate")
+        for target, contrib, trail in _Pullback(eq, needs).run(g):
+            users.setdefault(target, []).append(Path(eq.name, contrib, tuple(k.rule for k in trail), trail))
+    for p in params:
+        emit(p, shapes[p], "param")
+    return TimeDerivation(model, eqs, loops, at, steps)
+
+
+__all__ = ["LoopGrad", "StepDelta", "ThroughTime", "TimeDerivation", "derive_through_time", "loop_needs",
+           "through_time"]

@@ -1,0 +1,248 @@
+"""Backpropagation through time (issue 16, step 2): the chain rule applied to a loop's step once, for
+a general t, run by the reference evaluator, against central finite differences and against
+PyTorch's ``nn.RNN``, ``nn.GRU`` and ``nn.LSTM`` with their weights copied in (float64)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from backprop import parse_spec
+from backprop.engine.through_time import derive_through_time
+from backprop.expr.printing import text
+from backprop.language.model import Model
+from backprop.verification.numeric import concrete
+from backprop.verification.through_time import TimeRun
+
+RNN = """# many-to-one: nn.RNN's recurrence, a classifier on the last state
+input X[d, T, m]
+input Y[c, m] onehot
+param Wx[h, d]
+param Wh[h, h]
+param bx[h, 1]
+param bh[h, 1]
+param h0[h, 1]
+param U[c, h]
+param bu[c, 1]
+H[0] = h0
+for t in 1..T:
+    Z = Wx @ X[:, t] + bx + Wh @ H[t-1] + bh
+    H[t] = tanh(Z)
+loss = -sum(Y * log_softmax(U @ H[T] + bu, axis=0)) / m
+"""
+
+GRU = """# nn.GRU's step, examples first (batch_first), squared error on the last state
+examples m
+input X[m, T, d]
+input H0[m, h]
+input Y[m, h]
+param Wr[d, h]
+param Wz[d, h]
+param Wn[d, h]
+param Ur[h, h]
+param Uz[h, h]
+param Un[h, h]
+param br[1, h]
+param bz[1, h]
+param bin[1, h]
+param bhn[1, h]
+H[0] = H0
+for t in 1..T:
+    R = sigmoid(X[:, t] @ Wr + H[t-1] @ Ur + br)
+    Zg = sigmoid(X[:, t] @ Wz + H[t-1] @ Uz + bz)
+    N = tanh(X[:, t] @ Wn + bin + R * (H[t-1] @ Un + bhn))
+    H[t] = (1 - Zg) * N + Zg * H[t-1]
+loss = sum((H[T] - Y)**2) / m
+"""
+
+LSTM = """# nn.LSTM's step, examples first, a loss on every step's output
+examples m
+input X[m, T, d]
+input Y[m, T, h]
+param Wi[d, h]
+param Wf[d, h]
+param Wg[d, h]
+param Wo[d, h]
+param Ui[h, h]
+param Uf[h, h]
+param Ug[h, h]
+param Uo[h, h]
+param bi[1, h]
+param bf[1, h]
+param bg[1, h]
+param bo[1, h]
+H[0] = zeros(m, h)
+C[0] = zeros(m, h)
+for t in 1..T:
+    I = sigmoid(X[:, t] @ Wi + H[t-1] @ Ui + bi)
+    F = sigmoid(X[:, t] @ Wf + H[t-1] @ Uf + bf)
+    G = tanh(X[:, t] @ Wg + H[t-1] @ Ug + bg)
+    O = sigmoid(X[:, t] @ Wo + H[t-1] @ Uo + bo)
+    C[t] = F * C[t-1] + I * G
+    H[t] = O * tanh(C[t])
+loss = sum((H - Y)**2) / (2 * m)
+"""
+
+SEQ2SEQ = """# a trained projection read at every step, an output at every step, a loss on the last state too
+input X[d, T, m]
+input Y[c, T, m]
+param P[d, d]
+param Wh[h, h]
+param Wx[h, d]
+param h0[h, 1]
+param U[c, h]
+param v[1, h]
+Xp = tanh(einsum("ed,dtm->etm", P, X))
+H[0] = h0
+for t in 1..T:
+    H[t] = tanh(Wx @ Xp[:, t] + Wh @ H[t-1])
+    O[t] = U @ H[t] + 0.5 * sum(H[t-1], axis=0)
+loss = sum((O - Y)**2) / m + sum(v @ H[T]) + sum(Xp * Xp)
+"""
+
+SPECS = {"rnn": RNN, "gru": GRU, "lstm": LSTM, "seq2seq": SEQ2SEQ}
+
+
+def point(model: Model, sizes: dict[str, int], seed: int) -> dict[Any, Any]:
+    rng = np.random.default_rng(seed)
+    env: dict[Any, Any] = {model.dims[k]: v for k, v in sizes.items() if k in model.dims}
+    for d in model.decls.values():
+        shape = concrete(d.shape, env)
+        if d.domain == "onehot":
+            axis = model.domains().class_axes[d.name]
+            eye = np.eye(shape[axis])[rng.integers(0, shape[axis], size=shape[1 - axis])]
+            env[d.name] = eye.T if axis == 0 else eye
+        else:
+            env[d.name] = rng.normal(size=shape) * 0.6
+    return env
+
+
+def fd(model: Model, env: dict[Any, Any], name: str, h: float = 1e-6) -> np.ndarray:
+    td = derive_through_time(model)
+    x = env[name]
+    out = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        losses = []
+        for step in (h, -h):
+            moved = x.copy()
+            moved[idx] += step
+            losses.append(TimeRun(td, {**env, name: moved}).loss)
+        out[idx] = (losses[0] - losses[1]) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7])
+@pytest.mark.parametrize("name", list(SPECS))
+def test_every_gradient_equals_finite_differences(name: str, steps: int) -> None:
+    model = parse_spec(SPECS[name], path=f"{name}.spec")
+    env = point(model, {"d": 3, "T": steps, "m": 2, "h": 3, "c": 2}, seed=steps)
+    grads = TimeRun(derive_through_time(model), env).gradients()
+    for p in model.params:
+        want = fd(model, env, p.name)
+        assert grads[p.name].shape == want.shape
+        assert np.allclose(grads[p.name], want, rtol=1e-6, atol=1e-8), (name, p.name)
+
+
+def test_the_recursion_reads_as_the_textbook_prints_it() -> None:
+    """δ_t = (∂L/∂H)_t + carry_{t+1}, carry = Whᵀ δZ_t, δZ_t = δH_t ⊙ (1 − H_t²), ∂L/∂Wh = Σ_t δZ_t H_{t−1}ᵀ."""
+    (tt,) = derive_through_time(parse_spec(RNN)).loops
+    deltas = {d.target: text(d.result) for d in tt.deltas}
+    assert [d.target for d in tt.deltas] == ["H[t]", "Z[t]"]
+    assert deltas["H[t]"] == "dH[t] after + dH[t] from t+1"
+    assert deltas["Z[t]"] == "∂L/∂H[t] ⊙ (1 − H[t]²)"
+    assert text(tt.carries["H"]) == "Whᵀ ∂L/∂Z[t]"
+    assert text(tt.terms["Wh"]) == "∂L/∂Z[t] H[t-1]ᵀ"
+    assert text(tt.terms["Wx"]) == "∂L/∂Z[t] X[:, t]ᵀ"
+    assert set(tt.terms) == {"Wx", "Wh", "bx", "bh"}  # U is read after the loop, h0 through H[0]
+
+
+def test_a_value_read_at_every_step_gets_its_gradient_at_every_step() -> None:
+    (tt,) = derive_through_time(parse_spec(SEQ2SEQ)).loops
+    assert set(tt.slice_terms) == {"Xp"} and "Xp" not in tt.terms
+    assert set(tt.carries) == {"H"}
+    # the state is read twice by the next step (Wh H[t-1] and the sum), so its carry has two terms
+    assert text(tt.carries["H"]).count("+") == 1
+
+
+# ---------------------------------------------------------------------------
+# PyTorch's recurrent layers, weights copied in
+# ---------------------------------------------------------------------------
+
+
+def _t(x: np.ndarray) -> torch.Tensor:
+    return torch.tensor(np.array(x), dtype=torch.float64)
+
+
+def torch_rnn(env: dict[Any, Any]) -> tuple[torch.nn.Module, torch.Tensor, dict[str, torch.Tensor]]:
+    d, h = env["Wx"].shape[1], env["Wx"].shape[0]
+    net = torch.nn.RNN(d, h, nonlinearity="tanh", dtype=torch.float64)
+    with torch.no_grad():
+        net.weight_ih_l0.copy_(_t(env["Wx"]))
+        net.weight_hh_l0.copy_(_t(env["Wh"]))
+        net.bias_ih_l0.copy_(_t(env["bx"][:, 0]))
+        net.bias_hh_l0.copy_(_t(env["bh"][:, 0]))
+    x = _t(env["X"]).permute(1, 2, 0)  # [d, T, m] -> [T, m, d]
+    h0 = _t(env["h0"]).T.expand(x.shape[1], h).unsqueeze(0).clone().requires_grad_(True)
+    u, bu = _t(env["U"]).requires_grad_(True), _t(env["bu"]).requires_grad_(True)
+    out, _ = net(x, h0)
+    logits = out[-1] @ u.T + bu.T
+    loss = torch.nn.functional.cross_entropy(logits, _t(env["Y"]).argmax(dim=0))
+    loss.backward()
+    return net, loss, {"U": u.grad, "bu": bu.grad, "h0": h0.grad[0].sum(dim=0, keepdim=True).T,
+                       "Wx": net.weight_ih_l0.grad, "Wh": net.weight_hh_l0.grad,
+                       "bx": net.bias_ih_l0.grad[:, None], "bh": net.bias_hh_l0.grad[:, None]}
+
+
+def torch_gru(env: dict[Any, Any]) -> tuple[torch.nn.Module, torch.Tensor, dict[str, torch.Tensor]]:
+    d, h = env["Wr"].shape
+    net = torch.nn.GRU(d, h, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():  # PyTorch stacks the gates r, z, n, each as [h, d]: our X @ W is W's transpose
+        net.weight_ih_l0.copy_(_t(np.concatenate([env["Wr"].T, env["Wz"].T, env["Wn"].T])))
+        net.weight_hh_l0.copy_(_t(np.concatenate([env["Ur"].T, env["Uz"].T, env["Un"].T])))
+        net.bias_ih_l0.copy_(_t(np.concatenate([env["br"][0], env["bz"][0], env["bin"][0]])))
+        net.bias_hh_l0.copy_(_t(np.concatenate([np.zeros(h), np.zeros(h), env["bhn"][0]])))
+    out, _ = net(_t(env["X"]), _t(env["H0"]).unsqueeze(0))
+    loss = ((out[:, -1] - _t(env["Y"])) ** 2).sum() / out.shape[0]
+    loss.backward()
+    wi, wh, bi, bh = (net.weight_ih_l0.grad, net.weight_hh_l0.grad, net.bias_ih_l0.grad, net.bias_hh_l0.grad)
+    return net, loss, {"Wr": wi[:h].T, "Wz": wi[h:2 * h].T, "Wn": wi[2 * h:].T, "Ur": wh[:h].T,
+                       "Uz": wh[h:2 * h].T, "Un": wh[2 * h:].T, "br": bi[None, :h], "bz": bi[None, h:2 * h],
+                       "bin": bi[None, 2 * h:], "bhn": bh[None, 2 * h:]}
+
+
+def torch_lstm(env: dict[Any, Any]) -> tuple[torch.nn.Module, torch.Tensor, dict[str, torch.Tensor]]:
+    d, h = env["Wi"].shape
+    net = torch.nn.LSTM(d, h, batch_first=True, dtype=torch.float64)
+    gates = "ifgo"  # PyTorch's order
+    with torch.no_grad():
+        net.weight_ih_l0.copy_(_t(np.concatenate([env[f"W{g}"].T for g in gates])))
+        net.weight_hh_l0.copy_(_t(np.concatenate([env[f"U{g}"].T for g in gates])))
+        net.bias_ih_l0.copy_(_t(np.concatenate([env[f"b{g}"][0] for g in gates])))
+        net.bias_hh_l0.zero_()
+    out, _ = net(_t(env["X"]))
+    loss = ((out - _t(env["Y"])) ** 2).sum() / (2 * out.shape[0])
+    loss.backward()
+    wi, wh, bi = net.weight_ih_l0.grad, net.weight_hh_l0.grad, net.bias_ih_l0.grad
+    grads = {}
+    for k, g in enumerate(gates):
+        grads[f"W{g}"] = wi[k * h:(k + 1) * h].T
+        grads[f"U{g}"] = wh[k * h:(k + 1) * h].T
+        grads[f"b{g}"] = bi[None, k * h:(k + 1) * h]
+    return net, loss, grads
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 50])
+@pytest.mark.parametrize(("name", "reference"), [("rnn", torch_rnn), ("gru", torch_gru), ("lstm", torch_lstm)])
+def test_equals_pytorch_recurrent_layers(name: str, reference: Any, steps: int) -> None:
+    model = parse_spec(SPECS[name], path=f"{name}.spec")
+    env = point(model, {"d": 4, "T": steps, "m": 3, "h": 5, "c": 3}, seed=10 + steps)
+    run = TimeRun(derive_through_time(model), env)
+    grads = run.gradients()
+    _, loss, want = reference(env)
+    assert abs(run.loss - loss.item()) <= 1e-9 * max(1.0, abs(loss.item()))
+    assert set(want) <= set(grads)
+    for p, g in want.items():
+        assert np.allclose(grads[p], g.detach().numpy(), rtol=1e-9, atol=1e-11), (name, p, steps)
