@@ -133,6 +133,10 @@ class StepReads(ExprBuilder):
         if scope is not None and name in scope.sequences:
             return self._step(node, name, items, scope)
         if scope is not None and any(_mentions(i, scope.var) for i in items):
+            if name in self.done and len(items) == 1:  # a sequence of a loop before: H[t] is its step t
+                seq = self.done[name]
+                rank = len(shape_of(seq.stacked))
+                items = [ast.Slice() if k != seq.time_axis else items[0] for k in range(rank)]
             return self._slice(node, items, scope)
         if name in self.done and len(items) == 1:
             return self._at(node, self.done[name], items[0])
