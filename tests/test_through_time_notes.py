@@ -38,7 +38,7 @@ def test_rnn_reads_as_the_textbook_prints_bptt() -> None:
         "∂L/∂Hₜ = (∂L/∂H)ₜ + Whᵀ ∂L/∂Zₜ₊₁",  # the recursion, once, for a general t
         "∂L/∂Zₜ = ∂L/∂Hₜ ⊙ (1 − Hₜ²)",
         "∂L/∂Wh⁽ᵗ⁾ = ∂L/∂Zₜ Hₜ₋₁ᵀ",  # each step's share of a shared weight
-        "∂L/∂Wh = Σₜ ∂L/∂Wh⁽ᵗ⁾",  # and its sum
+        "∂L/∂Wh = Σₜ ∂L/∂Zₜ Hₜ₋₁ᵀ",  # and its sum, the share written out
         "∂L/∂H₀ = rowsum(Whᵀ ∂L/∂Z₁)",  # what step 1 sends the first state, summed over the examples it broadcast to
         "At t = T no step follows",
     ):

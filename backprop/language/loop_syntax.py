@@ -206,7 +206,7 @@ class StepReads(ExprBuilder):
         if isinstance(item, ast.Constant) and type(item.value) is int and item.value in (0, 1):
             if item.value == 0:
                 if seq.init is None:
-                    raise self.fail(item, f"'{seq.name}' has no first state H[0]: its steps run from 1 to {length}")
+                    raise self.fail(item, f"'{seq.name}' has no first state {seq.name}[0]: its steps run from 1 to {length}")
                 return seq.init
             at: Basic = sympy.Integer(0)
         elif isinstance(length, sympy.Symbol) and _offset(item, length.name) == 0:

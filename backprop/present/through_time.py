@@ -186,6 +186,22 @@ def _backward_loop(tt: ThroughTime) -> list[Section]:
     return out
 
 
+def _gradient_line(td: TimeDerivation, s: Step) -> Line:
+    """∂L/∂W; a weight only the loop reads as the textbook writes it, the sum over t of its share
+    written out: ∂L/∂Wh = Σ_{t=1}^{T} ∂L/∂Z_t H_{t−1}ᵀ."""
+    r = s.result
+    if not (isinstance(r, LoopGrad) and r.kind == "sum"):
+        return _line(grad_formula(s.target), _steps_named(td, r), s.shape)
+    tt = td.loops[r.loop]
+    share = formula(_steps_named(td, tt.terms[r.of]))
+    latex, text = share.latex, share.text
+    if share.pieces:  # a sum of terms: the Σ takes them all
+        latex, text = rf"\left({latex}\right)", f"({text})"
+    n = str(tt.loop.length)
+    return Line(grad_formula(s.target), Formula(rf"\sum_{{{tt.loop.var}=1}}^{{{latex_name(n)}}} {latex}",
+                                                 f"Σ{text_subscript(tt.loop.var)} {text}"), shape=shape_formula(s.shape))
+
+
 def _segment(td: TimeDerivation, s: Step) -> int:
     """How many loops come before the value of step ``s``: where its δ is computed."""
     m = td.model
@@ -224,8 +240,7 @@ def _time_layout(td: TimeDerivation, *, param: str | None, per_param_updates: bo
         if k > 0:
             notes.sections += _backward_loop(td.loops[k - 1])
     grads = {s.target: s for s in td.steps if s.kind == "param"}
-    notes.sections.append(Section(T_GRADIENTS, blocks=(Block(tuple(
-        _line(grad_formula(p), _steps_named(td, grads[p].result), grads[p].shape) for p in params)),)))
+    notes.sections.append(Section(T_GRADIENTS, blocks=(Block(tuple(_gradient_line(td, grads[p]) for p in params)),)))
     if unroll:
         notes.sections += _unrolled(td, unroll)
     notes.sections.append(updates_section(td, params, per_param_updates))  # type: ignore[arg-type]
