@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from backprop import parse_spec
-from backprop.engine.through_time import derive_through_time
+from backprop.engine.through_time import derive_through_time, shifted
 from backprop.expr.printing import text
 from backprop.language.model import Model
 from backprop.verification.numeric import concrete
@@ -103,7 +103,24 @@ for t in 1..T:
 loss = sum((O - Y)**2) / m + sum(v @ H[T]) + sum(Xp * Xp)
 """
 
-SPECS = {"rnn": RNN, "gru": GRU, "lstm": LSTM, "seq2seq": SEQ2SEQ}
+STACKED = """# two recurrent layers, the second loop reading the first's steps
+input X[d, T, m]
+param W1[h, d]
+param U1[h, h]
+param W2[h, h]
+param U2[h, h]
+param g0[h, 1]
+param v[1, h]
+H[0] = zeros(h, m)
+for t in 1..T:
+    H[t] = tanh(W1 @ X[:, t] + U1 @ H[t-1])
+G[0] = g0
+for t in 1..T:
+    G[t] = tanh(W2 @ H[t] + U2 @ G[t-1])
+loss = sum(v @ G[T]) + sum(H * H) / m
+"""
+
+SPECS = {"rnn": RNN, "gru": GRU, "lstm": LSTM, "seq2seq": SEQ2SEQ, "stacked": STACKED}
 
 
 def point(model: Model, sizes: dict[str, int], seed: int) -> dict[Any, Any]:
@@ -151,11 +168,13 @@ def test_the_recursion_reads_as_the_textbook_prints_it() -> None:
     (tt,) = derive_through_time(parse_spec(RNN)).loops
     deltas = {d.target: text(d.result) for d in tt.deltas}
     assert [d.target for d in tt.deltas] == ["H[t]", "Z[t]"]
-    assert deltas["H[t]"] == "dH[t] after + dH[t] from t+1"
-    assert deltas["Z[t]"] == "∂L/∂H[t] ⊙ (1 − H[t]²)"
-    assert text(tt.carries["H"]) == "Whᵀ ∂L/∂Z[t]"
-    assert text(tt.terms["Wh"]) == "∂L/∂Z[t] H[t-1]ᵀ"
-    assert text(tt.terms["Wx"]) == "∂L/∂Z[t] X[:, t]ᵀ"
+    assert deltas["H[t]"] == "(∂L/∂H)ₜ + dH[t] from t+1"  # the notes write the carry of step t+1 in its place
+    assert deltas["Z[t]"] == "∂L/∂Hₜ ⊙ (1 − Hₜ²)"
+    assert text(tt.carries["H"]) == "Whᵀ ∂L/∂Zₜ"
+    assert text(shifted(tt.carries["H"], "t")) == "Whᵀ ∂L/∂Zₜ₊₁"
+    assert text(shifted(tt.carries["H"], "t", 0, to=1)) == "Whᵀ ∂L/∂Z₁"
+    assert text(tt.terms["Wh"]) == "∂L/∂Zₜ Hₜ₋₁ᵀ"
+    assert text(tt.terms["Wx"]) == "∂L/∂Zₜ Xₜᵀ"
     assert set(tt.terms) == {"Wx", "Wh", "bx", "bh"}  # U is read after the loop, h0 through H[0]
 
 

@@ -35,14 +35,15 @@ _INLINE_MAX_GRADS = 8
 
 
 def not_yet_through_time(model: Model) -> SpecError:
-    """A loop parses and its shapes check, but backpropagation through time is not derived yet
-    (issue 16's next step): said once, at the loop, for every command that needs the chain rule."""
+    """A loop is derived through time for the notes (``backprop derive``), but no code is generated for
+    it yet (issue 16's next step): said once, at the loop, by every command that generates or checks
+    code."""
     r = model.loops[0]
     lines = model.source.splitlines()
     src = lines[r.line - 1] if 0 < r.line <= len(lines) else None
     col = len(src) - len(src.lstrip()) + 1 if src else 1
-    return SpecError("backpropagation through time is not derived yet: this loop parses and its shapes check "
-                     "('backprop show' prints it), but no command differentiates a spec with a loop yet",
+    return SpecError("no code is generated for a loop yet: 'backprop derive' prints its backpropagation through "
+                     "time, but generating, checking, training and verifying a spec with a loop are not built yet",
                      r.line, col, model.path, src)
 
 

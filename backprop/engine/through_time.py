@@ -19,6 +19,7 @@ equations before and after them; :mod:`backprop.engine.time_eval` runs it on num
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import sympy
@@ -28,27 +29,9 @@ from backprop.engine.chain import _fit, _Pullback, forward_equations
 from backprop.engine.derivation import Equation, Path, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
-from backprop.expr.ir import Shape, TensorSymbol, shape_of
-from backprop.expr.printing import grad_symbol
+from backprop.expr.ir import Shape, shape_of
+from backprop.expr.printing import LoopGrad, grad_symbol, loop_grad, step_grad
 from backprop.language.model import Domains, Model, Recurrence, Sequence
-
-
-class LoopGrad(TensorSymbol):
-    """What a loop sends back to a value outside it (Σ_t of the step's terms for a shared weight; the
-    steps' terms stacked for a value read at each step; the carry at t = 1 for a first state), as a
-    leaf of the outer chain rule. ``loop`` numbers the loop, ``of`` names the value."""
-
-    @property
-    def loop(self) -> int:
-        return int(self.name.split(":", 1)[0][4:])
-
-    @property
-    def of(self) -> str:
-        return self.name.split(":", 1)[1]
-
-
-def loop_grad(loop: int, name: str, shape: Shape) -> LoopGrad:
-    return LoopGrad(f"loop{loop}:{name}", *shape)
 
 
 def first_state(s: Sequence) -> MatrixSymbol:
@@ -59,12 +42,43 @@ def first_state(s: Sequence) -> MatrixSymbol:
 
 def own_symbol(s: Sequence, var: str) -> MatrixSymbol:
     """Step t of ∂L/∂H from after the loop (the stacked gradient at t), as the step reads it."""
-    return ir.symbol(f"d{s.name}[{var}] after", shape_of(s.step))
+    return step_grad(s.name, var, shape_of(s.step))
 
 
 def next_symbol(s: Sequence, var: str) -> MatrixSymbol:
     """What step t+1 sends back to ``H[t]`` (its carry), as step t reads it."""
     return ir.symbol(f"d{s.name}[{var}] from {var}+1", shape_of(s.step))
+
+
+def _at(name: str, var: str, k: int, to: int | None) -> str | None:
+    """A step name moved ``k`` steps on (``H[t-1]`` -> ``H[t]``), or to the steps from ``to``
+    (``Z[t]`` -> ``Z[1]``); None for a name of no step."""
+    m = re.match(rf"^(?P<head>.*\[(?:[^\]]*,\s*)?){re.escape(var)}(?:(?P<sign>[-+])(?P<n>\d+))?\]$", name)
+    if m is None:
+        return None
+    off = (int(m.group("n")) * (1 if m.group("sign") == "+" else -1) if m.group("n") else 0) + k
+    if to is not None:
+        return f"{m.group('head')}{to + off}]"
+    return f"{m.group('head')}{var}{'' if off == 0 else f'{off:+d}'}]"
+
+
+def shifted(e: Basic, var: str, k: int = 1, to: int | None = None) -> Basic:
+    """``e`` (an expression of step ``var``) at step ``var + k``, or at the number ``to + k``: each
+    step value, δ and slice renamed, of the same kind and shape. The carry step t+1 sends back is
+    ``shifted(carry, t)``; ∂L/∂H₀ is the carry at step 1, ``shifted(carry, t, 0, to=1)``."""
+    subs = {}
+    for x in e.atoms(MatrixSymbol):
+        name = _at(x.name, var, k, to)
+        if name is not None:
+            subs[x] = type(x)(name, *x.shape)
+    return e.xreplace(subs)
+
+
+def seed_shown(tt: ThroughTime, d: StepDelta) -> Basic:
+    """A δ with the next step's share written out: the carry of step t+1, which is 0 at t = T."""
+    subs = {tt.after[s]: shifted(tt.carries[s], tt.loop.var) if s in tt.carries else sympy.Integer(0)
+            for s in tt.after}
+    return d.result.xreplace(subs)
 
 
 @dataclass(frozen=True)
@@ -193,6 +207,16 @@ class TimeDerivation:
     loops: list[ThroughTime]
     at: list[int]
     steps: list[Step]  # the outside gradients; LoopGrad leaves stand for what a loop sends back
+    #: the optimizer whose update equations end the notes (as :attr:`Derivation.optimizer`)
+    optimizer: str = "sgd"
+
+    @property
+    def loss(self) -> Equation:
+        return self.equations[-1]
+
+    @property
+    def params(self) -> list[str]:
+        return [p.name for p in self.model.params]
 
 
 def derive_through_time(model: Model) -> TimeDerivation:
@@ -246,13 +270,14 @@ def derive_through_time(model: Model) -> TimeDerivation:
             for s in tt.loop.sequences:
                 if s.name in needs and s.name not in done:
                     emit(s.name, shapes[s.name], "intermediate")
-            for name in (*tt.terms, *tt.slice_terms):
-                users.setdefault(name, []).append(Path(f"loop{tt.index}", loop_grad(tt.index, name, shapes[name]), ()))
+            for kind, names in (("sum", tt.terms), ("steps", tt.slice_terms)):
+                for name in names:
+                    users.setdefault(name, []).append(Path(f"loop{tt.index}", loop_grad(tt.index, kind, name, shapes[name]), ()))
             for s in tt.loop.states:
                 if s.init is not None and s.name in tt.carries:
                     first = f"{s.name}[0]"
                     users.setdefault(first, []).append(Path(f"loop{tt.index}", _fit(loop_grad(
-                        tt.index, first, shape_of(s.step)), shapes[first]), ()))
+                        tt.index, "first", first, shape_of(s.step)), shapes[first]), ()))
         if pos == 0:
             break
         eq = eqs[pos - 1]

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 from sympy import Basic
 
-from backprop.engine.through_time import LoopGrad, ThroughTime, TimeDerivation
+from backprop.engine.through_time import ThroughTime, TimeDerivation
 from backprop.expr.evaluate import evaluate
 from backprop.expr.ir import shape_of
+from backprop.expr.printing import LoopGrad, loop_grad
 from backprop.verification.numeric import concrete
 
 
@@ -111,10 +112,11 @@ class TimeRun:
                 idx = [slice(None)] * sliced[n].ndim
                 idx[axis[n]] = t  # type: ignore[call-overload]
                 sliced[n][tuple(idx)] += _sized(term, shape_of(term), env)
-        for n, v in {**sums, **sliced}.items():
-            vals[f"loop{tt.index}:{n}"] = v
+        for kind, found in (("sum", sums), ("steps", sliced)):
+            for n, v in found.items():
+                vals[loop_grad(tt.index, kind, n, ()).name] = v
         for s in r.states:
-            vals[f"loop{tt.index}:{s.name}[0]"] = carry[s.name]
+            vals[loop_grad(tt.index, "first", f"{s.name}[0]", ()).name] = carry[s.name]
 
 
 def _outer(td: TimeDerivation, name: str) -> Any:
