@@ -132,3 +132,14 @@ def test_spacing_comments_and_line_ends_do_not_matter(body: str) -> None:
     d = get_notes_derivation(parse_spec(head + body, path="w.spec"))
     for fmt in ("text", "latex", "markdown", "json"):
         assert render(d, fmt)
+
+
+def test_python_api_shows_the_notes_in_jupyter() -> None:
+    import backprop
+
+    d = backprop.get_notes_derivation(parse_spec(RNN, path="rnn.spec"))
+    assert isinstance(d, backprop.TimeDerivation)
+    assert d._repr_markdown_().startswith("# Backpropagation through time: `rnn`")
+    assert d._repr_latex_().startswith("$$") and r"\frac{\partial \mathcal{L}}{\partial H_{t}}" in d._repr_latex_()
+    plain = backprop.get_notes_derivation("two_layer_sigmoid")
+    assert isinstance(plain, backprop.Derivation)

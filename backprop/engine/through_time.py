@@ -26,7 +26,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from backprop.engine.chain import ACTIVATIONS, Lifter, _fit, _Pullback, forward_equations
-from backprop.engine.derivation import Equation, Path, Step
+from backprop.engine.derivation import DISPLAY_FORMATS, Equation, Path, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, Shape, shape_of
@@ -230,6 +230,16 @@ class TimeDerivation:
     @property
     def params(self) -> list[str]:
         return [p.name for p in self.model.params]
+
+    def _repr_latex_(self) -> str | None:
+        """Jupyter's LaTeX form, from the registered display format, as a :class:`Derivation`'s."""
+        show = DISPLAY_FORMATS.latex
+        return None if show is None else show(self)  # type: ignore[arg-type]
+
+    def _repr_markdown_(self) -> str | None:
+        """Jupyter's Markdown form, from the registered display format."""
+        show = DISPLAY_FORMATS.markdown
+        return None if show is None else show(self)  # type: ignore[arg-type]
 
 
 def derive_through_time(model: Model) -> TimeDerivation:
