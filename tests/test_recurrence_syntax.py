@@ -177,7 +177,7 @@ def test_every_error_case_is_distinct() -> None:
     assert len({c[1] for c in ERRORS}) == len(ERRORS)
 
 
-@pytest.mark.parametrize("command", ["codegen", "check", "gradflow", "train"])
+@pytest.mark.parametrize("command", ["codegen", "check", "train"])
 def test_commands_that_need_generated_code_refuse_a_loop_at_the_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                command: str) -> None:
     spec = tmp_path / "rnn.spec"

@@ -34,6 +34,8 @@ class TimeRun:
         self.vals: dict[Any, Any] = dict(env)
         self.steps: dict[int, list[dict[str, np.ndarray]]] = {}
         self.truncate: int | None = None
+        #: each loop's δs at every step (1 to T), as the backward pass computed them
+        self.deltas: dict[int, list[dict[str, np.ndarray]]] = {}
         self._forward()
 
     @property
@@ -99,6 +101,8 @@ class TimeRun:
         sums = {n: 0.0 for n in tt.terms}
         sliced = {n: np.zeros(np.shape(vals[n])) for n in tt.slice_terms}
         axis = {sl.source.name: sl.axis for sl in r.slices}
+        found: list[dict[str, np.ndarray]] = [{} for _ in kept]
+        self.deltas[tt.index] = found
         for t in reversed(range(len(kept))):
             env = dict(vals)
             env.update(kept[t])
@@ -110,7 +114,7 @@ class TimeRun:
             for s in r.states:
                 env[tt.after[s.name].name] = np.zeros(shape[s.name]) if cut else carry[s.name]
             for d in tt.deltas:
-                env["d" + d.target] = _sized(d.result, d.shape, env)
+                env["d" + d.target] = found[t][d.target] = _sized(d.result, d.shape, env)
             for s in r.states:
                 carry[s.name] = (_sized(tt.carries[s.name], shape_of(s.step), env) if s.name in tt.carries
                                  else np.zeros(shape[s.name]))
