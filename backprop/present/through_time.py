@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sympy
-from sympy import Basic, MatrixSymbol
+from sympy import Basic
 
 from backprop.engine.derivation import Step
 from backprop.engine.simplify import simplify
 from backprop.engine.through_time import ThroughTime, TimeDerivation, seed_shown, shifted
-from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.ops_reduce import rowsum_by_word
 from backprop.expr.printing import LoopGrad
@@ -60,19 +59,11 @@ def _steps_named(td: TimeDerivation, e: Basic) -> Basic:
     """``e`` as the notes write it: the last (and first) step of a sequence read after its loop as
     H_T (H_1), not as a slice of the stacked H; what a loop sends a first state as the carry at t = 1."""
     subs: dict[Basic, Basic] = {}
-    for x in sympy.preorder_traversal(e):
-        if isinstance(x, OpNode) and x.op.name == "slice" and isinstance(x.children[0], MatrixSymbol):
-            seq = td.model.sequences.get(x.children[0].name)
-            if seq is not None and x.children[0] == seq.stacked:
-                at = tuple(x.args[-1])[seq.time_axis]
-                if len(at) == 1 and at[0] in (seq.stacked.shape[seq.time_axis] - 1, 0):
-                    step = seq.stacked.shape[seq.time_axis] if at[0] != 0 else 1
-                    subs[x] = ir.symbol(f"{seq.name}[{step}]", shape_of(x))
-        elif isinstance(x, LoopGrad) and x.kind == "first":
+    for x in e.atoms(LoopGrad):
+        if x.kind == "first":
             tt = td.loops[x.loop]
-            state = x.of.rsplit("[", 1)[0]
-            subs[x] = shifted(tt.carries[state], tt.loop.var, 0, to=1)
-    return e.xreplace(subs) if subs else e
+            subs[x] = shifted(tt.carries[x.of.rsplit("[", 1)[0]], tt.loop.var, 0, to=1)
+    return td.model.steps_named(e.xreplace(subs) if subs else e)
 
 
 def _variables(td: TimeDerivation) -> Section:
