@@ -300,7 +300,8 @@ def test_truncate_is_a_positive_number_of_steps() -> None:
 
 def test_a_loop_reading_an_earlier_loops_whole_sequence() -> None:
     """The second loop reads all of H (not a step of it): a shared value, summed over its steps."""
-    spec = STACKED.replace("    G[t] = tanh(W2 @ H[t] + U2 @ G[t-1])", "    G[t] = tanh(W2 @ H[t] + U2 @ G[t-1] + sum(H * H) * G[t-1])")
+    step = "    G[t] = tanh(W2 @ H[t] + U2 @ G[t-1])"
+    spec = STACKED.replace(step, step[:-1] + " + sum(H * H) * G[t-1])")
     model = parse_spec(spec, path="whole.spec")
     env = point(model, {"d": 2, "T": 3, "m": 2, "h": 2}, seed=5)
     grads = TimeRun(derive_through_time(model), env).gradients()
