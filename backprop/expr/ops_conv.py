@@ -125,18 +125,27 @@ def _max_pool(x, size, stride, batch):
 _MAX_POOL_ROUTE = '''\
 def _max_pool_route(g, x, size, stride, batch):
     """δ routed to each window's largest entry, the first in row-major order on a tie (as PyTorch):
-    the offsets visited in that order, each taking δ where it holds the maximum and no earlier did."""
+    the offsets visited in that order, each taking δ where it holds the maximum and no earlier did.
+    One bool buffer serves every offset (no mask is allocated per offset); windows that do not
+    overlap (stride >= size) write their share straight into the output, with no add."""
     nd, kernel = x.ndim - 2, (size,) * (x.ndim - 2)
     x, g = np.moveaxis(x, batch, -1), np.moveaxis(g, batch, -1)
     best = _max_pool(x, size, stride, nd + 1)
     out = np.zeros(x.shape, dtype=np.result_type(g, x))
-    free = np.ones(best.shape, dtype=bool)
+    hit, free = np.empty(best.shape, dtype=bool), np.ones(best.shape, dtype=bool)
+    share = hit.view(np.uint8)  # the mask as 0/1 numbers: an exact SymPy value does not multiply a bool
+    first, last = (0,) * nd, (size - 1,) * nd
     for at in np.ndindex(*kernel):
         region = (slice(None),) + tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, best.shape[1:]))
-        hit = x[region] == best
-        hit &= free
-        free &= ~hit
-        out[region] += np.where(hit, g, 0)
+        np.equal(x[region], best, out=hit)
+        if at != first:  # every window is still free at the first offset
+            hit &= free
+        if at != last:  # hit lies within free, so this takes the hits out of it
+            free ^= hit
+        if stride >= size:
+            np.multiply(g, share, out=out[region])
+        else:
+            out[region] += g * share
     return np.moveaxis(out, -1, batch)
 '''
 
