@@ -88,14 +88,17 @@ def _conv(x, w, stride, pad, batch):
 _CONV_FILTER = '''\
 def _conv_filter(x, g, stride, pad, batch):
     """∂L/∂W: the correlation of the input's windows with δ, summed over positions and examples: the
-    windows copied once channel-and-offset major (runs of examples), then one matrix product."""
+    windows copied once channel-and-offset major (runs of examples), then one matrix product. The
+    product is taken as cols δᵀ, transposed after: its rows are the c·k·k window entries rather than
+    the f filters, which BLAS splits across threads better (on LeNet a quarter faster on 2 threads, no
+    slower on 1)."""
     nd = x.ndim - 2
     g = np.moveaxis(g, batch, -1)  # (f, o..., m)
     x_size = np.moveaxis(x, batch, -1).shape[1:nd + 1]
     kernel = tuple(s + 2 * pad - stride * (o - 1) for s, o in zip(x_size, g.shape[1:nd + 1]))
     win = _windows(x, kernel, stride, pad, batch)  # (c, o..., m, k...)
     cols = win.transpose((0, *range(nd + 2, 2 * nd + 2), *range(1, nd + 2))).reshape(-1, g[0].size)
-    return (g.reshape(g.shape[0], -1) @ cols.T).reshape((g.shape[0], win.shape[0]) + kernel)
+    return (cols @ g.reshape(g.shape[0], -1).T).T.reshape((g.shape[0], win.shape[0]) + kernel)
 '''
 
 _CONV_INPUT = '''\
