@@ -101,7 +101,8 @@ loss = mean((C - Y)**2) + sum(last**2) / m + mean(F**2) + mean(R, axis=(0, 1, 2)
 """
 
 CONV_SPEC = """\
-# Convolution and pooling: an image layer (stride 2, padding 1), max and average pooling, a 1-d conv (its filters flipped).
+# Convolution and pooling: an image layer (stride 2, padding 1), max and average pooling, a 1-d conv (its filters flipped),
+# a dilated value.
 input X[3, 9, 9, m]
 input S[2, 7, m]
 param W1[4, 3, 3, 3]
@@ -111,7 +112,8 @@ A = relu(conv2d(X, W1, stride=2, padding=1) + b1)
 M = max_pool2d(A, size=2, stride=1)
 P = avg_pool2d(A, size=5)
 T = conv1d(S, flip(V, [2]), padding=1)
-loss = mean(M**2) + sum(P) / m + mean(tanh(T))
+D = dilate(T, 2)
+loss = mean(M**2) + sum(P) / m + mean(tanh(T)) + mean(D**2)
 """
 
 #: A variable used twice (tied weights) and a residual connection: several paths.
