@@ -17,6 +17,7 @@ import sympy
 from sympy import Basic
 
 from backprop.expr import ir
+from backprop.expr.conv_index import dilate_index, subsample_index
 from backprop.expr.ir import OpNode, Shape, fmt_shape, shape_of
 from backprop.expr.ops_row import ATOM, Op
 from backprop.support.errors import ShapeError
@@ -140,22 +141,22 @@ ROWS: tuple[Op, ...] = (
     Op(
         "dilate", 1, _dilate_shape,
         vjps=(lambda g, out, e: subsample(g, *_attrs(e)),),
-        rules=("dilation: ∂L/∂𝒰 is the gradient of the dilated 𝒰 read every stride entries, where 𝒰's entries went",),
+        rules=("dilation: ∂L/∂𝒰 is every s-th entry of the gradient of the dilated 𝒰, where 𝒰's entries were put",),
         latex=_forms("dilate", True), text=_forms("dilate", False),
         numpy=lambda p, e: f"_dilate({p.operand(e.children[0], 0)}, {_args(e)})",
         np_eval=_dilate_eval(0.0), sym_eval=_dilate_eval(sympy.Integer(0)),
         numpy_helper=_DILATE, jax_helper=_DILATE_JAX,
-        spec_name="dilate", attrs=("stride", "axes"), signature="(E, s)",
+        spec_name="dilate", attrs=("stride", "axes"), signature="(E, s)", index=dilate_index,
         doc="s − 1 zeros between neighbouring entries along the spatial axes: dilate(dZ, 2) for a stride-2 conv's δ",
     ),
     Op(
         "subsample", 1, _subsample_shape,
         vjps=(lambda g, out, e: dilate(g, *_attrs(e)),),
-        rules=("strided subsampling: ∂L/∂𝒰 is the gradient of the subsample, dilated back with zeros between entries",),
+        rules=("strided subsampling: ∂L/∂𝒰 is the gradient of the subsample dilated back, s − 1 zeros between entries",),
         latex=_forms("subsample", True), text=_forms("subsample", False), numpy=_subsample_numpy,
         np_eval=lambda x, e: np.asarray(x)[_strided(e, np.ndim(x))],
         sym_eval=lambda x, e: np.asarray(x)[_strided(e, np.ndim(x))],
-        attrs=("stride", "axes"), view=True,
+        attrs=("stride", "axes"), view=True, index=subsample_index,
         doc="every s-th entry along the given axes: the adjoint of dilate",
     ),
 )
