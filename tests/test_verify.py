@@ -368,6 +368,8 @@ TABLES: dict[str, list[Row]] = {
         ok("db1 = sum(dA1 * (A1 > 0), axis=(1, 2, 3))"),
         # ∂L/∂X as the full convolution of δ with the filters flipped in space, channel axes swapped
         ok("dP1 = conv2d(dA2 * (A2 > 0), transpose(flip(W2, [2, 3]), [1, 0, 2, 3]), padding=4)"),
+        bad("dP1 = conv2d(dilate(dA2 * (A2 > 0), 2), transpose(flip(W2, [2, 3]), [1, 0, 2, 3]), padding=4)", "stride",
+            "δ is dilated by 2, but the convolution's stride is 1: δ needs no dilation"),
         bad("dP1 = conv2d(dA2 * (A2 > 0), transpose(W2, [1, 0, 2, 3]), padding=4)", "flip",
             "the filters are not flipped", "flip(W2, [2, 3])"),
         bad("dP1 = conv2d(dA2 * (A2 > 0), transpose(flip(W2, [2, 3]), [1, 0, 2, 3]), padding=2)", "padding",

@@ -80,7 +80,8 @@ def _spatial_of(e: OpNode, i: int) -> list[int]:
 
 def _dilated(e: OpNode, input_side: bool, strides: Sequence[int]) -> Iterator[tuple[Basic, str]]:
     """δ dilated by each stride of the forward convolutions: where the claim dilates, by another
-    factor; where it does not, its input or its filters operand dilated along the spatial axes."""
+    factor (or not at all, for a stride of 1); where it does not, its input or its filters operand
+    dilated along the spatial axes."""
     then = ("before the full convolution with the flipped filters" if input_side
             else "before it is correlated with the input")
 
@@ -90,10 +91,11 @@ def _dilated(e: OpNode, input_side: bool, strides: Sequence[int]) -> Iterator[tu
     inner = [x for x in sympy.preorder_traversal(e) if isinstance(x, OpNode) and x.op.name == "dilate"]
     for d in inner:
         have, axes = int(d.attrs[0]), tuple(int(k) for k in d.attrs[1])
-        for s in strides:
+        for s in (*strides, 1):
             if s != have:
                 yield e.xreplace({d: dilate(d.children[0], s, axes)}), (
-                    f"the stride is not accounted for: δ is dilated by {have}, but the stride is {s}: {fix(s)}")
+                    f"the stride is not accounted for: δ is dilated by {have}, but the stride is {s}: {fix(s)}" if s > 1
+                    else f"δ is dilated by {have}, but the convolution's stride is 1: δ needs no dilation")
     if inner:
         return
     for i, c in enumerate(e.children):
