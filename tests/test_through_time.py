@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from backprop import parse_spec
-from backprop.engine.through_time import derive_through_time
+from backprop.engine.through_time import derive_through_time, shifted
 from backprop.expr.printing import text
 from backprop.language.model import Model
 from backprop.verification.numeric import concrete
@@ -103,7 +103,24 @@ for t in 1..T:
 loss = sum((O - Y)**2) / m + sum(v @ H[T]) + sum(Xp * Xp)
 """
 
-SPECS = {"rnn": RNN, "gru": GRU, "lstm": LSTM, "seq2seq": SEQ2SEQ}
+STACKED = """# two recurrent layers, the second loop reading the first's steps
+input X[d, T, m]
+param W1[h, d]
+param U1[h, h]
+param W2[h, h]
+param U2[h, h]
+param g0[h, 1]
+param v[1, h]
+H[0] = zeros(h, m)
+for t in 1..T:
+    H[t] = tanh(W1 @ X[:, t] + U1 @ H[t-1])
+G[0] = g0
+for t in 1..T:
+    G[t] = tanh(W2 @ H[t] + U2 @ G[t-1])
+loss = sum(v @ G[T]) + sum(H * H) / m
+"""
+
+SPECS = {"rnn": RNN, "gru": GRU, "lstm": LSTM, "seq2seq": SEQ2SEQ, "stacked": STACKED}
 
 
 def point(model: Model, sizes: dict[str, int], seed: int) -> dict[Any, Any]:
@@ -151,11 +168,13 @@ def test_the_recursion_reads_as_the_textbook_prints_it() -> None:
     (tt,) = derive_through_time(parse_spec(RNN)).loops
     deltas = {d.target: text(d.result) for d in tt.deltas}
     assert [d.target for d in tt.deltas] == ["H[t]", "Z[t]"]
-    assert deltas["H[t]"] == "dH[t] after + dH[t] from t+1"
-    assert deltas["Z[t]"] == "∂L/∂H[t] ⊙ (1 − H[t]²)"
-    assert text(tt.carries["H"]) == "Whᵀ ∂L/∂Z[t]"
-    assert text(tt.terms["Wh"]) == "∂L/∂Z[t] H[t-1]ᵀ"
-    assert text(tt.terms["Wx"]) == "∂L/∂Z[t] X[:, t]ᵀ"
+    assert deltas["H[t]"] == "(∂L/∂H)ₜ + dH[t] from t+1"  # the notes write the carry of step t+1 in its place
+    assert deltas["Z[t]"] == "∂L/∂Hₜ ⊙ (1 − Hₜ²)"
+    assert text(tt.carries["H"]) == "Whᵀ ∂L/∂Zₜ"
+    assert text(shifted(tt.carries["H"], "t")) == "Whᵀ ∂L/∂Zₜ₊₁"
+    assert text(shifted(tt.carries["H"], "t", 0, to=1)) == "Whᵀ ∂L/∂Z₁"
+    assert text(tt.terms["Wh"]) == "∂L/∂Zₜ Hₜ₋₁ᵀ"
+    assert text(tt.terms["Wx"]) == "∂L/∂Zₜ Xₜᵀ"
     assert set(tt.terms) == {"Wx", "Wh", "bx", "bh"}  # U is read after the loop, h0 through H[0]
 
 
@@ -246,3 +265,34 @@ def test_equals_pytorch_recurrent_layers(name: str, reference: Any, steps: int) 
     assert set(want) <= set(grads)
     for p, g in want.items():
         assert np.allclose(grads[p], g.detach().numpy(), rtol=1e-9, atol=1e-11), (name, p, steps)
+
+
+@pytest.mark.parametrize(("steps", "window"), [(7, 3), (6, 2), (5, 1), (4, 9)])
+def test_truncated_bptt_equals_pytorch_windows_with_the_state_detached(steps: int, window: int) -> None:
+    """truncate=k as PyTorch users run it: the sequence in windows of k steps, (h, c) carried on
+    detached between them, one backward over the summed loss."""
+    model = parse_spec(LSTM, path="lstm.spec")
+    env = point(model, {"d": 3, "T": steps, "m": 2, "h": 4}, seed=steps + window)
+    run = TimeRun(derive_through_time(model), env)
+    grads = run.gradients(truncate=window)
+    net, _, _ = torch_lstm(env)
+    net.zero_grad()
+    x, y = _t(env["X"]), _t(env["Y"])
+    state, loss = None, torch.zeros((), dtype=torch.float64)
+    for start in range(0, steps, window):
+        out, state = net(x[:, start:start + window], state)
+        loss = loss + ((out - y[:, start:start + window]) ** 2).sum() / (2 * x.shape[0])
+        state = (state[0].detach(), state[1].detach())
+    loss.backward()
+    h = env["Wi"].shape[1]
+    for k, g in enumerate("ifgo"):
+        want = net.weight_hh_l0.grad[k * h:(k + 1) * h].T.numpy()
+        assert np.allclose(grads[f"U{g}"], want, rtol=1e-9, atol=1e-11), (g, steps, window)
+    full = run.gradients()
+    assert window >= steps or not np.allclose(grads["Ui"], full["Ui"])  # a cut that changes nothing tests nothing
+
+
+def test_truncate_is_a_positive_number_of_steps() -> None:
+    run = TimeRun(derive_through_time(parse_spec(RNN)), point(parse_spec(RNN), {"d": 2, "T": 3, "m": 2, "h": 2, "c": 2}, 0))
+    with pytest.raises(ValueError, match="at least 1"):
+        run.gradients(truncate=0)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from backprop.cli.options import path
 from backprop.engine.optim import OPTIMIZERS
-from backprop.engine.pipeline import get_derivation
+from backprop.engine.pipeline import get_notes_derivation
+from backprop.engine.through_time import TimeDerivation
 from backprop.present.render import FORMATS, render
 from backprop.support.errors import UsageError
 from backprop.support.escape import path_word, shell_join
@@ -48,6 +49,15 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--per-param-updates", action="store_true",
                    help="the optimizer's equations written out for every param (default: once, for a generic θ)")
+    p.add_argument("--unroll", type=_unroll, default=0, metavar="N",
+                   help="a spec with a loop: also the recursion written out for N steps, t = 1, …, N (1 to 10)")
+
+
+def _unroll(text: str) -> int:
+    """``--unroll N``: a few steps written out (more would be pages of copies)."""
+    if not text.isdigit() or not 1 <= int(text) <= 10:
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps from 1 to 10, got '{text}'")
+    return int(text)
 
 
 def _format(args: argparse.Namespace) -> str:
@@ -74,6 +84,7 @@ def _command(args: argparse.Namespace, fmt: str) -> str:
     words += ["--param", args.param] if args.param else []
     words += ["--optimizer", args.optimizer] if args.optimizer != "sgd" else []
     words += ["--per-param-updates"] * args.per_param_updates + ["--brief"] * args.brief
+    words += ["--unroll", str(args.unroll)] if args.unroll else []
     return shell_join([*words, "-o", path_word(args.output)])
 
 
@@ -89,11 +100,18 @@ def run(args: argparse.Namespace) -> int:
     fmt = _format(args)
     if args.standalone and fmt != "latex":
         raise UsageError(f"--standalone applies to --format latex, not {fmt}")
-    d = get_derivation(args.spec, optimizer=args.optimizer)
+    d = get_notes_derivation(args.spec, optimizer=args.optimizer)
+    loops = isinstance(d, TimeDerivation)
+    for flag, given in (("--expanded", args.expanded), ("--index", args.index)):
+        if given and loops:
+            raise UsageError(f"{flag}: a spec with a loop is derived as one recursion at a general t, which has no "
+                             f"{flag[2:]} form (try --unroll N for the steps written out)")
+    if args.unroll and not loops:
+        raise UsageError("--unroll applies to a spec with a loop ('for t in 1..T:'); this one has none")
     if args.param is not None and args.param not in d.params:
         raise UsageError(f"--param {args.param}: not a parameter of {d.model.name} (parameters: {', '.join(d.params)})")
     out = render(d, fmt, standalone=args.standalone, param=args.param, expanded=args.expanded, index=args.index,
-                 per_param_updates=args.per_param_updates, brief=args.brief)
+                 per_param_updates=args.per_param_updates, brief=args.brief, unroll=args.unroll)
     if args.output:
         try:
             safe_write(args.output, stamp(out, fmt, _command(args, fmt)), inputs=inputs, force=args.force)

@@ -19,36 +19,19 @@ equations before and after them; :mod:`backprop.engine.time_eval` runs it on num
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import sympy
 from sympy import Basic, MatrixSymbol
 
-from backprop.engine.chain import _fit, _Pullback, forward_equations
+from backprop.engine.chain import ACTIVATIONS, Lifter, _fit, _Pullback, forward_equations
 from backprop.engine.derivation import Equation, Path, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
-from backprop.expr.ir import Shape, TensorSymbol, shape_of
-from backprop.expr.printing import grad_symbol
+from backprop.expr.ir import OpNode, Shape, shape_of
+from backprop.expr.printing import LoopGrad, grad_symbol, loop_grad, step_grad
 from backprop.language.model import Domains, Model, Recurrence, Sequence
-
-
-class LoopGrad(TensorSymbol):
-    """What a loop sends back to a value outside it (Σ_t of the step's terms for a shared weight; the
-    steps' terms stacked for a value read at each step; the carry at t = 1 for a first state), as a
-    leaf of the outer chain rule. ``loop`` numbers the loop, ``of`` names the value."""
-
-    @property
-    def loop(self) -> int:
-        return int(self.name.split(":", 1)[0][4:])
-
-    @property
-    def of(self) -> str:
-        return self.name.split(":", 1)[1]
-
-
-def loop_grad(loop: int, name: str, shape: Shape) -> LoopGrad:
-    return LoopGrad(f"loop{loop}:{name}", *shape)
 
 
 def first_state(s: Sequence) -> MatrixSymbol:
@@ -59,12 +42,43 @@ def first_state(s: Sequence) -> MatrixSymbol:
 
 def own_symbol(s: Sequence, var: str) -> MatrixSymbol:
     """Step t of ∂L/∂H from after the loop (the stacked gradient at t), as the step reads it."""
-    return ir.symbol(f"d{s.name}[{var}] after", shape_of(s.step))
+    return step_grad(s.name, var, shape_of(s.step))
 
 
 def next_symbol(s: Sequence, var: str) -> MatrixSymbol:
     """What step t+1 sends back to ``H[t]`` (its carry), as step t reads it."""
     return ir.symbol(f"d{s.name}[{var}] from {var}+1", shape_of(s.step))
+
+
+def _at(name: str, var: str, k: int, to: int | None) -> str | None:
+    """A step name moved ``k`` steps on (``H[t-1]`` -> ``H[t]``), or to the steps from ``to``
+    (``Z[t]`` -> ``Z[1]``); None for a name of no step."""
+    m = re.match(rf"^(?P<head>.*\[(?:[^\]]*,\s*)?){re.escape(var)}(?:(?P<sign>[-+])(?P<n>\d+))?\]$", name)
+    if m is None:
+        return None
+    off = (int(m.group("n")) * (1 if m.group("sign") == "+" else -1) if m.group("n") else 0) + k
+    if to is not None:
+        return f"{m.group('head')}{to + off}]"
+    return f"{m.group('head')}{var}{'' if off == 0 else f'{off:+d}'}]"
+
+
+def shifted(e: Basic, var: str, k: int = 1, to: int | None = None) -> Basic:
+    """``e`` (an expression of step ``var``) at step ``var + k``, or at the number ``to + k``: each
+    step value, δ and slice renamed, of the same kind and shape. The carry step t+1 sends back is
+    ``shifted(carry, t)``; ∂L/∂H₀ is the carry at step 1, ``shifted(carry, t, 0, to=1)``."""
+    subs = {}
+    for x in e.atoms(MatrixSymbol):
+        name = _at(x.name, var, k, to)
+        if name is not None:
+            subs[x] = type(x)(name, *x.shape)
+    return e.xreplace(subs)
+
+
+def seed_shown(tt: ThroughTime, d: StepDelta) -> Basic:
+    """A δ with the next step's share written out: the carry of step t+1, which is 0 at t = T."""
+    subs = {tt.after[s]: shifted(tt.carries[s], tt.loop.var) if s in tt.carries else sympy.Integer(0)
+            for s in tt.after}
+    return d.result.xreplace(subs)
 
 
 @dataclass(frozen=True)
@@ -99,12 +113,18 @@ class ThroughTime:
     after: dict[str, MatrixSymbol]  # sequence -> what step t+1 sends to it (states only)
 
 
-def _step_equations(r: Recurrence) -> tuple[list[Equation], dict[MatrixSymbol, MatrixSymbol]]:
-    """The step's equations, its own values renamed ``Z[t]`` (they differ from step to step)."""
+def step_equations(r: Recurrence, lifter: Lifter) -> list[Equation]:
+    """The step's equations, its own values renamed ``Z[t]`` (they differ from step to step), and each
+    compound argument of an activation named as the equations outside the loop name theirs (an LSTM's
+    gate σ(X Wᵢ + H Uᵢ) reads σ(Zₜ), so the recursion shows ∂L/∂Zₜ₊₁, not the gate's derivative inline)."""
     rename = {a.symbol: ir.symbol(f"{a.name}[{r.var}]", a.shape) for a in r.body if a.symbol.name == a.name}
-    eqs = [Equation(rename.get(a.symbol, a.symbol).name, a.expr.xreplace(rename), rename.get(a.symbol, a.symbol),
-                    line=a.line) for a in r.body]
-    return eqs, rename
+    eqs: list[Equation] = []
+    for a in r.body:
+        target = rename.get(a.symbol, a.symbol)
+        expr, lifted = lifter.lift(a.name, a.expr.xreplace(rename), a.line)
+        eqs.extend(lifted)
+        eqs.append(Equation(target.name, expr, target, line=a.line))
+    return eqs
 
 
 def _names(r: Recurrence) -> tuple[dict[str, str], dict[str, str]]:
@@ -113,11 +133,17 @@ def _names(r: Recurrence) -> tuple[dict[str, str], dict[str, str]]:
     return seq, {sl.step.name: sl.source.name for sl in r.slices}
 
 
-def loop_needs(r: Recurrence, outer: set[str]) -> set[str]:
+def _gated(r: Recurrence) -> bool:
+    """Whether several of the step's values are activations of compound arguments (gates): each
+    pre-activation is then named after its value, Z_I, Z_F, not Z, Z_F."""
+    return sum(isinstance(a.expr, OpNode) and a.expr.op.name in ACTIVATIONS and isinstance(a.expr.children[0], OpNode)
+               for a in r.body) > 1
+
+
+def loop_needs(r: Recurrence, eqs: list[Equation], outer: set[str]) -> set[str]:
     """The step values and sequences a gradient flows through, given the outside values that need one
     (params, and values computed from them): iterated, since a state that needs one makes its
     H[t-1] need one at the next step."""
-    eqs, _ = _step_equations(r)
     seq_of, slice_of = _names(r)
     needs = set(outer)
     while True:
@@ -138,11 +164,12 @@ def loop_needs(r: Recurrence, outer: set[str]) -> set[str]:
             return needs
 
 
-def through_time(r: Recurrence, index: int, outer_needs: set[str], domains: Domains) -> ThroughTime:
-    """The chain rule applied to loop ``r``'s step once: every δ, carry and term at a general t."""
-    eqs, _ = _step_equations(r)
+def through_time(r: Recurrence, index: int, eqs: list[Equation], outer_needs: set[str],
+                 domains: Domains) -> ThroughTime:
+    """The chain rule applied to loop ``r``'s step (its equations ``eqs``) once: every δ, carry and
+    term at a general t."""
     seq_of, slice_of = _names(r)
-    needs = loop_needs(r, outer_needs)
+    needs = loop_needs(r, eqs, outer_needs)
     own = {s.name: own_symbol(s, r.var) for s in r.sequences}
     after = {s.name: next_symbol(s, r.var) for s in r.states}
     step_of = {s.step.name: s for s in r.sequences}
@@ -193,6 +220,16 @@ class TimeDerivation:
     loops: list[ThroughTime]
     at: list[int]
     steps: list[Step]  # the outside gradients; LoopGrad leaves stand for what a loop sends back
+    #: the optimizer whose update equations end the notes (as :attr:`Derivation.optimizer`)
+    optimizer: str = "sgd"
+
+    @property
+    def loss(self) -> Equation:
+        return self.equations[-1]
+
+    @property
+    def params(self) -> list[str]:
+        return [p.name for p in self.model.params]
 
 
 def derive_through_time(model: Model) -> TimeDerivation:
@@ -210,6 +247,10 @@ def derive_through_time(model: Model) -> TimeDerivation:
                    for s in r.states if s.init is not None)
         at.append(len(eqs))
     eqs.extend(bare[done_to:])
+    taken = set(model.names()) | set(model.dims) | {e.name for e in eqs} | set(model.sequences)
+    taken |= {a.name for r in model.loops for a in r.body}
+    steps = [step_equations(r, Lifter(model, taken, lambda n, r=r: f"{n}[{r.var}]", by_owner=_gated(r)))
+             for r in model.loops]
     domains = model.domains()
     params = [p.name for p in model.params]
 
@@ -220,10 +261,10 @@ def derive_through_time(model: Model) -> TimeDerivation:
         loops_at.setdefault(a, []).append(i)
     for pos in range(len(eqs) + 1):
         for i in loops_at.get(pos, ()):
-            needs |= {n for n in loop_needs(model.loops[i], needs) if n in model.sequences}
+            needs |= {n for n in loop_needs(model.loops[i], steps[i], needs) if n in model.sequences}
         if pos < len(eqs) and any(s.name in needs for s in ir.differentiable_reads(eqs[pos].expr)):
             needs.add(eqs[pos].name)
-    loops = [through_time(r, i, needs, domains) for i, r in enumerate(model.loops)]
+    loops = [through_time(r, i, steps[i], needs, domains) for i, r in enumerate(model.loops)]
 
     # the outside chain rule, from the loss back; a loop is a node whose outputs are its sequences
     users: dict[str, list[Path]] = {}
@@ -246,13 +287,14 @@ def derive_through_time(model: Model) -> TimeDerivation:
             for s in tt.loop.sequences:
                 if s.name in needs and s.name not in done:
                     emit(s.name, shapes[s.name], "intermediate")
-            for name in (*tt.terms, *tt.slice_terms):
-                users.setdefault(name, []).append(Path(f"loop{tt.index}", loop_grad(tt.index, name, shapes[name]), ()))
+            for kind, names in (("sum", tt.terms), ("steps", tt.slice_terms)):
+                for name in names:
+                    users.setdefault(name, []).append(Path(f"loop{tt.index}", loop_grad(tt.index, kind, name, shapes[name]), ()))
             for s in tt.loop.states:
                 if s.init is not None and s.name in tt.carries:
                     first = f"{s.name}[0]"
                     users.setdefault(first, []).append(Path(f"loop{tt.index}", _fit(loop_grad(
-                        tt.index, first, shape_of(s.step)), shapes[first]), ()))
+                        tt.index, "first", first, shape_of(s.step)), shapes[first]), ()))
         if pos == 0:
             break
         eq = eqs[pos - 1]

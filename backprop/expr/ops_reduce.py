@@ -6,7 +6,9 @@ the gradient of a broadcast is summed over the copies, so the two families sit t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -77,12 +79,31 @@ SUM_NAMES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Whether a row sum is written ``rowsum``, not Σₜ: in the notes of a loop over t, Σₜ is the sum over
+#: the steps, and the examples' sum must not read as one.
+_ROWSUM_BY_WORD: ContextVar[bool] = ContextVar("rowsum_by_word", default=False)
+ROWSUM_WORD = ("rowsum", r"\operatorname{rowsum}")
+
+
+@contextmanager
+def rowsum_by_word() -> Iterator[None]:
+    """Print row sums as ``rowsum`` within the block (the notes of a loop over t)."""
+    token = _ROWSUM_BY_WORD.set(True)
+    try:
+        yield
+    finally:
+        _ROWSUM_BY_WORD.reset(token)
+
+
 def _reduction_name(e: OpNode, word: str, latex: bool) -> str:
     r"""``sum``/``mean`` of a matrix as notes name them (colsum, rowmean, Σ); of any other rank, the
     word with the reduced axes as a subscript: sum_(0,2), \operatorname{sum}_{0,2}."""
     axes = axes_of(e)
     if len(shape_of(e.children[0])) == 2:
-        return _MATRIX_NAMES[word][_matrix_axes(e) if word == "sum" else axes_of(e)][latex]
+        reduced = _matrix_axes(e) if word == "sum" else axes_of(e)
+        if word == "sum" and reduced == (1,) and _ROWSUM_BY_WORD.get():
+            return ROWSUM_WORD[latex]
+        return _MATRIX_NAMES[word][reduced][latex]
     if _every_axis(e):
         return _MATRIX_NAMES[word][(0, 1)][latex]
     listed = ",".join(map(str, axes))

@@ -24,7 +24,7 @@ from sympy.printing.str import StrPrinter
 from backprop.expr.ir import NODE_CLASSES, OpNode, TensorSymbol, is_const
 from backprop.expr.ops_row import ADD, ATOM, MUL, POW, UNARY
 from backprop.support.errors import UnsupportedError
-from backprop.support.notation import latex_name, text_name
+from backprop.support.notation import latex_name, text_name, text_subscript
 
 
 class GradSymbol(TensorSymbol):
@@ -37,6 +37,46 @@ class GradSymbol(TensorSymbol):
 
 def grad_symbol(name: str, shape: tuple[Any, ...]) -> GradSymbol:
     return GradSymbol("d" + name, *shape)
+
+
+class StepGrad(TensorSymbol):
+    """(∂L/∂H)ₜ: step t of the gradient of a loop's stacked sequence H, from the equations after the
+    loop, as the loop's step reads it. Named ``(dH)[t]``: never a name a spec or a δ (``dH[t]``) has."""
+
+    @property
+    def of(self) -> str:
+        return self.name[2:].split(")", 1)[0]
+
+    @property
+    def at(self) -> str:
+        return self.name.split("[", 1)[1].rstrip("]")
+
+
+def step_grad(sequence: str, at: str, shape: tuple[Any, ...]) -> StepGrad:
+    return StepGrad(f"(d{sequence})[{at}]", *shape)
+
+
+class LoopGrad(TensorSymbol):
+    """What a loop sends back to a value outside it, as a leaf of the chain rule outside the loop.
+    ``kind``: ``sum`` (a shared value: Σₜ of what each step sends it, ∂L/∂W⁽ᵗ⁾ being step t's share),
+    ``steps`` (a value read at every step, X of ``X[:, t]``: each step's gradient in its place),
+    ``first`` (a state's first value H₀: what step 1 sends back)."""
+
+    @property
+    def loop(self) -> int:
+        return int(self.name.split(":")[0][4:])
+
+    @property
+    def kind(self) -> str:
+        return self.name.split(":")[1]
+
+    @property
+    def of(self) -> str:
+        return self.name.split(":", 2)[2]
+
+
+def loop_grad(loop: int, kind: str, name: str, shape: tuple[Any, ...]) -> LoopGrad:
+    return LoopGrad(f"loop{loop}:{kind}:{name}", *shape)
 
 
 #: Numbers with more digits than this print in scientific form (a fold of 1e-300 + 1 is exact,
@@ -213,6 +253,15 @@ class LatexPrinter(_ScientificNumbers, _Operands, _SympyLatex):
     def _print_GradSymbol(self, e: GradSymbol) -> str:  # noqa: N802
         return r"\frac{\partial \mathcal{L}}{\partial " + latex_name(e.of) + "}"
 
+    def _print_StepGrad(self, e: StepGrad) -> str:  # noqa: N802
+        return r"\left(\frac{\partial \mathcal{L}}{\partial " + latex_name(e.of) + r"}\right)_{" + e.at + "}"
+
+    def _print_LoopGrad(self, e: LoopGrad) -> str:  # noqa: N802
+        grad = r"\frac{\partial \mathcal{L}}{\partial " + latex_name(e.of)
+        if e.kind == "sum":
+            return r"\sum_{t} " + grad + "^{(t)}}"
+        return grad + "}" if e.kind == "first" else r"\left[" + grad + r"_{t}}\right]_{t}"
+
     def _print_Symbol(self, e: sympy.Symbol, style: str = "plain") -> str:  # noqa: N802
         return latex_name(e.name)
 
@@ -247,6 +296,14 @@ class TextPrinter(_ScientificNumbers, _Operands, StrPrinter):
 
     def _print_GradSymbol(self, e: GradSymbol) -> str:  # noqa: N802
         return "∂L/∂" + text_name(e.of)
+
+    def _print_StepGrad(self, e: StepGrad) -> str:  # noqa: N802
+        return f"(∂L/∂{text_name(e.of)}){text_subscript(e.at)}"
+
+    def _print_LoopGrad(self, e: LoopGrad) -> str:  # noqa: N802
+        if e.kind == "sum":
+            return f"Σₜ ∂L/∂{text_name(e.of)}⁽ᵗ⁾"
+        return "∂L/∂" + text_name(e.of) if e.kind == "first" else f"[∂L/∂{text_name(e.of)}ₜ]ₜ"
 
     def _print_Symbol(self, e: sympy.Symbol) -> str:  # noqa: N802
         return text_name(e.name)

@@ -133,6 +133,10 @@ class StepReads(ExprBuilder):
         if scope is not None and name in scope.sequences:
             return self._step(node, name, items, scope)
         if scope is not None and any(_mentions(i, scope.var) for i in items):
+            if name in self.done and len(items) == 1:  # a sequence of a loop before: H[t] is its step t
+                seq = self.done[name]
+                rank = len(shape_of(seq.stacked))
+                items = [ast.Slice() if k != seq.time_axis else items[0] for k in range(rank)]
             return self._slice(node, items, scope)
         if name in self.done and len(items) == 1:
             return self._at(node, self.done[name], items[0])
@@ -202,7 +206,7 @@ class StepReads(ExprBuilder):
         if isinstance(item, ast.Constant) and type(item.value) is int and item.value in (0, 1):
             if item.value == 0:
                 if seq.init is None:
-                    raise self.fail(item, f"'{seq.name}' has no first state H[0]: its steps run from 1 to {length}")
+                    raise self.fail(item, f"'{seq.name}' has no first state {seq.name}[0]: its steps run from 1 to {length}")
                 return seq.init
             at: Basic = sympy.Integer(0)
         elif isinstance(length, sympy.Symbol) and _offset(item, length.name) == 0:

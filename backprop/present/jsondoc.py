@@ -29,10 +29,11 @@ def _shape_json(shape: Shape) -> list[str]:
 
 @deep_stack
 def to_json(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
-            per_param_updates: bool = True, brief: bool = False) -> str:
+            per_param_updates: bool = True, brief: bool = False, unroll: int = 0) -> str:
     """The derivation as JSON (keys in a fixed, documented order; see README). Data, not notes:
     ``updates`` always holds each param's equations and ``working`` each step's lines
     (``per_param_updates`` and ``brief`` are the notes' options)."""
+    del unroll  # a derivation without loops has none to unroll
     steps = needed_steps(d, param)
     params = [param] if param else d.params
     domains = d.model.domains()

@@ -10,8 +10,8 @@ from functools import lru_cache
 
 import jinja2
 
-from backprop.engine.derivation import Derivation
-from backprop.present.layout import Block, Notes, Row, Section, layout
+from backprop.present.layout import Block, Notes, Row, Section
+from backprop.present.notes import AnyDerivation, notes_of
 from backprop.support.bundled import templates_dir
 from backprop.support.deepstack import deep_stack
 from backprop.support.escape import tex_text
@@ -172,7 +172,7 @@ def _template() -> jinja2.Template:
 
 @deep_stack
 def to_latex(
-    d: Derivation,
+    d: AnyDerivation,
     *,
     standalone: bool = False,
     body_only: bool = False,
@@ -181,6 +181,7 @@ def to_latex(
     index: bool = False,
     per_param_updates: bool = False,
     brief: bool = False,
+    unroll: int = 0,
 ) -> str:
     """The notes in LaTeX (amsmath ``align*`` blocks; ASCII only).
 
@@ -193,8 +194,8 @@ def to_latex(
     """
     if standalone and body_only:
         raise ValueError("standalone and body_only exclude each other")
-    notes = layout(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates,
-                   brief=brief)
+    notes = notes_of(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates,
+                   brief=brief, unroll=unroll)
     if body_only:
         return _aligned_body(notes)
     body = "\n".join(_latex_sections(notes, fit=standalone)).lstrip("\n") + "\n"

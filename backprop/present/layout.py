@@ -171,10 +171,10 @@ def _variables(d: Derivation) -> Section:
         if decl.domain and (arg := parse_domain(decl.domain)[1]) is not None:  # labels(c): their range
             role = f"{role} 0..{arg}-1"
         rows.append(Row(name_formula(decl.name), shape_formula(decl.shape), role))
-    return Section(T_VARIABLES, _examples_intro(d), table=tuple(rows))
+    return Section(T_VARIABLES, examples_intro(d), table=tuple(rows))
 
 
-def _examples_intro(d: Derivation) -> Prose | None:
+def examples_intro(d: Derivation) -> Prose | None:
     """How the examples lie, stated on the model's own data: the CS230 convention (examples are
     columns), CS231n's and PyTorch's (rows), or the axis a tensor keeps them on."""
     model = d.model
@@ -209,7 +209,7 @@ def _example_columns(d: Derivation) -> tuple[str, str] | None:
     return count.text, count.latex
 
 
-def _loss_lhs(d: Derivation) -> Formula:
+def loss_lhs(d: Derivation) -> Formula:
     loss = name_formula(d.loss.name)
     if loss.text == "L":
         return loss
@@ -219,7 +219,7 @@ def _loss_lhs(d: Derivation) -> Formula:
 def _forward(d: Derivation) -> Section:
     lines = []
     for eq in d.equations:
-        lhs = _loss_lhs(d) if eq is d.loss else name_formula(eq.name)
+        lhs = loss_lhs(d) if eq is d.loss else name_formula(eq.name)
         lines.append(Line(lhs, formula(eq.expr), shape=shape_formula(eq.shape)))
         if eq is not d.loss and _tensor_valued(eq.expr):  # and entry by entry, as for the gradients
             ix = value_index(d, eq.name)
@@ -431,7 +431,7 @@ def layout(
     if index:
         notes.sections.append(_per_param(T_INDEX, params, lambda p: _index_line(d, p), _index_intro()))
 
-    notes.sections.append(_updates(d, params, per_param_updates))
+    notes.sections.append(updates_section(d, params, per_param_updates))
     for k, sentences in definitions(notes.sections, _example_columns(d)).items():  # defined where first used
         intro = [notes.sections[k].intro] if notes.sections[k].intro else []
         notes.sections[k] = replace(notes.sections[k], intro=Prose(
@@ -444,7 +444,7 @@ def layout(
 GENERIC = "theta"
 
 
-def _updates(d: Derivation, params: Sequence[str], per_param_updates: bool = False) -> Section:
+def updates_section(d: Derivation, params: Sequence[str], per_param_updates: bool = False) -> Section:
     """The optimizer's update equations: one line per param when each has one (W ← W − α ∂L/∂W);
     an optimizer with running averages once, for a generic θ that stands for every param (the same
     five equations per param would fill pages), or each param's block with ``per_param_updates``."""

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from backprop.engine.derivation import Derivation
 from backprop.present.latex import WIDE_WIDTH, align_rows
-from backprop.present.layout import Prose, layout
+from backprop.present.layout import Prose
+from backprop.present.notes import AnyDerivation, notes_of
 from backprop.support.deepstack import deep_stack
 from backprop.support.escape import markdown_code, markdown_text
 from backprop.support.notation import inline_math, rule_latex
 
 
 @deep_stack
-def to_markdown(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
-                per_param_updates: bool = False, brief: bool = False) -> str:
+def to_markdown(d: AnyDerivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
+                per_param_updates: bool = False, brief: bool = False, unroll: int = 0) -> str:
     """The notes in Markdown: headings, a table of variables, ``$$`` aligned blocks."""
-    notes = layout(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates,
-                   brief=brief)
+    notes = notes_of(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates,
+                   brief=brief, unroll=unroll)
     out = [f"# Backpropagation through {markdown_code(notes.name)}"]
     if notes.summary:
         out += ["", markdown_text(notes.summary)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from backprop.engine.derivation import Derivation
-from backprop.present.layout import Block, Line, Section, layout
+from backprop.present.layout import Block, Line, Section
+from backprop.present.notes import AnyDerivation, notes_of
 from backprop.support.deepstack import deep_stack
 from backprop.support.escape import visible
 from backprop.support.notation import display_width
@@ -122,11 +122,11 @@ def _text_section(sec: Section) -> list[str]:
 
 
 @deep_stack
-def to_text(d: Derivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
-            per_param_updates: bool = False, brief: bool = False) -> str:
+def to_text(d: AnyDerivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
+            per_param_updates: bool = False, brief: bool = False, unroll: int = 0) -> str:
     """The notes in plain Unicode, aligned for a terminal."""
-    notes = layout(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates,
-                   brief=brief)
+    notes = notes_of(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates,
+                   brief=brief, unroll=unroll)
     out = [visible(notes.title)]
     if notes.summary:
         out.append(visible(notes.summary))

@@ -36,9 +36,25 @@ def _parts(name: str) -> tuple[str, bool, str | None]:
     return base, hat, sub
 
 
+#: A value at a step of a loop: ``H[t]``, ``H[t-1]``, ``H[t+1]``, ``H[0]``, ``X[:, t]`` (a slice at step t).
+_STEP = re.compile(r"^(?P<base>[A-Za-z_]\w*)\[(?:\s*:\s*,)*\s*(?P<at>[A-Za-z_]\w*(?:\s*[-+]\s*\d+)?|\d+)\s*\]$")
+_STEP_SUB = {"-": "₋", "+": "₊"}
+
+
+def step_parts(name: str) -> tuple[str, str] | None:
+    """``H[t-1]`` -> (``H``, ``t-1``): a value of a loop's step and the step it is taken at."""
+    m = _STEP.match(name)
+    return (m.group("base"), re.sub(r"\s+", "", m.group("at"))) if m else None
+
+
 def latex_name(name: str) -> str:
     if name in LOSS_NAMES:
         return r"\mathcal{L}"
+    step = step_parts(name)
+    if step is not None:  # H_{t-1}; a name with a subscript of its own keeps it first, W_{2,t}
+        body = latex_name(step[0])
+        at = re.sub(r"(?<=[A-Za-z])(?=[-+])|(?<=[-+])(?=\d)", "", step[1])
+        return body[:-1] + "," + at + "}" if body.endswith("}") and "_{" in body else body + "_{" + at + "}"
     base, hat, sub = _parts(name)
     if base in _GREEK_TEX:
         body = _GREEK_TEX[base]
@@ -63,6 +79,14 @@ def with_hat(text: str) -> str:
 def text_name(name: str) -> str:
     if name in LOSS_NAMES:
         return "L"
+    step = step_parts(name)
+    if step is not None:  # Hₜ₋₁, Xₜ
+        body = text_name(step[0])
+        table = {**_SUBSCRIPT_LETTERS, **{d: d.translate(_SUB) for d in "0123456789"}, **_STEP_SUB}
+        if all(ch in table for ch in step[1]):
+            comma = "," if body[-1] in table.values() else ""  # W₂,ₜ: not W₂ₜ
+            return body + comma + "".join(table[ch] for ch in step[1])
+        return f"{body}_{step[1]}" if len(step[1]) == 1 else f"{body}_{{{step[1]}}}"
     base, hat, sub = _parts(name)
     body = GREEK.get(base, base)
     if hat:
