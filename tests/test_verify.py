@@ -1005,9 +1005,10 @@ BEFORE = "before the full convolution with the flipped filters"
     ("conv2d-s2", "dH = conv2d(dZ, transpose(W, [1, 0, 2, 3]), padding=2)", "shape", ("wrong shape 3×5×5×m",)),
     # a conv bias's gradient summed over the wrong axes (the channels, not the examples)
     ("conv2d-s2", "db = sum(dZ, axis=(0, 1, 2))", "sum",
-     ("it sums over the wrong axes: a conv bias's gradient sums δ over every axis but the channels (axis 0)",
+     ("it sums over the wrong axes: a bias's gradient sums δ over every axis the bias was broadcast along, all but "
+      "axis 0 (for a conv layer, the positions and the examples, not the channels)",
       "sum(..., axis=(1, 2, 3)), not axis=(0, 1, 2)")),
-    ("conv2d-s3-first", "db = sum(dZ, axis=(1, 2, 3))", "sum", ("every axis but the channels (axis 1)", "axis=(0, 2, 3)")),
+    ("conv2d-s3-first", "db = sum(dZ, axis=(1, 2, 3))", "sum", ("all but axis 1", "axis=(0, 2, 3)")),
     ("conv2d-s2", "db = sum(dZ, axis=(1, 2))", "sum", ("sum over the examples: sum(dZ, axis=(1, 2, 3))",)),
 ])
 def test_a_strided_convolution_needs_delta_dilated(spec: str, claim: str, kind: str | None, phrases: tuple[str, ...]) -> None:

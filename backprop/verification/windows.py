@@ -120,8 +120,9 @@ def _bias_axes(e: OpNode, input_side: bool, strides: Sequence[int]) -> Iterator[
             if set(have) <= set(axes):
                 continue
             kept = [k for k in range(rank) if k not in axes]
-            why = (f"a conv bias's gradient sums δ over every axis but the channels (axis {kept[0]}), the positions "
-                   "and the examples" if len(kept) == 1 and kept[0] in (0, 1) else "the gradient keeps the others")
+            why = (f"a bias's gradient sums δ over every axis the bias was broadcast along, all but axis {kept[0]} "
+                   "(for a conv layer, the positions and the examples, not the channels)"
+                   if len(kept) == 1 and kept[0] in (0, 1) else "the gradient keeps the others")
             yield ir.node("sum", x, ir.axes_attr(axes)), (
                 f"it sums over the wrong axes: {why}: sum(..., axis={axes[0] if n == 1 else axes}), "
                 f"not axis={have[0] if len(have) == 1 else have}")
