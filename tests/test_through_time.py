@@ -265,3 +265,34 @@ def test_equals_pytorch_recurrent_layers(name: str, reference: Any, steps: int) 
     assert set(want) <= set(grads)
     for p, g in want.items():
         assert np.allclose(grads[p], g.detach().numpy(), rtol=1e-9, atol=1e-11), (name, p, steps)
+
+
+@pytest.mark.parametrize(("steps", "window"), [(7, 3), (6, 2), (5, 1), (4, 9)])
+def test_truncated_bptt_equals_pytorch_windows_with_the_state_detached(steps: int, window: int) -> None:
+    """truncate=k as PyTorch users run it: the sequence in windows of k steps, (h, c) carried on
+    detached between them, one backward over the summed loss."""
+    model = parse_spec(LSTM, path="lstm.spec")
+    env = point(model, {"d": 3, "T": steps, "m": 2, "h": 4}, seed=steps + window)
+    run = TimeRun(derive_through_time(model), env)
+    grads = run.gradients(truncate=window)
+    net, _, _ = torch_lstm(env)
+    net.zero_grad()
+    x, y = _t(env["X"]), _t(env["Y"])
+    state, loss = None, torch.zeros((), dtype=torch.float64)
+    for start in range(0, steps, window):
+        out, state = net(x[:, start:start + window], state)
+        loss = loss + ((out - y[:, start:start + window]) ** 2).sum() / (2 * x.shape[0])
+        state = (state[0].detach(), state[1].detach())
+    loss.backward()
+    h = env["Wi"].shape[1]
+    for k, g in enumerate("ifgo"):
+        want = net.weight_hh_l0.grad[k * h:(k + 1) * h].T.numpy()
+        assert np.allclose(grads[f"U{g}"], want, rtol=1e-9, atol=1e-11), (g, steps, window)
+    full = run.gradients()
+    assert window >= steps or not np.allclose(grads["Ui"], full["Ui"])  # a cut that changes nothing tests nothing
+
+
+def test_truncate_is_a_positive_number_of_steps() -> None:
+    run = TimeRun(derive_through_time(parse_spec(RNN)), point(parse_spec(RNN), {"d": 2, "T": 3, "m": 2, "h": 2, "c": 2}, 0))
+    with pytest.raises(ValueError, match="at least 1"):
+        run.gradients(truncate=0)

@@ -56,7 +56,10 @@ def test_every_spec_renders_in_every_format_deterministically() -> None:
 def test_lstm_carries_two_states() -> None:
     text = flat(notes("lstm"))
     assert "∂L/∂Cₜ = (∂L/∂C)ₜ + ∂L/∂Cₜ₊₁ ⊙ Fₜ₊₁ + ∂L/∂Hₜ ⊙ Oₜ ⊙ (1 − tanh(Cₜ)²)" in text
-    assert "∂L/∂Hₜ = (∂L/∂H)ₜ" in text and "+ ((∂L/∂Oₜ₊₁ ⊙ Oₜ₊₁ ⊙ (1 − Oₜ₊₁)) Uoᵀ" in text
+    # each gate's pre-activation is named, so the carry reads as the textbook's sum over the gates
+    assert "∂L/∂Hₜ = (∂L/∂H)ₜ" in text and "+ (∂L/∂Z_Oₜ₊₁ Uoᵀ + ∂L/∂Z_Gₜ₊₁ Ugᵀ + ∂L/∂Z_Fₜ₊₁ Ufᵀ + ∂L/∂Z_Iₜ₊₁ Uiᵀ)" in text
+    assert "Z_Iₜ = Xₜ Wi + Hₜ₋₁ Ui + bi" in text and "Iₜ = σ(Z_Iₜ)" in text
+    assert "∂L/∂Z_Iₜ = ∂L/∂Iₜ ⊙ Iₜ ⊙ (1 − Iₜ)" in text
     assert "C₀, H₀ (above) start the states" in text
 
 
@@ -113,9 +116,9 @@ def test_cli_derive_writes_the_notes_and_the_regenerate_command(tmp_path: Path, 
 def test_two_loops_in_a_row() -> None:
     text = flat(notes("stacked"))
     assert text.count("Backward pass through time: for t = T, …, 1") == 2
-    assert "∂L/∂Gₜ = (∂L/∂G)ₜ + U₂ᵀ (∂L/∂Gₜ₊₁ ⊙ (1 − Gₜ₊₁²))" in text
+    assert "∂L/∂Gₜ = (∂L/∂G)ₜ + U₂ᵀ ∂L/∂Z_Gₜ₊₁" in text
     # the first loop's step t is read by the second at t: its gradient there comes back as step t's share
-    assert "∂L/∂Hₜ = W₂ᵀ (∂L/∂Gₜ ⊙ (1 − Gₜ²))" in text and "∂L/∂H = [∂L/∂Hₜ]ₜ + 2/m · H" in text
+    assert "∂L/∂Hₜ = W₂ᵀ ∂L/∂Z_Gₜ" in text and "∂L/∂H = [∂L/∂Hₜ]ₜ + 2/m · H" in text
 
 
 @pytest.mark.parametrize("body", [

@@ -8,7 +8,7 @@ derived expressions grow linearly with the network.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import sympy
 from sympy import Basic, MatrixSymbol
@@ -18,7 +18,7 @@ from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.printing import GradSymbol, grad_symbol
-from backprop.language.model import Assign, Model
+from backprop.language.model import Model
 from backprop.support import naming
 from backprop.support.deepstack import deep_stack
 from backprop.support.errors import SpecError
@@ -55,36 +55,49 @@ def not_yet_through_time(model: Model) -> SpecError:
 def forward_equations(model: Model) -> list[Equation]:
     if model.loops:
         raise not_yet_through_time(model)
-    taken = set(model.names()) | set(model.dims)
+    lifter = Lifter(model, set(model.names()) | set(model.dims))
     eqs: list[Equation] = []
-    layer = max((naming.layer_number(a.name) for a in model.assigns), default=0)
     for a in model.assigns:
-        lifted: list[Equation] = []
-
-        def lift(e: Basic, root: bool, a: Assign = a, lifted: list[Equation] = lifted) -> Basic:
-            nonlocal layer
-            if not isinstance(e, OpNode):
-                return e
-            owner = a.name
-            e = e.func(*(lift(c, False, a, lifted) for c in e.children), *e.attrs)
-            x = e.children[0] if e.children else None
-            if e.op.name in ACTIVATIONS and isinstance(x, OpNode):
-                # A₂ = ReLU(…) + A₁ still names its pre-activation Z₂; an activation
-                # inside an unnumbered loss takes the next layer's number.
-                by_owner = root or bool(naming.layer_number(owner))
-                if not by_owner:  # numbered as its weights are: Z₂ = W₂ A + b₂, even after an unnumbered A
-                    layer = _weight_layer(model, x) or layer + 1
-                name = naming.pre_activation(owner if by_owner else None, layer, taken)
-                taken.add(name)
-                sym = ir.symbol(name, shape_of(x))
-                lifted.append(Equation(name, x, sym, lifted=True, line=a.line))
-                e = e.func(sym, *e.children[1:], *e.attrs)
-            return e
-
-        expr = lift(a.expr, True)
+        expr, lifted = lifter.lift(a.name, a.expr, a.line)
         eqs.extend(lifted)
         eqs.append(Equation(a.name, expr, a.symbol, line=a.line))
     return eqs
+
+
+class Lifter:
+    """Names each compound argument of an activation, as course notes do (A = σ(Z), Z = W X + b):
+    after the assignment's own name (A1 -> Z1), or inside a loss as its weights are numbered.
+    ``taken``: the names in use, which it adds to; ``rename`` turns a new name into its symbol's
+    (a loop's step names its values at t: Z -> Z[t]); ``by_owner``: Z_I after I first, where several
+    values of one step each have an activation (an LSTM's gates)."""
+
+    def __init__(self, model: Model, taken: set[str], rename: Callable[[str], str] = lambda n: n,
+                 by_owner: bool = False) -> None:
+        self.model, self.taken, self.rename, self.by_owner = model, taken, rename, by_owner
+        self.layer = max((naming.layer_number(a.name) for a in model.assigns), default=0)
+
+    def lift(self, owner: str, expr: Basic, line: int) -> tuple[Basic, list[Equation]]:
+        """``expr`` with its activations' compound arguments named, and their equations, in order."""
+        lifted: list[Equation] = []
+        return self._lift(expr, owner, True, line, lifted), lifted
+
+    def _lift(self, e: Basic, owner: str, root: bool, line: int, lifted: list[Equation]) -> Basic:
+        if not isinstance(e, OpNode):
+            return e
+        e = e.func(*(self._lift(c, owner, False, line, lifted) for c in e.children), *e.attrs)
+        x = e.children[0] if e.children else None
+        if e.op.name in ACTIVATIONS and isinstance(x, OpNode):
+            # A₂ = ReLU(…) + A₁ still names its pre-activation Z₂; an activation
+            # inside an unnumbered loss takes the next layer's number.
+            by_owner = root or bool(naming.layer_number(owner))
+            if not by_owner:  # numbered as its weights are: Z₂ = W₂ A + b₂, even after an unnumbered A
+                self.layer = _weight_layer(self.model, x) or self.layer + 1
+            name = naming.pre_activation(owner if by_owner else None, self.layer, self.taken, self.by_owner)
+            self.taken.add(name)
+            sym = ir.symbol(self.rename(name), shape_of(x))
+            lifted.append(Equation(sym.name, x, sym, lifted=True, line=line))
+            e = e.func(sym, *e.children[1:], *e.attrs)
+        return e
 
 
 def _weight_layer(model: Model, x: Basic) -> int:

@@ -25,11 +25,11 @@ from dataclasses import dataclass, replace
 import sympy
 from sympy import Basic, MatrixSymbol
 
-from backprop.engine.chain import _fit, _Pullback, forward_equations
+from backprop.engine.chain import ACTIVATIONS, Lifter, _fit, _Pullback, forward_equations
 from backprop.engine.derivation import Equation, Path, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
-from backprop.expr.ir import Shape, shape_of
+from backprop.expr.ir import OpNode, Shape, shape_of
 from backprop.expr.printing import LoopGrad, grad_symbol, loop_grad, step_grad
 from backprop.language.model import Domains, Model, Recurrence, Sequence
 
@@ -113,12 +113,18 @@ class ThroughTime:
     after: dict[str, MatrixSymbol]  # sequence -> what step t+1 sends to it (states only)
 
 
-def _step_equations(r: Recurrence) -> tuple[list[Equation], dict[MatrixSymbol, MatrixSymbol]]:
-    """The step's equations, its own values renamed ``Z[t]`` (they differ from step to step)."""
+def step_equations(r: Recurrence, lifter: Lifter) -> list[Equation]:
+    """The step's equations, its own values renamed ``Z[t]`` (they differ from step to step), and each
+    compound argument of an activation named as the equations outside the loop name theirs (an LSTM's
+    gate σ(X Wᵢ + H Uᵢ) reads σ(Zₜ), so the recursion shows ∂L/∂Zₜ₊₁, not the gate's derivative inline)."""
     rename = {a.symbol: ir.symbol(f"{a.name}[{r.var}]", a.shape) for a in r.body if a.symbol.name == a.name}
-    eqs = [Equation(rename.get(a.symbol, a.symbol).name, a.expr.xreplace(rename), rename.get(a.symbol, a.symbol),
-                    line=a.line) for a in r.body]
-    return eqs, rename
+    eqs: list[Equation] = []
+    for a in r.body:
+        target = rename.get(a.symbol, a.symbol)
+        expr, lifted = lifter.lift(a.name, a.expr.xreplace(rename), a.line)
+        eqs.extend(lifted)
+        eqs.append(Equation(target.name, expr, target, line=a.line))
+    return eqs
 
 
 def _names(r: Recurrence) -> tuple[dict[str, str], dict[str, str]]:
@@ -127,11 +133,17 @@ def _names(r: Recurrence) -> tuple[dict[str, str], dict[str, str]]:
     return seq, {sl.step.name: sl.source.name for sl in r.slices}
 
 
-def loop_needs(r: Recurrence, outer: set[str]) -> set[str]:
+def _gated(r: Recurrence) -> bool:
+    """Whether several of the step's values are activations of compound arguments (gates): each
+    pre-activation is then named after its value, Z_I, Z_F, not Z, Z_F."""
+    return sum(isinstance(a.expr, OpNode) and a.expr.op.name in ACTIVATIONS and isinstance(a.expr.children[0], OpNode)
+               for a in r.body) > 1
+
+
+def loop_needs(r: Recurrence, eqs: list[Equation], outer: set[str]) -> set[str]:
     """The step values and sequences a gradient flows through, given the outside values that need one
     (params, and values computed from them): iterated, since a state that needs one makes its
     H[t-1] need one at the next step."""
-    eqs, _ = _step_equations(r)
     seq_of, slice_of = _names(r)
     needs = set(outer)
     while True:
@@ -152,11 +164,12 @@ def loop_needs(r: Recurrence, outer: set[str]) -> set[str]:
             return needs
 
 
-def through_time(r: Recurrence, index: int, outer_needs: set[str], domains: Domains) -> ThroughTime:
-    """The chain rule applied to loop ``r``'s step once: every δ, carry and term at a general t."""
-    eqs, _ = _step_equations(r)
+def through_time(r: Recurrence, index: int, eqs: list[Equation], outer_needs: set[str],
+                 domains: Domains) -> ThroughTime:
+    """The chain rule applied to loop ``r``'s step (its equations ``eqs``) once: every δ, carry and
+    term at a general t."""
     seq_of, slice_of = _names(r)
-    needs = loop_needs(r, outer_needs)
+    needs = loop_needs(r, eqs, outer_needs)
     own = {s.name: own_symbol(s, r.var) for s in r.sequences}
     after = {s.name: next_symbol(s, r.var) for s in r.states}
     step_of = {s.step.name: s for s in r.sequences}
@@ -234,6 +247,10 @@ def derive_through_time(model: Model) -> TimeDerivation:
                    for s in r.states if s.init is not None)
         at.append(len(eqs))
     eqs.extend(bare[done_to:])
+    taken = set(model.names()) | set(model.dims) | {e.name for e in eqs} | set(model.sequences)
+    taken |= {a.name for r in model.loops for a in r.body}
+    steps = [step_equations(r, Lifter(model, taken, lambda n, r=r: f"{n}[{r.var}]", by_owner=_gated(r)))
+             for r in model.loops]
     domains = model.domains()
     params = [p.name for p in model.params]
 
@@ -244,10 +261,10 @@ def derive_through_time(model: Model) -> TimeDerivation:
         loops_at.setdefault(a, []).append(i)
     for pos in range(len(eqs) + 1):
         for i in loops_at.get(pos, ()):
-            needs |= {n for n in loop_needs(model.loops[i], needs) if n in model.sequences}
+            needs |= {n for n in loop_needs(model.loops[i], steps[i], needs) if n in model.sequences}
         if pos < len(eqs) and any(s.name in needs for s in ir.differentiable_reads(eqs[pos].expr)):
             needs.add(eqs[pos].name)
-    loops = [through_time(r, i, needs, domains) for i, r in enumerate(model.loops)]
+    loops = [through_time(r, i, steps[i], needs, domains) for i, r in enumerate(model.loops)]
 
     # the outside chain rule, from the loss back; a loop is a node whose outputs are its sequences
     users: dict[str, list[Path]] = {}

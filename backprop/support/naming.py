@@ -40,17 +40,20 @@ def fresh(base: str, taken: Container[str]) -> str:
     return f"{base}_{i}"
 
 
-def pre_activation(owner: str | None, layer: int, taken: Container[str]) -> str:
+def pre_activation(owner: str | None, layer: int, taken: Container[str], by_owner: bool = False) -> str:
     """Name the argument of an activation: A1 -> Z1, A -> Z, p -> z.
 
     ``owner`` is the assigned name when the activation is a whole right-hand
     side; otherwise (an activation inside the loss) ``layer`` numbers it: the
     number its weights carry (Z2 for W2 A + b2), else the next layer's.
+    ``by_owner``: after the owner first, Z_I for I (an LSTM's gates, each its own Z).
     """
     if owner is not None:
         letter = "z" if owner[0].islower() else "Z"
         digits = _digits(owner)
         candidates = [letter + digits, f"{letter}_{owner}"]
+        if by_owner:
+            candidates.reverse()
     else:
         candidates = [f"Z{layer}" if layer else "Z", "Z_out"]
     for c in candidates:

@@ -33,6 +33,7 @@ class TimeRun:
         self.td = td
         self.vals: dict[Any, Any] = dict(env)
         self.steps: dict[int, list[dict[str, np.ndarray]]] = {}
+        self.truncate: int | None = None
         self._forward()
 
     @property
@@ -72,8 +73,14 @@ class TimeRun:
         for s in r.sequences:
             vals[s.name] = np.stack([k[s.step.name] for k in kept], axis=s.time_axis)
 
-    def gradients(self) -> dict[str, np.ndarray]:
-        """Every outside gradient by name (params first among them), the loops run backward as needed."""
+    def gradients(self, truncate: int | None = None) -> dict[str, np.ndarray]:
+        """Every outside gradient by name (params first among them), the loops run backward as needed.
+        ``truncate=k``: truncated backpropagation through time as PyTorch users run it, the sequence
+        in windows of k steps with the state detached between them (its value carried on, its gradient
+        not): nothing flows back from step t+1 into step t when t is a multiple of k."""
+        if truncate is not None and truncate < 1:
+            raise ValueError(f"truncate is a number of steps, at least 1; got {truncate}")
+        self.truncate = truncate
         vals, out = self.vals, {}
         ran: set[int] = set()
         for s in self.td.steps:
@@ -99,8 +106,9 @@ class TimeRun:
                 g = vals.get("d" + s.name)
                 env[tt.own[s.name].name] = (np.zeros(shape[s.name]) if g is None
                                             else np.take(np.asarray(g, dtype=float), t, axis=s.time_axis))
+            cut = self.truncate is not None and (t + 1) % self.truncate == 0  # step t+1 starts a new window
             for s in r.states:
-                env[tt.after[s.name].name] = carry[s.name]
+                env[tt.after[s.name].name] = np.zeros(shape[s.name]) if cut else carry[s.name]
             for d in tt.deltas:
                 env["d" + d.target] = _sized(d.result, d.shape, env)
             for s in r.states:
