@@ -136,7 +136,7 @@ class FuzzGen:
         if len(shape) == 2:
             kinds += ["matmul", "transpose", "linalg", "linalg"]
         if len(shape) in (3, 4):  # images and sequences: convolutions and pooling (often, as rank 4 is rare)
-            kinds += ["conv"] * (2 if len(shape) == 3 else 6)
+            kinds += ["conv"] * (2 if len(shape) == 3 else 6) + ["dilate"]
         return getattr(self, self.rng.choice(kinds))(shape, depth - 1)
 
     def bounded(self, shape: Shape, depth: int) -> str:
@@ -382,6 +382,17 @@ class FuzzGen:
         source = tuple(str(stride * (int(o) - 1) + size) if o.isdigit() else o for o in spatial)
         x = self.expr((shape[0], *source, shape[-1]), depth)
         return f"{kind}_pool2d({x}, size={size}" + (f", stride={stride})" if stride != size else ")")
+
+    def dilate(self, shape: Shape, depth: int) -> str:
+        """A value dilated along its spatial axes (a strided conv's δ as a claim writes it), by 2 or 3:
+        from sizes that are numbers n of (n − 1)/s + 1, else sliced back to the first n entries."""
+        spatial, s = shape[1:-1], self.rng.choice([2, 3])
+        axes = list(range(1, len(shape) - 1))  # named: the fuzzed spec may put its examples first
+        if all(d.isdigit() and (int(d) - 1) % s == 0 for d in spatial):
+            x = self.expr((shape[0], *(str((int(d) - 1) // s + 1) for d in spatial), shape[-1]), depth)
+            return f"dilate({x}, {s}, {axes})"
+        index = [":"] + [f":{d}" for d in spatial] + [":"]
+        return f"(dilate({self.expr(shape, depth)}, {s}, {axes}))[{', '.join(index)}]"
 
     def label_input(self, shape: Shape, classes: str) -> str:
         """An input of class labels 0..classes−1: often one already declared."""

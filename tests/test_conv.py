@@ -22,7 +22,7 @@ from backprop.expr.evaluate import evaluate
 from backprop.support.errors import SpecError
 
 OPS = ("conv1d", "conv1d_input", "conv1d_filter", "conv2d", "conv2d_input", "conv2d_filter",
-       "max_pool2d", "max_pool2d_route", "avg_pool2d", "avg_pool2d_spread")
+       "max_pool2d", "max_pool2d_route", "avg_pool2d", "avg_pool2d_spread", "dilate", "subsample")
 ROW_CASES = [c for op in OPS for c in CASES[op](op)]
 
 
@@ -88,6 +88,15 @@ Z = conv2d(X, W, stride=2, padding=1) + b
 P = max_pool2d(relu(Z), size=3, stride=2)
 loss = sum((P - Y)**2) / m
 """,
+    "dilated values: a transposed convolution by hand, both layouts' default axes": """\
+input X[2, 3, 3, m]
+input S[2, 4, m]
+param W[3, 2, 3, 3]
+param V[2, 2, 2]
+Z = conv2d(dilate(X, 2), W, padding=2)
+T = conv1d(dilate(S, 3), V)
+loss = mean(tanh(Z)) + sum(dilate(T, 2, [1, 2]) ** 2) / m
+""",
     "conv1d over embedded tokens, max over time": """\
 input S[5, 9, m]
 input y[1, m] binary
@@ -137,6 +146,14 @@ def test_generated_code_loops_only_over_kernel_offsets() -> None:
                                   "stride=1 or stride=5 would fit"),
     ("Z = conv2d(Xn, W, stride=2)", "needs spatial axis 1's size as a number"),
     ("Z = conv2d(X, Wbig)", "window (9) is larger than spatial axis 1 (8)"),
+    ("Z = dilate(X, 0)", "dilate's stride is a whole number at least 1 written as one, e.g. dilate(dZ, 2); got 0"),
+    ("Z = dilate(X, n)", "dilate's stride is a whole number at least 1"),
+    ("Z = dilate(X, 2, [1, 4])", "dilate of a 3×8×7×m value (rank 4) takes distinct axes from 0 to 3, got [1, 4]"),
+    ("Z = dilate(X, 2, 1)", "dilate's axes are a list of whole numbers, e.g. [1, 2]"),
+    ("Z = dilate(X)", "dilate takes the value, the stride and optionally the axes"),
+    ("Z = dilate(X, 2, axes=[1])", "dilate takes no keyword argument 'axes='"),
+    ("Z = dilate(reshape(X, [168, m]), 2)",
+     "has no spatial axes between channels and examples: name the axes, e.g. dilate(E, 2, [1])"),
 ])
 def test_windows_that_do_not_fit_are_refused_at_their_column(line: str, message: str) -> None:
     head = ("input X[3, 8, 7, m]\ninput Xn[3, n, n, m]\ninput S[3, 8, m]\nparam W[4, 3, 3, 3]\nparam V[4, 2, 3, 3]\n"

@@ -221,6 +221,16 @@ def flip_cases(op: str) -> Iterator[Case]:
         yield Case(op, (Var(shape),), (sympy.Tuple(*axes),), label=label)
 
 
+def dilate_cases(op: str) -> Iterator[Case]:
+    """Dilation and its adjoint: a stride-2 and a stride-3 conv's δ in both layouts, a 1-d one, one axis
+    of a matrix. A subsample's operand has (n − 1)·s + 1 entries along its axes, as dilation makes."""
+    for label, (shape, s, axes) in {"images": ((2, 3, 2, 2), 2, (1, 2)), "first": ((2, 2, 3, 2), 3, (2, 3)),
+                                    "seq": ((2, 3, 2), 2, (1,)), "rows": ((3, 2), 3, (0,))}.items():
+        if op == "subsample":
+            shape = tuple((n - 1) * s + 1 if k in axes else n for k, n in enumerate(shape))
+        yield Case(op, (Var(shape),), (sympy.Integer(s), sympy.Tuple(*axes)), label=label)
+
+
 def concat_cases(op: str) -> Iterator[Case]:
     for label, (axis, *shapes) in {"rows": (0, (2, 3), (1, 3)), "columns": (1, (2, 3), (2, 2), (2, 1)),
                                    "t3-axis2": (2, (2, 3, 1), (2, 3, 2)), "t3-axis0": (0, (1, 3, 2), (2, 3, 2))}.items():
@@ -408,6 +418,8 @@ CASES: dict[str, Gen] = {
     "reshape": reshape_cases,
     "permute": permute_cases,
     "flip": flip_cases,
+    "dilate": dilate_cases,
+    "subsample": dilate_cases,
     "concat": concat_cases,
     "slice": slice_cases,
     "embed": embed_cases,

@@ -101,7 +101,8 @@ loss = mean((C - Y)**2) + sum(last**2) / m + mean(F**2) + mean(R, axis=(0, 1, 2)
 """
 
 CONV_SPEC = """\
-# Convolution and pooling: an image layer (stride 2, padding 1), max and average pooling, a 1-d conv (its filters flipped).
+# Convolution and pooling: an image layer (stride 2, padding 1), max and average pooling, a 1-d conv (its filters flipped),
+# a dilated value.
 input X[3, 9, 9, m]
 input S[2, 7, m]
 param W1[4, 3, 3, 3]
@@ -111,7 +112,8 @@ A = relu(conv2d(X, W1, stride=2, padding=1) + b1)
 M = max_pool2d(A, size=2, stride=1)
 P = avg_pool2d(A, size=5)
 T = conv1d(S, flip(V, [2]), padding=1)
-loss = mean(M**2) + sum(P) / m + mean(tanh(T))
+D = dilate(T, 2)
+loss = mean(M**2) + sum(P) / m + mean(tanh(T)) + mean(D**2)
 """
 
 #: A variable used twice (tied weights) and a residual connection: several paths.
@@ -547,11 +549,19 @@ def eval_index(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any
             return 0.0
     if isinstance(x, Scaled):
         return float(constant(x.coeff, dims)) * eval_index(x.body, idx, vals, dims)
-    if isinstance(x, Apply):
-        args = [np.array([[eval_index(a, idx, vals, dims)]]) for a in x.args]
+    if isinstance(x, Apply):  # an entry at no whole position in range is 0 (a dilation's zeros): f(0), not 0
+        args = [np.array([[_entry_or_zero(a, idx, vals, dims)]]) for a in x.args]
         return float(np.asarray(x.node.op.np_eval(*args, x.node)).reshape(-1)[0])
     assert is_const(x)
     return float(constant(x, dims))
+
+
+def _entry_or_zero(x: Any, idx: dict[str, int], vals: dict[str, Any], dims: dict[Any, int]) -> float:
+    """``x`` at ``idx``, or 0 where it reads an entry at no whole position in range (padding, a dilation's zeros)."""
+    try:
+        return eval_index(x, idx, vals, dims)
+    except PaddingError:
+        return 0.0
 
 
 def index_terms(x: Any, dims: dict[Any, int]) -> int:
@@ -580,7 +590,7 @@ def check_index_form(expr: Any, shape: Any, vals: dict[str, Any], dims: dict[Any
         entries = [entries[0], entries[-1], *(entries[int(i)] for i in pick)]
     for at in entries:
         idx = {t: v for t, v in zip(eq.index, at) if t}
-        got = eval_index(eq.rhs, idx, vals, dims)
+        got = _entry_or_zero(eq.rhs, idx, vals, dims)
         assert got == pytest.approx(want[at], rel=1e-9, abs=1e-12), (eq.text(), at)
 
 
@@ -680,6 +690,11 @@ def test_registry_index_rules(op: str) -> None:
                               ((2, 1, 1, m), (4, 4, 3))],
         "max_pool2d_route": [((2, 2, 2, m), (2, 4, 4, m), (2, 2, 3)), ((m, 2, 3, 3), (m, 2, 5, 5), (3, 1, 0)),
                              ((2, 2, 2, m), (2, 5, 5, m), (2, 3, 3)), ((2, 2, 2, m), (2, 5, 5, m), (3, 2, 3))],
+        # (operand, (stride, axes)): a δ of images in both layouts, a sequence, a length-1 axis among the dilated
+        "dilate": [((2, 3, 3, m), (2, (1, 2))), ((m, 2, 3, 2), (3, (2, 3))), ((2, 4, m), (2, (1,))),
+                   ((2, 1, 3, m), (2, (1, 2)))],
+        "subsample": [((2, 5, 5, m), (2, (1, 2))), ((m, 2, 7, 4), (3, (2, 3))), ((2, 7, m), (2, (1,))),
+                      ((2, 1, 5, m), (2, (1, 2)))],
     }[op]
     from backprop.expr import ir
 
@@ -695,6 +710,8 @@ def test_registry_index_rules(op: str) -> None:
             e = ir.node(op, leaves[0], ir.axes_attr(case[1]))
         elif op == "broadcast":
             e = ir.node(op, leaves[0], sympy.Tuple(*case[1]))
+        elif op in ("dilate", "subsample"):
+            e = ir.node(op, leaves[0], sympy.Integer(case[1][0]), sympy.Tuple(*case[1][1]))
         elif REGISTRY[op].windowed:
             e = ir.node(op, *leaves, *(sympy.Integer(a) for a in case[-1]))
         else:
@@ -926,6 +943,9 @@ def test_conv_notes_show_the_window_sums() -> None:
     assert "Z[i,j,k,l] = (Σᵤ Σᵣ Σ_q X[u,2(j-1)+r-1,2(k-1)+q-1,l] W₁[i,u,r,q]) + b₁[i]" in text  # stride 2, padding 1
     assert "T[i,j,k]   = Σᵤ Σᵣ S[u,j+r-2,k] flip[2](V)[i,u,r]" in text  # stride 1, padding 1
     assert "P[i,l]     = (1/25) (Σᵤ Σᵣ A[i,u,r,l])" in text
+    # a dilation reads its value every 2 positions (zeros between), its adjoint every 2nd entry of δ
+    assert "D[i,j,k]   = T[i,(j-1)/2+1,k]" in text and "(T dilated by 2 (1 zero between neighbouring entries)" in text
+    assert "∂L/∂T[i,j,k] = ∂L/∂D[i,2(j-1)+1,k] + " in text
     assert "∂L/∂W₁[i,j,k,l] = Σᵤ Σᵣ Σ_q X[j,2(u-1)+k-1,2(r-1)+l-1,q] ∂L/∂Z[i,u,r,q]" in text
     latex = to_latex(spec_derivation(CONV_SPEC, "conv"))
     assert r"X_{u,2(j-1)+r-1,2(k-1)+q-1,l} (W_{1})_{iurq}" in latex

@@ -368,6 +368,8 @@ TABLES: dict[str, list[Row]] = {
         ok("db1 = sum(dA1 * (A1 > 0), axis=(1, 2, 3))"),
         # ∂L/∂X as the full convolution of δ with the filters flipped in space, channel axes swapped
         ok("dP1 = conv2d(dA2 * (A2 > 0), transpose(flip(W2, [2, 3]), [1, 0, 2, 3]), padding=4)"),
+        bad("dP1 = conv2d(dilate(dA2 * (A2 > 0), 2), transpose(flip(W2, [2, 3]), [1, 0, 2, 3]), padding=4)", "stride",
+            "δ is dilated by 2, but the convolution's stride is 1: δ needs no dilation"),
         bad("dP1 = conv2d(dA2 * (A2 > 0), transpose(W2, [1, 0, 2, 3]), padding=4)", "flip",
             "the filters are not flipped", "flip(W2, [2, 3])"),
         bad("dP1 = conv2d(dA2 * (A2 > 0), transpose(flip(W2, [2, 3]), [1, 0, 2, 3]), padding=2)", "padding",
@@ -388,9 +390,12 @@ TABLES: dict[str, list[Row]] = {
         ok("dP = reshape(dH, [8, 2, 2, m])"),
         ok("db2 = 2/m * sum(W2 @ H + b2 - Y, axis=1)"),
         bad("dW2 = 1/m * (W2 @ H + b2 - Y) @ H.T", "factor", "exactly 1/2 of the correct gradient"),
-        # the stride-1 correlation of the input with δ: at stride 2 δ must first be dilated
+        # the correlation of the input with δ: at stride 2 δ must first be dilated (1 zero between entries)
+        ok("dW1 = transpose(conv2d(transpose(X, [3, 1, 2, 0]), transpose(dilate(dA * (A > 0), 2), [0, 3, 1, 2]), "
+           "padding=1), [0, 3, 1, 2])"),
         bad("dW1 = transpose(conv2d(transpose(X, [3, 1, 2, 0]), transpose(dA * (A > 0), [0, 3, 1, 2]), padding=1), "
-            "[0, 3, 1, 2])", "shape", "wrong shape 8×3×6×6", "∂L/∂W₁ is 8×3×3×3"),
+            "[0, 3, 1, 2])", "stride", "wrong shape 8×3×6×6", "∂L/∂W₁ is 8×3×3×3", "the stride is not accounted for",
+            "dilate(δ, 2) (1 zero between neighbouring entries), before it is correlated with the input"),
         bad("db1 = sum(dA * (A > 0), axis=(1, 2))", "sum", "wrong shape 8×1×1×m",
             "sum over the examples: sum(dA * (A > 0), axis=(1, 2, 3))"),
         bad("db2 = 2/m * sum(Y - W2 @ H - b2, axis=1)", "sign", "sign error"),
@@ -915,6 +920,105 @@ def test_sharper_diagnoses(spec: str, claim: str, kind: str, phrases: tuple[str,
     (r,) = backprop.verify(parse_spec(spec, name="net"), [claim]).results
     assert not r.verdict and r.mistake == kind, r.diagnosis
     assert all(p in (r.diagnosis or "") for p in phrases), r.diagnosis
+
+
+# ---------------------------------------------------------------------------
+# A strided convolution: δ dilated by the stride before the full convolution (issue 15 point 4)
+# ---------------------------------------------------------------------------
+
+#: A strided conv after a stride-1 one, so its input has a gradient: images and sequences, stride 2 and 3,
+#: examples last and first. ∂L/∂H = conv(dilate(δ, s), the filters flipped, channel axes swapped, padding k − 1 − p).
+STRIDED = {
+    "conv2d-s2": """\
+input X[2, 9, 9, m]
+param V[3, 2, 3, 3]
+param W[4, 3, 3, 3]
+param b[4, 1, 1, 1]
+H = tanh(conv2d(X, V))
+Z = conv2d(H, W, stride=2) + b
+loss = sum(Z**2) / m
+""",
+    "conv2d-s3-first": """\
+examples m
+input X[m, 2, 9, 9]
+param V[3, 2, 3, 3]
+param W[4, 3, 3, 3]
+param b[1, 4, 1, 1]
+H = tanh(conv2d(X, V))
+Z = conv2d(H, W, stride=3, padding=1) + b
+loss = sum(Z**2) / m
+""",
+    "conv1d-s2": """\
+input X[2, 11, m]
+param V[3, 2, 3]
+param W[4, 3, 3]
+H = tanh(conv1d(X, V))
+Z = conv1d(H, W, stride=2)
+loss = sum(Z**2) / m
+""",
+    "conv1d-s3-first": """\
+examples m
+input X[m, 2, 12]
+param V[3, 2, 3]
+param W[4, 3, 4]
+H = tanh(conv1d(X, V))
+Z = conv1d(H, W, stride=3)
+loss = sum(Z**2) / m
+""",
+}
+FULL2 = "transpose(flip(W, [2, 3]), [1, 0, 2, 3])"
+FULL1 = "transpose(flip(W, [2]), [1, 0, 2])"
+MISSING = "the stride is not accounted for: δ must be dilated by the stride"
+BEFORE = "before the full convolution with the flipped filters"
+
+
+@pytest.mark.parametrize(("spec", "claim", "kind", "phrases"), [
+    ("conv2d-s2", f"dH = conv2d(dilate(dZ, 2), {FULL2}, padding=2)", None, ()),
+    ("conv2d-s2", f"dH = conv2d(dilate(dZ, 2, [1, 2]), {FULL2}, padding=2)", None, ()),
+    ("conv2d-s2", "dW = transpose(conv2d(transpose(H, [3, 1, 2, 0]), transpose(dilate(dZ, 2), [0, 3, 1, 2])), [0, 3, 1, 2])",
+     None, ()),
+    ("conv2d-s3-first", f"dH = conv2d(dilate(dZ, 3), {FULL2}, padding=1)", None, ()),
+    ("conv1d-s2", f"dH = conv1d(dilate(dZ, 2), {FULL1}, padding=2)", None, ()),
+    ("conv1d-s2", "dW = transpose(conv1d(transpose(H, [2, 1, 0]), transpose(dilate(dZ, 2), [0, 2, 1])), [0, 2, 1])",
+     None, ()),
+    ("conv1d-s3-first", f"dH = conv1d(dilate(dZ, 3), {FULL1}, padding=3)", None, ()),
+    # the dilation forgotten: the wrong shape, and the stride named
+    ("conv2d-s2", f"dH = conv2d(dZ, {FULL2}, padding=2)", "stride",
+     ("wrong shape 3×5×5×m: ∂L/∂H is 3×7×7×m", MISSING, "dilate(δ, 2) (1 zero between neighbouring entries)", BEFORE)),
+    ("conv2d-s3-first", f"dH = conv2d(dZ, {FULL2}, padding=1)", "stride",
+     ("wrong shape m×3×3×3", MISSING, "dilate(δ, 3) (2 zeros between neighbouring entries)", BEFORE)),
+    ("conv1d-s2", f"dH = conv1d(dZ, {FULL1}, padding=2)", "stride", ("wrong shape 3×6×m", MISSING, "dilate(δ, 2)")),
+    ("conv1d-s3-first", f"dH = conv1d(dZ, {FULL1}, padding=3)", "stride", (MISSING, "dilate(δ, 3)")),
+    ("conv2d-s2", "dW = transpose(conv2d(transpose(H, [3, 1, 2, 0]), transpose(dZ, [0, 3, 1, 2])), [0, 3, 1, 2])",
+     "stride", ("wrong shape 4×3×5×5", MISSING, "before it is correlated with the input")),
+    # dilated by the wrong factor
+    ("conv2d-s2", f"dH = conv2d(dilate(dZ, 3), {FULL2}, padding=2)", "stride",
+     ("the stride is not accounted for: δ is dilated by 3, but the stride is 2: dilate(δ, 2)",)),
+    ("conv2d-s3-first", f"dH = conv2d(dilate(dZ, 2), {FULL2}, padding=1)", "stride",
+     ("δ is dilated by 2, but the stride is 3: dilate(δ, 3) (2 zeros between neighbouring entries)",)),
+    ("conv1d-s3-first", f"dH = conv1d(dilate(dZ, 2), {FULL1}, padding=3)", "stride", ("δ is dilated by 2, but the stride is 3",)),
+    # wrong for another reason: not a stride slip
+    ("conv2d-s2", "dH = conv2d(dilate(dZ, 2), transpose(W, [1, 0, 2, 3]), padding=2)", "flip", ("the filters are not flipped",)),
+    ("conv1d-s2", f"dH = conv1d(dilate(dZ, 2), {FULL1}, padding=1)", "padding", ("padding=2, not 1",)),
+    ("conv2d-s2", f"dH = -conv2d(dilate(dZ, 2), {FULL2}, padding=2)", "sign", ("sign error",)),
+    ("conv2d-s3-first", f"dH = 2 * conv2d(dilate(dZ, 3), {FULL2}, padding=1)", "factor", ("2 times the correct gradient",)),
+    ("conv2d-s2", "dH = conv2d(dZ, transpose(W, [1, 0, 2, 3]), padding=2)", "shape", ("wrong shape 3×5×5×m",)),
+    # a conv bias's gradient summed over the wrong axes (the channels, not the examples)
+    ("conv2d-s2", "db = sum(dZ, axis=(0, 1, 2))", "sum",
+     ("it sums over the wrong axes: a bias's gradient sums δ over every axis the bias was broadcast along, all but "
+      "axis 0 (for a conv layer, the positions and the examples, not the channels)",
+      "sum(..., axis=(1, 2, 3)), not axis=(0, 1, 2)")),
+    ("conv2d-s3-first", "db = sum(dZ, axis=(1, 2, 3))", "sum", ("all but axis 1", "axis=(0, 2, 3)")),
+    ("conv2d-s2", "db = sum(dZ, axis=(1, 2))", "sum", ("sum over the examples: sum(dZ, axis=(1, 2, 3))",)),
+])
+def test_a_strided_convolution_needs_delta_dilated(spec: str, claim: str, kind: str | None, phrases: tuple[str, ...]) -> None:
+    """A correct claim dilates δ by the stride; one that forgets, or dilates by another factor, is told
+    so in words, shape mismatch or not; a claim wrong in another way is not called a stride slip."""
+    (r,) = backprop.verify(parse_spec(STRIDED[spec], name=spec), [claim]).results
+    assert r.verdict is (kind is None), r.diagnosis
+    assert r.mistake == kind, r.diagnosis
+    for p in phrases:
+        assert p in (r.diagnosis or ""), f"{p!r} not in {r.diagnosis!r}"
 
 
 @pytest.mark.parametrize(("spec", "claim"), [

@@ -161,7 +161,22 @@ def _spread_input(e: OpNode, g: torch.Tensor) -> torch.Tensor:
     return _back(e, torch.zeros(shape, dtype=torch.float64))
 
 
+def _strided(e: OpNode, ndim: int) -> tuple[slice, ...]:
+    """Every stride-th entry along a dilation's (or subsampling's) axes: (stride, axes) are its attributes."""
+    stride, axes = int(e.args[1]), {int(k) for k in e.args[2]}
+    return tuple(slice(None, None, stride) if k in axes else slice(None) for k in range(ndim))
+
+
+def _dilate(e: OpNode, a: torch.Tensor) -> torch.Tensor:
+    stride, axes = int(e.args[1]), {int(k) for k in e.args[2]}
+    out = torch.zeros([(n - 1) * stride + 1 if k in axes else n for k, n in enumerate(a.shape)], dtype=a.dtype)
+    out[_strided(e, a.dim())] = a
+    return out
+
+
 TORCH.update({
+    "dilate": _dilate,
+    "subsample": lambda e, a: a[_strided(e, a.dim())],
     **_conv(1), **_conv(2),
     "max_pool2d": lambda e, x: _back(e, functional.max_pool2d(_first(e, x), int(e.args[-3]), int(e.args[-2]))),
     "max_pool2d_route": lambda e, g, x: _pool_grad(functional.max_pool2d, e, g, x),

@@ -204,5 +204,25 @@ def max_pool_route_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> Inde
     return IndexForm(summed, (at, ij), note=note, first_max=(1, win, size, stride))
 
 
+def _dilation(e: OpNode) -> tuple[int, set[int]]:
+    return int(e.attrs[0]), {int(k) for k in e.attrs[1]}
+
+
+def dilate_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
+    """D[c,u,t] = X[c,(u−1)/s+1,t]: entry u of the dilated value is an entry of X where (u − 1)/s is
+    whole, and one of the s − 1 zeros between X's entries elsewhere."""
+    stride, axes = _dilation(e)
+    at = tuple(_window_of(stride, 0, u, None) if k in axes and u is not None else u for k, u in enumerate(ij))
+    gap = f"{stride - 1} zero{'s' if stride > 2 else ''} between neighbouring entries"
+    return IndexForm((), (at,), note=f"{{0}} dilated by {stride} ({gap}): where the position in {{0}} is not a "
+                                     "whole number, the entry is 0")
+
+
+def subsample_index(e: OpNode, ij: Index, fresh: Callable[[], str]) -> IndexForm:
+    """G[c,i,t] = g[c,s(i−1)+1,t]: every s-th entry, from the first (the adjoint of a dilation)."""
+    stride, axes = _dilation(e)
+    return IndexForm((), (tuple(_at(stride, 0, u, None) if k in axes and u is not None else u for k, u in enumerate(ij)),))
+
+
 __all__ = ["attr_ints", "avg_pool_index", "avg_pool_spread_index", "conv_filter_index", "conv_index",
-           "conv_input_index", "join_layout", "max_pool_route_index", "split_layout"]
+           "conv_input_index", "dilate_index", "join_layout", "max_pool_route_index", "split_layout", "subsample_index"]

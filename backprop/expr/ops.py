@@ -6,7 +6,7 @@ family modules grouped as the operations are (as in HIPS/autograd's ``numpy_vjps
 :mod:`~backprop.expr.ops_matrix`, :mod:`~backprop.expr.ops_reduce`,
 :mod:`~backprop.expr.ops_extrema`, :mod:`~backprop.expr.ops_softmax`, :mod:`~backprop.expr.ops_tensor`,
 :mod:`~backprop.expr.ops_einsum`, :mod:`~backprop.expr.ops_select`, :mod:`~backprop.expr.ops_linalg`,
-:mod:`~backprop.expr.ops_labels`, :mod:`~backprop.expr.ops_conv`.
+:mod:`~backprop.expr.ops_labels`, :mod:`~backprop.expr.ops_conv`, :mod:`~backprop.expr.ops_window`.
 This module registers every family from one place, in that order (the order the generated code's helpers follow).
 
 Adding an operation is one row in its family's ``ROWS`` plus one row in ``tests/test_ops.py``;
@@ -30,6 +30,7 @@ from backprop.expr import (
     ops_select,
     ops_softmax,
     ops_tensor,
+    ops_window,
 )
 from backprop.expr.ir import OpNode
 from backprop.expr.ops_row import Op
@@ -48,6 +49,7 @@ FAMILIES: tuple[tuple[Op, ...], ...] = (
     ops_linalg.ROWS,
     ops_labels.ROWS,
     ops_conv.ROWS,
+    ops_window.ROWS,
 )
 
 

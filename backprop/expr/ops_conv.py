@@ -14,13 +14,15 @@ helper and a derivation cites each in words:
   sums input × δ over the positions and the examples;
 - ∂L/∂X is the full convolution of δ with the flipped filters (``conv2d_input``): δ dilated by
   the stride (zeros between its entries), the filters turned 180° in space with their filter and
-  channel axes swapped, and the padding cropped off. The helper computes it as col2im: each
-  window's share ``Wᵀδ`` added back where the window was read, one strided slice per filter offset;
+  channel axes swapped, and the padding cropped off. The helper computes it as col2im: per filter
+  offset, that offset's share ``W[:, :, offset]ᵀδ`` added back where the windows read it, one
+  strided slice;
 - max pooling routes δ to each window's maximum (the first in row-major order on a tie, as
   PyTorch's CPU kernel does); average pooling spreads it evenly over the window.
 
 Every helper is written once, as the source the generated module carries, and evaluated from that
-same source here (on float arrays and on object arrays of exact SymPy numbers alike).
+same source here (on float arrays and on object arrays of exact SymPy numbers alike). A JAX module
+carries the forms in :mod:`backprop.expr.conv_jax` where these write in place.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ from backprop.expr.conv_index import (
 )
 from backprop.expr.conv_index import join_layout as _join
 from backprop.expr.conv_index import split_layout as _split
+from backprop.expr.conv_jax import (
+    CONV_INPUT_JAX,
+    MAX_POOL_JAX,
+    MAX_POOL_ROUTE_JAX,
+    OFFSETS_JAX,
+    SCATTER_JAX,
+    WINDOWS_JAX,
+)
 from backprop.expr.ir import OpNode, Shape, fmt_shape
 from backprop.expr.ops_row import Op
 from backprop.support.errors import ShapeError
@@ -88,24 +98,35 @@ def _conv(x, w, stride, pad, batch):
 _CONV_FILTER = '''\
 def _conv_filter(x, g, stride, pad, batch):
     """∂L/∂W: the correlation of the input's windows with δ, summed over positions and examples: the
-    windows copied once channel-and-offset major (runs of examples), then one matrix product."""
+    windows copied once channel-and-offset major (runs of examples), then one matrix product. The
+    product is taken as cols δᵀ, transposed after: its rows are the c·k·k window entries rather than
+    the f filters, which BLAS splits across threads better (on LeNet a quarter faster on 2 threads, no
+    slower on 1)."""
     nd = x.ndim - 2
     g = np.moveaxis(g, batch, -1)  # (f, o..., m)
     x_size = np.moveaxis(x, batch, -1).shape[1:nd + 1]
     kernel = tuple(s + 2 * pad - stride * (o - 1) for s, o in zip(x_size, g.shape[1:nd + 1]))
     win = _windows(x, kernel, stride, pad, batch)  # (c, o..., m, k...)
     cols = win.transpose((0, *range(nd + 2, 2 * nd + 2), *range(1, nd + 2))).reshape(-1, g[0].size)
-    return (g.reshape(g.shape[0], -1) @ cols.T).reshape((g.shape[0], win.shape[0]) + kernel)
+    return (cols @ g.reshape(g.shape[0], -1).T).T.reshape((g.shape[0], win.shape[0]) + kernel)
 '''
 
 _CONV_INPUT = '''\
 def _conv_input(g, w, stride, pad, batch):
-    """∂L/∂X: the full convolution of δ (dilated by the stride) with the flipped filters, as col2im."""
+    """∂L/∂X: the full convolution of δ (dilated by the stride) with the flipped filters, as col2im:
+    per kernel offset, that offset's filter entries times δ (one matrix product) added back where the
+    windows read it (one strided slice). Every window's share is never held at once (c·k·k times δ's
+    size, 4.9 MB in LeNet): writing and reading it back cost more than the 25 products' calls."""
     nd = w.ndim - 2
     g = np.moveaxis(g, batch, -1)  # (f, o..., m)
-    size = tuple(stride * (o - 1) + k - 2 * pad for o, k in zip(g.shape[1:nd + 1], w.shape[2:]))
-    parts = np.tensordot(w, g, axes=((0,), (0,)))  # (c, k..., o..., m)
-    return np.moveaxis(_scatter_windows(parts, size, stride, pad, parts.dtype), -1, batch)
+    kernel, positions, c = w.shape[2:], g.shape[1:nd + 1], w.shape[1]
+    size = tuple(stride * (o - 1) + k - 2 * pad for o, k in zip(positions, kernel))
+    out = np.zeros((c,) + tuple(s + 2 * pad for s in size) + g.shape[-1:], dtype=np.result_type(g, w))
+    taps, rows = w.transpose((*range(2, nd + 2), 1, 0)), g.reshape(g.shape[0], -1)  # (k..., c, f), (f, o...·m)
+    for at in np.ndindex(*kernel):
+        region = tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))
+        out[(slice(None),) + region] += (taps[at] @ rows).reshape((c,) + g.shape[1:])
+    return np.moveaxis(out[(slice(None),) + tuple(slice(pad, pad + s) for s in size)] if pad else out, -1, batch)
 '''
 
 _MAX_POOL = '''\
@@ -125,42 +146,28 @@ def _max_pool(x, size, stride, batch):
 _MAX_POOL_ROUTE = '''\
 def _max_pool_route(g, x, size, stride, batch):
     """δ routed to each window's largest entry, the first in row-major order on a tie (as PyTorch):
-    the offsets visited in that order, each taking δ where it holds the maximum and no earlier did."""
+    the offsets visited in that order, each taking δ where it holds the maximum and no earlier did.
+    One bool buffer serves every offset (no mask is allocated per offset); windows that do not
+    overlap (stride >= size) write their share straight into the output, with no add."""
     nd, kernel = x.ndim - 2, (size,) * (x.ndim - 2)
     x, g = np.moveaxis(x, batch, -1), np.moveaxis(g, batch, -1)
     best = _max_pool(x, size, stride, nd + 1)
     out = np.zeros(x.shape, dtype=np.result_type(g, x))
-    free = np.ones(best.shape, dtype=bool)
+    hit, free = np.empty(best.shape, dtype=bool), np.ones(best.shape, dtype=bool)
+    share = hit.view(np.uint8)  # the mask as 0/1 numbers: an exact SymPy value does not multiply a bool
+    first, last = (0,) * nd, (size - 1,) * nd
     for at in np.ndindex(*kernel):
         region = (slice(None),) + tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, best.shape[1:]))
-        hit = x[region] == best
-        hit &= free
-        free &= ~hit
-        out[region] += np.where(hit, g, 0)
+        np.equal(x[region], best, out=hit)
+        if at != first:  # every window is still free at the first offset
+            hit &= free
+        if at != last:  # hit lies within free, so this takes the hits out of it
+            free ^= hit
+        if stride >= size:
+            np.multiply(g, share, out=out[region])
+        else:
+            out[region] += g * share
     return np.moveaxis(out, -1, batch)
-'''
-
-#: JAX's arrays are never written in place: its max pooling reduces the gathered windows, and the
-#: route scatters one-hot shares of the first maximum (the NumPy forms above write into views).
-_MAX_POOL_JAX = '''\
-def _max_pool(x, size, stride, batch):
-    """The largest entry of every window."""
-    nd = x.ndim - 2
-    win = _windows(x, (size,) * nd, stride, 0, batch)
-    return jnp.moveaxis(win.max(axis=tuple(range(nd + 2, 2 * nd + 2))), -1, batch)
-'''
-
-_MAX_POOL_ROUTE_JAX = '''\
-def _max_pool_route(g, x, size, stride, batch):
-    """δ routed to each window's largest entry (the first in row-major order on a tie, as PyTorch)."""
-    nd = x.ndim - 2
-    win = _windows(x, (size,) * nd, stride, 0, batch)
-    first = win.reshape(win.shape[:nd + 2] + (-1,)).argmax(axis=-1)  # (c, o..., m)
-    g = jnp.moveaxis(g, batch, -1)
-    parts = jnp.stack([jnp.where(first == n, g, 0) for n in range(size ** nd)], axis=1)
-    parts = parts.reshape(parts.shape[:1] + (size,) * nd + parts.shape[2:])
-    x_size = jnp.moveaxis(x, batch, -1).shape[1:nd + 1]
-    return jnp.moveaxis(_scatter_windows(parts, x_size, stride, 0, parts.dtype), -1, batch)
 '''
 
 _AVG_POOL = '''\
@@ -179,43 +186,6 @@ def _avg_pool_spread(g, size, stride, batch):
     parts = np.broadcast_to(np.expand_dims(g, tuple(range(1, nd + 1))), g.shape[:1] + (size,) * nd + g.shape[1:])
     x_size = tuple(stride * (o - 1) + size for o in g.shape[1:nd + 1])
     return np.moveaxis(_scatter_windows(parts, x_size, stride, 0, g.dtype), -1, batch)
-'''
-
-#: The two primitives as JAX needs them (its arrays have no window views and are never written in
-#: place): one strided slice per kernel offset, stacked; the scatter through ``.at[...].add``. The
-#: loops run over kernel offsets while tracing, so the jitted program holds no loop at all.
-_OFFSETS_JAX = '''\
-def _offsets(kernel):
-    """Every offset in a window of shape kernel, in C order: a loop run while tracing, on the host."""
-    offsets = [()]
-    for k in kernel:
-        offsets = [at + (i,) for at in offsets for i in range(k)]
-    return offsets
-'''
-
-_WINDOWS_JAX = '''\
-def _windows(x, kernel, stride, pad, batch):
-    """x as (channels, positions..., examples, kernel...): one strided slice per kernel offset, stacked."""
-    nd = len(kernel)
-    x = jnp.moveaxis(x, batch, -1)
-    if pad:
-        x = jnp.pad(x, [(0, 0)] + [(pad, pad)] * nd + [(0, 0)])
-    positions = tuple((s - k) // stride + 1 for s, k in zip(x.shape[1:nd + 1], kernel))
-    slices = [x[(slice(None),) + tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))]
-              for at in _offsets(kernel)]
-    return jnp.stack(slices, axis=-1).reshape(slices[0].shape + tuple(kernel))
-'''
-
-_SCATTER_JAX = '''\
-def _scatter_windows(parts, size, stride, pad, dtype):
-    """Each window's share parts[:, k..., o..., m] added back where the window was read (col2im)."""
-    nd = len(size)
-    kernel, positions = parts.shape[1:nd + 1], parts.shape[nd + 1:2 * nd + 1]
-    out = jnp.zeros((parts.shape[0],) + tuple(s + 2 * pad for s in size) + (parts.shape[-1],), dtype=dtype)
-    for at in _offsets(kernel):
-        region = tuple(slice(a, a + stride * (o - 1) + 1, stride) for a, o in zip(at, positions))
-        out = out.at[(slice(None),) + region].add(parts[(slice(None),) + at])
-    return out[(slice(None),) + tuple(slice(pad, pad + s) for s in size)] if pad else out
 '''
 
 _SOURCES = (_WINDOWS, _SCATTER, _CONV, _CONV_FILTER, _CONV_INPUT, _MAX_POOL, _MAX_POOL_ROUTE, _AVG_POOL,
@@ -392,7 +362,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
                 "∂L/∂𝒳 = conv(∂L/∂𝒵, flip(𝒲)) in full, for 𝒵 = conv(𝒳, 𝒲)",
                    "convolution, filters: ∂L/∂𝒲 = corr(𝒳, ∂L/∂𝒵) for 𝒵 = conv(𝒳, 𝒲)"),
             latex=conv_l, text=conv_t, numpy=_numpy_call("_conv"), np_eval=_run("_conv"), sym_eval=_run("_conv"),
-            numpy_helper=_CONV, shared_helpers=(_WINDOWS,), jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name=name,
+            numpy_helper=_CONV, shared_helpers=(_WINDOWS,), jax_shared_helpers=(OFFSETS_JAX, WINDOWS_JAX), spec_name=name,
             attrs=("stride", "padding", "batch"), windowed=True, index=conv_index,
             signature="(X, W, stride=1, padding=0)",
             contracts=lambda e, i, nd=nd: tuple(range(1, nd + 2)) if i == 1 else (0,),
@@ -402,8 +372,8 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             f"{name}_input", 2, _conv_input_shape(nd), vjps=(None, None),
             rules=(f"the adjoint of {name}",) * 2,
             latex=input_l, text=input_t, numpy=_numpy_call("_conv_input"), np_eval=_run("_conv_input"),
-            sym_eval=_run("_conv_input"), numpy_helper=_CONV_INPUT, shared_helpers=(_SCATTER,),
-            jax_shared_helpers=(_OFFSETS_JAX, _SCATTER_JAX),
+            sym_eval=_run("_conv_input"), numpy_helper=_CONV_INPUT, jax_helper=CONV_INPUT_JAX,
+            jax_shared_helpers=(OFFSETS_JAX, SCATTER_JAX),
             attrs=("stride", "padding", "batch"), windowed=True, index=conv_input_index,
             doc=f"∂L/∂X of {name}: the full convolution of δ with the flipped filters (col2im)",
         ),
@@ -412,7 +382,7 @@ def _conv_rows(nd: int) -> tuple[Op, ...]:
             rules=(f"the adjoint of {name}",) * 2,
             latex=filter_l, text=filter_t, numpy=_numpy_call("_conv_filter"), np_eval=_run("_conv_filter"),
             sym_eval=_run("_conv_filter"), numpy_helper=_CONV_FILTER, shared_helpers=(_WINDOWS,),
-            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX),
+            jax_shared_helpers=(OFFSETS_JAX, WINDOWS_JAX),
             attrs=("stride", "padding", "batch"), windowed=True, index=conv_filter_index,
             doc=f"∂L/∂W of {name}: the correlation of the input with δ",
         ),
@@ -432,8 +402,8 @@ def _pool_rows() -> tuple[Op, ...]:
             vjps=(lambda g, out, e: ir.node("max_pool2d_route", g, e.children[0], *e.attrs),),
             rules=("max pooling (to each window's largest entry): ∂L/∂𝒳 = route(∂L/∂𝒴, 𝒳) for 𝒴 = maxpool(𝒳)",),
             latex=max_l, text=max_t, numpy=_numpy_call("_max_pool", pool=True), np_eval=_run("_max_pool"),
-            sym_eval=_run("_max_pool"), numpy_helper=_MAX_POOL, jax_helper=_MAX_POOL_JAX,
-            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name="max_pool2d",
+            sym_eval=_run("_max_pool"), numpy_helper=_MAX_POOL, jax_helper=MAX_POOL_JAX,
+            jax_shared_helpers=(OFFSETS_JAX, WINDOWS_JAX), spec_name="max_pool2d",
             attrs=attrs, windowed=True, signature="(X, size=k, stride=k)", piecewise=True,
             doc="the largest entry of each size×size window, windows stride apart (default: size)",
         ),
@@ -441,9 +411,9 @@ def _pool_rows() -> tuple[Op, ...]:
             "max_pool2d_route", 2, lambda shapes, e: shapes[1], vjps=(None, None),
             rules=("the adjoint of max_pool2d",) * 2,
             latex=route_l, text=route_t, numpy=_numpy_call("_max_pool_route", pool=True), np_eval=_run("_max_pool_route"),
-            sym_eval=_run("_max_pool_route"), numpy_helper=_MAX_POOL_ROUTE, jax_helper=_MAX_POOL_ROUTE_JAX,
+            sym_eval=_run("_max_pool_route"), numpy_helper=_MAX_POOL_ROUTE, jax_helper=MAX_POOL_ROUTE_JAX,
             shared_helpers=(_MAX_POOL,),
-            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX, _SCATTER_JAX),
+            jax_shared_helpers=(OFFSETS_JAX, WINDOWS_JAX, SCATTER_JAX),
             attrs=attrs, windowed=True, index=max_pool_route_index,
             doc="∂L/∂X of max_pool2d: δ at each window's largest entry",
         ),
@@ -453,7 +423,7 @@ def _pool_rows() -> tuple[Op, ...]:
             rules=("average pooling (evenly over each window): ∂L/∂𝒳 = spread(∂L/∂𝒴) for 𝒴 = avgpool(𝒳)",),
             latex=avg_l, text=avg_t, numpy=_numpy_call("_avg_pool", pool=True), np_eval=_run("_avg_pool"),
             sym_eval=_run("_avg_pool"), numpy_helper=_AVG_POOL, shared_helpers=(_WINDOWS,),
-            jax_shared_helpers=(_OFFSETS_JAX, _WINDOWS_JAX), spec_name="avg_pool2d",
+            jax_shared_helpers=(OFFSETS_JAX, WINDOWS_JAX), spec_name="avg_pool2d",
             attrs=attrs, windowed=True, signature="(X, size=k, stride=k)", index=avg_pool_index,
             doc="the mean of each size×size window, windows stride apart (default: size)",
         ),
@@ -462,7 +432,7 @@ def _pool_rows() -> tuple[Op, ...]:
             rules=("the adjoint of avg_pool2d",),
             latex=spread_l, text=spread_t, numpy=_numpy_call("_avg_pool_spread", pool=True), np_eval=_run("_avg_pool_spread"),
             sym_eval=_run("_avg_pool_spread"), numpy_helper=_AVG_POOL_SPREAD, shared_helpers=(_SCATTER,),
-            jax_shared_helpers=(_OFFSETS_JAX, _SCATTER_JAX),
+            jax_shared_helpers=(OFFSETS_JAX, SCATTER_JAX),
             attrs=attrs, windowed=True, index=avg_pool_spread_index,
             doc="∂L/∂X of avg_pool2d: δ spread evenly over each window",
         ),

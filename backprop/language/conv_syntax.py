@@ -19,6 +19,7 @@ from sympy import Basic
 
 from backprop.expr import ir
 from backprop.expr.ir import fmt_shape, shape_of
+from backprop.expr.ops_window import dilate
 
 if TYPE_CHECKING:  # pragma: no cover
     _Base = Any
@@ -27,7 +28,7 @@ else:
 
 
 class ConvCalls(_Base):
-    """``call_conv1d``, ``call_conv2d``, ``call_max_pool2d``, ``call_avg_pool2d``."""
+    """``call_conv1d``, ``call_conv2d``, ``call_max_pool2d``, ``call_avg_pool2d``, ``call_dilate``."""
 
     #: the dim that counts examples, when the spec names one (``examples m``); else examples are last
     examples: str | None = None
@@ -43,6 +44,37 @@ class ConvCalls(_Base):
 
     def call_avg_pool2d(self, node: ast.Call) -> Basic:
         return self._pool(node, "avg_pool2d")
+
+    def call_dilate(self, node: ast.Call) -> Basic:
+        """``dilate(dZ, 2)``: the spatial axes found as a convolution finds them (between the channels
+        and the examples); ``dilate(E, 2, [1, 2])`` names them, for a value laid out otherwise."""
+        for kw in node.keywords:
+            what = f"'{kw.arg}='" if kw.arg else "'**'"
+            raise self.fail(kw.value, f"dilate takes no keyword argument {what}: dilate(dZ, 2) or dilate(E, 2, [1, 2])")
+        if len(node.args) not in (2, 3) or any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(node, "dilate takes the value, the stride and optionally the axes: dilate(dZ, 2) or "
+                                  f"dilate(E, 2, [1, 2]), got {len(node.args)} arguments")
+        x = self.visit(node.args[0])
+        shape, by = shape_of(x), node.args[1]
+        if not (isinstance(by, ast.Constant) and type(by.value) is int and by.value >= 1):
+            shown = ast.get_source_segment(self.text, by) or "?"
+            raise self.fail(by, f"dilate's stride is a whole number at least 1 written as one, e.g. dilate(dZ, 2); got {shown}")
+        if len(node.args) == 3:
+            items = node.args[2]
+            if not (isinstance(items, (ast.List, ast.Tuple))
+                    and all(isinstance(i, ast.Constant) and type(i.value) is int for i in items.elts)):
+                raise self.fail(items, "dilate's axes are a list of whole numbers, e.g. [1, 2]")
+            axes = [i.value for i in items.elts]  # type: ignore[attr-defined]
+            if not axes or len(set(axes)) != len(axes) or not all(0 <= k < len(shape) for k in axes):
+                raise self.fail(items, f"dilate of a {fmt_shape(shape)} value (rank {len(shape)}) takes distinct axes "
+                                       f"from 0 to {len(shape) - 1}, got [{', '.join(map(str, axes))}]")
+        elif len(shape) < 3:
+            raise self.fail(node, f"dilate of a {fmt_shape(shape)} value has no spatial axes between channels and "
+                                  "examples: name the axes, e.g. dilate(E, 2, [1])")
+        else:
+            batch = self._examples_axis(shape)
+            axes = list(range(2, len(shape))) if batch == 0 else list(range(1, len(shape) - 1))
+        return self._shape_error(node, dilate, x, by.value, axes)
 
     def _conv(self, node: ast.Call, nd: int) -> Basic:
         name = f"conv{nd}d"
@@ -92,5 +124,8 @@ class ConvCalls(_Base):
             layout = f"[c, {', '.join(['h', 'w'][:nd] if nd == 2 else ['L'])}, m]"
             raise self.fail(arg, f"{name} takes an input of rank {nd + 2}, {layout} (or examples first); "
                                  f"{shown} is {fmt_shape(shape)}")
+        return self._examples_axis(shape)
+
+    def _examples_axis(self, shape: tuple[Basic, ...]) -> int:
         m = self.dims.get(self.examples) if self.examples else None
         return 0 if m is not None and shape[0] == m and shape[-1] != m else len(shape) - 1

@@ -260,8 +260,9 @@ class ClaimParser:
     def shape_of(self, text: str) -> tuple | None:
         """The shape of a spec-language expression over the claim's names, or None."""
         try:
-            return tuple(shape_of(ClaimExprBuilder(text, 0, self.names, self.deriv.model.dims,
-                                                   reserved=self.reserved).build()))
+            builder = ClaimExprBuilder(text, 0, self.names, self.deriv.model.dims, reserved=self.reserved)
+            builder.examples = self.deriv.model.examples
+            return tuple(shape_of(builder.build()))
         except (SpecError, ShapeError, RecursionError):
             return None
 
@@ -297,6 +298,7 @@ class ClaimParser:
         if not rhs.strip():
             raise SpecError(f"nothing after '=': write ∂L/∂{name}, e.g. d{name} = ...", 0, m.end() + 1)
         builder = ClaimExprBuilder(rhs, col0, self.names, self.deriv.model.dims, reserved=self.reserved)
+        builder.examples = self.deriv.model.examples  # a convolution's examples axis, as the spec's
         builder.want = self.deriv.step(name).shape
         expr = builder.build()
         own = grad_name(name)

@@ -27,7 +27,7 @@ from backprop.verification.claims import Claim
 from backprop.verification.factors import Factor, factor_phrase, fit_factor
 from backprop.verification.numeric import TOL, Points, rel
 from backprop.verification.repairs import _MAX_PARTS, INVERSE_NOTE, Repairs, _and, _grad_text, _subexpressions, holds_inverse
-from backprop.verification.windows import window_slip
+from backprop.verification.windows import CONVS, window_slip
 
 #: Relative errors up to this (above TOL) are a near miss, not a factor "1.000001" or a wrong step.
 NEAR = 1e-4
@@ -106,6 +106,9 @@ class Diagnosis(Repairs):
             if (isinstance(e, OpNode) and (e.op.name in _UNARY_ACTIVATIONS or e.op.name == "leaky_relu")
                     and isinstance(e.children[0], MatrixSymbol) and e.children[0].name in self.grads):
                 self.activation_of.setdefault(e.children[0].name, eq)
+        #: the forward convolutions' strides above 1: the dilations a claim's δ may be missing
+        self.strides = sorted({int(x.attrs[0]) for eq in deriv.equations for x in sympy.preorder_traversal(eq.expr)
+                               if isinstance(x, OpNode) and x.op.name in CONVS and int(x.attrs[0]) > 1})
         self.forward_vars: dict[str, MatrixSymbol] = {n: d.symbol for n, d in self.model.decls.items()}
         self.forward_vars.update({eq.name: eq.symbol for eq in deriv.equations})
 
@@ -154,10 +157,10 @@ class Diagnosis(Repairs):
         return None
 
     def _window_slip(self, claim: Claim, step: Step) -> tuple[str, str] | None:
-        """A convolution in the claim with unflipped filters or the wrong padding (rows of
-        :mod:`backprop.verification.windows`)."""
+        """A convolution in the claim with unflipped filters, the wrong padding or δ not dilated by the
+        stride (rows of :mod:`backprop.verification.windows`)."""
         return window_slip(claim.expr, step.shape, self.at.grad(step.target), step.target not in self.deriv.params,
-                           self.at.vals, self.at.close)
+                           self.at.vals, self.at.close, self.strides)
 
     def wrong_shape(self, claim: Claim, step: Step, c: list[np.ndarray], g: list[np.ndarray]) -> tuple[str, str]:
         cs, ts = shape_of(claim.expr), step.shape
