@@ -5,7 +5,8 @@ The public API, one import away (``import backprop``):
 - the language: :func:`load` (a spec path or a bundled example's name), :func:`parse_spec`,
   :func:`network` (a Python function as a spec), :func:`example_names`;
 - the engine: :func:`get_model`, :func:`get_derivation` (a :class:`Derivation` that renders
-  itself in Jupyter), :func:`backpropagate`;
+  itself in Jupyter), :func:`backpropagate`; for a spec with a loop, :func:`get_notes_derivation`
+  (a :class:`TimeDerivation`: backpropagation through time, shown the same way);
 - verification: :func:`verify` (hand-derived gradients judged, with a diagnosis);
 - code generation: :func:`generate`, :func:`load_module`, :func:`gradcheck`.
 
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from backprop.codegen import GradcheckReport, generate, gradcheck, load_module
     from backprop.engine.chain import derive as backpropagate
     from backprop.engine.derivation import Derivation, Equation, Path, Step
-    from backprop.engine.pipeline import get_derivation, get_model
+    from backprop.engine.pipeline import get_derivation, get_model, get_notes_derivation
+    from backprop.engine.through_time import TimeDerivation, derive_through_time
     from backprop.language.builder import NetworkBuilder
     from backprop.language.model import Assign, Decl, Model
     from backprop.language.parse import load, parse_spec
@@ -51,6 +53,9 @@ _API: dict[str, tuple[str, str]] = {
     "Step": ("backprop.engine.derivation", "Step"),
     "get_derivation": ("backprop.engine.pipeline", "get_derivation"),
     "get_model": ("backprop.engine.pipeline", "get_model"),
+    "get_notes_derivation": ("backprop.engine.pipeline", "get_notes_derivation"),
+    "TimeDerivation": ("backprop.engine.through_time", "TimeDerivation"),
+    "derive_through_time": ("backprop.engine.through_time", "derive_through_time"),
     "NetworkBuilder": ("backprop.language.builder", "NetworkBuilder"),
     "Assign": ("backprop.language.model", "Assign"),
     "Decl": ("backprop.language.model", "Decl"),
@@ -74,6 +79,7 @@ __all__ = [
     "Assign", "Decl", "Model", "NetworkBuilder", "ShapeError", "SpecError", "UnsupportedError",
     "example_names", "load", "parse_spec", "get_derivation", "get_model", "backpropagate",
     "Derivation", "Equation", "Path", "Step",
+    "get_notes_derivation", "TimeDerivation", "derive_through_time",
     "verify", "VerifyReport", "ClaimResult",
     "network",
     "generate", "load_module", "gradcheck", "GradcheckReport",

@@ -296,3 +296,14 @@ def test_truncate_is_a_positive_number_of_steps() -> None:
     run = TimeRun(derive_through_time(parse_spec(RNN)), point(parse_spec(RNN), {"d": 2, "T": 3, "m": 2, "h": 2, "c": 2}, 0))
     with pytest.raises(ValueError, match="at least 1"):
         run.gradients(truncate=0)
+
+
+def test_a_loop_reading_an_earlier_loops_whole_sequence() -> None:
+    """The second loop reads all of H (not a step of it): a shared value, summed over its steps."""
+    step = "    G[t] = tanh(W2 @ H[t] + U2 @ G[t-1])"
+    spec = STACKED.replace(step, step[:-1] + " + sum(H * H) * G[t-1])")
+    model = parse_spec(spec, path="whole.spec")
+    env = point(model, {"d": 2, "T": 3, "m": 2, "h": 2}, seed=5)
+    grads = TimeRun(derive_through_time(model), env).gradients()
+    for p in ("W1", "U1", "U2"):
+        assert np.allclose(grads[p], fd(model, env, p), rtol=1e-6, atol=1e-8), p

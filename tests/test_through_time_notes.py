@@ -33,7 +33,7 @@ def test_rnn_reads_as_the_textbook_prints_bptt() -> None:
     for line in (
         "Zₜ = Wx Xₜ + bx + Wh Hₜ₋₁ + bh",  # the step, once
         "Hₜ = tanh(Zₜ)",
-        "(∂L/∂H)_T = Uᵀ ∂L/∂Z₁",  # the loss reads the last step only
+        "(∂L/∂H)_T = Uᵀ ∂L/∂Z_out",  # the loss reads the last step only (its Z is not Z1: Z₁ is the step's Z at t = 1)
         "(∂L/∂H)ₜ = 0 (t < T)",
         "∂L/∂Hₜ = (∂L/∂H)ₜ + Whᵀ ∂L/∂Zₜ₊₁",  # the recursion, once, for a general t
         "∂L/∂Zₜ = ∂L/∂Hₜ ⊙ (1 − Hₜ²)",
@@ -55,9 +55,11 @@ def test_every_spec_renders_in_every_format_deterministically() -> None:
 
 def test_lstm_carries_two_states() -> None:
     text = flat(notes("lstm"))
-    assert "∂L/∂Cₜ = (∂L/∂C)ₜ + ∂L/∂Cₜ₊₁ ⊙ Fₜ₊₁ + ∂L/∂Hₜ ⊙ Oₜ ⊙ (1 − tanh(Cₜ)²)" in text
+    # nothing after the loop reads C: its recursion has no (∂L/∂C)ₜ term, and ∂L/∂C is not shown
+    assert "∂L/∂Cₜ = ∂L/∂Cₜ₊₁ ⊙ Fₜ₊₁ + ∂L/∂Hₜ ⊙ Oₜ ⊙ (1 − tanh(Cₜ)²)" in text
+    assert "(∂L/∂C)ₜ" not in text and "∂L/∂C =" not in text
     # each gate's pre-activation is named, so the carry reads as the textbook's sum over the gates
-    assert "∂L/∂Hₜ = (∂L/∂H)ₜ" in text and "+ (∂L/∂Z_Oₜ₊₁ Uoᵀ + ∂L/∂Z_Gₜ₊₁ Ugᵀ + ∂L/∂Z_Fₜ₊₁ Ufᵀ + ∂L/∂Z_Iₜ₊₁ Uiᵀ)" in text
+    assert "∂L/∂Hₜ = (∂L/∂H)ₜ + ∂L/∂Z_Oₜ₊₁ Uoᵀ + ∂L/∂Z_Gₜ₊₁ Ugᵀ + ∂L/∂Z_Fₜ₊₁ Ufᵀ m×h + ∂L/∂Z_Iₜ₊₁ Uiᵀ" in text
     assert "Z_Iₜ = Xₜ Wi + Hₜ₋₁ Ui + bi" in text and "Iₜ = σ(Z_Iₜ)" in text
     assert "∂L/∂Z_Iₜ = ∂L/∂Iₜ ⊙ Iₜ ⊙ (1 − Iₜ)" in text
     assert "C₀, H₀ (above) start the states" in text
@@ -65,8 +67,8 @@ def test_lstm_carries_two_states() -> None:
 
 def test_a_value_read_at_every_step_gets_each_steps_share_in_its_place() -> None:
     text = flat(notes("seq2seq"))
-    assert "∂L/∂Xpₜ = Wxᵀ" in text
-    assert "∂L/∂Xp = [∂L/∂Xpₜ]ₜ + 2 · Xp" in text
+    assert "∂L/∂Xpₜ⁽ᵗ⁾ = Wxᵀ" in text  # step t's share, marked as the shared weights' are
+    assert "∂L/∂Xp = [∂L/∂Xpₜ⁽ᵗ⁾]ₜ + 2 · Xp" in text
 
 
 def test_unroll_writes_the_copies_out() -> None:
@@ -118,7 +120,8 @@ def test_two_loops_in_a_row() -> None:
     assert text.count("Backward pass through time: for t = T, …, 1") == 2
     assert "∂L/∂Gₜ = (∂L/∂G)ₜ + U₂ᵀ ∂L/∂Z_Gₜ₊₁" in text
     # the first loop's step t is read by the second at t: its gradient there comes back as step t's share
-    assert "∂L/∂Hₜ = W₂ᵀ ∂L/∂Z_Gₜ" in text and "∂L/∂H = [∂L/∂Hₜ]ₜ + 2/m · H" in text
+    # the second loop's share of Hₜ is marked as a share: ∂L/∂Hₜ is the first loop's own δ
+    assert "∂L/∂Hₜ⁽ᵗ⁾ = W₂ᵀ ∂L/∂Z_Gₜ" in text and "∂L/∂H = [∂L/∂Hₜ⁽ᵗ⁾]ₜ + 2/m · H" in text
 
 
 @pytest.mark.parametrize("body", [
@@ -132,3 +135,30 @@ def test_spacing_comments_and_line_ends_do_not_matter(body: str) -> None:
     d = get_notes_derivation(parse_spec(head + body, path="w.spec"))
     for fmt in ("text", "latex", "markdown", "json"):
         assert render(d, fmt)
+
+
+def test_python_api_shows_the_notes_in_jupyter() -> None:
+    import backprop
+
+    d = backprop.get_notes_derivation(parse_spec(RNN, path="rnn.spec"))
+    assert isinstance(d, backprop.TimeDerivation)
+    assert d._repr_markdown_().startswith("# Backpropagation through time: `rnn`")
+    assert d._repr_latex_().startswith("$$") and r"\frac{\partial \mathcal{L}}{\partial H_{t}}" in d._repr_latex_()
+    plain = backprop.get_notes_derivation("two_layer_sigmoid")
+    assert isinstance(plain, backprop.Derivation)
+
+
+def test_a_loop_no_gradient_flows_through_says_so() -> None:
+    spec = ("input X[d, T, m]\ninput A[h, d]\ninput h0[h, 1]\nparam W[h, d]\nparam v[1, h]\nH[0] = h0\n"
+            "for t in 1..T:\n    H[t] = tanh(A @ X[:, t] + H[t-1])\nloss = sum(v @ H[T]) + sum(W)\n")
+    d = get_notes_derivation(parse_spec(spec, path="fixed.spec"))
+    assert "No parameter's gradient flows back through this loop" in flat(render(d, "text"))
+    for fmt in ("latex", "markdown", "json"):
+        assert render(d, fmt)
+
+
+def test_another_step_name_is_used_throughout() -> None:
+    text = flat(render(get_notes_derivation(parse_spec(RNN.replace("[t", "[k").replace(", t]", ", k]").replace(
+        "for t in", "for k in"), path="rnn.spec")), "text"))
+    assert "for k = T, …, 1" in text and "∂L/∂Wh⁽ᵏ⁾ = ∂L/∂Zₖ Hₖ₋₁ᵀ" in text and "∂L/∂Wh = Σₖ ∂L/∂Zₖ Hₖ₋₁ᵀ" in text
+    assert " t " not in text.split("Update")[0].replace("(t <", "")

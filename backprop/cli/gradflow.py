@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from backprop.cli.options import add_seed, path
 from backprop.codegen.dims import check_known_dims, check_memory, network_shapes, parse_dims
+from backprop.engine.pipeline import get_model
+from backprop.language.model import Model
 from backprop.support.errors import UsageError
 from backprop.support.escape import path_word, shell_join
 from backprop.support.extras import require
 from backprop.support.files import UnsafeWriteError, check_target, cleanup_on_signals, probe, safe_write, spec_files, stamp_png
 from backprop.train.gradflow import CHOICES
+from backprop.verification.numeric import concrete
 
 HELP = {
     "gradflow": "the gradient norm of every param at initialization, as a table and a bar chart; "
@@ -58,16 +63,13 @@ def run(args: argparse.Namespace) -> int:
     from backprop.train.plots import gradflow_bars, png, ratio_caption
 
     given = parse_dims(args.dims)
+    if get_model(args.spec).loops:
+        return _through_time(args, get_model(args.spec), given)
     d = derivation_of(args.spec)
     model = d.model
     check_known_dims(given, list(model.dims))
-    out = Path(args.out) if args.out else Path("runs") / model.name / "gradflow_init.png"
     sources = spec_files(args.spec) + ([args.data] if args.data else [])
-    try:  # before the work: the chart can be written, and nobody else's file is in the way
-        check_target(out, inputs=sources, force=args.force, png=True, option="--out", make_parents=True)
-        probe(out.parent, out)
-    except UnsafeWriteError as e:
-        raise UsageError(str(e)) from None
+    out = _target(args, Path("runs") / model.name / "gradflow_init.png", sources)
     hidden = hidden_activations(model)
     if args.compare_activation and not hidden:
         raise UsageError(f"--compare-activation: {model.name} has no hidden layer NAME = activation(...) "
@@ -104,6 +106,24 @@ def run(args: argparse.Namespace) -> int:
     # The chart carries the ratio the terminal printed, so a figure shown alone still says how much the gradient fades.
     caption = ratio_caption(*first_last, first_last_ratios(variants, first_last), VANISHING) if first_last else None
     chart = stamp_png(png(gradflow_bars({v.label: v.norms for v in variants}, title, caption)), _command(args))
+    _write(args, out, chart, sources)
+    print(f"wrote {out}")
+    return 0
+
+
+def _target(args: argparse.Namespace, default: Path, sources: list[str]) -> Path:
+    """Where the chart goes, checked before the work: it can be written, and nobody else's file is in the way."""
+    out = Path(args.out) if args.out else default
+    try:
+        check_target(out, inputs=sources, force=args.force, png=True, option="--out", make_parents=True)
+        probe(out.parent, out)
+    except UnsafeWriteError as e:
+        raise UsageError(str(e)) from None
+    return out
+
+
+def _write(args: argparse.Namespace, out: Path, chart: bytes, sources: list[str]) -> None:
+    """The chart written (and any directory made for it, removed again if the write fails)."""
     try:
         with cleanup_on_signals():
             made = _mkdirs(out.parent)
@@ -115,6 +135,57 @@ def run(args: argparse.Namespace) -> int:
                 raise
     except (UnsafeWriteError, OSError) as e:
         raise UsageError(str(e)) from None
+
+
+#: The most bytes the steps of a loop may take in the reference evaluator (it keeps every step's values).
+_TIME_BUDGET = 1 << 30
+
+
+def _through_time(args: argparse.Namespace, model: Model, given: dict[str, int]) -> int:
+    """``gradflow`` for a spec with a loop: ‖∂L/∂Hₜ‖ against t for each state, as a table and a line chart."""
+    from backprop.train.plots import gradflow_over_time, png
+    from backprop.train.through_time import (
+        Flow,
+        default_sizes,
+        fade,
+        norms_over_time,
+        point_at_init,
+        state_activations,
+        time_table,
+        with_state_activation,
+    )
+
+    check_known_dims(given, list(model.dims))
+    if args.data:
+        raise UsageError("--data: a spec with a loop is shown on synthetic data for now (its generated module, "
+                         "which reads data, is not built yet)")
+    states = state_activations(model)
+    if args.compare_activation and not states:
+        raise UsageError(f"--compare-activation: no state of {model.name}'s loop is H[t] = activation(...)")
+    sizes = default_sizes(model, given)
+    entries = sum(int(np.prod(concrete(a.shape, {model.dims[k]: v for k, v in sizes.items()})))
+                  for r in model.loops for a in r.body) * max(sizes[str(r.length)] for r in model.loops)
+    if 8 * entries * 3 > _TIME_BUDGET:
+        raise UsageError(f"--dims: the loop's steps would take about {8 * entries * 3 >> 20} MB here; "
+                         "choose fewer steps, examples or hidden units")
+    sources = spec_files(args.spec)
+    out = _target(args, Path("runs") / model.name / "gradflow_time.png", sources)
+    env = point_at_init(model, sizes, args.seed)
+    acts = sorted({a for _, a in states})
+    flows = [Flow("/".join(acts) + " (as written)" if acts else "as written", norms_over_time(model, env))]
+    for act in dict.fromkeys(args.compare_activation):
+        if acts != [act]:
+            flows.append(Flow(act, norms_over_time(with_state_activation(model, act), env)))
+    steps = max(sizes[str(r.length)] for r in model.loops)
+    shown = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    print(f"gradient norms through time at initialization: {model.name}; dims {shown}; seed {args.seed}; synthetic data")
+    print(time_table(flows, max(1, steps // 10)))
+    for f in flows:
+        for state, norms in f.norms.items():
+            print(f"{f.label}: ‖∂L/∂{state}₁‖ / ‖∂L/∂{state}_T‖ = {fade(norms):.3g}")
+    title = f"{model.name}: gradient norms through time at initialization"
+    chart = stamp_png(png(gradflow_over_time({f.label: f.norms for f in flows}, title)), _command(args))
+    _write(args, out, chart, sources)
     print(f"wrote {out}")
     return 0
 

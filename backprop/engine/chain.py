@@ -52,10 +52,12 @@ def not_yet_through_time(model: Model) -> SpecError:
 # ---------------------------------------------------------------------------
 
 
-def forward_equations(model: Model) -> list[Equation]:
+def forward_equations(model: Model, taken: set[str] | None = None) -> list[Equation]:
+    """The model's equations, each compound argument of an activation named (``taken``: the names in
+    use, the model's own by default)."""
     if model.loops:
         raise not_yet_through_time(model)
-    lifter = Lifter(model, set(model.names()) | set(model.dims))
+    lifter = Lifter(model, set(model.names()) | set(model.dims) if taken is None else taken)
     eqs: list[Equation] = []
     for a in model.assigns:
         expr, lifted = lifter.lift(a.name, a.expr, a.line)

@@ -14,7 +14,7 @@ sequence receives from outside the step:
 
 This is JAX's transpose of ``scan``, done symbolically: the result is one set of expressions for a
 general t. :func:`derive_through_time` wraps the loops' results into the chain rule of the
-equations before and after them; :mod:`backprop.engine.time_eval` runs it on numbers.
+equations before and after them; :mod:`backprop.verification.through_time` runs it on numbers.
 """
 
 from __future__ import annotations
@@ -26,12 +26,25 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from backprop.engine.chain import ACTIVATIONS, Lifter, _fit, _Pullback, forward_equations
-from backprop.engine.derivation import Equation, Path, Step
+from backprop.engine.derivation import DISPLAY_FORMATS, Equation, Path, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, Shape, shape_of
 from backprop.expr.printing import LoopGrad, grad_symbol, loop_grad, step_grad
 from backprop.language.model import Domains, Model, Recurrence, Sequence
+
+
+class StepNames(set[str]):
+    """The names in use where a loop's steps are named: a name is taken too when it differs from one
+    in use only by trailing digits, since a step's value at t = 1 prints as a number does (Z[1] and
+    Z1 are both Z₁): the loss's Z1 and the step's Z, or the step's Z and a Z1 outside, never meet."""
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or super().__contains__(name):
+            return super().__contains__(name)
+        base = name.rstrip("0123456789")
+        return (base != name and super().__contains__(base)) or any(
+            n != name and n.rstrip("0123456789") == name for n in self)
 
 
 def first_state(s: Sequence) -> MatrixSymbol:
@@ -231,10 +244,25 @@ class TimeDerivation:
     def params(self) -> list[str]:
         return [p.name for p in self.model.params]
 
+    def _repr_latex_(self) -> str | None:
+        """Jupyter's LaTeX form, from the registered display format, as a :class:`Derivation`'s."""
+        show = DISPLAY_FORMATS.latex
+        return None if show is None else show(self)  # type: ignore[arg-type]
+
+    def _repr_markdown_(self) -> str | None:
+        """Jupyter's Markdown form, from the registered display format."""
+        show = DISPLAY_FORMATS.markdown
+        return None if show is None else show(self)  # type: ignore[arg-type]
+
 
 def derive_through_time(model: Model) -> TimeDerivation:
     """Backpropagate through ``model`` and its loops."""
-    bare = forward_equations(replace(model, loops=[]))
+    taken = StepNames(set(model.names()) | set(model.dims) | set(model.sequences)
+                      | {a.name for r in model.loops for a in r.body})
+    # the steps' names first: the textbook's Zₜ in the loop, and a loss's Z outside named around it
+    steps = [step_equations(r, Lifter(model, taken, lambda n, r=r: f"{n}[{r.var}]", by_owner=_gated(r)))
+             for r in model.loops]
+    bare = forward_equations(replace(model, loops=[]), taken)
     end_of = {e.name: i + 1 for i, e in enumerate(bare)}
     cut = [0] + [end_of[a.name] for a in model.assigns]  # the equations of the first k assignments
     eqs: list[Equation] = []
@@ -247,10 +275,6 @@ def derive_through_time(model: Model) -> TimeDerivation:
                    for s in r.states if s.init is not None)
         at.append(len(eqs))
     eqs.extend(bare[done_to:])
-    taken = set(model.names()) | set(model.dims) | {e.name for e in eqs} | set(model.sequences)
-    taken |= {a.name for r in model.loops for a in r.body}
-    steps = [step_equations(r, Lifter(model, taken, lambda n, r=r: f"{n}[{r.var}]", by_owner=_gated(r)))
-             for r in model.loops]
     domains = model.domains()
     params = [p.name for p in model.params]
 
@@ -289,12 +313,13 @@ def derive_through_time(model: Model) -> TimeDerivation:
                     emit(s.name, shapes[s.name], "intermediate")
             for kind, names in (("sum", tt.terms), ("steps", tt.slice_terms)):
                 for name in names:
-                    users.setdefault(name, []).append(Path(f"loop{tt.index}", loop_grad(tt.index, kind, name, shapes[name]), ()))
+                    users.setdefault(name, []).append(Path(f"loop{tt.index}", loop_grad(
+                        tt.index, kind, tt.loop.var, name, shapes[name]), ()))
             for s in tt.loop.states:
                 if s.init is not None and s.name in tt.carries:
                     first = f"{s.name}[0]"
                     users.setdefault(first, []).append(Path(f"loop{tt.index}", _fit(loop_grad(
-                        tt.index, "first", first, shape_of(s.step)), shapes[first]), ()))
+                        tt.index, "first", tt.loop.var, first, shape_of(s.step)), shapes[first]), ()))
         if pos == 0:
             break
         eq = eqs[pos - 1]

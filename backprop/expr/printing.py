@@ -71,12 +71,23 @@ class LoopGrad(TensorSymbol):
         return self.name.split(":")[1]
 
     @property
+    def var(self) -> str:
+        """The loop's step name (t)."""
+        return self.name.split(":")[2]
+
+    @property
     def of(self) -> str:
-        return self.name.split(":", 2)[2]
+        return self.name.split(":", 3)[3]
 
 
-def loop_grad(loop: int, kind: str, name: str, shape: tuple[Any, ...]) -> LoopGrad:
-    return LoopGrad(f"loop{loop}:{kind}:{name}", *shape)
+def loop_grad(loop: int, kind: str, var: str, name: str, shape: tuple[Any, ...]) -> LoopGrad:
+    return LoopGrad(f"loop{loop}:{kind}:{var}:{name}", *shape)
+
+
+def step_superscript(var: str) -> str:
+    """⁽ᵗ⁾: the mark of step ``var``'s share (a letter Unicode has no superscript for: ^(v))."""
+    sup = {"t": "ᵗ", "k": "ᵏ", "s": "ˢ", "i": "ⁱ", "n": "ⁿ", "j": "ʲ", "u": "ᵘ", "v": "ᵛ"}.get(var)
+    return f"⁽{sup}⁾" if sup else f"^({var})"
 
 
 #: Numbers with more digits than this print in scientific form (a fold of 1e-300 + 1 is exact,
@@ -257,10 +268,10 @@ class LatexPrinter(_ScientificNumbers, _Operands, _SympyLatex):
         return r"\left(\frac{\partial \mathcal{L}}{\partial " + latex_name(e.of) + r"}\right)_{" + e.at + "}"
 
     def _print_LoopGrad(self, e: LoopGrad) -> str:  # noqa: N802
-        grad = r"\frac{\partial \mathcal{L}}{\partial " + latex_name(e.of)
+        grad, v = r"\frac{\partial \mathcal{L}}{\partial " + latex_name(e.of), e.var
         if e.kind == "sum":
-            return r"\sum_{t} " + grad + "^{(t)}}"
-        return grad + "}" if e.kind == "first" else r"\left[" + grad + r"_{t}}\right]_{t}"
+            return rf"\sum_{{{v}}} " + grad + f"^{{({v})}}}}"
+        return grad + "}" if e.kind == "first" else r"\left[" + grad + f"_{{{v}}}^{{({v})}}}}" + rf"\right]_{{{v}}}"
 
     def _print_Symbol(self, e: sympy.Symbol, style: str = "plain") -> str:  # noqa: N802
         return latex_name(e.name)
@@ -301,9 +312,10 @@ class TextPrinter(_ScientificNumbers, _Operands, StrPrinter):
         return f"(∂L/∂{text_name(e.of)}){text_subscript(e.at)}"
 
     def _print_LoopGrad(self, e: LoopGrad) -> str:  # noqa: N802
+        v, sup = text_subscript(e.var), step_superscript(e.var)
         if e.kind == "sum":
-            return f"Σₜ ∂L/∂{text_name(e.of)}⁽ᵗ⁾"
-        return "∂L/∂" + text_name(e.of) if e.kind == "first" else f"[∂L/∂{text_name(e.of)}ₜ]ₜ"
+            return f"Σ{v} ∂L/∂{text_name(e.of)}{sup}"
+        return "∂L/∂" + text_name(e.of) if e.kind == "first" else f"[∂L/∂{text_name(e.of)}{v}{sup}]{v}"
 
     def _print_Symbol(self, e: sympy.Symbol) -> str:  # noqa: N802
         return text_name(e.name)

@@ -193,6 +193,10 @@ class StepReads(ExprBuilder):
             raise self.fail(items[axis], f"axis {axis} of '{x.name}' has length {shape[axis]}, but {t} runs over "
                                          f"1..{scope.length}: the time axis has length {scope.length}")
         key = (x.name, axis)
+        other = next((a for n, a in scope.slices if n == x.name and a != axis), None)
+        if other is not None:
+            raise self.fail(items[axis], f"'{x.name}' is already read at step {t} along axis {other}: a value has "
+                                         "one time axis in a loop")
         if key not in scope.slices:
             written = ", ".join([":"] * axis + [t])
             step = ir.symbol(f"{x.name}[{written}]", tuple(d for i, d in enumerate(shape) if i != axis))

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import sympy
 from sympy import Basic, MatrixSymbol
 
-from backprop.expr.ir import Shape, fmt_shape, shape_of
+from backprop.expr import ir
+from backprop.expr.ir import OpNode, Shape, fmt_shape, shape_of
 from backprop.expr.printing import text
 from backprop.language.domains import domain
 
@@ -165,6 +166,25 @@ class Model:
         """Every value a loop defines at each step, by name."""
         return {s.name: s for r in self.loops for s in r.sequences}
 
+    def steps_named(self, e: Basic) -> Basic:
+        """``e`` with each last (first) step of a sequence read after its loop, a slice of the stacked
+        value at T − 1 (0), written as the step it is: H[T] (H[1]), as the spec wrote it."""
+        subs: dict[Basic, Basic] = {}
+        seqs = self.sequences
+        for x in sympy.preorder_traversal(e):
+            if not (isinstance(x, OpNode) and x.op.name == "slice" and isinstance(x.children[0], MatrixSymbol)):
+                continue
+            seq = seqs.get(x.children[0].name)
+            if seq is None or x.children[0] != seq.stacked:
+                continue
+            length = seq.stacked.shape[seq.time_axis]
+            index = [tuple(i) for i in x.args[-1]]
+            whole = all(i == (0, d) for k, (i, d) in enumerate(zip(index, seq.stacked.shape)) if k != seq.time_axis)
+            at = index[seq.time_axis]
+            if whole and at in ((length - 1,), (0,)):
+                subs[x] = ir.symbol(f"{seq.name}[{length if at != (0,) else 1}]", shape_of(x))
+        return e.xreplace(subs) if subs else e
+
     def symbol(self, name: str) -> MatrixSymbol:
         if name in self.decls:
             return self.decls[name].symbol
@@ -252,7 +272,7 @@ class Model:
                 lines.extend(_describe_loop(loops[i]))
             if a is not None:
                 tag = "loss " if a is self.loss else "     "
-                lines.append(f"{tag} {a.name:<10} {fmt_shape(a.shape):>9}  = {text(a.expr)}")
+                lines.append(f"{tag} {a.name:<10} {fmt_shape(a.shape):>9}  = {text(self.steps_named(a.expr))}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

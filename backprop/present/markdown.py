@@ -16,7 +16,7 @@ def to_markdown(d: AnyDerivation, *, param: str | None = None, expanded: bool = 
     """The notes in Markdown: headings, a table of variables, ``$$`` aligned blocks."""
     notes = notes_of(d, param=param, expanded=expanded, index=index, per_param_updates=per_param_updates,
                    brief=brief, unroll=unroll)
-    out = [f"# Backpropagation through {markdown_code(notes.name)}"]
+    out = [f"# {markdown_text(notes.title.removesuffix(notes.name))}{markdown_code(notes.name)}"]
     if notes.summary:
         out += ["", markdown_text(notes.summary)]
     for sec in notes.sections:

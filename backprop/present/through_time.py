@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sympy
-from sympy import Basic, MatrixSymbol
+from sympy import Basic
 
 from backprop.engine.derivation import Step
 from backprop.engine.simplify import simplify
 from backprop.engine.through_time import ThroughTime, TimeDerivation, seed_shown, shifted
-from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.ops_reduce import rowsum_by_word
-from backprop.expr.printing import LoopGrad
+from backprop.expr.printing import LoopGrad, step_superscript
 from backprop.present.formula import Formula, formula, grad_formula, name_formula, shape_formula
 from backprop.present.layout import (
     T_GRADIENTS,
@@ -41,10 +40,11 @@ from backprop.present.legend import legend, legend_intro, rule_name
 from backprop.support.notation import latex_name, text_name, text_subscript
 
 
-def _share_formula(name: str) -> Formula:
+def _share_formula(name: str, var: str) -> Formula:
     """∂L/∂W⁽ᵗ⁾: the share of a shared value's gradient step t sends (the gradient of the copy of W
     that step t alone uses, as Goodfellow, Bengio and Courville write it)."""
-    return Formula(r"\frac{\partial \mathcal{L}}{\partial " + latex_name(name) + "^{(t)}}", f"∂L/∂{text_name(name)}⁽ᵗ⁾")
+    return Formula(r"\frac{\partial \mathcal{L}}{\partial " + latex_name(name) + f"^{{({var})}}}}",
+                   f"∂L/∂{text_name(name)}{step_superscript(var)}")
 
 
 def _line(lhs: Formula, e: Basic, shape: Sequence[Basic] | None = None) -> Line:
@@ -60,19 +60,11 @@ def _steps_named(td: TimeDerivation, e: Basic) -> Basic:
     """``e`` as the notes write it: the last (and first) step of a sequence read after its loop as
     H_T (H_1), not as a slice of the stacked H; what a loop sends a first state as the carry at t = 1."""
     subs: dict[Basic, Basic] = {}
-    for x in sympy.preorder_traversal(e):
-        if isinstance(x, OpNode) and x.op.name == "slice" and isinstance(x.children[0], MatrixSymbol):
-            seq = td.model.sequences.get(x.children[0].name)
-            if seq is not None and x.children[0] == seq.stacked:
-                at = tuple(x.args[-1])[seq.time_axis]
-                if len(at) == 1 and at[0] in (seq.stacked.shape[seq.time_axis] - 1, 0):
-                    step = seq.stacked.shape[seq.time_axis] if at[0] != 0 else 1
-                    subs[x] = ir.symbol(f"{seq.name}[{step}]", shape_of(x))
-        elif isinstance(x, LoopGrad) and x.kind == "first":
+    for x in e.atoms(LoopGrad):
+        if x.kind == "first":
             tt = td.loops[x.loop]
-            state = x.of.rsplit("[", 1)[0]
-            subs[x] = shifted(tt.carries[state], tt.loop.var, 0, to=1)
-    return e.xreplace(subs) if subs else e
+            subs[x] = shifted(tt.carries[x.of.rsplit("[", 1)[0]], tt.loop.var, 0, to=1)
+    return td.model.steps_named(e.xreplace(subs) if subs else e)
 
 
 def _variables(td: TimeDerivation) -> Section:
@@ -113,10 +105,10 @@ def _forward_loop(tt: ThroughTime) -> Section:
              "before left." if r.states else "")
     start_tex = (f" ${states_tex}$ (above) {verb}; ${latex_name(f'{r.states[0].name}[{var}-1]')}$ is what "
                  "the step before left." if r.states else "")
-    intro = Prose(f"One step, the same equations for every t = 1, …, {r.length}.{start}",
-                  f"One step, the same equations for every $t = 1, \\dots, {length}$.{start_tex}")
+    intro = Prose(f"One step, the same equations for every {var} = 1, …, {r.length}.{start}",
+                  f"One step, the same equations for every ${var} = 1, \\dots, {length}$.{start_tex}")
     lines = [_line(name_formula(eq.name), eq.expr, eq.shape) for eq in tt.equations]
-    return Section(f"Forward pass through time: for t = 1, …, {r.length}", intro, blocks=(Block(tuple(lines)),))
+    return Section(f"Forward pass through time: for {var} = 1, …, {r.length}", intro, blocks=(Block(tuple(lines)),))
 
 
 def _last_step_only(td: TimeDerivation, s: Step) -> list[Line] | None:
@@ -140,48 +132,74 @@ def _last_step_only(td: TimeDerivation, s: Step) -> list[Line] | None:
                          + var + "}", f"(∂L/∂{text_name(seq.name)})" + text_subscript(var)), zero)]
 
 
+def _unread(td: TimeDerivation) -> set[str]:
+    """The sequences nothing after their loop reads (∂L/∂H is zero): the notes leave out their
+    (∂L/∂H)ₜ, a term that is 0 at every step."""
+    out = {s.target for s in td.steps if s.target in td.model.sequences and _is_zero(s.result)}
+    return out | {n for n in td.model.sequences if n not in {s.target for s in td.steps}}
+
+
+def _is_zero(e: Basic) -> bool:
+    """0, or 0 broadcast to a shape."""
+    while isinstance(e, OpNode) and e.op.name == "broadcast":
+        e = e.children[0]
+    return e == 0
+
+
 def _outer_block(td: TimeDerivation, steps: Sequence[Step]) -> Block:
     lines: list[Line] = []
     for s in steps:
+        if s.target in _unread(td):
+            continue
         lines += _last_step_only(td, s) or [_line(grad_formula(s.target), _steps_named(td, s.result), s.shape)]
     rules = tuple(dict.fromkeys(rule_name(x) for s in steps for x in s.rules))
     return Block(tuple(lines), (RuleGroup(None, rules),) if rules else (), step=False)
 
 
-def _backward_loop(tt: ThroughTime) -> list[Section]:
+def _backward_loop(td: TimeDerivation, tt: ThroughTime) -> list[Section]:
     r = tt.loop
+    unread = _unread(td)
+    zero = {tt.own[s.name]: sympy.Integer(0) for s in r.sequences if s.name in unread}
+    if not tt.deltas:  # no param's gradient flows back through this loop
+        return [Section(f"Backward pass through time: for {r.var} = {r.length}, …, 1", Prose(
+            "No parameter's gradient flows back through this loop: nothing to compute in it.",
+            "No parameter's gradient flows back through this loop: nothing to compute in it."))]
     var, n = r.var, str(r.length)
     lines, rules = [], []
     for d in tt.deltas:
-        lines.append(_line(grad_formula(d.target), seed_shown(tt, d), d.shape))
+        shown_ = seed_shown(tt, d)
+        lines.append(_line(grad_formula(d.target), simplify(shown_.xreplace(zero), td.model.domains()) if zero
+                           else shown_, d.shape))
         rules.extend(rule_name(x) for p in d.paths for x in p.rules)
-    seqs = ", ".join(f"(∂L/∂{text_name(s.name)})ₜ" for s in r.sequences)
-    seqs_tex = ", ".join(rf"$\left(\frac{{\partial \mathcal{{L}}}}{{\partial {latex_name(s.name)}}}\right)_{{t}}$"
-                         for s in r.sequences)
+    v, sub, sup = var, text_subscript(var), step_superscript(var)
+    read = [s for s in r.sequences if s.name not in unread]
+    seqs = ", ".join(f"(∂L/∂{text_name(s.name)}){sub}" for s in read) or "Nothing after the loop reads its steps"
+    seqs_tex = ", ".join(rf"$\left(\frac{{\partial \mathcal{{L}}}}{{\partial {latex_name(s.name)}}}\right)_{{{v}}}$"
+                         for s in read) or "Nothing after the loop reads its steps"
     nxt = bool(tt.carries)
-    boundary = f" At t = {n} no step follows: every term of step t+1 is 0 there." if nxt else ""
     intro = Prose(
-        f"The chain rule through one step, for every t from {n} down to 1. {seqs}: step t of the gradient that "
-        f"the equations after the loop send back (0 at a step they do not read); a state also gets what step "
-        f"t+1 sends back through it.{boundary}",
-        f"The chain rule through one step, for every $t$ from ${latex_name(n)}$ down to 1. {seqs_tex}: step $t$ "
-        f"of the gradient that the equations after the loop send back (0 at a step they do not read); a state "
-        f"also gets what step $t+1$ sends back through it." + (
-            f" At $t = {latex_name(n)}$ no step follows: every term of step $t+1$ is 0 there." if nxt else ""))
-    out = [Section(f"Backward pass through time: for t = {n}, …, 1", intro, blocks=(Block(
+        f"The chain rule through one step, for every {v} from {n} down to 1. {seqs}: step {v} of the gradient "
+        f"that the equations after the loop send back (0 at a step they do not read); a state also gets what "
+        f"step {v}+1 sends back through it." + (
+            f" At {v} = {n} no step follows: every term of step {v}+1 is 0 there." if nxt else ""),
+        f"The chain rule through one step, for every ${v}$ from ${latex_name(n)}$ down to 1. {seqs_tex}: step "
+        f"${v}$ of the gradient that the equations after the loop send back (0 at a step they do not read); a "
+        f"state also gets what step ${v}+1$ sends back through it." + (
+            f" At ${v} = {latex_name(n)}$ no step follows: every term of step ${v}+1$ is 0 there." if nxt else ""))
+    out = [Section(f"Backward pass through time: for {v} = {n}, …, 1", intro, blocks=(Block(
         tuple(lines), (RuleGroup(None, tuple(dict.fromkeys(rules))),) if rules else (), step=True),))]
-    shares = [_line(_share_formula(name), e, shape_of(e)) for name, e in tt.terms.items()]
-    shares += [_line(grad_formula(f"{name}[{var}]"), e, shape_of(e)) for name, e in tt.slice_terms.items()]
+    shares = [_line(_share_formula(name, v), e, shape_of(e)) for name, e in tt.terms.items()]
+    shares += [_line(_share_formula(f"{name}[{v}]", v), e, shape_of(e)) for name, e in tt.slice_terms.items()]
     if shares:
         out.append(Section(
             "Shared values: one share per step", Prose(
-                f"A value the step reads from outside the loop gets the sum over t = 1, …, {n} of what each step "
-                "sends it: ∂L/∂W⁽ᵗ⁾ is step t's share, the gradient of the copy of W that step t alone uses. "
-                "A value read at step t gets step t's share in its place.",
-                f"A value the step reads from outside the loop gets the sum over $t = 1, \\dots, {latex_name(n)}$ "
-                r"of what each step sends it: $\frac{\partial \mathcal{L}}{\partial W^{(t)}}$ is step $t$'s share, "
-                "the gradient of the copy of $W$ that step $t$ alone uses. A value read at step $t$ gets step $t$'s "
-                "share in its place."),
+                f"A value the step reads from outside the loop gets the sum over {v} = 1, …, {n} of what each "
+                f"step sends it: ∂L/∂θ{sup} is step {v}'s share, the gradient of the copy of θ that step {v} alone "
+                f"uses. A value read at step {v} gets step {v}'s share in its place.",
+                f"A value the step reads from outside the loop gets the sum over ${v} = 1, \\dots, {latex_name(n)}$ "
+                rf"of what each step sends it: $\frac{{\partial \mathcal{{L}}}}{{\partial \theta^{{({v})}}}}$ is "
+                f"step ${v}$'s share, the gradient of the copy of $\\theta$ that step ${v}$ alone uses. A value "
+                f"read at step ${v}$ gets step ${v}$'s share in its place."),
             blocks=(Block(tuple(shares)),)))
     return out
 
@@ -214,8 +232,8 @@ def _segment(td: TimeDerivation, s: Step) -> int:
 def time_layout(td: TimeDerivation, *, param: str | None = None, expanded: bool = False, index: bool = False,
                 per_param_updates: bool = False, brief: bool = False, unroll: int = 0) -> Notes:
     """The notes for a derivation with loops (see the module docstring). ``expanded``, ``index`` and
-    ``brief`` are the plain notes' options: a recursion is shown one line per δ, with no expanded or
-    entry-by-entry form (``backprop derive`` says so rather than ignore them)."""
+    ``brief`` are the plain notes' options: a recursion is shown one line per δ (already brief), with
+    no expanded or entry-by-entry form (``backprop derive`` refuses those two rather than ignore them)."""
     del expanded, index, brief
     with rowsum_by_word():
         return _time_layout(td, param=param, per_param_updates=per_param_updates, unroll=unroll)
@@ -238,7 +256,7 @@ def _time_layout(td: TimeDerivation, *, param: str | None, per_param_updates: bo
                      else "Backward pass, before the loop")
             notes.sections.append(Section(title, blocks=(_outer_block(td, mine),)))
         if k > 0:
-            notes.sections += _backward_loop(td.loops[k - 1])
+            notes.sections += _backward_loop(td, td.loops[k - 1])
     grads = {s.target: s for s in td.steps if s.kind == "param"}
     notes.sections.append(Section(T_GRADIENTS, blocks=(Block(tuple(_gradient_line(td, grads[p]) for p in params)),)))
     if unroll:
@@ -262,9 +280,10 @@ def _unrolled(td: TimeDerivation, steps: int) -> list[Section]:
                 back.append(_line(grad_formula(shifted(d.grad, var, 0, to=t).name[1:]), shifted(e, var, 0, to=t), d.shape))
         n = tt.loop.length
         out.append(Section(f"Unrolled for {n} = {steps}", Prose(
-            f"The same recursion with t written out, forward for t = 1, …, {steps}, then backward from t = {steps}.",
-            f"The same recursion with $t$ written out, forward for $t = 1, \\dots, {steps}$, then backward from "
-            f"$t = {steps}$."), blocks=(Block(tuple(fwd)), Block(tuple(back)))))
+            f"The same recursion with {var} written out, forward for {var} = 1, …, {steps}, then backward from "
+            f"{var} = {steps}.",
+            f"The same recursion with ${var}$ written out, forward for ${var} = 1, \\dots, {steps}$, then backward "
+            f"from ${var} = {steps}$."), blocks=(Block(tuple(fwd)), Block(tuple(back)))))
     return out
 
 

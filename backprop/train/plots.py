@@ -188,3 +188,28 @@ def gradflow_bars(norms: Mapping[str, Mapping[str, float]], title: str, caption:
     if len(variants) > 1:
         ax.legend(fontsize=9, frameon=False)
     return fig
+
+
+def gradflow_over_time(flows: Mapping[str, Mapping[str, Sequence[float]]], title: str) -> Figure:
+    """‖∂L/∂Hₜ‖ against the step t, one line per network variant and state: a gradient that
+    vanishes (or explodes) as it flows back from the loss shows as a line falling (rising) to the left."""
+    fig = _figure((7.5, 4.6))
+    ax = fig.add_subplot()
+    colors = ["#1f4e79", "#d1495b", "#66a182", "#edae49"]
+    styles = ["-", "--", ":", "-."]
+    values = []
+    for i, (label, norms) in enumerate(flows.items()):
+        for j, (state, ys) in enumerate(norms.items()):
+            ts = np.arange(1, len(ys) + 1)
+            y = np.maximum(finite(ys), 1e-300)
+            values.extend(y)
+            name = label if len(norms) == 1 else f"{label}, {math(state)}"
+            ax.plot(ts, y, styles[j % len(styles)], color=colors[i % len(colors)], label=name, linewidth=1.6)
+    ax.set_yscale("log")
+    ax.set_xlabel("step t (backpropagation through time runs from t = T down to 1)")
+    ax.set_ylabel(r"$\|\partial\mathcal{L}/\partial H_t\|$ at initialization")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(mathtext_text(title), fontsize=10)
+    if len(flows) > 1 or any(len(n) > 1 for n in flows.values()):
+        ax.legend(fontsize=9, frameon=False)
+    return fig

@@ -34,6 +34,8 @@ class TimeRun:
         self.vals: dict[Any, Any] = dict(env)
         self.steps: dict[int, list[dict[str, np.ndarray]]] = {}
         self.truncate: int | None = None
+        #: each loop's δs at every step (1 to T), as the backward pass computed them
+        self.deltas: dict[int, list[dict[str, np.ndarray]]] = {}
         self._forward()
 
     @property
@@ -99,6 +101,9 @@ class TimeRun:
         sums = {n: 0.0 for n in tt.terms}
         sliced = {n: np.zeros(np.shape(vals[n])) for n in tt.slice_terms}
         axis = {sl.source.name: sl.axis for sl in r.slices}
+        outer = {e.name: e.symbol for e in self.td.equations}  # a value computed outside the loops
+        found: list[dict[str, np.ndarray]] = [{} for _ in kept]
+        self.deltas[tt.index] = found
         for t in reversed(range(len(kept))):
             env = dict(vals)
             env.update(kept[t])
@@ -110,28 +115,21 @@ class TimeRun:
             for s in r.states:
                 env[tt.after[s.name].name] = np.zeros(shape[s.name]) if cut else carry[s.name]
             for d in tt.deltas:
-                env["d" + d.target] = _sized(d.result, d.shape, env)
+                env["d" + d.target] = found[t][d.target] = _sized(d.result, d.shape, env)
             for s in r.states:
                 carry[s.name] = (_sized(tt.carries[s.name], shape_of(s.step), env) if s.name in tt.carries
                                  else np.zeros(shape[s.name]))
             for n, term in tt.terms.items():
-                sums[n] = sums[n] + _sized(term, shape_of(_outer(self.td, n)), env)
+                sums[n] = sums[n] + _sized(term, shape_of(self.td.model.symbol(n) if n not in outer else outer[n]), env)
             for n, term in tt.slice_terms.items():
                 idx = [slice(None)] * sliced[n].ndim
                 idx[axis[n]] = t  # type: ignore[call-overload]
                 sliced[n][tuple(idx)] += _sized(term, shape_of(term), env)
         for kind, found in (("sum", sums), ("steps", sliced)):
             for n, v in found.items():
-                vals[loop_grad(tt.index, kind, n, ()).name] = v
+                vals[loop_grad(tt.index, kind, r.var, n, ()).name] = v
         for s in r.states:
-            vals[loop_grad(tt.index, "first", f"{s.name}[0]", ()).name] = carry[s.name]
-
-
-def _outer(td: TimeDerivation, name: str) -> Any:
-    m = td.model
-    if name in m.decls:
-        return m.decls[name].symbol
-    return next(e.symbol for e in td.equations if e.name == name)
+            vals[loop_grad(tt.index, "first", r.var, f"{s.name}[0]", ()).name] = carry[s.name]
 
 
 __all__ = ["TimeRun"]
