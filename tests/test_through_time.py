@@ -307,3 +307,29 @@ def test_a_loop_reading_an_earlier_loops_whole_sequence() -> None:
     grads = TimeRun(derive_through_time(model), env).gradients()
     for p in ("W1", "U1", "U2"):
         assert np.allclose(grads[p], fd(model, env, p), rtol=1e-6, atol=1e-8), p
+
+
+FIRST_READ = """# a computed first state, read after the loop as well
+input X[d, T, m]
+param W0[h, h]
+param h0[h, 1]
+param Wx[h, d]
+param Wh[h, h]
+param v[1, h]
+H[0] = tanh(W0 @ h0)
+for t in 1..T:
+    H[t] = tanh(Wx @ X[:, t] + Wh @ H[t-1])
+loss = sum(v @ H[T]) + sum(v @ H[0])
+"""
+
+
+def test_the_first_state_read_after_the_loop_is_the_same_value() -> None:
+    """H[0] after the loop is the first state's own value: its gradient gathers both uses."""
+    model = parse_spec(FIRST_READ, path="first.spec")
+    td = derive_through_time(model)
+    step = next(s for s in td.steps if s.target == "H[0]")
+    assert len(step.paths) == 2  # the loss's read and what step 1 sends back
+    env = point(model, {"d": 2, "T": 3, "m": 2, "h": 3}, seed=4)
+    grads = TimeRun(td, env).gradients()
+    for p in ("W0", "h0", "Wh", "v"):
+        assert np.allclose(grads[p], fd(model, env, p), rtol=1e-6, atol=1e-8), p

@@ -162,3 +162,7 @@ def test_another_step_name_is_used_throughout() -> None:
         "for t in", "for k in"), path="rnn.spec")), "text"))
     assert "for k = T, …, 1" in text and "∂L/∂Wh⁽ᵏ⁾ = ∂L/∂Zₖ Hₖ₋₁ᵀ" in text and "∂L/∂Wh = Σₖ ∂L/∂Zₖ Hₖ₋₁ᵀ" in text
     assert " t " not in text.split("Update")[0].replace("(t <", "")
+
+
+def test_a_first_state_that_is_an_input_is_not_written_equal_to_itself() -> None:
+    assert "H₀ = H₀" not in notes("gru")

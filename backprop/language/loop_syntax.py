@@ -211,7 +211,7 @@ class StepReads(ExprBuilder):
             if item.value == 0:
                 if seq.init is None:
                     raise self.fail(item, f"'{seq.name}' has no first state {seq.name}[0]: its steps run from 1 to {length}")
-                return seq.init
+                return ir.symbol(f"{seq.name}[0]", shape_of(seq.init))  # the first state, computed once
             at: Basic = sympy.Integer(0)
         elif isinstance(length, sympy.Symbol) and _offset(item, length.name) == 0:
             at = length - 1

@@ -355,7 +355,8 @@ class SpecParser(LoopStatements):
                 deps[a.name] = {named.get(s.name, s.name) for s in reads(a.expr)}
             for s in r.states:
                 if s.init is not None:
-                    deps[s.name] |= {x.name for x in reads(s.init)}
+                    deps[f"{s.name}[0]"] = {x.name for x in reads(s.init)}  # H[0], read by name after the loop too
+                    deps[s.name] |= {f"{s.name}[0]"}
         seen: set[str] = set()
         todo = [self.model.loss.name]
         while todo:

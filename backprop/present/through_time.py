@@ -86,7 +86,7 @@ def _forward(td: TimeDerivation) -> list[Section]:
     for k in range(len(starts) - 1):
         eqs = td.equations[starts[k]:starts[k + 1]]
         lines = [_line(loss_lhs(td) if eq is loss else name_formula(eq.name), _steps_named(td, eq.expr),  # type: ignore[arg-type]
-                       eq.shape) for eq in eqs]
+                       eq.shape) for eq in eqs if name_formula(eq.name).text != formula(eq.expr).text]  # not H₀ = H₀
         if lines:
             title = "Forward pass" if k == 0 else "Forward pass, after the loop"
             out.append(Section(title, blocks=(Block(tuple(lines)),)))
