@@ -63,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
     from backprop.train.plots import gradflow_bars, png, ratio_caption
 
     given = parse_dims(args.dims)
-    if get_model(args.spec).loops:
-        return _through_time(args, get_model(args.spec), given)
-    d = derivation_of(args.spec)
+    spec_model = get_model(args.spec)  # parsed once: a loop is shown through time, anything else as layers
+    if spec_model.loops:
+        return _through_time(args, spec_model, given)
+    d = derivation_of(spec_model)
     model = d.model
     check_known_dims(given, list(model.dims))
     sources = spec_files(args.spec) + ([args.data] if args.data else [])

@@ -97,8 +97,34 @@ class Step:
         return self.result != self.recursive
 
 
+class Shown:
+    """What every derivation has from its model and its equations (the last one the loss), and how it
+    shows itself in Jupyter: a :class:`Derivation`, and one through time, alike."""
+
+    model: Model
+    equations: list[Equation]
+
+    @property
+    def loss(self) -> Equation:
+        return self.equations[-1]
+
+    @property
+    def params(self) -> list[str]:
+        return [p.name for p in self.model.params]
+
+    def _repr_latex_(self) -> str | None:
+        """Jupyter's LaTeX form, from the registered display format (None: not available)."""
+        show = DISPLAY_FORMATS.latex
+        return None if show is None else show(self)  # type: ignore[arg-type]
+
+    def _repr_markdown_(self) -> str | None:
+        """Jupyter's Markdown form, from the registered display format (None: not available)."""
+        show = DISPLAY_FORMATS.markdown
+        return None if show is None else show(self)  # type: ignore[arg-type]
+
+
 @dataclass
-class Derivation:
+class Derivation(Shown):
     """Backpropagation through a model, ready to render, generate or verify."""
 
     model: Model
@@ -109,14 +135,6 @@ class Derivation:
     optimizer: str = "sgd"
     #: where the forward pass cuts a path: no gradient flows through these
     cuts: tuple[Cut, ...] = ()
-
-    @property
-    def loss(self) -> Equation:
-        return self.equations[-1]
-
-    @property
-    def params(self) -> list[str]:
-        return [p.name for p in self.model.params]
 
     @cached_property
     def by_target(self) -> dict[str, Step]:
@@ -153,16 +171,6 @@ class Derivation:
 
     def equation(self, name: str) -> Equation:
         return next(e for e in self.equations if e.name == name)
-
-    def _repr_latex_(self) -> str | None:
-        """Jupyter's LaTeX form, from the registered display format (None: not available)."""
-        show = DISPLAY_FORMATS.latex
-        return None if show is None else show(self)
-
-    def _repr_markdown_(self) -> str | None:
-        """Jupyter's Markdown form, from the registered display format (None: not available)."""
-        show = DISPLAY_FORMATS.markdown
-        return None if show is None else show(self)
 
 
 #: A display format: the derivation as one MIME type's text.

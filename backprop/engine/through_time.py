@@ -26,7 +26,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from backprop.engine.chain import ACTIVATIONS, Lifter, _fit, _Pullback, forward_equations
-from backprop.engine.derivation import DISPLAY_FORMATS, Equation, Path, Step
+from backprop.engine.derivation import Equation, Path, Shown, Step
 from backprop.engine.simplify import simplify
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, Shape, shape_of
@@ -140,12 +140,6 @@ def step_equations(r: Recurrence, lifter: Lifter) -> list[Equation]:
     return eqs
 
 
-def _names(r: Recurrence) -> tuple[dict[str, str], dict[str, str]]:
-    """A step symbol's name -> the sequence it is a step of (H[t], H[t-1] -> H), and a slice's -> its source."""
-    seq = {s.step.name: s.name for s in r.sequences} | {s.prev.name: s.name for s in r.states if s.prev is not None}
-    return seq, {sl.step.name: sl.source.name for sl in r.slices}
-
-
 def _gated(r: Recurrence) -> bool:
     """Whether several of the step's values are activations of compound arguments (gates): each
     pre-activation is then named after its value, Z_I, Z_F, not Z, Z_F."""
@@ -157,7 +151,7 @@ def loop_needs(r: Recurrence, eqs: list[Equation], outer: set[str]) -> set[str]:
     """The step values and sequences a gradient flows through, given the outside values that need one
     (params, and values computed from them): iterated, since a state that needs one makes its
     H[t-1] need one at the next step."""
-    seq_of, slice_of = _names(r)
+    seq_of = r.sequence_of
     needs = set(outer)
     while True:
         before = len(needs)
@@ -181,7 +175,7 @@ def through_time(r: Recurrence, index: int, eqs: list[Equation], outer_needs: se
                  domains: Domains) -> ThroughTime:
     """The chain rule applied to loop ``r``'s step (its equations ``eqs``) once: every δ, carry and
     term at a general t."""
-    seq_of, slice_of = _names(r)
+    seq_of, slice_of = r.sequence_of, r.source_of
     needs = loop_needs(r, eqs, outer_needs)
     own = {s.name: own_symbol(s, r.var) for s in r.sequences}
     after = {s.name: next_symbol(s, r.var) for s in r.states}
@@ -223,7 +217,7 @@ def through_time(r: Recurrence, index: int, eqs: list[Equation], outer_needs: se
 
 
 @dataclass
-class TimeDerivation:
+class TimeDerivation(Shown):
     """The chain rule through a model with loops: the equations outside the loops (a state's first
     value ``H[0]`` among them), each loop's backward pass at a general t, and the outside steps, in
     the order they are computed (the loss's first). ``at``: each loop's place in ``equations``."""
@@ -235,24 +229,6 @@ class TimeDerivation:
     steps: list[Step]  # the outside gradients; LoopGrad leaves stand for what a loop sends back
     #: the optimizer whose update equations end the notes (as :attr:`Derivation.optimizer`)
     optimizer: str = "sgd"
-
-    @property
-    def loss(self) -> Equation:
-        return self.equations[-1]
-
-    @property
-    def params(self) -> list[str]:
-        return [p.name for p in self.model.params]
-
-    def _repr_latex_(self) -> str | None:
-        """Jupyter's LaTeX form, from the registered display format, as a :class:`Derivation`'s."""
-        show = DISPLAY_FORMATS.latex
-        return None if show is None else show(self)  # type: ignore[arg-type]
-
-    def _repr_markdown_(self) -> str | None:
-        """Jupyter's Markdown form, from the registered display format."""
-        show = DISPLAY_FORMATS.markdown
-        return None if show is None else show(self)  # type: ignore[arg-type]
 
 
 def derive_through_time(model: Model) -> TimeDerivation:

@@ -237,9 +237,6 @@ class LoopStatements(_Base):
         #: a step's own values, by name: what reading one after its loop says
         self.loop_locals: dict[str, str] = {}
 
-    def _sequences(self) -> dict[str, Sequence]:
-        return self.model.sequences
-
     def _first_state(self, line: str, no: int, m: re.Match) -> None:
         """``H[0] = …`` before a loop (any other index outside a block is a mistake, said)."""
         name, index = m.group(2), m.group(3).strip()
@@ -374,7 +371,7 @@ class LoopStatements(_Base):
         """An expression read with the names visible at line ``no`` (and in a block, the step's)."""
         names = {n: d.symbol for n, d in self.model.decls.items()}
         names.update({a.name: a.symbol for a in self.model.assigns})
-        names.update({n: s.stacked for n, s in self._sequences().items()})
+        names.update({n: s.stacked for n, s in self.model.sequences.items()})
         names.update(local or {})
         later = {n: ln for n, ln in self.assign_lines.items() if ln >= no and n not in names}
         reserved = {"d" + n: f"'d{n}' means the gradient of {n}; it can be used in claims, not in a spec"
@@ -382,7 +379,7 @@ class LoopStatements(_Base):
         reserved.update(self.loop_locals)
         builder = StepReads(text, col0, names, self.model.dims, later, reserved, self.masks, self.labels)
         builder.examples = self.model.examples
-        builder.scope, builder.done, builder.loop_vars = scope, self._sequences(), self.loop_vars
+        builder.scope, builder.done, builder.loop_vars = scope, self.model.sequences, self.loop_vars
         return builder.build()
 
     def _add_loop(self, var: str, length: sympy.Symbol, no: int, body: list[Assign], scope: Scope,

@@ -128,6 +128,17 @@ class Recurrence:
     def header(self) -> str:
         return f"for {self.var} in 1..{self.length}:"
 
+    @property
+    def sequence_of(self) -> dict[str, str]:
+        """A step symbol's name -> the sequence it is a step of (H[t], H[t-1] -> H)."""
+        return {s.step.name: s.name for s in self.sequences} | {
+            s.prev.name: s.name for s in self.states if s.prev is not None}
+
+    @property
+    def source_of(self) -> dict[str, str]:
+        """A slice's step symbol name -> the value it is a step of (X[:, t] -> X)."""
+        return {sl.step.name: sl.source.name for sl in self.slices}
+
 
 @dataclass
 class Model:

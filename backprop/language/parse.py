@@ -348,9 +348,7 @@ class SpecParser(LoopStatements):
         those a gradient flows back through)."""
         deps = {a.name: {s.name for s in reads(a.expr)} for a in self.model.assigns}
         for r in self.model.loops:  # a step's symbols (H[t-1], X[:, t]) stand for the values they read
-            named = {s.step.name: s.name for s in r.sequences}
-            named |= {s.prev.name: s.name for s in r.states if s.prev is not None}
-            named |= {s.step.name: s.source.name for s in r.slices}
+            named = r.sequence_of | r.source_of
             for a in r.body:
                 deps[a.name] = {named.get(s.name, s.name) for s in reads(a.expr)}
             for s in r.states:

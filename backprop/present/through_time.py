@@ -52,11 +52,6 @@ def _line(lhs: Formula, e: Basic, shape: Sequence[Basic] | None = None) -> Line:
 
 
 def shown(td: TimeDerivation, e: Basic) -> Basic:
-    """``e`` as the notes print it (see :func:`_steps_named`)."""
-    return _steps_named(td, e)
-
-
-def _steps_named(td: TimeDerivation, e: Basic) -> Basic:
     """``e`` as the notes write it: the last (and first) step of a sequence read after its loop as
     H_T (H_1), not as a slice of the stacked H; what a loop sends a first state as the carry at t = 1."""
     subs: dict[Basic, Basic] = {}
@@ -85,7 +80,7 @@ def _forward(td: TimeDerivation) -> list[Section]:
     starts = [0, *td.at, len(td.equations)]
     for k in range(len(starts) - 1):
         eqs = td.equations[starts[k]:starts[k + 1]]
-        lines = [_line(loss_lhs(td) if eq is loss else name_formula(eq.name), _steps_named(td, eq.expr),  # type: ignore[arg-type]
+        lines = [_line(loss_lhs(td) if eq is loss else name_formula(eq.name), shown(td, eq.expr),  # type: ignore[arg-type]
                        eq.shape) for eq in eqs if name_formula(eq.name).text != formula(eq.expr).text]  # not H₀ = H₀
         if lines:
             title = "Forward pass" if k == 0 else "Forward pass, after the loop"
@@ -127,7 +122,7 @@ def _last_step_only(td: TimeDerivation, s: Step) -> list[Line] | None:
                    f"0  ({var} < {text_name(str(length))})")
     return [_line(Formula(r"\left(\frac{\partial \mathcal{L}}{\partial " + latex_name(seq.name) + r"}\right)_{"
                           + latex_name(str(length)) + "}", f"(∂L/∂{text_name(seq.name)})_{length}"),
-                  _steps_named(td, e.children[0]), shape_of(seq.step)),
+                  shown(td, e.children[0]), shape_of(seq.step)),
             Line(Formula(r"\left(\frac{\partial \mathcal{L}}{\partial " + latex_name(seq.name) + r"}\right)_{"
                          + var + "}", f"(∂L/∂{text_name(seq.name)})" + text_subscript(var)), zero)]
 
@@ -148,10 +143,11 @@ def _is_zero(e: Basic) -> bool:
 
 def _outer_block(td: TimeDerivation, steps: Sequence[Step]) -> Block:
     lines: list[Line] = []
+    unread = _unread(td)
     for s in steps:
-        if s.target in _unread(td):
+        if s.target in unread:
             continue
-        lines += _last_step_only(td, s) or [_line(grad_formula(s.target), _steps_named(td, s.result), s.shape)]
+        lines += _last_step_only(td, s) or [_line(grad_formula(s.target), shown(td, s.result), s.shape)]
     rules = tuple(dict.fromkeys(rule_name(x) for s in steps for x in s.rules))
     return Block(tuple(lines), (RuleGroup(None, rules),) if rules else (), step=False)
 
@@ -209,9 +205,9 @@ def _gradient_line(td: TimeDerivation, s: Step) -> Line:
     written out: ∂L/∂Wh = Σ_{t=1}^{T} ∂L/∂Z_t H_{t−1}ᵀ."""
     r = s.result
     if not (isinstance(r, LoopGrad) and r.kind == "sum"):
-        return _line(grad_formula(s.target), _steps_named(td, r), s.shape)
+        return _line(grad_formula(s.target), shown(td, r), s.shape)
     tt = td.loops[r.loop]
-    share = formula(_steps_named(td, tt.terms[r.of]))
+    share = formula(shown(td, tt.terms[r.of]))
     latex, text = share.latex, share.text
     if share.pieces:  # a sum of terms: the Σ takes them all
         latex, text = rf"\left({latex}\right)", f"({text})"

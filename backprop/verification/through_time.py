@@ -33,7 +33,6 @@ class TimeRun:
         self.td = td
         self.vals: dict[Any, Any] = dict(env)
         self.steps: dict[int, list[dict[str, np.ndarray]]] = {}
-        self.truncate: int | None = None
         #: each loop's δs at every step (1 to T), as the backward pass computed them
         self.deltas: dict[int, list[dict[str, np.ndarray]]] = {}
         self._forward()
@@ -82,18 +81,18 @@ class TimeRun:
         not): nothing flows back from step t+1 into step t when t is a multiple of k."""
         if truncate is not None and truncate < 1:
             raise ValueError(f"truncate is a number of steps, at least 1; got {truncate}")
-        self.truncate = truncate
+
         vals, out = self.vals, {}
         ran: set[int] = set()
         for s in self.td.steps:
             for g in s.result.atoms(LoopGrad):
                 if g.loop not in ran:
-                    self._back_loop(self.td.loops[g.loop])
+                    self._back_loop(self.td.loops[g.loop], truncate)
                     ran.add(g.loop)
             vals["d" + s.target] = out[s.target] = np.array(_sized(s.result, s.shape, vals))
         return out
 
-    def _back_loop(self, tt: ThroughTime) -> None:
+    def _back_loop(self, tt: ThroughTime, truncate: int | None) -> None:
         r, vals = tt.loop, self.vals
         kept = self.steps[tt.index]
         shape = {s.name: concrete(shape_of(s.step), vals) for s in r.sequences}
@@ -111,7 +110,7 @@ class TimeRun:
                 g = vals.get("d" + s.name)
                 env[tt.own[s.name].name] = (np.zeros(shape[s.name]) if g is None
                                             else np.take(np.asarray(g, dtype=float), t, axis=s.time_axis))
-            cut = self.truncate is not None and (t + 1) % self.truncate == 0  # step t+1 starts a new window
+            cut = truncate is not None and (t + 1) % truncate == 0  # step t+1 starts a new window
             for s in r.states:
                 env[tt.after[s.name].name] = np.zeros(shape[s.name]) if cut else carry[s.name]
             for d in tt.deltas:
