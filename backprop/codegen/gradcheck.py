@@ -62,10 +62,12 @@ import sympy
 from backprop.codegen.emit import derivation_of, load_module
 from backprop.codegen.points import DIM_RANGE, SCALES, draw, param_spreads, random_point, resolve_dims
 from backprop.engine.derivation import Derivation
+from backprop.engine.through_time import TimeDerivation
 from backprop.expr.evaluate import evaluate
 from backprop.expr.ir import OpNode
 from backprop.language.model import Model
 from backprop.support.deepstack import deep_stack
+from backprop.verification.through_time import TimeRun
 
 #: Default tolerance per dtype of the checked gradients: relative to the gradient's scale.
 TOLERANCES = {"float64": 1e-7, "float32": 1e-4}
@@ -223,7 +225,7 @@ def frozen_loss(d: Derivation, at: Mapping[str, Any], dims: Mapping[str, int]) -
     """The loss with every cut (``stop_gradient(H)``, a comparison) held at its value at ``at``: the
     function whose gradient the module computes, by the reference evaluator. None when the spec
     cuts no path, so that finite differences of the module's own loss are taken as always."""
-    if not d.cuts:
+    if not getattr(d, "cuts", ()):  # a derivation through time cuts no path
         return None
     cuts = {x for eq in d.equations for x in sympy.preorder_traversal(eq.expr)
             if isinstance(x, OpNode) and x.children and not any(x.op.operand_vjp(i) for i in range(len(x.children)))}
@@ -385,9 +387,12 @@ def judge(name: str, grad: Any, d: Differences, theta: Any, tol: float, dtype: n
 
 
 def reference_loss(d: Derivation, values: Mapping[str, Any], dims: Mapping[str, int]) -> float:
-    """The loss by the reference evaluator, equation by equation, in textbook form."""
+    """The loss by the reference evaluator, equation by equation, in textbook form (a loop's step
+    run T times)."""
     env: dict[Any, Any] = dict(values)
     env.update({sym: dims[name] for name, sym in d.model.dims.items()})
+    if isinstance(d, TimeDerivation):
+        return TimeRun(d, env).loss
     for eq in d.equations:
         env[eq.name] = evaluate(eq.expr, env)
     return float(np.asarray(env[d.loss.name]).reshape(()))

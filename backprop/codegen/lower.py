@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sympy import Basic, MatrixSymbol
 
@@ -77,6 +78,9 @@ class Program:
     #: gradients computed as a copy (``np.copy``): their value is an array the caller passed,
     #: or one another gradient is
     copies: set[Basic] = field(default_factory=set)
+    #: a model with loops (:mod:`backprop.codegen.through_time`): the template's forward and backward
+    #: views, outside statements and loop blocks in order
+    loop_views: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
 
     @property
     def forward(self) -> list[Stmt]:

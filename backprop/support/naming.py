@@ -138,6 +138,10 @@ class CodeNames:
             self.of[key] = py
         return self.of[key]
 
+    def named(self, kind: str, name: str, base: str) -> str:
+        """``name`` of ``kind`` as an identifier from ``base`` (a loop's step values: H[t] -> H_t)."""
+        return self._claim(kind, name, base)
+
     def var(self, name: str) -> str:
         """A spec variable (input, param, assigned or lifted value)."""
         return self._claim("var", name, name)

@@ -1,0 +1,121 @@
+"""Generated code for loops (issue 16, step 4): the module's forward loop over t and backward loop from
+T down to 1 equal the reference evaluator (every spec of tests/test_through_time.py, T = 1, 2, 7, with
+and without truncation), PyTorch's recurrent layers (T = 1, 2, 7, 50, to 1e-9) and PyTorch's windows
+with the state detached (``truncate=k``); T is read from the arrays, so one module runs every length."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+from backprop import parse_spec
+from backprop.codegen.emit import generate, load_module
+from backprop.codegen.gradcheck import gradcheck
+from backprop.engine.through_time import derive_through_time
+from backprop.language.model import Model
+from backprop.verification.through_time import TimeRun
+from tests.test_through_time import FIRST_READ, LSTM, SPECS, point, torch_gru, torch_lstm, torch_rnn
+
+ALL = {**SPECS, "first_read": FIRST_READ}
+_MODULES: dict[str, Any] = {}
+
+
+def module(name: str) -> tuple[Model, Any]:
+    model = parse_spec(ALL[name], path=f"{name}.spec")
+    if name not in _MODULES:
+        _MODULES[name] = load_module(generate(model))
+    return model, _MODULES[name]
+
+
+def split(model: Model, env: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {p.name: env[p.name] for p in model.params}, {d.name: env[d.name] for d in model.inputs}
+
+
+@pytest.mark.parametrize("truncate", [None, 1, 3])
+@pytest.mark.parametrize("steps", [1, 2, 7])
+@pytest.mark.parametrize("name", list(ALL))
+def test_the_module_equals_the_reference_evaluator(name: str, steps: int, truncate: int | None) -> None:
+    model, mod = module(name)
+    env = point(model, {"d": 3, "T": steps, "m": 2, "h": 3, "c": 2}, seed=steps)
+    run = TimeRun(derive_through_time(model), env)
+    want = run.gradients(truncate=truncate)
+    loss, grads = mod.loss_and_grads(*split(model, env), truncate=truncate)
+    assert abs(loss - run.loss) <= 1e-12 * max(1.0, abs(run.loss))
+    for p in model.params:
+        assert grads[p.name].shape == np.shape(env[p.name])
+        assert np.allclose(grads[p.name], want[p.name], rtol=1e-12, atol=1e-14), (name, p.name)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 50])
+@pytest.mark.parametrize(("name", "reference"), [("rnn", torch_rnn), ("gru", torch_gru), ("lstm", torch_lstm)])
+def test_the_module_equals_pytorch_recurrent_layers(name: str, reference: Any, steps: int) -> None:
+    model, mod = module(name)
+    env = point(model, {"d": 4, "T": steps, "m": 3, "h": 5, "c": 3}, seed=20 + steps)
+    loss, grads = mod.loss_and_grads(*split(model, env))
+    _, want_loss, want = reference(env)
+    assert abs(loss - want_loss.item()) <= 1e-9 * max(1.0, abs(want_loss.item()))
+    for p, g in want.items():
+        assert np.allclose(grads[p], g.detach().numpy(), rtol=1e-9, atol=1e-11), (name, p, steps)
+
+
+def test_truncate_equals_pytorch_windows_with_the_state_detached() -> None:
+    import torch
+
+    model, mod = module("lstm")
+    steps, window = 7, 3
+    env = point(model, {"d": 3, "T": steps, "m": 2, "h": 4}, seed=5)
+    _, grads = mod.loss_and_grads(*split(model, env), truncate=window)
+    net, _, _ = torch_lstm(env)
+    net.zero_grad()
+    x, y = (torch.tensor(env[n]) for n in ("X", "Y"))
+    state, loss = None, torch.zeros((), dtype=torch.float64)
+    for start in range(0, steps, window):
+        out, state = net(x[:, start:start + window], state)
+        loss = loss + ((out - y[:, start:start + window]) ** 2).sum() / (2 * x.shape[0])
+        state = (state[0].detach(), state[1].detach())
+    loss.backward()
+    h = env["Wi"].shape[1]
+    for k, g in enumerate("ifgo"):
+        assert np.allclose(grads[f"U{g}"], net.weight_hh_l0.grad[k * h:(k + 1) * h].T.numpy(), rtol=1e-9, atol=1e-11)
+    _, full = mod.loss_and_grads(*split(model, env))
+    assert not np.allclose(grads["Ui"], full["Ui"])  # the cut changed something
+
+
+def test_nothing_is_unrolled_and_t_is_read_from_the_arrays() -> None:
+    source = generate(parse_spec(LSTM, path="lstm.spec"))
+    assert len(re.findall(r"^\s+for t in range\(", source, flags=re.M)) == 2  # one forward, one backward loop
+    assert "for t in range(T):" in source and "for t in range(T - 1, -1, -1):" in source
+    assert "truncate=None" in source
+    model, mod = module("lstm")
+    for steps in (1, 4):  # one module, any length
+        env = point(model, {"d": 3, "T": steps, "m": 2, "h": 4}, seed=steps)
+        loss, _ = mod.loss_and_grads(*split(model, env))
+        assert loss == pytest.approx(TimeRun(derive_through_time(model), env).loss, rel=1e-12)
+
+
+def test_float32_in_float32_out() -> None:
+    model, mod = module("gru")
+    env = point(model, {"d": 3, "T": 3, "m": 2, "h": 3}, seed=1)
+    params, inputs = split(model, env)
+    loss, grads = mod.loss_and_grads({k: v.astype(np.float32) for k, v in params.items()},
+                                     {k: v.astype(np.float32) for k, v in inputs.items()})
+    assert all(g.dtype == np.float32 for g in grads.values())
+    _, want = mod.loss_and_grads(params, inputs)
+    assert all(np.allclose(grads[p], want[p], rtol=1e-3, atol=1e-4) for p in want)
+
+
+@pytest.mark.parametrize("name", ["rnn", "seq2seq", "stacked"])
+def test_gradcheck_passes(name: str) -> None:
+    report = gradcheck(parse_spec(ALL[name], path=f"{name}.spec"), seed=1)
+    assert report.ok, report.format()
+
+
+def test_truncate_is_checked() -> None:
+    model, mod = module("rnn")
+    env = point(model, {"d": 2, "T": 3, "m": 2, "h": 2, "c": 2}, seed=0)
+    for bad in (0, -2, 1.5, "3"):
+        with pytest.raises(ValueError, match="truncate"):
+            mod.loss_and_grads(*split(model, env), truncate=bad)
