@@ -340,7 +340,7 @@ class _LoopLowering:
 
 def _stmt_view(p: NumpyPrinter, s: Stmt) -> dict[str, Any]:
     return {"target": p.doprint(s.symbol), "code": p.doprint(s.expr), "comment": s.comment, "frees": "",
-            "seed": "", "note": "", "steps": [], "lines": []}
+            "seed": "", "note": "", "steps": []}
 
 
 def _loop_view(lines: list[str]) -> dict[str, Any]:
