@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy
+from helpers import FLAT_EXAMPLES
 
 import backprop
 from backprop import codegen
@@ -134,7 +135,7 @@ def test_header_names_spec_and_regenerate_command_and_hash():
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_contract(name):
     mod = module(name)
-    model = get_derivation(name).model
+    model = backprop.load(name)
     assert mod.PARAMS == tuple(p.name for p in model.params)
     assert mod.INPUTS == tuple(d.name for d in model.inputs)
     assert list(mod.SHAPES) == list(model.decls)
@@ -367,7 +368,7 @@ def test_scalar_param_forms_give_gradients_like_them(form):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", EXAMPLES)
+@pytest.mark.parametrize("name", FLAT_EXAMPLES)  # a loop's statements: tests/test_codegen_through_time.py
 def test_one_statement_per_needed_step_named_and_commented(name):
     d = get_derivation(name)
     mod = module(name)

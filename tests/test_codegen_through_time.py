@@ -6,6 +6,7 @@ with the state detached (``truncate=k``); T is read from the arrays, so one modu
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,12 +15,15 @@ import pytest
 from backprop import parse_spec
 from backprop.codegen.emit import generate, load_module
 from backprop.codegen.gradcheck import gradcheck
+from backprop.codegen.loader import import_file
 from backprop.engine.through_time import derive_through_time
 from backprop.language.model import Model
+from backprop.language.parse import load
 from backprop.verification.through_time import TimeRun
-from tests.test_through_time import FIRST_READ, LSTM, SPECS, point, torch_gru, torch_lstm, torch_rnn
+from tests.test_through_time import FIRST_READ, LSTM, SPECS, point, torch_gru, torch_lstm, torch_rnn, torch_rnn_seq2seq
 
 ALL = {**SPECS, "first_read": FIRST_READ}
+GENERATED = Path(__file__).parent.parent / "generated"
 _MODULES: dict[str, Any] = {}
 
 
@@ -50,9 +54,12 @@ def test_the_module_equals_the_reference_evaluator(name: str, steps: int, trunca
 
 
 @pytest.mark.parametrize("steps", [1, 2, 7, 50])
-@pytest.mark.parametrize(("name", "reference"), [("rnn", torch_rnn), ("gru", torch_gru), ("lstm", torch_lstm)])
-def test_the_module_equals_pytorch_recurrent_layers(name: str, reference: Any, steps: int) -> None:
-    model, mod = module(name)
+@pytest.mark.parametrize(("name", "reference"), [("rnn_tanh", torch_rnn), ("gru", torch_gru), ("lstm", torch_lstm),
+                                               ("rnn_seq2seq", torch_rnn_seq2seq)])
+def test_the_bundled_module_equals_pytorch_recurrent_layers(name: str, reference: Any, steps: int) -> None:
+    """The committed module (generated/NAME.py) of each bundled recurrent example against PyTorch."""
+    model = load(name)
+    mod = import_file(GENERATED / f"{name}.py")
     env = point(model, {"d": 4, "T": steps, "m": 3, "h": 5, "c": 3}, seed=20 + steps)
     loss, grads = mod.loss_and_grads(*split(model, env))
     _, want_loss, want = reference(env)

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 import sympy
-from helpers import exact_backward, exact_forward, exact_point, is_exact_zero, kink_distance
+from helpers import FLAT_EXAMPLES, exact_backward, exact_forward, exact_point, is_exact_zero, kink_distance
 from test_networks import NETS
 
 import backprop
 
-EXAMPLES = backprop.example_names()
+EXAMPLES = FLAT_EXAMPLES  # a loop: its reference evaluator against finite differences and PyTorch
 #: Sizes per example (dims 1–3, distinct where possible so shapes cannot be confused). None: sizes the
 #: spec fixes too large for exact arithmetic -- LeNet's 28×28 images: one symbolic weight of the first
 #: convolution reaches 576 ReLUs and 144 window maxima, each a Piecewise of the one before; its rows are

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from helpers import FLAT_EXAMPLES
 
 import backprop
 from backprop import get_derivation
@@ -31,7 +32,7 @@ from backprop.support.notation import MATH_WORDS
 
 GOLDEN = Path(__file__).parent / "golden"
 READ_GOLDEN = ("two_layer_sigmoid", "mlp_softmax", "deep_relu")
-EXAMPLES = backprop.example_names()
+EXAMPLES = FLAT_EXAMPLES  # a loop's notes: tests/test_through_time_notes.py
 #: Tokens of a rule's formula: a word, or one letter of any script (𝒰, σ, Σ).
 _TOKEN = re.compile(r"[^\W\d_]+")
 #: An Iverson bracket, [𝒰 > 0] (not a block, ∂L/∂[𝒰; 𝒱]).

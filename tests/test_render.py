@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 import sympy
-from helpers import forward, random_point
+from helpers import FLAT_EXAMPLES, forward, random_point
 from sympy import MatrixSymbol
 from sympy.core.symbol import Str
 
@@ -58,7 +58,7 @@ GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_EXAMPLES = ("two_layer_sigmoid", "mlp_softmax", "deep_relu")
 #: The bundled matrix examples: the tensor ones (attention, transformer) have expanded gradients whose
 #: entry-by-entry checks run for minutes; TENSOR_SPEC below carries every tensor operation here instead.
-EXAMPLES = [n for n in backprop.example_names() if len(backprop.load(n).dims) <= 4 and "einsum" not in backprop.load(n).source]
+EXAMPLES = [n for n in FLAT_EXAMPLES if len(backprop.load(n).dims) <= 4 and "einsum" not in backprop.load(n).source]
 
 #: Every operation of the spec language, one network: renders, compiles, indexes.
 EVERY_OP_SPEC = """\
@@ -624,7 +624,7 @@ def test_index_notation_evaluates_to_the_matrix_formula(d: Derivation) -> None:
 
 #: The bundled examples all_derivations leaves out (einsum networks): rendered, compiled and indexed
 #: here without the expanded section.
-TENSOR_EXAMPLES = [n for n in backprop.example_names() if n not in EXAMPLES]
+TENSOR_EXAMPLES = [n for n in FLAT_EXAMPLES if n not in EXAMPLES]  # a loop: test_through_time_notes.py
 
 
 @pytest.mark.parametrize("name", TENSOR_EXAMPLES)

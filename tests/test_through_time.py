@@ -14,77 +14,15 @@ from backprop import parse_spec
 from backprop.engine.through_time import derive_through_time, shifted
 from backprop.expr.printing import text
 from backprop.language.model import Model
+from backprop.support.bundled import examples_dir
 from backprop.verification.numeric import concrete
 from backprop.verification.through_time import TimeRun
 
-RNN = """# many-to-one: nn.RNN's recurrence, a classifier on the last state
-input X[d, T, m]
-input Y[c, m] onehot
-param Wx[h, d]
-param Wh[h, h]
-param bx[h, 1]
-param bh[h, 1]
-param h0[h, 1]
-param U[c, h]
-param bu[c, 1]
-H[0] = h0
-for t in 1..T:
-    Z = Wx @ X[:, t] + bx + Wh @ H[t-1] + bh
-    H[t] = tanh(Z)
-loss = -sum(Y * log_softmax(U @ H[T] + bu, axis=0)) / m
-"""
+RNN = (examples_dir() / "rnn_tanh.spec").read_text(encoding="utf-8")
 
-GRU = """# nn.GRU's step, examples first (batch_first), squared error on the last state
-examples m
-input X[m, T, d]
-input H0[m, h]
-input Y[m, h]
-param Wr[d, h]
-param Wz[d, h]
-param Wn[d, h]
-param Ur[h, h]
-param Uz[h, h]
-param Un[h, h]
-param br[1, h]
-param bz[1, h]
-param bin[1, h]
-param bhn[1, h]
-H[0] = H0
-for t in 1..T:
-    R = sigmoid(X[:, t] @ Wr + H[t-1] @ Ur + br)
-    Zg = sigmoid(X[:, t] @ Wz + H[t-1] @ Uz + bz)
-    N = tanh(X[:, t] @ Wn + bin + R * (H[t-1] @ Un + bhn))
-    H[t] = (1 - Zg) * N + Zg * H[t-1]
-loss = sum((H[T] - Y)**2) / m
-"""
+GRU = (examples_dir() / "gru.spec").read_text(encoding="utf-8")
 
-LSTM = """# nn.LSTM's step, examples first, a loss on every step's output
-examples m
-input X[m, T, d]
-input Y[m, T, h]
-param Wi[d, h]
-param Wf[d, h]
-param Wg[d, h]
-param Wo[d, h]
-param Ui[h, h]
-param Uf[h, h]
-param Ug[h, h]
-param Uo[h, h]
-param bi[1, h]
-param bf[1, h]
-param bg[1, h]
-param bo[1, h]
-H[0] = zeros(m, h)
-C[0] = zeros(m, h)
-for t in 1..T:
-    I = sigmoid(X[:, t] @ Wi + H[t-1] @ Ui + bi)
-    F = sigmoid(X[:, t] @ Wf + H[t-1] @ Uf + bf)
-    G = tanh(X[:, t] @ Wg + H[t-1] @ Ug + bg)
-    O = sigmoid(X[:, t] @ Wo + H[t-1] @ Uo + bo)
-    C[t] = F * C[t-1] + I * G
-    H[t] = O * tanh(C[t])
-loss = sum((H - Y)**2) / (2 * m)
-"""
+LSTM = (examples_dir() / "lstm.spec").read_text(encoding="utf-8")
 
 SEQ2SEQ = """# a trained projection read at every step, an output at every step, a loss on the last state too
 input X[d, T, m]
@@ -120,7 +58,9 @@ for t in 1..T:
 loss = sum(v @ G[T]) + sum(H * H) / m
 """
 
-SPECS = {"rnn": RNN, "gru": GRU, "lstm": LSTM, "seq2seq": SEQ2SEQ, "stacked": STACKED}
+RNN_SEQ2SEQ = (examples_dir() / "rnn_seq2seq.spec").read_text(encoding="utf-8")
+
+SPECS = {"rnn": RNN, "gru": GRU, "lstm": LSTM, "seq2seq": SEQ2SEQ, "stacked": STACKED, "rnn_seq2seq": RNN_SEQ2SEQ}
 
 
 def point(model: Model, sizes: dict[str, int], seed: int) -> dict[Any, Any]:
@@ -130,8 +70,8 @@ def point(model: Model, sizes: dict[str, int], seed: int) -> dict[Any, Any]:
         shape = concrete(d.shape, env)
         if d.domain == "onehot":
             axis = model.domains().class_axes[d.name]
-            eye = np.eye(shape[axis])[rng.integers(0, shape[axis], size=shape[1 - axis])]
-            env[d.name] = eye.T if axis == 0 else eye
+            labels = rng.integers(0, shape[axis], size=shape[:axis] + shape[axis + 1:])
+            env[d.name] = np.moveaxis(np.eye(shape[axis])[labels], -1, axis)
         else:
             env[d.name] = rng.normal(size=shape) * 0.6
     return env
@@ -215,13 +155,34 @@ def torch_rnn(env: dict[Any, Any]) -> tuple[torch.nn.Module, torch.Tensor, dict[
                        "bx": net.bias_ih_l0.grad[:, None], "bh": net.bias_hh_l0.grad[:, None]}
 
 
+def torch_rnn_seq2seq(env: dict[Any, Any]) -> tuple[torch.nn.Module, torch.Tensor, dict[str, torch.Tensor]]:
+    """nn.RNN from a zero state, a class predicted at every step, cross-entropy summed over the steps."""
+    d, h = env["Wx"].shape[1], env["Wx"].shape[0]
+    net = torch.nn.RNN(d, h, nonlinearity="tanh", dtype=torch.float64)
+    with torch.no_grad():
+        net.weight_ih_l0.copy_(_t(env["Wx"]))
+        net.weight_hh_l0.copy_(_t(env["Wh"]))
+        net.bias_ih_l0.copy_(_t(env["b"][:, 0]))
+        net.bias_hh_l0.zero_()
+    x = _t(env["X"]).permute(1, 2, 0)  # [d, T, m] -> [T, m, d]
+    v, bv = _t(env["V"]).requires_grad_(True), _t(env["bv"]).requires_grad_(True)
+    out, _ = net(x)
+    logits = out @ v.T + bv[:, 0]  # [T, m, c]
+    labels = _t(env["Y"]).argmax(dim=0)  # [c, T, m] -> [T, m]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             reduction="sum") / x.shape[1]
+    loss.backward()
+    return net, loss, {"V": v.grad, "bv": bv.grad, "Wx": net.weight_ih_l0.grad, "Wh": net.weight_hh_l0.grad,
+                       "b": net.bias_ih_l0.grad[:, None]}
+
+
 def torch_gru(env: dict[Any, Any]) -> tuple[torch.nn.Module, torch.Tensor, dict[str, torch.Tensor]]:
     d, h = env["Wr"].shape
     net = torch.nn.GRU(d, h, batch_first=True, dtype=torch.float64)
     with torch.no_grad():  # PyTorch stacks the gates r, z, n, each as [h, d]: our X @ W is W's transpose
         net.weight_ih_l0.copy_(_t(np.concatenate([env["Wr"].T, env["Wz"].T, env["Wn"].T])))
         net.weight_hh_l0.copy_(_t(np.concatenate([env["Ur"].T, env["Uz"].T, env["Un"].T])))
-        net.bias_ih_l0.copy_(_t(np.concatenate([env["br"][0], env["bz"][0], env["bin"][0]])))
+        net.bias_ih_l0.copy_(_t(np.concatenate([env["br"][0], env["bz"][0], env["bxn"][0]])))
         net.bias_hh_l0.copy_(_t(np.concatenate([np.zeros(h), np.zeros(h), env["bhn"][0]])))
     out, _ = net(_t(env["X"]), _t(env["H0"]).unsqueeze(0))
     loss = ((out[:, -1] - _t(env["Y"])) ** 2).sum() / out.shape[0]
@@ -229,7 +190,7 @@ def torch_gru(env: dict[Any, Any]) -> tuple[torch.nn.Module, torch.Tensor, dict[
     wi, wh, bi, bh = (net.weight_ih_l0.grad, net.weight_hh_l0.grad, net.bias_ih_l0.grad, net.bias_hh_l0.grad)
     return net, loss, {"Wr": wi[:h].T, "Wz": wi[h:2 * h].T, "Wn": wi[2 * h:].T, "Ur": wh[:h].T,
                        "Uz": wh[h:2 * h].T, "Un": wh[2 * h:].T, "br": bi[None, :h], "bz": bi[None, h:2 * h],
-                       "bin": bi[None, 2 * h:], "bhn": bh[None, 2 * h:]}
+                       "bxn": bi[None, 2 * h:], "bhn": bh[None, 2 * h:]}
 
 
 def torch_lstm(env: dict[Any, Any]) -> tuple[torch.nn.Module, torch.Tensor, dict[str, torch.Tensor]]:
@@ -254,7 +215,8 @@ def torch_lstm(env: dict[Any, Any]) -> tuple[torch.nn.Module, torch.Tensor, dict
 
 
 @pytest.mark.parametrize("steps", [1, 2, 7, 50])
-@pytest.mark.parametrize(("name", "reference"), [("rnn", torch_rnn), ("gru", torch_gru), ("lstm", torch_lstm)])
+@pytest.mark.parametrize(("name", "reference"), [("rnn", torch_rnn), ("gru", torch_gru), ("lstm", torch_lstm),
+                                               ("rnn_seq2seq", torch_rnn_seq2seq)])
 def test_equals_pytorch_recurrent_layers(name: str, reference: Any, steps: int) -> None:
     model = parse_spec(SPECS[name], path=f"{name}.spec")
     env = point(model, {"d": 4, "T": steps, "m": 3, "h": 5, "c": 3}, seed=10 + steps)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import sympy
 import torch
+from helpers import FLAT_EXAMPLES
 from torch_reference import SIZED, TORCH, torch_eval
 
 import backprop
@@ -37,7 +38,7 @@ def draw(model: backprop.Model, rng: np.random.Generator) -> tuple[dict[str, np.
     return values, dims
 
 
-@pytest.mark.parametrize("name", backprop.example_names())
+@pytest.mark.parametrize("name", FLAT_EXAMPLES)  # a loop: tests/test_codegen_through_time.py
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_derived_gradients_match_pytorch(name: str, seed: int) -> None:
     model = backprop.load(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import FLAT_EXAMPLES
 
 import backprop
 from backprop import get_derivation
@@ -23,7 +24,7 @@ from backprop.present.working import shown_links, worked
 from backprop.support.deepstack import deep_stack
 from backprop.support.escape import tex_text
 
-EXAMPLES = backprop.example_names()
+EXAMPLES = FLAT_EXAMPLES  # a loop's notes: tests/test_through_time_notes.py
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

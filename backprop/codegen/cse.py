@@ -49,16 +49,18 @@ def _size(e: Basic) -> int:
 
 
 def eliminate(stmts: list[Stmt], new_temp: Callable[[], str], comment: Callable[[Basic, Basic], tuple[str, ...]],
-              duplicated: Callable[[OpNode], set[int]] = lambda e: set()) -> list[Stmt]:
+              duplicated: Callable[[OpNode], set[int]] = lambda e: set(),
+              holds: Callable[[Stmt], bool] = lambda s: True) -> list[Stmt]:
     """Statements where each repeated subexpression is computed once.
 
     A subexpression equal to an earlier statement's whole right-hand side reuses
-    that statement's variable; any other repeat gets a temporary from
+    that statement's variable (unless ``holds`` says the variable does not hold it: a running sum
+    ``dW += share``); any other repeat gets a temporary from
     ``new_temp``, numbered in the order the temporaries are computed. An operand
     that an operation's NumPy form spells more than once (``duplicated`` gives
     the operand indices) is named too, so it is not computed twice.
     """
-    stmts = _reuse_targets(stmts)
+    stmts = _reuse_targets(stmts, holds)
     counts = _count(stmts)
     repeated = sorted((e for e, n in counts.items() if n > 1 and worth_naming(e)), key=_size, reverse=True)
     placeholders = 0
@@ -115,14 +117,14 @@ def _duplicated_operand(stmts: list[Stmt], duplicated: Callable[[OpNode], set[in
     return None
 
 
-def _reuse_targets(stmts: list[Stmt]) -> list[Stmt]:
+def _reuse_targets(stmts: list[Stmt], holds: Callable[[Stmt], bool]) -> list[Stmt]:
     """An expression some earlier statement already computed is read from its variable."""
     out: list[Stmt] = []
     defined: dict[Basic, Basic] = {}
     for s in stmts:
         expr = substitute(s.expr, defined) if defined else s.expr
         out.append(replace(s, expr=expr))
-        if worth_naming(expr) and expr not in defined:
+        if holds(s) and worth_naming(expr) and expr not in defined:
             defined[expr] = s.symbol
     return out
 

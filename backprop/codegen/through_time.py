@@ -22,7 +22,7 @@ to these modules (only to modules without loops): each step's values are new arr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -203,13 +203,17 @@ class _LoopLowering:
         firsts = {s.name: first_state(s) for s in r.states}
         outside_fwd |= set(firsts.values())
         dtype = self.names.named("var", f"loop{tt.index} dtype", "step_dtype")
-        typed = sorted({self.code(x) for x in outside_fwd if not isinstance(x, LoopGrad)})
+        constant = {firsts[s.name] for s in r.states if s.init is not None and not reads(s.init)}
+        typed = sorted({self.code(x) for x in outside_fwd - constant})
         lines = [f"# {r.header()} the step below, T times; what backward reads kept for every step",
                  f"{dtype} = np.result_type({', '.join([*typed, '1.0'])})"]
         for eq in kept:
             dims |= {str(d) for d in eq.shape if isinstance(d, sympy.Symbol)}
             lines.append(f"{buf[eq.symbol]} = np.empty(({length}, {self.shape(eq.shape)[1:-1]}), {dtype})"
                          if len(eq.shape) else f"{buf[eq.symbol]} = np.empty(({length},), {dtype})")
+        for s in r.states:  # a constant first state (zeros) takes the step's dtype: float32 stays float32
+            if s.init is not None and not reads(s.init):
+                lines.append(f"{self.code(firsts[s.name])} = np.asarray({self.code(firsts[s.name])}, {dtype})")
         first = {s.name: self.first(s, firsts[s.name]) for s in r.states}
         for s in r.states:
             assert s.prev is not None
@@ -255,9 +259,14 @@ class _LoopLowering:
             if eq.symbol in back_read:
                 bbody.append(f"{self.code(eq.symbol)} = {buf[eq.symbol]}[{t}]")
                 bufs_read.append(buf[eq.symbol])
+        before = self.names.named("loopvar", f"{tt.index} before", f"{t}_before")
+        if sum(prev in back_read for prev in prevs) > 1:  # the step before, once
+            bbody.append(f"{before} = {t} - 1")
+        else:
+            before = f"{t} - 1"
         for prev, s in prevs.items():
             if prev in back_read:
-                bbody.append(f"{self.code(prev)} = {buf[s.step]}[{t} - 1] if {t} else {first[s.name]}")
+                bbody.append(f"{self.code(prev)} = {buf[s.step]}[{before}] if {t} else {first[s.name]}")
                 if shape_of(firsts[s.name]) != shape_of(s.step):
                     bdims |= {str(d) for d in shape_of(s.step) if isinstance(d, sympy.Symbol)}
                 back_needs.add(firsts[s.name])
@@ -327,10 +336,9 @@ class _LoopLowering:
             for n, term in table.items():
                 g = loop_grad(tt.index, kind, r.var, n, ())
                 out.append(Stmt(g, ready(term), "backward", "backward", (f"step t's share: {text(term)}",)))
-        out = cse.eliminate(out, self.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",))
-        # a share equal to an earlier one is computed again: the earlier one's name holds a running sum
-        shares = {s.symbol: s.expr for s in out if isinstance(s.symbol, LoopGrad)}
-        return [replace(s, expr=s.expr.xreplace(shares)) if reads(s.expr) & shares.keys() else s for s in out]
+        # a share's name holds a running sum, not the share: a repeat of it is a temporary
+        return cse.eliminate(out, self.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",),
+                             holds=lambda s: not isinstance(s.symbol, LoopGrad))
 
 
 # ---------------------------------------------------------------------------

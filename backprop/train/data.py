@@ -25,12 +25,13 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from backprop.engine.derivation import Derivation
+from backprop.engine.through_time import TimeDerivation
 from backprop.expr import ir
 from backprop.language.domains import classes, domain, sample, violation
 from backprop.language.domains import parse as parse_domain
@@ -310,7 +311,23 @@ class Synthetic:
     how: dict[str, str]
 
 
-def targets_of(model: Model, d: Derivation) -> list[str]:
+def _lines(d: Derivation | TimeDerivation) -> list[tuple[str, set[str]]]:
+    """Each value the forward pass computes, in order, with the names it reads; a loop is one line per
+    sequence, reading everything its step reads from outside it (a shared weight, ``X`` of ``X[:, t]``,
+    a state's first value)."""
+    lines = [(eq.name, {s.name for s in ir.variables(eq.expr)}) for eq in d.equations]
+    if not isinstance(d, TimeDerivation):
+        return lines
+    for tt in reversed(d.loops):
+        r = tt.loop
+        local = {eq.name for eq in tt.equations} | set(r.sequence_of) | {sl.step.name for sl in r.slices}
+        outside = {s.name for eq in tt.equations for s in ir.variables(eq.expr)} - local
+        outside |= {sl.source.name for sl in r.slices} | {f"{s.name}[0]" for s in r.states}
+        lines[d.at[tt.index]:d.at[tt.index]] = [(s.name, outside) for s in r.sequences]
+    return lines
+
+
+def targets_of(model: Model, d: Derivation | TimeDerivation) -> list[str]:
     """Which inputs are targets: inputs only the loss reads, inputs named like targets, and one-hot or
     binary inputs compared with the network's output; never an input a param is applied after.
 
@@ -318,12 +335,14 @@ def targets_of(model: Model, d: Derivation) -> list[str]:
     C a target) and asks whether a param is applied afterwards: a one-hot input fed to an embedding, or
     a binary mask multiplied into a hidden layer, is a feature, since the network goes on from it."""
     params = {p.name for p in model.params}
-    reads = {eq.name: {s.name for s in ir.variables(eq.expr)} for eq in d.equations}
+    lines = _lines(d)
+    reads = dict(lines)
     computed: set[str] = set()  # assignments that depend on a param
-    for eq in d.equations:
-        if reads[eq.name] & (computed | params):
-            computed.add(eq.name)
-    *body, last = d.equations
+    for name, r in lines:
+        if r & (computed | params):
+            computed.add(name)
+    body = [SimpleNamespace(name=name) for name, _ in lines[:-1]]
+    last = d.equations[-1]
     used_before_loss = set().union(*(reads[eq.name] for eq in body))
 
     def reach(x: str) -> tuple[bool, bool]:
