@@ -35,9 +35,10 @@ from backprop.codegen.printer import NumpyPrinter, dims_read
 from backprop.codegen.rewrite import available, resolver, reuse, stabilize
 from backprop.codegen.stmt import Stmt, reads
 from backprop.engine.simplify import simplify
-from backprop.engine.through_time import ThroughTime, TimeDerivation, first_state
+from backprop.engine.through_time import ThroughTime, TimeDerivation, first_state, seed_shown
 from backprop.expr.ir import shape_of
-from backprop.expr.printing import GradSymbol, LoopGrad, grad_symbol, loop_grad, text
+from backprop.expr.ops_reduce import rowsum_by_word
+from backprop.expr.printing import GradSymbol, LoopGrad, grad_symbol, loop_grad, step_superscript, text
 from backprop.language.domains import parse as parse_domain
 from backprop.support.naming import CodeNames
 
@@ -325,17 +326,18 @@ class _LoopLowering:
             e, _ = reuse(e, have)
             return e
 
-        out = [Stmt(d.grad, ready(d.result), "backward", "backward", (f"{text(d.grad)} = {text(d.result)}",))
+        out = [Stmt(d.grad, ready(d.result), "backward", "backward", (f"{text(d.grad)} = {text(seed_shown(tt, d))}",))
                for d in tt.deltas]
         for s in r.states:
             if s.name in tt.carries:
                 after = tt.after[s.name]
                 out.append(Stmt(after, ready(tt.carries[s.name]), "backward", "backward",
-                                (f"what step t sends back to step t-1: {text(tt.carries[s.name])}",)))
+                                (f"the share step {r.var} sends back to step {r.var} − 1: {text(tt.carries[s.name])}",)))
         for kind, table in (("sum", tt.terms), ("steps", tt.slice_terms)):
             for n, term in table.items():
                 g = loop_grad(tt.index, kind, r.var, n, ())
-                out.append(Stmt(g, ready(term), "backward", "backward", (f"step t's share: {text(term)}",)))
+                what = f"∂L/∂{n}{step_superscript(r.var)}" if kind == "sum" else f"∂L/∂{n} at step {r.var}"
+                out.append(Stmt(g, ready(term), "backward", "backward", (f"{what} = {text(term)}",)))
         # a share's name holds a running sum, not the share: a repeat of it is a temporary
         return cse.eliminate(out, self.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",),
                              holds=lambda s: not isinstance(s.symbol, LoopGrad))
@@ -366,7 +368,8 @@ def lower_time(td: TimeDerivation) -> Program:
     comment = lambda sym, e: (f"{text(sym)} = {text(e)}",)  # noqa: E731
     printer.python_scalars = _python_scalars(model, forward)
     own_known = {s.symbol.of for s in backward if isinstance(s.symbol, GradSymbol)}
-    loops = [_LoopLowering(td, tt, printer, names.temp, own_known).lower() for tt in td.loops]
+    with rowsum_by_word():  # in a loop's comments Σₜ is the sum over the steps
+        loops = [_LoopLowering(td, tt, printer, names.temp, own_known).lower() for tt in td.loops]
 
     # forward: segments between the loops
     f_items: list[Stmt | LoopCode] = []
