@@ -34,7 +34,7 @@ _INLINE_MAX = 40
 _INLINE_MAX_GRADS = 8
 
 
-def _at_loop(model: Model, message: str) -> SpecError:
+def at_loop(model: Model, message: str) -> SpecError:
     r = model.loops[0]
     lines = model.source.splitlines()
     src = lines[r.line - 1] if 0 < r.line <= len(lines) else None
@@ -44,15 +44,15 @@ def _at_loop(model: Model, message: str) -> SpecError:
 
 def not_yet_on(model: Model, backend: str) -> SpecError:
     """A loop is generated for NumPy; the other backends take it in a later step (issue 16)."""
-    return _at_loop(model, f"no {backend} code is generated for a loop yet: generate it for NumPy (the default backend)")
+    return at_loop(model, f"no {backend} code is generated for a loop yet: generate it for NumPy (the default backend)")
 
 
 def not_yet_through_time(model: Model) -> SpecError:
     """A loop is derived through time (``backprop derive``) and generated (``codegen``, ``check``,
     ``train``, ``gradflow``), but claims about it are not verified or graded yet (issue 16's next
     step): said once, at the loop, by the commands that take the flat derivation."""
-    return _at_loop(model, "claims about a loop are not verified or graded yet: 'backprop derive' prints its "
-                           "backpropagation through time and 'backprop codegen' generates its code")
+    return at_loop(model, "a loop is not graded yet: 'backprop verify' judges claims about it, 'backprop derive' "
+                          "prints its backpropagation through time and 'backprop codegen' generates its code")
 
 
 # ---------------------------------------------------------------------------

@@ -36,8 +36,9 @@ import numpy as np
 import sympy
 from sympy import Basic
 
+from backprop.engine.chain import at_loop
 from backprop.engine.derivation import Derivation
-from backprop.engine.pipeline import get_derivation
+from backprop.engine.pipeline import get_derivation, get_model
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.printing import GradSymbol
 from backprop.language.model import Model
@@ -49,6 +50,7 @@ from backprop.verification.diagnose import Diagnosis
 from backprop.verification.exact import ExactCheck
 from backprop.verification.numeric import TOL, Point, Points, rel, tie_point
 from backprop.verification.report import ClaimResult, VerifyReport
+from backprop.verification.time_claims import check_time_claims
 
 
 class Verifier:
@@ -202,6 +204,12 @@ def check_claims(
     at a time passes the student's answers to the questions before it."""
     if chain not in CHAINS:
         raise ValueError(f"chain must be one of {', '.join(CHAINS)}, got {chain!r}")
+    if verifier is None and not isinstance(spec_or_model, Derivation):
+        model = get_model(spec_or_model)
+        if model.loops:  # claims in the general form of backpropagation through time
+            if chain != "true":
+                raise not_yet_chained(model, chain)
+            return check_time_claims(model, sources, seed, tol)
     if verifier is None:
         deriv = spec_or_model if isinstance(spec_or_model, Derivation) else get_derivation(spec_or_model)
         verifier = Verifier(deriv, seed, tol)
@@ -248,6 +256,11 @@ def check_claims(
                 results.append(ClaimResult(mistake="unusable", unusable=True, **kind))
     exact = verifier.exact_sizes if any(r.exact_checked for r in results) else None
     return VerifyReport(deriv.model.name, results, verifier.sizes, exact, errors), errors
+
+
+def not_yet_chained(model: Model, chain: str) -> SpecError:
+    return at_loop(model, f"--chain {chain} is not built for claims about a loop yet: there dOTHER is the true "
+                          "gradient (--chain true)")
 
 
 def _checked_fix(verifier: Verifier, src: ClaimSource, err: SpecError) -> str:
