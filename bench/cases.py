@@ -1,11 +1,11 @@
 """The benchmark cases: each a spec, its dims, and the same network written by hand.
 
-Four kinds of case share one interface (:class:`bench.base.Case`): perceptrons
+Five kinds of case share one interface (:class:`bench.base.Case`): perceptrons
 described by a layer list (:mod:`bench.mlp`), a transformer block
-(:mod:`bench.transformer`), a Gaussian's likelihood (:mod:`bench.gaussian`) and a
-convolutional network (:mod:`bench.lenet`). Each kind draws its own data and writes its own
-hand-written reference and framework losses; the harness never asks which kind
-it has.
+(:mod:`bench.transformer`), a Gaussian's likelihood (:mod:`bench.gaussian`), a
+convolutional network (:mod:`bench.lenet`) and a recurrent one (:mod:`bench.lstm`).
+Each kind draws its own data and writes its own hand-written reference and
+framework losses; the harness never asks which kind it has.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from .base import Case
 from .gaussian import GaussianCase
 from .lenet import LeNetCase
+from .lstm import LSTMCase
 from .mlp import Layer, MLPCase
 from .transformer import TransformerCase
 
@@ -81,6 +82,12 @@ def lenet(m: int = 64, c: int = 10) -> LeNetCase:
                      "lenet", {"m": m, "c": c})
 
 
+def lstm(t: int = 50, d: int = 64, h: int = 128, m: int = 32) -> LSTMCase:
+    """The bundled LSTM (nn.LSTM's step) over T steps: backpropagation through time, squared error on every step."""
+    return LSTMCase("lstm", f"LSTM, T={t} d={d} h={h} m={m}, squared error on every step", "lstm",
+                    {"m": m, "T": t, "d": d, "h": h})
+
+
 def default_cases() -> list[MLPCase]:
     """The four perceptron cases, in the order they are reported (the smoke tests shrink their layer lists)."""
     return [cs230_two_layer(), mnist_mlp(), wide_mlp(), deep_sigmoid()]
@@ -88,8 +95,8 @@ def default_cases() -> list[MLPCase]:
 
 def reported_cases() -> list[Case]:
     """Every case of the benchmark, in the order they are reported: the perceptrons, the transformer, the
-    Gaussian, LeNet."""
-    return [*default_cases(), transformer_block(), gaussian_full_cov(), lenet()]
+    Gaussian, LeNet, the LSTM."""
+    return [*default_cases(), transformer_block(), gaussian_full_cov(), lenet(), lstm()]
 
 
 def tiny_case() -> MLPCase:

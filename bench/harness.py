@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .cases import Case
-from .impls import REFERENCE, Implementation, Prepared
+from .impls import REFERENCE, Implementation, NotApplicableError, Prepared
 from .memory import rss_growth
 
 #: Agreement tolerance with the hand-written reference (float64).
@@ -67,6 +67,7 @@ class CaseResult:
     title: str
     dims: dict[str, int]
     impls: list[ImplResult]
+    left_out: dict[str, str] = field(default_factory=dict)  # implementations that cannot take part, and why
 
     def get(self, name: str) -> ImplResult | None:
         return next((r for r in self.impls if r.name == name), None)
@@ -166,12 +167,19 @@ def run_case(
     log: Callable[[str], None] = lambda s: None,
     rss: bool = False,
 ) -> CaseResult:
-    """Check agreement, then time and measure the implementations that agree."""
+    """Check agreement, then time and measure the implementations that agree (those that cannot take
+    part in the case are left out of its result, named in ``left_out``)."""
     params, inputs = case.data(seed)
     prepared: dict[str, Prepared] = {}
+    left_out: dict[str, str] = {}
     for impl in implementations:
         log(f"  {case.name}: preparing {impl.name}")
-        prepared[impl.name] = impl.build(case, params, inputs)
+        try:
+            prepared[impl.name] = impl.build(case, params, inputs)
+        except NotApplicableError as exc:
+            log(f"  {case.name}: {impl.name} left out: {exc}")
+            left_out[impl.name] = str(exc)
+    implementations = [impl for impl in implementations if impl.name in prepared]
     errors = check_agreement(prepared, tolerance)
     results = {
         impl.name: ImplResult(
@@ -197,4 +205,4 @@ def run_case(
         for impl in implementations:
             if results[impl.name].agrees:
                 results[impl.name].rss_bytes = rss_growth(case.name, impl.name)
-    return CaseResult(case.name, case.title, dict(case.dims), [results[i.name] for i in implementations])
+    return CaseResult(case.name, case.title, dict(case.dims), [results[i.name] for i in implementations], left_out)

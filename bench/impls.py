@@ -6,6 +6,9 @@ gradient (that is what is timed), ``to_numpy`` turns its result into a float and
 NumPy arrays for the agreement check. Frameworks that are not installed
 (torch, jax, autograd are the ``bench`` extra) are simply absent from
 :func:`available`; so is the generated module when ``codegen`` cannot load it.
+An implementation that cannot take part in one case (the generated JAX module
+of a spec with a loop, which the JAX backend does not generate yet) raises
+:class:`NotApplicableError` from its build: it is left out of that case, with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from .base import Case
 from .reference import make_reference
 
 REFERENCE = "numpy"
+
+
+class NotApplicableError(Exception):
+    """Raised by a build when its implementation cannot take part in this case; the message says why."""
 
 
 @dataclass
@@ -138,6 +145,18 @@ def _build_jax(case: Case, params: dict, inputs: dict) -> Prepared:
     return Prepared(call, to_numpy, compile_seconds, threads=f"XLA CPU default (intra-op pool over {os.cpu_count()} cores)")
 
 
+def _generated_jax_module(case: Case) -> Any:
+    """The case's module from ``codegen --backend jax``; :class:`NotApplicableError` for a spec with a loop
+    when the backend refuses it (any other refusal is an error, raised as it is)."""
+    backprop = importlib.import_module("backprop")
+    try:
+        return backprop.codegen.load_module(case.spec, backend="jax")
+    except backprop.SpecError as exc:
+        if backprop.load(case.spec).loops:
+            raise NotApplicableError(exc.message) from exc
+        raise
+
+
 def _build_generated_jax(case: Case, params: dict, inputs: dict) -> Prepared:
     """The module ``codegen --backend jax`` generates, its jitted ``loss_and_grads`` called as a user calls it.
 
@@ -149,7 +168,7 @@ def _build_generated_jax(case: Case, params: dict, inputs: dict) -> Prepared:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    module = importlib.import_module("backprop.codegen").load_module(case.spec, backend="jax")
+    module = _generated_jax_module(case)
     p = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in params.items()}
     x = {k: jnp.asarray(v) for k, v in inputs.items()}
     f = module.loss_and_grads

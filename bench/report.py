@@ -136,6 +136,11 @@ def run_section(run: dict[str, Any]) -> list[str]:
     ]
     for case in run["cases"]:
         out.append(f"| {case['title']} | " + " | ".join(_time_cell(_get(case, n)) for n, _ in impls) + " |")
+    labels = dict(impls)
+    left = [f"{labels.get(n, n)} on {case['title']}: {why}"
+            for case in run["cases"] for n, why in case.get("left_out", {}).items()]
+    if left:
+        out += ["", "Left out (cannot take part in the case, so — above): " + "; ".join(left) + "."]
     out += [
         "",
         "Peak memory of one call: tracemalloc (NumPy-based implementations; the targets use it), and in "

@@ -119,6 +119,37 @@ def test_lenet_reference_matches_finite_differences_and_every_implementation() -
             np.testing.assert_allclose(got[name], grads[name], rtol=1e-9, atol=1e-12, err_msg=f"{impl.name}: {name}")
 
 
+def test_lstm_reference_matches_finite_differences_and_every_implementation() -> None:
+    """The hand-written LSTM (concatenated gates, the input projections of every step one GEMM, gates
+    activated in place and overwritten by their gradients in backward, dW and dU one GEMM each after the
+    loop) is right on a sample of entries, and the generated module and every installed framework
+    (nn.LSTM, lax.scan, autograd's loop) agree with it; the generated JAX module has no loop yet."""
+    case = cases.lstm(t=5, d=3, h=4, m=2)
+    params, inputs = case.data(seed=1)
+    ref = make_reference(case)
+    loss, grads = ref(params, inputs)
+    rng = np.random.default_rng(0)
+    for name in case.param_names:
+        assert np.shape(grads[name]) == np.shape(params[name]), name
+        for idx in (tuple(int(rng.integers(n)) for n in np.shape(params[name])) for _ in range(4)):
+            def at(step: float, name: str = name, idx: tuple = idx) -> float:
+                moved = {**params, name: params[name].copy()}
+                moved[name][idx] += step
+                return ref(moved, inputs)[0]
+            numeric = (at(1e-6) - at(-1e-6)) / 2e-6
+            assert abs(grads[name][idx] - numeric) <= 1e-6 * max(1.0, np.max(np.abs(grads[name]))), (name, idx)
+    for impl in impls.available():
+        try:
+            prepared = impl.build(case, params, inputs)
+        except impls.NotApplicableError:
+            assert impl.name == "generated_jax", impl.name
+            continue
+        got_loss, got = prepared.to_numpy(prepared.call())
+        assert got_loss == pytest.approx(loss, rel=1e-12), impl.name
+        for name in case.param_names:
+            np.testing.assert_allclose(got[name], grads[name], rtol=1e-9, atol=1e-12, err_msg=f"{impl.name}: {name}")
+
+
 def test_optional_frameworks_are_absent_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in ("torch", "jax", "autograd"):
         monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
@@ -244,10 +275,14 @@ def _require_jax() -> None:
         pytest.importorskip("jax", reason="jax is not installed (pip install '.[jax]'; CI fails instead of skipping)")
 
 
-@pytest.mark.parametrize("case", cases.reported_cases(), ids=lambda c: c.name)
+#: Reported cases whose spec has a loop: the JAX backend generates no loop yet (see the test after the next).
+LOOP_CASES = {"lstm"}
+
+
+@pytest.mark.parametrize("case", [c for c in cases.reported_cases() if c.name not in LOOP_CASES], ids=lambda c: c.name)
 def test_every_reported_case_has_the_generated_jax_column(case: cases.Case) -> None:
-    """The generated JAX module takes part in every reported case, agrees with the reference before
-    timing, has its compile time kept apart, and gets its ratio to the hand-written JAX row."""
+    """The generated JAX module takes part in every reported case without a loop, agrees with the reference
+    before timing, has its compile time kept apart, and gets its ratio to the hand-written JAX row."""
     _require_jax()
     assert "generated_jax" in [i.name for i in impls.available()]
     chosen = [impls.by_name(n) for n in (impls.REFERENCE, "jax", "generated_jax")]
@@ -259,3 +294,16 @@ def test_every_reported_case_has_the_generated_jax_column(case: cases.Case) -> N
     assert len(report.jax_ratio(record["cases"][0])) == 2
     text = report.markdown([record], plot_name=None)
     assert "generated (JAX): first call" in text and "generated (JAX) / JAX jit" in text
+
+
+def test_a_loop_case_leaves_the_generated_jax_column_out_with_its_reason() -> None:
+    """The JAX backend refuses a loop: the LSTM case still runs, the generated JAX module is left out of
+    it (not a crash, not a disagreement), and the report says why."""
+    _require_jax()
+    case = cases.lstm(t=3, d=2, h=3, m=2)
+    chosen = [impls.by_name(n) for n in (impls.REFERENCE, "generated_jax")]
+    result = harness.run_case(case, chosen, rounds=2, burst=0.001)
+    assert [r.name for r in result.impls] == [impls.REFERENCE] and result.get("generated_jax") is None
+    assert "loop" in result.left_out["generated_jax"] and not result.disagreeing
+    text = report.markdown([_record([result])], plot_name=None)
+    assert "Left out" in text and "generated_jax" in text and case.title in text
