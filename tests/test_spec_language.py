@@ -42,6 +42,11 @@ EXPECTED_SHAPES = {
     "conv_stride_pad": {"X": "3×7×7×m", "W1": "8×3×3×3", "A": "8×4×4×m", "P": "8×2×2×m", "H": "32×m",
                         "loss": "1×1"},
     "conv1d_text": {"x": "T×m", "E": "d×V", "W": "h×d×3", "X": "d×T×m", "C": "h×T×m", "F": "h×m", "loss": "1×1"},
+    # a loop's sequences after it: every step stacked, time just before the examples (or after them)
+    "rnn_tanh": {"X": "d×T×m", "Y": "c×m", "Wh": "h×h", "H": "h×T×m", "loss": "1×1"},
+    "rnn_seq2seq": {"X": "d×T×m", "Y": "c×T×m", "H": "h×T×m", "O": "c×T×m", "loss": "1×1"},
+    "gru": {"X": "m×T×d", "H0": "m×h", "Ur": "h×h", "H": "m×T×h", "loss": "1×1"},
+    "lstm": {"X": "m×T×d", "Y": "m×T×h", "Wi": "d×h", "C": "m×T×h", "H": "m×T×h", "loss": "1×1"},
 }
 
 
