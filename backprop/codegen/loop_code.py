@@ -24,7 +24,7 @@ from typing import Any
 import sympy
 from sympy import Basic, MatrixSymbol
 
-from backprop.codegen import cse
+from backprop.codegen import cse, loop_stack
 from backprop.codegen.loop_sums import Contraction, Linear, summed_after
 from backprop.codegen.printer import NumpyPrinter, dims_read
 from backprop.codegen.rewrite import available, resolver, reuse, stabilize
@@ -101,6 +101,9 @@ class LoopLowering:
         for eq in tt.equations:
             expr, _ = stabilize(eq.expr, see)
             fwd.append(Stmt(eq.symbol, expr, "forward", "forward", (f"{text(eq.symbol)} = {text(eq.expr)}",)))
+        outside = set().union(*(reads(s.expr) for s in fwd)) - step_syms - {s.prev for s in r.states} \
+            - {sl.step for sl in r.slices}
+        self.stacks = {g: self._stack_names(g) for g in loop_stack.groups(fwd, {s.prev for s in r.states}, outside)}
         back, hoisted = self._backward_stmts(fwd)
         back_read = set().union(*(reads(s.expr) for s in back)) if back else set()
         all_read = back_read.union(*(reads(h.stmt.expr) for h in hoisted))
@@ -144,10 +147,16 @@ class LoopLowering:
         for src, line, _ in projections.values():
             lines.append(line)
             outside_fwd.add(src)
+        for g, (stacked, product) in self.stacks.items():  # a state's products with several weights: one
+            lines.append(f"{self.code(stacked)} = {self._concat(g)}  # stacked once, read at every step")
+            fwd = [Stmt(st.symbol, loop_stack.forward(st.expr, g, product), st.kind, st.section, st.comment) for st in fwd]
         read_fwd = set().union(*(reads(s.expr) for s in fwd))
         body = [f"{self.code(sl.step)} = {_at(self.code(sl.source), sl.axis, t)}" for sl in r.slices if sl.step in read_fwd]
         body += [f"{self.code(sym)} = {_at(self.names.lookup('steps', sym.name), axis, t)}"
                  for sym, (_, _, axis) in projections.items()]
+        body += [f"{self.code(product)} = " + (f"{self.code(g.operand)} @ {self.code(stacked)}" if g.left
+                                               else f"{self.code(stacked)} @ {self.code(g.operand)}")
+                 for g, (stacked, product) in self.stacks.items()]
         for s in fwd:
             body += [f"# {c}" for c in s.comment]
             body.append(f"{self.code(s.symbol)} = {self.code(s.expr)}")
@@ -183,6 +192,10 @@ class LoopLowering:
             grads.add(g)
         for s in r.states:
             blines.append(f"{self.code(tt.after[s.name])} = 0.0")
+        for g, (stacked, _) in self.stacks.items():
+            if stacked in back_read:
+                blines.append(f"{self.code(stacked)} = {self._concat(g)}")
+                back_needs.update(g.weights)
         bbody = []
         for eq in kept:
             if eq.symbol in back_read:
@@ -237,8 +250,27 @@ class LoopLowering:
             blines.append(f"{self.code(g)} = {self.code(tt.after[s.name])}")
             grads.add(g)
         internal = step_syms | set(prevs) | set(slices) | set(tt.own.values()) | set(tt.after.values()) | made_back
+        internal |= {stacked for stacked, _ in self.stacks.values()}
         back_needs |= {x for x in back_read if x not in internal}
         return LoopCode(lines, blines, outside_fwd, back_needs, list(dict.fromkeys(bufs_read)), dims, bdims, made, grads)
+
+    def _stack_names(self, g: loop_stack.Group) -> tuple[MatrixSymbol, MatrixSymbol]:
+        """The stacked weight and the step's product with it, named after the weights' common prefix."""
+        names = [w.name for w in g.weights]
+        prefix = next((names[0][:k] for k in range(len(names[0]), 0, -1) if all(n.startswith(names[0][:k]) for n in names)),
+                      "_".join(names))
+        shape = list(shape_of(g.weights[0]))
+        shape[g.axis] = shape[g.axis] * len(g.weights)
+        stacked = ir.symbol(f"{'|'.join(names)} stacked", tuple(shape))
+        self.names.named("var", stacked.name, f"{py_base(prefix)}_stack")
+        op_shape = list(shape_of(g.operand))
+        op_shape[g.axis] = op_shape[g.axis] * len(g.weights)
+        product = ir.symbol(f"{g.operand.name} times {stacked.name}", tuple(op_shape))
+        self.names.named("var", product.name, f"{self.code(g.operand)}_{py_base(prefix)}")
+        return stacked, product
+
+    def _concat(self, g: loop_stack.Group) -> str:
+        return f"np.concatenate(({', '.join(self.code(w) for w in g.weights)}), axis={g.axis})"
 
     def _projections(self, fwd: list[Stmt], carried: set[Basic]
                      ) -> tuple[list[Stmt], dict[Basic, tuple[Basic, str, int]]]:
@@ -369,7 +401,10 @@ class LoopLowering:
         for s in r.states:
             if s.name in tt.carries:
                 after = tt.after[s.name]
-                out.append(Stmt(after, ready(tt.carries[s.name]), "backward", "backward",
+                carry = ready(tt.carries[s.name])
+                for g, (stacked, _) in self.stacks.items():
+                    carry = loop_stack.backward(carry, g, stacked)
+                out.append(Stmt(after, carry, "backward", "backward",
                                 (f"the share step {r.var} sends back to step {r.var} − 1: {text(tt.carries[s.name])}",)))
         per_step = ({eq.symbol for eq in tt.equations} | {s.prev for s in r.states} | {sl.step for sl in r.slices}
                     | {d.grad for d in tt.deltas})
