@@ -29,9 +29,8 @@ else:
 
 #: Examples whose generated code Dask refuses: the error and what it says. The convolution's im2col
 #: hands back NumPy arrays, and a NumPy gradient multiplied in place by a Dask mask (``dZ *= (A > 0)``)
-#: is an ``out=`` Dask will not write into; a loop's shared weights sum their steps' shares in place
-#: (``dW += share``), which Dask refuses when a NumPy share came first (the GRU's first state, an input).
-NEEDS_NUMPY = {"transformer_block": (TypeError, "out"), "gru": (NotImplementedError, "out parameter is not fully supported"),
+#: is an ``out=`` Dask will not write into.
+NEEDS_NUMPY = {"transformer_block": (TypeError, "out"),
                "lenet": (NotImplementedError, "out parameter is not fully supported"),
                "conv_stride_pad": (NotImplementedError, "out parameter is not fully supported")}
 

@@ -117,6 +117,8 @@ class LoopLowering:
         dims = {str(r.length)}
         bdims = {str(r.length)}
         buf = {eq.symbol: self.names.lookup("steps", eq.name) for eq in kept}
+        seq_steps = {q.step for q in r.sequences}
+        self.like = buf[r.sequences[0].step]  # a sequence's buffer: its dtype is the step's
 
         # ---- forward
         outside_fwd: set[Basic] = set()
@@ -132,8 +134,11 @@ class LoopLowering:
                  f"{dtype} = np.result_type({', '.join([*typed, '1.0'])})"]
         for eq in kept:
             dims |= {str(d) for d in eq.shape if isinstance(d, sympy.Symbol)}
-            lines.append(f"{buf[eq.symbol]} = np.empty(({length}, {self.shape(eq.shape)[1:-1]}), {dtype})"
-                         if len(eq.shape) else f"{buf[eq.symbol]} = np.empty(({length},), {dtype})")
+            if eq.symbol not in seq_steps:  # kept as the step computed it: a list, no copy
+                lines.append(f"{buf[eq.symbol]} = []")
+            else:  # a sequence: every step in one array, read after the loop
+                lines.append(f"{buf[eq.symbol]} = np.empty(({length}, {self.shape(eq.shape)[1:-1]}), {dtype})"
+                             if len(eq.shape) else f"{buf[eq.symbol]} = np.empty(({length},), {dtype})")
         for s in r.states:  # a constant first state (zeros) takes the step's dtype: float32 stays float32
             if s.init is not None and not reads(s.init):
                 lines.append(f"{self.code(firsts[s.name])} = np.asarray({self.code(firsts[s.name])}, {dtype})")
@@ -161,7 +166,8 @@ class LoopLowering:
             body += [f"# {c}" for c in s.comment]
             body.append(f"{self.code(s.symbol)} = {self.code(s.expr)}")
             dims |= dims_read(s.expr)
-        body += [f"{buf[eq.symbol]}[{t}] = {self.code(eq.symbol)}" for eq in kept]
+        body += [f"{buf[eq.symbol]}[{t}] = {self.code(eq.symbol)}" if eq.symbol in seq_steps
+                 else f"{buf[eq.symbol]}.append({self.code(eq.symbol)})" for eq in kept]
         body += [f"{self.code(s.prev)} = {self.code(s.step)}" for s in r.states if s.prev is not None]
         lines.append(f"for {t} in range({length}):")
         lines += ["    " + b for b in body]
@@ -186,8 +192,8 @@ class LoopLowering:
         for n in tt.slice_terms:
             g = loop_grad(tt.index, "steps", r.var, n, ())
             src = next(sl.source for sl in r.slices if sl.source.name == n)
-            blines.append(f"{self.code(g)} = np.zeros(np.shape({self.code(src)}), {buf[kept[0].symbol]}.dtype)")
-            bufs_read.append(buf[kept[0].symbol])
+            blines.append(f"{self.code(g)} = np.zeros(np.shape({self.code(src)}), {self.like}.dtype)")
+            bufs_read.append(self.like)
             back_needs.add(src)
             grads.add(g)
         for s in r.states:
@@ -327,16 +333,20 @@ class LoopLowering:
         stores: list[str] = []
         after: list[str] = []
         stacked: dict[Basic, str] = {}
-        like = buf[next(iter(buf))]  # a kept buffer: its dtype is the step's
+        like = self.like
 
         def steps_of(x: MatrixSymbol) -> str:
             if x in stacked:
                 return stacked[x]
             state = next((q for q in r.states if q.prev == x), None)
             sl = next((q for q in r.slices if q.step == x), None)
-            if x in buf:
+            if x in buf and x in {q.step for q in r.sequences}:
                 code = buf[x]
                 bufs_read.append(code)
+            elif x in buf:  # a list of the steps' values: stacked once
+                code = self.names.named("steps", f"{x.name} stacked", f"{py_base(x.name.split('[')[0])}_stacked")
+                after.append(f"{code} = np.stack({buf[x]})")
+                bufs_read.append(buf[x])
             elif state is not None:  # H[t-1] at every step: the first state, then every step but the last
                 code = self.names.named("steps", f"{x.name} before", f"{py_base(state.name)}_prev_steps")
                 after.append(f"{code} = np.concatenate(({first[state.name]}[None], {buf[state.step]}[:-1]))")
