@@ -150,15 +150,14 @@ class LoopLowering:
                 dims |= {str(d) for d in shape_of(s.step) if isinstance(d, sympy.Symbol)}
         fwd, projections = self._projections(fwd, step_syms | set(prevs))
         for src, line, _ in projections.values():
-            lines.append(line)
+            lines += [line] if line else []
             outside_fwd.add(src)
         for g, (stacked, product) in self.stacks.items():  # a state's products with several weights: one
             lines.append(f"{self.code(stacked)} = {self._concat(g)}  # stacked once, read at every step")
             fwd = [Stmt(st.symbol, loop_stack.forward(st.expr, g, product), st.kind, st.section, st.comment) for st in fwd]
         read_fwd = set().union(*(reads(s.expr) for s in fwd))
         body = [f"{self.code(sl.step)} = {_at(self.code(sl.source), sl.axis, t)}" for sl in r.slices if sl.step in read_fwd]
-        body += [f"{self.code(sym)} = {_at(self.names.lookup('steps', sym.name), axis, t)}"
-                 for sym, (_, _, axis) in projections.items()]
+        body += [f"{self.code(sym)} = {read}" for sym, (_, _, read) in projections.items()]
         body += [f"{self.code(product)} = " + (f"{self.code(g.operand)} @ {self.code(stacked)}" if g.left
                                                else f"{self.code(stacked)} @ {self.code(g.operand)}")
                  for g, (stacked, product) in self.stacks.items()]
@@ -279,15 +278,16 @@ class LoopLowering:
         return f"np.concatenate(({', '.join(self.code(w) for w in g.weights)}), axis={g.axis})"
 
     def _projections(self, fwd: list[Stmt], carried: set[Basic]
-                     ) -> tuple[list[Stmt], dict[Basic, tuple[Basic, str, int]]]:
+                     ) -> tuple[list[Stmt], dict[Basic, tuple[Basic, str, str]]]:
         """Products of a step's input with a value from outside the loop (``Wx @ X[:, t]``), computed for
         every step at once before the loop (``np.tensordot(Wx, X, axes=([1], [0]))``: one product T times
-        as wide, as a hand-written RNN projects its inputs), each step then reading its slice. Returns
-        the statements with each such product a step symbol, and symbol -> (the source, its line, the
-        time axis of the product)."""
+        as wide, as a hand-written RNN projects its inputs), each step then reading its slice; products
+        of one input with several weights of one shape (an LSTM's four gates) as one product with the
+        weights stacked. Returns the statements with each such product a step symbol, and symbol ->
+        (the source, the line before the loop ('' after a group's first), what each step reads)."""
         slices = {sl.step: sl for sl in self.r.slices}
-        found: dict[Basic, tuple[Basic, str, int]] = {}
         table: dict[Basic, Basic] = {}
+        groups: dict[tuple, list[tuple[Basic, Basic]]] = {}  # (input, side, weight shape) -> [(product, weight)]
 
         def visit(e: Basic) -> None:
             if not isinstance(e, OpNode):
@@ -297,27 +297,48 @@ class LoopLowering:
                 at = [k for k, c in enumerate(kids) if c in slices]
                 other = kids[1 - at[0]] if len(at) == 1 else None
                 if other is not None and not (reads(other) & (carried | set(slices))) and len(shape_of(kids[at[0]])) == 2:
-                    sl = slices[kids[at[0]]]
-                    w = self.code(other)
-                    base = f"{py_base(sl.source.name)}_{py_base(w)}" if at[0] == 0 else f"{py_base(w)}_{py_base(sl.source.name)}"
-                    sym = ir.symbol(f"{e} at {self.r.var}", shape_of(e))
-                    self.names.named("var", sym.name, base + "_t")
-                    stacked = self.names.named("steps", sym.name, base + "_steps")
-                    a, x = sl.axis, self.code(sl.source)
-                    step_axis = 1 if at[0] == 0 else 0  # the axis of the step's input the product contracts
-                    k = step_axis + (1 if step_axis >= a else 0)  # ... as an axis of the source
-                    if at[0] == 0:  # Xₜ W: the source's other axes, then W's
-                        code, time = f"np.tensordot({x}, {w}, axes=([{k}], [0]))", a - (1 if k < a else 0)
-                    else:  # W Xₜ: W's other axis, then the source's
-                        code, time = f"np.tensordot({w}, {x}, axes=([1], [{k}]))", 1 + a - (1 if k < a else 0)
-                    table[e] = sym
-                    found[sym] = (sl.source, f"{stacked} = {code}  # {text(e)} for every step at once", time)
+                    key = (kids[at[0]], at[0], shape_of(other) if isinstance(other, MatrixSymbol) else other)
+                    if (e, other) not in groups.setdefault(key, []):
+                        groups[key].append((e, other))
+                    table[e] = ir.symbol(f"{e} at {self.r.var}", shape_of(e))
                     return
             for c in e.children:
                 visit(c)
 
         for st in fwd:
             visit(st.expr)
+        found: dict[Basic, tuple[Basic, str, str]] = {}
+        for (step, side, _), members in groups.items():
+            sl, t = slices[step], self.t
+            weights = [self.code(w) for _, w in members]
+            w = weights[0] if len(weights) == 1 else f"np.concatenate(({', '.join(weights)}), axis={1 - side})"
+            names = [py_base(x) for x in weights]
+            label = names[0] if len(names) == 1 else next(
+                (names[0][:k] for k in range(len(names[0]), 0, -1) if all(n.startswith(names[0][:k]) for n in names)),
+                "_".join(names))
+            src = py_base(sl.source.name)
+            base = f"{src}_{label}" if side == 0 else f"{label}_{src}"
+            a, x = sl.axis, self.code(sl.source)
+            step_axis = 1 if side == 0 else 0  # the axis of the step's input the product contracts
+            k = step_axis + (1 if step_axis >= a else 0)  # ... as an axis of the source
+            if side == 0:  # Xₜ W: the source's other axes, then W's
+                code, time, wide = f"np.tensordot({x}, {w}, axes=([{k}], [0]))", a - (1 if k < a else 0), 2
+            else:  # W Xₜ: W's other axis, then the source's
+                code, time, wide = f"np.tensordot({w}, {x}, axes=([1], [{k}]))", 1 + a - (1 if k < a else 0), 0
+            stacked = self.names.named("steps", base, base + "_steps")
+            size = self.code(sympy.sympify(shape_of(members[0][0])[1 - side]))
+            for n, (e, _) in enumerate(members):
+                sym = table[e]
+                self.names.named("var", sym.name, f"{src}_{names[n]}_t" if side == 0 else f"{names[n]}_{src}_t")
+                index = [":"] * 3
+                index[time] = t
+                if len(members) > 1:
+                    lo = "" if n == 0 else (size if n == 1 else f"{n} * {size}")
+                    index[wide] = f"{lo}:{size if n == 0 else f'{n + 1} * {size}'}"
+                read = f"{stacked}[{', '.join(index)}]".replace(", :]", "]").replace(", :]", "]")
+                what = text(members[0][0]) + (f" … {text(members[-1][0])}" if len(members) > 1 else "")
+                line = "" if n else f"{stacked} = {code}  # {what}, every step at once"
+                found[sym] = (sl.source, line, read)
         if not table:
             return fwd, {}
         out = [Stmt(st.symbol, substitute(st.expr, table), st.kind, st.section, st.comment) for st in fwd]
