@@ -20,7 +20,17 @@ from backprop.engine.through_time import derive_through_time
 from backprop.language.model import Model
 from backprop.language.parse import load
 from backprop.verification.through_time import TimeRun
-from tests.test_through_time import FIRST_READ, LSTM, SPECS, point, torch_gru, torch_lstm, torch_rnn, torch_rnn_seq2seq
+from tests.test_through_time import (
+    FIRST_READ,
+    LSTM,
+    SPECS,
+    point,
+    torch_gru,
+    torch_lstm,
+    torch_lstm_windows,
+    torch_rnn,
+    torch_rnn_seq2seq,
+)
 
 ALL = {**SPECS, "first_read": FIRST_READ}
 GENERATED = Path(__file__).parent.parent / "generated"
@@ -69,24 +79,11 @@ def test_the_bundled_module_equals_pytorch_recurrent_layers(name: str, reference
 
 
 def test_truncate_equals_pytorch_windows_with_the_state_detached() -> None:
-    import torch
-
     model, mod = module("lstm")
-    steps, window = 7, 3
-    env = point(model, {"d": 3, "T": steps, "m": 2, "h": 4}, seed=5)
-    _, grads = mod.loss_and_grads(*split(model, env), truncate=window)
-    net, _, _ = torch_lstm(env)
-    net.zero_grad()
-    x, y = (torch.tensor(env[n]) for n in ("X", "Y"))
-    state, loss = None, torch.zeros((), dtype=torch.float64)
-    for start in range(0, steps, window):
-        out, state = net(x[:, start:start + window], state)
-        loss = loss + ((out - y[:, start:start + window]) ** 2).sum() / (2 * x.shape[0])
-        state = (state[0].detach(), state[1].detach())
-    loss.backward()
-    h = env["Wi"].shape[1]
-    for k, g in enumerate("ifgo"):
-        assert np.allclose(grads[f"U{g}"], net.weight_hh_l0.grad[k * h:(k + 1) * h].T.numpy(), rtol=1e-9, atol=1e-11)
+    env = point(model, {"d": 3, "T": 7, "m": 2, "h": 4}, seed=5)
+    _, grads = mod.loss_and_grads(*split(model, env), truncate=3)
+    for g, want in torch_lstm_windows(env, 3).items():
+        assert np.allclose(grads[g], want, rtol=1e-9, atol=1e-11), g
     _, full = mod.loss_and_grads(*split(model, env))
     assert not np.allclose(grads["Ui"], full["Ui"])  # the cut changed something
 

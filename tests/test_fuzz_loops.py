@@ -21,6 +21,7 @@ from backprop.engine.through_time import derive_through_time
 from backprop.language.model import Model
 from backprop.verification.numeric import concrete
 from backprop.verification.through_time import TimeRun
+from tests.test_through_time import point
 
 ACTIVATIONS = ("tanh", "sigmoid", "softplus")
 
@@ -73,20 +74,6 @@ def loop_spec(first: bool, two: bool, start: str, loss: str, acts: tuple[str, st
         logits = "H[T] @ P" if first else "P @ H[T]"
         lines.append(f"loss = -sum(Y * log_softmax({logits}, axis={1 if first else 0})) / m")
     return "\n".join(lines) + "\n"
-
-
-def point(model: Model, sizes: dict[str, int], seed: int) -> dict[Any, Any]:
-    rng = np.random.default_rng(seed)
-    env: dict[Any, Any] = {model.dims[k]: v for k, v in sizes.items() if k in model.dims}
-    for d in model.decls.values():
-        shape = concrete(d.shape, env)
-        if d.domain == "onehot":
-            axis = model.domains().class_axes[d.name]
-            labels = rng.integers(0, shape[axis], size=shape[:axis] + shape[axis + 1:])
-            env[d.name] = np.moveaxis(np.eye(shape[axis])[labels], -1, axis)
-        else:
-            env[d.name] = rng.normal(size=shape) * 0.7
-    return env
 
 
 def torch_unrolled(model: Model, env: dict[Any, Any]) -> tuple[float, dict[str, np.ndarray]]:

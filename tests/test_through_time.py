@@ -229,6 +229,22 @@ def test_equals_pytorch_recurrent_layers(name: str, reference: Any, steps: int) 
         assert np.allclose(grads[p], g.detach().numpy(), rtol=1e-9, atol=1e-11), (name, p, steps)
 
 
+def torch_lstm_windows(env: dict[Any, Any], window: int) -> dict[str, np.ndarray]:
+    """The recurrent weights' gradients of nn.LSTM run as PyTorch users truncate BPTT: the sequence in
+    windows of ``window`` steps, (h, c) carried on detached between them, one backward over the summed loss."""
+    net, _, _ = torch_lstm(env)
+    net.zero_grad()
+    x, y = _t(env["X"]), _t(env["Y"])
+    state, loss = None, torch.zeros((), dtype=torch.float64)
+    for start in range(0, x.shape[1], window):
+        out, state = net(x[:, start:start + window], state)
+        loss = loss + ((out - y[:, start:start + window]) ** 2).sum() / (2 * x.shape[0])
+        state = (state[0].detach(), state[1].detach())
+    loss.backward()
+    h = env["Wi"].shape[1]
+    return {f"U{g}": net.weight_hh_l0.grad[k * h:(k + 1) * h].T.numpy() for k, g in enumerate("ifgo")}
+
+
 @pytest.mark.parametrize(("steps", "window"), [(7, 3), (6, 2), (5, 1), (4, 9)])
 def test_truncated_bptt_equals_pytorch_windows_with_the_state_detached(steps: int, window: int) -> None:
     """truncate=k as PyTorch users run it: the sequence in windows of k steps, (h, c) carried on
@@ -237,19 +253,8 @@ def test_truncated_bptt_equals_pytorch_windows_with_the_state_detached(steps: in
     env = point(model, {"d": 3, "T": steps, "m": 2, "h": 4}, seed=steps + window)
     run = TimeRun(derive_through_time(model), env)
     grads = run.gradients(truncate=window)
-    net, _, _ = torch_lstm(env)
-    net.zero_grad()
-    x, y = _t(env["X"]), _t(env["Y"])
-    state, loss = None, torch.zeros((), dtype=torch.float64)
-    for start in range(0, steps, window):
-        out, state = net(x[:, start:start + window], state)
-        loss = loss + ((out - y[:, start:start + window]) ** 2).sum() / (2 * x.shape[0])
-        state = (state[0].detach(), state[1].detach())
-    loss.backward()
-    h = env["Wi"].shape[1]
-    for k, g in enumerate("ifgo"):
-        want = net.weight_hh_l0.grad[k * h:(k + 1) * h].T.numpy()
-        assert np.allclose(grads[f"U{g}"], want, rtol=1e-9, atol=1e-11), (g, steps, window)
+    for g, want in torch_lstm_windows(env, window).items():
+        assert np.allclose(grads[g], want, rtol=1e-9, atol=1e-11), (g, steps, window)
     full = run.gradients()
     assert window >= steps or not np.allclose(grads["Ui"], full["Ui"])  # a cut that changes nothing tests nothing
 

@@ -5,11 +5,18 @@ classic mistakes of backpropagation through time diagnosed."""
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from backprop.cli import main
+from backprop.engine.through_time import derive_through_time
+from backprop.language.parse import load
+from backprop.verification.claims import claim_sources
+from backprop.verification.time_claims import TimeClaims, check_time_claims
 from backprop.verification.verify import verify
 
 #: (example, claim, correct, mistake or None)
@@ -82,3 +89,28 @@ def test_other_chain_modes_are_refused_at_the_loop(capsys: pytest.CaptureFixture
     assert main(["verify", "rnn_tanh", "dWh = sum_t(dZ[t] @ H[t-1].T)", "--chain", "own"]) == 2
     err = capsys.readouterr().err
     assert "rnn_tanh.spec:12:1: error: --chain own is not built for claims about a loop yet" in err
+
+
+CLAIM_TOKENS = ["dH[t]", "dH[t+1]", "dH[t-1]", "dZ[t]", "dZ[t+1]", "dH[:, t]", "dH[0]", "H[t]", "H[t-1]", "H[t+1]",
+                "H[T]", "H[T-1]", "H[1]", "Z", "Z[t]", "X[:, t]", "X[t]", "Wh", "Wh.T", "Wx", "U", "dWh", "dh0", "dZ_out",
+                "sum_t(", "sum(", ", axis=1", ")", "@", "+", "-", "*", "(1 - ", "**2", "=", "[", "]", "t", "T", "0", "1"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(CLAIM_TOKENS), min_size=1, max_size=14))
+def test_fuzz_claims_end_in_a_verdict_or_a_located_error(tokens: list[str]) -> None:
+    """Any claim text about a loop is judged or refused with a located error: never a traceback."""
+    report, errors = check_time_claims(_MODEL, claim_sources([" ".join(tokens)]), judge=_judge())
+    (result,) = report.results
+    assert result.status in ("correct", "wrong", "unusable")
+    for err in errors:
+        assert err.line == 1 and err.col >= 1 and "\n" not in err.message
+
+
+_MODEL = load("rnn_tanh")
+
+
+@cache
+def _judge() -> TimeClaims:
+    """One judge for the fuzz: its points drawn once."""
+    return TimeClaims(derive_through_time(_MODEL))

@@ -3,10 +3,11 @@
 The step's statements (its equations in stable forms; its δs, carries and shares from
 :mod:`backprop.engine.through_time`, common subexpressions computed once) printed inside the loops:
 
-- forward: the first state set, every step of each sequence and of each value the backward pass reads
-  kept in a buffer of T steps (time first: one block per step), each sequence then that buffer seen
-  with the time axis where the spec puts it (``np.moveaxis``: a view); a product of a step's input with
-  an outside value computed for every step before the loop (one product T times as wide);
+- forward: the first state set; each value the backward pass reads kept as the step computed it (a
+  list), each sequence in one array of T steps (time first) then seen with the time axis where the
+  spec puts it (``np.moveaxis``: a view); the products of a step's input with outside weights
+  computed for every step before the loop, and a state's products with several weights as one
+  (:mod:`backprop.codegen.loop_stack`);
 - backward: the step's δs and the carry to the previous step, cut at the end of every window when
   ``truncate=k``; each shared value's share either summed after the loop in one contraction
   (:mod:`backprop.codegen.loop_sums`) or accumulated in place; a value read at every step
@@ -50,7 +51,6 @@ class LoopCode:
     back_dims: set[str]  # dims the backward loop reads
     made: set[Basic] = field(default_factory=set)  # outside symbols the forward loop defines (its sequences)
     grads: set[Basic] = field(default_factory=set)  # LoopGrad leaves the backward loop defines
-
 
 
 def py_base(name: str) -> str:

@@ -471,10 +471,12 @@ def _sub(var: str) -> str:
     return {"t": "ₜ", "k": "ₖ", "s": "ₛ", "i": "ᵢ", "j": "ⱼ", "n": "ₙ"}.get(var, f"[{var}]")
 
 
-def check_time_claims(model: Model, sources: Iterable[ClaimSource], seed: int = 0,
-                      tol: float | str = TOL) -> tuple[VerifyReport, list[SpecError]]:
-    """Judge claims about a model with loops (see the module docstring)."""
-    judge = TimeClaims(derive_through_time(model), seed, TOL if tol == "exact" else float(tol))
+def check_time_claims(model: Model, sources: Iterable[ClaimSource], seed: int = 0, tol: float | str = TOL,
+                      judge: TimeClaims | None = None) -> tuple[VerifyReport, list[SpecError]]:
+    """Judge claims about a model with loops (see the module docstring). ``judge``: one already built
+    for ``model`` (its points drawn once), for a caller judging many batches."""
+    if judge is None:
+        judge = TimeClaims(derive_through_time(model), seed, TOL if tol == "exact" else float(tol))
     results: list[ClaimResult] = []
     errors: list[SpecError] = []
     for src in sources:
