@@ -116,6 +116,14 @@ def torch_unrolled(model: Model, env: dict[Any, Any]) -> tuple[float, dict[str, 
                                   for p, g in zip(params, grads)}
 
 
+def module_name(module: Any, name: str) -> str:
+    """A spec name as the module's forward takes it (a name that shadows a builtin has a trailing _)."""
+    import inspect
+
+    taken = list(inspect.signature(module.forward).parameters)
+    return name if name in taken else name + "_"
+
+
 def close(a: Any, b: Any, tol: float) -> bool:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
@@ -137,10 +145,20 @@ def check(text: str, steps: int, seed: int) -> None:
         for p in params:
             assert close(grads[p], want[p], 1e-10), (p, truncate, text)
     loss_t, grads_t = torch_unrolled(model, env)
+    before = {k: np.copy(v) for k, v in {**params, **inputs}.items()}
     _, grads = module.loss_and_grads(params, inputs)
     assert close(loss, loss_t, 1e-10), text
     for p in params:
         assert close(grads[p], grads_t[p], 1e-9), (p, text)
+    # the contract: the caller's arrays untouched, no two gradients (nor a gradient and an input) sharing
+    # memory, and the cache never written: backward runs twice to the same gradients
+    assert all(np.array_equal(before[k], v) for k, v in {**params, **inputs}.items()), text
+    for a in grads:
+        assert not any(np.shares_memory(grads[a], grads[b]) for b in grads if b != a), (a, text)
+        assert not any(np.shares_memory(grads[a], v) for v in {**params, **inputs}.values()), (a, text)
+    _, cache = module.forward(**{module_name(module, k): v for k, v in {**params, **inputs}.items()})
+    once, twice = module.backward(**cache), module.backward(**cache)
+    assert all(np.array_equal(once[p], twice[p]) for p in once), text
 
 
 specs = st.builds(loop_spec, st.booleans(), st.booleans(), st.sampled_from(STARTS), st.sampled_from(LOSSES),

@@ -18,7 +18,6 @@ The step's statements (its equations in stable forms; its δs, carries and share
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,14 +25,15 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from backprop.codegen import cse, loop_stack
+from backprop.codegen.loop_after import LoopAfter
+from backprop.codegen.loop_forward import LoopForward, py_base
 from backprop.codegen.loop_sums import Contraction, Linear, summed_after
 from backprop.codegen.printer import NumpyPrinter, dims_read
 from backprop.codegen.rewrite import available, resolver, reuse, stabilize
-from backprop.codegen.stmt import Stmt, reads, substitute
+from backprop.codegen.stmt import Stmt, reads
 from backprop.engine.simplify import simplify
 from backprop.engine.through_time import ThroughTime, TimeDerivation, first_state, seed_shown
-from backprop.expr import ir
-from backprop.expr.ir import OpNode, shape_of
+from backprop.expr.ir import shape_of
 from backprop.expr.printing import LoopGrad, grad_symbol, loop_grad, step_superscript, text
 
 
@@ -53,9 +53,6 @@ class LoopCode:
     grads: set[Basic] = field(default_factory=set)  # LoopGrad leaves the backward loop defines
 
 
-def py_base(name: str) -> str:
-    """A spec or step name as an identifier's base: H[0] -> H_0, Z_I[t] -> Z_I_t, X[:, t] -> X_t."""
-    return re.sub(r"\W+", "_", name).strip("_") or "v"
 
 
 # ---------------------------------------------------------------------------
@@ -68,7 +65,7 @@ def _at(code: str, axis: int, t: str) -> str:
     return f"{code}[{':, ' * axis}{t}]"
 
 
-class LoopLowering:
+class LoopLowering(LoopForward, LoopAfter):
     """One loop's forward and backward lines."""
 
     def __init__(self, td: TimeDerivation, tt: ThroughTime, printer: NumpyPrinter, temp: Any,
@@ -79,6 +76,8 @@ class LoopLowering:
         self.t = self.names.lookup("loopvar", str(tt.index))
         self.temp = temp
         self.own_known = own_known  # sequences whose stacked gradient the outside computes
+        #: δs of the step side by side (a step value) -> (the δs, the axis they are joined along)
+        self.joined: dict[MatrixSymbol, tuple[list[Basic], int]] = {}
 
     def code(self, e: Basic) -> str:
         return self.p.doprint(e)
@@ -259,158 +258,6 @@ class LoopLowering:
         back_needs |= {x for x in back_read if x not in internal}
         return LoopCode(lines, blines, outside_fwd, back_needs, list(dict.fromkeys(bufs_read)), dims, bdims, made, grads)
 
-    def _stack_names(self, g: loop_stack.Group) -> tuple[MatrixSymbol, MatrixSymbol]:
-        """The stacked weight and the step's product with it, named after the weights' common prefix."""
-        names = [w.name for w in g.weights]
-        prefix = next((names[0][:k] for k in range(len(names[0]), 0, -1) if all(n.startswith(names[0][:k]) for n in names)),
-                      "_".join(names))
-        shape = list(shape_of(g.weights[0]))
-        shape[g.axis] = shape[g.axis] * len(g.weights)
-        stacked = ir.symbol(f"{'|'.join(names)} stacked", tuple(shape))
-        self.names.named("var", stacked.name, f"{py_base(prefix)}_stack")
-        op_shape = list(shape_of(g.operand))
-        op_shape[g.axis] = op_shape[g.axis] * len(g.weights)
-        product = ir.symbol(f"{g.operand.name} times {stacked.name}", tuple(op_shape))
-        self.names.named("var", product.name, f"{self.code(g.operand)}_{py_base(prefix)}")
-        return stacked, product
-
-    def _concat(self, g: loop_stack.Group) -> str:
-        return f"np.concatenate(({', '.join(self.code(w) for w in g.weights)}), axis={g.axis})"
-
-    def _projections(self, fwd: list[Stmt], carried: set[Basic]
-                     ) -> tuple[list[Stmt], dict[Basic, tuple[Basic, str, str]]]:
-        """Products of a step's input with a value from outside the loop (``Wx @ X[:, t]``), computed for
-        every step at once before the loop (``np.tensordot(Wx, X, axes=([1], [0]))``: one product T times
-        as wide, as a hand-written RNN projects its inputs), each step then reading its slice; products
-        of one input with several weights of one shape (an LSTM's four gates) as one product with the
-        weights stacked. Returns the statements with each such product a step symbol, and symbol ->
-        (the source, the line before the loop ('' after a group's first), what each step reads)."""
-        slices = {sl.step: sl for sl in self.r.slices}
-        table: dict[Basic, Basic] = {}
-        groups: dict[tuple, list[tuple[Basic, Basic]]] = {}  # (input, side, weight shape) -> [(product, weight)]
-
-        def visit(e: Basic) -> None:
-            if not isinstance(e, OpNode):
-                return
-            if e.op.name == "matmul" and len(e.children) == 2 and e not in table:
-                kids = e.children
-                at = [k for k, c in enumerate(kids) if c in slices]
-                other = kids[1 - at[0]] if len(at) == 1 else None
-                if other is not None and not (reads(other) & (carried | set(slices))) and len(shape_of(kids[at[0]])) == 2:
-                    key = (kids[at[0]], at[0], shape_of(other) if isinstance(other, MatrixSymbol) else other)
-                    if (e, other) not in groups.setdefault(key, []):
-                        groups[key].append((e, other))
-                    table[e] = ir.symbol(f"{e} at {self.r.var}", shape_of(e))
-                    return
-            for c in e.children:
-                visit(c)
-
-        for st in fwd:
-            visit(st.expr)
-        found: dict[Basic, tuple[Basic, str, str]] = {}
-        for (step, side, _), members in groups.items():
-            sl, t = slices[step], self.t
-            weights = [self.code(w) for _, w in members]
-            w = weights[0] if len(weights) == 1 else f"np.concatenate(({', '.join(weights)}), axis={1 - side})"
-            names = [py_base(x) for x in weights]
-            label = names[0] if len(names) == 1 else next(
-                (names[0][:k] for k in range(len(names[0]), 0, -1) if all(n.startswith(names[0][:k]) for n in names)),
-                "_".join(names))
-            src = py_base(sl.source.name)
-            base = f"{src}_{label}" if side == 0 else f"{label}_{src}"
-            a, x = sl.axis, self.code(sl.source)
-            step_axis = 1 if side == 0 else 0  # the axis of the step's input the product contracts
-            k = step_axis + (1 if step_axis >= a else 0)  # ... as an axis of the source
-            if side == 0:  # Xₜ W: the source's other axes, then W's
-                code, time, wide = f"np.tensordot({x}, {w}, axes=([{k}], [0]))", a - (1 if k < a else 0), 2
-            else:  # W Xₜ: W's other axis, then the source's
-                code, time, wide = f"np.tensordot({w}, {x}, axes=([1], [{k}]))", 1 + a - (1 if k < a else 0), 0
-            stacked = self.names.named("steps", base, base + "_steps")
-            size = self.code(sympy.sympify(shape_of(members[0][0])[1 - side]))
-            for n, (e, _) in enumerate(members):
-                sym = table[e]
-                self.names.named("var", sym.name, f"{src}_{names[n]}_t" if side == 0 else f"{names[n]}_{src}_t")
-                index = [":"] * 3
-                index[time] = t
-                if len(members) > 1:
-                    lo = "" if n == 0 else (size if n == 1 else f"{n} * {size}")
-                    index[wide] = f"{lo}:{size if n == 0 else f'{n + 1} * {size}'}"
-                read = f"{stacked}[{', '.join(index)}]".replace(", :]", "]").replace(", :]", "]")
-                what = text(members[0][0]) + (f" … {text(members[-1][0])}" if len(members) > 1 else "")
-                line = "" if n else f"{stacked} = {code}  # {what}, every step at once"
-                found[sym] = (sl.source, line, read)
-        if not table:
-            return fwd, {}
-        out = [Stmt(st.symbol, substitute(st.expr, table), st.kind, st.section, st.comment) for st in fwd]
-        return out, found
-
-    def _sums_after(self, hoisted: list[Contraction | Linear], buf: dict[Basic, str], first: dict[str, str],
-                    blines: list[str], bufs_read: list[str], back_needs: set[Basic], bdims: set[str]
-                    ) -> tuple[list[str], list[str]]:
-        """The shares summed after the loop (:mod:`backprop.codegen.loop_sums`): the δs they read kept
-        for every step (allocated in ``blines``, stored by the returned lines at the end of each step),
-        and the lines after the loop that sum them."""
-        r, t, length = self.r, self.t, self.names.dim(str(self.r.length))
-        stores: list[str] = []
-        after: list[str] = []
-        stacked: dict[Basic, str] = {}
-        like = self.like
-
-        def steps_of(x: MatrixSymbol) -> str:
-            if x in stacked:
-                return stacked[x]
-            state = next((q for q in r.states if q.prev == x), None)
-            sl = next((q for q in r.slices if q.step == x), None)
-            if x in buf and x in {q.step for q in r.sequences}:
-                code = buf[x]
-                bufs_read.append(code)
-            elif x in buf:  # a list of the steps' values: stacked once
-                code = self.names.named("steps", f"{x.name} stacked", f"{py_base(x.name.split('[')[0])}_stacked")
-                after.append(f"{code} = np.stack({buf[x]})")
-                bufs_read.append(buf[x])
-            elif state is not None:  # H[t-1] at every step: the first state, then every step but the last
-                code = self.names.named("steps", f"{x.name} before", f"{py_base(state.name)}_prev_steps")
-                after.append(f"{code} = np.concatenate(({first[state.name]}[None], {buf[state.step]}[:-1]))")
-                bufs_read.append(buf[state.step])
-                back_needs.add(first_state(state))
-                bdims.update(str(d) for d in shape_of(x) if isinstance(d, sympy.Symbol))
-            elif sl is not None:  # X[:, t] at every step: X with its time axis first (a view)
-                code = self.names.named("steps", f"{sl.source.name} by step", f"{py_base(sl.source.name)}_by_step")
-                after.append(f"{code} = np.moveaxis({self.code(sl.source)}, {sl.axis}, 0)")
-                back_needs.add(sl.source)
-            else:  # a δ of the step: kept as the loop computes it
-                code = self.names.named("steps", f"{x.name} kept", f"{py_base(x.name.split('[')[0])}_steps")
-                allocs.setdefault(self.shape(shape_of(x))[1:-1], []).append(code)
-                stores.append(f"{code}[{t}] = {self.code(x)}")
-                bufs_read.append(like)
-                bdims.update(str(d) for d in shape_of(x) if isinstance(d, sympy.Symbol))
-            stacked[x] = code
-            return code
-
-        allocs: dict[str, list[str]] = {}
-        done: dict[str, str] = {}
-        for h in hoisted:
-            target = self.code(h.stmt.symbol)
-            after += [f"# {c}" for c in h.stmt.comment]
-            if isinstance(h, Contraction):
-                a, b = steps_of(h.left), steps_of(h.right)
-                after.append(f"# summed over the steps in one product: Σ{_sub(r.var)} of the share above")
-                after.append(f"{target} = np.tensordot({a}, {b}, axes=([0, {1 + h.left_axis}], [0, {1 + h.right_axis}]))")
-            else:
-                total = ir.symbol(f"{h.value.name} summed", shape_of(h.value))
-                name = self.names.named("var", total.name, f"{py_base(h.value.name.split('[')[0])}_total")
-                if f"{name} = " not in "\n".join(after):
-                    after.append(f"{name} = {steps_of(h.value)}.sum(axis=0)")
-                value = self.code(h.stmt.expr.xreplace({h.value: total}))
-                # two shares alike (two biases of one sum): computed once, the other its copy
-                after.append(f"{target} = {f'np.copy({done[value]})' if value in done else value}")
-                done.setdefault(value, target)
-            bdims |= dims_read(h.stmt.expr)
-        for shape, codes in allocs.items():  # the δs of one shape in one array: one allocation
-            many = f"{len(codes)}, " if len(codes) > 1 else ""
-            blines.append(f"{', '.join(codes)} = np.empty(({many}{length}, {shape}), {like}.dtype)")
-        return stores, after
-
     def _backward_stmts(self, fwd: list[Stmt]) -> tuple[list[Stmt], list[Contraction | Linear]]:
         """The step's δs, then its carries, terms and per-step gradients, as statements (common
         subexpressions computed once), and the shares summed after the loop instead."""
@@ -435,10 +282,11 @@ class LoopLowering:
                 carry = ready(tt.carries[s.name])
                 for g, (stacked, _) in self.stacks.items():
                     carry = loop_stack.backward(carry, g, stacked)
+                carry = self._join(carry, {d.grad for d in tt.deltas}, out)
                 out.append(Stmt(after, carry, "backward", "backward",
                                 (f"the share step {r.var} sends back to step {r.var} − 1: {text(tt.carries[s.name])}",)))
         per_step = ({eq.symbol for eq in tt.equations} | {s.prev for s in r.states} | {sl.step for sl in r.slices}
-                    | {d.grad for d in tt.deltas})
+                    | {d.grad for d in tt.deltas} | set(self.joined))
         hoisted: list[Contraction | Linear] = []
         for kind, table in (("sum", tt.terms), ("steps", tt.slice_terms)):
             for n, term in table.items():
@@ -456,9 +304,6 @@ class LoopLowering:
 
 
 
-def _sub(var: str) -> str:
-    """The step letter as a subscript (ₜ), for comments."""
-    return {"t": "ₜ", "k": "ₖ", "s": "ₛ", "i": "ᵢ", "j": "ⱼ", "n": "ₙ"}.get(var, f"[{var}]")
 
 
 __all__ = ["LoopCode", "LoopLowering", "py_base"]
