@@ -199,6 +199,10 @@ def test_codegen_writes_a_loop_and_refuses_jax_at_the_loop(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert err.startswith(f"{spec}:7:1: error: no jax code is generated for a loop yet"), err
     assert not (tmp_path / "out").exists()
+    assert main(["codegen", str(spec), "--latex", "-o", str(tmp_path / "out" / "x.tex")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{spec}:7:1: error: the generated functions of a loop are not rendered as LaTeX yet"), err
+    assert not (tmp_path / "out").exists()
     assert main(["codegen", str(spec), "-o", str(tmp_path / "rnn.py")]) == 0
     assert "for t in range(T):" in (tmp_path / "rnn.py").read_text(encoding="utf-8")
 

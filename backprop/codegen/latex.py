@@ -41,7 +41,9 @@ from backprop.codegen.lower import Program, lower
 from backprop.codegen.printer import NumpyPrinter
 from backprop.codegen.stmt import TempSymbol
 from backprop.codegen.templates import environment
+from backprop.engine.chain import at_loop
 from backprop.engine.derivation import Derivation
+from backprop.engine.through_time import TimeDerivation
 from backprop.expr.ir import NODE_CLASSES, OpNode, TensorSymbol
 from backprop.expr.ops import AXIS_REQUIRED, REGISTRY
 from backprop.expr.printing import LatexPrinter, grad_symbol
@@ -445,8 +447,12 @@ def function_latex(fn: Callable[..., Any], program: Program, values: dict[str, V
 
 
 def to_latex(spec: str | Model | Derivation) -> tuple[str, str]:
-    """(forward, backward) of ``spec``'s generated module, each an algorithmic LaTeX block."""
+    """(forward, backward) of ``spec``'s generated module, each an algorithmic LaTeX block. A loop's
+    module is not rendered (its notes are: ``backprop derive --format latex``): said at the loop."""
     d = derivation_of(spec)
+    if isinstance(d, TimeDerivation):
+        raise at_loop(d.model, "the generated functions of a loop are not rendered as LaTeX yet: 'backprop derive "
+                               "--format latex' prints its backpropagation through time")
     program = lower(d)
     module: ModuleType = load_source(generate(d), d.model.name)
     fns = (module._forward, module.backward)
