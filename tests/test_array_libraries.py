@@ -29,8 +29,12 @@ else:
 
 #: Examples whose generated code Dask refuses: the error and what it says. The convolution's im2col
 #: hands back NumPy arrays, and a NumPy gradient multiplied in place by a Dask mask (``dZ *= (A > 0)``)
-#: is an ``out=`` Dask will not write into.
-NEEDS_NUMPY = {"transformer_block": (TypeError, "out"),
+#: is an ``out=`` Dask will not write into. A loop computes each step into its slot of a NumPy array
+#: (``np.tanh(Z_t, out=H_steps[t])``), which Dask refuses likewise: stepping through time, nothing
+#: stays lazy anyway.
+_LOOP = (NotImplementedError, "out parameter is not fully supported")
+NEEDS_NUMPY = {"transformer_block": (TypeError, "out"), "rnn_tanh": _LOOP, "rnn_seq2seq": _LOOP, "gru": _LOOP,
+               "lstm": _LOOP,
                "lenet": (NotImplementedError, "out parameter is not fully supported"),
                "conv_stride_pad": (NotImplementedError, "out parameter is not fully supported")}
 

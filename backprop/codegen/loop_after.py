@@ -66,12 +66,12 @@ class LoopAfter:
 
     def _sums_after(self, hoisted: list[Contraction | Linear], buf: dict[Basic, str], first: dict[str, str],
                     blines: list[str], bufs_read: list[str], back_needs: set[Basic], bdims: set[str]
-                    ) -> tuple[list[str], list[str]]:
+                    ) -> tuple[dict[Basic, str], list[str]]:
         """The shares summed after the loop (:mod:`backprop.codegen.loop_sums`): the δs they read kept
         for every step (allocated in ``blines``, stored by the returned lines at the end of each step),
         and the lines after the loop that sum them."""
         r, t, length = self.r, self.t, self.names.dim(str(self.r.length))
-        stores: list[str] = []
+        stores: dict[Basic, str] = {}  # a δ kept for every step -> its slot in the array (at step t)
         after: list[str] = []
         stacked: dict[Basic, str] = {}
         like = self.like
@@ -118,7 +118,7 @@ class LoopAfter:
             else:  # a δ of the step: kept as the loop computes it
                 code = self.names.named("steps", f"{x.name} kept", f"{stem(self.code(x))}_steps")
                 allocs.setdefault(self.shape(shape_of(x))[1:-1], []).append(code)
-                stores.append(f"{code}[{t}] = {self.code(x)}")
+                stores[x] = f"{code}[{t}]"
                 bufs_read.append(like)
                 bdims.update(str(d) for d in shape_of(x) if isinstance(d, sympy.Symbol))
             stacked[x] = code

@@ -33,7 +33,7 @@ from backprop.codegen.rewrite import available, resolver, reuse, stabilize
 from backprop.codegen.stmt import Stmt, reads
 from backprop.engine.simplify import simplify
 from backprop.engine.through_time import ThroughTime, TimeDerivation, first_state, seed_shown
-from backprop.expr.ir import shape_of
+from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.printing import LoopGrad, grad_symbol, loop_grad, step_superscript, text
 
 
@@ -65,6 +65,11 @@ def _at(code: str, axis: int, t: str) -> str:
     return f"{code}[{':, ' * axis}{t}]"
 
 
+#: Operations whose NumPy form is one ufunc (which computes into ``out=``), and their arity.
+_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "tanh": "tanh", "exp": "exp", "log": "log"}
+_ARITY = {"add": 2, "subtract": 2, "multiply": 2, "tanh": 1, "exp": 1, "log": 1}
+
+
 class LoopLowering(LoopForward, LoopAfter):
     """One loop's forward and backward lines."""
 
@@ -85,6 +90,19 @@ class LoopLowering(LoopForward, LoopAfter):
     def shape(self, shape: tuple[Basic, ...]) -> str:
         inner = ", ".join(self.code(sympy.sympify(d)) for d in shape)
         return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+    def _into(self, e: Basic, slot: str) -> str | None:
+        """``e`` computed into ``slot`` (a step's place in a kept array) when its last operation is a
+        ufunc or a concatenation, which take ``out=``: no copy into the array afterwards; else None."""
+        if not isinstance(e, OpNode):
+            return None
+        ufunc = _UFUNCS.get(e.op.name)
+        args = [self.code(c) for c in e.children]
+        if ufunc is not None and len(args) == _ARITY[ufunc] and not e.attrs:
+            return f"np.{ufunc}({', '.join(args)}, out={slot})"
+        if e.op.name == "concat":
+            return f"np.concatenate(({', '.join(args)}), axis={int(e.attrs[-1][0])}, out={slot})"
+        return None
 
     def first(self, s: Any, init: Basic) -> str:
         """A state's first value as step 1 reads it: broadcast to the step's shape (a first state
@@ -160,12 +178,15 @@ class LoopLowering(LoopForward, LoopAfter):
         body += [f"{self.code(product)} = " + (f"{self.code(g.operand)} @ {self.code(stacked)}" if g.left
                                                else f"{self.code(stacked)} @ {self.code(g.operand)}")
                  for g, (stacked, product) in self.stacks.items()]
+        written: set[Basic] = set()  # sequence steps computed straight into their slot of the array
         for s in fwd:
             body += [f"# {c}" for c in s.comment]
-            body.append(f"{self.code(s.symbol)} = {self.code(s.expr)}")
+            into = self._into(s.expr, f"{buf[s.symbol]}[{t}]") if s.symbol in seq_steps else None
+            body.append(f"{self.code(s.symbol)} = {into or self.code(s.expr)}")
+            written |= {s.symbol} if into else set()
             dims |= dims_read(s.expr)
         body += [f"{buf[eq.symbol]}[{t}] = {self.code(eq.symbol)}" if eq.symbol in seq_steps
-                 else f"{buf[eq.symbol]}.append({self.code(eq.symbol)})" for eq in kept]
+                 else f"{buf[eq.symbol]}.append({self.code(eq.symbol)})" for eq in kept if eq.symbol not in written]
         body += [f"{self.code(s.prev)} = {self.code(s.step)}" for s in r.states if s.prev is not None]
         lines.append(f"for {t} in range({length}):")
         lines += ["    " + b for b in body]
@@ -234,9 +255,14 @@ class LoopLowering(LoopForward, LoopAfter):
                       f"    {cut} = {zeros}"]
         accumulate = {loop_grad(tt.index, "sum", r.var, n, ()).name: n for n in tt.terms}
         placed = {loop_grad(tt.index, "steps", r.var, n, ()).name: n for n in tt.slice_terms}
+        stores, after = self._sums_after(hoisted, buf, first, blines, bufs_read, back_needs, bdims)
         for s in back:
             bbody += [f"# {c}" for c in s.comment]
             target, value = self.code(s.symbol), self.code(s.expr)
+            into = self._into(s.expr, stores[s.symbol]) if s.symbol in stores else None
+            if into:  # kept for every step: computed straight into its slot
+                value = into
+                del stores[s.symbol]
             bdims |= dims_read(s.expr)
             if s.symbol.name in accumulate:
                 bbody.append(f"{target} += {value}")
@@ -245,9 +271,8 @@ class LoopLowering(LoopForward, LoopAfter):
                 bbody.append(f"{_at(target, axis, t)} = {value}")
             else:
                 bbody.append(f"{target} = {value}")
-        stores, after = self._sums_after(hoisted, buf, first, blines, bufs_read, back_needs, bdims)
         blines.append(f"for {t} in range({length} - 1, -1, -1):")
-        blines += ["    " + b for b in bbody + stores]
+        blines += ["    " + b for b in bbody + [f"{slot} = {self.code(x)}" for x, slot in stores.items()]]
         blines += after
         for s in r.states:
             g = loop_grad(tt.index, "first", r.var, f"{s.name}[0]", ())
