@@ -65,6 +65,27 @@ def _at(code: str, axis: int, t: str) -> str:
     return f"{code}[{':, ' * axis}{t}]"
 
 
+@dataclass
+class _Plan:
+    """What one loop's forward and backward lines are printed from: the step's statements, what the
+    backward pass reads, what is kept for every step and where."""
+
+    fwd: list[Stmt]
+    back: list[Stmt]
+    hoisted: list[Contraction | Linear]
+    back_read: set[Basic]
+    step_syms: set[Basic]
+    made_back: set[Basic]
+    prevs: dict[Basic, Any]
+    slices: dict[Basic, Any]
+    kept: list[Any]
+    buf: dict[Basic, str]
+    seq_steps: set[Basic]
+    length: str
+    firsts: dict[str, Basic]
+    first: dict[str, str]
+
+
 #: Operations whose NumPy form is one ufunc (which computes into ``out=``), and their arity.
 _UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "tanh": "tanh", "exp": "exp", "log": "log"}
 _ARITY = {"add": 2, "subtract": 2, "multiply": 2, "tanh": 1, "exp": 1, "log": 1}
@@ -111,7 +132,8 @@ class LoopLowering(LoopForward, LoopAfter):
         return code if shape_of(init) == shape_of(s.step) else f"np.broadcast_to({code}, {self.shape(shape_of(s.step))})"
 
     def lower(self) -> LoopCode:
-        r, tt, t = self.r, self.tt, self.t
+        """The loop's code: what both passes read worked out once (the plan), then each printed."""
+        r, tt = self.r, self.tt
         step_syms = {eq.symbol for eq in tt.equations}
         see = resolver({eq.name: eq.expr for eq in tt.equations})
         fwd = []
@@ -131,18 +153,29 @@ class LoopLowering(LoopForward, LoopAfter):
                 if eq.symbol in all_read or eq.name in {s.step.name for s in r.sequences}
                 or any(s.step == eq.symbol and s.prev in all_read for s in r.states)]
         length = self.names.dim(str(r.length))
-        dims = {str(r.length)}
-        bdims = {str(r.length)}
         buf = {eq.symbol: self.names.lookup("steps", eq.name) for eq in kept}
         seq_steps = {q.step for q in r.sequences}
         self.like = buf[r.sequences[0].step]  # a sequence's buffer: its dtype is the step's
+        firsts = {s.name: first_state(s) for s in r.states}
+        first = {s.name: self.first(s, firsts[s.name]) for s in r.states}
+        plan = _Plan(fwd, back, hoisted, back_read, step_syms, made_back, prevs, slices, kept, buf, seq_steps, length,
+                     firsts, first)
+        lines, outside_fwd, dims, made = self._forward_lines(plan)
+        blines, back_needs, bufs_read, bdims, grads = self._backward_lines(plan)
+        return LoopCode(lines, blines, outside_fwd, back_needs, list(dict.fromkeys(bufs_read)), dims, bdims, made, grads)
 
-        # ---- forward
+
+    def _forward_lines(self, p: _Plan) -> tuple[list[str], set[Basic], set[str], set[Basic]]:
+        """The forward loop's lines, the outside values they read, the dims they read, the sequences
+        they make."""
+        r, tt, t = self.r, self.tt, self.t
+        fwd, step_syms, prevs, slices, kept = p.fwd, p.step_syms, p.prevs, p.slices, p.kept
+        buf, seq_steps, length, firsts, first = p.buf, p.seq_steps, p.length, p.firsts, p.first
+        dims = {str(r.length)}
         outside_fwd: set[Basic] = set()
         for s in fwd:
             outside_fwd |= {x for x in reads(s.expr) if x not in step_syms and x not in prevs and x not in slices}
         outside_fwd |= {sl.source for sl in r.slices}
-        firsts = {s.name: first_state(s) for s in r.states}
         outside_fwd |= set(firsts.values())
         dtype = self.names.named("var", f"loop{tt.index} dtype", "step_dtype")
         constant = {firsts[s.name] for s in r.states if s.init is not None and not reads(s.init)}
@@ -159,7 +192,6 @@ class LoopLowering(LoopForward, LoopAfter):
         for s in r.states:  # a constant first state (zeros) takes the step's dtype: float32 stays float32
             if s.init is not None and not reads(s.init):
                 lines.append(f"{self.code(firsts[s.name])} = np.asarray({self.code(firsts[s.name])}, {dtype})")
-        first = {s.name: self.first(s, firsts[s.name]) for s in r.states}
         for s in r.states:
             assert s.prev is not None
             lines.append(f"{self.code(s.prev)} = {first[s.name]}")
@@ -196,8 +228,16 @@ class LoopLowering(LoopForward, LoopAfter):
             view = stacked if s.time_axis == 0 else f"np.moveaxis({stacked}, 0, {s.time_axis})"
             lines.append(f"{self.code(s.stacked)} = {view}")
             made.add(s.stacked)
+        return lines, outside_fwd, dims, made
 
-        # ---- backward
+    def _backward_lines(self, p: _Plan) -> tuple[list[str], set[Basic], list[str], set[str], set[Basic]]:
+        """The backward loop's lines (and the sums after it), the forward values they read, the kept
+        arrays they read, the dims they read, the LoopGrad leaves they define."""
+        r, tt, t = self.r, self.tt, self.t
+        back, hoisted, back_read = p.back, p.hoisted, p.back_read
+        step_syms, made_back, prevs, slices, kept = p.step_syms, p.made_back, p.prevs, p.slices, p.kept
+        buf, length, firsts, first = p.buf, p.length, p.firsts, p.first
+        bdims = {str(r.length)}
         bufs_read: list[str] = []
         blines: list[str] = [f"# backward through {r.header()} t = {r.length} down to 1"]
         grads: set[Basic] = set()
@@ -281,7 +321,7 @@ class LoopLowering(LoopForward, LoopAfter):
         internal = step_syms | set(prevs) | set(slices) | set(tt.own.values()) | set(tt.after.values()) | made_back
         internal |= {stacked for stacked, _ in self.stacks.values()}
         back_needs |= {x for x in back_read if x not in internal}
-        return LoopCode(lines, blines, outside_fwd, back_needs, list(dict.fromkeys(bufs_read)), dims, bdims, made, grads)
+        return blines, back_needs, bufs_read, bdims, grads
 
     def _backward_stmts(self, fwd: list[Stmt]) -> tuple[list[Stmt], list[Contraction | Linear]]:
         """The step's δs, then its carries, terms and per-step gradients, as statements (common
