@@ -10,6 +10,7 @@ A mixin of :class:`~backprop.codegen.loop_code.LoopLowering`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import sympy
@@ -23,11 +24,7 @@ from backprop.engine.through_time import first_state
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
 from backprop.support.naming import CodeNames
-
-
-def _sub(var: str) -> str:
-    """The step letter as a subscript (ₜ), for comments."""
-    return {"t": "ₜ", "k": "ₖ", "s": "ₛ", "i": "ᵢ", "j": "ⱼ", "n": "ₙ"}.get(var, f"[{var}]")
+from backprop.support.notation import text_subscript
 
 
 class LoopAfter:
@@ -54,8 +51,7 @@ class LoopAfter:
         if e.op.name == "concat" and all(c in deltas for c in e.children):
             axis = int(e.attrs[-1][0])
             names = [self.code(c) for c in e.children]
-            prefix = next((names[0][:k] for k in range(len(names[0]), 0, -1) if all(n.startswith(names[0][:k]) for n in names)),
-                          "d")
+            prefix = os.path.commonprefix(names) or "d"
             joined = ir.symbol(f"{e} joined", shape_of(e))
             self.names.named("var", joined.name, f"{prefix.rstrip('_')}_all_{self.t}")
             self.joined[joined] = (list(e.children), axis)
@@ -160,7 +156,7 @@ class LoopAfter:
                 after.append(f"{target} = {products[h]}")
             elif isinstance(h, Contraction):
                 a, b = steps_of(h.left), steps_of(h.right)
-                after.append(f"# summed over the steps in one product: Σ{_sub(r.var)} of the share above")
+                after.append(f"# summed over the steps in one product: Σ{text_subscript(r.var)} of the share above")
                 after.append(f"{target} = np.tensordot({a}, {b}, axes=([0, {1 + h.left_axis}], [0, {1 + h.right_axis}]))")
             else:
                 total = ir.symbol(f"{h.value.name} summed", shape_of(h.value))

@@ -11,6 +11,7 @@ printer from there).
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -43,8 +44,7 @@ class LoopForward:
     def _stack_names(self, g: loop_stack.Group) -> tuple[MatrixSymbol, MatrixSymbol]:
         """The stacked weight and the step's product with it, named after the weights' common prefix."""
         names = [w.name for w in g.weights]
-        prefix = next((names[0][:k] for k in range(len(names[0]), 0, -1) if all(n.startswith(names[0][:k]) for n in names)),
-                      "_".join(names))
+        prefix = os.path.commonprefix(names) or "_".join(names)
         shape = list(shape_of(g.weights[0]))
         shape[g.axis] = shape[g.axis] * len(g.weights)
         stacked = ir.symbol(f"{'|'.join(names)} stacked", tuple(shape))
@@ -94,9 +94,7 @@ class LoopForward:
             weights = [self.code(w) for _, w in members]
             w = weights[0] if len(weights) == 1 else f"np.concatenate(({', '.join(weights)}), axis={1 - side})"
             names = [py_base(x) for x in weights]
-            label = names[0] if len(names) == 1 else next(
-                (names[0][:k] for k in range(len(names[0]), 0, -1) if all(n.startswith(names[0][:k]) for n in names)),
-                "_".join(names))
+            label = names[0] if len(names) == 1 else os.path.commonprefix(names) or "_".join(names)
             src = py_base(sl.source.name)
             base = f"{src}_{label}" if side == 0 else f"{label}_{src}"
             a, x = sl.axis, self.code(sl.source)

@@ -35,6 +35,7 @@ from backprop.language.loop_syntax import _offset
 from backprop.language.model import Model
 from backprop.support.errors import ShapeError, SpecError
 from backprop.support.naming import grad_name
+from backprop.support.notation import text_subscript
 from backprop.verification.claims import ClaimExprBuilder, ClaimSource
 from backprop.verification.numeric import TOL, concrete, rel, size_sets
 from backprop.verification.report import ClaimResult, VerifyReport
@@ -353,7 +354,7 @@ class TimeClaims:
             return None
         t = tt.loop.var
         for part, (kind, why) in (("carry", ("own", f"the recursion is missing the step's own term: ∂L/∂{state.name}"
-                                                     f"{_sub(t)} gets what the equations that read {state.name}[{t}] "
+                                                     f"{text_subscript(t)} gets what the equations that read {state.name}[{t}] "
                                                      f"send back, besides the next step's share")),
                                   ("own", ("carry", f"the recursion is missing what step {t}+1 sends back to "
                                                     f"{state.name}[{t}] (0 only at {t} = {tt.loop.length})"))):
@@ -370,7 +371,7 @@ class TimeClaims:
             length = len(deltas)
             got = self._claimed(claim, claim.expr, run, grads, range(length))
             for t in range(length):
-                nxt = _carry(self, tt, state, run, grads, t + 1) if t + 1 < length else 0.0
+                nxt = _carry(tt, state, run, t + 1) if t + 1 < length else 0.0
                 truth = deltas[t][claim.target]
                 piece = nxt if part == "carry" else truth - nxt
                 worst = max(worst, rel(np.broadcast_to(got[t], np.shape(truth)), np.broadcast_to(piece, np.shape(truth))))
@@ -387,7 +388,7 @@ class TimeClaims:
         for run, grads in self.runs:
             length = len(run.steps[tt.index])
             got = self._claimed(claim, claim.expr, run, grads, [length - 1])[0]
-            share = _share(self, tt, term, run, grads, length - 1)
+            share = _share(tt, term, run, length - 1)
             worst = max(worst, rel(np.broadcast_to(got, np.shape(share)), share))
         if worst > self.tol:
             return None
@@ -410,20 +411,23 @@ class TimeClaims:
                 f"{var} = T as the backward pass does")
 
 
-def _carry(c: TimeClaims, tt: ThroughTime, state: str, run: TimeRun, grads: dict[str, np.ndarray], t: int) -> np.ndarray:
+def _step_env(tt: ThroughTime, run: TimeRun, t: int) -> dict[Any, Any]:
+    """Everything step t (0-based) of loop ``tt`` reads: the run's values, the step's values, its δs."""
+    env = dict(run.vals)
+    env.update(run.steps[tt.index][t])
+    env.update({"d" + k: v for k, v in run.deltas[tt.index][t].items()})
+    return env
+
+
+def _carry(tt: ThroughTime, state: str, run: TimeRun, t: int) -> np.ndarray:
     """What step t (0-based) sends back to step t - 1 (the next step's share of δ at t - 1)."""
-    env = dict(run.vals)
-    env.update(run.steps[tt.index][t])
-    env.update({"d" + k: v for k, v in run.deltas[tt.index][t].items()})
     s = next(q for q in tt.loop.states if q.name == state)
-    return np.asarray(np.broadcast_to(evaluate(tt.carries[state], env), concrete(shape_of(s.step), run.vals)))
+    return np.asarray(np.broadcast_to(evaluate(tt.carries[state], _step_env(tt, run, t)), concrete(shape_of(s.step), run.vals)))
 
 
-def _share(c: TimeClaims, tt: ThroughTime, term: Basic, run: TimeRun, grads: dict[str, np.ndarray], t: int) -> np.ndarray:
-    env = dict(run.vals)
-    env.update(run.steps[tt.index][t])
-    env.update({"d" + k: v for k, v in run.deltas[tt.index][t].items()})
-    return np.asarray(evaluate(term, env))
+def _share(tt: ThroughTime, term: Basic, run: TimeRun, t: int) -> np.ndarray:
+    """A shared value's share at step t (0-based)."""
+    return np.asarray(evaluate(term, _step_env(tt, run, t)))
 
 
 def _transposes(e: Basic) -> list[tuple[str, Basic]]:
@@ -465,10 +469,6 @@ def _parse(text: str) -> ast.expr | None:
 
 def _fmt(shape: tuple) -> str:
     return "×".join(str(d) for d in shape) if shape else "a scalar"
-
-
-def _sub(var: str) -> str:
-    return {"t": "ₜ", "k": "ₖ", "s": "ₛ", "i": "ᵢ", "j": "ⱼ", "n": "ₙ"}.get(var, f"[{var}]")
 
 
 def check_time_claims(model: Model, sources: Iterable[ClaimSource], seed: int = 0, tol: float | str = TOL,
