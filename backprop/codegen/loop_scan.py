@@ -140,10 +140,8 @@ class ScanLowering(LoopLowering):
             if g not in after_sums and g.name not in defined:  # no share at any step
                 lines.append(f"{self.code(g)} = 0.0")
             grads.add(g)
-        for n in tt.slice_terms:
-            g = loop_grad(tt.index, "steps", r.var, n, ())
-            back_needs.add(next(sl.source for sl in r.slices if sl.source.name == n))
-            grads.add(g)
+        for n in tt.slice_terms:  # its shape is the scan's stacked output's: the source itself not read
+            grads.add(loop_grad(tt.index, "steps", r.var, n, ()))
         carried = [s for s in r.states if s.name in tt.carries]
         for s in r.states:
             if s not in carried:  # nothing sent back to the step before

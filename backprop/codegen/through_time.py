@@ -1,4 +1,5 @@
-"""TimeDerivation -> program: a model with loops as a NumPy module, each loop a Python loop over t.
+"""TimeDerivation -> program: a model with loops as a NumPy module, each loop a Python loop over t
+(or as a JAX module, each loop a ``jax.lax.scan`` each way: :mod:`backprop.codegen.loop_scan`).
 
 The equations outside the loops become statements as in :func:`backprop.codegen.lower.lower`
 (stable forms, backward reusing forward values, common subexpressions), one straight-line segment
