@@ -12,6 +12,7 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -123,7 +124,7 @@ def test_lstm_reference_matches_finite_differences_and_every_implementation() ->
     """The hand-written LSTM (concatenated gates, the input projections of every step one GEMM, gates
     activated in place and overwritten by their gradients in backward, dW and dU one GEMM each after the
     loop) is right on a sample of entries, and the generated module and every installed framework
-    (nn.LSTM, lax.scan, autograd's loop) agree with it; the generated JAX module has no loop yet."""
+    (nn.LSTM, lax.scan, autograd's loop) and the generated NumPy and JAX modules agree with it."""
     case = cases.lstm(t=5, d=3, h=4, m=2)
     params, inputs = case.data(seed=1)
     ref = make_reference(case)
@@ -139,11 +140,7 @@ def test_lstm_reference_matches_finite_differences_and_every_implementation() ->
             numeric = (at(1e-6) - at(-1e-6)) / 2e-6
             assert abs(grads[name][idx] - numeric) <= 1e-6 * max(1.0, np.max(np.abs(grads[name]))), (name, idx)
     for impl in impls.available():
-        try:
-            prepared = impl.build(case, params, inputs)
-        except impls.NotApplicableError:
-            assert impl.name == "generated_jax", impl.name
-            continue
+        prepared = impl.build(case, params, inputs)
         got_loss, got = prepared.to_numpy(prepared.call())
         assert got_loss == pytest.approx(loss, rel=1e-12), impl.name
         for name in case.param_names:
@@ -296,14 +293,30 @@ def test_every_reported_case_has_the_generated_jax_column(case: cases.Case) -> N
     assert "generated (JAX): first call" in text and "generated (JAX) / JAX jit" in text
 
 
-def test_a_loop_case_leaves_the_generated_jax_column_out_with_its_reason() -> None:
-    """The JAX backend refuses a loop: the LSTM case still runs, the generated JAX module is left out of
-    it (not a crash, not a disagreement), and the report says why."""
+def test_the_loop_case_has_the_generated_jax_column() -> None:
+    """The JAX backend generates a loop (lax.scan): in the LSTM case the generated JAX module agrees with
+    the hand-written reference and is timed, nothing left out."""
     _require_jax()
     case = cases.lstm(t=3, d=2, h=3, m=2)
     chosen = [impls.by_name(n) for n in (impls.REFERENCE, "generated_jax")]
     result = harness.run_case(case, chosen, rounds=2, burst=0.001)
-    assert [r.name for r in result.impls] == [impls.REFERENCE] and result.get("generated_jax") is None
-    assert "loop" in result.left_out["generated_jax"] and not result.disagreeing
+    gen = result.get("generated_jax")
+    assert gen is not None and gen.agrees and len(gen.ratios) == 2
+    assert not result.left_out and not result.disagreeing
+
+
+def test_an_implementation_that_cannot_take_part_is_left_out_with_its_reason() -> None:
+    """A build that raises NotApplicableError: the case still runs, that implementation is left out of it
+    (not a crash, not a disagreement), and the report says why."""
+    case = cases.lstm(t=3, d=2, h=3, m=2)
+
+    def refuse(case: Any, params: dict, inputs: dict) -> Any:
+        raise impls.NotApplicableError("it has no such network")
+
+    chosen = [impls.by_name(impls.REFERENCE), impls.Implementation("refuses", "refuses", ("numpy",), refuse,
+                                                                  numpy_memory=False)]
+    result = harness.run_case(case, chosen, rounds=2, burst=0.001)
+    assert [r.name for r in result.impls] == [impls.REFERENCE] and result.get("refuses") is None
+    assert result.left_out == {"refuses": "it has no such network"} and not result.disagreeing
     text = report.markdown([_record([result])], plot_name=None)
-    assert "Left out" in text and "generated_jax" in text and case.title in text
+    assert "Left out" in text and "it has no such network" in text and case.title in text

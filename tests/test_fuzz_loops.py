@@ -2,10 +2,12 @@
 states, gates from the registry's activations, a first state that is zeros, a param or an input, the
 examples first or last, a loss on the last step or on every step -- each generated as a module and run
 against the reference evaluator (with and without truncation) and against PyTorch autograd on the loop
-unrolled in torch (the registry's torch forms, tests/torch_reference.py): an independent reference."""
+unrolled in torch (the registry's torch forms, tests/torch_reference.py): an independent reference.
+A few corners of the grammar are also generated for JAX (lax.scan) and run against the NumPy module."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -177,3 +179,33 @@ def test_every_corner_of_the_grammar(start: str, loss: str) -> None:
     """Each first state and loss, with two states and a gated update, examples first and last."""
     for first in (False, True):
         check(loop_spec(first, True, start, loss, ("tanh", "sigmoid", "softplus"), True), 4, 7)
+
+
+#: Corners of the grammar the JAX module is checked on (each compiles a scan: a few, not the fuzzer's 40).
+JAX_CORNERS = [
+    (False, True, "param", "every", ("tanh", "sigmoid", "softplus"), True),
+    (True, True, "input", "softmax", ("sigmoid", "tanh", "tanh"), True),
+    (True, False, "zeros", "last", ("softplus", "tanh", "sigmoid"), False),
+    (False, False, "input", "softmax", ("tanh", "softplus", "sigmoid"), True),
+]
+
+
+@pytest.mark.parametrize("corner", JAX_CORNERS)
+def test_the_jax_module_equals_the_numpy_module(corner: tuple, request: pytest.FixtureRequest) -> None:
+    """The module ``--backend jax`` generates (a lax.scan each way) gives the NumPy module's loss and
+    gradients, in float64 to 1e-10, with and without truncation."""
+    if not os.environ.get("CI"):  # CI installs the test extra, which has jax: a missing jax is a failure there
+        pytest.importorskip("jax", reason="jax is not installed (pip install '.[jax]'; CI fails instead of skipping)")
+    request.getfixturevalue("x64")
+    text = loop_spec(*corner)
+    model = parse_spec(text, path="fuzz.spec")
+    numpy_module, jax_module = load_module(generate(model)), load_module(generate(model, backend="jax"))
+    env = point(model, {"d": 3, "h": 4, "T": 3, "m": 2, "c": 3}, 5)
+    params = {p.name: env[p.name] for p in model.params}
+    inputs = {d.name: env[d.name] for d in model.inputs}
+    for truncate in (None, 2):
+        loss, grads = numpy_module.loss_and_grads(params, inputs, truncate=truncate)
+        jloss, jgrads = jax_module.loss_and_grads(params, inputs, truncate=truncate)
+        assert close(jloss, loss, 1e-10), text
+        for p in params:
+            assert close(jgrads[p], grads[p], 1e-10), (p, truncate, text)

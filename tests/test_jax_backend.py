@@ -1,6 +1,7 @@
-"""The JAX backend (``backprop codegen SPEC --backend jax``): for every bundled example the generated
-JAX module's loss and gradients equal the NumPy module's and ``jax.grad`` of its own forward, in
-float64, to 1e-9; the module is pure and jit-able; without jax the command says how to install it.
+"""The JAX backend (``backprop codegen SPEC --backend jax``): for every bundled example without a loop
+(a loop's JAX module: tests/test_jax_loops.py) the generated JAX module's loss and gradients equal the
+NumPy module's and ``jax.grad`` of its own forward, in float64, to 1e-9; the module is pure and
+jit-able; without jax the command says how to install it.
 
 float64 needs ``jax_enable_x64``: the ``x64`` fixture turns it on for one test and restores it, so
 no other test sees it. jax is in the test extra: CI fails here rather than skip when it is missing.
@@ -21,16 +22,14 @@ if os.environ.get("CI"):
 else:
     jax = pytest.importorskip("jax", reason="jax is not installed (pip install '.[jax]'; CI fails instead of skipping)")
 import jax.numpy as jnp  # noqa: E402
-from helpers import FLAT_EXAMPLES, LOOP_EXAMPLES  # noqa: E402
+from helpers import FLAT_EXAMPLES  # noqa: E402
 
 from backprop.cli import main  # noqa: E402
 from backprop.codegen.emit import generate  # noqa: E402
 from backprop.codegen.gradcheck import random_point, resolve_dims  # noqa: E402
 from backprop.codegen.loader import load_source  # noqa: E402
-from backprop.language.parse import load  # noqa: E402
-from backprop.support.errors import SpecError  # noqa: E402
 
-EXAMPLES = FLAT_EXAMPLES  # a loop: refused at the loop (test_a_loop_is_refused_at_the_loop)
+EXAMPLES = FLAT_EXAMPLES  # a loop: tests/test_jax_loops.py (its own contract: lax.scan, truncate=k)
 GOLDEN = Path(__file__).parent / "golden" / "codegen_mlp_softmax_jax.py.txt"
 TOL = 1e-9
 
@@ -254,12 +253,3 @@ def test_cli_check_backend_jax(name, capsys, x64):
     assert main(["check", name, "--backend", "jax", "--dims", "m=3"]) == 0
     out = capsys.readouterr().out
     assert "float64 gradients" in out and "ok: every gradient within" in out
-
-
-@pytest.mark.parametrize("name", LOOP_EXAMPLES)
-def test_a_loop_is_refused_at_the_loop(name: str) -> None:
-    """The JAX backend of a loop (lax.scan) is issue 16's next step: asked for now, it says so at the loop."""
-    model = load(name)
-    with pytest.raises(SpecError, match=r"no jax code is generated for a loop yet") as err:
-        generate(name, backend="jax")
-    assert err.value.line == model.loops[0].line

@@ -26,7 +26,6 @@ from backprop.codegen.step import step_section
 from backprop.codegen.stmt import VIEWS
 from backprop.codegen.templates import environment
 from backprop.codegen.through_time import lower_time
-from backprop.engine.chain import not_yet_on
 from backprop.engine.derivation import Derivation
 from backprop.engine.pipeline import backpropagate, get_model
 from backprop.engine.through_time import TimeDerivation, derive_through_time
@@ -86,9 +85,7 @@ def generate(
     """
     d = derivation_of(spec)
     if isinstance(d, TimeDerivation):
-        if backend != "numpy":
-            raise not_yet_on(d.model, backend)
-        program = lower_time(d)
+        program = lower_time(d, backend)
     else:
         program = lower(d, backend)
     body = render(program)

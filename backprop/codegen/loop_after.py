@@ -35,6 +35,10 @@ class LoopAfter:
     names: CodeNames
     like: str
     joined: dict[MatrixSymbol, tuple[list[Basic], int]]
+    #: every kept value an array of the steps, time first (JAX's lax.scan stacks them so), not a list
+    kept_as_arrays = False
+    #: a δ kept for every step -> the array that holds it (set by :meth:`_sums_after`)
+    kept_steps: dict[Basic, str]
 
     def code(self, e: Basic) -> str:  # pragma: no cover - LoopLowering's
         raise NotImplementedError
@@ -60,6 +64,10 @@ class LoopAfter:
         kids = [self._join(c, deltas, out) for c in e.children]
         return e if all(k is c for k, c in zip(kids, e.children)) else e.func(*kids, *e.attrs)
 
+    def _copy(self, code: str) -> str:
+        """A second gradient with the value of another: its own array (NumPy's can be written into)."""
+        return f"np.copy({code})"
+
     def _sums_after(self, hoisted: list[Contraction | Linear], buf: dict[Basic, str], first: dict[str, str],
                     blines: list[str], bufs_read: list[str], back_needs: set[Basic], bdims: set[str]
                     ) -> tuple[dict[Basic, str], list[str]]:
@@ -71,6 +79,7 @@ class LoopAfter:
         after: list[str] = []
         stacked: dict[Basic, str] = {}
         like = self.like
+        self.kept_steps = {}
 
         def stem(code: str) -> str:
             """A step value's name without its step: dZ_t -> dZ."""
@@ -94,7 +103,7 @@ class LoopAfter:
                 return stacked[x]
             state = next((q for q in r.states if q.prev == x), None)
             sl = next((q for q in r.slices if q.step == x), None)
-            if x in buf and x in {q.step for q in r.sequences}:
+            if x in buf and (self.kept_as_arrays or x in {q.step for q in r.sequences}):
                 code = buf[x]
                 bufs_read.append(code)
             elif x in buf:  # a list of the steps' values: stacked once
@@ -115,6 +124,7 @@ class LoopAfter:
                 code = self.names.named("steps", f"{x.name} kept", f"{stem(self.code(x))}_steps")
                 allocs.setdefault(self.shape(shape_of(x))[1:-1], []).append(code)
                 stores[x] = f"{code}[{t}]"
+                self.kept_steps[x] = code
                 bufs_read.append(like)
                 bdims.update(str(d) for d in shape_of(x) if isinstance(d, sympy.Symbol))
             stacked[x] = code
@@ -165,7 +175,7 @@ class LoopAfter:
                     after.append(f"{name} = {steps_of(h.value)}.sum(axis=0)")
                 value = self.code(h.stmt.expr.xreplace({h.value: total}))
                 # two shares alike (two biases of one sum): computed once, the other its copy
-                after.append(f"{target} = {f'np.copy({done[value]})' if value in done else value}")
+                after.append(f"{target} = {self._copy(done[value]) if value in done else value}")
                 done.setdefault(value, target)
             bdims |= dims_read(h.stmt.expr)
         for shape, codes in allocs.items():  # the δs of one shape in one array: one allocation

@@ -1,4 +1,5 @@
-"""TimeDerivation -> program: a model with loops as a NumPy module, each loop a Python loop over t.
+"""TimeDerivation -> program: a model with loops as a NumPy module, each loop a Python loop over t
+(or as a JAX module, each loop a ``jax.lax.scan`` each way: :mod:`backprop.codegen.loop_scan`).
 
 The equations outside the loops become statements as in :func:`backprop.codegen.lower.lower`
 (stable forms, backward reusing forward values, common subexpressions), one straight-line segment
@@ -19,7 +20,9 @@ from typing import Any
 from sympy import Basic
 
 from backprop.codegen import cse
+from backprop.codegen.jax_printer import JaxPrinter
 from backprop.codegen.loop_code import LoopCode, LoopLowering, py_base
+from backprop.codegen.loop_scan import ScanLowering
 from backprop.codegen.lower import Program, _helpers_used, _python_scalars, registry_helpers
 from backprop.codegen.printer import NumpyPrinter, dims_read
 from backprop.codegen.rewrite import available, resolver, reuse, stabilize
@@ -29,7 +32,7 @@ from backprop.expr.ir import OpNode
 from backprop.expr.ops_reduce import rowsum_by_word
 from backprop.expr.printing import GradSymbol, LoopGrad, grad_symbol, loop_grad, text
 from backprop.language.domains import parse as parse_domain
-from backprop.support.naming import CodeNames
+from backprop.support.naming import JAX_MODULE_NAMES, CodeNames
 
 # ---------------------------------------------------------------------------
 # Names: every step symbol a Python identifier, handed out in a fixed order
@@ -121,20 +124,22 @@ def _loop_view(lines: list[str]) -> dict[str, Any]:
     return {"lines": lines}
 
 
-def lower_time(td: TimeDerivation) -> Program:
+def lower_time(td: TimeDerivation, backend: str = "numpy") -> Program:
     """The module's program for a model with loops: outside statements and loop blocks, in order
-    (the template's views in :attr:`Program.loop_views`)."""
+    (the template's views in :attr:`Program.loop_views`). For ``backend`` "jax" each loop is a
+    ``lax.scan`` (:mod:`backprop.codegen.loop_scan`), every expression printed by the JAX printer."""
     model = td.model
-    names = CodeNames(reserved=set(registry_helpers()))
+    jax = backend == "jax"
+    names = CodeNames(reserved=set(registry_helpers(backend)) | (JAX_MODULE_NAMES if jax else set()))
     _claim_names(td, names)
-    printer = NumpyPrinter(names, set(model.dims))
+    printer = (JaxPrinter if jax else NumpyPrinter)(names, set(model.dims))
     forward, backward = _outside(td)
     comment = lambda sym, e: (f"{text(sym)} = {text(e)}",)  # noqa: E731
     printer.python_scalars = _python_scalars(model, forward)
     # a sequence whose gradient from after the loop is 0 (read there by nothing that needs one) adds nothing
     own_known = {s.symbol.of for s in backward if isinstance(s.symbol, GradSymbol) and not _zero(s.expr)}
     with rowsum_by_word():  # in a loop's comments Σₜ is the sum over the steps
-        loops = [LoopLowering(td, tt, printer, names.temp, own_known).lower() for tt in td.loops]
+        loops = [(ScanLowering if jax else LoopLowering)(td, tt, printer, names.temp, own_known).lower() for tt in td.loops]
 
     # forward: segments between the loops
     f_items: list[Stmt | LoopCode] = []
@@ -198,8 +203,8 @@ def lower_time(td: TimeDerivation) -> Program:
                      for it in f_items + b_items)
     shim = SimpleNamespace(model=model, loss=td.loss,
                            equations=list(td.equations) + [eq for tt in td.loops for eq in tt.equations])
-    program = Program(model, shim, "numpy", names, printer, forward + backward, cache, cache_dims,  # type: ignore[arg-type]
-                      forward_dims, _helpers_used(code), [])
+    program = Program(model, shim, backend, names, printer, forward + backward, cache, cache_dims,  # type: ignore[arg-type]
+                      forward_dims, _helpers_used(code, backend), [])
     program.loop_views = (views(f_items, "forward"), views(b_items, "backward"))
     return program
 

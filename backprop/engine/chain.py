@@ -42,11 +42,6 @@ def at_loop(model: Model, message: str) -> SpecError:
     return SpecError(message, r.line, col, model.path, src)
 
 
-def not_yet_on(model: Model, backend: str) -> SpecError:
-    """A loop is generated for NumPy; the other backends take it in a later step (issue 16)."""
-    return at_loop(model, f"no {backend} code is generated for a loop yet: generate it for NumPy (the default backend)")
-
-
 def not_yet_through_time(model: Model) -> SpecError:
     """A loop is derived through time (``backprop derive``) and generated (``codegen``, ``check``,
     ``train``, ``gradflow``), but claims about it are not verified or graded yet (issue 16's next

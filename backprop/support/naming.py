@@ -108,7 +108,7 @@ MODULE_NAMES = frozenset({
     "cache", "params", "inputs", "grads", "dims", "seed", "dtype", "rng",
 })
 #: What a generated JAX module defines beside :data:`MODULE_NAMES` (``templates/module_jax.py.j2``).
-JAX_MODULE_NAMES = frozenset({"jax", "jnp", "_loss_and_grads", "_traced"})
+JAX_MODULE_NAMES = frozenset({"jax", "jnp", "functools", "_loss_and_grads", "_traced"})
 TEMP_PREFIX = "t"
 
 
