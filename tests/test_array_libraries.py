@@ -35,7 +35,6 @@ else:
 _LOOP = (NotImplementedError, "out parameter is not fully supported")
 NEEDS_NUMPY = {"transformer_block": (TypeError, "out"), "rnn_tanh": _LOOP, "rnn_seq2seq": _LOOP, "gru": _LOOP,
                "lstm": _LOOP,
-               "lenet": (NotImplementedError, "out parameter is not fully supported"),
                "conv_stride_pad": (NotImplementedError, "out parameter is not fully supported")}
 
 _MODULES: dict[str, object] = {}

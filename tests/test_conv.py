@@ -203,3 +203,58 @@ def test_derivation_shows_no_index_line_that_only_repeats_a_window_op() -> None:
     index_lines = [line for line in text.splitlines() if "[i,j,k,l] =" in line]
     assert index_lines and not any("conv2d" in line or "route" in line or "corr" in line for line in index_lines)
     assert any("ReLU(Z₁[i,j,k,l])" in line for line in index_lines)
+
+
+WINDOW_CASES = [c for c in CASES["im2col"]("im2col")]
+
+
+@pytest.mark.parametrize("case", WINDOW_CASES, ids=[c.id for c in WINDOW_CASES])
+def test_gathered_windows_give_what_the_helpers_they_replace_give(case: Case) -> None:
+    """conv_windows(im2col(X), W) is conv(X, W) and corr_windows(im2col(X), δ) is corr(X, δ), to the
+    last bit: the same matrix products over the same columns (codegen/windows.py rewrites one into the other)."""
+    (x_var,) = case.operands
+    stride, pad, batch, *kernel = (int(v) for v in case.attrs)
+    nd = len(kernel)
+    rng = np.random.default_rng(len(case.id))
+    x = rng.normal(size=x_var.shape)
+    c = x.shape[1] if batch == 0 else x.shape[0]
+    w = rng.normal(size=(3, c, *kernel))
+    xs, ws = ir.symbol("X", tuple(sympy.Integer(d) for d in x.shape)), ir.symbol("W", tuple(sympy.Integer(d) for d in w.shape))
+    attrs = tuple(sympy.Integer(v) for v in (stride, pad, batch))
+    conv = ir.node(f"conv{nd}d", xs, ws, *attrs)
+    g = rng.normal(size=tuple(int(d) for d in ir.shape_of(conv)))
+    gs = ir.symbol("G", ir.shape_of(conv))
+    cols = ir.node("im2col", xs, *case.attrs)
+    env = {"X": x, "W": w, "G": g}
+    np.testing.assert_array_equal(evaluate(ir.node("conv_windows", cols, ws, attrs[2]), env), evaluate(conv, env))
+    np.testing.assert_array_equal(evaluate(ir.node("corr_windows", cols, gs, attrs[2]), env),
+                                  evaluate(ir.node(f"conv{nd}d_filter", xs, gs, *attrs), env))
+
+
+@pytest.mark.parametrize(("size", "stride", "batch"), [(2, 1, 3), (3, 1, 3), (2, 2, 0), (3, 2, 3)])
+def test_route_handed_the_pooled_value_routes_as_the_route(size: int, stride: int, batch: int) -> None:
+    """Ties everywhere (entries 0 and 1): route_max_at(δ, X, maxpool(X)) sends δ where route_max(δ, X) does."""
+    n = 8 if (8 - size) % stride == 0 else 7
+    shape = (2, n, n, 3) if batch == 3 else (3, 2, n, n)
+    x = np.random.default_rng(size + stride).integers(0, 2, size=shape).astype(float)
+    attrs = tuple(sympy.Integer(v) for v in (size, stride, batch))
+    xs = ir.symbol("X", tuple(sympy.Integer(d) for d in shape))
+    pooled = ir.node("max_pool2d", xs, *attrs)
+    gs = ir.symbol("G", ir.shape_of(pooled))
+    env = {"X": x, "G": np.random.default_rng(0).normal(size=tuple(int(d) for d in ir.shape_of(pooled)))}
+    np.testing.assert_array_equal(evaluate(ir.node("max_pool2d_route_at", gs, xs, pooled, *attrs), env),
+                                  evaluate(ir.node("max_pool2d_route", gs, xs, *attrs), env))
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_windows_are_gathered_once_and_pooling_is_not_redone(name: str) -> None:
+    """Each convolution input's windows are copied once, in the forward pass, and its filter gradient
+    reads that copy; the backward pass never pools again (the route reads the forward pass's pooling)."""
+    tree = ast.parse(codegen.generate(backprop.parse_spec(NETWORKS[name], name="c")))
+    calls = {fn.name: [ast.unparse(n.func) for n in ast.walk(fn) if isinstance(n, ast.Call)]
+             for fn in tree.body if isinstance(fn, ast.FunctionDef)}
+    convs = sum(line.count("conv1d(") + line.count("conv2d(") for line in NETWORKS[name].splitlines() if "=" in line)
+    assert calls["_forward"].count("_im2col") == convs
+    assert calls["_forward"].count("_conv_windows") == convs and "_conv" not in calls["_forward"]
+    assert calls["backward"].count("_corr_windows") == convs
+    assert not {"_im2col", "_conv_filter", "_max_pool", "_max_pool_route"} & set(calls["backward"])

@@ -34,7 +34,9 @@ from torch_reference import torch_loss_and_grads
 
 import backprop
 from backprop import codegen
+from backprop.codegen import windows
 from backprop.codegen.rewrite import resolver, stabilize
+from backprop.codegen.stmt import Stmt
 from backprop.expr.ir import OpNode
 from backprop.expr.ops import REGISTRY
 from backprop.language.domains import domain, sample
@@ -199,9 +201,12 @@ def test_fuzz_generator_reaches_every_registry_operation() -> None:
     for seed in range(400):  # every row by seed 295 (measured when flip joined the generator)
         d = backprop.get_derivation(backprop.parse_spec(fuzz_spec(seed), path="<fuzz>", name="fuzz"))
         see = resolver({eq.name: eq.expr for eq in d.equations})
-        for e in [eq.expr for eq in d.equations] + [s.result for s in d.steps]:
+        exprs = [eq.expr for eq in d.equations] + [s.result for s in d.steps]
+        for e in exprs:
             _ops(e, seen)
             _ops(stabilize(e, see)[0], seen)  # the forms only the code generator writes (pick, add_at)
+        for s in windows.share([Stmt(sympy.Symbol(f"s{i}"), e, "forward", "forward") for i, e in enumerate(exprs)]):
+            _ops(s.expr, seen)  # and those it writes for a convolution with its filter gradient (im2col)
     assert seen == set(REGISTRY), f"never generated: {sorted(set(REGISTRY) - seen)}"
 
 

@@ -370,6 +370,19 @@ def conv_cases(op: str) -> Iterator[Case]:
             yield Case(op, (Var(x), Var(w)), _ints(stride, pad, batch), label=label)
 
 
+def windows_cases(op: str) -> Iterator[Case]:
+    """The generated-code-only rows of ops_cols, on every convolution case of either rank."""
+    for x, w, stride, pad, batch in CONVS[1] + CONVS[2]:
+        label = f"x{'x'.join(map(str, x))}-s{stride}-p{pad}-b{batch}"
+        g = _conv_out(x, w, stride, pad, batch)
+        spatial, nd = (g[2:] if batch == 0 else g[1:-1]), len(w) - 2
+        cols = (x[1] if batch == 0 else x[0], *w[2:], *spatial, x[0] if batch == 0 else x[-1])
+        if op == "im2col":
+            yield Case(op, (Var(x),), _ints(stride, pad, batch, *w[2:]), label=label)
+        else:
+            yield Case(op, (Var(cols), Var(w if op == "conv_windows" else g)), _ints(batch), label=f"{label}-{nd}d")
+
+
 #: (X, window size, stride, examples axis): tiling windows, overlapping ones, examples first.
 POOLS = [((2, 4, 6, 2), 2, 2, 3), ((2, 4, 5, 1), 3, 1, 3), ((2, 2, 4, 6), 2, 2, 0), ((1, 5, 5, 2), 3, 2, 3)]
 
@@ -382,6 +395,8 @@ def pool_cases(op: str) -> Iterator[Case]:
         label = f"x{'x'.join(map(str, x))}-k{size}-s{stride}-b{batch}"
         if op == "max_pool2d_route":
             yield Case(op, (Var(g), Var(x)), _ints(size, stride, batch), label=label)
+        elif op == "max_pool2d_route_at":
+            yield Case(op, (Var(g), Var(x), Var(g)), _ints(size, stride, batch), label=label)
         elif op == "avg_pool2d_spread":
             yield Case(op, (Var(g),), _ints(size, stride, batch), label=label)
         else:
@@ -456,7 +471,9 @@ CASES: dict[str, Gen] = {
     "add_at": add_at_cases,
     **{name: conv_cases for name in ("conv1d", "conv1d_input", "conv1d_filter", "conv2d", "conv2d_input",
                                      "conv2d_filter")},
-    **{name: pool_cases for name in ("max_pool2d", "max_pool2d_route", "avg_pool2d", "avg_pool2d_spread")},
+    **{name: pool_cases for name in ("max_pool2d", "max_pool2d_route", "max_pool2d_route_at", "avg_pool2d",
+                                     "avg_pool2d_spread")},
+    **{name: windows_cases for name in ("im2col", "conv_windows", "corr_windows")},
 }
 
 ALL_CASES = [c for name in sorted(CASES) for c in CASES[name](name)]

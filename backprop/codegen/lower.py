@@ -4,7 +4,8 @@ module runs, called in order from :func:`lower`, the one place that knows the or
 1. :mod:`backprop.codegen.equations`: the forward equations and the backward steps
    the gradients need, as statements in stable forms, reusing forward values;
    :mod:`backprop.codegen.stack`: products of one operand with several weights as slices of
-   one stacked product; :mod:`backprop.codegen.fold`: a gain and shift shared by the examples
+   one stacked product; :mod:`backprop.codegen.windows`: a convolution's windows gathered once for
+   its forward pass and its filter gradient (NumPy only); :mod:`backprop.codegen.fold`: a gain and shift shared by the examples
    folded into the contractions that read them, and sums over the examples contracted first;
 2. :mod:`backprop.codegen.liveness`: dead statements dropped;
 3. :mod:`backprop.codegen.cse`: each repeated subexpression computed once (then
@@ -33,7 +34,7 @@ from typing import Any
 
 from sympy import Basic, MatrixSymbol
 
-from backprop.codegen import cse, equations, fold, layout, liveness, stack
+from backprop.codegen import cse, equations, fold, layout, liveness, stack, windows
 from backprop.codegen.inplace import ArrayReuse
 from backprop.codegen.jax_printer import JaxPrinter, to_jnp
 from backprop.codegen.printer import ARITH, NumpyPrinter, dims_read
@@ -147,6 +148,8 @@ def lower(d: Derivation, backend: str = "numpy") -> Program:
     stmts, rules = equations.statements(d)
     stmts = stack.stack(stmts, {decl.symbol for decl in model.decls.values()})
     stmts = fold.fold(stmts, model.dims.get(model.examples_dim or ""), roots)
+    if not jax:  # XLA fuses a JAX module's convolutions itself
+        stmts = windows.share(stmts)
     stmts = liveness.live(stmts, roots)
     stmts = cse.eliminate(stmts, names.temp, lambda sym, e: (f"{text(sym)} = {text(e)}",), _duplicated(printer))
     stmts = liveness.live(stmts, roots)

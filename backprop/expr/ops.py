@@ -20,6 +20,7 @@ from backprop.expr import (
     ir,
     ops_activations,
     ops_arithmetic,
+    ops_cols,
     ops_conv,
     ops_einsum,
     ops_extrema,
@@ -50,6 +51,7 @@ FAMILIES: tuple[tuple[Op, ...], ...] = (
     ops_labels.ROWS,
     ops_conv.ROWS,
     ops_window.ROWS,
+    ops_cols.ROWS,
 )
 
 

@@ -143,15 +143,14 @@ def _max_pool(x, size, stride, batch):
     return np.moveaxis(out, -1, batch)
 '''
 
-_MAX_POOL_ROUTE = '''\
-def _max_pool_route(g, x, size, stride, batch):
-    """δ routed to each window's largest entry, the first in row-major order on a tie (as PyTorch):
-    the offsets visited in that order, each taking δ where it holds the maximum and no earlier did.
-    One bool buffer serves every offset (no mask is allocated per offset); windows that do not
-    overlap (stride >= size) write their share straight into the output, with no add."""
+_ROUTE_AT = '''\
+def _max_pool_route_at(g, x, best, size, stride, batch):
+    """δ routed to each window's largest entry (``best``, the pooled x), the first in row-major order
+    on a tie (as PyTorch): the offsets visited in that order, each taking δ where it holds the maximum
+    and no earlier did. One bool buffer serves every offset (no mask is allocated per offset); windows
+    that do not overlap (stride >= size) write their share straight into the output, with no add."""
     nd, kernel = x.ndim - 2, (size,) * (x.ndim - 2)
-    x, g = np.moveaxis(x, batch, -1), np.moveaxis(g, batch, -1)
-    best = _max_pool(x, size, stride, nd + 1)
+    x, g, best = np.moveaxis(x, batch, -1), np.moveaxis(g, batch, -1), np.moveaxis(best, batch, -1)
     out = np.zeros(x.shape, dtype=np.result_type(g, x))
     hit, free = np.empty(best.shape, dtype=bool), np.ones(best.shape, dtype=bool)
     share = hit.view(np.uint8)  # the mask as 0/1 numbers: an exact SymPy value does not multiply a bool
@@ -168,6 +167,12 @@ def _max_pool_route(g, x, size, stride, batch):
         else:
             out[region] += g * share
     return np.moveaxis(out, -1, batch)
+'''
+
+_MAX_POOL_ROUTE = '''\
+def _max_pool_route(g, x, size, stride, batch):
+    """δ routed to each window's largest entry: x pooled again, then routed (_max_pool_route_at)."""
+    return _max_pool_route_at(g, x, _max_pool(x, size, stride, batch), size, stride, batch)
 '''
 
 _AVG_POOL = '''\
@@ -188,11 +193,15 @@ def _avg_pool_spread(g, size, stride, batch):
     return np.moveaxis(_scatter_windows(parts, x_size, stride, 0, g.dtype), -1, batch)
 '''
 
-_SOURCES = (_WINDOWS, _SCATTER, _CONV, _CONV_FILTER, _CONV_INPUT, _MAX_POOL, _MAX_POOL_ROUTE, _AVG_POOL,
+_SOURCES = (_WINDOWS, _SCATTER, _CONV, _CONV_FILTER, _CONV_INPUT, _MAX_POOL, _ROUTE_AT, _MAX_POOL_ROUTE, _AVG_POOL,
             _AVG_POOL_SPREAD)
 _DEFS: dict[str, Any] = {"np": np}
 for _src in _SOURCES:
     exec(compile(_src, "<backprop.expr.ops_conv>", "exec"), _DEFS)  # noqa: S102 -- our own helper source
+
+
+#: Helper sources the generated-code-only rows of :mod:`backprop.expr.ops_cols` build on.
+WINDOWS_SOURCE, MAX_POOL_SOURCE, ROUTE_AT_SOURCE = _WINDOWS, _MAX_POOL, _ROUTE_AT
 
 
 def _helper(src: str, *needs: str) -> str:
@@ -234,6 +243,11 @@ def _fits(size: Basic, kernel: Basic, stride: int, pad: int, what: str, axis: in
         raise ShapeError(f"{what} with stride {stride} needs spatial axis {axis}'s size as a number "
                          f"(it is {size}): with a name, only stride 1 fits every size")
     return span + 1
+
+
+def output_size(size: Basic, kernel: int, stride: int, pad: int) -> Basic:
+    """The output size along a spatial axis whose fit the convolution's own shape rule has checked."""
+    return _fits(size, sympy.Integer(kernel), stride, pad, "im2col", 0)
 
 
 def _conv_shape(nd: int) -> Callable[[list[Shape], OpNode], Shape]:
@@ -412,7 +426,7 @@ def _pool_rows() -> tuple[Op, ...]:
             rules=("the adjoint of max_pool2d",) * 2,
             latex=route_l, text=route_t, numpy=_numpy_call("_max_pool_route", pool=True), np_eval=_run("_max_pool_route"),
             sym_eval=_run("_max_pool_route"), numpy_helper=_MAX_POOL_ROUTE, jax_helper=MAX_POOL_ROUTE_JAX,
-            shared_helpers=(_MAX_POOL,),
+            shared_helpers=(_MAX_POOL, _ROUTE_AT),
             jax_shared_helpers=(OFFSETS_JAX, WINDOWS_JAX, SCATTER_JAX),
             attrs=attrs, windowed=True, index=max_pool_route_index,
             doc="∂L/∂X of max_pool2d: δ at each window's largest entry",
