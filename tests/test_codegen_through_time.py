@@ -123,3 +123,31 @@ def test_truncate_is_checked() -> None:
     for bad in (0, -2, 1.5, "3"):
         with pytest.raises(ValueError, match="truncate"):
             mod.loss_and_grads(*split(model, env), truncate=bad)
+
+
+def test_gates_pre_activations_are_one_add_over_the_stacked_blocks() -> None:
+    """An LSTM's four gates read Xₜ W_k + Hₜ₋₁ U_k + b_k: one add over the stacked product and the
+    step's projections, one over the biases stacked once, each gate a slice; a GRU's candidate, whose
+    pre-activation has another form, keeps its own line and the two gates before it are fused."""
+    lstm = generate(parse_spec(LSTM, path="lstm.spec"))
+    assert lstm.count("np.add(H_prev_U, X_W_steps[:, t], dtype=step_dtype)") == 1
+    assert "Z_all_t += b_stack" in lstm and "b_stack = np.concatenate((bi, bf, bg, bo), axis=1)" in lstm
+    assert re.search(r"Z_O_t = Z_all_t\[:, 3 \* h:\]", lstm) and "X_Wi_t" not in lstm
+    gru = (GENERATED / "gru.py").read_text()
+    assert "np.add(H_prev_U[:, :2 * h], X_W_steps[:, t, :2 * h], dtype=step_dtype)" in gru
+    assert "X_Wn_t = X_W_steps[:, t, 2 * h:3 * h]" in gru
+
+
+def test_mixed_dtypes_promote_as_the_unfused_sums_do() -> None:
+    """float32 weights with float64 inputs: the fused sums are computed in the step's dtype (float64),
+    as Xₜ W_k + Hₜ₋₁ U_k + b_k gate by gate would be: the gradients (float32, as their params) are the
+    float64 computation's on the same values, rounded once at the end."""
+    model, mod = module("lstm")
+    env = point(model, {"d": 3, "T": 4, "m": 2, "h": 3}, seed=2)
+    params, inputs = split(model, env)
+    low = {k: v.astype(np.float32).astype(np.float64) for k, v in params.items()}
+    _, want = mod.loss_and_grads(low, inputs)
+    _, got = mod.loss_and_grads({k: v.astype(np.float32) for k, v in params.items()}, inputs)
+    for p in want:
+        assert got[p].dtype == np.float32, p
+        np.testing.assert_array_equal(got[p], want[p].astype(np.float32), err_msg=p)

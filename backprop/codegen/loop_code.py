@@ -204,12 +204,15 @@ class LoopLowering(LoopForward, LoopAfter):
         for g, (stacked, product) in self.stacks.items():  # a state's products with several weights: one
             lines.append(f"{self.code(stacked)} = {self._concat(g)}  # stacked once, read at every step")
             fwd = [Stmt(st.symbol, loop_stack.forward(st.expr, g, product), st.kind, st.section, st.comment) for st in fwd]
+        fwd, before, after = self._fused(fwd, dtype)
+        lines += before
         read_fwd = set().union(*(reads(s.expr) for s in fwd))
         body = [f"{self.code(sl.step)} = {_at(self.code(sl.source), sl.axis, t)}" for sl in r.slices if sl.step in read_fwd]
-        body += [f"{self.code(sym)} = {read}" for sym, (_, _, read) in projections.items()]
-        body += [f"{self.code(product)} = " + (f"{self.code(g.operand)} @ {self.code(stacked)}" if g.left
-                                               else f"{self.code(stacked)} @ {self.code(g.operand)}")
-                 for g, (stacked, product) in self.stacks.items()]
+        body += [f"{self.code(sym)} = {read}" for sym, (_, _, read) in projections.items() if sym in read_fwd]
+        for g, (stacked, product) in self.stacks.items():
+            body.append(f"{self.code(product)} = " + (f"{self.code(g.operand)} @ {self.code(stacked)}" if g.left
+                                                      else f"{self.code(stacked)} @ {self.code(g.operand)}"))
+            body += after.get(product, [])
         written: set[Basic] = set()  # sequence steps computed straight into their slot of the array
         for s in fwd:
             body += [f"# {c}" for c in s.comment]

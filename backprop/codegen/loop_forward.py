@@ -22,6 +22,7 @@ from backprop.codegen import loop_stack
 from backprop.codegen.stmt import Stmt, reads, substitute
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
+from backprop.expr.ops_tensor import take
 from backprop.expr.printing import text
 from backprop.support.naming import CodeNames
 
@@ -89,6 +90,9 @@ class LoopForward:
         for st in fwd:
             visit(st.expr)
         found: dict[Basic, tuple[Basic, str, str]] = {}
+        #: each group of projections: (its step symbols in order, the stacked name, the read of step t
+        #: with '{}' where the wide axis's range goes, the side the step's input is on, the width)
+        self.projection_groups: list[tuple[list[Basic], str, str, int, str]] = []
         for (step, side, _), members in groups.items():
             sl, t = slices[step], self.t
             weights = [self.code(w) for _, w in members]
@@ -118,7 +122,83 @@ class LoopForward:
                 what = text(members[0][0]) + (f" … {text(members[-1][0])}" if len(members) > 1 else "")
                 line = "" if n else f"{stacked} = {code}  # {what}, every step at once"
                 found[sym] = (sl.source, line, read)
+            if len(members) > 1:
+                index = [":"] * 3
+                index[time], index[wide] = t, "{}"
+                self.projection_groups.append(([table[e] for e, _ in members], stacked, f"{stacked}[{', '.join(index)}]",
+                                               side, size))
         if not table:
             return fwd, {}
         out = [Stmt(st.symbol, substitute(st.expr, table), st.kind, st.section, st.comment) for st in fwd]
         return out, found
+
+    def _fused(self, fwd: list[Stmt], dtype: str) -> tuple[list[Stmt], list[str], dict[Basic, list[str]]]:
+        """Gates' pre-activations ``Xₜ W_k + Hₜ₋₁ U_k + b_k`` summed for a run of gates at once: where
+        the projections of the step's input and the state's products are both stacked, over the same
+        gates in the same order, the sums of the run are one add over the stacked blocks and one of the
+        biases side by side (stacked once before the loop), each gate's pre-activation its slice (a
+        view), as a hand-written LSTM adds its four gates' blocks. The same additions in the same order
+        as gate by gate: the values are equal to the last bit. Returns the statements, the lines before
+        the loop, and per stacked product the lines right after it in the step."""
+        before: list[str] = []
+        after: dict[Basic, list[str]] = {}
+        for g, (_, product) in self.stacks.items():
+            for syms, _, read, side, size in self.projection_groups:
+                if len(syms) != len(g.weights) or (side == 0) != g.left:
+                    continue
+                fwd = self._fuse_run(fwd, g, product, syms, read, size, dtype, before, after)
+        return fwd, before, after
+
+    def _fuse_run(self, fwd: list[Stmt], g: loop_stack.Group, product: MatrixSymbol, syms: list[Basic], read: str,
+                  size: str, dtype: str, before: list[str], after: dict[Basic, list[str]]) -> list[Stmt]:
+        """One stack's longest run of gates whose statement is ``(projection + product slice) + bias``."""
+        width = shape_of(g.weights[0])[g.axis]
+        taken = [loop_stack.forward(ir.node("matmul", g.operand, w) if g.left else ir.node("matmul", w, g.operand),
+                                    g, product) for w in g.weights]
+        where: dict[int, tuple[int, Basic | None]] = {}  # gate -> (its statement, its bias)
+        for i, st in enumerate(fwd):
+            e, bias = st.expr, None
+            if isinstance(e, OpNode) and e.op.name == "add" and isinstance(e.children[1], MatrixSymbol) \
+                    and isinstance(e.children[0], OpNode) and e.children[0].op.name == "add":
+                e, bias = e.children[0], e.children[1]
+            if not (isinstance(e, OpNode) and e.op.name == "add"):
+                continue
+            for k, (p, tk) in enumerate(zip(syms, taken)):
+                if set(e.children) == {p, tk} and k not in where:
+                    where[k] = (i, bias)
+        biases = [where[k][1] if k in where else None for k in range(len(syms))]
+        run: list[int] = []
+        best: list[int] = []
+        for k in range(len(syms)):  # contiguous gates whose biases are all given or all absent, of one shape
+            alike = bool(run) and (biases[k] is None) == (biases[run[-1]] is None) and (
+                biases[k] is None or shape_of(biases[k]) == shape_of(biases[run[-1]]))
+            run = (run + [k] if alike else [k]) if k in where else []
+            best = list(run) if len(run) > len(best) else best
+        run = best
+        if len(run) < 2:
+            return fwd
+        lo, hi = run[0], run[-1] + 1
+        span = ("" if lo == 0 else (size if lo == 1 else f"{lo} * {size}")) + ":" + \
+            ("" if hi == len(syms) else (size if hi == 1 else f"{hi} * {size}"))
+        block = (f"{self.code(product)}[:, {span}]" if g.left else f"{self.code(product)}[{span}]") \
+            if span != ":" else self.code(product)
+        fused = ir.symbol(f"{product.name} fused {lo}", tuple(
+            (d * (hi - lo) if a == g.axis else d) for a, d in enumerate(shape_of(taken[0]))))
+        prefix = os.path.commonprefix([py_base(fwd[where[k][0]].symbol.name) for k in run]).rstrip("_") or "Z"
+        name = self.names.named("var", fused.name, f"{prefix}_all_{self.t}")
+        lines = after.setdefault(product, [])
+        what = f"{text(fwd[where[run[0]][0]].symbol)} … {text(fwd[where[run[-1]][0]].symbol)}"
+        lines.append(f"{name} = np.add({block}, {read.format(span).replace(', :]', ']')}, dtype={dtype})  # {what} at once")
+        if biases[run[0]] is not None:
+            base = os.path.commonprefix([py_base(self.code(biases[k])) for k in run]).rstrip("_") or "b"
+            stack = self.names.named("var", f"{product.name} biases {lo}", f"{base}_stack")
+            before.append(f"{stack} = np.concatenate(({', '.join(self.code(biases[k]) for k in run)}), "
+                          f"axis={g.axis})  # the biases side by side, once")
+            lines.append(f"{name} += {stack}")
+        out = list(fwd)
+        for n, k in enumerate(run):
+            i = where[k][0]
+            index = [(0, d) for d in shape_of(fused)]
+            index[g.axis] = (n * width, (n + 1) * width)
+            out[i] = Stmt(fwd[i].symbol, take(fused, index), fwd[i].kind, fwd[i].section, fwd[i].comment)
+        return out
