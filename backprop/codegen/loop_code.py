@@ -165,21 +165,50 @@ class LoopLowering(LoopForward, LoopAfter):
         return LoopCode(lines, blines, outside_fwd, back_needs, list(dict.fromkeys(bufs_read)), dims, bdims, made, grads)
 
 
+    def _outside(self, p: _Plan) -> tuple[set[Basic], str, list[str]]:
+        """The values the step reads from outside the loop; the name of the step's dtype, and the values
+        (as code) that set it: all but a constant first state, which takes the step's dtype."""
+        r = self.r
+        outside: set[Basic] = set()
+        for s in p.fwd:
+            outside |= {x for x in reads(s.expr) if x not in p.step_syms and x not in p.prevs and x not in p.slices}
+        outside |= {sl.source for sl in r.slices} | set(p.firsts.values())
+        dtype = self.names.named("var", f"loop{self.tt.index} dtype", "step_dtype")
+        constant = {p.firsts[s.name] for s in r.states if s.init is not None and not reads(s.init)}
+        return outside, dtype, sorted({self.code(x) for x in outside - constant})
+
+    def _moved_out(self, p: _Plan, outside: set[Basic]) -> tuple[list[Stmt], list[str], dict[Basic, Any]]:
+        """The products moved before the loop (the step's input projected for every step at once, a
+        state's weights stacked): the step's statements reading them, the lines before the loop, and
+        the projections (``outside`` gains their sources)."""
+        fwd, projections = self._projections(p.fwd, p.step_syms | set(p.prevs))
+        lines = [line for _, line, _ in projections.values() if line]
+        outside |= {src for src, _, _ in projections.values()}
+        for g, (stacked, product) in self.stacks.items():
+            lines.append(f"{self.code(stacked)} = {self._concat(g)}  # stacked once, read at every step")
+            fwd = [Stmt(st.symbol, loop_stack.forward(st.expr, g, product), st.kind, st.section, st.comment) for st in fwd]
+        return fwd, lines, projections
+
+    def _step_reads(self, fwd: list[Stmt], projections: dict[Basic, Any]) -> list[str]:
+        """The step's first lines: its slice of each sequence it reads, and of each projection."""
+        read = set().union(*(reads(s.expr) for s in fwd))
+        body = [f"{self.code(sl.step)} = {_at(self.code(sl.source), sl.axis, self.t)}" for sl in self.r.slices
+                if sl.step in read]
+        return body + [f"{self.code(sym)} = {at}" for sym, (_, _, at) in projections.items() if sym in read]
+
+    def _product_line(self, g: loop_stack.Group, stacked: Basic, product: Basic) -> str:
+        """A state's product with its stacked weights, once per step."""
+        return f"{self.code(product)} = " + (f"{self.code(g.operand)} @ {self.code(stacked)}" if g.left
+                                             else f"{self.code(stacked)} @ {self.code(g.operand)}")
+
     def _forward_lines(self, p: _Plan) -> tuple[list[str], set[Basic], set[str], set[Basic]]:
         """The forward loop's lines, the outside values they read, the dims they read, the sequences
         they make."""
-        r, tt, t = self.r, self.tt, self.t
-        fwd, step_syms, prevs, slices, kept = p.fwd, p.step_syms, p.prevs, p.slices, p.kept
+        r, t = self.r, self.t
+        kept = p.kept
         buf, seq_steps, length, firsts, first = p.buf, p.seq_steps, p.length, p.firsts, p.first
         dims = {str(r.length)}
-        outside_fwd: set[Basic] = set()
-        for s in fwd:
-            outside_fwd |= {x for x in reads(s.expr) if x not in step_syms and x not in prevs and x not in slices}
-        outside_fwd |= {sl.source for sl in r.slices}
-        outside_fwd |= set(firsts.values())
-        dtype = self.names.named("var", f"loop{tt.index} dtype", "step_dtype")
-        constant = {firsts[s.name] for s in r.states if s.init is not None and not reads(s.init)}
-        typed = sorted({self.code(x) for x in outside_fwd - constant})
+        outside_fwd, dtype, typed = self._outside(p)
         lines = [f"# {r.header()} the step below, T times; what backward reads kept for every step",
                  f"{dtype} = np.result_type({', '.join([*typed, '1.0'])})"]
         for eq in kept:
@@ -197,21 +226,13 @@ class LoopLowering(LoopForward, LoopAfter):
             lines.append(f"{self.code(s.prev)} = {first[s.name]}")
             if shape_of(firsts[s.name]) != shape_of(s.step):
                 dims |= {str(d) for d in shape_of(s.step) if isinstance(d, sympy.Symbol)}
-        fwd, projections = self._projections(fwd, step_syms | set(prevs))
-        for src, line, _ in projections.values():
-            lines += [line] if line else []
-            outside_fwd.add(src)
-        for g, (stacked, product) in self.stacks.items():  # a state's products with several weights: one
-            lines.append(f"{self.code(stacked)} = {self._concat(g)}  # stacked once, read at every step")
-            fwd = [Stmt(st.symbol, loop_stack.forward(st.expr, g, product), st.kind, st.section, st.comment) for st in fwd]
+        fwd, moved, projections = self._moved_out(p, outside_fwd)
+        lines += moved
         fwd, before, after = self._fused(fwd, dtype)
         lines += before
-        read_fwd = set().union(*(reads(s.expr) for s in fwd))
-        body = [f"{self.code(sl.step)} = {_at(self.code(sl.source), sl.axis, t)}" for sl in r.slices if sl.step in read_fwd]
-        body += [f"{self.code(sym)} = {read}" for sym, (_, _, read) in projections.items() if sym in read_fwd]
+        body = self._step_reads(fwd, projections)
         for g, (stacked, product) in self.stacks.items():
-            body.append(f"{self.code(product)} = " + (f"{self.code(g.operand)} @ {self.code(stacked)}" if g.left
-                                                      else f"{self.code(stacked)} @ {self.code(g.operand)}"))
+            body.append(self._product_line(g, stacked, product))
             body += after.get(product, [])
         written: set[Basic] = set()  # sequence steps computed straight into their slot of the array
         for s in fwd:
@@ -225,13 +246,19 @@ class LoopLowering(LoopForward, LoopAfter):
         body += [f"{self.code(s.prev)} = {self.code(s.step)}" for s in r.states if s.prev is not None]
         lines.append(f"for {t} in range({length}):")
         lines += ["    " + b for b in body]
-        made = set()
-        for s in r.sequences:
-            stacked = buf[s.step]
+        views, made = self._sequence_views(p)
+        return lines + views, outside_fwd, dims, made
+
+    def _sequence_views(self, p: _Plan) -> tuple[list[str], set[Basic]]:
+        """Each sequence after the loop: its steps' array seen with the time axis where the spec puts it
+        (a view), and the sequences so made."""
+        lines, made = [], set()
+        for s in self.r.sequences:
+            stacked = p.buf[s.step]
             view = stacked if s.time_axis == 0 else f"np.moveaxis({stacked}, 0, {s.time_axis})"
             lines.append(f"{self.code(s.stacked)} = {view}")
             made.add(s.stacked)
-        return lines, outside_fwd, dims, made
+        return lines, made
 
     def _backward_lines(self, p: _Plan) -> tuple[list[str], set[Basic], list[str], set[str], set[Basic]]:
         """The backward loop's lines (and the sums after it), the forward values they read, the kept

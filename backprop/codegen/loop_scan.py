@@ -23,12 +23,10 @@ from __future__ import annotations
 import sympy
 from sympy import Basic
 
-from backprop.codegen import loop_stack
 from backprop.codegen.jax_printer import to_jnp
 from backprop.codegen.loop_code import LoopLowering, _at, _Plan
 from backprop.codegen.loop_forward import py_base
 from backprop.codegen.printer import dims_read
-from backprop.codegen.stmt import Stmt, reads
 from backprop.expr.ir import shape_of
 from backprop.expr.printing import grad_symbol, loop_grad
 
@@ -66,18 +64,10 @@ class ScanLowering(LoopLowering):
     def _forward_lines(self, p: _Plan) -> tuple[list[str], set[Basic], set[str], set[Basic]]:
         """The forward scan's lines, the outside values they read, the dims they read, the sequences
         they make."""
-        r, tt, t = self.r, self.tt, self.t
-        fwd, step_syms, prevs, slices, kept = p.fwd, p.step_syms, p.prevs, p.slices, p.kept
-        buf, firsts, first = p.buf, p.firsts, p.first
+        r, tt = self.r, self.tt
+        kept, buf, firsts, first = p.kept, p.buf, p.firsts, p.first
         dims = {str(r.length)}
-        outside_fwd: set[Basic] = set()
-        for s in fwd:
-            outside_fwd |= {x for x in reads(s.expr) if x not in step_syms and x not in prevs and x not in slices}
-        outside_fwd |= {sl.source for sl in r.slices}
-        outside_fwd |= set(firsts.values())
-        dtype = self.names.named("var", f"loop{tt.index} dtype", "step_dtype")
-        constant = {firsts[s.name] for s in r.states if s.init is not None and not reads(s.init)}
-        typed = sorted({self.code(x) for x in outside_fwd - constant})
+        outside_fwd, dtype, typed = self._outside(p)
         lines = [f"# {r.header()} the step below as the body of one lax.scan over t; what backward reads "
                  "stacked for every step",
                  f"{dtype} = np.result_type({', '.join([*typed, '1.0'])})"]
@@ -90,19 +80,10 @@ class ScanLowering(LoopLowering):
                 dims |= {str(d) for d in shape_of(s.step) if isinstance(d, sympy.Symbol)}
         for eq in kept:
             dims |= {str(d) for d in eq.shape if isinstance(d, sympy.Symbol)}
-        fwd, projections = self._projections(fwd, step_syms | set(prevs))
-        for src, line, _ in projections.values():
-            lines += [line] if line else []
-            outside_fwd.add(src)
-        for g, (stacked, product) in self.stacks.items():
-            lines.append(f"{self.code(stacked)} = {self._concat(g)}  # stacked once, read at every step")
-            fwd = [Stmt(st.symbol, loop_stack.forward(st.expr, g, product), st.kind, st.section, st.comment) for st in fwd]
-        read_fwd = set().union(*(reads(s.expr) for s in fwd))
-        body = [f"{self.code(sl.step)} = {_at(self.code(sl.source), sl.axis, t)}" for sl in r.slices if sl.step in read_fwd]
-        body += [f"{self.code(sym)} = {read}" for sym, (_, _, read) in projections.items()]
-        body += [f"{self.code(product)} = " + (f"{self.code(g.operand)} @ {self.code(stacked)}" if g.left
-                                               else f"{self.code(stacked)} @ {self.code(g.operand)}")
-                 for g, (stacked, product) in self.stacks.items()]
+        fwd, moved, projections = self._moved_out(p, outside_fwd)
+        lines += moved
+        body = self._step_reads(fwd, projections)
+        body += [self._product_line(g, stacked, product) for g, (stacked, product) in self.stacks.items()]
         for s in fwd:
             body += [f"# {c}" for c in s.comment]
             body.append(f"{self.code(s.symbol)} = {self.code(s.expr)}")
@@ -112,13 +93,8 @@ class ScanLowering(LoopLowering):
         fn = self.names.named("var", f"loop{tt.index} step", "forward_step")
         lines += self._scan(fn, carry, [self.code(eq.symbol) for eq in kept], [buf[eq.symbol] for eq in kept], body,
                             _pack(carry) if carry else "()")
-        made = set()
-        for s in r.sequences:
-            stacked = buf[s.step]
-            view = stacked if s.time_axis == 0 else f"np.moveaxis({stacked}, 0, {s.time_axis})"
-            lines.append(f"{self.code(s.stacked)} = {view}")
-            made.add(s.stacked)
-        return [to_jnp(x) for x in lines], outside_fwd, dims, made
+        views, made = self._sequence_views(p)
+        return [to_jnp(x) for x in lines + views], outside_fwd, dims, made
 
     def _backward_lines(self, p: _Plan) -> tuple[list[str], set[Basic], list[str], set[str], set[Basic]]:
         """The backward scan's lines (and the sums after it), the forward values they read, the kept
