@@ -151,3 +151,43 @@ def test_mixed_dtypes_promote_as_the_unfused_sums_do() -> None:
     for p in want:
         assert got[p].dtype == np.float32, p
         np.testing.assert_array_equal(got[p], want[p].astype(np.float32), err_msg=p)
+
+
+ODD_GATES = """\
+examples m
+input X[m, T, d]
+input Y[m, T, h]
+param Wi[d, h]
+param Wf[d, h]
+param Wg[d, h]
+param Ui[h, h]
+param Uf[h, h]
+param Ug[h, h]
+param c[1, 1]
+param bg[m, h]
+H[0] = zeros(m, h)
+for t in 1..T:
+    I = sigmoid(X[:, t] @ Wi + H[t-1] @ Ui + c)
+    F = sigmoid(X[:, t] @ Wf + H[t-1] @ Uf + I)
+    G = tanh(X[:, t] @ Wg + H[t-1] @ Ug + bg)
+    H[t] = F * tanh(H[t-1]) + I * G
+loss = sum((H - Y)**2) / m
+"""
+
+
+def test_gates_with_other_addends_are_summed_as_written() -> None:
+    """A third addend that is no bias row of the gate's width (a 1×1 param, a value of the step, a full
+    m×h param) is not stacked: the run fused is only what fits (here none: the one full-size bias stands
+    alone), and the module equals the reference evaluator."""
+    model = parse_spec(ODD_GATES, path="odd.spec")
+    source = generate(model)
+    assert "b_stack" not in source and "np.add(H_prev_U" not in source
+    mod = load_module(source)
+    for steps in (1, 3):
+        env = point(model, {"d": 2, "T": steps, "m": 3, "h": 2}, seed=steps)
+        run = TimeRun(derive_through_time(model), env)
+        want = run.gradients()
+        loss, grads = mod.loss_and_grads(*split(model, env))
+        assert loss == pytest.approx(run.loss, rel=1e-12)
+        for p in model.params:
+            np.testing.assert_allclose(grads[p.name], want[p.name], rtol=1e-10, atol=1e-12, err_msg=p.name)

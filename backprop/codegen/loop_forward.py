@@ -155,10 +155,17 @@ class LoopForward:
         width = shape_of(g.weights[0])[g.axis]
         taken = [loop_stack.forward(ir.node("matmul", g.operand, w) if g.left else ir.node("matmul", w, g.operand),
                                     g, product) for w in g.weights]
+        in_step = {st.symbol for st in fwd} | {s.prev for s in self.r.states} | {sl.step for sl in self.r.slices}
+        step_shape = shape_of(taken[0])
+
+        def a_bias(b: Basic) -> bool:  # a value from outside the loop, a row (column) of one gate's width
+            return isinstance(b, MatrixSymbol) and b not in in_step and len(shape_of(b)) == 2 and all(
+                d == (width if a == g.axis else 1) or (a != g.axis and d == step_shape[a]) for a, d in enumerate(shape_of(b)))
+
         where: dict[int, tuple[int, Basic | None]] = {}  # gate -> (its statement, its bias)
         for i, st in enumerate(fwd):
             e, bias = st.expr, None
-            if isinstance(e, OpNode) and e.op.name == "add" and isinstance(e.children[1], MatrixSymbol) \
+            if isinstance(e, OpNode) and e.op.name == "add" and a_bias(e.children[1]) \
                     and isinstance(e.children[0], OpNode) and e.children[0].op.name == "add":
                 e, bias = e.children[0], e.children[1]
             if not (isinstance(e, OpNode) and e.op.name == "add"):
