@@ -182,15 +182,16 @@ def test_every_error_case_is_distinct() -> None:
     assert len({c[1] for c in ERRORS}) == len(ERRORS)
 
 
-def test_grading_refuses_a_loop_at_the_loop(tmp_path: Path) -> None:
-    """Grading a class (the flat derivation's verifier, one student at a time) does not take a loop yet."""
+def test_the_flat_chain_rule_refuses_a_loop_at_the_loop(tmp_path: Path) -> None:
+    """A loop is derived through time; the flat derivation (``get_derivation``) says so at the loop rather
+    than derive the step once as if it were the whole network."""
     from backprop.engine.pipeline import get_derivation
 
     spec = tmp_path / "rnn.spec"
     spec.write_text(RNN, encoding="utf-8")
     with pytest.raises(SpecError) as err:
         get_derivation(str(spec))
-    assert str(err.value).startswith(f"{spec}:7:1: error: a loop is not graded yet: 'backprop verify' judges claims")
+    assert str(err.value).startswith(f"{spec}:7:1: error: a loop is derived through time, not by the flat chain rule")
 
 
 def test_codegen_writes_a_loop_and_refuses_latex_at_the_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

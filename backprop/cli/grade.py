@@ -44,7 +44,9 @@ ANSWERS: a CSV with a header naming student, question (or target) and answer; a 
 list of such objects; or one student's .txt (dW1 = EXPR or QUESTION: EXPR, one a line).
 Without a manifest, a question is a gradient of SPEC (dW1); a manifest (.toml or .json)
 names several questions over several specs, with weights, chain modes, aliases and the
-partial-credit policy (see docs/grading.md).
+partial-credit policy (see docs/grading.md). On a spec with a loop a question is a
+target such as dH[t] or dWh, and an answer is in the general form backprop verify reads
+(dH[:, t] + Wh.T @ dZ[t+1], sum_t(dZ[t] @ H[t-1].T)).
 
 DIR (default grades/NAME) receives scores.csv, verdicts.csv, summary.md,
 feedback/STUDENT.md and .html, and gradescope/STUDENT/results.json. It is replaced as a
@@ -115,9 +117,9 @@ def _assignment(spec: str, answers: list[Answer], settings: dict[str, object]) -
     """The manifest's assignment, or one question per gradient of SPEC that the answers name."""
     if _is_manifest(spec):
         return load_assignment(spec, settings)
-    from backprop.engine.pipeline import get_derivation
+    from backprop.engine.pipeline import get_notes_derivation
 
-    deriv = get_derivation(spec)  # a bad spec: its own located error
+    deriv = get_notes_derivation(spec)  # a bad spec: its own located error; a loop's, derived through time
     targets = []
     for a in answers:
         name = target_name(a.question, deriv)
@@ -127,7 +129,7 @@ def _assignment(spec: str, answers: list[Answer], settings: dict[str, object]) -
                             f"question is a gradient of {deriv.model.name} ({', '.join(names)})",
                             a.line, a.col, a.file, a.source_line)
         targets.append(name)
-    return single_spec(spec, targets, settings)
+    return single_spec(spec, targets, settings, deriv)
 
 
 def _progress(quiet: bool) -> Callable[[int], Callable[[], None]] | None:

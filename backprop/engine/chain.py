@@ -42,14 +42,6 @@ def at_loop(model: Model, message: str) -> SpecError:
     return SpecError(message, r.line, col, model.path, src)
 
 
-def not_yet_through_time(model: Model) -> SpecError:
-    """A loop is derived through time (``backprop derive``) and generated (``codegen``, ``check``,
-    ``train``, ``gradflow``), but claims about it are not verified or graded yet (issue 16's next
-    step): said once, at the loop, by the commands that take the flat derivation."""
-    return at_loop(model, "a loop is not graded yet: 'backprop verify' judges claims about it, 'backprop derive' "
-                          "prints its backpropagation through time and 'backprop codegen' generates its code")
-
-
 # ---------------------------------------------------------------------------
 # Forward equations: name each compound pre-activation, as course notes do
 # ---------------------------------------------------------------------------
@@ -58,8 +50,9 @@ def not_yet_through_time(model: Model) -> SpecError:
 def forward_equations(model: Model, taken: set[str] | None = None) -> list[Equation]:
     """The model's equations, each compound argument of an activation named (``taken``: the names in
     use, the model's own by default)."""
-    if model.loops:
-        raise not_yet_through_time(model)
+    if model.loops:  # a caller's slip (backprop.get_derivation on a loop), said where the loop is
+        raise at_loop(model, "a loop is derived through time, not by the flat chain rule: "
+                             "backprop.get_notes_derivation (as 'backprop derive') gives its derivation")
     lifter = Lifter(model, set(model.names()) | set(model.dims) if taken is None else taken)
     eqs: list[Equation] = []
     for a in model.assigns:

@@ -4,9 +4,9 @@
   columns are ignored: a form's timestamp, an email), then one answer per row;
 - JSON: a list of objects with the same keys;
 - a text file (``.txt``): one student's answers -- the student is the file's name -- one a line,
-  ``dW1 = EXPR`` (the question whose target is dW1) or ``q3: EXPR`` (question q3), ``#`` comments
-  and blank lines allowed: the claims file ``backprop verify --claims`` reads, so a student can
-  check it before handing it in.
+  ``dW1 = EXPR`` (the question whose target is dW1; ``dH[t] = EXPR`` for a loop's step) or
+  ``q3: EXPR`` (question q3), ``#`` comments and blank lines allowed: the claims file
+  ``backprop verify --claims`` reads, so a student can check it before handing it in.
 
 Every answer keeps where it came from (file, line, column of the answer), so an error in the file
 -- a missing column, an unknown question, a second answer to one question -- points at its row,
@@ -183,7 +183,7 @@ def _skip(text: str, i: int) -> int:
 
 #: ``q3: EXPR`` in a text file: the answer to question q3 (``dW1 = EXPR`` names its question by target).
 _LABELLED = re.compile(r"\s*([A-Za-z_][\w.-]*)\s*:(?!:)\s*")
-_CLAIM = re.compile(r"\s*(d[A-Za-z_]\w*)\s*=(?!=)")
+_CLAIM = re.compile(r"\s*(d[A-Za-z_]\w*(?:\[\s*\w+\s*\])?)\s*=(?!=)")  # dH[t] = EXPR: a loop's step
 
 
 def _txt(path: str, text: str, student: str) -> list[Answer]:

@@ -10,7 +10,7 @@ never run or rendered. A page names no other student and no file path: it can be
 
 from __future__ import annotations
 
-from backprop.grading.grade import ClassGrades, Graded, format_points, question_label
+from backprop.grading.grade import ClassGrades, Graded, format_points, partial_kind, question_label
 from backprop.grading.manifest import PARTIAL_KINDS
 from backprop.support.escape import html_text, markdown_code, markdown_text
 
@@ -34,9 +34,10 @@ def answer_lines(g: Graded, spec: str) -> list[tuple[str, str, bool]]:
         out.append(("Verdict", f"could not be read as an answer about {spec}: {r.diagnosis}", False))
     else:
         out.append(("Verdict", f"wrong: {r.diagnosis}", False))
-    if g.status == "partial" and r.mistake in PARTIAL_KINDS:
+    kind = partial_kind(r.mistake)
+    if g.status == "partial" and kind in PARTIAL_KINDS:
         frac = format_points(g.question.partial_credit)
-        out.append((f"Partial credit ({frac} of the points)", PARTIAL_KINDS[r.mistake], False))
+        out.append((f"Partial credit ({frac} of the points)", PARTIAL_KINDS[kind], False))
     return out
 
 

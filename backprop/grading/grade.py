@@ -9,6 +9,10 @@ Cost is in the judging, so it is shared twice over:
   answers on that spec as well, since they are what its ``dOTHER`` stands for. A class repeats
   itself -- the right answer, the missing 1/m -- so most answers are a key already judged.
 
+A spec with a loop is graded the same way, its answers in the general form (``dH[t] = …``,
+``dWh = sum_t(…)``) judged by one :class:`~backprop.verification.time_claims.TimeClaims` per spec,
+which names the classic mistakes of backpropagation through time.
+
 The verdict, diagnosis and mistake kind are verification's own; this module adds the score (the
 question's weight, a fraction of it for a wrong answer whose mistake the assignment's
 partial-credit policy names, nothing for the rest) and the bookkeeping of who answered what.
@@ -22,6 +26,8 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from backprop.engine.derivation import Derivation
+from backprop.engine.through_time import TimeDerivation
 from backprop.expr.printing import GradSymbol, text
 from backprop.grading.answers import Answer
 from backprop.grading.manifest import Assignment, Question, target_name
@@ -31,6 +37,7 @@ from backprop.support.errors import SpecError
 from backprop.support.naming import grad_name
 from backprop.verification.claims import ClaimSource
 from backprop.verification.report import ClaimResult
+from backprop.verification.time_claims import LOOP_PATHS, TimeClaims, check_time_claims
 from backprop.verification.verify import Verifier, check_claims
 
 #: How each graded answer stands, in every output.
@@ -155,12 +162,19 @@ def _other_target(result: ClaimResult, q: Question) -> ClaimResult:
 # --- grading -----------------------------------------------------------------------
 
 
+def partial_kind(mistake: str | None) -> str | None:
+    """The partial-credit kind of a mistake: its own, except that a loop's missing paths -- a shared
+    weight's share from the last step only, a recursion without its own term or without the next
+    step's share -- are the "paths" kind (right on some paths of a value used several times)."""
+    return "paths" if mistake in LOOP_PATHS else mistake
+
+
 def _score(q: Question, result: ClaimResult, kinds: frozenset[str]) -> tuple[float, str]:
     if result.verdict:
         return q.weight, "correct"
     if result.unusable:
         return 0.0, "unusable"
-    if q.partial_credit > 0 and result.mistake in kinds:
+    if q.partial_credit > 0 and partial_kind(result.mistake) in kinds:
         return q.weight * q.partial_credit, "partial"
     return 0.0, "wrong"
 
@@ -177,9 +191,20 @@ class _Job:
     earlier: tuple[tuple[str, str], ...] = ()
 
 
-def _judge(verifier: Verifier, job: _Job, a: Answer) -> ClaimResult:
+#: What judges the answers on one spec: a Verifier, or for a spec with a loop a TimeClaims.
+Judge = Verifier | TimeClaims
+
+
+def _judge_for(deriv: Derivation | TimeDerivation) -> Judge:
+    return TimeClaims(deriv) if isinstance(deriv, TimeDerivation) else Verifier(deriv)
+
+
+def _judge(verifier: Judge, job: _Job, a: Answer) -> ClaimResult:
     """The verdict on one job: its claim read (LaTeX, NumPy, aliases) and judged as verify does."""
     source = ClaimSource(job.claim, a.file, a.line)
+    if isinstance(verifier, TimeClaims):  # the general form, in the spec language (aliases renamed)
+        report, _ = check_time_claims(verifier.td.model, [source], judge=verifier, aliases=dict(job.aliases))
+        return report.results[0]
     earlier = [(ClaimSource(c, a.file, a.line), mode) for c, mode in job.earlier]
     report, _ = check_claims(verifier.deriv, [source], chain=job.chain, aliases=dict(job.aliases), verifier=verifier,
                              earlier=earlier)
@@ -211,13 +236,13 @@ def grade_class(assignment: Assignment, answers: Sequence[Answer],
     units = {job: key for key, job in reversed(jobs.items())} if dedupe else {key: key for key in jobs}
     order = sorted(units, key=lambda u: (u if dedupe else jobs[u], units[u]))  # type: ignore[index]
     tick = progress(len(order)) if progress else None
-    verifiers: dict[str, Verifier] = {}
+    verifiers: dict[str, Judge] = {}
     verdicts: dict[object, ClaimResult] = {}
     for unit in order:
         key = units[unit]
         job = jobs[key]
         if job.spec not in verifiers:
-            verifiers[job.spec] = Verifier(assignment.derivations[job.spec])
+            verifiers[job.spec] = _judge_for(assignment.derivations[job.spec])
         verdicts[unit] = _judge(verifiers[job.spec], job, given[key])
         if tick:
             tick()

@@ -32,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from backprop.engine.derivation import Derivation
-from backprop.engine.pipeline import get_derivation
+from backprop.engine.pipeline import get_notes_derivation
+from backprop.engine.through_time import TimeDerivation
 from backprop.language.expression import suggest
 from backprop.support.bundled import SPEC_SUFFIX, example_names, examples_dir
 from backprop.support.errors import SpecError
 from backprop.support.reading import read_user_text
-from backprop.verification.verify import CHAINS
+from backprop.verification.time_syntax import claim_targets
+from backprop.verification.verify import CHAINS, not_yet_chained
 
 #: The mistakes (``ClaimResult.mistake``) that may earn partial credit, and what each means. The
 #: default is the two where the structure of the answer is right: only a constant or a size
@@ -64,8 +66,8 @@ class Question:
     """One question: ∂L/∂``target`` on ``spec``."""
 
     id: str
-    spec: str  # what get_derivation reads: a path or a bundled example's name
-    target: str  # NAME, as in dNAME
+    spec: str  # what get_notes_derivation reads: a path or a bundled example's name
+    target: str  # NAME, as in dNAME; for a loop's step, NAME[t] (dH[t]), or a first state's H[0]
     weight: float = 1.0
     chain: str = "true"
     aliases: tuple[tuple[str, str], ...] = ()
@@ -83,7 +85,8 @@ class Assignment:
     partial_kinds: frozenset[str] = frozenset(DEFAULT_PARTIAL_KINDS)
     visibility: str = "visible"
     path: str | None = None  # the manifest (None: one spec, questions named by their targets)
-    derivations: dict[str, Derivation] = field(default_factory=dict)  # spec -> its derivation
+    #: spec -> its derivation (through time, for a spec with a loop)
+    derivations: dict[str, Derivation | TimeDerivation] = field(default_factory=dict)
     #: the files the assignment was read from (never written over)
     inputs: list[str] = field(default_factory=list)
 
@@ -233,13 +236,25 @@ def _assignment(doc: dict[str, Any], loc: _Located, base: Path, settings: dict[s
         if not isinstance(q_title, str):
             raise loc.error("title is a string", table, "title")
         merged = dict(aliases) | dict(_aliases(q.get("aliases", {}), loc, table))
+        q_chain = _choice(q.get("chain", chain), CHAINS, loc, table, "chain")
+        if isinstance(deriv, TimeDerivation) and q_chain != "true":
+            raise _loop_chain(deriv, q_chain, loc, table if "chain" in q else at, "chain" in q or "chain" not in settings)
         assignment.questions[str(qid)] = Question(
-            id=str(qid), spec=spec, target=target, weight=float(weight),
-            chain=_choice(q.get("chain", chain), CHAINS, loc, table, "chain"),
+            id=str(qid), spec=spec, target=target, weight=float(weight), chain=q_chain,
             aliases=tuple(sorted(merged.items())),
             partial_credit=_fraction(q.get("partial_credit", partial), loc, table, "partial_credit"),
             title=q_title, line=loc.where(table)[0])
     return assignment
+
+
+def _loop_chain(td: TimeDerivation, chain: str, loc: _Located, table: tuple[str, ...], in_manifest: bool) -> SpecError:
+    """A chain mode a loop does not take: located at the manifest's ``chain`` that set it, or (set by
+    ``--chain``) at the loop, as ``backprop verify --chain`` says it."""
+    if not in_manifest:
+        return not_yet_chained(td.model, chain)
+    r = td.model.loops[0]
+    return loc.error(f"chain = {chain!r} is not built for a loop yet ({td.model.name} has one, at {td.model.path}:{r.line}): "
+                     "in an answer about a loop dOTHER is the true gradient (chain = \"true\")", table, "chain")
 
 
 def _fraction(value: Any, loc: _Located, table: tuple[str, ...], key: str) -> float:
@@ -273,24 +288,27 @@ def _resolve_spec(spec: str, base: Path, loc: _Located, table: tuple[str, ...], 
                     f"{suggest(spec, example_names())} (bundled: {', '.join(example_names())})", table, key)
 
 
-def _derivation(spec: str, assignment: Assignment) -> Derivation:
+def _derivation(spec: str, assignment: Assignment) -> Derivation | TimeDerivation:
     if spec not in assignment.derivations:
-        assignment.derivations[spec] = get_derivation(spec)  # a bad spec: its own located error
+        assignment.derivations[spec] = get_notes_derivation(spec)  # a bad spec: its own located error
         if Path(spec).is_file():
             assignment.inputs.append(spec)
     return assignment.derivations[spec]
 
 
-def targets_of(deriv: Derivation) -> list[str]:
-    """The gradients a question may ask for: the params, then the intermediates, in the derivation's order."""
+def targets_of(deriv: Derivation | TimeDerivation) -> list[str]:
+    """The gradients a question may ask for: the params, then the intermediates, in the derivation's order
+    (with a loop, the step's values at a general t before them: ``H[t]``, ``Z[t]``)."""
+    if isinstance(deriv, TimeDerivation):
+        return claim_targets(deriv)
     steps = [s.target for s in deriv.steps]
     params = [p for p in deriv.params if p in steps]
     return params + [t for t in steps if t not in params]
 
 
-def target_name(text: str, deriv: Derivation) -> str | None:
-    """``dW1`` or ``W1`` -> ``W1`` when the derivation has that gradient, else None."""
-    text = text.strip()
+def target_name(text: str, deriv: Derivation | TimeDerivation) -> str | None:
+    """``dW1`` or ``W1`` -> ``W1`` when the derivation has that gradient, else None (``dH[ t ]`` is ``H[t]``)."""
+    text = "".join(text.split()) if "[" in text else text.strip()
     names = targets_of(deriv)
     if text in names:
         return text
@@ -299,7 +317,7 @@ def target_name(text: str, deriv: Derivation) -> str | None:
     return None
 
 
-def _target(value: Any, deriv: Derivation, loc: _Located, table: tuple[str, ...], qid: str) -> str:
+def _target(value: Any, deriv: Derivation | TimeDerivation, loc: _Located, table: tuple[str, ...], qid: str) -> str:
     names = targets_of(deriv)
     if value is None:
         found = target_name(str(qid), deriv)  # [questions.dW1] needs no target = "dW1"
@@ -314,13 +332,17 @@ def _target(value: Any, deriv: Derivation, loc: _Located, table: tuple[str, ...]
     return found
 
 
-def single_spec(spec: str, targets: list[str], settings: Mapping[str, Any] | None = None) -> Assignment:
+def single_spec(spec: str, targets: list[str], settings: Mapping[str, Any] | None = None,
+                deriv: Derivation | TimeDerivation | None = None) -> Assignment:
     """Without a manifest: one spec, and a question per target the answers name (``dW1``), weight 1 each,
     in the derivation's order (params first) so that the score table's columns do not depend on the CSV.
-    ``settings`` are the command line's, as for :func:`load_assignment`."""
+    ``settings`` are the command line's, as for :func:`load_assignment`; ``deriv``: the spec's, if derived
+    already."""
     settings = settings or {}
-    deriv = get_derivation(spec)
+    deriv = get_notes_derivation(spec) if deriv is None else deriv
     chain, partial = settings.get("chain", "true"), float(settings.get("partial_credit", 0.0))
+    if isinstance(deriv, TimeDerivation) and chain != "true":
+        raise not_yet_chained(deriv.model, chain)
     aliases = tuple(sorted(settings.get("aliases", {}).items()))
     assignment = Assignment(deriv.model.name, {}, path=None, derivations={spec: deriv})
     if Path(spec).is_file():

@@ -27,6 +27,7 @@ class ClaimResult:
     diagnosis: str | None
     error: float  # largest relative error over the size sets (inf: wrong shape)
     exact_checked: bool
+    #: about a loop also last (one step's share), own and carry (a term of the recursion left out)
     mistake: str | None = None  # shape, transpose, sum, factor, sign, zero, near, tie, paths, axis, slip, step, value, unusable
     exact_note: str = ""
     file: str = "<claim 1>"

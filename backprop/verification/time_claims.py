@@ -10,16 +10,16 @@ Each claim is evaluated at every step of random points (several sets of sizes, T
 the reference evaluator (:class:`~backprop.verification.through_time.TimeRun`), every ``dOTHER`` bound
 to the true gradient. A wrong one gets the diagnosis of the classic mistakes of backpropagation through
 time: a shared weight's gradient from one step only, the recursion without the step's own term (or
-without what the next step sends back), a weight where its transpose belongs.
+without what the next step sends back), a weight where its transpose belongs. How a claim is read
+(its target, its step references) is :mod:`~backprop.verification.time_syntax`.
 """
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,144 +31,20 @@ from backprop.expr.evaluate import evaluate
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.printing import GradSymbol, grad_symbol
 from backprop.language.domains import sample
-from backprop.language.loop_syntax import _offset
 from backprop.language.model import Model
 from backprop.support.errors import ShapeError, SpecError
 from backprop.support.naming import grad_name
 from backprop.support.notation import text_subscript
-from backprop.verification.claims import ClaimExprBuilder, ClaimSource
+from backprop.verification.claims import ClaimSource
+from backprop.verification.forms import rename
 from backprop.verification.numeric import TOL, concrete, rel, size_sets
 from backprop.verification.report import ClaimResult, VerifyReport
 from backprop.verification.through_time import TimeRun
+from backprop.verification.time_syntax import SUM, StepRef, TimeClaim, parse_time_claim, step_shape
 
-#: the function a claim sums a shared weight's steps' shares with
-SUM = "sum_t"
-
-
-@dataclass(frozen=True)
-class StepRef:
-    """What a step symbol of a claim stands for: a value or a δ of loop ``loop`` (``name`` its step
-    name, ``Z[t]``), or the stacked gradient after the loop at the step (``own``); at the step ``t +
-    offset``, or at the fixed step ``at`` (0-based; -1 is the last)."""
-
-    loop: int
-    kind: str  # "value", "grad" or "own"
-    name: str
-    offset: int = 0
-    at: int | None = None
-
-
-class _Builder(ClaimExprBuilder):
-    """The claim language plus a loop's steps (see the module docstring)."""
-
-    td: TimeDerivation
-    refs: dict[str, StepRef]
-
-    def _ref(self, ref: StepRef, shape: tuple) -> MatrixSymbol:
-        key = f"@{ref.loop}:{ref.kind}:{ref.name}:{ref.offset}:{ref.at}"
-        self.refs[key] = ref
-        return ir.symbol(key, shape)
-
-    def _loop_of(self, name: str) -> tuple[ThroughTime, str] | None:
-        """The loop that makes step value ``name`` (``Z`` or a sequence ``H``), and its step name."""
-        for tt in self.td.loops:
-            for eq in tt.equations:
-                if eq.name == f"{name}[{tt.loop.var}]":
-                    return tt, eq.name
-        return None
-
-    def visit_Name(self, node: ast.Name) -> Basic:  # noqa: N802
-        found = self._loop_of(node.id) if node.id not in self.names else None
-        if found is not None and node.id not in self.td.model.sequences:
-            tt, step = found
-            return self._ref(StepRef(tt.index, "value", step), _shape(tt, step))
-        return super().visit_Name(node)
-
-    def visit_Call(self, node: ast.Call) -> Basic:  # noqa: N802
-        if isinstance(node.func, ast.Name) and node.func.id == SUM:
-            raise self.fail(node, f"{SUM}(…) is a claim's whole right side: dW = {SUM}(share at step t)")
-        return super().visit_Call(node)
-
-    def visit_Subscript(self, node: ast.Subscript) -> Basic:  # noqa: N802
-        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        name = node.value.id if isinstance(node.value, ast.Name) else None
-        if name is None:
-            return super().visit_Subscript(node)
-        if len(items) == 1 and isinstance(items[0], ast.Constant) and items[0].value == 0:
-            first = f"{name}[0]" if f"{name}[0]" in self.names else None  # H[0], dH[0]: the first state's
-            if first is not None:
-                return self.names[first]
-        grad = name.startswith("d") and self._loop_of(name[1:]) is not None and len(items) == 1
-        found = self._loop_of(name[1:] if grad else name)
-        if found is not None and len(items) == 1:
-            tt, step = found
-            where = self._where(node, items[0], tt, grad, name)
-            return self._ref(StepRef(tt.index, "grad" if grad else "value", step, *where), _shape(tt, step))
-        for tt in self.td.loops:
-            var = tt.loop.var
-            if not any(_mentions(i, var) for i in items):
-                continue
-            for s in tt.loop.sequences:  # dH[:, t]: step t of the gradient from after the loop
-                if name == grad_name(s.name):
-                    self._whole(node, items, s.time_axis, var, name)
-                    return self._ref(StepRef(tt.index, "own", s.name), shape_of(s.step))
-            for sl in tt.loop.slices:  # X[:, t]
-                if name == sl.source.name:
-                    self._whole(node, items, sl.axis, var, name)
-                    return self._ref(StepRef(tt.index, "value", sl.step.name), shape_of(sl.step))
-        return super().visit_Subscript(node)
-
-    def _whole(self, node: ast.Subscript, items: list[ast.expr], axis: int, var: str, name: str) -> None:
-        ok = len(items) > axis and _offset(items[axis], var) == 0 and all(
-            isinstance(it, ast.Slice) and it.lower is None and it.upper is None for k, it in enumerate(items) if k != axis)
-        if not ok:
-            raise self.fail(node, f"step {var} of '{name}' is {name}[{', '.join([':'] * axis + [var])}]")
-
-    def _where(self, node: ast.Subscript, item: ast.expr, tt: ThroughTime, grad: bool, name: str) -> tuple[int, int | None]:
-        var, length = tt.loop.var, str(tt.loop.length)
-        lag = _offset(item, var)
-        if lag is not None:
-            k = -lag
-            base = name[1:] if grad else name
-            if grad and k not in (0, 1):
-                raise self.fail(item, f"a δ is read at {var} or {var}+1 (the next step's, 0 past {length}): "
-                                      f"{name}[{var}], {name}[{var}+1]")
-            if not grad and k not in (0, -1, 1):
-                raise self.fail(item, f"a step value is read at {var}, {var}+1 (beside a δ at {var}+1) and, for a "
-                                      f"state, {var}-1: {base}[{var}]")
-            if not grad and k == -1 and base not in {s.name for s in tt.loop.states}:
-                raise self.fail(item, f"'{base}' is no state: only a state is read at {var}-1")
-            return k, None
-        lag = _offset(item, length)
-        if lag is not None and lag in (0, 1):
-            return 0, -1 - lag
-        if isinstance(item, ast.Constant) and item.value == 1:
-            return 0, 0
-        raise self.fail(item, f"'{name}' is read at a step: {var}, {var}-1, {var}+1 (a δ), {length} or 1")
-
-
-def _mentions(item: ast.AST, name: str) -> bool:
-    return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(item))
-
-
-def _shape(tt: ThroughTime, step: str) -> tuple:
-    return next(eq.shape for eq in tt.equations if eq.name == step)
-
-
-# ---------------------------------------------------------------------------
-# Parsing a claim
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TimeClaim:
-    target: str  # a step name (Z[t]) of loop ``loop``, or an outside name
-    loop: int | None
-    text: str
-    expr: Basic
-    summed: bool
-    refs: dict[str, StepRef]
-    src: ClaimSource
+#: The mistakes that leave out some of a value's paths: a shared weight's share from the last step
+#: only, the recursion without the step's own term, or without what the next step sends back.
+LOOP_PATHS = frozenset({"last", "own", "carry"})
 
 
 class TimeClaims:
@@ -200,40 +76,7 @@ class TimeClaims:
         return run, run.gradients()
 
     def parse(self, src: ClaimSource) -> TimeClaim:
-        line = src.text.split("#", 1)[0].rstrip()
-        m = re.match(r"\s*(d\w+)\s*(\[\s*(\w+)\s*\])?\s*=(?!=)\s*", line)
-        if not m:
-            raise SpecError("a claim reads dNAME = EXPR (dW = sum_t(…) for a shared weight) or dH[t] = EXPR for a "
-                            "loop's step", src.line, 1, src.file, src.text)
-        lhs, at = m.group(1), m.group(3)
-        col0 = m.end()
-        rhs = line[col0:]
-        loop, target = None, lhs[1:]
-        for tt in self.td.loops:
-            if at == tt.loop.var and any(eq.name == f"{lhs[1:]}[{at}]" for eq in tt.equations):
-                loop, target = tt.index, f"{lhs[1:]}[{at}]"
-        if loop is None and (at is not None or target not in self.outside):
-            known = [f"d{n}" for n in self.outside] + [f"d{eq.name}" for tt in self.td.loops for eq in tt.equations]
-            raise SpecError(f"'{line[:col0].rstrip(' =')}' is no gradient of {self.td.model.name}: claims are about "
-                            f"{', '.join(known)}", src.line, 1, src.file, src.text)
-        summed = False
-        tree = _parse(rhs)
-        if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == SUM:
-            if len(tree.args) != 1 or tree.keywords or loop is not None:
-                raise SpecError(f"{SUM}(EXPR) sums one expression over the steps, for a shared weight's gradient",
-                                src.line, col0 + 1, src.file, src.text)
-            inner = tree.args[0]
-            col0 += inner.col_offset
-            rhs = ast.get_source_segment(rhs, inner) or ""
-            summed = True
-        builder = _Builder(rhs, col0, self.names, self.td.model.dims)
-        builder.td, builder.refs = self.td, {}
-        builder.examples = self.td.model.examples
-        try:
-            expr = builder.build()
-        except SpecError as e:
-            raise SpecError(e.message, src.line, e.col, src.file, src.text, shapes=e.shapes) from None
-        return TimeClaim(target, loop, line.strip(), expr, summed, builder.refs, src)
+        return parse_time_claim(self.td, self.names, src)
 
     # --- values -------------------------------------------------------------------------------
     def _env(self, run: TimeRun, grads: dict[str, np.ndarray], claim: TimeClaim, t: int) -> dict[Any, Any]:
@@ -293,7 +136,7 @@ class TimeClaims:
     def check(self, claim: TimeClaim) -> ClaimResult:
         want = self._target_shape(claim)
         got = tuple(shape_of(claim.expr))
-        base = {"name": claim.target.split("[")[0], "claim_text": claim.text, "exact_checked": False,
+        base = {"name": claim.target, "claim_text": claim.text, "exact_checked": False,
                 "file": claim.src.file, "line": claim.src.line}
         if got != want and not (ir.is_scalar_shape(got) and ir.is_scalar_shape(want)):
             return ClaimResult(verdict=False, error=math.inf, mistake="shape", diagnosis=(
@@ -306,7 +149,7 @@ class TimeClaims:
 
     def _target_shape(self, claim: TimeClaim) -> tuple:
         if claim.loop is not None:
-            return tuple(_shape(self.td.loops[claim.loop], claim.target))
+            return tuple(step_shape(self.td.loops[claim.loop], claim.target))
         return tuple(self.outside[claim.target].shape)
 
     def _diagnose(self, claim: TimeClaim) -> tuple[str, str]:
@@ -460,33 +303,34 @@ def _replace(e: Basic, x: Basic, flipped: Basic, table: dict[Basic, Basic]) -> B
     return e
 
 
-def _parse(text: str) -> ast.expr | None:
-    try:
-        return ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
-        return None
-
-
 def _fmt(shape: tuple) -> str:
     return "×".join(str(d) for d in shape) if shape else "a scalar"
 
 
 def check_time_claims(model: Model, sources: Iterable[ClaimSource], seed: int = 0, tol: float | str = TOL,
-                      judge: TimeClaims | None = None) -> tuple[VerifyReport, list[SpecError]]:
+                      judge: TimeClaims | None = None,
+                      aliases: Mapping[str, str] | None = None) -> tuple[VerifyReport, list[SpecError]]:
     """Judge claims about a model with loops (see the module docstring). ``judge``: one already built
-    for ``model`` (its points drawn once), for a caller judging many batches."""
+    for ``model`` (its points drawn once), for a caller judging many batches. ``aliases`` maps course
+    names to the spec's (``S`` → ``H``, and so ``dS[t]`` → ``dH[t]``); a renamed claim's result shows
+    its reading."""
     if judge is None:
         judge = TimeClaims(derive_through_time(model), seed, TOL if tol == "exact" else float(tol))
     results: list[ClaimResult] = []
     errors: list[SpecError] = []
-    for src in sources:
+    for written in sources:
+        renamed = rename(written.text, aliases or {})
+        src = written if renamed == written.text else ClaimSource(renamed, written.file, written.line, written.text)
+        read = {"reading": renamed.strip()} if src is not written else {}
         try:
-            results.append(judge.check(judge.parse(src)))
+            result = judge.check(judge.parse(src))
+            results.append(replace(result, claim_text=written.text.strip(), **read) if read else result)
         except (SpecError, ShapeError) as err:
             e = err if isinstance(err, SpecError) else SpecError(f"shape mismatch: {err}", src.line, 1, src.file, src.text)
-            lhs = src.text.split("=", 1)[0].strip()
+            lhs = re.sub(r"\s+", "", src.text.split("=", 1)[0])
             kind = {"verdict": False, "diagnosis": e.message, "error": math.inf, "exact_checked": False,
-                    "file": src.file, "line": src.line, "name": re.sub(r"^d|\[.*$", "", lhs), "claim_text": src.text.strip()}
+                    "file": src.file, "line": src.line, "name": lhs[1:] if lhs.startswith("d") else "",
+                    "claim_text": written.text.strip(), **read}
             if e.shapes or isinstance(err, ShapeError):
                 results.append(ClaimResult(mistake="shape", **kind))
             else:
@@ -495,4 +339,4 @@ def check_time_claims(model: Model, sources: Iterable[ClaimSource], seed: int = 
     return VerifyReport(model.name, results, judge.sizes, None, errors), errors
 
 
-__all__ = ["SUM", "TimeClaims", "check_time_claims"]
+__all__ = ["LOOP_PATHS", "SUM", "TimeClaims", "check_time_claims"]

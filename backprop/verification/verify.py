@@ -209,7 +209,7 @@ def check_claims(
         if model.loops:  # claims in the general form of backpropagation through time
             if chain != "true":
                 raise not_yet_chained(model, chain)
-            return check_time_claims(model, sources, seed, tol)
+            return check_time_claims(model, sources, seed, tol, aliases=aliases)
     if verifier is None:
         deriv = spec_or_model if isinstance(spec_or_model, Derivation) else get_derivation(spec_or_model)
         verifier = Verifier(deriv, seed, tol)
