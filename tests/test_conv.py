@@ -258,3 +258,12 @@ def test_windows_are_gathered_once_and_pooling_is_not_redone(name: str) -> None:
     assert calls["_forward"].count("_conv_windows") == convs and "_conv" not in calls["_forward"]
     assert calls["backward"].count("_corr_windows") == convs
     assert not {"_im2col", "_conv_filter", "_max_pool", "_max_pool_route"} & set(calls["backward"])
+
+
+def test_a_kernel_sized_by_a_name_keeps_the_helpers_that_gather_their_own_windows() -> None:
+    """im2col needs the kernel's sizes as numbers (its call spells them): with a named size the pass
+    leaves the convolution and its filter gradient as they are, and the module still equals torch."""
+    spec = "input S[5, L, m]\nparam V[4, 5, k]\nH = relu(conv1d(S, V))\nloss = sum(H * H) / m\n"
+    src = codegen.generate(backprop.parse_spec(spec, name="named"))
+    assert "_conv(S, V" in src and "_conv_filter(S, " in src and "_im2col" not in src
+    check_network(spec, 0)
