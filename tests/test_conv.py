@@ -22,7 +22,8 @@ from backprop.expr.evaluate import evaluate
 from backprop.support.errors import SpecError
 
 OPS = ("conv1d", "conv1d_input", "conv1d_filter", "conv2d", "conv2d_input", "conv2d_filter",
-       "max_pool2d", "max_pool2d_route", "avg_pool2d", "avg_pool2d_spread", "dilate", "subsample")
+       "max_pool2d", "max_pool2d_route", "avg_pool2d", "avg_pool2d_spread", "dilate", "subsample",
+       "im2col", "conv_windows", "corr_windows")  # route_max_at: against the route, on the pooled value, below
 ROW_CASES = [c for op in OPS for c in CASES[op](op)]
 
 

@@ -174,7 +174,33 @@ def _dilate(e: OpNode, a: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _im2col(e: OpNode, x: torch.Tensor) -> torch.Tensor:
+    """Every window of x by torch's unfold, laid out (c, k..., o..., m) as the generated code keeps them."""
+    stride, pad, batch, *kernel = (int(v) for v in e.args[1:])
+    nd = len(kernel)
+    x = functional.pad(x.movedim(batch, 0), (pad,) * (2 * nd))  # (m, c, s...), the spatial axes padded
+    for a, k in enumerate(kernel):
+        x = x.unfold(2 + a, k, stride)  # (m, c, o..., k...)
+    return x.permute(1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd), 0)
+
+
+def _conv_windows(e: OpNode, cols: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    nd = w.dim() - 2
+    return torch.tensordot(w, cols, dims=(list(range(1, nd + 2)), list(range(nd + 1)))).movedim(-1, int(e.args[-1]))
+
+
+def _corr_windows(e: OpNode, cols: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    g = g.movedim(int(e.args[-1]), -1)  # (f, o..., m)
+    nd = g.dim() - 2
+    return torch.tensordot(g, cols, dims=(list(range(1, nd + 2)), list(range(nd + 1, 2 * nd + 2))))
+
+
 TORCH.update({
+    "im2col": _im2col,
+    "conv_windows": _conv_windows,
+    "corr_windows": _corr_windows,
+    # handed maxpool(X), which torch's own pooling of X finds again
+    "max_pool2d_route_at": lambda e, g, x, p: _pool_grad(functional.max_pool2d, e, g, x),
     "dilate": _dilate,
     "subsample": lambda e, a: a[_strided(e, a.dim())],
     **_conv(1), **_conv(2),
