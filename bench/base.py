@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -56,3 +57,28 @@ class Case(ABC):
     @abstractmethod
     def autograd_loss(self, anp: Any, p: dict, x: Any, y: Any) -> Any:
         """The loss written with ``autograd.numpy``, differentiated by HIPS autograd."""
+
+
+@dataclass(frozen=True)
+class SizedCase(Case):
+    """A case whose network is fixed by its spec and sized by ``dims`` (examples ``m`` among them): the
+    fields every such case has, and the check that the dims its hand-written versions read are given."""
+
+    name: str
+    title: str
+    spec: str
+    dims: dict[str, int]
+    x_name: str = "X"
+    y_name: str = "Y"
+    note: str = field(default="", compare=False)
+    #: the dims the case's hand-written versions read
+    NEEDS: ClassVar[frozenset[str]] = frozenset({"m"})
+
+    def __post_init__(self) -> None:
+        missing = self.NEEDS - set(self.dims)
+        if missing:
+            raise ValueError(f"case {self.name}: dims {', '.join(sorted(missing))} missing")
+
+    @property
+    def m(self) -> int:  # type: ignore[override]
+        return self.dims["m"]

@@ -19,12 +19,12 @@ triangular solve, HIPS autograd (no triangular solve) by ``solve`` and ``slogdet
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .base import Case, LossAndGrads
+from .base import LossAndGrads, SizedCase
 
 #: The spec's ε in S = A Aᵀ + εI.
 EPS = 1e-3
@@ -51,20 +51,11 @@ def reference_loss_and_grads(params: dict, inputs: dict) -> tuple[float, dict[st
 
 
 @dataclass(frozen=True)
-class GaussianCase(Case):
+class GaussianCase(SizedCase):
     """The Gaussian NLL at sizes ``d`` (features) and ``m`` (examples)."""
 
-    name: str
-    title: str
-    spec: str
-    dims: dict[str, int]
-    x_name: str = "X"
+    NEEDS = frozenset({"d", "m"})
     y_name: str = "X"  # a density of X has no target: the harness's y is X again, unused
-    note: str = field(default="", compare=False)
-
-    @property
-    def m(self) -> int:
-        return self.dims["m"]
 
     @property
     def param_names(self) -> list[str]:

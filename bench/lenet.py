@@ -19,13 +19,13 @@ HIPS autograd, which has no convolution, by the same im2col in ``autograd.numpy`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import Case, LossAndGrads
+from .base import LossAndGrads, SizedCase
 
 PARAMS = ("W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4")
 
@@ -110,20 +110,11 @@ def reference_loss_and_grads(params: dict, x: np.ndarray, y: np.ndarray) -> tupl
 
 
 @dataclass(frozen=True)
-class LeNetCase(Case):
+class LeNetCase(SizedCase):
     """LeNet at ``m`` examples of 1×28×28 and ``c`` classes."""
 
-    name: str
-    title: str
-    spec: str
-    dims: dict[str, int]
-    x_name: str = "X"
+    NEEDS = frozenset({"m", "c"})
     y_name: str = "y"
-    note: str = field(default="", compare=False)
-
-    @property
-    def m(self) -> int:
-        return self.dims["m"]
 
     @property
     def param_names(self) -> list[str]:

@@ -40,12 +40,12 @@ and HIPS autograd, a Python loop over the steps in ``autograd.numpy``.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .base import Case, LossAndGrads
+from .base import LossAndGrads, SizedCase
 
 PARAMS = ("Wi", "Wf", "Wg", "Wo", "Ui", "Uf", "Ug", "Uo", "bi", "bf", "bg", "bo")
 #: The reference's gate order inside its concatenated matrices: the three sigmoid gates first.
@@ -150,25 +150,10 @@ def _torch_lstm(torch: Any, d: int, h: int) -> Any:
 
 
 @dataclass(frozen=True)
-class LSTMCase(Case):
+class LSTMCase(SizedCase):
     """The LSTM at ``T`` steps of ``d`` inputs, ``h`` hidden units and ``m`` examples."""
 
-    name: str
-    title: str
-    spec: str
-    dims: dict[str, int]
-    x_name: str = "X"
-    y_name: str = "Y"
-    note: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        missing = {"m", "T", "d", "h"} - set(self.dims)
-        if missing:
-            raise ValueError(f"case {self.name}: dims {', '.join(sorted(missing))} missing")
-
-    @property
-    def m(self) -> int:
-        return self.dims["m"]
+    NEEDS = frozenset({"m", "T", "d", "h"})
 
     @property
     def param_names(self) -> list[str]:

@@ -38,12 +38,12 @@ baseline, written the way an expert writes this block by hand in NumPy:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .base import Case, LossAndGrads
+from .base import LossAndGrads, SizedCase
 
 #: The spec's layer-norm epsilon.
 EPS = 1e-5
@@ -52,25 +52,10 @@ PARAMS = ("g1", "c1", "Wq", "Wk", "Wv", "Wo", "g2", "c2", "W1", "b1", "W2", "b2"
 
 
 @dataclass(frozen=True)
-class TransformerCase(Case):
+class TransformerCase(SizedCase):
     """A transformer-block case: the spec's name and its sizes ``d, T, m, a, k, f``."""
 
-    name: str
-    title: str
-    spec: str
-    dims: dict[str, int]
-    x_name: str = "X"
-    y_name: str = "Y"
-    note: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        missing = {"d", "T", "m", "a", "k", "f"} - set(self.dims)
-        if missing:
-            raise ValueError(f"case {self.name}: dims {', '.join(sorted(missing))} missing")
-
-    @property
-    def m(self) -> int:
-        return self.dims["m"]
+    NEEDS = frozenset({"d", "T", "m", "a", "k", "f"})
 
     @property
     def param_names(self) -> list[str]:
