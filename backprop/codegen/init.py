@@ -27,7 +27,7 @@ import sympy
 from sympy import Basic, MatrixSymbol
 
 from backprop.engine.chain import ACTIVATIONS
-from backprop.engine.derivation import Derivation
+from backprop.engine.derivation import Shown
 from backprop.expr import ir
 from backprop.expr.ir import OpNode
 from backprop.expr.ops_row import axes_of
@@ -46,7 +46,7 @@ class Init:
     reason: str = ""
 
 
-def _parents(d: Derivation) -> list[tuple[Basic, OpNode | None, int, str]]:
+def _parents(d: Shown) -> list[tuple[Basic, OpNode | None, int, str]]:
     """(node, parent, operand index, equation name) for every node of every forward equation."""
     out: list[tuple[Basic, OpNode | None, int, str]] = []
 
@@ -56,7 +56,7 @@ def _parents(d: Derivation) -> list[tuple[Basic, OpNode | None, int, str]]:
             for j, c in enumerate(e.children):
                 walk(c, e, j, eq)
 
-    for eq in d.equations:
+    for eq in d.every_equation:
         walk(eq.expr, None, 0, eq.name)
     return out
 
@@ -104,7 +104,7 @@ def _gain_use(parent: OpNode, i: int, param: Basic, given: set[Basic]) -> bool:
     return not ir.is_scalar(other) and not (isinstance(other, MatrixSymbol) and other in given)
 
 
-def init_schemes(d: Derivation) -> dict[str, Init]:
+def init_schemes(d: Shown) -> dict[str, Init]:
     """Param name -> how to initialize it (see the module docstring)."""
     nodes = _parents(d)
     # Indexed once, so a deep network is not scanned once per param (time linear in depth).

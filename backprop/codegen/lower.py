@@ -40,7 +40,7 @@ from backprop.codegen.jax_printer import JaxPrinter, to_jnp
 from backprop.codegen.printer import ARITH, NumpyPrinter, dims_read
 from backprop.codegen.rewrite import Rule
 from backprop.codegen.stmt import Stmt, TempSymbol, reads
-from backprop.engine.derivation import Derivation
+from backprop.engine.derivation import Derivation, Shown
 from backprop.expr import ir
 from backprop.expr.ir import OpNode, shape_of
 from backprop.expr.ops import REGISTRY
@@ -58,7 +58,7 @@ class Program:
     """Everything the module template needs, already in order."""
 
     model: Model
-    derivation: Derivation
+    derivation: Shown  # a Derivation, or a TimeDerivation for a model with loops
     backend: str
     names: CodeNames
     printer: NumpyPrinter

@@ -14,7 +14,6 @@ to these modules (only to modules without loops): each step's values are new arr
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 from sympy import Basic
@@ -201,9 +200,7 @@ def lower_time(td: TimeDerivation, backend: str = "numpy") -> Program:
 
     code = "\n".join("\n".join(it.forward + it.backward) if isinstance(it, LoopCode) else printer.doprint(it.expr)
                      for it in f_items + b_items)
-    shim = SimpleNamespace(model=model, loss=td.loss,
-                           equations=list(td.equations) + [eq for tt in td.loops for eq in tt.equations])
-    program = Program(model, shim, backend, names, printer, forward + backward, cache, cache_dims,  # type: ignore[arg-type]
+    program = Program(model, td, backend, names, printer, forward + backward, cache, cache_dims,
                       forward_dims, _helpers_used(code, backend), [])
     program.loop_views = (views(f_items, "forward"), views(b_items, "backward"))
     return program

@@ -109,6 +109,11 @@ class Shown:
         return self.equations[-1]
 
     @property
+    def every_equation(self) -> list[Equation]:
+        """Every forward equation, a loop's step's among them (what a param's initialization reads)."""
+        return self.equations
+
+    @property
     def params(self) -> list[str]:
         return [p.name for p in self.model.params]
 

@@ -230,6 +230,11 @@ class TimeDerivation(Shown):
     #: the optimizer whose update equations end the notes (as :attr:`Derivation.optimizer`)
     optimizer: str = "sgd"
 
+    @property
+    def every_equation(self) -> list[Equation]:
+        """The equations outside the loops, then each loop's step equations."""
+        return list(self.equations) + [eq for tt in self.loops for eq in tt.equations]
+
 
 def derive_through_time(model: Model) -> TimeDerivation:
     """Backpropagate through ``model`` and its loops."""
