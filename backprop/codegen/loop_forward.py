@@ -27,6 +27,11 @@ from backprop.expr.printing import text
 from backprop.support.naming import CodeNames
 
 
+def multiple(n: int, size: str) -> str:
+    """``n`` widths of ``size`` as a slice bound prints it: "" for 0, ``size``, ``n * size``."""
+    return "" if n == 0 else (size if n == 1 else f"{n} * {size}")
+
+
 def py_base(name: str) -> str:
     """A spec or step name as an identifier's base: H[0] -> H_0, Z_I[t] -> Z_I_t, X[:, t] -> X_t."""
     return re.sub(r"\W+", "_", name).strip("_") or "v"
@@ -116,8 +121,7 @@ class LoopForward:
                 index = [":"] * 3
                 index[time] = t
                 if len(members) > 1:
-                    lo = "" if n == 0 else (size if n == 1 else f"{n} * {size}")
-                    index[wide] = f"{lo}:{size if n == 0 else f'{n + 1} * {size}'}"
+                    index[wide] = f"{multiple(n, size)}:{multiple(n + 1, size)}"
                 read = f"{stacked}[{', '.join(index)}]".replace(", :]", "]").replace(", :]", "]")
                 what = text(members[0][0]) + (f" … {text(members[-1][0])}" if len(members) > 1 else "")
                 line = "" if n else f"{stacked} = {code}  # {what}, every step at once"
@@ -185,8 +189,7 @@ class LoopForward:
         if len(run) < 2:
             return fwd
         lo, hi = run[0], run[-1] + 1
-        span = ("" if lo == 0 else (size if lo == 1 else f"{lo} * {size}")) + ":" + \
-            ("" if hi == len(syms) else (size if hi == 1 else f"{hi} * {size}"))
+        span = f"{multiple(lo, size)}:{'' if hi == len(syms) else multiple(hi, size)}"
         block = (f"{self.code(product)}[:, {span}]" if g.left else f"{self.code(product)}[{span}]") \
             if span != ":" else self.code(product)
         fused = ir.symbol(f"{product.name} fused {lo}", tuple(

@@ -50,23 +50,23 @@ def share(stmts: list[Stmt]) -> list[Stmt]:
     and each max pooling's route reading the pooled value."""
     nodes = _nodes(stmts)
     filters = {(n.op.name, n.children[0], n.attrs) for n in nodes if n.op.name in CONVS.values()}
-    convs = {(n.children[0], n.attrs) for n in nodes
-             if n.op.name in CONVS and (CONVS[n.op.name], n.children[0], n.attrs) in filters and _kernel(n.children[1])}
+    kernels = {(n.children[0], n.attrs): k for n in nodes if n.op.name in CONVS
+               and (CONVS[n.op.name], n.children[0], n.attrs) in filters and (k := _kernel(n.children[1]))}
     pooled = {(n.children[0], n.attrs) for n in nodes if n.op.name == "max_pool2d"}
-    kernels = {(n.children[0], n.attrs): _kernel(n.children[1]) for n in nodes if n.op.name in CONVS}
+    routes = {n for n in nodes if n.op.name == "max_pool2d_route" and (n.children[1], n.attrs) in pooled}
+    if not kernels and not routes:
+        return stmts
 
     def new(n: OpNode, kids: list[Basic]) -> Basic:
         name = n.op.name
-        if (name in CONVS or name in CONVS.values()) and (key := (n.children[0], n.attrs)) in convs:
+        if (name in CONVS or name in CONVS.values()) and (key := (n.children[0], n.attrs)) in kernels:
             stride, pad, batch = n.attrs
             cols = ir.node("im2col", kids[0], stride, pad, batch, *map(Integer, kernels[key]))
             return ir.node("conv_windows" if name in CONVS else "corr_windows", cols, kids[1], batch)
-        if name == "max_pool2d_route" and (n.children[1], n.attrs) in pooled:
+        if n in routes:
             return ir.node("max_pool2d_route_at", *kids, ir.node("max_pool2d", kids[1], *n.attrs), *n.attrs)
         return n if all(k is c for k, c in zip(kids, n.children)) else n.func(*kids, *n.attrs)
 
-    if not convs and not any(n.op.name == "max_pool2d_route" and (n.children[1], n.attrs) in pooled for n in nodes):
-        return stmts
     done: dict[Basic, Basic] = {}
     for s in stmts:  # children before parents, without recursion: chains are deep
         todo = [(s.expr, False)]
